@@ -1,0 +1,157 @@
+import { createConnection } from 'node:net';
+import { hexToKey, keyToHex } from './keys.js';
+
+/** Where wireguard-go (and the kernel module's wg(8) compatibility) put the per-interface UAPI socket. */
+export const UAPI_DIR = process.env.WGP2P_UAPI_DIR ?? '/var/run/wireguard';
+
+export function uapiSocketPath(ifname: string): string {
+  return `${UAPI_DIR}/${ifname}.sock`;
+}
+
+export interface PeerState {
+  publicKey: string;
+  endpoint?: string;
+  allowedIps: string[];
+  persistentKeepalive: number;
+  /** Milliseconds since the epoch of the last handshake, 0 if none (as the device reports it). */
+  lastHandshakeMs: number;
+  rxBytes: number;
+  txBytes: number;
+}
+
+export interface DeviceState {
+  publicKey?: string;
+  listenPort: number;
+  fwmark: number;
+  peers: PeerState[];
+}
+
+export class UapiError extends Error {
+  override name = 'UapiError';
+}
+
+/** One request/response exchange over the UAPI socket (see wireguard.com/xplatform). */
+export function uapiRequest(ifname: string, request: string, timeoutMs = 2000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(uapiSocketPath(ifname));
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new UapiError(`${ifname}: UAPI did not answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => sock.write(request));
+    sock.on('data', (d: string) => {
+      buf += d;
+      // A response ends with an empty line, after the errno line.
+      if (buf.endsWith('\n\n')) {
+        clearTimeout(timer);
+        sock.end();
+        resolve(buf);
+      }
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const hint = err.code === 'ENOENT' ? ` (no WireGuard interface "${ifname}" is up: ${uapiSocketPath(ifname)} is missing)` : '';
+      reject(new UapiError(`${ifname}: ${err.message}${hint}`));
+    });
+  });
+}
+
+function errnoOf(text: string): number {
+  const m = /(?:^|\n)errno=(-?\d+)\n/.exec(text);
+  return m ? Number(m[1]) : -1;
+}
+
+export function parseGet(text: string): DeviceState {
+  const device: DeviceState = { listenPort: 0, fwmark: 0, peers: [] };
+  let peer: PeerState | undefined;
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq < 0) continue;
+    const key = line.slice(0, eq);
+    const value = line.slice(eq + 1);
+    switch (key) {
+      case 'public_key':
+        peer = { publicKey: hexToKey(value), allowedIps: [], persistentKeepalive: 0, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0 };
+        device.peers.push(peer);
+        break;
+      case 'listen_port':
+        device.listenPort = Number(value);
+        break;
+      case 'fwmark':
+        device.fwmark = Number(value);
+        break;
+      case 'endpoint':
+        if (peer) peer.endpoint = value;
+        break;
+      case 'allowed_ip':
+        peer?.allowedIps.push(value);
+        break;
+      case 'persistent_keepalive_interval':
+        if (peer) peer.persistentKeepalive = Number(value);
+        break;
+      case 'last_handshake_time_sec':
+        if (peer) peer.lastHandshakeMs += Number(value) * 1000;
+        break;
+      case 'last_handshake_time_nsec':
+        if (peer) peer.lastHandshakeMs += Math.floor(Number(value) / 1e6);
+        break;
+      case 'rx_bytes':
+        if (peer) peer.rxBytes = Number(value);
+        break;
+      case 'tx_bytes':
+        if (peer) peer.txBytes = Number(value);
+        break;
+    }
+  }
+  return device;
+}
+
+export async function getDevice(ifname: string): Promise<DeviceState> {
+  const text = await uapiRequest(ifname, 'get=1\n\n');
+  const errno = errnoOf(text);
+  if (errno !== 0) throw new UapiError(`${ifname}: UAPI get failed (errno ${errno})`);
+  return parseGet(text);
+}
+
+export interface PeerUpdate {
+  publicKey: string;
+  remove?: boolean;
+  endpoint?: string;
+  persistentKeepalive?: number;
+  /** Replaces the peer's allowed IPs when given. */
+  allowedIps?: string[];
+}
+
+export interface DeviceUpdate {
+  privateKey?: string;
+  listenPort?: number;
+  peers?: PeerUpdate[];
+}
+
+export function formatSet(update: DeviceUpdate): string {
+  let out = 'set=1\n';
+  if (update.privateKey !== undefined) out += `private_key=${keyToHex(update.privateKey)}\n`;
+  if (update.listenPort !== undefined) out += `listen_port=${update.listenPort}\n`;
+  for (const p of update.peers ?? []) {
+    out += `public_key=${keyToHex(p.publicKey)}\n`;
+    if (p.remove) {
+      out += 'remove=true\n';
+      continue;
+    }
+    if (p.endpoint !== undefined) out += `endpoint=${p.endpoint}\n`;
+    if (p.persistentKeepalive !== undefined) out += `persistent_keepalive_interval=${p.persistentKeepalive}\n`;
+    if (p.allowedIps !== undefined) {
+      out += 'replace_allowed_ips=true\n';
+      for (const ip of p.allowedIps) out += `allowed_ip=${ip}\n`;
+    }
+  }
+  return out + '\n';
+}
+
+export async function setDevice(ifname: string, update: DeviceUpdate): Promise<void> {
+  const text = await uapiRequest(ifname, formatSet(update));
+  const errno = errnoOf(text);
+  if (errno !== 0) throw new UapiError(`${ifname}: UAPI set failed (errno ${errno})`);
+}

@@ -1,0 +1,326 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run, type RunOptions, type RunResult } from '../core/exec.js';
+import { formatCidr, formatIPv4, isUsableHost, nthHost, size } from '../core/ipv4.js';
+import { spawnDaemon } from './daemon.js';
+import { natRuleset } from './nat-rules.js';
+import { addNamespace, deleteNamespace, ipBatch, killAllIn, listNamespaces, namespaceExists, sysctl } from './netns.js';
+import { preflight } from './preflight.js';
+import { LAB_STATE_DIR, listStates, readState, removeState, writeState, type LabState } from './state.js';
+import { segmentOf, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan } from './topology.js';
+import { miniupnpdConfig } from './upnp.js';
+import { removeWireGuardSockets, startWireGuard, type WireGuardStart } from './wireguard.js';
+
+export type Progress = (message: string, done: number, total: number) => void;
+
+export interface UpOptions {
+  topologyFile?: string;
+  onProgress?: Progress;
+}
+
+const INTERNET = 'internet';
+const active = new Set<Lab>();
+
+/** A running lab: namespaces named `<lab>-<node>`, a record in /run, and helpers to drive it. */
+export class Lab {
+  private constructor(
+    readonly plan: LabPlan,
+    private state: LabState,
+  ) {}
+
+  get name(): string {
+    return this.plan.name;
+  }
+
+  ns(node: string): string {
+    return `${this.name}-${node}`;
+  }
+
+  get logDir(): string {
+    return join(LAB_STATE_DIR, this.name);
+  }
+
+  static async up(plan: LabPlan, opts: UpOptions = {}): Promise<Lab> {
+    const needsWg = plan.hosts.some((h) => h.wireguard);
+    preflight([
+      'ip',
+      'nft',
+      'sysctl',
+      ...(plan.routers.some((r) => r.hairpin) ? ['conntrack'] : []),
+      ...(plan.routers.some((r) => r.upnp) ? ['miniupnpd'] : []),
+      ...(needsWg ? ['wg', 'wireguard-go'] : []),
+    ]);
+    const prefix = `${plan.name}-`;
+    if ((await readState(plan.name)) || (await listNamespaces()).some((n) => n.startsWith(prefix))) {
+      throw new Error(`a lab named "${plan.name}" is already up (or left over); run "wgp2p lab down ${plan.name}" first`);
+    }
+    const nodes = [INTERNET, ...plan.routers.map((r) => r.name), ...plan.hosts.map((h) => h.name)];
+    const lab = new Lab(plan, {
+      name: plan.name,
+      topologyFile: opts.topologyFile,
+      createdAt: new Date().toISOString(),
+      plan,
+      namespaces: nodes.map((n) => `${plan.name}-${n}`),
+      wireguard: plan.hosts.filter((h) => h.wireguard).map((h) => ({ host: h.name, interface: h.wireguard!.interface })),
+    });
+    // The record is written before anything exists, so that a crash at any point leaves enough for `lab down`.
+    await writeState(lab.state);
+    await mkdir(lab.logDir, { recursive: true, mode: 0o700 });
+    active.add(lab);
+    const total = 1 + plan.routers.length + plan.hosts.length;
+    let done = 0;
+    const step = (msg: string) => opts.onProgress?.(msg, ++done, total);
+    try {
+      await lab.buildInternet();
+      step('internet');
+      for (const r of plan.routers) {
+        await lab.buildRouter(r);
+        step(`router ${r.name} (${r.carrierOf ? `carrier NAT of ${r.carrierOf}` : r.profile})`);
+      }
+      for (const h of plan.hosts) {
+        await lab.buildHost(h);
+        step(`host ${h.name}`);
+      }
+    } catch (err) {
+      await lab.down();
+      throw err;
+    }
+    return lab;
+  }
+
+  /** Attaches to a lab brought up earlier (by this or another process). */
+  static async open(name: string): Promise<Lab> {
+    const state = await readState(name);
+    if (!state) throw new Error(`no lab named "${name}" is up (see "wgp2p lab status")`);
+    return new Lab(state.plan as LabPlan, state);
+  }
+
+  static async list(): Promise<string[]> {
+    return listStates();
+  }
+
+  /**
+   * Removes everything a lab made: processes, namespaces, WireGuard sockets, its record.
+   * Works from the record and from a namespace scan, so leftovers of a crashed run go too.
+   */
+  static async destroy(name: string): Promise<string[]> {
+    const state = await readState(name).catch(() => undefined);
+    const prefix = `${name}-`;
+    const namespaces = new Set([...(state?.namespaces ?? []), ...(await listNamespaces()).filter((n) => n.startsWith(prefix))]);
+    // Kill everything first, so that no daemon is left holding a namespace while its neighbours go.
+    await Promise.all([...namespaces].filter(namespaceExists).map((n) => killAllIn(n)));
+    await Promise.all([...namespaces].map((n) => deleteNamespace(n)));
+    await removeWireGuardSockets((state?.wireguard ?? []).map((w) => w.interface));
+    await rm(join(LAB_STATE_DIR, name), { recursive: true, force: true });
+    await removeState(name);
+    return [...namespaces];
+  }
+
+  async down(): Promise<void> {
+    active.delete(this);
+    await Lab.destroy(this.name);
+  }
+
+  // ---- building -------------------------------------------------------------------------------
+
+  private async buildInternet(): Promise<void> {
+    const ns = this.ns(INTERNET);
+    await addNamespace(ns);
+    const inet = this.plan.internet;
+    await sysctl(ns, { 'net.ipv4.ip_forward': 1, 'net.ipv4.conf.all.send_redirects': 0, 'net.ipv6.conf.all.disable_ipv6': 1 });
+    await ipBatch(ns, [
+      'link add br0 type bridge',
+      `addr add ${formatIPv4(inet.gateway)}/${inet.subnet.prefix} dev br0`,
+      'link set br0 up',
+    ]);
+  }
+
+  /** Connects `node`'s namespace to a segment with a veth pair: `ifname` inside, the node's name on the bridge side. */
+  private async plug(node: string, ifname: string, seg: SegmentPlan, address: number): Promise<void> {
+    const segNs = this.ns(seg.name);
+    const bridge = seg.name === INTERNET ? 'br0' : 'lan';
+    await run('ip', ['link', 'add', 'name', ifname, 'netns', this.ns(node), 'type', 'veth', 'peer', 'name', node, 'netns', segNs]);
+    await ipBatch(segNs, [`link set dev ${node} master ${bridge}`, `link set dev ${node} up`]);
+    await ipBatch(this.ns(node), [
+      `addr add ${formatIPv4(address)}/${seg.subnet.prefix} dev ${ifname}`,
+      `link set dev ${ifname} up`,
+      `route replace default via ${formatIPv4(seg.gateway)}`,
+    ]);
+  }
+
+  private async buildRouter(r: RouterPlan): Promise<void> {
+    const ns = this.ns(r.name);
+    await addNamespace(ns);
+    await sysctl(ns, {
+      'net.ipv4.ip_forward': 1,
+      'net.ipv4.conf.all.send_redirects': 0,
+      'net.ipv4.conf.all.rp_filter': 0,
+      'net.ipv6.conf.all.disable_ipv6': 1,
+    });
+    await ipBatch(ns, [
+      'link add lan type bridge',
+      `addr add ${formatIPv4(r.lan.gateway)}/${r.lan.subnet.prefix} dev lan`,
+      'link set lan up',
+    ]);
+    await this.plug(r.name, 'wan', segmentOf(this.plan, r.upstream)!, r.wan);
+    if (r.upstream === INTERNET && (r.nat === 'open' || r.nat === 'firewall')) {
+      // Public (un-NATed) LANs are routed by the internet core via the router's WAN address.
+      await ipBatch(this.ns(INTERNET), [`route add ${formatCidr(r.lan.subnet)} via ${formatIPv4(r.wan)}`]);
+    }
+    await run('nft', ['-f', '-'], { netns: ns, input: natRuleset(r) });
+    if (r.hairpin) {
+      this.daemon(r.name, 'hairpin', process.execPath, [
+        new URL('./hairpin-daemon.js', import.meta.url).pathname,
+        '--wan', formatIPv4(r.wan),
+        '--lan', formatCidr(r.lan.subnet),
+      ]);
+    }
+    if (r.upnp) await this.startMiniupnpd(r);
+  }
+
+  private daemon(node: string, what: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): number {
+    return spawnDaemon(this.ns(node), cmd, args, join(this.logDir, `${node}.${what}.log`), env);
+  }
+
+  private async startMiniupnpd(r: RouterPlan): Promise<void> {
+    const conf = join(this.logDir, `${r.name}.miniupnpd.conf`);
+    await writeFile(conf, miniupnpdConfig(r), { mode: 0o600 });
+    // -d keeps it in the foreground (we own its lifetime); -f points at our config.
+    this.daemon(r.name, 'miniupnpd', 'miniupnpd', ['-d', '-f', conf, '-P', join(this.logDir, `${r.name}.miniupnpd.pid`)]);
+  }
+
+  private async buildHost(h: HostPlan): Promise<void> {
+    const ns = this.ns(h.name);
+    await addNamespace(ns);
+    await sysctl(ns, { 'net.ipv6.conf.all.disable_ipv6': 1, 'net.ipv4.conf.all.rp_filter': 0 });
+    await this.plug(h.name, 'eth0', segmentOf(this.plan, h.network)!, h.address);
+    if (h.wireguard) {
+      await startWireGuard(ns, h.wireguard.interface, { listenPort: h.wireguard.listenPort, logFile: join(this.logDir, `${h.name}.wireguard-go.log`) });
+    }
+  }
+
+  // ---- operating ------------------------------------------------------------------------------
+
+  host(name: string): HostPlan {
+    const h = this.plan.hosts.find((x) => x.name === name);
+    if (!h) throw new Error(`lab "${this.name}" has no host "${name}" (hosts: ${this.plan.hosts.map((x) => x.name).join(', ')})`);
+    return h;
+  }
+
+  router(name: string): RouterPlan {
+    const r = this.plan.routers.find((x) => x.name === name);
+    if (!r) throw new Error(`lab "${this.name}" has no router "${name}"`);
+    return r;
+  }
+
+  address(host: string): string {
+    return formatIPv4(this.host(host).address);
+  }
+
+  /** The address the internet sees for a node: its own if public, else its outermost router's WAN address. */
+  publicAddress(node: string): string {
+    let network = this.plan.hosts.find((h) => h.name === node)?.network;
+    let addr = network === undefined ? this.router(node).wan : this.host(node).address;
+    if (network === undefined) network = this.router(node).upstream;
+    while (network !== INTERNET) {
+      const r = this.router(network);
+      if (r.nat === 'open' || r.nat === 'firewall') break;
+      addr = r.wan;
+      network = r.upstream;
+    }
+    return formatIPv4(addr);
+  }
+
+  exec(node: string, cmd: string, args: readonly string[] = [], opts: Omit<RunOptions, 'netns'> = {}): Promise<RunResult> {
+    if (!this.plan.hosts.some((h) => h.name === node) && !this.plan.routers.some((r) => r.name === node) && node !== INTERNET) {
+      throw new Error(`lab "${this.name}" has no node "${node}"`);
+    }
+    return run(cmd, args, { ...opts, netns: this.ns(node) });
+  }
+
+  /** First free address of a segment, for hosts that join or roam. */
+  freeAddress(network: string): number {
+    const seg = segmentOf(this.plan, network);
+    if (!seg) throw new Error(`no network "${network}" in lab "${this.name}"`);
+    const taken = new Set<number>([
+      seg.gateway,
+      ...this.plan.hosts.filter((h) => h.network === network).map((h) => h.address),
+      ...this.plan.routers.filter((r) => r.upstream === network).map((r) => r.wan),
+    ]);
+    for (let n = 2; n < size(seg.subnet) - 1; n++) {
+      const ip = nthHost(seg.subnet, n);
+      if (!taken.has(ip)) return ip;
+    }
+    throw new Error(`network "${network}" has no free address`);
+  }
+
+  /**
+   * Roams a host: unplugs it from its segment and plugs it into another, keeping its namespace and
+   * every process (WireGuard included) running, like a laptop moving between Wi-Fi networks.
+   */
+  async moveHost(host: string, network: string, address?: string): Promise<string> {
+    const h = this.host(host);
+    const seg = segmentOf(this.plan, network);
+    if (!seg) throw new Error(`no network "${network}" in lab "${this.name}"`);
+    const ip = address !== undefined ? parseAddress(address, seg) : this.freeAddress(network);
+    await run('ip', ['-n', this.ns(host), 'link', 'del', 'eth0']);
+    await this.plug(host, 'eth0', seg, ip);
+    h.network = network;
+    h.address = ip;
+    this.state.plan = this.plan;
+    await writeState(this.state);
+    return formatIPv4(ip);
+  }
+
+  /** Starts a userspace WireGuard interface in a host and records it for teardown. */
+  async startWireGuard(host: string, ifname: string, opts: Omit<WireGuardStart, 'logFile'> = {}): Promise<void> {
+    this.host(host);
+    this.state.wireguard.push({ host, interface: ifname });
+    await writeState(this.state);
+    await startWireGuard(this.ns(host), ifname, { ...opts, logFile: join(this.logDir, `${host}.${ifname}.log`) });
+  }
+
+  /** Records an interface that something else (wg-quick) brings up, so teardown removes its socket. */
+  async recordWireGuard(host: string, ifname: string): Promise<void> {
+    this.state.wireguard.push({ host, interface: ifname });
+    await writeState(this.state);
+  }
+
+  get wireguardInterfaces(): { host: string; interface: string }[] {
+    return [...this.state.wireguard];
+  }
+
+  /** Starts a helper process in a node that lives until teardown. */
+  spawn(node: string, what: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): number {
+    return this.daemon(node, what, cmd, args, env);
+  }
+}
+
+function parseAddress(text: string, seg: SegmentPlan): number {
+  const parts = text.split('.').map(Number);
+  const ip = parts.reduce((a, p) => a * 256 + p, 0);
+  if (parts.length !== 4 || !isUsableHost(seg.subnet, ip)) {
+    throw new Error(`address ${text} is not a usable address of ${seg.name} (${formatCidr(seg.subnet)})`);
+  }
+  return ip;
+}
+
+/**
+ * Tears down every lab this process brought up when it is interrupted or crashes, then exits.
+ * Call once in any process that creates labs (the CLI, test files, benchmarks).
+ */
+export function teardownOnExit(): void {
+  let tearingDown = false;
+  const handler = (code: number) => {
+    if (tearingDown) return;
+    tearingDown = true;
+    Promise.allSettled([...active].map((l) => l.down())).finally(() => process.exit(code));
+  };
+  process.once('SIGINT', () => handler(130));
+  process.once('SIGTERM', () => handler(143));
+  process.once('SIGHUP', () => handler(129));
+}
+
+export function activeLabs(): Lab[] {
+  return [...active];
+}

@@ -1,0 +1,71 @@
+import { formatCidr, formatIPv4 } from '../core/ipv4.js';
+import type { RouterPlan } from './topology.js';
+
+/** nftables table that holds a lab router's whole behaviour; miniupnpd is pointed at it too. */
+export const NFT_TABLE = 'lab';
+export const HAIRPIN_MAP = 'hairpin';
+
+/**
+ * The nftables ruleset that makes a router namespace behave like its NAT profile.
+ * Interface names are fixed by the builder: "wan" upstream, "lan" (a bridge) for the inside.
+ */
+export function natRuleset(r: RouterPlan): string {
+  const wan = formatIPv4(r.wan);
+  const lan = formatCidr(r.lan.subnet);
+  const translates = r.nat !== 'open' && r.nat !== 'firewall';
+  const pre: string[] = [];
+  const post: string[] = [];
+  const input: string[] = [];
+  const forward: string[] = ['ct state established,related accept'];
+
+  if (r.upnp) {
+    pre.push('jump prerouting_miniupnpd');
+    post.push('jump postrouting_miniupnpd');
+    forward.push('jump miniupnpd');
+  }
+  if (r.nat === 'cone' && r.exposedHost !== undefined) {
+    // Endpoint-independent filtering: anything sent to the WAN address reaches the exposed host (section 6).
+    pre.push(`iifname "wan" ip daddr ${wan} meta l4proto udp dnat ip to ${formatIPv4(r.exposedHost)}`);
+  }
+  if (r.hairpin) {
+    // Filled at run time from conntrack events by the hairpin daemon: external port -> inside host:port.
+    pre.push(`iifname "lan" ip daddr ${wan} udp dport @${HAIRPIN_MAP} dnat ip to udp dport map @${HAIRPIN_MAP}`);
+    // The inside receiver must see the sender's public address, and its reply must come back through us.
+    post.push(`oifname "lan" ip saddr ${lan} ip daddr ${lan} ct status dnat snat ip to ${wan}`);
+  }
+  if (translates) {
+    // MASQUERADE keeps the inside port unless the tuple is taken; fully-random makes the mapping endpoint-dependent.
+    post.push(`oifname "wan" ip saddr ${lan} masquerade${r.nat === 'symmetric' ? ' fully-random' : ''}`);
+  }
+
+  if (r.nat !== 'open' && r.nat !== 'restricted-leaky') {
+    // Home routers drop unsolicited WAN input; an accepted packet would be confirmed in conntrack and poison the port.
+    input.push('iifname "wan" ct state established,related accept', 'iifname "wan" drop');
+  }
+
+  if (r.nat === 'open') {
+    forward.push('accept');
+  } else {
+    forward.push('ct status dnat accept');
+    if (r.nat === 'udp-blocked') {
+      forward.push('iifname "lan" meta l4proto udp drop', 'iifname "lan" tcp dport != { 80, 443 } drop');
+    }
+    forward.push('iifname "lan" accept');
+  }
+
+  const chain = (name: string, head: string, rules: string[]) =>
+    `  chain ${name} {\n    ${head}\n${rules.map((l) => `    ${l}\n`).join('')}  }\n`;
+  let out = `table inet ${NFT_TABLE} {\n`;
+  if (r.hairpin) out += `  map ${HAIRPIN_MAP} {\n    type inet_service : ipv4_addr . inet_service\n  }\n`;
+  if (r.upnp) {
+    out += chain('miniupnpd', '', []);
+    out += chain('prerouting_miniupnpd', '', []);
+    out += chain('postrouting_miniupnpd', '', []);
+  }
+  out += chain('prerouting', 'type nat hook prerouting priority dstnat; policy accept;', pre);
+  out += chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', post);
+  out += chain('input', 'type filter hook input priority filter; policy accept;', input);
+  out += chain('forward', 'type filter hook forward priority filter; policy drop;', forward);
+  out += '}\n';
+  return out;
+}

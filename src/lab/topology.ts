@@ -1,0 +1,315 @@
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import YAML from 'yaml';
+import { upnpRefusesWan } from './upnp-reserved.js';
+import { formatCidr, formatIPv4, isUsableHost, nthHost, overlaps, parseIPv4, parseSubnet, type Cidr } from '../core/ipv4.js';
+
+export const NAT_PROFILES = [
+  'open',
+  'firewall',
+  'cone',
+  'restricted',
+  'restricted-leaky',
+  'symmetric',
+  'udp-blocked',
+  'cgnat',
+] as const;
+export type NatProfile = (typeof NAT_PROFILES)[number];
+
+/** Names become namespace suffixes and veth names inside namespaces, so they must fit in IFNAMSIZ. */
+const NODE_NAME = /^[a-z][a-z0-9-]{0,14}$/;
+const RESERVED_NAMES = new Set(['internet', 'lan', 'wan', 'br0', 'lo', 'eth0']);
+export const IFNAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
+
+const nodeName = z
+  .string()
+  .regex(NODE_NAME, 'must be 1-15 characters: lower-case letters, digits and "-", starting with a letter')
+  .refine((n) => !RESERVED_NAMES.has(n), { message: `is reserved (${[...RESERVED_NAMES].join(', ')})` });
+const ipv4 = z.string().refine(isIPv4Text, { message: 'must be an IPv4 address like 192.168.1.2' });
+const subnet = z.string().refine((s) => parseSubnet(s) !== undefined, {
+  message: 'must be an IPv4 subnet with host bits clear, like 192.168.1.0/24',
+});
+function isIPv4Text(s: string): boolean {
+  return parseIPv4(s) !== undefined;
+}
+
+const wireguardSchema = z
+  .object({
+    interface: z
+      .string()
+      .max(15, 'is longer than the 15 characters Linux allows for an interface name')
+      .regex(IFNAME, 'may only hold letters, digits and _=+.-'),
+    listenPort: z.number().int().min(1).max(65535).optional(),
+  })
+  .strict();
+
+const routerSchema = z
+  .object({
+    name: nodeName,
+    profile: z.enum(NAT_PROFILES, {
+      error: () => `must be one of ${NAT_PROFILES.join(', ')}`,
+    }),
+    wan: ipv4.describe('the router\'s address on its upstream network'),
+    lan: subnet,
+    upstream: nodeName.optional().describe('a router whose LAN this router sits on (default: the internet)'),
+    hairpin: z.boolean().default(false),
+    upnp: z.boolean().default(false),
+    exposedHost: nodeName.optional().describe('cone: the inside host that unsolicited inbound UDP is forwarded to'),
+    carrierLan: subnet.optional().describe('cgnat: the carrier network between the two NATs'),
+  })
+  .strict();
+
+const hostSchema = z
+  .object({
+    name: nodeName,
+    network: z.string().describe('"internet" or the name of a router'),
+    address: ipv4,
+    wireguard: wireguardSchema.optional(),
+  })
+  .strict();
+
+export const topologySchema = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9]{0,11}$/, 'must be 1-12 lower-case letters or digits, starting with a letter'),
+    description: z.string().optional(),
+    internet: z.object({ subnet }).strict().default({ subnet: '203.0.113.0/24' }),
+    routers: z.array(routerSchema).default([]),
+    hosts: z.array(hostSchema).min(1, 'a topology needs at least one host'),
+  })
+  .strict();
+
+export type TopologyInput = z.input<typeof topologySchema>;
+export type Topology = z.output<typeof topologySchema>;
+
+export class TopologyError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid topology:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'TopologyError';
+  }
+}
+
+/** A network segment: the internet or one router's LAN. Lives as a bridge in its owner's namespace. */
+export interface SegmentPlan {
+  /** "internet" or the owning router's name. */
+  name: string;
+  subnet: Cidr;
+  gateway: number;
+}
+
+export interface RouterPlan {
+  name: string;
+  /** What the user asked for (cgnat shows as cgnat even though it is built from two NATs). */
+  profile: NatProfile;
+  /** Filtering/mapping behaviour actually installed in this namespace. */
+  nat: Exclude<NatProfile, 'cgnat'>;
+  wan: number;
+  upstream: string;
+  lan: SegmentPlan;
+  hairpin: boolean;
+  upnp: boolean;
+  exposedHost?: number;
+  /** True for the carrier NAT that a cgnat router expands into. */
+  carrierOf?: string;
+}
+
+export interface HostPlan {
+  name: string;
+  network: string;
+  address: number;
+  wireguard?: { interface: string; listenPort?: number };
+}
+
+export interface LabPlan {
+  name: string;
+  internet: SegmentPlan;
+  /** Upstream routers come before the routers behind them. */
+  routers: RouterPlan[];
+  hosts: HostPlan[];
+}
+
+function issuePath(path: readonly PropertyKey[]): string {
+  return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+}
+
+export function parseTopology(raw: unknown): LabPlan {
+  const parsed = topologySchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new TopologyError(parsed.error.issues.map((i) => `${issuePath(i.path) || '(top)'}: ${i.message}`));
+  }
+  return plan(parsed.data);
+}
+
+export async function loadTopology(file: string): Promise<LabPlan> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new TopologyError([`${file}: cannot read the topology file (${(err as Error).message})`]);
+  }
+  let raw: unknown;
+  try {
+    raw = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+  } catch (err) {
+    throw new TopologyError([`${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'} (${(err as Error).message})`]);
+  }
+  return parseTopology(raw);
+}
+
+function plan(t: Topology): LabPlan {
+  const problems: string[] = [];
+  const internet: SegmentPlan = segment('internet', parseSubnet(t.internet.subnet)!);
+
+  const names = new Map<string, string>();
+  const claim = (name: string, where: string) => {
+    const prior = names.get(name);
+    if (prior) problems.push(`${where}.name: "${name}" is already used by ${prior}; names must be unique`);
+    else names.set(name, where);
+  };
+  t.routers.forEach((r, i) => claim(r.name, `routers[${i}]`));
+  t.hosts.forEach((h, i) => claim(h.name, `hosts[${i}]`));
+
+  const routersByName = new Map(t.routers.map((r) => [r.name, r]));
+  // cgnat routers expand into a carrier NAT in front of a home NAT.
+  const carrierNames = new Map<string, string>();
+  t.routers.forEach((r, i) => {
+    if (r.profile !== 'cgnat') return;
+    const carrier = `${r.name.slice(0, 11)}-cgn`;
+    if (names.has(carrier)) problems.push(`routers[${i}].name: "${carrier}" (the carrier NAT of cgnat router "${r.name}") clashes with another name`);
+    carrierNames.set(r.name, carrier);
+  });
+
+  // Segments and their overlaps.
+  const segments: { where: string; seg: SegmentPlan }[] = [{ where: 'internet.subnet', seg: internet }];
+  t.routers.forEach((r, i) => {
+    segments.push({ where: `routers[${i}].lan`, seg: segment(r.name, parseSubnet(r.lan)!) });
+    if (r.profile === 'cgnat') {
+      const carrierLan = parseSubnet(r.carrierLan ?? `100.64.${i}.0/24`)!;
+      segments.push({ where: `routers[${i}].carrierLan`, seg: segment(carrierNames.get(r.name)!, carrierLan) });
+    }
+  });
+  for (let a = 0; a < segments.length; a++) {
+    for (let b = a + 1; b < segments.length; b++) {
+      if (overlaps(segments[a].seg.subnet, segments[b].seg.subnet)) {
+        problems.push(
+          `${segments[b].where}: ${formatCidr(segments[b].seg.subnet)} overlaps ${segments[a].where} (${formatCidr(segments[a].seg.subnet)}); choose a subnet that does not`,
+        );
+      }
+    }
+  }
+  const segmentByName = new Map(segments.map((s) => [s.seg.name, s.seg]));
+
+  // Upstream references, cycles, and where public (un-NATed) LANs may sit.
+  t.routers.forEach((r, i) => {
+    if (r.upstream === undefined) return;
+    if (!routersByName.has(r.upstream)) problems.push(`routers[${i}].upstream: no router is named "${r.upstream}"`);
+    if (r.profile === 'open' || r.profile === 'firewall') {
+      problems.push(`routers[${i}].upstream: an ${r.profile} router routes public addresses and must sit on the internet; remove "upstream"`);
+    }
+  });
+  const order = topoOrder(t.routers, problems);
+
+  // Addresses: inside their segment, usable, not the gateway, unique.
+  const used = new Map<number, string>();
+  const placeAddress = (where: string, ip: number, seg: SegmentPlan | undefined, segName: string) => {
+    if (!seg) {
+      problems.push(`${where}: network "${segName}" does not exist; use "internet" or a router's name`);
+      return;
+    }
+    if (!isUsableHost(seg.subnet, ip)) {
+      problems.push(`${where}: ${formatIPv4(ip)} is outside ${segName}'s subnet ${formatCidr(seg.subnet)} or is its network/broadcast address`);
+      return;
+    }
+    if (ip === seg.gateway) {
+      problems.push(`${where}: ${formatIPv4(ip)} is ${segName}'s gateway address; pick another`);
+      return;
+    }
+    const prior = used.get(ip);
+    if (prior) problems.push(`${where}: ${formatIPv4(ip)} is already used by ${prior}`);
+    else used.set(ip, where);
+  };
+
+  const routers: RouterPlan[] = [];
+  for (const i of order) {
+    const r = t.routers[i];
+    const upstream = r.upstream ?? 'internet';
+    const wan = parseIPv4(r.wan)!;
+    placeAddress(`routers[${i}].wan`, wan, segmentByName.get(upstream), upstream);
+    const lan = segmentByName.get(r.name)!;
+    if (r.profile === 'cgnat') {
+      const carrier = carrierNames.get(r.name)!;
+      const carrierLan = segmentByName.get(carrier)!;
+      // A carrier-grade NAT maps endpoint-independently (RFC 6888 REQ-1 via RFC 4787) and filters like a home router.
+      routers.push({ name: carrier, profile: 'restricted', nat: 'restricted', wan, upstream, lan: carrierLan, hairpin: false, upnp: false, carrierOf: r.name });
+      routers.push({ name: r.name, profile: 'cgnat', nat: 'restricted', wan: nthHost(carrierLan.subnet, 2), upstream: carrier, lan, hairpin: r.hairpin, upnp: r.upnp });
+    } else {
+      routers.push({ name: r.name, profile: r.profile, nat: r.profile, wan, upstream, lan, hairpin: r.hairpin, upnp: r.upnp });
+    }
+    if (r.upnp && upstream === 'internet' && upnpRefusesWan(wan)) {
+      problems.push(`routers[${i}].upnp: miniupnpd refuses to map ports on a reserved WAN address (${r.wan}); put the internet on a public-looking subnet such as 192.0.3.0/24`);
+    }
+    if (r.exposedHost !== undefined && r.profile !== 'cone') problems.push(`routers[${i}].exposedHost: only a cone router forwards unsolicited traffic to a host; remove it`);
+  }
+
+  const ifnames = new Map<string, string>();
+  const hosts: HostPlan[] = t.hosts.map((h, i) => {
+    const address = parseIPv4(h.address)!;
+    if (h.network !== 'internet' && !routersByName.has(h.network)) {
+      problems.push(`hosts[${i}].network: no router is named "${h.network}"; use "internet" or a router's name`);
+    } else {
+      placeAddress(`hosts[${i}].address`, address, segmentByName.get(h.network), h.network);
+    }
+    if (h.wireguard) {
+      const prior = ifnames.get(h.wireguard.interface);
+      // wireguard-go's UAPI sockets share /var/run/wireguard across namespaces.
+      if (prior) problems.push(`hosts[${i}].wireguard.interface: "${h.wireguard.interface}" is already used by ${prior}; WireGuard interface names must be unique across the lab`);
+      else ifnames.set(h.wireguard.interface, `hosts[${i}]`);
+    }
+    return { name: h.name, network: h.network, address, wireguard: h.wireguard };
+  });
+
+  // Cone routers forward unsolicited UDP to one inside host.
+  t.routers.forEach((r, i) => {
+    if (r.profile !== 'cone') return;
+    const inside = hosts.filter((h) => h.network === r.name);
+    const exposedName = r.exposedHost ?? inside[0]?.name;
+    const exposed = inside.find((h) => h.name === exposedName);
+    if (r.exposedHost !== undefined && !exposed) problems.push(`routers[${i}].exposedHost: "${r.exposedHost}" is not a host behind router "${r.name}"`);
+    const rp = routers.find((x) => x.name === r.name);
+    if (rp && exposed) rp.exposedHost = exposed.address;
+  });
+
+  if (problems.length) throw new TopologyError(problems);
+  return { name: t.name, internet, routers, hosts };
+}
+
+function segment(name: string, subnet: Cidr): SegmentPlan {
+  return { name, subnet, gateway: nthHost(subnet, 1) };
+}
+
+/** Orders routers so that each comes after its upstream; reports cycles. */
+function topoOrder(routers: Topology['routers'], problems: string[]): number[] {
+  const index = new Map(routers.map((r, i) => [r.name, i]));
+  const order: number[] = [];
+  const state = new Map<number, 'visiting' | 'done'>();
+  const visit = (i: number, chain: string[]) => {
+    if (state.get(i) === 'done') return;
+    if (state.get(i) === 'visiting') {
+      problems.push(`routers[${i}].upstream: routers form a loop (${[...chain, routers[i].name].join(' -> ')})`);
+      return;
+    }
+    state.set(i, 'visiting');
+    const up = routers[i].upstream;
+    const j = up === undefined ? undefined : index.get(up);
+    if (j !== undefined) visit(j, [...chain, routers[i].name]);
+    state.set(i, 'done');
+    order.push(i);
+  };
+  routers.forEach((_, i) => visit(i, []));
+  return order;
+}
+
+export function segmentOf(plan: LabPlan, network: string): SegmentPlan | undefined {
+  if (network === 'internet') return plan.internet;
+  return plan.routers.find((r) => r.name === network)?.lan;
+}
+

@@ -1,0 +1,156 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { run } from '../core/exec.js';
+import { Lab } from './lab.js';
+import { parseTopology } from './topology.js';
+import { EXPECTED, PROBE_SERVERS, VERIFY_ROWS, verifyTopology, type Behaviour } from './truth-table.js';
+
+const PROBE = fileURLToPath(new URL('./probe.js', import.meta.url));
+const S1 = `${PROBE_SERVERS.s1}:3478`;
+const S1_ALT = `${PROBE_SERVERS.s1}:3479`;
+const S2 = `${PROBE_SERVERS.s2}:3478`;
+
+export interface VerifyResult {
+  row: string;
+  profile: string;
+  measured: Behaviour;
+  expected: Behaviour;
+  /** Names of the columns where measured and expected differ. */
+  mismatches: (keyof Behaviour)[];
+}
+
+async function probe(lab: Lab, host: string, args: string[]): Promise<Record<string, unknown>> {
+  const r = await lab.exec(host, process.execPath, [PROBE, ...args], { timeoutMs: 10_000 });
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+}
+
+/**
+ * Starts a `listen` probe; resolves its mapping as soon as it prints it, and what it received at the end.
+ */
+function listener(lab: Lab, host: string, args: string[]): { observed: Promise<string | null>; received: Promise<string[]> } {
+  const child = spawn('ip', ['netns', 'exec', lab.ns(host), process.execPath, PROBE, 'listen', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  let onObserved: (v: string | null) => void = () => undefined;
+  let onReceived: (v: string[]) => void = () => undefined;
+  const observed = new Promise<string | null>((r) => (onObserved = r));
+  const received = new Promise<string[]>((r) => (onReceived = r));
+  lines.on('line', (line) => {
+    const m = JSON.parse(line) as { observed?: string | null; received?: { tag: string }[] };
+    if ('observed' in m) onObserved(m.observed ?? null);
+    if (m.received) onReceived(m.received.map((x) => x.tag));
+  });
+  child.on('close', () => {
+    onObserved(null);
+    onReceived([]);
+  });
+  return { observed, received };
+}
+
+const sendFrom = (lab: Lab, host: string, to: string, tag: string, via?: string) =>
+  probe(lab, host, ['send', '--port', '0', '--to', to, '--tag', tag, ...(via ? ['--via', via] : [])]).catch(() => undefined);
+
+async function measureRow(lab: Lab, row: string, hasUpnp: boolean): Promise<Behaviour> {
+  const a = `${row}-a`;
+  const b = `${row}-b`;
+  const pub = lab.publicAddress(a);
+  const nat = pub !== lab.address(a);
+
+  const obs = (await probe(lab, a, ['observe', '--port', '40000', '--servers', [S1, S1_ALT, S2].join(',')])) as { observed: Record<string, string | null> };
+  const seen = Object.values(obs.observed);
+  const udp = seen.some((x) => x !== null);
+  const mapping = !udp ? null : new Set(seen).size === 1 && seen[0] !== null ? 'independent' : 'dependent';
+  const portPreserved = !udp ? null : obs.observed[S1]?.endsWith(':40000') ?? false;
+
+  const tcp443 = ((await probe(lab, a, ['tcp', '--to', `${PROBE_SERVERS.s1}:443`])) as { ok: boolean }).ok;
+  const tcp8080 = ((await probe(lab, a, ['tcp', '--to', `${PROBE_SERVERS.s1}:8080`])) as { ok: boolean }).ok;
+  const tcp = tcp8080 && tcp443 ? 'all' : tcp443 ? '80/443' : 'none';
+
+  let filtering: Behaviour['filtering'] = null;
+  if (udp) {
+    const f = (await probe(lab, a, ['filter', '--port', '40001', '--server', S1])) as { tags: string[] };
+    filtering = f.tags.includes('other-addr') ? 'independent' : f.tags.includes('other-port') ? 'address' : 'address+port';
+  }
+
+  const quiet = listener(lab, a, ['--port', '40002', '--ms', '800']);
+  await quiet.observed;
+  await sendFrom(lab, 's2', `${pub}:40002`, 'unsolicited');
+  const unsolicited = (await quiet.received).includes('unsolicited');
+
+  let hairpin: boolean | null = null;
+  if (nat && udp) {
+    const l = listener(lab, a, ['--port', '40003', '--server', S1, '--ms', '800']);
+    const mapped = await l.observed;
+    if (mapped) await sendFrom(lab, b, mapped, 'hairpin');
+    hairpin = (await l.received).includes('hairpin');
+  }
+
+  let portSurvivesProbe: boolean | null = null;
+  if (nat && udp) {
+    // Poison from s2's own probe port, the remote that the host then talks to.
+    await sendFrom(lab, 's1', `${pub}:40004`, 'poison', S2);
+    const after = (await probe(lab, a, ['observe', '--port', '40004', '--servers', S2])) as { observed: Record<string, string | null> };
+    portSurvivesProbe = after.observed[S2]?.endsWith(':40004') ?? false;
+  }
+
+  let upnp: boolean | null = null;
+  let natpmp: boolean | null = null;
+  if (hasUpnp) {
+    upnp = await portMapForwards(lab, a, pub, 40005, 41005, () =>
+      lab.exec(a, 'upnpc', ['-e', 'wgp2p-verify', '-a', lab.address(a), '40005', '41005', 'UDP', '60'], { timeoutMs: 8000, allowFail: true }));
+    const gw = lab.router(row).lan.gateway;
+    natpmp = await portMapForwards(lab, a, pub, 40006, 41006, () =>
+      lab.exec(a, 'natpmpc', ['-g', [gw >>> 24, (gw >>> 16) & 255, (gw >>> 8) & 255, gw & 255].join('.'), '-a', '41006', '40006', 'udp', '60'], { timeoutMs: 8000, allowFail: true }));
+  }
+
+  return { udp, tcp, mapping, portPreserved, filtering, unsolicited, hairpin, portSurvivesProbe, upnp, natpmp };
+}
+
+/** Asks the router for a mapping with `request`, then checks that a datagram from the internet to it arrives. */
+async function portMapForwards(lab: Lab, host: string, pub: string, inside: number, outside: number, request: () => Promise<{ code: number }>): Promise<boolean> {
+  const r = await request();
+  if (r.code !== 0) return false;
+  const l = listener(lab, host, ['--port', String(inside), '--ms', '800']);
+  await l.observed;
+  await sendFrom(lab, 's2', `${pub}:${outside}`, 'mapped');
+  return (await l.received).includes('mapped');
+}
+
+export function mismatches(measured: Behaviour, expected: Behaviour): (keyof Behaviour)[] {
+  return (Object.keys(expected) as (keyof Behaviour)[]).filter((k) => measured[k] !== expected[k]);
+}
+
+/** Builds the verify lab, measures every row, tears the lab down (always). */
+export async function verifyProfiles(opts: { name?: string; onProgress?: (msg: string, done: number, total: number) => void } = {}): Promise<VerifyResult[]> {
+  const name = opts.name ?? `verify${process.pid % 10000}`;
+  const lab = await Lab.up(parseTopology(verifyTopology(name)), { onProgress: (m, d, t) => opts.onProgress?.(`build: ${m}`, d, t) });
+  try {
+    lab.spawn('s1', 'probe', process.execPath, [PROBE, 'server', '--ports', '3478,3479', '--peer', S2, '--tcp', '80,443,8080']);
+    lab.spawn('s2', 'probe', process.execPath, [PROBE, 'server', '--ports', '3478']);
+    await waitForProbeServer(lab);
+    const results: VerifyResult[] = [];
+    for (const [i, v] of VERIFY_ROWS.entries()) {
+      const measured = await measureRow(lab, v.row, v.upnp);
+      const expected = EXPECTED[v.row];
+      results.push({ row: v.row, profile: describe(v), measured, expected, mismatches: mismatches(measured, expected) });
+      opts.onProgress?.(`probed ${v.row}`, i + 1, VERIFY_ROWS.length);
+    }
+    return results;
+  } finally {
+    await lab.down();
+  }
+}
+
+function describe(v: (typeof VERIFY_ROWS)[number]): string {
+  return [v.profile, v.hairpin ? '+hairpin' : '', v.upnp ? '+upnp' : ''].join('');
+}
+
+async function waitForProbeServer(lab: Lab): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    const r = await run('ss', ['-Hlun'], { netns: lab.ns('s1'), allowFail: true });
+    if (r.stdout.includes(':3479')) return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error('the probe servers did not start');
+}

@@ -1,0 +1,113 @@
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { run } from '../core/exec.js';
+import { generateKeyPair, publicKeyOf } from '../core/wireguard/keys.js';
+import { getDevice, setDevice, uapiSocketPath, type DeviceState } from '../core/wireguard/uapi.js';
+import { spawnDaemon } from './daemon.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface WireGuardStart {
+  privateKey?: string;
+  listenPort?: number;
+  /** Tunnel address with prefix, e.g. 10.99.0.2/24. */
+  address?: string;
+  logFile?: string;
+}
+
+export interface StartedWireGuard {
+  ifname: string;
+  publicKey: string;
+  privateKey: string;
+}
+
+async function waitFor(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** Starts wireguard-go for `ifname` inside a namespace and configures key, port and address. */
+export async function startWireGuard(netns: string, ifname: string, opts: WireGuardStart = {}): Promise<StartedWireGuard> {
+  if (existsSync(uapiSocketPath(ifname))) {
+    throw new Error(`WireGuard interface "${ifname}" already exists somewhere on this machine (${uapiSocketPath(ifname)}); interface names must be unique across labs`);
+  }
+  // -f: stay in the foreground, so the process is ours (detached) and not a grandchild we cannot see.
+  spawnDaemon(netns, 'wireguard-go', ['-f', ifname], opts.logFile ?? '/dev/null', { LOG_LEVEL: 'error' });
+  await waitFor(() => existsSync(uapiSocketPath(ifname)), 5000, `wireguard-go to create ${ifname}`);
+  const privateKey = opts.privateKey ?? generateKeyPair().privateKey;
+  await setDevice(ifname, { privateKey, listenPort: opts.listenPort });
+  const lines = [`link set dev ${ifname} up`];
+  if (opts.address) lines.unshift(`addr add ${opts.address} dev ${ifname}`);
+  await run('ip', ['-n', netns, '-batch', '-'], { input: lines.join('\n') + '\n' });
+  return { ifname, privateKey, publicKey: publicKeyOf(privateKey) };
+}
+
+/** Brings a host up from a wg-quick file (the interface is named after the file, as wg-quick does). */
+export async function wgQuickUp(netns: string, confPath: string): Promise<string> {
+  await run('wg-quick', ['up', confPath], { netns, env: { ...process.env, WG_QUICK_USERSPACE_IMPLEMENTATION: 'wireguard-go' } });
+  return basename(confPath).replace(/\.conf$/, '');
+}
+
+export async function removeWireGuardSockets(ifnames: readonly string[]): Promise<void> {
+  await Promise.all(ifnames.map((i) => rm(uapiSocketPath(i), { force: true })));
+}
+
+export function readDevice(ifname: string): Promise<DeviceState> {
+  return getDevice(ifname);
+}
+
+/** Waits until the peer's last handshake is newer than `after` (ms since epoch); returns that handshake time. */
+export async function waitForHandshake(ifname: string, peerPublicKey: string, timeoutMs = 10_000, after = 0): Promise<number> {
+  let seen = 0;
+  await waitFor(
+    async () => {
+      const dev = await getDevice(ifname);
+      seen = dev.peers.find((p) => p.publicKey === peerPublicKey)?.lastHandshakeMs ?? 0;
+      return seen > after;
+    },
+    timeoutMs,
+    `a handshake on ${ifname} with ${peerPublicKey.slice(0, 8)}…`,
+  );
+  return seen;
+}
+
+/**
+ * Milliseconds from now until `target` first answers a ping from inside `netns`.
+ * Pings every 20 ms with a 1 s reply window per probe, so the figure's resolution is about 20 ms.
+ */
+export async function msUntilPingReply(netns: string, target: string, timeoutMs = 15_000): Promise<number> {
+  const start = performance.now();
+  const deadline = start + timeoutMs;
+  while (performance.now() < deadline) {
+    const r = await run('ping', ['-n', '-c', '1', '-W', '1', '-i', '0.02', target], { netns, allowFail: true });
+    if (r.code === 0) return Math.round(performance.now() - start);
+    await sleep(20);
+  }
+  throw new Error(`no ping reply from ${target} within ${timeoutMs} ms (from ${netns})`);
+}
+
+export interface IperfResult {
+  bitsPerSecond: number;
+  seconds: number;
+}
+
+/** Runs iperf3 (TCP) from `clientNs` to a server started in `serverNs` listening on `serverAddress`. */
+export async function iperf3(serverNs: string, clientNs: string, serverAddress: string, seconds = 5): Promise<IperfResult> {
+  const server = spawnDaemon(serverNs, 'iperf3', ['-s', '-1', '-B', serverAddress], '/dev/null');
+  try {
+    await sleep(300);
+    const r = await run('iperf3', ['-c', serverAddress, '-t', String(seconds), '-J'], { netns: clientNs, timeoutMs: (seconds + 10) * 1000 });
+    const json = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number; seconds: number } } };
+    return { bitsPerSecond: json.end.sum_received.bits_per_second, seconds: json.end.sum_received.seconds };
+  } finally {
+    try {
+      process.kill(server, 'SIGKILL');
+    } catch {
+      /* -1 makes it exit after one test */
+    }
+  }
+}
