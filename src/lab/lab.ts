@@ -2,6 +2,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, type RunOptions, type RunResult } from '../core/exec.js';
 import { formatCidr, formatIPv4, isUsableHost, nthHost, size } from '../core/ipv4.js';
+import { getDevice, setDevice } from '../core/wireguard/uapi.js';
 import { spawnDaemon } from './daemon.js';
 import { natRuleset } from './nat-rules.js';
 import { addNamespace, deleteNamespace, ipBatch, killAllIn, listNamespaces, namespaceExists, sysctl } from './netns.js';
@@ -33,7 +34,7 @@ export class Lab {
   }
 
   ns(node: string): string {
-    return `${this.name}-${node}`;
+    return labNamespace(this.name, node);
   }
 
   get logDir(): string {
@@ -50,7 +51,7 @@ export class Lab {
       ...(plan.routers.some((r) => r.upnp) ? ['miniupnpd'] : []),
       ...(needsWg ? ['wg', 'wireguard-go'] : []),
     ]);
-    const prefix = `${plan.name}-`;
+    const prefix = labNamespace(plan.name, '');
     if ((await readState(plan.name)) || (await listNamespaces()).some((n) => n.startsWith(prefix))) {
       throw new Error(`a lab named "${plan.name}" is already up (or left over); run "wgp2p lab down ${plan.name}" first`);
     }
@@ -60,7 +61,7 @@ export class Lab {
       topologyFile: opts.topologyFile,
       createdAt: new Date().toISOString(),
       plan,
-      namespaces: nodes.map((n) => `${plan.name}-${n}`),
+      namespaces: nodes.map((n) => labNamespace(plan.name, n)),
       wireguard: plan.hosts.filter((h) => h.wireguard).map((h) => ({ host: h.name, interface: h.wireguard!.interface })),
     });
     // The record is written before anything exists, so that a crash at any point leaves enough for `lab down`.
@@ -105,7 +106,7 @@ export class Lab {
    */
   static async destroy(name: string): Promise<string[]> {
     const state = await readState(name).catch(() => undefined);
-    const prefix = `${name}-`;
+    const prefix = labNamespace(name, '');
     const namespaces = new Set([...(state?.namespaces ?? []), ...(await listNamespaces()).filter((n) => n.startsWith(prefix))]);
     // Kill everything first, so that no daemon is left holding a namespace while its neighbours go.
     await Promise.all([...namespaces].filter(namespaceExists).map((n) => killAllIn(n)));
@@ -257,8 +258,13 @@ export class Lab {
   /**
    * Roams a host: unplugs it from its segment and plugs it into another, keeping its namespace and
    * every process (WireGuard included) running, like a laptop moving between Wi-Fi networks.
+   *
+   * wireguard-go keeps sending from the source address it cached for each endpoint ("sticky
+   * sockets") and does not notice that the address is gone: measured here, the device goes silent
+   * after a move. Phone and desktop WireGuard apps rebind their sockets when the OS reports a
+   * network change, so by default we do the same (setting listen_port rebinds).
    */
-  async moveHost(host: string, network: string, address?: string): Promise<string> {
+  async moveHost(host: string, network: string, address?: string, opts: { rebind?: boolean } = {}): Promise<string> {
     const h = this.host(host);
     const seg = segmentOf(this.plan, network);
     if (!seg) throw new Error(`no network "${network}" in lab "${this.name}"`);
@@ -269,6 +275,12 @@ export class Lab {
     h.address = ip;
     this.state.plan = this.plan;
     await writeState(this.state);
+    if (opts.rebind ?? true) {
+      for (const w of this.state.wireguard.filter((x) => x.host === host)) {
+        const dev = await getDevice(w.interface).catch(() => undefined);
+        if (dev) await setDevice(w.interface, { listenPort: dev.listenPort });
+      }
+    }
     return formatIPv4(ip);
   }
 
@@ -309,18 +321,36 @@ function parseAddress(text: string, seg: SegmentPlan): number {
  * Tears down every lab this process brought up when it is interrupted or crashes, then exits.
  * Call once in any process that creates labs (the CLI, test files, benchmarks).
  */
+let teardown: Promise<void> | undefined;
+
 export function teardownOnExit(): void {
-  let tearingDown = false;
   const handler = (code: number) => {
-    if (tearingDown) return;
-    tearingDown = true;
-    Promise.allSettled([...active].map((l) => l.down())).finally(() => process.exit(code));
+    if (teardown) return;
+    teardown = Promise.allSettled([...active].map((l) => l.down())).then(() => process.exit(code));
   };
   process.once('SIGINT', () => handler(130));
   process.once('SIGTERM', () => handler(143));
   process.once('SIGHUP', () => handler(129));
 }
 
+/** While an interrupt tears labs down, work that fails because its namespaces vanished should wait for this, not exit. */
+export function pendingTeardown(): Promise<void> | undefined {
+  return teardown;
+}
+
 export function activeLabs(): Lab[] {
   return [...active];
+}
+
+/** Every lab namespace starts with this, so leftovers of a crashed run can be found without its record. */
+export const LAB_NS_PREFIX = 'wgl-';
+
+export function labNamespace(lab: string, node: string): string {
+  return `${LAB_NS_PREFIX}${lab}-${node}`;
+}
+
+/** Names of labs that have a record or left namespaces behind. */
+export async function knownLabs(): Promise<string[]> {
+  const fromNs = (await listNamespaces()).filter((n) => n.startsWith(LAB_NS_PREFIX)).map((n) => n.slice(LAB_NS_PREFIX.length).split('-')[0]);
+  return [...new Set([...(await listStates()), ...fromNs])].sort();
 }

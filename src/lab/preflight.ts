@@ -17,8 +17,8 @@ export const TOOL_PACKAGES: Record<string, string> = {
   ping: 'iputils-ping',
 };
 
-export function findTool(name: string): string | undefined {
-  const dirs = (process.env.PATH ?? '').split(delimiter).concat(['/usr/sbin', '/sbin', '/usr/bin', '/bin']);
+export function findTool(name: string, searchPath = `${process.env.PATH ?? ''}${delimiter}/usr/sbin:/sbin:/usr/bin:/bin`): string | undefined {
+  const dirs = searchPath.split(delimiter).filter(Boolean);
   for (const dir of dirs) {
     const p = join(dir, name);
     try {
@@ -36,11 +36,12 @@ export class PreflightError extends Error {
 }
 
 /** Fails before anything is created if we are not root or a tool is missing, naming the packages to install. */
-export function preflight(tools: readonly string[]): void {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+export function preflight(tools: readonly string[], opts: { searchPath?: string; uid?: number } = {}): void {
+  const uid = opts.uid ?? process.getuid?.();
+  if (uid !== undefined && uid !== 0) {
     throw new PreflightError('the lab creates network namespaces and must run as root (try: sudo wgp2p …)');
   }
-  const missing = tools.filter((t) => !findTool(t));
+  const missing = tools.filter((t) => !findTool(t, opts.searchPath));
   if (missing.length) {
     const pkgs = [...new Set(missing.map((t) => TOOL_PACKAGES[t] ?? t))];
     throw new PreflightError(`missing system tools: ${missing.join(', ')}; install them with: apt-get install -y ${pkgs.join(' ')}`);

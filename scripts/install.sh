@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what wgp2p and its lab need on a fresh Debian machine (run as root), then builds it
+# and puts `wgp2p` on the PATH. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(wireguard-tools wireguard-go iproute2 nftables iptables conntrack iperf3 procps iputils-ping
+          miniupnpd-nftables miniupnpc natpmpc util-linux)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install.sh: installing ${missing[*]}" >&2
+  apt-get update -qq
+  # miniupnpd asks debconf questions and wants to start a service; neither applies to a lab.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian package may have started a system-wide miniupnpd; the lab runs its own per router.
+pkill -x miniupnpd 2>/dev/null || true
+
+if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "install.sh: Node.js >= 20 is required (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+npm ci --no-audit --no-fund --loglevel=error
+npm run build --silent
+chmod +x dist/src/cli/main.js
+npm link --no-audit --no-fund --loglevel=error >/dev/null

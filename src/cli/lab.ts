@@ -1,0 +1,164 @@
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { formatCidr, formatIPv4 } from '../core/ipv4.js';
+import { knownLabs, Lab, teardownOnExit } from '../lab/lab.js';
+import { namespaceExists } from '../lab/netns.js';
+import { preflight } from '../lab/preflight.js';
+import { loadTopology } from '../lab/topology.js';
+import type { Behaviour } from '../lab/truth-table.js';
+import { verifyProfiles, type VerifyResult } from '../lab/verify.js';
+import { progressPrinter, renderTable } from './table.js';
+
+interface StatusRow {
+  lab: string;
+  node: string;
+  kind: 'router' | 'host';
+  network: string;
+  address: string;
+  public: string;
+  profile: string;
+  wireguard: string[];
+  up: boolean;
+}
+
+async function statusRows(lab: Lab): Promise<StatusRow[]> {
+  const rows: StatusRow[] = [];
+  for (const r of lab.plan.routers) {
+    const flags = [r.hairpin ? 'hairpin' : '', r.upnp ? 'upnp' : ''].filter(Boolean);
+    rows.push({
+      lab: lab.name,
+      node: r.name,
+      kind: 'router',
+      network: r.upstream,
+      address: `${formatIPv4(r.wan)} / lan ${formatCidr(r.lan.subnet)}`,
+      public: lab.publicAddress(r.name),
+      profile: (r.carrierOf ? `carrier NAT of ${r.carrierOf}` : r.profile) + (flags.length ? ` +${flags.join(' +')}` : ''),
+      wireguard: [],
+      up: namespaceExists(lab.ns(r.name)),
+    });
+  }
+  for (const h of lab.plan.hosts) {
+    rows.push({
+      lab: lab.name,
+      node: h.name,
+      kind: 'host',
+      network: h.network,
+      address: formatIPv4(h.address),
+      public: lab.publicAddress(h.name),
+      profile: h.network === 'internet' ? 'public' : lab.router(h.network).profile,
+      wireguard: lab.wireguardInterfaces.filter((w) => w.host === h.name).map((w) => w.interface),
+      up: namespaceExists(lab.ns(h.name)),
+    });
+  }
+  return rows;
+}
+
+function printStatus(rows: StatusRow[]): void {
+  console.log(
+    renderTable(
+      ['LAB', 'NODE', 'KIND', 'NETWORK', 'ADDRESS', 'PUBLIC', 'PROFILE', 'WIREGUARD', 'STATE'],
+      rows.map((r) => [r.lab, r.node, r.kind, r.network, r.address, r.public, r.profile, r.wireguard.join(',') || '-', r.up ? 'up' : 'MISSING']),
+    ),
+  );
+}
+
+/** The lab a command acts on: the one named, or the only one up. */
+async function pickLab(name: string | undefined): Promise<Lab> {
+  if (name) return Lab.open(name);
+  const labs = await Lab.list();
+  if (labs.length === 1) return Lab.open(labs[0]);
+  throw new Error(labs.length === 0 ? 'no lab is up; start one with "wgp2p lab up <topology>"' : `several labs are up (${labs.join(', ')}); name one with --lab`);
+}
+
+const fmt = (v: Behaviour[keyof Behaviour]) => (v === null ? '-' : v === true ? 'yes' : v === false ? 'no' : v);
+
+export function printVerify(results: VerifyResult[]): void {
+  const cols: (keyof Behaviour)[] = ['udp', 'tcp', 'mapping', 'portPreserved', 'filtering', 'unsolicited', 'hairpin', 'portSurvivesProbe', 'upnp', 'natpmp'];
+  console.log(
+    renderTable(
+      ['PROFILE', 'UDP', 'TCP', 'MAPPING', 'PORT KEPT', 'FILTERING', 'UNSOLICITED IN', 'HAIRPIN', 'PORT AFTER WAN PROBE', 'UPNP', 'NAT-PMP', 'AS NAMED'],
+      results.map((r) => [
+        r.profile,
+        ...cols.map((c) => (r.mismatches.includes(c) ? `${fmt(r.measured[c])} (want ${fmt(r.expected[c])})` : fmt(r.measured[c]))),
+        r.mismatches.length ? 'NO' : 'yes',
+      ]),
+    ),
+  );
+}
+
+export function registerLab(program: Command): void {
+  const lab = program.command('lab').description('a virtual internet of namespaces with real NATs and real WireGuard');
+
+  lab
+    .command('up')
+    .description('build a lab from a topology file (YAML or JSON)')
+    .argument('<topology>', 'topology file, e.g. topologies/seed000.yaml')
+    .option('--json', 'print the status as JSON')
+    .action(async (file: string, opts: { json?: boolean }) => {
+      const plan = await loadTopology(file);
+      teardownOnExit();
+      const l = await Lab.up(plan, { topologyFile: resolve(file), onProgress: progressPrinter(`lab ${plan.name}`) });
+      const rows = await statusRows(l);
+      if (opts.json) console.log(JSON.stringify(rows, null, 2));
+      else {
+        printStatus(rows);
+        console.log(`\nlab "${l.name}" is up. Run commands in it with: wgp2p lab exec <node> -- <cmd>; remove it with: wgp2p lab down ${l.name}`);
+      }
+      // The lab is meant to outlive this command: keep its namespaces when we exit normally.
+      process.exit(0);
+    });
+
+  lab
+    .command('status')
+    .description('hosts, addresses, NAT profiles and WireGuard interfaces of the labs that are up')
+    .argument('[lab]', 'only this lab')
+    .option('--json', 'print JSON')
+    .action(async (name: string | undefined, opts: { json?: boolean }) => {
+      const names = name ? [name] : await Lab.list();
+      const rows = (await Promise.all(names.map(async (n) => statusRows(await Lab.open(n))))).flat();
+      if (opts.json) console.log(JSON.stringify(rows, null, 2));
+      else if (rows.length === 0) console.log('no lab is up');
+      else printStatus(rows);
+    });
+
+  lab
+    .command('exec')
+    .description('run a command inside a node of a lab')
+    .argument('<node>', 'host or router name')
+    .argument('<cmd...>', 'command and arguments (put them after --)')
+    .option('--lab <name>', 'lab name (default: the only lab that is up)')
+    .action(async (node: string, cmd: string[], opts: { lab?: string }) => {
+      preflight(['ip']);
+      const l = await pickLab(opts.lab);
+      if (!namespaceExists(l.ns(node))) throw new Error(`lab "${l.name}" has no node "${node}"`);
+      const r = spawnSync('ip', ['netns', 'exec', l.ns(node), ...cmd], { stdio: 'inherit' });
+      process.exitCode = r.status ?? 1;
+    });
+
+  lab
+    .command('down')
+    .description('remove a lab (or every lab) and anything a crashed run left behind')
+    .argument('[lab]', 'lab name (default: all labs)')
+    .action(async (name: string | undefined) => {
+      preflight(['ip']);
+      const names = name ? [name] : await knownLabs();
+      for (const n of names) {
+        const removed = await Lab.destroy(n);
+        console.log(`lab ${n}: removed ${removed.length} namespaces`);
+      }
+      if (names.length === 0) console.log('no lab to remove');
+    });
+
+  lab
+    .command('verify')
+    .description('build one router per NAT profile and prove each behaves as named (the truth table)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      teardownOnExit();
+      const results = await verifyProfiles({ onProgress: progressPrinter('verify') });
+      if (opts.json) console.log(JSON.stringify(results, null, 2));
+      else printVerify(results);
+      if (results.some((r) => r.mismatches.length)) process.exitCode = 1;
+    });
+}
