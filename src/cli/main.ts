@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { pendingTeardown } from '../lab/lab.js';
+import { registerAgent } from './agent.js';
+import { registerHub } from './hub.js';
 import { registerLab } from './lab.js';
+import { registerNode } from './node.js';
+import { registerStatus } from './status.js';
 
 const program = new Command();
 program
@@ -11,6 +15,10 @@ program
   .showHelpAfterError()
   .exitOverride();
 
+registerHub(program);
+registerNode(program);
+registerAgent(program);
+registerStatus(program);
 registerLab(program);
 
 try {

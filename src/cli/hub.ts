@@ -1,0 +1,97 @@
+import { mkdirSync } from 'node:fs';
+import type { Command } from 'commander';
+import { formatCidr, overlaps, parseCidr } from '../core/ipv4.js';
+import { createLogger } from '../core/log.js';
+import { Store } from '../core/store.js';
+import { generateKeyPair } from '../core/wireguard/keys.js';
+import { writeHubConf, nodesDir } from '../hub/files.js';
+import { Hub } from '../hub/hub.js';
+import { addressWithPrefixArg, endpointArg, portArg, secondsArg, subnetArg } from './validate.js';
+
+/**
+ * Defaults, chosen from lab measurements (README, "Defaults"):
+ * - a client's keepalive toward the hub bounds how late the hub sees a roam;
+ * - 25 s toward peers and from agents to the hub keeps NAT mappings (30 s minimum on Linux) alive.
+ */
+export const DEFAULTS = { clientHubKeepalive: 2, peerKeepalive: 25, agentHubKeepalive: 25, staleAfterSec: 120, apiPort: 51821 };
+
+interface InitOptions {
+  dir: string;
+  endpoint: string;
+  address: string;
+  listenPort?: number;
+  proxiedSubnet?: string;
+  apiPort: number;
+  clientHubKeepalive: number;
+  peerKeepalive: number;
+  staleAfter: number;
+  json?: boolean;
+}
+
+export function registerHub(program: Command): void {
+  const hub = program.command('hub').description('the public server: directory, endpoint observer, control API');
+
+  hub
+    .command('init')
+    .description("create the hub's keys, store and hub.conf")
+    .requiredOption('--dir <dir>', 'directory for the store, hub.conf and node files')
+    .requiredOption('--endpoint <host:port>', 'how nodes reach the hub from the internet', endpointArg)
+    .requiredOption('--address <addr/prefix>', "the hub's tunnel address; the prefix is the network nodes get addresses from", addressWithPrefixArg)
+    .option('--listen-port <port>', "WireGuard listen port (default: the endpoint's port)", portArg)
+    .option('--proxied-subnet <cidr>', 'addresses for proxied client configs (default: the block after the tunnel network)', subnetArg)
+    .option('--api-port <port>', 'control API port on the tunnel address', portArg, DEFAULTS.apiPort)
+    .option('--client-hub-keepalive <s>', "keepalive in client configs toward the hub (bounds roaming time)", secondsArg, DEFAULTS.clientHubKeepalive)
+    .option('--peer-keepalive <s>', 'keepalive between clients and agents', secondsArg, DEFAULTS.peerKeepalive)
+    .option('--stale-after <s>', "stop keepalives to a client silent at the hub this long", secondsArg, DEFAULTS.staleAfterSec)
+    .option('--json', 'print JSON')
+    .action((o: InitOptions) => {
+      const net = parseCidr(o.address)!;
+      const size = 2 ** (32 - net.prefix);
+      const proxied = o.proxiedSubnet ?? formatCidr({ network: net.network + size, prefix: net.prefix });
+      if (overlaps(parseCidr(proxied)!, net)) throw new Error(`--proxied-subnet ${proxied} overlaps the tunnel network ${formatCidr(net)}`);
+      mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+      const keys = generateKeyPair();
+      const store = Store.create(o.dir, {
+        privateKey: keys.privateKey,
+        publicKey: keys.publicKey,
+        endpoint: o.endpoint,
+        address: o.address,
+        proxiedSubnet: proxied,
+        listenPort: o.listenPort ?? Number(o.endpoint.split(':').pop()),
+        apiPort: o.apiPort,
+        clientHubKeepalive: o.clientHubKeepalive,
+        peerKeepalive: o.peerKeepalive,
+        agentHubKeepalive: DEFAULTS.agentHubKeepalive,
+        staleAfterSec: o.staleAfter,
+      });
+      nodesDir(o.dir);
+      const conf = writeHubConf(o.dir, store);
+      const h = store.hub();
+      store.close();
+      const out = { dir: o.dir, config: conf, publicKey: h.publicKey, endpoint: h.endpoint, address: h.address, proxiedSubnet: h.proxiedSubnet, listenPort: h.listenPort, api: `${h.address.split('/')[0]}:${h.apiPort}` };
+      if (o.json) console.log(JSON.stringify(out, null, 2));
+      else {
+        console.log(`hub created in ${o.dir}
+  public key      ${out.publicKey}
+  endpoint        ${out.endpoint} (listen port ${out.listenPort})
+  tunnel address  ${out.address}, proxied clients in ${out.proxiedSubnet}
+  control API     ${out.api} (tunnel only)
+next: wg-quick up ${conf}, then: wgp2p hub run --dir ${o.dir} --interface hub`);
+      }
+    });
+
+  hub
+    .command('run')
+    .description("attach to the hub's WireGuard interface and serve the control plane")
+    .requiredOption('--dir <dir>', 'the hub directory')
+    .requiredOption('--interface <if>', 'the WireGuard interface brought up from hub.conf')
+    .option('--poll-ms <ms>', 'device read interval', (v) => Number(v), 20)
+    .action(async (o: { dir: string; interface: string; pollMs: number }) => {
+      const log = createLogger('hub');
+      const h = new Hub({ dir: o.dir, ifname: o.interface, log, pollMs: o.pollMs });
+      await h.start();
+      const stop = () => void h.stop().finally(() => process.exit(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+}

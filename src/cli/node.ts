@@ -1,0 +1,104 @@
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import QRCode from 'qrcode';
+import { Store } from '../core/store.js';
+import { addNode } from '../hub/directory.js';
+import { renderNodeConf, writeHubConf, writeNodeFiles } from '../hub/files.js';
+import { renderTable } from './table.js';
+import { endpointArg, routesArg } from './validate.js';
+
+async function printQr(text: string, opts: { qr?: boolean; qrPng?: string; qrSvg?: string }): Promise<void> {
+  if (opts.qr) console.log(await QRCode.toString(text, { type: 'terminal', small: true }));
+  if (opts.qrPng) await QRCode.toFile(opts.qrPng, text, { type: 'png' });
+  if (opts.qrSvg) writeFileSync(opts.qrSvg, await QRCode.toString(text, { type: 'svg' }), { mode: 0o600 });
+}
+
+const qrOptions = (c: Command) =>
+  c
+    .option('--qr', 'print the config as a QR code in the terminal')
+    .option('--qr-png <file>', 'write the QR code as PNG')
+    .option('--qr-svg <file>', 'write the QR code as SVG');
+
+export function registerNode(program: Command): void {
+  const node = program.command('node').description('add, list and remove nodes (run on the hub)');
+
+  qrOptions(
+    node
+      .command('add')
+      .description('add an agent node or a plain client and write its files to DIR/nodes/')
+      .argument('<name>', 'node name: 1-15 lower-case letters, digits, "-" (also its interface name)')
+      .requiredOption('--dir <dir>', 'the hub directory')
+      .option('--agent', 'a device that runs the wgp2p agent')
+      .option('--client', 'a plain WireGuard client (phone, laptop): configs only')
+      .option('--address <addr>', 'tunnel address (default: the next free one)')
+      .option('--endpoint <host:port>', 'agents: fixed public endpoint given to clients (static address or DDNS name)', endpointArg)
+      .option('--routes <cidr,...>', 'agents: subnets behind this node that clients may reach', routesArg)
+      .option('--json', 'print JSON'),
+  ).action(async (name: string, o: { dir: string; agent?: boolean; client?: boolean; address?: string; endpoint?: string; routes?: string[]; json?: boolean; qr?: boolean; qrPng?: string; qrSvg?: string }) => {
+    if (Boolean(o.agent) === Boolean(o.client)) throw new Error('say what the node is: --agent or --client');
+    const store = Store.open(o.dir);
+    try {
+      const { node: n, token } = addNode(store, { name, kind: o.agent ? 'agent' : 'client', address: o.address, endpoint: o.endpoint, routes: o.routes });
+      const files = writeNodeFiles(o.dir, store, n, token);
+      writeHubConf(o.dir, store);
+      if (o.json) console.log(JSON.stringify({ name: n.name, kind: n.kind, address: n.address, proxiedAddress: n.proxiedAddress, publicKey: n.publicKey, listenPort: n.listenPort, files }, null, 2));
+      else {
+        console.log(`${n.kind} ${n.name} added: ${n.address}${n.proxiedAddress ? ` (proxied ${n.proxiedAddress})` : ''}`);
+        for (const f of Object.values(files)) console.log(`  wrote ${f}`);
+      }
+      await printQr(renderNodeConf(store, n), o);
+    } finally {
+      store.close();
+    }
+  });
+
+  node
+    .command('list')
+    .description('every node with its address and endpoint')
+    .requiredOption('--dir <dir>', 'the hub directory')
+    .option('--json', 'print JSON')
+    .action((o: { dir: string; json?: boolean }) => {
+      const store = Store.open(o.dir);
+      const nodes = store.nodes().map((n) => ({ name: n.name, kind: n.kind, address: n.address, proxiedAddress: n.proxiedAddress, publicKey: n.publicKey, endpoint: n.fixedEndpoint ?? n.observedEndpoint, endpointFixed: n.fixedEndpoint !== null, listenPort: n.listenPort, routes: n.routes }));
+      store.close();
+      if (o.json) console.log(JSON.stringify(nodes, null, 2));
+      else console.log(renderTable(['NAME', 'KIND', 'ADDRESS', 'PROXIED', 'ENDPOINT', 'LISTEN', 'ROUTES'], nodes.map((n) => [n.name, n.kind, n.address, n.proxiedAddress ?? '-', n.endpoint ? `${n.endpoint}${n.endpointFixed ? ' (fixed)' : ''}` : '-', String(n.listenPort ?? '-'), n.routes.join(',') || '-'])));
+    });
+
+  node
+    .command('remove')
+    .description('remove a node; a running hub drops its peer within a second')
+    .argument('<name>')
+    .requiredOption('--dir <dir>', 'the hub directory')
+    .action((name: string, o: { dir: string }) => {
+      const store = Store.open(o.dir);
+      try {
+        if (!store.removeNode(name)) throw new Error(`no node named "${name}" (see "wgp2p node list --dir ${o.dir}")`);
+        writeHubConf(o.dir, store);
+        console.log(`node ${name} removed`);
+      } finally {
+        store.close();
+      }
+    });
+
+  qrOptions(
+    node
+      .command('config')
+      .description("print a node's wg-quick config, with the endpoints known now")
+      .argument('<name>')
+      .requiredOption('--dir <dir>', 'the hub directory')
+      .option('--proxied', 'the proxied fallback config (clients)'),
+  ).action(async (name: string, o: { dir: string; proxied?: boolean; qr?: boolean; qrPng?: string; qrSvg?: string }) => {
+    const store = Store.open(o.dir);
+    try {
+      const n = store.node(name);
+      if (!n) throw new Error(`no node named "${name}" (see "wgp2p node list --dir ${o.dir}")`);
+      if (o.proxied && n.kind !== 'client') throw new Error('--proxied applies to clients only');
+      const text = renderNodeConf(store, n, o.proxied);
+      if (o.qr || o.qrPng || o.qrSvg) await printQr(text, o);
+      else process.stdout.write(text);
+    } finally {
+      store.close();
+    }
+  });
+}

@@ -1,0 +1,64 @@
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { agentSocketPath } from '../agent/agent.js';
+import { adminGet } from '../core/admin-socket.js';
+import type { PeerReport } from '../core/protocol.js';
+import type { HubStatusNode } from '../hub/hub.js';
+import { agentInterface, loadAgentConfig } from './agent.js';
+import { renderTable } from './table.js';
+
+export function age(ms: number | null): string {
+  if (ms === null) return 'never';
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 120_000) return `${Math.round(ms / 1000)} s`;
+  return `${Math.round(ms / 60_000)} min`;
+}
+
+const bytes = (n: number) => (n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / (1 << 20)).toFixed(1)} MiB`);
+
+export function hubPathText(n: HubStatusNode): string {
+  if (n.kind === 'agent') return n.connected ? 'agent connected' : 'agent not connected';
+  if (!n.paths?.length) return n.handshakeAgeMs === null ? 'never connected' : 'no agent reports yet';
+  return n.paths
+    .map((p) =>
+      p.path === 'direct'
+        ? `direct to ${p.agent}${p.directAfterMs !== null ? ` (in ${p.directAfterMs} ms)` : ''}`
+        : p.path === 'impossible'
+          ? `${p.agent}: ${p.reason}`
+          : `${p.agent}: ${p.path}`,
+    )
+    .join('; ');
+}
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description('on the hub (--dir): every node with endpoint, handshake age, transfer and path; on an agent (--config): every peer with its path')
+    .option('--dir <dir>', 'hub directory (the hub must be running)')
+    .option('--config <file>', 'agent config NAME.agent.json (the agent must be running)')
+    .option('--interface <if>', 'agent interface (default: NAME)')
+    .option('--json', 'print JSON')
+    .action(async (o: { dir?: string; config?: string; interface?: string; json?: boolean }) => {
+      if (o.dir) {
+        const s = await adminGet<{ hub: Record<string, unknown>; nodes: HubStatusNode[] }>(join(o.dir, 'hub.sock'), '/v1/status');
+        if (o.json) return console.log(JSON.stringify(s, null, 2));
+        console.log(
+          renderTable(
+            ['NODE', 'KIND', 'ADDRESS', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'PATH'],
+            s.nodes.map((n) => [n.name, n.kind, n.address, n.endpoint ?? '-', age(n.handshakeAgeMs), bytes(n.rxBytes), bytes(n.txBytes), hubPathText(n)]),
+          ),
+        );
+      } else if (o.config) {
+        const cfg = loadAgentConfig(o.config);
+        const s = await adminGet<{ name: string; hubConnected: boolean; peers: (PeerReport & { name?: string })[] }>(agentSocketPath(agentInterface(cfg, o.config, o.interface)), '/v1/status');
+        if (o.json) return console.log(JSON.stringify(s, null, 2));
+        console.log(`agent ${s.name}: hub ${s.hubConnected ? 'connected' : 'NOT connected (tunnels already up keep working)'}`);
+        console.log(
+          renderTable(
+            ['PEER', 'PATH', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'NOTE'],
+            s.peers.map((p) => [p.name ?? p.publicKey.slice(0, 8), p.path, p.endpoint ?? '-', age(p.handshakeAgeMs), bytes(p.rxBytes), bytes(p.txBytes), p.reason ?? (p.directAfterMs !== null ? `direct in ${p.directAfterMs} ms` : '')]),
+          ),
+        );
+      } else throw new Error('say where: --dir DIR on the hub, or --config NAME.agent.json on an agent');
+    });
+}

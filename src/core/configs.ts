@@ -1,0 +1,76 @@
+import { formatCidr, parseCidr } from './ipv4.js';
+import type { HubRecord, NodeRecord } from './store.js';
+import type { WgQuickConfig, WgQuickPeer } from './wgquick.js';
+
+/** The wg-quick configs the hub hands out, built from its store (seed 000's two-config design). */
+
+export function p2pSubnet(hub: HubRecord): string {
+  return formatCidr(parseCidr(hub.address)!);
+}
+
+const hostOf = (cidr: string) => cidr.split('/')[0];
+const prefixOf = (cidr: string) => cidr.split('/')[1];
+
+/** What the hub routes to a node: its P2P address, its proxied address, the routes behind it. */
+export function hubAllowedIps(n: NodeRecord): string[] {
+  return [`${n.address}/32`, ...(n.proxiedAddress ? [`${n.proxiedAddress}/32`] : []), ...n.routes];
+}
+
+export function hubConfig(hub: HubRecord, nodes: NodeRecord[]): WgQuickConfig {
+  return {
+    interface: {
+      privateKey: hub.privateKey,
+      address: [hub.address, `${nthAddress(hub.proxiedSubnet, 1)}/${prefixOf(hub.proxiedSubnet)}`],
+      listenPort: hub.listenPort,
+      preUp: [],
+      // Proxied clients and routes behind agents are forwarded by the hub, tunnel to tunnel.
+      postUp: ['sysctl -q -w net.ipv4.ip_forward=1', 'iptables -A FORWARD -i %i -o %i -j ACCEPT'],
+      preDown: [],
+      postDown: ['iptables -D FORWARD -i %i -o %i -j ACCEPT'],
+    },
+    peers: nodes.map((n) => ({ publicKey: n.publicKey, allowedIps: hubAllowedIps(n), comment: `${n.kind} ${n.name}` })),
+  };
+}
+
+function hubPeer(hub: HubRecord, allowedIps: string[], keepalive: number): WgQuickPeer {
+  return { publicKey: hub.publicKey, allowedIps, endpoint: hub.endpoint, persistentKeepalive: keepalive, comment: 'hub' };
+}
+
+export function agentConfig(hub: HubRecord, n: NodeRecord): WgQuickConfig {
+  return {
+    interface: { privateKey: n.privateKey, address: [`${n.address}/${prefixOf(hub.address)}`], listenPort: n.listenPort ?? undefined, preUp: [], postUp: [], preDown: [], postDown: [] },
+    // Clients' proxied addresses come through the hub; their P2P peers are added live by the agent.
+    peers: [hubPeer(hub, [`${hostOf(hub.address)}/32`, hub.proxiedSubnet], hub.agentHubKeepalive)],
+  };
+}
+
+/** The P2P config: the hub plus one peer per agent, at that agent's public endpoint. */
+export function clientConfig(hub: HubRecord, n: NodeRecord, agents: NodeRecord[]): WgQuickConfig {
+  return {
+    interface: { privateKey: n.privateKey, address: [`${n.address}/${prefixOf(hub.address)}`], listenPort: n.listenPort ?? undefined, preUp: [], postUp: [], preDown: [], postDown: [] },
+    peers: [
+      hubPeer(hub, [`${hostOf(hub.address)}/32`], hub.clientHubKeepalive),
+      ...agents.map((a) => ({
+        publicKey: a.publicKey,
+        allowedIps: [`${a.address}/32`, ...a.routes],
+        endpoint: a.fixedEndpoint ?? a.observedEndpoint ?? undefined,
+        persistentKeepalive: hub.peerKeepalive,
+        comment: `agent ${a.name}${a.fixedEndpoint || a.observedEndpoint ? '' : ' (no endpoint known yet: regenerate this config once the agent has connected)'}`,
+      })),
+    ],
+  };
+}
+
+/** The fallback: everything through the hub, which always works where UDP to the hub does. */
+export function proxiedConfig(hub: HubRecord, n: NodeRecord, agents: NodeRecord[]): WgQuickConfig {
+  return {
+    interface: { privateKey: n.privateKey, address: [`${n.proxiedAddress}/${prefixOf(hub.proxiedSubnet)}`], preUp: [], postUp: [], preDown: [], postDown: [] },
+    peers: [hubPeer(hub, [p2pSubnet(hub), hub.proxiedSubnet, ...agents.flatMap((a) => a.routes)], hub.agentHubKeepalive)],
+  };
+}
+
+export function nthAddress(subnet: string, n: number): string {
+  const c = parseCidr(subnet)!;
+  const ip = c.network + n;
+  return [ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255].join('.');
+}

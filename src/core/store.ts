@@ -1,0 +1,182 @@
+import Database from 'better-sqlite3';
+import { existsSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** The hub's directory: its own identity and settings, and every node. One SQLite file, mode 0600. */
+
+export interface HubRecord {
+  privateKey: string;
+  publicKey: string;
+  /** What nodes put in their configs as the hub's Endpoint (host:port). */
+  endpoint: string;
+  /** Hub tunnel address with the P2P subnet's prefix, e.g. 10.99.0.1/24. */
+  address: string;
+  /** Subnet for the addresses clients use in their proxied config. */
+  proxiedSubnet: string;
+  listenPort: number;
+  apiPort: number;
+  /** Keepalive in a client's config toward the hub: bounds how fast the hub notices a roam. */
+  clientHubKeepalive: number;
+  /** Keepalive in a client's config toward agent nodes, and that agents set toward clients. */
+  peerKeepalive: number;
+  /** Keepalive in an agent's config toward the hub. */
+  agentHubKeepalive: number;
+  staleAfterSec: number;
+}
+
+export type NodeKind = 'agent' | 'client';
+
+export interface NodeRecord {
+  name: string;
+  kind: NodeKind;
+  address: string;
+  proxiedAddress: string | null;
+  publicKey: string;
+  privateKey: string;
+  tokenHash: string | null;
+  fixedEndpoint: string | null;
+  listenPort: number | null;
+  routes: string[];
+  observedEndpoint: string | null;
+  createdAt: string;
+}
+
+export class StoreError extends Error {
+  override name = 'StoreError';
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS hub (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nodes (
+  name TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('agent', 'client')),
+  address TEXT NOT NULL UNIQUE,
+  proxied_address TEXT UNIQUE,
+  public_key TEXT NOT NULL UNIQUE,
+  private_key TEXT NOT NULL,
+  token_hash TEXT,
+  fixed_endpoint TEXT,
+  listen_port INTEGER,
+  routes TEXT NOT NULL DEFAULT '[]',
+  observed_endpoint TEXT,
+  created_at TEXT NOT NULL
+);
+`;
+
+interface NodeRow {
+  name: string;
+  kind: NodeKind;
+  address: string;
+  proxied_address: string | null;
+  public_key: string;
+  private_key: string;
+  token_hash: string | null;
+  fixed_endpoint: string | null;
+  listen_port: number | null;
+  routes: string;
+  observed_endpoint: string | null;
+  created_at: string;
+}
+
+function toRecord(r: NodeRow): NodeRecord {
+  return {
+    name: r.name,
+    kind: r.kind,
+    address: r.address,
+    proxiedAddress: r.proxied_address,
+    publicKey: r.public_key,
+    privateKey: r.private_key,
+    tokenHash: r.token_hash,
+    fixedEndpoint: r.fixed_endpoint,
+    listenPort: r.listen_port,
+    routes: JSON.parse(r.routes) as string[],
+    observedEndpoint: r.observed_endpoint,
+    createdAt: r.created_at,
+  };
+}
+
+export function storePath(dir: string): string {
+  return join(dir, 'hub.sqlite');
+}
+
+export class Store {
+  private constructor(private readonly db: Database.Database) {}
+
+  static create(dir: string, hub: HubRecord): Store {
+    const file = storePath(dir);
+    if (existsSync(file)) throw new StoreError(`${file} already exists; this directory already holds a hub (remove it to start over)`);
+    const db = new Database(file);
+    chmodSync(file, 0o600);
+    db.pragma('journal_mode = WAL');
+    db.exec(SCHEMA);
+    db.prepare('INSERT INTO hub (id, json) VALUES (1, ?)').run(JSON.stringify(hub));
+    return new Store(db);
+  }
+
+  static open(dir: string): Store {
+    const file = storePath(dir);
+    if (!existsSync(file)) throw new StoreError(`no hub store at ${file}; create one with "wgp2p hub init --dir ${dir} …"`);
+    let db: Database.Database;
+    try {
+      db = new Database(file, { fileMustExist: true });
+      db.pragma('journal_mode = WAL');
+      const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[];
+      if (!tables.some((t) => t.name === 'hub') || !tables.some((t) => t.name === 'nodes')) throw new Error('tables are missing');
+      db.prepare('SELECT json FROM hub WHERE id = 1').get();
+    } catch (err) {
+      throw new StoreError(`the hub store ${file} is corrupt or not a wgp2p store (${(err as Error).message}); restore it from a backup or run "wgp2p hub init" in a new directory`);
+    }
+    return new Store(db);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  hub(): HubRecord {
+    const row = this.db.prepare('SELECT json FROM hub WHERE id = 1').get() as { json: string } | undefined;
+    if (!row) throw new StoreError('the hub store has no hub record; it is corrupt');
+    return JSON.parse(row.json) as HubRecord;
+  }
+
+  /** Changes whenever another connection commits: lets a running hub notice `node add` within one poll. */
+  dataVersion(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  nodes(): NodeRecord[] {
+    return (this.db.prepare('SELECT * FROM nodes ORDER BY created_at, name').all() as NodeRow[]).map(toRecord);
+  }
+
+  node(name: string): NodeRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM nodes WHERE name = ?').get(name) as NodeRow | undefined;
+    return row ? toRecord(row) : undefined;
+  }
+
+  addNode(n: NodeRecord): void {
+    try {
+      this.db
+        .prepare(
+          `INSERT INTO nodes (name, kind, address, proxied_address, public_key, private_key, token_hash, fixed_endpoint, listen_port, routes, observed_endpoint, created_at)
+           VALUES (@name, @kind, @address, @proxiedAddress, @publicKey, @privateKey, @tokenHash, @fixedEndpoint, @listenPort, @routes, @observedEndpoint, @createdAt)`,
+        )
+        .run({ ...n, routes: JSON.stringify(n.routes) });
+    } catch (err) {
+      const msg = (err as Error).message;
+      const column = /UNIQUE constraint failed: nodes\.(\w+)/.exec(msg)?.[1];
+      if (column) throw new StoreError(`a node with this ${column.replace('_', ' ')} already exists`);
+      throw err;
+    }
+  }
+
+  removeNode(name: string): boolean {
+    return this.db.prepare('DELETE FROM nodes WHERE name = ?').run(name).changes > 0;
+  }
+
+  setObservedEndpoint(publicKey: string, endpoint: string): void {
+    this.db.prepare('UPDATE nodes SET observed_endpoint = ? WHERE public_key = ? AND (observed_endpoint IS NOT ? )').run(endpoint, publicKey, endpoint);
+  }
+}

@@ -1,0 +1,94 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { contains, formatIPv4, isUsableHost, parseCidr, parseIPv4 } from '../core/ipv4.js';
+import { generateKeyPair } from '../core/wireguard/keys.js';
+import type { NodeKind, NodeRecord, Store } from '../core/store.js';
+import { p2pSubnet } from '../core/configs.js';
+
+/** Adding and removing nodes: allocation and validation happen here, before the store is touched. */
+
+/** A node's config is NAME.conf and wg-quick names the interface after the file: 15 characters at most. */
+export const NODE_NAME = /^[a-z0-9][a-z0-9-]{0,14}$/;
+/** Clients get distinct listen ports so that two clients behind one NAT do not collide (seed 000). */
+const CLIENT_PORT_BASE = 41000;
+export const AGENT_LISTEN_PORT = 51820;
+
+export class InputError extends Error {
+  override name = 'InputError';
+}
+
+export interface AddNodeInput {
+  name: string;
+  kind: NodeKind;
+  address?: string;
+  endpoint?: string;
+  routes?: string[];
+}
+
+export interface AddedNode {
+  node: NodeRecord;
+  /** The agent's token in clear: returned once, stored only as a hash. */
+  token?: string;
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export function addNode(store: Store, input: AddNodeInput): AddedNode {
+  const hub = store.hub();
+  if (!NODE_NAME.test(input.name)) throw new InputError(`node name "${input.name}" is invalid: use 1-15 lower-case letters, digits and "-"`);
+  const nodes = store.nodes();
+  if (nodes.some((n) => n.name === input.name)) throw new InputError(`a node named "${input.name}" already exists; remove it first or pick another name`);
+  const subnet = parseCidr(p2pSubnet(hub))!;
+  const hubIp = parseIPv4(hub.address.split('/')[0])!;
+  const used = new Set([hubIp, ...nodes.map((n) => parseIPv4(n.address)!)]);
+
+  let ip: number;
+  if (input.address !== undefined) {
+    const given = parseIPv4(input.address.replace(/\/32$/, ''));
+    if (given === undefined) throw new InputError(`--address "${input.address}" is not an IPv4 address`);
+    if (!isUsableHost(subnet, given)) throw new InputError(`--address ${input.address} is outside the network ${p2pSubnet(hub)}; pick an address inside it`);
+    if (used.has(given)) throw new InputError(`--address ${input.address} is already used by ${given === hubIp ? 'the hub' : `node "${nodes.find((n) => parseIPv4(n.address) === given)!.name}"`}`);
+    ip = given;
+  } else {
+    ip = -1;
+    for (let i = 2; i < 2 ** (32 - subnet.prefix) - 1; i++) {
+      if (!used.has(subnet.network + i)) {
+        ip = subnet.network + i;
+        break;
+      }
+    }
+    if (ip < 0) throw new InputError(`the network ${p2pSubnet(hub)} is full`);
+  }
+  const offset = ip - subnet.network;
+
+  if (input.endpoint !== undefined && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(input.endpoint)) {
+    throw new InputError(`--endpoint "${input.endpoint}" must be HOST:PORT (an address or a DNS name)`);
+  }
+  if (input.endpoint !== undefined && input.kind !== 'agent') throw new InputError('--endpoint applies to agents only (clients roam)');
+  for (const r of input.routes ?? []) {
+    const c = parseCidr(r);
+    if (!c || formatIPv4(c.network) !== r.split('/')[0]) throw new InputError(`route "${r}" is not a subnet like 192.168.1.0/24`);
+    if (contains(subnet, c.network)) throw new InputError(`route ${r} overlaps the tunnel network ${p2pSubnet(hub)}`);
+  }
+
+  const proxied = parseCidr(hub.proxiedSubnet)!;
+  const keys = generateKeyPair();
+  const token = input.kind === 'agent' ? randomBytes(32).toString('base64url') : undefined;
+  const node: NodeRecord = {
+    name: input.name,
+    kind: input.kind,
+    address: formatIPv4(ip),
+    proxiedAddress: input.kind === 'client' ? formatIPv4(proxied.network + offset) : null,
+    publicKey: keys.publicKey,
+    privateKey: keys.privateKey,
+    tokenHash: token ? hashToken(token) : null,
+    fixedEndpoint: input.endpoint ?? null,
+    listenPort: input.kind === 'agent' ? AGENT_LISTEN_PORT : CLIENT_PORT_BASE + offset,
+    routes: input.routes ?? [],
+    observedEndpoint: null,
+    createdAt: new Date().toISOString(),
+  };
+  store.addNode(node);
+  return { node, token };
+}

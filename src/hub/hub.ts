@@ -1,0 +1,319 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { chmodSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { timingSafeEqual } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { hubAllowedIps } from '../core/configs.js';
+import type { Logger } from '../core/log.js';
+import { agentMessageSchema, decode, type AgentSettings, type HubMessage, type PeerReport } from '../core/protocol.js';
+import { Store, type NodeRecord } from '../core/store.js';
+import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
+import type { DeviceState, PeerState } from '../core/wireguard/uapi.js';
+import { hashToken } from './directory.js';
+import { clientsVisibleTo, peerInfo } from './peer-view.js';
+
+export interface HubOptions {
+  dir: string;
+  ifname: string;
+  log: Logger;
+  /** Device read interval. 20 ms keeps the hub's share of a join in the tens of milliseconds. */
+  pollMs?: number;
+  /** Full resync to every agent: only a safety net, changes are pushed as they happen. */
+  resyncMs?: number;
+  /** Address for the control API; default: the hub's tunnel address. */
+  listenAddress?: string;
+}
+
+interface AgentSession {
+  node: NodeRecord;
+  ws: WebSocket;
+  reports: Map<string, PeerReport>;
+  connectedAt: number;
+}
+
+export interface HubStatusNode {
+  name: string;
+  kind: 'agent' | 'client';
+  address: string;
+  endpoint: string | null;
+  handshakeAgeMs: number | null;
+  rxBytes: number;
+  txBytes: number;
+  /** Agents: whether its control connection is up. Clients: the path to each agent, as that agent reports it. */
+  connected?: boolean;
+  paths?: { agent: string; path: string; directAfterMs: number | null; reason: string | null; handshakeAgeMs: number | null }[];
+}
+
+export class Hub {
+  private store!: Store;
+  private device!: WireGuardDevice;
+  private nodes: NodeRecord[] = [];
+  private byKey = new Map<string, NodeRecord>();
+  private lastSeen = new Map<string, { endpoint?: string; fresh: boolean }>();
+  private device_: DeviceState | undefined;
+  private sessions = new Set<AgentSession>();
+  private timers: NodeJS.Timeout[] = [];
+  private api?: Server;
+  private admin?: Server;
+  private wss = new WebSocketServer({ noServer: true, maxPayload: 4 << 20 });
+  private dataVersion = -1;
+  private polling = false;
+  readonly stats = { polls: 0, pollMsTotal: 0, pushes: 0 };
+
+  constructor(private readonly opts: HubOptions) {}
+
+  get settings(): AgentSettings {
+    const h = this.store.hub();
+    return { peerKeepalive: h.peerKeepalive, staleAfterSec: h.staleAfterSec };
+  }
+
+  async start(): Promise<void> {
+    this.store = Store.open(this.opts.dir);
+    this.device = await openDevice(this.opts.ifname);
+    await this.reloadNodes();
+    await this.poll();
+    const hub = this.store.hub();
+    const host = this.opts.listenAddress ?? hub.address.split('/')[0];
+    this.api = createServer((req, res) => void this.handleApi(req, res));
+    this.api.on('upgrade', (req, socket, head) => this.handleUpgrade(req, socket as import('node:net').Socket, head));
+    await new Promise<void>((resolve, reject) => {
+      this.api!.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new Error(err.code === 'EADDRNOTAVAIL' ? `cannot listen on ${host}:${hub.apiPort}: the hub's tunnel address is not on this machine; is ${this.opts.ifname} up with ${hub.address}?` : err.message)),
+      );
+      this.api!.listen(hub.apiPort, host, resolve);
+    });
+    const sock = join(this.opts.dir, 'hub.sock');
+    rmSync(sock, { force: true });
+    this.admin = createServer((req, res) => this.handleAdmin(req, res));
+    await new Promise<void>((resolve) => this.admin!.listen(sock, resolve));
+    chmodSync(sock, 0o600);
+    this.every(this.opts.pollMs ?? 20, () => this.poll());
+    this.every(250, () => this.watchStore());
+    this.every(this.opts.resyncMs ?? 60_000, () => this.sessions.forEach((s) => this.sendSnapshot(s)));
+    this.opts.log.info({ api: `${host}:${hub.apiPort}`, device: this.device.kind, nodes: this.nodes.length }, 'hub running');
+  }
+
+  async stop(): Promise<void> {
+    this.timers.forEach(clearInterval);
+    for (const s of this.sessions) s.ws.terminate();
+    await Promise.all([this.api, this.admin].map((srv) => srv && new Promise((r) => srv.close(() => r(undefined)))));
+    rmSync(join(this.opts.dir, 'hub.sock'), { force: true });
+    this.store.close();
+  }
+
+  private every(ms: number, fn: () => unknown): void {
+    this.timers.push(setInterval(() => void Promise.resolve(fn()).catch((err: unknown) => this.opts.log.error({ err }, 'periodic task failed')), ms));
+  }
+
+  /** Keeps the device's peers equal to the store; notices nodes added or removed while running. */
+  private async watchStore(): Promise<void> {
+    const v = this.store.dataVersion();
+    if (v !== this.dataVersion) await this.reloadNodes();
+  }
+
+  private async reloadNodes(): Promise<void> {
+    this.dataVersion = this.store.dataVersion();
+    const before = new Map(this.byKey);
+    this.nodes = this.store.nodes();
+    this.byKey = new Map(this.nodes.map((n) => [n.publicKey, n]));
+    const dev = await this.device.get();
+    const onDevice = new Map(dev.peers.map((p) => [p.publicKey, p]));
+    const peers = [
+      ...this.nodes
+        .filter((n) => {
+          const p = onDevice.get(n.publicKey);
+          return !p || p.allowedIps.slice().sort().join() !== hubAllowedIps(n).slice().sort().join();
+        })
+        .map((n) => ({ publicKey: n.publicKey, allowedIps: hubAllowedIps(n) })),
+      ...dev.peers.filter((p) => !this.byKey.has(p.publicKey)).map((p) => ({ publicKey: p.publicKey, remove: true })),
+    ];
+    if (peers.length) await this.device.set({ peers });
+    const removed = [...before.values()].filter((n) => !this.byKey.has(n.publicKey));
+    const added = this.nodes.filter((n) => !before.has(n.publicKey));
+    if (removed.length || added.length) this.opts.log.info({ added: added.map((n) => n.name), removed: removed.map((n) => n.name) }, 'nodes changed');
+    for (const s of [...this.sessions]) {
+      if (!this.byKey.has(s.node.publicKey)) {
+        s.ws.close(4003, 'node removed');
+        this.sessions.delete(s);
+        continue;
+      }
+      for (const n of removed) if (n.kind === 'client') this.send(s, { type: 'peer-removed', publicKey: n.publicKey });
+      for (const n of added) if (clientsVisibleTo(s.node, this.nodes).includes(n)) this.send(s, { type: 'peer', peer: peerInfo(n, undefined, Date.now()) });
+    }
+  }
+
+  /** Reads the device and pushes what changed: a client's endpoint, or whether it is fresh. */
+  private async poll(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    const t0 = performance.now();
+    try {
+      const dev = await this.device.get();
+      this.device_ = dev;
+      const now = Date.now();
+      const staleMs = this.store.hub().staleAfterSec * 1000;
+      for (const p of dev.peers) {
+        const node = this.byKey.get(p.publicKey);
+        if (!node) continue;
+        const fresh = p.lastHandshakeMs > 0 && now - p.lastHandshakeMs <= staleMs;
+        const prev = this.lastSeen.get(p.publicKey);
+        if (prev && prev.endpoint === p.endpoint && prev.fresh === fresh) continue;
+        this.lastSeen.set(p.publicKey, { endpoint: p.endpoint, fresh });
+        if (p.endpoint && prev?.endpoint !== p.endpoint) this.store.setObservedEndpoint(p.publicKey, p.endpoint);
+        if (node.kind === 'client' && (prev || p.endpoint)) this.pushPeer(node, p, now);
+      }
+    } finally {
+      this.stats.polls++;
+      this.stats.pollMsTotal += performance.now() - t0;
+      this.polling = false;
+    }
+  }
+
+  private pushPeer(client: NodeRecord, seen: PeerState, now: number): void {
+    for (const s of this.sessions) {
+      if (!clientsVisibleTo(s.node, this.nodes).includes(client)) continue;
+      this.send(s, { type: 'peer', peer: peerInfo(client, seen, now) });
+      this.stats.pushes++;
+    }
+  }
+
+  private send(s: AgentSession, m: HubMessage): void {
+    if (s.ws.readyState === s.ws.OPEN) s.ws.send(JSON.stringify(m));
+  }
+
+  private sendSnapshot(s: AgentSession): void {
+    const now = Date.now();
+    const seen = new Map((this.device_?.peers ?? []).map((p) => [p.publicKey, p]));
+    this.send(s, { type: 'snapshot', settings: this.settings, peers: clientsVisibleTo(s.node, this.nodes).map((c) => peerInfo(c, seen.get(c.publicKey), now)) });
+  }
+
+  // ---- control API (tunnel address only) ------------------------------------------------------
+
+  /** Who is calling: the node whose tunnel address is the source (cryptokey routing proves it) and whose token matches. */
+  private authenticate(req: IncomingMessage): { node: NodeRecord } | { status: number; message: string } {
+    const source = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const node = this.nodes.find((n) => n.address === source);
+    if (!node) return { status: 403, message: `requests must come through the tunnel from a node's address (${source} is not one)` };
+    if (node.kind !== 'agent' || !node.tokenHash) return { status: 403, message: `node "${node.name}" is not an agent` };
+    const header = req.headers.authorization ?? '';
+    const token = header.startsWith('Bearer ') ? header.slice(7) : '';
+    const a = Buffer.from(hashToken(token), 'hex');
+    const b = Buffer.from(node.tokenHash, 'hex');
+    if (!token || a.length !== b.length || !timingSafeEqual(a, b)) return { status: 401, message: 'missing or wrong token (Authorization: Bearer <token from NAME.agent.json>)' };
+    return { node };
+  }
+
+  private async handleApi(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const auth = this.authenticate(req);
+    if ('status' in auth) return reply(res, auth.status, { error: auth.message });
+    if (req.method === 'GET' && req.url === '/v1/peers') {
+      const now = Date.now();
+      const seen = new Map((this.device_?.peers ?? []).map((p) => [p.publicKey, p]));
+      return reply(res, 200, { settings: this.settings, peers: clientsVisibleTo(auth.node, this.nodes).map((c) => peerInfo(c, seen.get(c.publicKey), now)) });
+    }
+    if (req.method === 'POST' && req.url === '/v1/report') {
+      const body = await readBody(req, 1 << 20).catch(() => undefined);
+      if (body === undefined) return reply(res, 413, { error: 'body too large' });
+      try {
+        const m = decode(agentMessageSchema, body, 'report');
+        this.acceptReport(auth.node, m.peers);
+        return reply(res, 204);
+      } catch (err) {
+        return reply(res, 400, { error: (err as Error).message });
+      }
+    }
+    reply(res, 404, { error: `no such endpoint: ${req.method} ${req.url}` });
+  }
+
+  private handleUpgrade(req: IncomingMessage, socket: import('node:net').Socket, head: Buffer): void {
+    const auth = this.authenticate(req);
+    if ('status' in auth || req.url !== '/v1/agent') {
+      const status = 'status' in auth ? auth.status : 404;
+      socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : 'Forbidden'}\r\nConnection: close\r\n\r\n`);
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const session: AgentSession = { node: auth.node, ws, reports: new Map(), connectedAt: Date.now() };
+      // One session per agent: a reconnect replaces the old one.
+      for (const s of this.sessions) if (s.node.publicKey === auth.node.publicKey) (s.ws.terminate(), this.sessions.delete(s));
+      this.sessions.add(session);
+      this.opts.log.info({ agent: auth.node.name }, 'agent connected');
+      ws.on('message', (data) => {
+        try {
+          const m = decode(agentMessageSchema, data.toString(), `message from ${auth.node.name}`);
+          this.acceptReport(auth.node, m.peers, session);
+        } catch (err) {
+          this.opts.log.warn({ agent: auth.node.name, err: (err as Error).message }, 'malformed message ignored');
+        }
+      });
+      ws.on('close', () => this.sessions.delete(session));
+      ws.on('error', () => this.sessions.delete(session));
+      this.sendSnapshot(session);
+    });
+  }
+
+  private acceptReport(agent: NodeRecord, peers: PeerReport[], session?: AgentSession): void {
+    const s = session ?? [...this.sessions].find((x) => x.node.publicKey === agent.publicKey);
+    if (!s) return;
+    s.reports.clear();
+    for (const p of peers) if (this.byKey.has(p.publicKey)) s.reports.set(p.publicKey, p);
+  }
+
+  // ---- admin socket (local shell only) --------------------------------------------------------
+
+  status(): HubStatusNode[] {
+    const now = Date.now();
+    const seen = new Map((this.device_?.peers ?? []).map((p) => [p.publicKey, p]));
+    return this.nodes.map((n) => {
+      const p = seen.get(n.publicKey);
+      const row: HubStatusNode = {
+        name: n.name,
+        kind: n.kind,
+        address: n.address,
+        endpoint: p?.endpoint ?? null,
+        handshakeAgeMs: p && p.lastHandshakeMs > 0 ? now - p.lastHandshakeMs : null,
+        rxBytes: p?.rxBytes ?? 0,
+        txBytes: p?.txBytes ?? 0,
+      };
+      if (n.kind === 'agent') row.connected = [...this.sessions].some((s) => s.node.publicKey === n.publicKey);
+      else {
+        row.paths = [...this.sessions]
+          .map((s) => ({ s, r: s.reports.get(n.publicKey) }))
+          .filter((x) => x.r)
+          .map(({ s, r }) => ({ agent: s.node.name, path: r!.path, directAfterMs: r!.directAfterMs, reason: r!.reason, handshakeAgeMs: r!.handshakeAgeMs }));
+      }
+      return row;
+    });
+  }
+
+  private handleAdmin(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method === 'GET' && req.url === '/v1/status') {
+      return reply(res, 200, {
+        hub: { interface: this.opts.ifname, device: this.device.kind, agentsConnected: this.sessions.size, polls: this.stats.polls, meanPollMs: this.stats.polls ? this.stats.pollMsTotal / this.stats.polls : 0, pushes: this.stats.pushes },
+        nodes: this.status(),
+      });
+    }
+    reply(res, 404, { error: 'not found' });
+  }
+}
+
+function reply(res: ServerResponse, status: number, body?: unknown): void {
+  res.writeHead(status, body === undefined ? {} : { 'content-type': 'application/json' });
+  res.end(body === undefined ? undefined : JSON.stringify(body));
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        reject(new Error('too large'));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}

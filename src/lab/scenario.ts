@@ -1,0 +1,142 @@
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run } from '../core/exec.js';
+import { getDevice } from '../core/wireguard/uapi.js';
+import type { Lab } from './lab.js';
+import { msUntilPingReply, wgQuickUp } from './wireguard.js';
+
+/**
+ * Drives the real CLI inside a lab: a hub on a public host, agents and plain clients behind NATs.
+ * Every step is what a user would type, run in the node's namespace; tests, benchmarks and the
+ * demo share it.
+ */
+
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const HUB_TUNNEL = '10.99.0.1';
+
+export interface ScenarioNode {
+  name: string;
+  host: string;
+  ifname: string;
+  address: string;
+  kind: 'agent' | 'client';
+  /** pid of the agent process (agents only). */
+  pid?: number;
+}
+
+export class Scenario {
+  readonly dir: string;
+  readonly hubIf: string;
+  hubPid?: number;
+  readonly nodes = new Map<string, ScenarioNode>();
+
+  constructor(
+    readonly lab: Lab,
+    readonly hubHost = 'hub',
+  ) {
+    this.dir = join(lab.logDir, 'hub');
+    this.hubIf = this.ifname('hub');
+  }
+
+  /** Interface names are machine-wide with wireguard-go: prefix them with the lab's name. */
+  ifname(role: string): string {
+    return `${this.lab.name.slice(0, 9)}-${role}`.slice(0, 15);
+  }
+
+  cli(host: string | undefined, args: string[], opts: { allowFail?: boolean } = {}) {
+    return host ? this.lab.exec(host, process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: 30_000 }) : run(process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: 30_000 });
+  }
+
+  async initHub(extra: string[] = []): Promise<void> {
+    const hubIp = this.lab.address(this.hubHost);
+    await this.cli(undefined, ['hub', 'init', '--dir', this.dir, '--endpoint', `${hubIp}:51820`, '--address', `${HUB_TUNNEL}/24`, ...extra]);
+    await this.upConf(this.hubHost, join(this.dir, 'hub.conf'), this.hubIf);
+    await this.startHub();
+  }
+
+  async startHub(): Promise<void> {
+    this.hubPid = this.lab.spawn(this.hubHost, 'hub', process.execPath, [CLI, 'hub', 'run', '--dir', this.dir, '--interface', this.hubIf], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
+    await this.waitFor(() => run('test', ['-S', join(this.dir, 'hub.sock')], { allowFail: true }).then((r) => r.code === 0), 10_000, 'the hub to start');
+  }
+
+  async killHub(): Promise<void> {
+    if (this.hubPid === undefined) return;
+    try {
+      process.kill(this.hubPid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    this.hubPid = undefined;
+    await sleep(100);
+  }
+
+  /** wg-quick up a config under a lab-unique interface name (wg-quick names the interface after the file). */
+  async upConf(host: string, conf: string, ifname: string): Promise<void> {
+    const dir = join(this.lab.logDir, 'conf', host);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const copy = join(dir, `${ifname}.conf`);
+    copyFileSync(conf, copy);
+    await this.lab.recordWireGuard(host, ifname);
+    await wgQuickUp(this.lab.ns(host), copy);
+  }
+
+  async down(host: string, ifname: string): Promise<void> {
+    await run('wg-quick', ['down', join(this.lab.logDir, 'conf', host, `${ifname}.conf`)], { netns: this.lab.ns(host), allowFail: true });
+  }
+
+  async addNode(name: string, kind: 'agent' | 'client', host: string, extra: string[] = []): Promise<ScenarioNode> {
+    const r = await this.cli(undefined, ['node', 'add', name, '--dir', this.dir, `--${kind}`, '--json', ...extra]);
+    const out = JSON.parse(r.stdout) as { address: string };
+    const n: ScenarioNode = { name, host, ifname: this.ifname(name.slice(0, 5)), address: out.address, kind };
+    this.nodes.set(name, n);
+    return n;
+  }
+
+  /** Brings an agent's interface up from NAME.conf and starts `wgp2p agent run`; waits until the hub has seen it. */
+  async startAgent(name: string): Promise<void> {
+    const n = this.nodes.get(name)!;
+    await this.upConf(n.host, join(this.dir, 'nodes', `${name}.conf`), n.ifname);
+    n.pid = this.lab.spawn(n.host, `agent-${name}`, process.execPath, [CLI, 'agent', 'run', '--config', join(this.dir, 'nodes', `${name}.agent.json`), '--interface', n.ifname], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
+    await this.waitFor(async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 15_000, `agent ${name} to connect`);
+  }
+
+  /** Writes the client's current P2P (or proxied) config and brings it up; returns ms until `target` answers. */
+  async startClient(name: string, opts: { proxied?: boolean; pingTarget?: string } = {}): Promise<number | undefined> {
+    const n = this.nodes.get(name)!;
+    const conf = join(this.lab.logDir, `${name}${opts.proxied ? '.proxied' : ''}.conf`);
+    const text = (await this.cli(undefined, ['node', 'config', name, '--dir', this.dir, ...(opts.proxied ? ['--proxied'] : [])])).stdout;
+    writeFileSync(conf, text, { mode: 0o600 });
+    const t0 = performance.now();
+    await this.upConf(n.host, conf, n.ifname);
+    if (!opts.pingTarget) return undefined;
+    await msUntilPingReply(this.lab.ns(n.host), opts.pingTarget, 15_000);
+    return Math.round(performance.now() - t0);
+  }
+
+  async hubStatus(): Promise<{ nodes: { name: string; endpoint: string | null; connected?: boolean; rxBytes: number; txBytes: number; handshakeAgeMs: number | null; paths?: { agent: string; path: string; reason: string | null; directAfterMs: number | null }[] }[] }> {
+    const r = await this.cli(undefined, ['status', '--dir', this.dir, '--json'], { allowFail: true });
+    if (r.code !== 0) return { nodes: [] };
+    return JSON.parse(r.stdout);
+  }
+
+  /** The endpoint an interface has for a peer, read from its own device. */
+  async endpointOn(ifname: string, publicKey: string): Promise<string | undefined> {
+    return (await getDevice(ifname)).peers.find((p) => p.publicKey === publicKey)?.endpoint;
+  }
+
+  async publicKey(name: string): Promise<string> {
+    const r = await this.cli(undefined, ['node', 'list', '--dir', this.dir, '--json']);
+    return (JSON.parse(r.stdout) as { name: string; publicKey: string }[]).find((x) => x.name === name)!.publicKey;
+  }
+
+  async waitFor(pred: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await pred().catch(() => false))) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await sleep(50);
+    }
+  }
+}
