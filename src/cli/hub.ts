@@ -13,7 +13,7 @@ import { addressWithPrefixArg, endpointArg, portArg, secondsArg, subnetArg } fro
  * - a client's keepalive toward the hub bounds how late the hub sees a roam;
  * - 25 s toward peers and from agents to the hub keeps NAT mappings (30 s minimum on Linux) alive.
  */
-export const DEFAULTS = { clientHubKeepalive: 2, peerKeepalive: 25, agentHubKeepalive: 25, staleAfterSec: 120, apiPort: 51821 };
+export const DEFAULTS = { clientHubKeepalive: 1, peerKeepalive: 25, agentHubKeepalive: 25, staleAfterSec: 120, apiPort: 51821 };
 
 interface InitOptions {
   dir: string;

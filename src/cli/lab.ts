@@ -8,6 +8,8 @@ import { preflight } from '../lab/preflight.js';
 import { loadTopology } from '../lab/topology.js';
 import type { Behaviour } from '../lab/truth-table.js';
 import { verifyProfiles, type VerifyResult } from '../lab/verify.js';
+import { runDemo, type DemoRow } from '../lab/demo.js';
+import { age } from './status.js';
 import { progressPrinter, renderTable } from './table.js';
 
 interface StatusRow {
@@ -148,6 +150,35 @@ export function registerLab(program: Command): void {
         console.log(`lab ${n}: removed ${removed.length} namespaces`);
       }
       if (names.length === 0) console.log('no lab to remove');
+    });
+
+  lab
+    .command('demo')
+    .description('the seed-000 demo: hub, agent and a plain client behind home NATs go direct, roam, and are torn down')
+    .option('--topology <file>', 'topology to use', new URL('../../../topologies/seed000.yaml', import.meta.url).pathname)
+    .option('--json', 'print the final figures as JSON')
+    .action(async (opts: { topology: string; json?: boolean }) => {
+      teardownOnExit();
+      const tty = process.stdout.isTTY && !opts.json;
+      let drawn = 0;
+      const render = (rows: DemoRow[], title: string) => {
+        const text = `${title}\n${renderTable(['PAIR', 'PATH', 'TIME TO PATH', 'HANDSHAKE AGE', 'ENDPOINT SEEN'], rows.map((r) => [r.pair, r.path, r.timeToPathMs === null ? '-' : `${r.timeToPathMs} ms`, age(r.handshakeAgeMs), r.endpoint ?? '-']))}\n`;
+        // A live table on a terminal (redrawn in place); a plain log otherwise.
+        if (tty && drawn) process.stdout.write(`\x1b[${drawn}A\x1b[0J`);
+        process.stdout.write(text);
+        drawn = tty ? text.split('\n').length - 1 : 0;
+      };
+      const out = await runDemo(opts.topology, {
+        step: (m) => {
+          drawn = 0;
+          if (!opts.json) console.log(`==> ${m}`);
+        },
+        table: (rows, title) => {
+          if (!opts.json) render(rows, title);
+        },
+      });
+      if (opts.json) console.log(JSON.stringify(out));
+      else console.log(`done: direct ${out.joinMs} ms after the phone started; direct again ${out.roamMs} ms after it roamed.`);
     });
 
   lab

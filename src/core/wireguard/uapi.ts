@@ -63,17 +63,29 @@ function errnoOf(text: string): number {
   return m ? Number(m[1]) : -1;
 }
 
+/** Peers' keys repeat on every poll: converting each hex key once keeps a 1,000-peer read cheap. */
+const keyCache = new Map<string, string>();
+function cachedKey(hex: string): string {
+  let k = keyCache.get(hex);
+  if (k === undefined) {
+    if (keyCache.size > 100_000) keyCache.clear();
+    k = hexToKey(hex);
+    keyCache.set(hex, k);
+  }
+  return k;
+}
+
 export function parseGet(text: string): DeviceState {
   const device: DeviceState = { listenPort: 0, fwmark: 0, peers: [] };
   let peer: PeerState | undefined;
-  for (const line of text.split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq < 0) continue;
-    const key = line.slice(0, eq);
-    const value = line.slice(eq + 1);
+  for (let start = 0, end = text.indexOf('\n'); end >= 0; start = end + 1, end = text.indexOf('\n', start)) {
+    const eq = text.indexOf('=', start);
+    if (eq < 0 || eq > end) continue;
+    const key = text.slice(start, eq);
+    const value = text.slice(eq + 1, end);
     switch (key) {
       case 'public_key':
-        peer = { publicKey: hexToKey(value), allowedIps: [], persistentKeepalive: 0, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0 };
+        peer = { publicKey: cachedKey(value), allowedIps: [], persistentKeepalive: 0, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0 };
         device.peers.push(peer);
         break;
       case 'listen_port':

@@ -1,0 +1,28 @@
+import { readFileSync } from 'node:fs';
+
+/** Shared by the benchmarks: figures are printed as one JSON document on stdout; progress goes to stderr. */
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function summary(xs: number[]): { runs: number[]; median: number; min: number; max: number } {
+  return { runs: xs, median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
+}
+
+export function argNumber(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+export function progress(msg: string): void {
+  process.stderr.write(`${msg}\n`);
+}
+
+/** Resident memory of a process, MiB, from /proc. */
+export function rssMiB(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
+  return Math.round((kb / 1024) * 10) / 10;
+}
