@@ -36,10 +36,7 @@ for (let i = 0; i < runs; i++) {
   const lab = await Lab.up(topology(`bjoin${process.pid % 1000}${i}`));
   try {
     const s = new Scenario(lab);
-    await s.initHub(['--client-hub-keepalive', String(keepalive)]);
-    const device = await s.addNode('device', 'agent', 'device');
-    await s.startAgent('device');
-    await s.addNode('phone', 'client', 'client');
+    const device = await s.hubDeviceAndPhone('device', 'client', ['--client-hub-keepalive', String(keepalive)]);
     join.push((await s.startClient('phone', { pingTarget: device.address }))!);
     agentRss.push(rssMiB(device.pid!));
     // Let the roam start from a settled state, at a random phase of the client's keepalive timer.

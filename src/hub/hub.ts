@@ -6,7 +6,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { hubAllowedIps } from '../core/configs.js';
 import type { Logger } from '../core/log.js';
 import { agentMessageSchema, decode, type AgentSettings, type HubMessage, type PeerReport } from '../core/protocol.js';
-import { Store, type NodeRecord } from '../core/store.js';
+import { Store, type HubRecord, type NodeRecord } from '../core/store.js';
 import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import type { DeviceState, PeerState } from '../core/wireguard/uapi.js';
 import { hashToken } from './directory.js';
@@ -66,9 +66,11 @@ export class Hub {
 
   constructor(private readonly opts: HubOptions) {}
 
+  /** The hub record is read once per store change, never on the device-poll path. */
+  private hubRecord!: HubRecord;
+
   get settings(): AgentSettings {
-    const h = this.store.hub();
-    return { peerKeepalive: h.peerKeepalive, staleAfterSec: h.staleAfterSec };
+    return { peerKeepalive: this.hubRecord.peerKeepalive, staleAfterSec: this.hubRecord.staleAfterSec };
   }
 
   async start(): Promise<void> {
@@ -76,7 +78,7 @@ export class Hub {
     this.device = await openDevice(this.opts.ifname);
     await this.reloadNodes();
     await this.poll();
-    const hub = this.store.hub();
+    const hub = this.hubRecord;
     const host = this.opts.listenAddress ?? hub.address.split('/')[0];
     this.api = createServer((req, res) => void this.handleApi(req, res));
     this.api.on('upgrade', (req, socket, head) => this.handleUpgrade(req, socket as import('node:net').Socket, head));
@@ -134,6 +136,7 @@ export class Hub {
 
   private async reloadNodes(): Promise<void> {
     this.dataVersion = this.store.dataVersion();
+    this.hubRecord = this.store.hub();
     const before = new Map(this.byKey);
     this.nodes = this.store.nodes();
     this.byKey = new Map(this.nodes.map((n) => [n.publicKey, n]));
@@ -172,7 +175,7 @@ export class Hub {
       const dev = await this.device.get();
       this.device_ = dev;
       const now = Date.now();
-      const staleMs = this.store.hub().staleAfterSec * 1000;
+      const staleMs = this.hubRecord.staleAfterSec * 1000;
       for (const p of dev.peers) {
         const node = this.byKey.get(p.publicKey);
         if (!node) continue;

@@ -28,13 +28,9 @@ export async function runDemo(topologyFile: string, hooks: DemoHooks): Promise<{
   const lab = await Lab.up(plan);
   try {
     const s = new Scenario(lab);
-    hooks.step('hub: wgp2p hub init, wg-quick up hub.conf, wgp2p hub run');
-    await s.initHub();
-    hooks.step('device: wgp2p node add device --agent, wg-quick up device.conf, wgp2p agent run');
-    const device = await s.addNode('device', 'agent', 'device');
-    await s.startAgent('device');
+    hooks.step('hub: wgp2p hub init, wg-quick up hub.conf, wgp2p hub run; device: wgp2p node add device --agent, wg-quick up device.conf, wgp2p agent run');
+    const device = await s.hubDeviceAndPhone();
     hooks.step('client: wgp2p node add phone --client, then only wg-quick up phone.conf (no wgp2p on the phone)');
-    await s.addNode('phone', 'client', 'client');
     const joinMs = (await s.startClient('phone', { pingTarget: device.address }))!;
     const phone = s.nodes.get('phone')!;
     const rows = async (timeToDirect: number): Promise<DemoRow[]> => {

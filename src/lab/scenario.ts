@@ -57,6 +57,18 @@ export class Scenario {
     await this.startHub();
   }
 
+  /**
+   * The seed-000 cast: a running hub, an agent "device" on host `deviceHost` (connected, its
+   * endpoint seen), and a client "phone" on host `clientHost`, added but not started.
+   */
+  async hubDeviceAndPhone(deviceHost = 'device', clientHost = 'client', hubArgs: string[] = []): Promise<ScenarioNode> {
+    await this.initHub(hubArgs);
+    const device = await this.addNode('device', 'agent', deviceHost);
+    await this.startAgent('device');
+    await this.addNode('phone', 'client', clientHost);
+    return device;
+  }
+
   async startHub(): Promise<void> {
     this.hubPid = this.lab.spawn(this.hubHost, 'hub', process.execPath, [CLI, 'hub', 'run', '--dir', this.dir, '--interface', this.hubIf], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
     await this.waitFor(() => run('test', ['-S', join(this.dir, 'hub.sock')], { allowFail: true }).then((r) => r.code === 0), 10_000, 'the hub to start');

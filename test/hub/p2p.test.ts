@@ -34,10 +34,7 @@ async function hubCounters(s: Scenario, name: string): Promise<number> {
 test('seed 000, home NATs both sides: direct, roams, survives the hub, takes new nodes live', async () => {
   await withLab(seed(uniqueLabName('p2p')), async (lab) => {
     const s = new Scenario(lab);
-    await s.initHub();
-    const device = await s.addNode('device', 'agent', 'device');
-    await s.startAgent('device');
-    await s.addNode('phone', 'client', 'client');
+    const device = await s.hubDeviceAndPhone();
     const phoneKey = await s.publicKey('phone');
 
     // 1. Direct: the device sees the client's NAT address, and the hub carries none of the pings.
@@ -79,10 +76,7 @@ test('a client behind a symmetric NAT: status says direct is impossible, and the
   t.routers![1] = home('cafe', 'symmetric', 2);
   await withLab(t, async (lab) => {
     const s = new Scenario(lab);
-    await s.initHub();
-    const device = await s.addNode('device', 'agent', 'device');
-    await s.startAgent('device');
-    await s.addNode('phone', 'client', 'client');
+    const device = await s.hubDeviceAndPhone();
     await s.startClient('phone');
     await s.waitFor(async () => (await s.hubStatus()).nodes.find((n) => n.name === 'phone')?.paths?.[0]?.path === 'impossible', 10_000, 'the agent to give up on direct');
     const human = (await s.cli(undefined, ['status', '--dir', s.dir])).stdout;
@@ -103,10 +97,7 @@ for (const profile of ['cone', 'firewall'] as const) {
     } else t.routers![0] = home('devhome', 'cone', 1);
     await withLab(t, async (lab) => {
       const s = new Scenario(lab);
-      await s.initHub();
-      const device = await s.addNode('device', 'agent', 'device');
-      await s.startAgent('device');
-      await s.addNode('phone', 'client', 'client');
+      const device = await s.hubDeviceAndPhone();
       await s.startClient('phone', { pingTarget: device.address });
       const before = await hubCounters(s, 'phone');
       assert.equal(await ping(s, 'client', device.address, 30), 30);
