@@ -10,6 +10,11 @@ const PROBE = fileURLToPath(new URL('./probe.js', import.meta.url));
 const S1 = `${PROBE_SERVERS.s1}:3478`;
 const S1_ALT = `${PROBE_SERVERS.s1}:3479`;
 const S2 = `${PROBE_SERVERS.s2}:3478`;
+/**
+ * How long a listening probe waits for a datagram sent by another probe process. Starting that
+ * process (Node) can take a few hundred ms on a loaded 2-core CI machine; 1.5 s leaves margin.
+ */
+const LISTEN_MS = 1500;
 
 export interface VerifyResult {
   row: string;
@@ -72,14 +77,14 @@ async function measureRow(lab: Lab, row: string, hasUpnp: boolean): Promise<Beha
     filtering = f.tags.includes('other-addr') ? 'independent' : f.tags.includes('other-port') ? 'address' : 'address+port';
   }
 
-  const quiet = listener(lab, a, ['--port', '40002', '--ms', '800']);
+  const quiet = listener(lab, a, ['--port', '40002', '--ms', String(LISTEN_MS)]);
   await quiet.observed;
   await sendFrom(lab, 's2', `${pub}:40002`, 'unsolicited');
   const unsolicited = (await quiet.received).includes('unsolicited');
 
   let hairpin: boolean | null = null;
   if (nat && udp) {
-    const l = listener(lab, a, ['--port', '40003', '--server', S1, '--ms', '800']);
+    const l = listener(lab, a, ['--port', '40003', '--server', S1, '--ms', String(LISTEN_MS)]);
     const mapped = await l.observed;
     if (mapped) await sendFrom(lab, b, mapped, 'hairpin');
     hairpin = (await l.received).includes('hairpin');
@@ -110,7 +115,7 @@ async function measureRow(lab: Lab, row: string, hasUpnp: boolean): Promise<Beha
 async function portMapForwards(lab: Lab, host: string, pub: string, inside: number, outside: number, request: () => Promise<{ code: number }>): Promise<boolean> {
   const r = await request();
   if (r.code !== 0) return false;
-  const l = listener(lab, host, ['--port', String(inside), '--ms', '800']);
+  const l = listener(lab, host, ['--port', String(inside), '--ms', String(LISTEN_MS)]);
   await l.observed;
   await sendFrom(lab, 's2', `${pub}:${outside}`, 'mapped');
   return (await l.received).includes('mapped');
