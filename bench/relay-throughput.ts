@@ -2,7 +2,7 @@
  * iperf3 over WireGuard: direct between two home NATs, then through the relay (same lab, same
  * run), as a share of direct. The relay runs as its own process on the public host.
  *
- *   node dist/bench/relay-throughput.js [--runs 5] [--seconds 5]
+ *   node dist/bench/relay-throughput.js [--runs 5] [--seconds 5] [--userspace]
  */
 import { fileURLToPath } from 'node:url';
 import { setDevice } from '../src/core/wireguard/uapi.js';
@@ -14,7 +14,8 @@ import { argNumber, median, progress } from './stats.js';
 teardownOnExit();
 const runs = argNumber('runs', 5);
 const seconds = argNumber('seconds', 5);
-const RELAY = fileURLToPath(new URL('../src/relay/relay.js', import.meta.url));
+const RELAY_HOST = fileURLToPath(new URL('../src/lab/relay-host.js', import.meta.url));
+const userspace = process.argv.includes('--userspace');
 
 const lab = await Lab.up(
   parseTopology({
@@ -37,13 +38,7 @@ try {
   await lab.recordWireGuard('a', aIf);
   const b = await startWireGuard(lab.ns('b'), bIf, { listenPort: 51820, address: '10.77.0.2/24' });
   await lab.recordWireGuard('b', bIf);
-  lab.spawn('relay', 'relay', process.execPath, [
-    '--input-type=module',
-    '-e',
-    `import { Relay } from ${JSON.stringify(RELAY)};
-     const r = new Relay({ address: '203.0.113.2', portMin: 47000, portMax: 47010 });
-     await r.allocate('ab', { publicKey: ${JSON.stringify(a.publicKey)}, ip: '203.0.113.10' }, { publicKey: ${JSON.stringify(b.publicKey)}, ip: '203.0.113.20' });`,
-  ]);
+  lab.spawn('relay', 'relay', process.execPath, [RELAY_HOST, '--address', '203.0.113.2', '--ports', '47000-47010', '--allocate', `ab,${a.publicKey},203.0.113.10,${b.publicKey},203.0.113.20`, ...(userspace ? ['--userspace'] : [])]);
 
   let pathRetries = 0;
   /**
@@ -81,6 +76,7 @@ try {
     JSON.stringify(
       {
         benchmark: 'relay-throughput',
+        relay: userspace ? 'userspace' : 'kernel fast path (nftables)',
         directMbps: { runs: direct.map(round), median: round(median(direct)) },
         relayMbps: { runs: relayed.map(round), median: round(median(relayed)) },
         relayShareOfDirectPct: round((100 * median(relayed)) / median(direct)),

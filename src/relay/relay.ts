@@ -1,5 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { mac1Key, messageType, MESSAGE, verifyMac1 } from '../core/wireguard/packet.js';
+import type { KernelPath } from './kernel-path.js';
 
 /**
  * A relay for WireGuard datagrams it cannot decrypt. Each allocation serves one pair of nodes and
@@ -60,6 +61,9 @@ export interface RelayOptions {
   portMax: number;
   /** An allocation with no forwarded traffic for this long is released. */
   idleMs?: number;
+  /** Kernel forwarding for latched pairs (see kernel-path.ts); userspace only when absent. */
+  kernel?: KernelPath;
+  onError?: (err: unknown) => void;
 }
 
 export class RelayError extends Error {
@@ -102,35 +106,53 @@ export class Relay {
     if (!side) throw new RelayError(`allocation ${id} has no side for that key`);
     side.spec = { ...side.spec, ip };
     side.latched = undefined;
+    this.kernelSync(alloc);
   }
 
   release(id: string): boolean {
     const alloc = this.allocations.get(id);
     if (!alloc) return false;
     this.allocations.delete(id);
+    if (this.opts.kernel) void this.opts.kernel.remove(id).catch((err: unknown) => this.opts.onError?.(err));
     this.closeSide(alloc.a);
     this.closeSide(alloc.b);
     return true;
   }
 
-  stats(): AllocationStats[] {
+  /** Counters include what the kernel fast path forwarded. */
+  async stats(): Promise<AllocationStats[]> {
+    const kernel = (await this.opts.kernel?.counters()) ?? new Map();
     const now = Date.now();
+    const plus = (a: DirectionCounters, b?: DirectionCounters) => ({ packets: a.packets + (b?.packets ?? 0), bytes: a.bytes + (b?.bytes ?? 0) });
     return [...this.allocations.values()].map((x) => ({
       id: x.id,
       portA: x.a.port,
       portB: x.b.port,
       a: { ip: x.a.spec.ip, latched: x.a.latched ? `${x.a.latched.address}:${x.a.latched.port}` : null },
       b: { ip: x.b.spec.ip, latched: x.b.latched ? `${x.b.latched.address}:${x.b.latched.port}` : null },
-      aToB: { ...x.b.out },
-      bToA: { ...x.a.out },
+      aToB: plus(x.b.out, kernel.get(x.id)?.ab),
+      bToA: plus(x.a.out, kernel.get(x.id)?.ba),
       dropped: { ...x.dropped },
       idleMs: now - x.lastActive,
     }));
   }
 
-  close(): void {
+  async close(): Promise<void> {
     clearInterval(this.sweeper);
     for (const id of [...this.allocations.keys()]) this.release(id);
+    await this.opts.kernel?.close();
+  }
+
+  /** Hands a pair to the kernel once both ends are known; takes it back while one is not. */
+  private kernelSync(alloc: Allocation): void {
+    const k = this.opts.kernel;
+    if (!k) return;
+    const { a, b } = alloc;
+    const job =
+      a.latched && b.latched
+        ? k.install(alloc.id, { ip: a.latched.address, port: a.latched.port, relayPort: a.port }, { ip: b.latched.address, port: b.latched.port, relayPort: b.port })
+        : k.remove(alloc.id);
+    void job.catch((err: unknown) => this.opts.onError?.(err));
   }
 
   private onDatagram(alloc: Allocation, from: Side, to: Side, buf: Buffer, rinfo: RemoteInfo): void {
@@ -149,6 +171,7 @@ export class Relay {
       // inside one NAT changes the port, and WireGuard re-handshakes after it.
       if ((type === MESSAGE.initiation || type === MESSAGE.response) && verifyMac1(buf, from.peerMac1Key)) {
         from.latched = { address: rinfo.address, port: rinfo.port };
+        this.kernelSync(alloc);
       } else {
         alloc.dropped.notLatched++;
         return;
@@ -192,8 +215,25 @@ export class Relay {
     s.socket.close();
   }
 
+  private kernelSeen = new Map<string, number>();
+
   private expire(): void {
-    const now = Date.now();
-    for (const a of [...this.allocations.values()]) if (now - a.lastActive > this.idleMs) this.release(a.id);
+    void (async () => {
+      // Traffic the kernel forwards never reaches us: its counters keep an allocation alive.
+      const kernel = (await this.opts.kernel?.counters()) ?? new Map();
+      const now = Date.now();
+      for (const a of [...this.allocations.values()]) {
+        const k = kernel.get(a.id);
+        const total = k ? k.ab.packets + k.ba.packets : 0;
+        if (total !== (this.kernelSeen.get(a.id) ?? 0)) {
+          this.kernelSeen.set(a.id, total);
+          a.lastActive = now;
+        }
+        if (now - a.lastActive > this.idleMs) {
+          this.kernelSeen.delete(a.id);
+          this.release(a.id);
+        }
+      }
+    })().catch((err: unknown) => this.opts.onError?.(err));
   }
 }

@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setDevice } from '../../src/core/wireguard/uapi.js';
 import type { TopologyInput } from '../../src/lab/topology.js';
 import { msUntilPingReply, startWireGuard, waitForHandshake } from '../../src/lab/wireguard.js';
 import { uniqueIfname, uniqueLabName, withLab } from '../lab/helpers.js';
 
-const RELAY = fileURLToPath(new URL('../../src/relay/relay.js', import.meta.url));
+const RELAY_HOST = fileURLToPath(new URL('../../src/lab/relay-host.js', import.meta.url));
 
-export const symmetricPair = (name: string): TopologyInput => ({
+const symmetricPair = (name: string): TopologyInput => ({
   name,
   routers: [
     { name: 'mobile1', profile: 'symmetric', wan: '203.0.113.10', lan: '192.168.10.0/24' },
@@ -21,14 +23,6 @@ export const symmetricPair = (name: string): TopologyInput => ({
   ],
 });
 
-/** Runs a relay with one allocation inside a lab host; ports are the first two of the range. */
-export function relayScript(aKey: string, bKey: string): string {
-  return `import { Relay } from ${JSON.stringify(RELAY)};
-const r = new Relay({ address: '203.0.113.2', portMin: 47000, portMax: 47010 });
-await r.allocate('ab', { publicKey: ${JSON.stringify(aKey)}, ip: '203.0.113.10' }, { publicKey: ${JSON.stringify(bKey)}, ip: '203.0.113.20' });
-setInterval(() => console.log(JSON.stringify(r.stats())), 500);`;
-}
-
 test('real WireGuard between two symmetric NATs through the relay', async () => {
   const aIf = uniqueIfname('wra');
   const bIf = uniqueIfname('wrb');
@@ -37,7 +31,7 @@ test('real WireGuard between two symmetric NATs through the relay', async () => 
     await lab.recordWireGuard('a', aIf);
     const b = await startWireGuard(lab.ns('b'), bIf, { listenPort: 51820, address: '10.77.0.2/24' });
     await lab.recordWireGuard('b', bIf);
-    lab.spawn('relay', 'relay', process.execPath, ['--input-type=module', '-e', relayScript(a.publicKey, b.publicKey)]);
+    lab.spawn('relay', 'relay', process.execPath, [RELAY_HOST, '--address', '203.0.113.2', '--ports', '47000-47010', '--allocate', `ab,${a.publicKey},203.0.113.10,${b.publicKey},203.0.113.20`]);
     await new Promise((r) => setTimeout(r, 500));
 
     // Direct cannot work between two symmetric NATs; through the relay it must.
@@ -47,5 +41,14 @@ test('real WireGuard between two symmetric NATs through the relay', async () => 
     await msUntilPingReply(lab.ns('a'), '10.77.0.2', 5000);
     const r = await lab.exec('a', 'ping', ['-n', '-q', '-c', '20', '-i', '0.02', '10.77.0.2']);
     assert.match(r.stdout, /20 received/);
+
+    // The pings were forwarded by the kernel fast path, and counted per direction.
+    await new Promise((res) => setTimeout(res, 600));
+    const log = readFileSync(join(lab.logDir, 'relay.relay.log'), 'utf8').trim().split('\n');
+    assert.match(log[0], /"kernel":true/);
+    const [stats] = JSON.parse(log[log.length - 1]) as { aToB: { packets: number }; bToA: { packets: number }; a: { latched: string }; b: { latched: string } }[];
+    assert.ok(stats.aToB.packets >= 20 && stats.bToA.packets >= 20, JSON.stringify(stats));
+    assert.match(stats.a.latched, /^203\.0\.113\.10:\d+$/);
+    assert.match(stats.b.latched, /^203\.0\.113\.20:\d+$/);
   });
 });

@@ -52,7 +52,7 @@ test('forwards a pair once both sides handshook, counts per direction, never els
     await sleep(100);
     assert.equal(b.got.length, 10);
     assert.equal(bystander.got.length, 0);
-    const st = relay.stats().find((x) => x.id === 'p1')!;
+    const st = (await relay.stats()).find((x) => x.id === 'p1')!;
     assert.deepEqual(st.aToB, { packets: 10, bytes: 10 * 1392 });
     assert.deepEqual(st.bToA, { packets: 1, bytes: 148 });
     assert.equal(st.dropped.notLatched, 1);
@@ -80,7 +80,7 @@ test('abuse: garbage, unallocated and spoofed sources are dropped and counted; i
     sameIp.send(initiation(A), portA, '127.0.0.1'); // mac1 made for the wrong responder
     await sleep(100);
     assert.equal(b.got.length, 0, 'nothing reached B');
-    const st = relay.stats().find((x) => x.id === 'p2')!;
+    const st = (await relay.stats()).find((x) => x.id === 'p2')!;
     assert.equal(st.dropped.malformed, 50);
     assert.equal(st.dropped.wrongSource, 21);
     assert.equal(st.dropped.notLatched, 1 + 6, "A's first handshake (B not yet known), then the 6 from the other port");
@@ -110,7 +110,7 @@ test('a roaming node re-binds with a fresh handshake; an idle allocation expires
     assert.equal(a2.got.length, 1, 'B now reaches A at its new port');
     assert.equal(a1.got.length, 1, 'and no longer at the old one (only the first handshake went there)');
     await sleep(1500);
-    assert.equal(relay.stats().some((x) => x.id === 'p3'), false, 'released after 600 ms idle');
+    assert.equal((await relay.stats()).some((x) => x.id === 'p3'), false, 'released after 600 ms idle');
   } finally {
     [a1, a2, b].forEach((s) => s.close());
   }

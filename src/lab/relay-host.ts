@@ -1,0 +1,34 @@
+/**
+ * A relay with fixed allocations, for lab tests and benchmarks (the hub will allocate for real):
+ *   node relay-host.js --address IP --ports MIN-MAX --allocate ID,AKEY,AIP,BKEY,BIP [--userspace]
+ * Ports are handed out from MIN upwards, so the first allocation gets MIN (side A) and MIN+1.
+ * Prints the allocations' counters as one JSON line every 250 ms when they changed.
+ */
+import { KernelPath } from '../relay/kernel-path.js';
+import { Relay } from '../relay/relay.js';
+
+function opt(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const address = opt('address');
+const [min, max] = (opt('ports') ?? '').split('-').map(Number);
+if (!address || !min || !max) throw new Error('relay-host: --address and --ports MIN-MAX are required');
+const kernel = process.argv.includes('--userspace') ? undefined : await KernelPath.create(address);
+const relay = new Relay({ address, portMin: min, portMax: max, kernel, onError: (err) => console.error(String(err)) });
+for (let i = process.argv.indexOf('--allocate'); i >= 0; i = process.argv.indexOf('--allocate', i + 1)) {
+  const [id, aKey, aIp, bKey, bIp] = process.argv[i + 1].split(',');
+  await relay.allocate(id, { publicKey: aKey, ip: aIp }, { publicKey: bKey, ip: bIp });
+}
+console.log(JSON.stringify({ ready: true, kernel: kernel !== undefined }));
+let last = '';
+setInterval(() => {
+  void relay.stats().then((s) => {
+    const line = JSON.stringify(s.map(({ idleMs: _idle, ...rest }) => rest));
+    if (line !== last) console.log((last = line));
+  });
+}, 250);
+const stop = () => void relay.close().finally(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
