@@ -9,15 +9,13 @@
  *   node dist/bench/relay-forward.js [--runs 5] [--seconds 5] [--pairs 1] [--userspace]
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../src/core/exec.js';
-import { blake2s } from '../src/core/wireguard/blake2s.js';
 import { generateKeyPair } from '../src/core/wireguard/keys.js';
-import { mac1Key } from '../src/core/wireguard/packet.js';
+import { fakeInitiation, fakeTransport } from '../src/lab/fake-wireguard.js';
 import { Lab, teardownOnExit } from '../src/lab/lab.js';
 import { parseTopology } from '../src/lab/topology.js';
 import { argNumber, median, progress, rssMiB } from './stats.js';
@@ -27,17 +25,11 @@ const RELAY_HOST = fileURLToPath(new URL('../src/lab/relay-host.js', import.meta
 const SIZE = 1400;
 const RELAY = '203.0.113.2';
 
-function initiation(responder: string): Buffer {
-  const msg = Buffer.concat([Buffer.from([1, 0, 0, 0]), randomBytes(112), Buffer.alloc(32)]);
-  blake2s(msg.subarray(0, 116), 16, mac1Key(Buffer.from(responder, 'base64'))).copy(msg, 116);
-  return msg;
-}
-
 /** Sender or receiver, run inside a lab host: latch with a handshake, then flood or count. */
 async function endpoint(role: string, peerKey: string, relayPort: number, seconds: number): Promise<void> {
   const s = createSocket({ type: 'udp4', sendBufferSize: 8 << 20, recvBufferSize: 8 << 20 });
   await new Promise<void>((r) => s.bind(0, r));
-  s.send(initiation(peerKey), relayPort, RELAY);
+  s.send(fakeInitiation(peerKey), relayPort, RELAY);
   if (role === 'receiver') {
     let bytes = 0;
     s.on('message', (m) => (bytes += m.length));
@@ -49,7 +41,7 @@ async function endpoint(role: string, peerKey: string, relayPort: number, second
     return;
   }
   await new Promise((r) => setTimeout(r, 300));
-  const packet = Buffer.concat([Buffer.from([4, 0, 0, 0]), randomBytes(SIZE - 4)]);
+  const packet = fakeTransport(SIZE);
   let sent = 0;
   const end = performance.now() + seconds * 1000;
   while (performance.now() < end) {

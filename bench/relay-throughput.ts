@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { setDevice } from '../src/core/wireguard/uapi.js';
 import { Lab, teardownOnExit } from '../src/lab/lab.js';
 import { parseTopology } from '../src/lab/topology.js';
+import { natPair } from '../src/lab/topologies.js';
 import { iperf3, msUntilPingReply, startWireGuard } from '../src/lab/wireguard.js';
 import { argNumber, median, progress } from './stats.js';
 
@@ -17,20 +18,7 @@ const seconds = argNumber('seconds', 5);
 const RELAY_HOST = fileURLToPath(new URL('../src/lab/relay-host.js', import.meta.url));
 const userspace = process.argv.includes('--userspace');
 
-const lab = await Lab.up(
-  parseTopology({
-    name: `brelay${process.pid % 1000}`,
-    routers: [
-      { name: 'home1', profile: 'restricted', wan: '203.0.113.10', lan: '192.168.10.0/24' },
-      { name: 'home2', profile: 'restricted', wan: '203.0.113.20', lan: '192.168.20.0/24' },
-    ],
-    hosts: [
-      { name: 'relay', network: 'internet', address: '203.0.113.2' },
-      { name: 'a', network: 'home1', address: '192.168.10.2' },
-      { name: 'b', network: 'home2', address: '192.168.20.2' },
-    ],
-  }),
-);
+const lab = await Lab.up(parseTopology(natPair(`brelay${process.pid % 1000}`, 'restricted')));
 try {
   const aIf = `br${process.pid % 10000}a`;
   const bIf = `br${process.pid % 10000}b`;

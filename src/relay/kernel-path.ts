@@ -67,10 +67,18 @@ export class KernelPath {
     handles.push(await this.add('forwarding', `ip saddr ${a.ip} udp sport ${a.port} ip daddr ${b.ip} udp dport ${b.port} counter comment "${id}:ab"`));
     handles.push(await this.add('forwarding', `ip saddr ${b.ip} udp sport ${b.port} ip daddr ${a.ip} udp dport ${a.port} counter comment "${id}:ba"`));
     this.installed.set(id, { handles, a, b });
-    // Datagrams already delivered to our sockets left conntrack entries without NAT, which would
-    // keep steering the flow to userspace until they expire.
+  }
+
+  /**
+   * Conntrack entries made while the pair went through our sockets (in either direction: the
+   * relay may have sent first) carry no NAT and would keep steering the flow to userspace until
+   * they expire. Call after the userspace path stopped forwarding the pair.
+   */
+  async flush(a: Leg, b: Leg): Promise<void> {
+    const R = this.relayIp;
     for (const leg of [a, b]) {
       await run('conntrack', ['-D', '-p', 'udp', '--orig-src', leg.ip, '--sport', String(leg.port), '--orig-dst', R, '--dport', String(leg.relayPort)], { allowFail: true });
+      await run('conntrack', ['-D', '-p', 'udp', '--orig-src', R, '--sport', String(leg.relayPort), '--orig-dst', leg.ip, '--dport', String(leg.port)], { allowFail: true });
     }
   }
 

@@ -52,6 +52,8 @@ interface Allocation {
   b: Side;
   lastActive: number;
   dropped: AllocationStats['dropped'];
+  /** The kernel forwards this pair: stale datagrams that still reach us are not sent again. */
+  inKernel: boolean;
 }
 
 export interface RelayOptions {
@@ -92,7 +94,7 @@ export class Relay {
       this.closeSide(sideA);
       throw err;
     }
-    const alloc: Allocation = { id, a: sideA, b: sideB, lastActive: Date.now(), dropped: { malformed: 0, wrongSource: 0, notLatched: 0 } };
+    const alloc: Allocation = { id, a: sideA, b: sideB, lastActive: Date.now(), dropped: { malformed: 0, wrongSource: 0, notLatched: 0 }, inKernel: false };
     sideA.socket.on('message', (buf, rinfo) => this.onDatagram(alloc, sideA, sideB, buf, rinfo));
     sideB.socket.on('message', (buf, rinfo) => this.onDatagram(alloc, sideB, sideA, buf, rinfo));
     this.allocations.set(id, alloc);
@@ -148,11 +150,21 @@ export class Relay {
     const k = this.opts.kernel;
     if (!k) return;
     const { a, b } = alloc;
-    const job =
-      a.latched && b.latched
-        ? k.install(alloc.id, { ip: a.latched.address, port: a.latched.port, relayPort: a.port }, { ip: b.latched.address, port: b.latched.port, relayPort: b.port })
-        : k.remove(alloc.id);
-    void job.catch((err: unknown) => this.opts.onError?.(err));
+    alloc.inKernel = false;
+    if (!a.latched || !b.latched) {
+      void k.remove(alloc.id).catch((err: unknown) => this.opts.onError?.(err));
+      return;
+    }
+    const legA = { ip: a.latched.address, port: a.latched.port, relayPort: a.port };
+    const legB = { ip: b.latched.address, port: b.latched.port, relayPort: b.port };
+    void k
+      .install(alloc.id, legA, legB)
+      .then(() => {
+        // From here on our sockets stop forwarding the pair, so the flush cannot be undone by us.
+        if (a.latched?.port === legA.port && b.latched?.port === legB.port) alloc.inKernel = true;
+        return k.flush(legA, legB);
+      })
+      .catch((err: unknown) => this.opts.onError?.(err));
   }
 
   private onDatagram(alloc: Allocation, from: Side, to: Side, buf: Buffer, rinfo: RemoteInfo): void {
@@ -177,6 +189,7 @@ export class Relay {
         return;
       }
     }
+    if (alloc.inKernel && from.latched?.port === rinfo.port) return;
     const dest = to.latched;
     if (!dest) {
       // The other side has not spoken yet; WireGuard retransmits its handshake, so dropping is fine.

@@ -4,29 +4,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setDevice } from '../../src/core/wireguard/uapi.js';
-import type { TopologyInput } from '../../src/lab/topology.js';
+import { natPair } from '../../src/lab/topologies.js';
 import { msUntilPingReply, startWireGuard, waitForHandshake } from '../../src/lab/wireguard.js';
 import { uniqueIfname, uniqueLabName, withLab } from '../lab/helpers.js';
 
 const RELAY_HOST = fileURLToPath(new URL('../../src/lab/relay-host.js', import.meta.url));
 
-const symmetricPair = (name: string): TopologyInput => ({
-  name,
-  routers: [
-    { name: 'mobile1', profile: 'symmetric', wan: '203.0.113.10', lan: '192.168.10.0/24' },
-    { name: 'mobile2', profile: 'symmetric', wan: '203.0.113.20', lan: '192.168.20.0/24' },
-  ],
-  hosts: [
-    { name: 'relay', network: 'internet', address: '203.0.113.2' },
-    { name: 'a', network: 'mobile1', address: '192.168.10.2' },
-    { name: 'b', network: 'mobile2', address: '192.168.20.2' },
-  ],
-});
-
 test('real WireGuard between two symmetric NATs through the relay', async () => {
   const aIf = uniqueIfname('wra');
   const bIf = uniqueIfname('wrb');
-  await withLab(symmetricPair(uniqueLabName('relay')), async (lab) => {
+  await withLab(natPair(uniqueLabName('relay'), 'symmetric'), async (lab) => {
     const a = await startWireGuard(lab.ns('a'), aIf, { listenPort: 51820, address: '10.77.0.1/24' });
     await lab.recordWireGuard('a', aIf);
     const b = await startWireGuard(lab.ns('b'), bIf, { listenPort: 51820, address: '10.77.0.2/24' });

@@ -3,20 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, before, test } from 'node:test';
 import { generateKeyPair } from '../../src/core/wireguard/keys.js';
-import { blake2s } from '../../src/core/wireguard/blake2s.js';
-import { mac1Key } from '../../src/core/wireguard/packet.js';
+import { fakeInitiation, fakeTransport } from '../../src/lab/fake-wireguard.js';
 import { Relay } from '../../src/relay/relay.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A handshake initiation shaped like WireGuard's, with a valid mac1 for `responderPublicKey`. */
-function initiation(responderPublicKey: string): Buffer {
-  const msg = Buffer.concat([Buffer.from([1, 0, 0, 0]), randomBytes(112), Buffer.alloc(32)]);
-  blake2s(msg.subarray(0, 116), 16, mac1Key(Buffer.from(responderPublicKey, 'base64'))).copy(msg, 116);
-  return msg;
-}
-
-const transport = (n = 1400) => Buffer.concat([Buffer.from([4, 0, 0, 0]), randomBytes(12), randomBytes(n - 16 - ((n - 16) % 16))]);
+const initiation = fakeInitiation;
+const transport = (n = 1400) => fakeTransport(n);
 
 function socket(address: string): Promise<Socket & { got: Buffer[] }> {
   return new Promise((resolve) => {
@@ -53,7 +46,7 @@ test('forwards a pair once both sides handshook, counts per direction, never els
     assert.equal(b.got.length, 10);
     assert.equal(bystander.got.length, 0);
     const st = (await relay.stats()).find((x) => x.id === 'p1')!;
-    assert.deepEqual(st.aToB, { packets: 10, bytes: 10 * 1392 });
+    assert.deepEqual(st.aToB, { packets: 10, bytes: 10 * 1400 });
     assert.deepEqual(st.bToA, { packets: 1, bytes: 148 });
     assert.equal(st.dropped.notLatched, 1);
   } finally {

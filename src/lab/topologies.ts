@@ -1,0 +1,17 @@
+import type { TopologyInput } from './topology.js';
+
+/** Two hosts "a" and "b", each behind its own router of `profile`, and a public host "relay". */
+export function natPair(name: string, profile: 'restricted' | 'symmetric'): TopologyInput {
+  return {
+    name,
+    routers: [
+      { name: 'home1', profile, wan: '203.0.113.10', lan: '192.168.10.0/24' },
+      { name: 'home2', profile, wan: '203.0.113.20', lan: '192.168.20.0/24' },
+    ],
+    hosts: [
+      { name: 'relay', network: 'internet', address: '203.0.113.2' },
+      { name: 'a', network: 'home1', address: '192.168.10.2' },
+      { name: 'b', network: 'home2', address: '192.168.20.2' },
+    ],
+  };
+}
