@@ -5,6 +5,7 @@ import type { Logger } from '../core/log.js';
 import { decode, hubMessageSchema, type AgentConfig, type AgentSettings, type HubMessage, type PathState, type PeerInfo, type PeerReport } from '../core/protocol.js';
 import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
+import { NetworkWatch } from './network-watch.js';
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -43,11 +44,14 @@ export class Agent {
   private timers: NodeJS.Timeout[] = [];
   private admin?: Server;
   private hubConnected = false;
+  private network?: NetworkWatch;
 
   constructor(private readonly opts: AgentOptions) {}
 
   async start(): Promise<void> {
     this.device = await openDevice(this.opts.ifname);
+    this.network = new NetworkWatch(this.opts.ifname, (addrs) => void this.onNetworkChange(addrs).catch((err: unknown) => this.opts.log.error({ err }, 'handling a network change failed')));
+    await this.network.start();
     this.connect();
     this.timers.push(setInterval(() => void this.watch().catch((err: unknown) => this.opts.log.error({ err }, 'watch failed')), 50));
     this.timers.push(setInterval(() => this.report(), 10_000));
@@ -74,6 +78,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.network?.stop();
     this.timers.forEach(clearInterval);
     this.peers.forEach((p) => clearTimeout(p.retry));
     this.ws?.terminate();
@@ -113,6 +118,20 @@ export class Agent {
       this.backoff = Math.min(RECONNECT_MAX_MS, this.backoff * 2);
       this.timers.push(setTimeout(() => this.connect(), delay));
     });
+  }
+
+  /**
+   * This device moved to another network. wireguard-go keeps sending from the source address it
+   * cached and goes silent (measured in the lab), so rebind its socket by setting the listen port;
+   * then send to the hub at once (our report crosses the tunnel, so the hub sees the new endpoint
+   * now, not at the next keepalive) and try every client again from here.
+   */
+  private async onNetworkChange(addresses: string[]): Promise<void> {
+    this.opts.log.info({ addresses }, 'network changed');
+    const dev = await this.device.get();
+    await this.device.set({ listenPort: dev.listenPort });
+    this.report();
+    for (const st of this.peers.values()) if (st.keepalive > 0) await this.attempt(st, false);
   }
 
   private async onMessage(m: HubMessage): Promise<void> {
