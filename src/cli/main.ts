@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { pendingTeardown } from '../lab/lab.js';
 import { registerAgent } from './agent.js';
 import { registerHub } from './hub.js';
+import { registerJoin } from './join.js';
 import { registerLab } from './lab.js';
 import { registerNode } from './node.js';
 import { registerStatus } from './status.js';
@@ -18,6 +19,7 @@ program
 registerHub(program);
 registerNode(program);
 registerAgent(program);
+registerJoin(program);
 registerStatus(program);
 registerLab(program);
 

@@ -2,10 +2,12 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import QRCode from 'qrcode';
 import { Store } from '../core/store.js';
-import { addNode } from '../hub/directory.js';
+import { addNode, enrolAddress } from '../hub/directory.js';
+import { encodeJoinCode } from '../core/join-code.js';
+import { p2pSubnet } from '../core/configs.js';
 import { renderNodeConf, writeHubConf, writeNodeFiles } from '../hub/files.js';
 import { renderTable } from './table.js';
-import { endpointArg, routesArg } from './validate.js';
+import { durationArg, endpointArg, routesArg } from './validate.js';
 
 async function printQr(text: string, opts: { qr?: boolean; qrPng?: string; qrSvg?: string }): Promise<void> {
   if (opts.qr) console.log(await QRCode.toString(text, { type: 'terminal', small: true }));
@@ -33,12 +35,32 @@ export function registerNode(program: Command): void {
       .option('--address <addr>', 'tunnel address (default: the next free one)')
       .option('--endpoint <host:port>', 'agents: fixed public endpoint given to clients (static address or DDNS name)', endpointArg)
       .option('--routes <cidr,...>', 'agents: subnets behind this node that clients may reach', routesArg)
+      .option('--join', 'agents: print a one-line join code; the device makes its own key ("wgp2p join CODE")')
+      .option('--join-valid <duration>', 'how long the join code is accepted (s, m, h)', durationArg, 3_600_000)
       .option('--json', 'print JSON'),
-  ).action(async (name: string, o: { dir: string; agent?: boolean; client?: boolean; address?: string; endpoint?: string; routes?: string[]; json?: boolean; qr?: boolean; qrPng?: string; qrSvg?: string }) => {
+  ).action(async (name: string, o: { dir: string; agent?: boolean; client?: boolean; address?: string; endpoint?: string; routes?: string[]; join?: boolean; joinValid: number; json?: boolean; qr?: boolean; qrPng?: string; qrSvg?: string }) => {
     if (Boolean(o.agent) === Boolean(o.client)) throw new Error('say what the node is: --agent or --client');
     const store = Store.open(o.dir);
     try {
-      const { node: n, token } = addNode(store, { name, kind: o.agent ? 'agent' : 'client', address: o.address, endpoint: o.endpoint, routes: o.routes });
+      const added = addNode(store, { name, kind: o.agent ? 'agent' : 'client', address: o.address, endpoint: o.endpoint, routes: o.routes, joinValidMs: o.join ? o.joinValid : undefined });
+      if (added.enrolPrivateKey) {
+        const hub = store.hub();
+        const code = encodeJoinCode({
+          name,
+          hubPublicKey: hub.publicKey,
+          hubEndpoint: hub.endpoint,
+          hubAddress: hub.address.split('/')[0],
+          apiPort: hub.apiPort,
+          key: added.enrolPrivateKey,
+          address: `${enrolAddress(hub.proxiedSubnet, p2pSubnet(hub), added.node.address)}/${hub.proxiedSubnet.split('/')[1]}`,
+          expiresAt: added.node.enrolExpiresAt!,
+        });
+        if (o.json) console.log(JSON.stringify({ name, address: added.node.address, code, expiresAt: new Date(added.node.enrolExpiresAt!).toISOString() }, null, 2));
+        else console.log(`agent ${name} will get ${added.node.address}. On the device, within ${Math.round(o.joinValid / 60_000)} min, run:\n  wgp2p join ${code}`);
+        await printQr(code, o);
+        return;
+      }
+      const { node: n, token } = added;
       const files = writeNodeFiles(o.dir, store, n, token);
       writeHubConf(o.dir, store);
       if (o.json) console.log(JSON.stringify({ name: n.name, kind: n.kind, address: n.address, proxiedAddress: n.proxiedAddress, publicKey: n.publicKey, listenPort: n.listenPort, files }, null, 2));

@@ -37,3 +37,9 @@ export function secondsArg(v: string): number {
 export function routesArg(v: string): string[] {
   return v.split(',').map((r) => subnetArg(r.trim()));
 }
+
+export function durationArg(v: string): number {
+  const m = /^(\d+)(s|m|h)$/.exec(v);
+  if (!m || Number(m[1]) === 0) throw new InvalidArgumentError(`"${v}" must be a duration like 90s, 30m or 2h`);
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 's' | 'm' | 'h'];
+}

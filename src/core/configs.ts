@@ -28,7 +28,8 @@ export function hubConfig(hub: HubRecord, nodes: NodeRecord[]): WgQuickConfig {
       preDown: [],
       postDown: ['iptables -D FORWARD -i %i -o %i -j ACCEPT'],
     },
-    peers: nodes.map((n) => ({ publicKey: n.publicKey, allowedIps: hubAllowedIps(n), comment: `${n.kind} ${n.name}` })),
+    // Nodes still waiting to join are added by `hub run` (their one-time keys), not written here.
+    peers: nodes.filter((n) => !(n.enrolKey && !n.enrolUsed)).map((n) => ({ publicKey: n.publicKey, allowedIps: hubAllowedIps(n), comment: `${n.kind} ${n.name}` })),
   };
 }
 

@@ -32,6 +32,7 @@ export interface NodeRecord {
   address: string;
   proxiedAddress: string | null;
   publicKey: string;
+  /** '' when the node made its own key (it joined with a code): the hub never sees it. */
   privateKey: string;
   tokenHash: string | null;
   fixedEndpoint: string | null;
@@ -39,6 +40,11 @@ export interface NodeRecord {
   routes: string[];
   observedEndpoint: string | null;
   createdAt: string;
+  /** Join codes: the code's one-time public key, while the hub still answers for it. */
+  enrolKey: string | null;
+  /** When the code stops being accepted (ms since the epoch). */
+  enrolExpiresAt: number | null;
+  enrolUsed: boolean;
 }
 
 export class StoreError extends Error {
@@ -62,7 +68,10 @@ CREATE TABLE IF NOT EXISTS nodes (
   listen_port INTEGER,
   routes TEXT NOT NULL DEFAULT '[]',
   observed_endpoint TEXT,
-  created_at TEXT NOT NULL
+  created_at TEXT NOT NULL,
+  enrol_key TEXT UNIQUE,
+  enrol_expires_at INTEGER,
+  enrol_used INTEGER NOT NULL DEFAULT 0
 );
 `;
 
@@ -79,6 +88,9 @@ interface NodeRow {
   routes: string;
   observed_endpoint: string | null;
   created_at: string;
+  enrol_key: string | null;
+  enrol_expires_at: number | null;
+  enrol_used: number;
 }
 
 function toRecord(r: NodeRow): NodeRecord {
@@ -95,6 +107,9 @@ function toRecord(r: NodeRow): NodeRecord {
     routes: JSON.parse(r.routes) as string[],
     observedEndpoint: r.observed_endpoint,
     createdAt: r.created_at,
+    enrolKey: r.enrol_key,
+    enrolExpiresAt: r.enrol_expires_at,
+    enrolUsed: r.enrol_used === 1,
   };
 }
 
@@ -160,14 +175,30 @@ export class Store {
     try {
       this.db
         .prepare(
-          `INSERT INTO nodes (name, kind, address, proxied_address, public_key, private_key, token_hash, fixed_endpoint, listen_port, routes, observed_endpoint, created_at)
-           VALUES (@name, @kind, @address, @proxiedAddress, @publicKey, @privateKey, @tokenHash, @fixedEndpoint, @listenPort, @routes, @observedEndpoint, @createdAt)`,
+          `INSERT INTO nodes (name, kind, address, proxied_address, public_key, private_key, token_hash, fixed_endpoint, listen_port, routes, observed_endpoint, created_at, enrol_key, enrol_expires_at, enrol_used)
+           VALUES (@name, @kind, @address, @proxiedAddress, @publicKey, @privateKey, @tokenHash, @fixedEndpoint, @listenPort, @routes, @observedEndpoint, @createdAt, @enrolKey, @enrolExpiresAt, @enrolUsed)`,
         )
-        .run({ ...n, routes: JSON.stringify(n.routes) });
+        .run({ ...n, routes: JSON.stringify(n.routes), enrolUsed: n.enrolUsed ? 1 : 0 });
     } catch (err) {
       const msg = (err as Error).message;
       const column = /UNIQUE constraint failed: nodes\.(\w+)/.exec(msg)?.[1];
       if (column) throw new StoreError(`a node with this ${column.replace('_', ' ')} already exists`);
+      throw err;
+    }
+  }
+
+  /**
+   * Completes a join: the device's own public key replaces the code's one-time key and the code is
+   * spent. One conditional UPDATE, so two racing enrolments cannot both win.
+   */
+  completeEnrolment(name: string, publicKey: string, tokenHash: string): void {
+    try {
+      const r = this.db
+        .prepare("UPDATE nodes SET public_key = ?, private_key = '', token_hash = ?, enrol_used = 1 WHERE name = ? AND enrol_key IS NOT NULL AND enrol_used = 0")
+        .run(publicKey, tokenHash, name);
+      if (r.changes !== 1) throw new StoreError(`node "${name}" has no unused join code`);
+    } catch (err) {
+      if (/UNIQUE constraint failed: nodes\.public_key/.test((err as Error).message)) throw new StoreError('that public key already belongs to another node');
       throw err;
     }
   }

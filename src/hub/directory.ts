@@ -22,12 +22,23 @@ export interface AddNodeInput {
   address?: string;
   endpoint?: string;
   routes?: string[];
+  /** Agents: enrol with a join code valid this long; the device makes its own key. */
+  joinValidMs?: number;
 }
 
 export interface AddedNode {
   node: NodeRecord;
   /** The agent's token in clear: returned once, stored only as a hash. */
   token?: string;
+  /** The join code's one-time private key (it goes into the code, nowhere else). */
+  enrolPrivateKey?: string;
+}
+
+/** The address a joining agent uses for its one-time tunnel: its own, mirrored into the proxied subnet (agents have no proxied address). */
+export function enrolAddress(hubProxiedSubnet: string, p2pSubnet: string, nodeAddress: string): string {
+  const p = parseCidr(hubProxiedSubnet)!;
+  const n = parseCidr(p2pSubnet)!;
+  return formatIPv4(p.network + (parseIPv4(nodeAddress)! - n.network));
 }
 
 export function hashToken(token: string): string {
@@ -73,22 +84,29 @@ export function addNode(store: Store, input: AddNodeInput): AddedNode {
   }
 
   const proxied = parseCidr(hub.proxiedSubnet)!;
+  if (input.joinValidMs !== undefined && input.kind !== 'agent') throw new InputError('--join applies to agents only (clients get config files)');
+  const joining = input.joinValidMs !== undefined;
   const keys = generateKeyPair();
-  const token = input.kind === 'agent' ? randomBytes(32).toString('base64url') : undefined;
+  // A joining agent gets its token at enrolment, over the tunnel; until then it has none.
+  const token = input.kind === 'agent' && !joining ? randomBytes(32).toString('base64url') : undefined;
   const node: NodeRecord = {
     name: input.name,
     kind: input.kind,
     address: formatIPv4(ip),
     proxiedAddress: input.kind === 'client' ? formatIPv4(proxied.network + offset) : null,
+    // Until it enrols, a joining node is known by the code's one-time key.
     publicKey: keys.publicKey,
-    privateKey: keys.privateKey,
+    privateKey: joining ? '' : keys.privateKey,
     tokenHash: token ? hashToken(token) : null,
     fixedEndpoint: input.endpoint ?? null,
     listenPort: input.kind === 'agent' ? AGENT_LISTEN_PORT : CLIENT_PORT_BASE + offset,
     routes: input.routes ?? [],
     observedEndpoint: null,
     createdAt: new Date().toISOString(),
+    enrolKey: joining ? keys.publicKey : null,
+    enrolExpiresAt: joining ? Date.now() + input.joinValidMs! : null,
+    enrolUsed: false,
   };
   store.addNode(node);
-  return { node, token };
+  return { node, token, enrolPrivateKey: joining ? keys.privateKey : undefined };
 }

@@ -4,6 +4,7 @@ import { agentConfig, clientConfig, hubConfig, proxiedConfig } from '../core/con
 import type { AgentConfig } from '../core/protocol.js';
 import type { NodeRecord, Store } from '../core/store.js';
 import { formatWgQuick } from '../core/wgquick.js';
+import { isPending } from './device-peers.js';
 
 /** The files the hub's directory holds besides its store. Everything with a key or token is 0600. */
 
@@ -37,7 +38,9 @@ export interface NodeFiles {
 
 export function renderNodeConf(store: Store, node: NodeRecord, proxied = false): string {
   const hub = store.hub();
-  const agents = store.nodes().filter((n) => n.kind === 'agent');
+  // An agent still waiting to join has no key of its own yet: clients cannot use it.
+  const agents = store.nodes().filter((n) => n.kind === 'agent' && !isPending(n));
+  if (node.kind === 'agent' && node.privateKey === '') throw new Error(`node "${node.name}" made its own key when it joined; its config is on the device`);
   if (node.kind === 'agent') return formatWgQuick(agentConfig(hub, node));
   return formatWgQuick(proxied ? proxiedConfig(hub, node, agents) : clientConfig(hub, node, agents));
 }

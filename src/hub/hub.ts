@@ -3,13 +3,16 @@ import { chmodSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { hubAllowedIps } from '../core/configs.js';
 import type { Logger } from '../core/log.js';
 import { agentMessageSchema, decode, type AgentSettings, type HubMessage, type PeerReport } from '../core/protocol.js';
 import { Store, type HubRecord, type NodeRecord } from '../core/store.js';
 import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import type { DeviceState, PeerState } from '../core/wireguard/uapi.js';
-import { hashToken } from './directory.js';
+import { desiredHubPeers, isPending } from './device-peers.js';
+import { enrolAddress, hashToken } from './directory.js';
+import { p2pSubnet } from '../core/configs.js';
+import { randomBytes } from 'node:crypto';
+import { publicKeySchema } from '../core/protocol.js';
 import { clientsVisibleTo, peerInfo } from './peer-view.js';
 
 export interface HubOptions {
@@ -142,14 +145,12 @@ export class Hub {
     this.byKey = new Map(this.nodes.map((n) => [n.publicKey, n]));
     const dev = await this.device.get();
     const onDevice = new Map(dev.peers.map((p) => [p.publicKey, p]));
+    const desired = desiredHubPeers(this.nodes, this.hubRecord, Date.now());
+    const wanted = new Set(desired.map((p) => p.publicKey));
+    const sameIps = (a: string[], b: string[]) => a.slice().sort().join() === b.slice().sort().join();
     const peers = [
-      ...this.nodes
-        .filter((n) => {
-          const p = onDevice.get(n.publicKey);
-          return !p || p.allowedIps.slice().sort().join() !== hubAllowedIps(n).slice().sort().join();
-        })
-        .map((n) => ({ publicKey: n.publicKey, allowedIps: hubAllowedIps(n) })),
-      ...dev.peers.filter((p) => !this.byKey.has(p.publicKey)).map((p) => ({ publicKey: p.publicKey, remove: true })),
+      ...desired.filter((d) => !onDevice.has(d.publicKey) || !sameIps(onDevice.get(d.publicKey)!.allowedIps, d.allowedIps)),
+      ...dev.peers.filter((p) => !wanted.has(p.publicKey)).map((p) => ({ publicKey: p.publicKey, remove: true })),
     ];
     if (peers.length) await this.device.set({ peers });
     const removed = [...before.values()].filter((n) => !this.byKey.has(n.publicKey));
@@ -217,7 +218,7 @@ export class Hub {
   /** Who is calling: the node whose tunnel address is the source (cryptokey routing proves it) and whose token matches. */
   private authenticate(req: IncomingMessage): { node: NodeRecord } | { status: number; message: string } {
     const source = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    const node = this.nodes.find((n) => n.address === source);
+    const node = this.nodes.find((n) => n.address === source && !isPending(n));
     if (!node) return { status: 403, message: `requests must come through the tunnel from a node's address (${source} is not one)` };
     if (node.kind !== 'agent' || !node.tokenHash) return { status: 403, message: `node "${node.name}" is not an agent` };
     const header = req.headers.authorization ?? '';
@@ -229,6 +230,7 @@ export class Hub {
   }
 
   private async handleApi(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method === 'POST' && req.url === '/v1/enrol') return this.handleEnrol(req, res);
     const auth = this.authenticate(req);
     if ('status' in auth) return reply(res, auth.status, { error: auth.message });
     if (req.method === 'GET' && req.url === '/v1/peers') {
@@ -248,6 +250,46 @@ export class Hub {
       }
     }
     reply(res, 404, { error: `no such endpoint: ${req.method} ${req.url}` });
+  }
+
+  /**
+   * A device joining with a code. It reaches us through a tunnel made with the code's one-time key,
+   * so WireGuard has already proved both sides: the device holds the code, and we hold the hub key
+   * the code names. We answer on that tunnel, then swap the one-time key for the device's own.
+   */
+  private async handleEnrol(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const source = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const p2p = p2pSubnet(this.hubRecord);
+    const node = this.nodes.find((n) => n.enrolKey && enrolAddress(this.hubRecord.proxiedSubnet, p2p, n.address) === source);
+    if (!node) return reply(res, 403, { error: 'enrolment must come through the tunnel of a join code' });
+    if (node.enrolUsed) return reply(res, 409, { error: `this join code was already used (node "${node.name}" is enrolled); ask for a new one` });
+    if (Date.now() > (node.enrolExpiresAt ?? 0)) return reply(res, 410, { error: `this join code expired at ${new Date(node.enrolExpiresAt ?? 0).toISOString()}; ask for a new one` });
+    const body = await readBody(req, 4096).catch(() => undefined);
+    let publicKey: string;
+    try {
+      publicKey = publicKeySchema.parse((JSON.parse(body ?? '') as { publicKey?: unknown }).publicKey);
+    } catch {
+      return reply(res, 400, { error: 'body must be {"publicKey": "<the device\'s WireGuard public key>"}' });
+    }
+    const token = randomBytes(32).toString('base64url');
+    try {
+      this.store.completeEnrolment(node.name, publicKey, hashToken(token));
+    } catch (err) {
+      return reply(res, 409, { error: (err as Error).message });
+    }
+    const hub = this.hubRecord;
+    res.on('finish', () => {
+      // Give the reply time to cross the one-time tunnel before its key loses the node's address.
+      setTimeout(() => void this.reloadNodes().catch((err: unknown) => this.opts.log.error({ err }, 'reload after enrolment failed')), 200);
+    });
+    this.opts.log.info({ node: node.name }, 'node enrolled');
+    reply(res, 200, {
+      name: node.name,
+      address: `${node.address}/${hub.address.split('/')[1]}`,
+      listenPort: node.listenPort,
+      token,
+      hub: { publicKey: hub.publicKey, endpoint: hub.endpoint, allowedIps: [`${hub.address.split('/')[0]}/32`, hub.proxiedSubnet], keepalive: hub.agentHubKeepalive, apiUrl: `http://${hub.address.split('/')[0]}:${hub.apiPort}` },
+    });
   }
 
   private handleUpgrade(req: IncomingMessage, socket: import('node:net').Socket, head: Buffer): void {

@@ -115,6 +115,25 @@ export class Scenario {
     await this.waitFor(async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 15_000, `agent ${name} to connect`);
   }
 
+  /** `wgp2p node add NAME --agent --join`: returns the join code. */
+  async joinCode(name: string, valid = '1h'): Promise<string> {
+    const r = await this.cli(undefined, ['node', 'add', name, '--dir', this.dir, '--agent', '--join', '--join-valid', valid, '--json']);
+    return (JSON.parse(r.stdout) as { code: string }).code;
+  }
+
+  /** `wgp2p join CODE` on a host; it stays running as the agent. Waits until the hub sees it. */
+  async join(name: string, host: string, code: string): Promise<ScenarioNode> {
+    const ifname = this.ifname(name.slice(0, 5));
+    const dir = join(this.lab.logDir, 'device', host);
+    await this.lab.recordWireGuard(host, ifname);
+    const pid = this.lab.spawn(host, `join-${name}`, process.execPath, [CLI, 'join', code, '--interface', ifname, '--dir', dir], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
+    await this.waitFor(async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 20_000, `${name} to join`);
+    const list = JSON.parse((await this.cli(undefined, ['node', 'list', '--dir', this.dir, '--json'])).stdout) as { name: string; address: string }[];
+    const n: ScenarioNode = { name, host, ifname, address: list.find((x) => x.name === name)!.address, kind: 'agent', pid };
+    this.nodes.set(name, n);
+    return n;
+  }
+
   /** Writes the client's current P2P (or proxied) config and brings it up; returns ms until `target` answers. */
   async startClient(name: string, opts: { proxied?: boolean; pingTarget?: string } = {}): Promise<number | undefined> {
     const n = this.nodes.get(name)!;

@@ -1,0 +1,47 @@
+import { z } from 'zod';
+import { endpointSchema, publicKeySchema } from './protocol.js';
+import { isKey } from './wireguard/keys.js';
+
+/**
+ * A join code: one line that carries what a device needs to reach the hub and prove it holds the
+ * code, and what it needs to check that the hub is the right one (its public key: WireGuard's
+ * handshake only completes with the matching private key). The one-time key in it is the secret;
+ * the code travels out of band (copy and paste, QR), never over the network in clear.
+ */
+
+const PREFIX = 'wgp2p-join1.';
+
+export const joinCodeSchema = z
+  .object({
+    name: z.string().min(1).max(15),
+    hubPublicKey: publicKeySchema,
+    hubEndpoint: endpointSchema,
+    /** The hub's tunnel address, where its control API listens. */
+    hubAddress: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/),
+    apiPort: z.number().int().min(1).max(65535),
+    /** One-time private key for the enrolment tunnel. */
+    key: z.string().refine(isKey, { message: 'must be a WireGuard key' }),
+    /** Address of the enrolment tunnel (with prefix). */
+    address: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/),
+    expiresAt: z.number().int(),
+  })
+  .strict();
+export type JoinCode = z.infer<typeof joinCodeSchema>;
+
+export function encodeJoinCode(c: JoinCode): string {
+  return PREFIX + Buffer.from(JSON.stringify(c)).toString('base64url');
+}
+
+export function decodeJoinCode(text: string): JoinCode {
+  const t = text.trim();
+  if (!t.startsWith(PREFIX)) throw new Error(`this is not a wgp2p join code (it should start with "${PREFIX}")`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(Buffer.from(t.slice(PREFIX.length), 'base64url').toString('utf8'));
+  } catch {
+    throw new Error('the join code is damaged (not decodable); copy it again, whole');
+  }
+  const r = joinCodeSchema.safeParse(raw);
+  if (!r.success) throw new Error(`the join code is damaged (${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}); copy it again, whole`);
+  return r.data;
+}
