@@ -27,6 +27,8 @@ interface ManagedPeer {
   reason: string | null;
   failures: number;
   retry?: NodeJS.Timeout;
+  /** Set by the hub when direct failed between two agents. */
+  relayEndpoint?: string;
 }
 
 export const agentSocketPath = (ifname: string) => `/run/wgp2p/agent-${ifname}.sock`;
@@ -135,6 +137,11 @@ export class Agent {
   }
 
   private async onMessage(m: HubMessage): Promise<void> {
+    if (m.type === 'relay') {
+      const st = this.peers.get(m.publicKey);
+      if (st) await this.useRelay(st, m.endpoint);
+      return;
+    }
     if (m.type === 'snapshot') {
       this.settings = m.settings;
       const keep = new Set(m.peers.map((p) => p.publicKey));
@@ -207,24 +214,53 @@ export class Agent {
     this.setPath(st, 'trying', null);
   }
 
-  /** Decides each attempt from the device: a handshake or received bytes after it means the direct path works. */
+  /**
+   * Moves a peer onto the relay. WireGuard does not handshake because an endpoint changed, and
+   * the relay learns ports only from handshakes, so the peer is removed and added again: the
+   * next packet starts a fresh session through the relay.
+   */
+  private async useRelay(st: ManagedPeer, endpoint: string): Promise<void> {
+    if (st.relayEndpoint === endpoint && (st.path === 'relayed' || st.path === 'relaying')) return;
+    clearTimeout(st.retry);
+    st.relayEndpoint = endpoint;
+    const k = this.settings.peerKeepalive || 25;
+    await this.device.set({ peers: [{ publicKey: st.info.publicKey, remove: true }] });
+    await this.device.set({
+      peers: [
+        { publicKey: st.info.publicKey, endpoint, allowedIps: st.info.allowedIps, persistentKeepalive: 0 },
+        { publicKey: st.info.publicKey, persistentKeepalive: k },
+      ],
+    });
+    st.keepalive = k;
+    st.attemptStartedAt = Date.now();
+    st.rxAtAttempt = 0;
+    this.setPath(st, 'relaying', null);
+  }
+
+  /** Decides each attempt from the device: a handshake or received bytes after it, not via the relay, means the path works. */
   private async watch(): Promise<void> {
-    const trying = [...this.peers.values()].filter((p) => p.path === 'trying');
+    const trying = [...this.peers.values()].filter((p) => p.path === 'trying' || p.path === 'relaying');
     if (trying.length === 0) return;
     const dev = new Map((await this.device.get()).peers.map((p) => [p.publicKey, p]));
     const now = Date.now();
     for (const st of trying) {
       const p = dev.get(st.info.publicKey);
-      if (p && (p.lastHandshakeMs >= st.attemptStartedAt || p.rxBytes > st.rxAtAttempt)) {
+      const relaying = st.path === 'relaying';
+      // While a pair also has a relay, traffic arriving through it says nothing about the direct path.
+      const viaRelay = !relaying && st.relayEndpoint !== undefined && p?.endpoint === st.relayEndpoint;
+      if (p && !viaRelay && (p.lastHandshakeMs >= st.attemptStartedAt || p.rxBytes > st.rxAtAttempt)) {
         st.failures = 0;
         st.directAfterMs = now - st.attemptStartedAt;
-        this.setPath(st, 'direct', null);
-      } else if (now - st.attemptStartedAt > (this.opts.attemptMs ?? 3000)) {
+        this.setPath(st, relaying ? 'relayed' : 'direct', null);
+      } else if (now - st.attemptStartedAt > (this.opts.attemptMs ?? 3000) * (relaying ? 2 : 1)) {
         st.failures++;
-        this.setPath(st, 'impossible', this.failureReason(st.info));
-        // Keep trying with backoff (5 s, 10 s, … 60 s): the client's network may change.
-        const delay = Math.min(60_000, 5000 * 2 ** Math.min(4, st.failures - 1));
-        st.retry = setTimeout(() => void this.attempt(st, false).catch(() => undefined), delay);
+        this.setPath(st, 'impossible', relaying ? 'the relay carried no handshake' : this.failureReason(st.info));
+        // Clients: keep trying with backoff (5 s, 10 s, … 60 s), their network may change. Agent
+        // pairs: the hub answers a failure with a relay, and retries direct when an endpoint moves.
+        if (st.info.kind === 'client') {
+          const delay = Math.min(60_000, 5000 * 2 ** Math.min(4, st.failures - 1));
+          st.retry = setTimeout(() => void this.attempt(st, false).catch(() => undefined), delay);
+        }
       }
     }
   }
@@ -235,7 +271,7 @@ export class Agent {
       info.listenPort !== null && port !== null && port !== info.listenPort
         ? `its NAT changed the port (${info.listenPort} -> ${port}), so it maps per destination (symmetric)`
         : 'no handshake on the direct path';
-    return `direct impossible from this network (${why}); use ${info.name}.proxied.conf`;
+    return info.kind === 'client' ? `direct impossible from this network (${why}); use ${info.name}.proxied.conf` : `direct impossible (${why}); asking the hub for a relay`;
   }
 
   private setPath(st: ManagedPeer, path: PathState, reason: string | null): void {

@@ -35,14 +35,15 @@ export function registerNode(program: Command): void {
       .option('--address <addr>', 'tunnel address (default: the next free one)')
       .option('--endpoint <host:port>', 'agents: fixed public endpoint given to clients (static address or DDNS name)', endpointArg)
       .option('--routes <cidr,...>', 'agents: subnets behind this node that clients may reach', routesArg)
+      .option('--groups <g,...>', 'who this node may see and reach: nodes sharing a group (default: default)', (v: string) => v.split(',').map((g) => g.trim()))
       .option('--join', 'agents: print a one-line join code; the device makes its own key ("wgp2p join CODE")')
       .option('--join-valid <duration>', 'how long the join code is accepted (s, m, h)', durationArg, 3_600_000)
       .option('--json', 'print JSON'),
-  ).action(async (name: string, o: { dir: string; agent?: boolean; client?: boolean; address?: string; endpoint?: string; routes?: string[]; join?: boolean; joinValid: number; json?: boolean; qr?: boolean; qrPng?: string; qrSvg?: string }) => {
+  ).action(async (name: string, o: { dir: string; agent?: boolean; client?: boolean; address?: string; endpoint?: string; routes?: string[]; groups?: string[]; join?: boolean; joinValid: number; json?: boolean; qr?: boolean; qrPng?: string; qrSvg?: string }) => {
     if (Boolean(o.agent) === Boolean(o.client)) throw new Error('say what the node is: --agent or --client');
     const store = Store.open(o.dir);
     try {
-      const added = addNode(store, { name, kind: o.agent ? 'agent' : 'client', address: o.address, endpoint: o.endpoint, routes: o.routes, joinValidMs: o.join ? o.joinValid : undefined });
+      const added = addNode(store, { name, kind: o.agent ? 'agent' : 'client', address: o.address, endpoint: o.endpoint, routes: o.routes, groups: o.groups, joinValidMs: o.join ? o.joinValid : undefined });
       if (added.enrolPrivateKey) {
         const hub = store.hub();
         const code = encodeJoinCode({

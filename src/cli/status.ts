@@ -17,12 +17,15 @@ export function age(ms: number | null): string {
 const bytes = (n: number) => (n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / (1 << 20)).toFixed(1)} MiB`);
 
 export function hubPathText(n: HubStatusNode): string {
-  if (n.kind === 'agent') return n.connected ? 'agent connected' : 'agent not connected';
+  if (n.kind === 'agent' && !n.connected) return 'agent not connected';
+  if (n.kind === 'agent' && !n.paths?.length) return 'agent connected';
   if (!n.paths?.length) return n.handshakeAgeMs === null ? 'never connected' : 'no agent reports yet';
   return n.paths
     .map((p) =>
       p.path === 'direct'
         ? `direct to ${p.agent}${p.directAfterMs !== null ? ` (in ${p.directAfterMs} ms)` : ''}`
+        : p.path === 'relayed'
+          ? `relayed to ${p.agent}`
         : p.path === 'impossible'
           ? `${p.agent}: ${p.reason}`
           : `${p.agent}: ${p.path}`,

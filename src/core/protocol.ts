@@ -8,6 +8,8 @@ export const endpointSchema = z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-
 
 export const peerInfoSchema = z.object({
   name: z.string(),
+  /** Agents run wgp2p and can move to a relay; plain clients cannot. */
+  kind: z.enum(['agent', 'client']),
   publicKey: publicKeySchema,
   allowedIps: z.array(z.string()),
   /** The client's endpoint as the hub sees it (null: never seen). */
@@ -31,10 +33,12 @@ export const hubMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('snapshot'), settings: agentSettingsSchema, peers: z.array(peerInfoSchema) }),
   z.object({ type: z.literal('peer'), peer: peerInfoSchema }),
   z.object({ type: z.literal('peer-removed'), publicKey: publicKeySchema }),
+  /** Direct failed for this agent pair: reach the peer through this relay endpoint. */
+  z.object({ type: z.literal('relay'), publicKey: publicKeySchema, endpoint: endpointSchema }),
 ]);
 export type HubMessage = z.infer<typeof hubMessageSchema>;
 
-export const PATHS = ['direct', 'trying', 'impossible', 'stale', 'unknown'] as const;
+export const PATHS = ['direct', 'trying', 'impossible', 'relaying', 'relayed', 'stale', 'unknown'] as const;
 export type PathState = (typeof PATHS)[number];
 
 export const peerReportSchema = z.object({

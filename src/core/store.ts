@@ -45,6 +45,8 @@ export interface NodeRecord {
   /** When the code stops being accepted (ms since the epoch). */
   enrolExpiresAt: number | null;
   enrolUsed: boolean;
+  /** Nodes see and reach each other only when they share a group. */
+  groups: string[];
 }
 
 export class StoreError extends Error {
@@ -71,7 +73,8 @@ CREATE TABLE IF NOT EXISTS nodes (
   created_at TEXT NOT NULL,
   enrol_key TEXT UNIQUE,
   enrol_expires_at INTEGER,
-  enrol_used INTEGER NOT NULL DEFAULT 0
+  enrol_used INTEGER NOT NULL DEFAULT 0,
+  groups TEXT NOT NULL DEFAULT '["default"]'
 );
 `;
 
@@ -91,6 +94,7 @@ interface NodeRow {
   enrol_key: string | null;
   enrol_expires_at: number | null;
   enrol_used: number;
+  groups: string;
 }
 
 function toRecord(r: NodeRow): NodeRecord {
@@ -110,6 +114,7 @@ function toRecord(r: NodeRow): NodeRecord {
     enrolKey: r.enrol_key,
     enrolExpiresAt: r.enrol_expires_at,
     enrolUsed: r.enrol_used === 1,
+    groups: JSON.parse(r.groups) as string[],
   };
 }
 
@@ -175,10 +180,10 @@ export class Store {
     try {
       this.db
         .prepare(
-          `INSERT INTO nodes (name, kind, address, proxied_address, public_key, private_key, token_hash, fixed_endpoint, listen_port, routes, observed_endpoint, created_at, enrol_key, enrol_expires_at, enrol_used)
-           VALUES (@name, @kind, @address, @proxiedAddress, @publicKey, @privateKey, @tokenHash, @fixedEndpoint, @listenPort, @routes, @observedEndpoint, @createdAt, @enrolKey, @enrolExpiresAt, @enrolUsed)`,
+          `INSERT INTO nodes (name, kind, address, proxied_address, public_key, private_key, token_hash, fixed_endpoint, listen_port, routes, observed_endpoint, created_at, enrol_key, enrol_expires_at, enrol_used, groups)
+           VALUES (@name, @kind, @address, @proxiedAddress, @publicKey, @privateKey, @tokenHash, @fixedEndpoint, @listenPort, @routes, @observedEndpoint, @createdAt, @enrolKey, @enrolExpiresAt, @enrolUsed, @groups)`,
         )
-        .run({ ...n, routes: JSON.stringify(n.routes), enrolUsed: n.enrolUsed ? 1 : 0 });
+        .run({ ...n, routes: JSON.stringify(n.routes), enrolUsed: n.enrolUsed ? 1 : 0, groups: JSON.stringify(n.groups) });
     } catch (err) {
       const msg = (err as Error).message;
       const column = /UNIQUE constraint failed: nodes\.(\w+)/.exec(msg)?.[1];

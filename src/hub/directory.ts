@@ -24,6 +24,8 @@ export interface AddNodeInput {
   routes?: string[];
   /** Agents: enrol with a join code valid this long; the device makes its own key. */
   joinValidMs?: number;
+  /** Who this node may see and reach (default: the group "default"). */
+  groups?: string[];
 }
 
 export interface AddedNode {
@@ -83,6 +85,9 @@ export function addNode(store: Store, input: AddNodeInput): AddedNode {
     if (contains(subnet, c.network)) throw new InputError(`route ${r} overlaps the tunnel network ${p2pSubnet(hub)}`);
   }
 
+  const groups = input.groups ?? ['default'];
+  for (const g of groups) if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(g)) throw new InputError(`group "${g}" is invalid: use lower-case letters, digits and "-"`);
+  if (groups.length === 0) throw new InputError('--groups needs at least one group');
   const proxied = parseCidr(hub.proxiedSubnet)!;
   if (input.joinValidMs !== undefined && input.kind !== 'agent') throw new InputError('--join applies to agents only (clients get config files)');
   const joining = input.joinValidMs !== undefined;
@@ -106,6 +111,7 @@ export function addNode(store: Store, input: AddNodeInput): AddedNode {
     enrolKey: joining ? keys.publicKey : null,
     enrolExpiresAt: joining ? Date.now() + input.joinValidMs! : null,
     enrolUsed: false,
+    groups,
   };
   store.addNode(node);
   return { node, token, enrolPrivateKey: joining ? keys.privateKey : undefined };

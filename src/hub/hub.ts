@@ -9,11 +9,13 @@ import { Store, type HubRecord, type NodeRecord } from '../core/store.js';
 import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import type { DeviceState, PeerState } from '../core/wireguard/uapi.js';
 import { desiredHubPeers, isPending } from './device-peers.js';
+import { Relay } from '../relay/relay.js';
+import { KernelPath } from '../relay/kernel-path.js';
 import { enrolAddress, hashToken } from './directory.js';
 import { p2pSubnet } from '../core/configs.js';
 import { randomBytes } from 'node:crypto';
 import { publicKeySchema } from '../core/protocol.js';
-import { clientsVisibleTo, peerInfo } from './peer-view.js';
+import { peersVisibleTo, peerInfo } from './peer-view.js';
 
 export interface HubOptions {
   dir: string;
@@ -29,6 +31,9 @@ export interface HubOptions {
   resyncMs?: number;
   /** Address for the control API; default: the hub's tunnel address. */
   listenAddress?: string;
+  /** Public address the built-in relay binds to; default: the hub endpoint's host when it is an IPv4 address. */
+  relayAddress?: string;
+  relayPorts?: [number, number];
 }
 
 interface AgentSession {
@@ -64,6 +69,10 @@ export class Hub {
   private admin?: Server;
   private wss = new WebSocketServer({ noServer: true, maxPayload: 4 << 20 });
   private dataVersion = -1;
+  private relay?: Relay;
+  private relayAddress?: string;
+  /** Relay allocations by pair id (the two public keys, sorted). */
+  private relayed = new Map<string, { a: string; b: string; portA: number; portB: number }>();
   private polling = false;
   readonly stats = { polls: 0, pollMsTotal: 0, pushes: 0 };
 
@@ -91,6 +100,12 @@ export class Hub {
       );
       this.api!.listen(hub.apiPort, host, resolve);
     });
+    const endpointHost = hub.endpoint.split(':')[0];
+    this.relayAddress = this.opts.relayAddress ?? (/^\d{1,3}(\.\d{1,3}){3}$/.test(endpointHost) ? endpointHost : undefined);
+    if (this.relayAddress) {
+      const [portMin, portMax] = this.opts.relayPorts ?? [52000, 52999];
+      this.relay = new Relay({ address: this.relayAddress, portMin, portMax, kernel: await KernelPath.create(this.relayAddress), onError: (err) => this.opts.log.warn({ err }, 'relay') });
+    }
     const sock = join(this.opts.dir, 'hub.sock');
     rmSync(sock, { force: true });
     this.admin = createServer((req, res) => this.handleAdmin(req, res));
@@ -104,6 +119,7 @@ export class Hub {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    await this.relay?.close();
     clearTimeout(this.pollTimer);
     this.timers.forEach(clearInterval);
     for (const s of this.sessions) s.ws.terminate();
@@ -162,8 +178,8 @@ export class Hub {
         this.sessions.delete(s);
         continue;
       }
-      for (const n of removed) if (n.kind === 'client') this.send(s, { type: 'peer-removed', publicKey: n.publicKey });
-      for (const n of added) if (clientsVisibleTo(s.node, this.nodes).includes(n)) this.send(s, { type: 'peer', peer: peerInfo(n, undefined, Date.now()) });
+      for (const n of removed) this.send(s, { type: 'peer-removed', publicKey: n.publicKey });
+      for (const n of added) if (peersVisibleTo(s.node, this.nodes).includes(n)) this.send(s, { type: 'peer', peer: peerInfo(n, undefined, Date.now()) });
     }
   }
 
@@ -184,8 +200,18 @@ export class Hub {
         const prev = this.lastSeen.get(p.publicKey);
         if (prev && prev.endpoint === p.endpoint && prev.fresh === fresh) continue;
         this.lastSeen.set(p.publicKey, { endpoint: p.endpoint, fresh });
-        if (p.endpoint && prev?.endpoint !== p.endpoint) this.store.setObservedEndpoint(p.publicKey, p.endpoint);
-        if (node.kind === 'client' && (prev || p.endpoint)) this.pushPeer(node, p, now);
+        if (p.endpoint && prev?.endpoint !== p.endpoint) {
+          this.store.setObservedEndpoint(p.publicKey, p.endpoint);
+          // A relayed node that roamed: its allocation accepts the new address (its port is re-learned from a handshake).
+          for (const [id, a] of this.relayed) if (a.a === p.publicKey || a.b === p.publicKey) {
+            try {
+              this.relay?.updateIp(id, p.publicKey, p.endpoint.replace(/:\d+$/, ''));
+            } catch {
+              this.relayed.delete(id);
+            }
+          }
+        }
+        if (prev || p.endpoint) this.pushPeer(node, p, now);
       }
     } finally {
       this.lastPollCostMs = performance.now() - t0;
@@ -197,7 +223,7 @@ export class Hub {
 
   private pushPeer(client: NodeRecord, seen: PeerState, now: number): void {
     for (const s of this.sessions) {
-      if (!clientsVisibleTo(s.node, this.nodes).includes(client)) continue;
+      if (s.node.publicKey === client.publicKey || !peersVisibleTo(s.node, this.nodes).includes(client)) continue;
       this.send(s, { type: 'peer', peer: peerInfo(client, seen, now) });
       this.stats.pushes++;
     }
@@ -210,7 +236,7 @@ export class Hub {
   private sendSnapshot(s: AgentSession): void {
     const now = Date.now();
     const seen = new Map((this.device_?.peers ?? []).map((p) => [p.publicKey, p]));
-    this.send(s, { type: 'snapshot', settings: this.settings, peers: clientsVisibleTo(s.node, this.nodes).map((c) => peerInfo(c, seen.get(c.publicKey), now)) });
+    this.send(s, { type: 'snapshot', settings: this.settings, peers: peersVisibleTo(s.node, this.nodes).map((c) => peerInfo(c, seen.get(c.publicKey), now)) });
   }
 
   // ---- control API (tunnel address only) ------------------------------------------------------
@@ -236,7 +262,7 @@ export class Hub {
     if (req.method === 'GET' && req.url === '/v1/peers') {
       const now = Date.now();
       const seen = new Map((this.device_?.peers ?? []).map((p) => [p.publicKey, p]));
-      return reply(res, 200, { settings: this.settings, peers: clientsVisibleTo(auth.node, this.nodes).map((c) => peerInfo(c, seen.get(c.publicKey), now)) });
+      return reply(res, 200, { settings: this.settings, peers: peersVisibleTo(auth.node, this.nodes).map((c) => peerInfo(c, seen.get(c.publicKey), now)) });
     }
     if (req.method === 'POST' && req.url === '/v1/report') {
       const body = await readBody(req, 1 << 20).catch(() => undefined);
@@ -323,7 +349,35 @@ export class Hub {
     const s = session ?? [...this.sessions].find((x) => x.node.publicKey === agent.publicKey);
     if (!s) return;
     s.reports.clear();
-    for (const p of peers) if (this.byKey.has(p.publicKey)) s.reports.set(p.publicKey, p);
+    for (const p of peers) {
+      const other = this.byKey.get(p.publicKey);
+      if (!other) continue;
+      s.reports.set(p.publicKey, p);
+      // Two agents that cannot go direct get a relay pair; a plain client cannot move, it has its proxied config.
+      if (p.path === 'impossible' && other.kind === 'agent') void this.relayPair(agent, other).catch((err: unknown) => this.opts.log.warn({ err }, 'relay allocation failed'));
+    }
+  }
+
+  /** Allocates (or re-announces) a relay pair and tells both agents where to send. */
+  private async relayPair(x: NodeRecord, y: NodeRecord): Promise<void> {
+    if (!this.relay || !this.relayAddress) return;
+    const id = [x.publicKey, y.publicKey].sort().join('|');
+    const seen = new Map((this.device_?.peers ?? []).map((p) => [p.publicKey, p.endpoint]));
+    const ipOf = (n: NodeRecord) => seen.get(n.publicKey)?.replace(/:\d+$/, '');
+    let alloc = this.relayed.get(id);
+    if (!alloc || !(await this.relay.stats()).some((a) => a.id === id)) {
+      const ipX = ipOf(x);
+      const ipY = ipOf(y);
+      if (!ipX || !ipY) return;
+      const ports = await this.relay.allocate(id, { publicKey: x.publicKey, ip: ipX }, { publicKey: y.publicKey, ip: ipY });
+      alloc = { a: x.publicKey, b: y.publicKey, ...ports };
+      this.relayed.set(id, alloc);
+      this.opts.log.info({ pair: [x.name, y.name], ports }, 'relay allocated');
+    }
+    for (const s of this.sessions) {
+      if (s.node.publicKey === alloc.a) this.send(s, { type: 'relay', publicKey: alloc.b, endpoint: `${this.relayAddress}:${alloc.portA}` });
+      if (s.node.publicKey === alloc.b) this.send(s, { type: 'relay', publicKey: alloc.a, endpoint: `${this.relayAddress}:${alloc.portB}` });
+    }
   }
 
   // ---- admin socket (local shell only) --------------------------------------------------------
@@ -343,7 +397,7 @@ export class Hub {
         txBytes: p?.txBytes ?? 0,
       };
       if (n.kind === 'agent') row.connected = [...this.sessions].some((s) => s.node.publicKey === n.publicKey);
-      else {
+      {
         row.paths = [...this.sessions]
           .map((s) => ({ s, r: s.reports.get(n.publicKey) }))
           .filter((x) => x.r)

@@ -6,15 +6,19 @@ import type { PeerState } from '../core/wireguard/uapi.js';
 export function peerInfo(client: NodeRecord, seen: PeerState | undefined, nowMs: number): PeerInfo {
   return {
     name: client.name,
+    kind: client.kind,
     publicKey: client.publicKey,
-    allowedIps: [`${client.address}/32`],
+    allowedIps: [`${client.address}/32`, ...(client.kind === 'agent' ? client.routes : [])],
     endpoint: seen?.endpoint ?? null,
     handshakeAgeMs: seen && seen.lastHandshakeMs > 0 ? Math.max(0, nowMs - seen.lastHandshakeMs) : null,
     listenPort: client.listenPort,
   };
 }
 
-/** The clients an agent may see. Every agent serves every client until groups exist (mesh issue). */
-export function clientsVisibleTo(_agent: NodeRecord, nodes: NodeRecord[]): NodeRecord[] {
-  return nodes.filter((n) => n.kind === 'client');
+/**
+ * The peers an agent is told about: the clients it serves and the other agents of the mesh, in
+ * both cases only those sharing a group with it, and never a node that has not joined yet.
+ */
+export function peersVisibleTo(agent: NodeRecord, nodes: NodeRecord[]): NodeRecord[] {
+  return nodes.filter((n) => n.publicKey !== agent.publicKey && !(n.enrolKey && !n.enrolUsed) && n.groups.some((g) => agent.groups.includes(g)));
 }
