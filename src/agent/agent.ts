@@ -11,7 +11,7 @@ export interface AgentOptions {
   config: AgentConfig;
   ifname: string;
   log: Logger;
-  /** How long a direct attempt may take before it counts as failed. */
+  /** How long a direct attempt may take before it counts as failed (2 s: a lab handshake takes ~20 ms). */
   attemptMs?: number;
 }
 
@@ -46,6 +46,7 @@ export class Agent {
   private timers: NodeJS.Timeout[] = [];
   private admin?: Server;
   private hubConnected = false;
+  private inbox: Promise<void> = Promise.resolve();
   private network?: NetworkWatch;
 
   constructor(private readonly opts: AgentOptions) {}
@@ -106,7 +107,8 @@ export class Agent {
         this.opts.log.warn({ err: (err as Error).message }, 'malformed message from hub ignored');
         return;
       }
-      void this.onMessage(m).catch((err: unknown) => this.opts.log.error({ err }, 'applying hub message failed'));
+      // In order: a relay message must not be overtaken by the snapshot that came before it.
+      this.inbox = this.inbox.then(() => this.onMessage(m)).catch((err: unknown) => this.opts.log.error({ err }, 'applying hub message failed'));
     });
     ws.on('unexpected-response', (_req, res) => {
       this.opts.log.error({ status: res.statusCode }, res.statusCode === 401 ? 'the hub rejected our token' : 'the hub refused the connection');
@@ -180,6 +182,12 @@ export class Agent {
     const endpointChanged = info.endpoint !== null && info.endpoint !== st.appliedEndpoint;
     if (!isNew && !endpointChanged && keepalive === st.keepalive) return;
 
+    if (st.relayEndpoint !== undefined && st.appliedEndpoint === null && info.endpoint !== null) {
+      // The hub sent a relay before any direct attempt (it knew direct cannot work): note the
+      // endpoint for later network changes, stay on the relay.
+      st.appliedEndpoint = info.endpoint;
+      return;
+    }
     if (keepalive === 0) {
       // The client has been silent at the hub for staleAfterSec: stop spending keepalives on it.
       await this.device.set({ peers: [{ publicKey: info.publicKey, allowedIps: info.allowedIps, persistentKeepalive: 0, ...(endpointChanged ? { endpoint: info.endpoint! } : {}) }] });
@@ -252,7 +260,7 @@ export class Agent {
         st.failures = 0;
         st.directAfterMs = now - st.attemptStartedAt;
         this.setPath(st, relaying ? 'relayed' : 'direct', null);
-      } else if (now - st.attemptStartedAt > (this.opts.attemptMs ?? 3000) * (relaying ? 2 : 1)) {
+      } else if (now - st.attemptStartedAt > (this.opts.attemptMs ?? 2000) * (relaying ? 2 : 1)) {
         st.failures++;
         this.setPath(st, 'impossible', relaying ? 'the relay carried no handshake' : this.failureReason(st.info));
         // Clients: keep trying with backoff (5 s, 10 s, … 60 s), their network may change. Agent

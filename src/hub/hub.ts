@@ -212,6 +212,7 @@ export class Hub {
           }
         }
         if (prev || p.endpoint) this.pushPeer(node, p, now);
+        if (node.kind === 'agent' && p.endpoint) this.relayEarly(node);
       }
     } finally {
       this.lastPollCostMs = performance.now() - t0;
@@ -342,6 +343,7 @@ export class Hub {
       ws.on('close', () => this.sessions.delete(session));
       ws.on('error', () => this.sessions.delete(session));
       this.sendSnapshot(session);
+      this.relayEarly(auth.node);
     });
   }
 
@@ -355,6 +357,23 @@ export class Hub {
       s.reports.set(p.publicKey, p);
       // Two agents that cannot go direct get a relay pair; a plain client cannot move, it has its proxied config.
       if (p.path === 'impossible' && other.kind === 'agent') void this.relayPair(agent, other).catch((err: unknown) => this.opts.log.warn({ err }, 'relay allocation failed'));
+    }
+  }
+
+  /**
+   * Don't waste an attempt that cannot work: an agent whose NAT changed its port (observed port ≠
+   * the listen port its config sets) maps per destination, and two such agents can never meet
+   * directly. Such pairs get the relay at once.
+   */
+  private relayEarly(x: NodeRecord): void {
+    const seen = new Map((this.device_?.peers ?? []).map((p) => [p.publicKey, p.endpoint]));
+    const portChanged = (n: NodeRecord) => {
+      const ep = seen.get(n.publicKey);
+      return n.kind === 'agent' && ep !== undefined && n.listenPort !== null && Number(ep.split(':').pop()) !== n.listenPort;
+    };
+    if (!portChanged(x)) return;
+    for (const y of peersVisibleTo(x, this.nodes)) {
+      if (portChanged(y)) void this.relayPair(x, y).catch((err: unknown) => this.opts.log.warn({ err }, 'relay allocation failed'));
     }
   }
 

@@ -52,8 +52,6 @@ interface Allocation {
   b: Side;
   lastActive: number;
   dropped: AllocationStats['dropped'];
-  /** The kernel forwards this pair: stale datagrams that still reach us are not sent again. */
-  inKernel: boolean;
 }
 
 export interface RelayOptions {
@@ -94,7 +92,7 @@ export class Relay {
       this.closeSide(sideA);
       throw err;
     }
-    const alloc: Allocation = { id, a: sideA, b: sideB, lastActive: Date.now(), dropped: { malformed: 0, wrongSource: 0, notLatched: 0 }, inKernel: false };
+    const alloc: Allocation = { id, a: sideA, b: sideB, lastActive: Date.now(), dropped: { malformed: 0, wrongSource: 0, notLatched: 0 } };
     sideA.socket.on('message', (buf, rinfo) => this.onDatagram(alloc, sideA, sideB, buf, rinfo));
     sideB.socket.on('message', (buf, rinfo) => this.onDatagram(alloc, sideB, sideA, buf, rinfo));
     this.allocations.set(id, alloc);
@@ -150,20 +148,20 @@ export class Relay {
     const k = this.opts.kernel;
     if (!k) return;
     const { a, b } = alloc;
-    alloc.inKernel = false;
     if (!a.latched || !b.latched) {
       void k.remove(alloc.id).catch((err: unknown) => this.opts.onError?.(err));
       return;
     }
     const legA = { ip: a.latched.address, port: a.latched.port, relayPort: a.port };
     const legB = { ip: b.latched.address, port: b.latched.port, relayPort: b.port };
+    // Datagrams still queued on our sockets during the handover are forwarded here as usual (losing
+    // one cost a 5 s WireGuard handshake retry in the lab); their sends may leave an un-NATed
+    // conntrack entry behind, so flush once more after the queue has drained.
     void k
       .install(alloc.id, legA, legB)
-      .then(() => {
-        // From here on our sockets stop forwarding the pair, so the flush cannot be undone by us.
-        if (a.latched?.port === legA.port && b.latched?.port === legB.port) alloc.inKernel = true;
-        return k.flush(legA, legB);
-      })
+      .then(() => k.flush(legA, legB))
+      .then(() => new Promise((r) => setTimeout(r, 1000)))
+      .then(() => (this.allocations.has(alloc.id) ? k.flush(legA, legB) : undefined))
       .catch((err: unknown) => this.opts.onError?.(err));
   }
 
@@ -189,7 +187,6 @@ export class Relay {
         return;
       }
     }
-    if (alloc.inKernel && from.latched?.port === rinfo.port) return;
     const dest = to.latched;
     if (!dest) {
       // The other side has not spoken yet; WireGuard retransmits its handshake, so dropping is fine.
