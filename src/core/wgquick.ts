@@ -1,8 +1,8 @@
 import { isIPv6 } from 'node:net';
-import { parseCidr } from './ipv4.js';
+import { parseCidr, parseIPv4 } from './ipv4.js';
 import { isKey } from './wireguard/keys.js';
 
-/** wg-quick configuration files: one [Interface], any number of [Peer] sections. */
+/** wg-quick configuration files: one [Interface] section, any number of [Peer] sections. */
 
 export interface WgQuickInterface {
   privateKey: string;
@@ -37,163 +37,278 @@ export class WgQuickError extends Error {
   override name = 'WgQuickError';
 }
 
-const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+const INTERFACE_KEYS = ['PrivateKey', 'Address', 'ListenPort', 'DNS', 'MTU', 'Table', 'FwMark', 'PreUp', 'PostUp', 'PreDown', 'PostDown', 'SaveConfig'];
+const PEER_KEYS = ['PublicKey', 'PresharedKey', 'AllowedIPs', 'Endpoint', 'PersistentKeepalive'];
+const KEY_HINT = '44 characters of base64';
+const NAME_COMMENT = /^name:\s*(.*)$/i;
 
-function isCidr(v: string): boolean {
-  if (parseCidr(v)) return true;
-  const [addr, len] = v.split('/');
-  return isIPv6(addr) && len !== undefined && /^\d{1,3}$/.test(len) && Number(len) <= 128;
+const list = (value: string): string[] =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+
+function isIPv6Cidr(text: string): boolean {
+  const [addr, len, extra] = text.split('/');
+  // A zone index ("fe80::1%eth0") means nothing in a route or an interface address.
+  if (extra !== undefined || len === undefined || addr.includes('%') || !isIPv6(addr)) return false;
+  return /^(0|[1-9]\d{0,2})$/.test(len) && Number(len) <= 128;
 }
 
-const ENDPOINT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+const isCidr = (text: string): boolean => parseCidr(text) !== undefined || isIPv6Cidr(text);
+
+/** wg and wg-quick both take a bare address as a single host (/32 or /128). */
+const isCidrOrHost = (text: string): boolean =>
+  isCidr(text) || parseIPv4(text) !== undefined || (!text.includes('%') && isIPv6(text));
+
+function isPort(text: string): boolean {
+  return /^[1-9]\d{0,4}$/.test(text) && Number(text) <= 65535;
+}
+
+const DNS_LABEL = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
+
+/** Why an endpoint is not "host:port" or "[v6]:port", or undefined when it is. */
+function endpointProblem(text: string): string | undefined {
+  const bracketed = /^\[([^\]]*)\]:(.*)$/.exec(text);
+  let host: string;
+  let port: string;
+  if (bracketed) {
+    [, host, port] = bracketed;
+    if (!isIPv6(host)) return `"${host}" in brackets is not an IPv6 address`;
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon < 0) return 'has no port; write HOST:PORT, e.g. hub.example.com:51820';
+    host = text.slice(0, colon);
+    port = text.slice(colon + 1);
+    if (host.includes(':')) return 'looks like an IPv6 address; put it in brackets, e.g. [2001:db8::1]:51820';
+    const name = host.endsWith('.') ? host.slice(0, -1) : host;
+    if (parseIPv4(host) === undefined && (name === '' || name.length > 253 || !name.split('.').every((l) => DNS_LABEL.test(l)))) {
+      return `host "${host}" is neither an IP address nor a DNS name`;
+    }
+  }
+  if (!isPort(port)) return `port "${port}" must be from 1 to 65535`;
+  return undefined;
+}
+
+type Section = { kind: 'interface'; line: number; seen: Map<string, number> } | { kind: 'peer'; line: number; seen: Map<string, number>; peer: WgQuickPeer };
 
 export function parseWgQuick(text: string, source = 'config'): WgQuickConfig {
+  function fail(line: number, message: string): never {
+    throw new WgQuickError(`${source} line ${line}: ${message}`);
+  }
+
   let iface: WgQuickInterface | undefined;
-  const peers: WgQuickPeer[] = [];
-  let section: 'interface' | 'peer' | undefined;
-  let pendingComment: string | undefined;
-  const lines = text.split(/\r?\n/);
-  const fail = (n: number, msg: string): never => {
-    throw new WgQuickError(`${source} line ${n}: ${msg}`);
-  };
-  lines.forEach((raw, i) => {
-    const n = i + 1;
-    const line = raw.trim();
-    if (line === '') return;
-    if (line.startsWith('#')) {
-      const m = /^#\s*name:\s*(.+)$/.exec(line) ?? /^#\s*(.+)$/.exec(line);
-      pendingComment = m?.[1].trim();
-      return;
+  let ifaceLine = 0;
+  const peers: { peer: WgQuickPeer; line: number }[] = [];
+  let section: Section | undefined;
+  // Only a comment on the line right above [Peer] names that peer; one further up may be about anything.
+  let commentAbove: string | undefined;
+
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n|\r/);
+  for (const [index, raw] of lines.entries()) {
+    const n = index + 1;
+    const trimmed = raw.trim();
+    const previousComment = commentAbove;
+    commentAbove = undefined;
+
+    if (trimmed.startsWith('#')) {
+      const body = trimmed.slice(1).trim();
+      const named = NAME_COMMENT.exec(body);
+      const text = named ? named[1].trim() : body;
+      if (section?.kind === 'peer' && named && text !== '' && section.peer.comment === undefined) section.peer.comment = text;
+      commentAbove = text;
+      continue;
     }
-    const header = /^\[(\w+)\]$/.exec(line);
+    // wg-quick and wg both drop everything from "#" on, so "PostUp = x # note" runs "x".
+    const line = trimmed.split('#')[0].trim();
+    if (line === '') continue;
+
+    const header = /^\[\s*([^\]]*?)\s*\]$/.exec(line);
     if (header) {
       const name = header[1].toLowerCase();
       if (name === 'interface') {
-        if (iface) fail(n, 'a second [Interface] section; a config has exactly one');
+        if (iface) fail(n, `a second [Interface] section (the first is on line ${ifaceLine}); a config has exactly one, so merge them`);
         iface = { privateKey: '', address: [], preUp: [], postUp: [], preDown: [], postDown: [] };
-        section = 'interface';
+        ifaceLine = n;
+        section = { kind: 'interface', line: n, seen: new Map() };
       } else if (name === 'peer') {
-        peers.push({ publicKey: '', allowedIps: [], ...(pendingComment ? { comment: pendingComment } : {}) });
-        section = 'peer';
-      } else fail(n, `unknown section [${header[1]}]; use [Interface] or [Peer]`);
-      pendingComment = undefined;
-      return;
+        const peer: WgQuickPeer = { publicKey: '', allowedIps: [] };
+        if (previousComment) peer.comment = previousComment;
+        peers.push({ peer, line: n });
+        section = { kind: 'peer', line: n, seen: new Map(), peer };
+      } else {
+        fail(n, `unknown section [${header[1]}]; wg-quick knows only [Interface] and [Peer]`);
+      }
+      continue;
     }
-    pendingComment = undefined;
+
     const eq = line.indexOf('=');
-    if (eq < 0) fail(n, `"${line}" is not "Key = Value"`);
+    if (eq < 0) fail(n, `"${line}" is neither a [Section] header nor "Key = Value"`);
     const key = line.slice(0, eq).trim();
     const value = line.slice(eq + 1).trim();
-    const k = key.toLowerCase();
-    const port = (v: string, what: string) => {
-      if (!/^\d{1,5}$/.test(v) || Number(v) < 1 || Number(v) > 65535) fail(n, `${what} "${v}" must be a port from 1 to 65535`);
-      return Number(v);
+    if (key === '') fail(n, `"${line}" has no key before "="`);
+    if (!section) fail(n, `${key} is outside any section; put it under [Interface] or [Peer]`);
+
+    const where = section.kind === 'interface' ? '[Interface]' : '[Peer]';
+    const known = section.kind === 'interface' ? INTERFACE_KEYS : PEER_KEYS;
+    const canonical = known.find((k) => k.toLowerCase() === key.toLowerCase());
+    if (!canonical) {
+      const other = section.kind === 'interface' ? PEER_KEYS : INTERFACE_KEYS;
+      const elsewhere = other.find((k) => k.toLowerCase() === key.toLowerCase());
+      if (elsewhere) fail(n, `${where} has no key ${key}; it belongs under ${section.kind === 'interface' ? '[Peer]' : '[Interface]'}`);
+      fail(n, `unknown key ${key} in ${where}; the keys there are ${known.join(', ')}`);
+    }
+    const label = `${where} ${canonical}`;
+
+    const accumulates = /^(Address|DNS|AllowedIPs|PreUp|PostUp|PreDown|PostDown)$/.test(canonical);
+    const earlier = section.seen.get(canonical);
+    // wg would silently keep the last one; a second PublicKey usually means a missing [Peer] line.
+    if (earlier !== undefined && !accumulates) fail(n, `${label} is set twice (also on line ${earlier}); keep one`);
+    section.seen.set(canonical, n);
+
+    const required = (what: string): void => {
+      if (value === '') fail(n, `${label} is empty; give ${what}`);
     };
-    if (section === 'interface' && iface) {
-      switch (k) {
-        case 'privatekey':
-          if (!isKey(value)) fail(n, `[Interface] PrivateKey is not a WireGuard key (44 characters of base64)`);
+    const cidrs = (example: string): string[] => {
+      const items = list(value);
+      for (const item of items) {
+        if (!isCidrOrHost(item)) fail(n, `${label} "${item}" is not an IPv4 or IPv6 CIDR like ${example}`);
+      }
+      return items;
+    };
+
+    if (section.kind === 'interface' && iface) {
+      switch (canonical) {
+        case 'PrivateKey':
+          // The value is a secret; keep it out of error messages and logs.
+          if (!isKey(value)) fail(n, `${label} is not a WireGuard key (${KEY_HINT}, as printed by wg genkey)`);
           iface.privateKey = value;
           break;
-        case 'address':
-          for (const a of list(value)) if (!isCidr(a) && !isCidr(`${a}/32`)) fail(n, `[Interface] Address "${a}" is not an address with prefix, like 10.0.0.2/24`);
-          iface.address.push(...list(value));
+        case 'Address':
+          iface.address.push(...cidrs('10.0.0.2/24 or fd00::2/64'));
           break;
-        case 'listenport':
-          iface.listenPort = port(value, '[Interface] ListenPort');
+        case 'ListenPort':
+          if (!isPort(value)) fail(n, `${label} "${value}" is not a port; use a number from 1 to 65535`);
+          iface.listenPort = Number(value);
           break;
-        case 'dns':
-          iface.dns = [...(iface.dns ?? []), ...list(value)];
+        case 'DNS': {
+          const servers = list(value);
+          if (servers.length > 0) iface.dns = [...(iface.dns ?? []), ...servers];
           break;
-        case 'mtu':
-          if (!/^\d+$/.test(value)) fail(n, `[Interface] MTU "${value}" must be a number`);
+        }
+        case 'MTU':
+          if (!/^[1-9]\d{0,4}$/.test(value) || Number(value) < 68 || Number(value) > 65535) fail(n, `${label} "${value}" must be a number from 68 to 65535, e.g. 1420`);
           iface.mtu = Number(value);
           break;
-        case 'table':
+        case 'Table':
+          required('off, auto, or a routing table number or name');
+          if (/\s/.test(value)) fail(n, `${label} "${value}" must be off, auto, or one routing table number or name`);
           iface.table = value;
           break;
-        case 'fwmark':
-          iface.fwmark = Number(value);
+        case 'FwMark': {
+          // wg accepts decimal, 0x-hex, or "off" (which is mark 0).
+          const mark = value.toLowerCase() === 'off' ? 0 : /^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(value) ? Number(value) : NaN;
+          if (!(mark >= 0 && mark <= 0xffffffff)) fail(n, `${label} "${value}" must be off or a 32-bit number, e.g. 51820 or 0xca6c`);
+          iface.fwmark = mark;
           break;
-        case 'preup':
+        }
+        case 'PreUp':
+          required('a shell command');
           iface.preUp.push(value);
           break;
-        case 'postup':
+        case 'PostUp':
+          required('a shell command');
           iface.postUp.push(value);
           break;
-        case 'predown':
+        case 'PreDown':
+          required('a shell command');
           iface.preDown.push(value);
           break;
-        case 'postdown':
+        case 'PostDown':
+          required('a shell command');
           iface.postDown.push(value);
           break;
-        case 'saveconfig':
-          iface.saveConfig = value === 'true';
+        case 'SaveConfig': {
+          const v = value.toLowerCase();
+          if (v !== 'true' && v !== 'false') fail(n, `${label} "${value}" must be true or false`);
+          iface.saveConfig = v === 'true';
           break;
-        default:
-          fail(n, `unknown key "${key}" in [Interface]`);
+        }
       }
-    } else if (section === 'peer') {
-      const peer = peers[peers.length - 1];
-      switch (k) {
-        case 'publickey':
-          if (!isKey(value)) fail(n, `[Peer] PublicKey "${value}" is not a WireGuard key (44 characters of base64)`);
+    } else if (section.kind === 'peer') {
+      const peer = section.peer;
+      switch (canonical) {
+        case 'PublicKey':
+          if (!isKey(value)) fail(n, `${label} "${value}" is not a WireGuard key (${KEY_HINT}, as printed by wg pubkey)`);
           peer.publicKey = value;
           break;
-        case 'presharedkey':
-          if (!isKey(value)) fail(n, `[Peer] PresharedKey is not a WireGuard key (44 characters of base64)`);
+        case 'PresharedKey':
+          if (!isKey(value)) fail(n, `${label} is not a WireGuard key (${KEY_HINT}, as printed by wg genpsk)`);
           peer.presharedKey = value;
           break;
-        case 'allowedips':
-          for (const a of list(value)) if (!isCidr(a)) fail(n, `[Peer] AllowedIPs "${a}" is not a CIDR like 10.0.0.2/32`);
-          peer.allowedIps.push(...list(value));
+        case 'AllowedIPs':
+          peer.allowedIps.push(...cidrs('10.0.0.2/32 or fd00::/64'));
           break;
-        case 'endpoint': {
-          const m = ENDPOINT.exec(value);
-          if (!m) fail(n, `[Peer] Endpoint "${value}" must be HOST:PORT`);
-          port(m![1], '[Peer] Endpoint port');
+        case 'Endpoint': {
+          const problem = endpointProblem(value);
+          if (problem) fail(n, `${label} "${value}": ${problem}`);
           peer.endpoint = value;
           break;
         }
-        case 'persistentkeepalive':
-          if (value === 'off') peer.persistentKeepalive = 0;
-          else if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) fail(n, `[Peer] PersistentKeepalive "${value}" must be 0-65535 seconds or off`);
-          else peer.persistentKeepalive = Number(value);
+        case 'PersistentKeepalive': {
+          const off = value.toLowerCase() === 'off';
+          if (!off && (!/^(0|[1-9]\d{0,4})$/.test(value) || Number(value) > 65535)) fail(n, `${label} "${value}" must be off or seconds from 0 to 65535, e.g. 25`);
+          peer.persistentKeepalive = off ? 0 : Number(value);
           break;
-        default:
-          fail(n, `unknown key "${key}" in [Peer]`);
+        }
       }
-    } else fail(n, `"${key}" is outside any section; start with [Interface]`);
-  });
-  if (!iface) throw new WgQuickError(`${source}: no [Interface] section`);
-  if (!iface.privateKey) throw new WgQuickError(`${source}: [Interface] has no PrivateKey`);
-  peers.forEach((p, i) => {
-    if (!p.publicKey) throw new WgQuickError(`${source}: [Peer] number ${i + 1} has no PublicKey`);
-  });
-  return { interface: iface, peers };
+    }
+  }
+
+  if (!iface) throw new WgQuickError(`${source}: no [Interface] section; a config starts with [Interface] and its PrivateKey`);
+  if (!iface.privateKey) fail(ifaceLine, '[Interface] has no PrivateKey; add "PrivateKey = <output of wg genkey>"');
+  for (const { peer, line } of peers) {
+    if (!peer.publicKey) fail(line, `[Peer] has no PublicKey; add "PublicKey = <that peer's key, from wg pubkey>"`);
+  }
+  return { interface: iface, peers: peers.map((p) => p.peer) };
 }
 
 export function formatWgQuick(cfg: WgQuickConfig): string {
+  const out: string[] = [];
+  // wg-quick cuts a line at "#" and cannot continue one, so such a value would not read back the same.
+  const put = (key: string, value: string | number | boolean): void => {
+    const text = String(value);
+    if (/[#\r\n]/.test(text)) throw new WgQuickError(`${key} "${text}" cannot be written to a wg-quick file: it contains "#" or a line break`);
+    out.push(`${key} = ${text}`);
+  };
   const i = cfg.interface;
-  const out: string[] = ['[Interface]', `PrivateKey = ${i.privateKey}`];
-  if (i.address.length) out.push(`Address = ${i.address.join(', ')}`);
-  if (i.listenPort !== undefined) out.push(`ListenPort = ${i.listenPort}`);
-  if (i.dns?.length) out.push(`DNS = ${i.dns.join(', ')}`);
-  if (i.mtu !== undefined) out.push(`MTU = ${i.mtu}`);
-  if (i.table !== undefined) out.push(`Table = ${i.table}`);
-  if (i.fwmark !== undefined) out.push(`FwMark = ${i.fwmark}`);
-  for (const [key, vals] of [['PreUp', i.preUp], ['PostUp', i.postUp], ['PreDown', i.preDown], ['PostDown', i.postDown]] as const) {
-    for (const v of vals) out.push(`${key} = ${v}`);
-  }
-  if (i.saveConfig !== undefined) out.push(`SaveConfig = ${i.saveConfig}`);
+  out.push('[Interface]');
+  put('PrivateKey', i.privateKey);
+  if (i.address.length > 0) put('Address', i.address.join(', '));
+  if (i.listenPort !== undefined) put('ListenPort', i.listenPort);
+  if (i.dns !== undefined && i.dns.length > 0) put('DNS', i.dns.join(', '));
+  if (i.mtu !== undefined) put('MTU', i.mtu);
+  if (i.table !== undefined) put('Table', i.table);
+  if (i.fwmark !== undefined) put('FwMark', i.fwmark);
+  for (const v of i.preUp) put('PreUp', v);
+  for (const v of i.postUp) put('PostUp', v);
+  for (const v of i.preDown) put('PreDown', v);
+  for (const v of i.postDown) put('PostDown', v);
+  if (i.saveConfig !== undefined) put('SaveConfig', i.saveConfig);
+
   for (const p of cfg.peers) {
     out.push('');
-    if (p.comment) out.push(`# ${p.comment}`);
-    out.push('[Peer]', `PublicKey = ${p.publicKey}`);
-    if (p.presharedKey) out.push(`PresharedKey = ${p.presharedKey}`);
-    if (p.allowedIps.length) out.push(`AllowedIPs = ${p.allowedIps.join(', ')}`);
-    if (p.endpoint) out.push(`Endpoint = ${p.endpoint}`);
-    if (p.persistentKeepalive !== undefined) out.push(`PersistentKeepalive = ${p.persistentKeepalive}`);
+    if (p.comment) {
+      if (/[\r\n]/.test(p.comment)) throw new WgQuickError(`peer comment "${p.comment}" cannot span lines`);
+      // A comment that itself starts with "name:" would otherwise lose that prefix when read back.
+      out.push(NAME_COMMENT.test(p.comment) ? `# name: ${p.comment}` : `# ${p.comment}`);
+    }
+    out.push('[Peer]');
+    put('PublicKey', p.publicKey);
+    if (p.presharedKey !== undefined) put('PresharedKey', p.presharedKey);
+    if (p.allowedIps.length > 0) put('AllowedIPs', p.allowedIps.join(', '));
+    if (p.endpoint !== undefined) put('Endpoint', p.endpoint);
+    if (p.persistentKeepalive !== undefined) put('PersistentKeepalive', p.persistentKeepalive);
   }
   return out.join('\n') + '\n';
 }

@@ -384,7 +384,7 @@ export class Hub {
     const seen = new Map((this.device_?.peers ?? []).map((p) => [p.publicKey, p.endpoint]));
     const ipOf = (n: NodeRecord) => seen.get(n.publicKey)?.replace(/:\d+$/, '');
     let alloc = this.relayed.get(id);
-    if (!alloc || !(await this.relay.stats()).some((a) => a.id === id)) {
+    if (!alloc || !this.relay.has(id)) {
       const ipX = ipOf(x);
       const ipY = ipOf(y);
       if (!ipX || !ipY) return;

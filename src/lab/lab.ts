@@ -338,9 +338,6 @@ export function pendingTeardown(): Promise<void> | undefined {
   return teardown;
 }
 
-export function activeLabs(): Lab[] {
-  return [...active];
-}
 
 /** Every lab namespace starts with this, so leftovers of a crashed run can be found without its record. */
 export const LAB_NS_PREFIX = 'wgl-';

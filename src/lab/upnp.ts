@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { formatCidr, formatIPv4 } from '../core/ipv4.js';
+import { formatCidr } from '../core/ipv4.js';
 import { NFT_TABLE } from './nat-rules.js';
 import type { RouterPlan } from './topology.js';
 

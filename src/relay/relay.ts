@@ -109,6 +109,10 @@ export class Relay {
     this.kernelSync(alloc);
   }
 
+  has(id: string): boolean {
+    return this.allocations.has(id);
+  }
+
   release(id: string): boolean {
     const alloc = this.allocations.get(id);
     if (!alloc) return false;
