@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander';
-import { parseCidr, parseIPv4 } from '../core/ipv4.js';
+import { parseCidr, parseIPv4, parseSubnet } from '../core/ipv4.js';
 
 /** Commander argument parsers: a bad value fails before anything runs, naming the option and the fix. */
 
@@ -17,8 +17,7 @@ export function addressWithPrefixArg(v: string): string {
 }
 
 export function subnetArg(v: string): string {
-  const c = parseCidr(v);
-  if (!c || v.split('/')[0] !== [c.network >>> 24, (c.network >>> 16) & 255, (c.network >>> 8) & 255, c.network & 255].join('.')) {
+  if (!parseSubnet(v)) {
     throw new InvalidArgumentError(`"${v}" must be a subnet with host bits clear, e.g. 10.98.0.0/24`);
   }
   return v;

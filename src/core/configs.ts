@@ -1,4 +1,4 @@
-import { formatCidr, parseCidr } from './ipv4.js';
+import { formatCidr, formatIPv4, parseCidr } from './ipv4.js';
 import type { HubRecord, NodeRecord } from './store.js';
 import type { WgQuickConfig, WgQuickPeer } from './wgquick.js';
 
@@ -71,7 +71,5 @@ export function proxiedConfig(hub: HubRecord, n: NodeRecord, agents: NodeRecord[
 }
 
 export function nthAddress(subnet: string, n: number): string {
-  const c = parseCidr(subnet)!;
-  const ip = c.network + n;
-  return [ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255].join('.');
+  return formatIPv4(parseCidr(subnet)!.network + n);
 }

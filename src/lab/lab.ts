@@ -1,7 +1,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, type RunOptions, type RunResult } from '../core/exec.js';
-import { formatCidr, formatIPv4, isUsableHost, nthHost, size } from '../core/ipv4.js';
+import { formatCidr, formatIPv4, isUsableHost, nthHost, parseIPv4, size } from '../core/ipv4.js';
 import { getDevice, setDevice } from '../core/wireguard/uapi.js';
 import { spawnDaemon } from './daemon.js';
 import { natRuleset } from './nat-rules.js';
@@ -309,9 +309,8 @@ export class Lab {
 }
 
 function parseAddress(text: string, seg: SegmentPlan): number {
-  const parts = text.split('.').map(Number);
-  const ip = parts.reduce((a, p) => a * 256 + p, 0);
-  if (parts.length !== 4 || !isUsableHost(seg.subnet, ip)) {
+  const ip = parseIPv4(text);
+  if (ip === undefined || !isUsableHost(seg.subnet, ip)) {
     throw new Error(`address ${text} is not a usable address of ${seg.name} (${formatCidr(seg.subnet)})`);
   }
   return ip;

@@ -15,3 +15,15 @@ export function natPair(name: string, profile: 'restricted' | 'symmetric'): Topo
     ],
   };
 }
+
+/** A public hub and an agent host "device" behind a home router "home" (restricted), plus extra empty home routers to roam to. */
+export function hubAndDevice(name: string, extraRouters: string[] = []): TopologyInput {
+  return {
+    name,
+    routers: ['home', ...extraRouters].map((r, i) => ({ name: r, profile: 'restricted' as const, wan: `203.0.113.${10 * (i + 1)}`, lan: `192.168.${10 * (i + 1)}.0/24` })),
+    hosts: [
+      { name: 'hub', network: 'internet', address: '203.0.113.2' },
+      { name: 'device', network: 'home', address: '192.168.10.2' },
+    ],
+  };
+}

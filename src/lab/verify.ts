@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { run } from '../core/exec.js';
+import { formatIPv4 } from '../core/ipv4.js';
 import { Lab } from './lab.js';
 import { parseTopology } from './topology.js';
 import { EXPECTED, PROBE_SERVERS, VERIFY_ROWS, verifyTopology, type Behaviour } from './truth-table.js';
@@ -105,7 +106,7 @@ async function measureRow(lab: Lab, row: string, hasUpnp: boolean): Promise<Beha
       lab.exec(a, 'upnpc', ['-e', 'wgp2p-verify', '-a', lab.address(a), '40005', '41005', 'UDP', '60'], { timeoutMs: 8000, allowFail: true }));
     const gw = lab.router(row).lan.gateway;
     natpmp = await portMapForwards(lab, a, pub, 40006, 41006, () =>
-      lab.exec(a, 'natpmpc', ['-g', [gw >>> 24, (gw >>> 16) & 255, (gw >>> 8) & 255, gw & 255].join('.'), '-a', '41006', '40006', 'udp', '60'], { timeoutMs: 8000, allowFail: true }));
+      lab.exec(a, 'natpmpc', ['-g', formatIPv4(gw), '-a', '41006', '40006', 'udp', '60'], { timeoutMs: 8000, allowFail: true }));
   }
 
   return { udp, tcp, mapping, portPreserved, filtering, unsolicited, hairpin, portSurvivesProbe, upnp, natpmp };

@@ -50,7 +50,9 @@ interface Allocation {
   id: string;
   a: Side;
   b: Side;
+  /** Set by the sweeper when the forwarded-packet count moved, so the datagram path never reads the clock. */
   lastActive: number;
+  packetsSeen: number;
   dropped: AllocationStats['dropped'];
 }
 
@@ -92,7 +94,7 @@ export class Relay {
       this.closeSide(sideA);
       throw err;
     }
-    const alloc: Allocation = { id, a: sideA, b: sideB, lastActive: Date.now(), dropped: { malformed: 0, wrongSource: 0, notLatched: 0 } };
+    const alloc: Allocation = { id, a: sideA, b: sideB, lastActive: Date.now(), packetsSeen: 0, dropped: { malformed: 0, wrongSource: 0, notLatched: 0 } };
     sideA.socket.on('message', (buf, rinfo) => this.onDatagram(alloc, sideA, sideB, buf, rinfo));
     sideB.socket.on('message', (buf, rinfo) => this.onDatagram(alloc, sideB, sideA, buf, rinfo));
     this.allocations.set(id, alloc);
@@ -200,7 +202,6 @@ export class Relay {
     to.socket.send(buf, dest.port, dest.address);
     to.out.packets++;
     to.out.bytes += buf.length;
-    alloc.lastActive = Date.now();
   }
 
   private async openSide(spec: RelaySideSpec, otherPublicKey: string): Promise<Side> {
@@ -229,24 +230,19 @@ export class Relay {
     s.socket.close();
   }
 
-  private kernelSeen = new Map<string, number>();
-
   private expire(): void {
     void (async () => {
-      // Traffic the kernel forwards never reaches us: its counters keep an allocation alive.
+      // Traffic the kernel forwards never reaches us: its counters count as activity too.
       const kernel = (await this.opts.kernel?.counters()) ?? new Map();
       const now = Date.now();
       for (const a of [...this.allocations.values()]) {
         const k = kernel.get(a.id);
-        const total = k ? k.ab.packets + k.ba.packets : 0;
-        if (total !== (this.kernelSeen.get(a.id) ?? 0)) {
-          this.kernelSeen.set(a.id, total);
+        const total = a.a.out.packets + a.b.out.packets + (k ? k.ab.packets + k.ba.packets : 0);
+        if (total !== a.packetsSeen) {
+          a.packetsSeen = total;
           a.lastActive = now;
         }
-        if (now - a.lastActive > this.idleMs) {
-          this.kernelSeen.delete(a.id);
-          this.release(a.id);
-        }
+        if (now - a.lastActive > this.idleMs) this.release(a.id);
       }
     })().catch((err: unknown) => this.opts.onError?.(err));
   }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { HUB_TUNNEL, Scenario } from '../../src/lab/scenario.js';
+import { hubAndDevice } from '../../src/lab/topologies.js';
 import { uniqueLabName, withLab } from '../lab/helpers.js';
 
 /** Makes an HTTP request from inside a lab host and returns the status (or the connection error). */
@@ -14,14 +15,7 @@ async function request(s: Scenario, host: string, url: string, init: { method?: 
 
 test('the control API: tunnel only, token checked, bodies validated; a missing interface is named', async () => {
   await withLab(
-    {
-      name: uniqueLabName('api'),
-      routers: [{ name: 'home', profile: 'restricted', wan: '203.0.113.10', lan: '192.168.10.0/24' }],
-      hosts: [
-        { name: 'hub', network: 'internet', address: '203.0.113.2' },
-        { name: 'device', network: 'home', address: '192.168.10.2' },
-      ],
-    },
+    hubAndDevice(uniqueLabName('api')),
     async (lab) => {
       const s = new Scenario(lab);
       await s.initHub();
