@@ -2,61 +2,61 @@ import { createServer, type Server } from 'node:http';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import WebSocket from 'ws';
 import type { Logger } from '../core/log.js';
-import { decode, hubMessageSchema, type AgentConfig, type AgentSettings, type HubMessage, type PathState, type PeerInfo, type PeerReport } from '../core/protocol.js';
+import { decode, hubMessageSchema, type AgentConfig, type AgentMessage, type AgentSettings, type HubMessage, type PathEvent, type PeerInfo, type PeerReport } from '../core/protocol.js';
 import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
+import { ClientPeer } from './client-peer.js';
+import { MeshPeer } from './mesh-peer.js';
 import { NetworkWatch } from './network-watch.js';
 
 export interface AgentOptions {
   config: AgentConfig;
   ifname: string;
   log: Logger;
-  /** How long a direct attempt may take before it counts as failed (2 s: a lab handshake takes ~20 ms). */
+  /** How long a direct attempt toward a plain client may take before it counts as failed. */
   attemptMs?: number;
-}
-
-interface ManagedPeer {
-  info: PeerInfo;
-  /** The hub-reported endpoint we last applied: only a change of it moves the device's endpoint. */
-  appliedEndpoint: string | null;
-  keepalive: number;
-  path: PathState;
-  attemptStartedAt: number;
-  rxAtAttempt: number;
-  directAfterMs: number | null;
-  reason: string | null;
-  failures: number;
-  retry?: NodeJS.Timeout;
-  /** Set by the hub when direct failed between two agents. */
-  relayEndpoint?: string;
 }
 
 export const agentSocketPath = (ifname: string) => `/run/wgp2p/agent-${ifname}.sock`;
 
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 10_000;
+/** While an attempt runs the device is read every 50 ms; otherwise once a second is enough for liveness. */
+const FAST_TICK_MS = 50;
+const SLOW_TICK_MS = 1000;
 
+type Managed = MeshPeer | ClientPeer;
+
+/**
+ * The device side: keeps this node's WireGuard peers in line with what the hub says. Peers that
+ * are agents follow the hub's path decisions (mesh-peer.ts); plain clients are served as before
+ * (client-peer.ts). Everything that touches the device runs through one queue, in order.
+ */
 export class Agent {
   private device!: WireGuardDevice;
   private ws?: WebSocket;
-  private settings: AgentSettings = { peerKeepalive: 25, staleAfterSec: 120 };
-  private peers = new Map<string, ManagedPeer>();
+  private settings?: AgentSettings;
+  private peers = new Map<string, Managed>();
   private stopped = false;
   private backoff = RECONNECT_MIN_MS;
   private timers: NodeJS.Timeout[] = [];
   private admin?: Server;
   private hubConnected = false;
-  private inbox: Promise<void> = Promise.resolve();
+  private queue: Promise<void> = Promise.resolve();
   private network?: NetworkWatch;
+  private lastSlowTick = 0;
+  private tickQueued = false;
+  private reportTimer?: NodeJS.Timeout;
+  private hubRoutes = '';
 
   constructor(private readonly opts: AgentOptions) {}
 
   async start(): Promise<void> {
     this.device = await openDevice(this.opts.ifname);
-    this.network = new NetworkWatch(this.opts.ifname, (addrs) => void this.onNetworkChange(addrs).catch((err: unknown) => this.opts.log.error({ err }, 'handling a network change failed')));
+    this.network = new NetworkWatch(this.opts.ifname, (addrs) => this.enqueue(() => this.onNetworkChange(addrs)));
     await this.network.start();
     this.connect();
-    this.timers.push(setInterval(() => void this.watch().catch((err: unknown) => this.opts.log.error({ err }, 'watch failed')), 50));
+    this.timers.push(setInterval(() => this.scheduleTick(), FAST_TICK_MS));
     this.timers.push(setInterval(() => this.report(), 10_000));
     mkdirSync('/run/wgp2p', { recursive: true, mode: 0o700 });
     const sock = agentSocketPath(this.opts.ifname);
@@ -69,7 +69,7 @@ export class Agent {
       void this.device.get().then(
         (d) => {
           const dev = new Map(d.peers.map((p) => [p.publicKey, p]));
-          const peers = this.reports(dev).map((r) => ({ ...r, name: this.peers.get(r.publicKey)?.info.name }));
+          const peers = this.reports(dev).map((r) => ({ ...r, name: this.peers.get(r.publicKey)?.info.name, kind: this.peers.get(r.publicKey)?.info.kind }));
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: this.opts.config.name, interface: this.opts.ifname, hubConnected: this.hubConnected, peers }));
         },
         (err: Error) => res.writeHead(500).end(JSON.stringify({ error: err.message })),
@@ -83,10 +83,15 @@ export class Agent {
     this.stopped = true;
     this.network?.stop();
     this.timers.forEach(clearInterval);
-    this.peers.forEach((p) => clearTimeout(p.retry));
+    clearTimeout(this.reportTimer);
+    for (const p of this.peers.values()) if (p instanceof ClientPeer) p.stop();
     this.ws?.terminate();
     await new Promise((r) => (this.admin ? this.admin.close(() => r(undefined)) : r(undefined)));
     rmSync(agentSocketPath(this.opts.ifname), { force: true });
+  }
+
+  private enqueue(fn: () => Promise<void>): void {
+    this.queue = this.queue.then(fn).catch((err: unknown) => this.opts.log.error({ err }, 'agent task failed'));
   }
 
   private connect(): void {
@@ -98,6 +103,9 @@ export class Agent {
       this.backoff = RECONNECT_MIN_MS;
       this.hubConnected = true;
       this.opts.log.info({ hub: this.opts.config.hubUrl }, 'connected to hub');
+      // A hub that restarted numbers its commands from 0 again.
+      for (const p of this.peers.values()) if (p instanceof MeshPeer) p.seq = -1;
+      this.enqueue(() => this.hello(false));
     });
     ws.on('message', (data) => {
       let m: HubMessage;
@@ -107,8 +115,7 @@ export class Agent {
         this.opts.log.warn({ err: (err as Error).message }, 'malformed message from hub ignored');
         return;
       }
-      // In order: a relay message must not be overtaken by the snapshot that came before it.
-      this.inbox = this.inbox.then(() => this.onMessage(m)).catch((err: unknown) => this.opts.log.error({ err }, 'applying hub message failed'));
+      this.enqueue(() => this.onMessage(m));
     });
     ws.on('unexpected-response', (_req, res) => {
       this.opts.log.error({ status: res.statusCode }, res.statusCode === 401 ? 'the hub rejected our token' : 'the hub refused the connection');
@@ -124,196 +131,158 @@ export class Agent {
     });
   }
 
+  private send(m: AgentMessage): void {
+    const ws = this.ws;
+    if (ws && ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
+  }
+
+  /** Our network facts and what the device does for each peer, so a restarted hub can pick up where it was. */
+  private async hello(changed: boolean): Promise<void> {
+    const d = await this.device.get();
+    const lan = (await this.network!.addresses()).filter((a) => !a.startsWith('127.'));
+    this.send({ type: 'hello', changed, network: { listenPort: d.listenPort, lan }, peers: this.reports(new Map(d.peers.map((p) => [p.publicKey, p]))) });
+  }
+
   /**
    * This device moved to another network. wireguard-go keeps sending from the source address it
    * cached and goes silent (measured in the lab), so rebind its socket by setting the listen port;
-   * then send to the hub at once (our report crosses the tunnel, so the hub sees the new endpoint
-   * now, not at the next keepalive) and try every client again from here.
+   * then tell the hub at once (our message crosses the tunnel, so the hub also sees our new
+   * endpoint now, not at the next keepalive). The hub re-decides every agent pair; plain clients
+   * we try again from here.
    */
   private async onNetworkChange(addresses: string[]): Promise<void> {
     this.opts.log.info({ addresses }, 'network changed');
     const dev = await this.device.get();
     await this.device.set({ listenPort: dev.listenPort });
-    this.report();
-    for (const st of this.peers.values()) if (st.keepalive > 0) await this.attempt(st, false);
+    await this.hello(true);
+    for (const p of this.peers.values()) if (p instanceof ClientPeer) await p.retryNow();
   }
 
   private async onMessage(m: HubMessage): Promise<void> {
-    if (m.type === 'relay') {
-      const st = this.peers.get(m.publicKey);
-      if (st) await this.useRelay(st, m.endpoint);
-      return;
-    }
-    if (m.type === 'snapshot') {
-      this.settings = m.settings;
-      const keep = new Set(m.peers.map((p) => p.publicKey));
-      const gone = [...this.peers.keys()].filter((k) => !keep.has(k));
-      if (gone.length) await this.removePeers(gone);
-      for (const p of m.peers) await this.apply(p);
-      this.report();
-    } else if (m.type === 'peer') {
-      await this.apply(m.peer);
-    } else {
-      await this.removePeers([m.publicKey]);
-    }
-  }
-
-  private async removePeers(keys: string[]): Promise<void> {
-    // Only peers this agent manages (clients the hub told us about): never the hub peer, never a fixed peer.
-    const ours = keys.filter((k) => this.peers.has(k));
-    ours.forEach((k) => clearTimeout(this.peers.get(k)!.retry));
-    ours.forEach((k) => this.peers.delete(k));
-    if (ours.length) await this.device.set({ peers: ours.map((publicKey) => ({ publicKey, remove: true })) });
-  }
-
-  private fresh(info: PeerInfo): boolean {
-    return info.handshakeAgeMs !== null && info.handshakeAgeMs <= this.settings.staleAfterSec * 1000;
-  }
-
-  private async apply(info: PeerInfo): Promise<void> {
-    let st = this.peers.get(info.publicKey);
-    const isNew = !st;
-    if (!st) {
-      st = { info, appliedEndpoint: null, keepalive: -1, path: 'unknown', attemptStartedAt: 0, rxAtAttempt: 0, directAfterMs: null, reason: null, failures: 0 };
-      this.peers.set(info.publicKey, st);
-    }
-    st.info = info;
-    const keepalive = this.fresh(info) ? this.settings.peerKeepalive : 0;
-    const endpointChanged = info.endpoint !== null && info.endpoint !== st.appliedEndpoint;
-    if (!isNew && !endpointChanged && keepalive === st.keepalive) return;
-
-    if (st.relayEndpoint !== undefined && st.appliedEndpoint === null && info.endpoint !== null) {
-      // The hub sent a relay before any direct attempt (it knew direct cannot work): note the
-      // endpoint for later network changes, stay on the relay.
-      st.appliedEndpoint = info.endpoint;
-      return;
-    }
-    if (keepalive === 0) {
-      // The client has been silent at the hub for staleAfterSec: stop spending keepalives on it.
-      await this.device.set({ peers: [{ publicKey: info.publicKey, allowedIps: info.allowedIps, persistentKeepalive: 0, ...(endpointChanged ? { endpoint: info.endpoint! } : {}) }] });
-      st.keepalive = 0;
-      st.appliedEndpoint = info.endpoint ?? st.appliedEndpoint;
-      this.setPath(st, info.handshakeAgeMs === null ? 'unknown' : 'stale', null);
-      return;
-    }
-    if (endpointChanged || st.keepalive !== keepalive) await this.attempt(st, endpointChanged);
-  }
-
-  /**
-   * Points the peer at the hub-reported endpoint and makes WireGuard send at once. Measured in the
-   * lab: setting an endpoint sends nothing; a keepalive interval going from 0 to non-zero sends a
-   * keepalive (or a handshake initiation) within ~5 ms. So one UAPI set clears and sets it again.
-   */
-  private async attempt(st: ManagedPeer, withEndpoint: boolean): Promise<void> {
-    const info = st.info;
-    const k = this.settings.peerKeepalive;
-    clearTimeout(st.retry);
-    const before = (await this.device.get()).peers.find((p) => p.publicKey === info.publicKey);
-    await this.device.set({
-      peers: [
-        { publicKey: info.publicKey, allowedIps: info.allowedIps, ...(withEndpoint && info.endpoint ? { endpoint: info.endpoint } : {}), persistentKeepalive: 0 },
-        { publicKey: info.publicKey, persistentKeepalive: k },
-      ],
-    });
-    if (withEndpoint) st.appliedEndpoint = info.endpoint;
-    st.keepalive = k;
-    st.attemptStartedAt = Date.now();
-    st.rxAtAttempt = before?.rxBytes ?? 0;
-    this.setPath(st, 'trying', null);
-  }
-
-  /**
-   * Moves a peer onto the relay. WireGuard does not handshake because an endpoint changed, and
-   * the relay learns ports only from handshakes, so the peer is removed and added again: the
-   * next packet starts a fresh session through the relay.
-   */
-  private async useRelay(st: ManagedPeer, endpoint: string): Promise<void> {
-    if (st.relayEndpoint === endpoint && (st.path === 'relayed' || st.path === 'relaying')) return;
-    clearTimeout(st.retry);
-    st.relayEndpoint = endpoint;
-    const k = this.settings.peerKeepalive || 25;
-    await this.device.set({ peers: [{ publicKey: st.info.publicKey, remove: true }] });
-    await this.device.set({
-      peers: [
-        { publicKey: st.info.publicKey, endpoint, allowedIps: st.info.allowedIps, persistentKeepalive: 0 },
-        { publicKey: st.info.publicKey, persistentKeepalive: k },
-      ],
-    });
-    st.keepalive = k;
-    st.attemptStartedAt = Date.now();
-    st.rxAtAttempt = 0;
-    this.setPath(st, 'relaying', null);
-  }
-
-  /** Decides each attempt from the device: a handshake or received bytes after it, not via the relay, means the path works. */
-  private async watch(): Promise<void> {
-    const trying = [...this.peers.values()].filter((p) => p.path === 'trying' || p.path === 'relaying');
-    if (trying.length === 0) return;
-    const dev = new Map((await this.device.get()).peers.map((p) => [p.publicKey, p]));
-    const now = Date.now();
-    for (const st of trying) {
-      const p = dev.get(st.info.publicKey);
-      const relaying = st.path === 'relaying';
-      // While a pair also has a relay, traffic arriving through it says nothing about the direct path.
-      const viaRelay = !relaying && st.relayEndpoint !== undefined && p?.endpoint === st.relayEndpoint;
-      if (p && !viaRelay && (p.lastHandshakeMs >= st.attemptStartedAt || p.rxBytes > st.rxAtAttempt)) {
-        st.failures = 0;
-        st.directAfterMs = now - st.attemptStartedAt;
-        this.setPath(st, relaying ? 'relayed' : 'direct', null);
-      } else if (now - st.attemptStartedAt > (this.opts.attemptMs ?? 2000) * (relaying ? 2 : 1)) {
-        st.failures++;
-        this.setPath(st, 'impossible', relaying ? 'the relay carried no handshake' : this.failureReason(st.info));
-        // Clients: keep trying with backoff (5 s, 10 s, … 60 s), their network may change. Agent
-        // pairs: the hub answers a failure with a relay, and retries direct when an endpoint moves.
-        if (st.info.kind === 'client') {
-          const delay = Math.min(60_000, 5000 * 2 ** Math.min(4, st.failures - 1));
-          st.retry = setTimeout(() => void this.attempt(st, false).catch(() => undefined), delay);
-        }
+    switch (m.type) {
+      case 'snapshot': {
+        this.settings = m.settings;
+        const keep = new Set(m.peers.map((p) => p.publicKey));
+        await this.removePeers([...this.peers.keys()].filter((k) => !keep.has(k)));
+        const dev = await this.devicePeers();
+        for (const p of m.peers) await this.upsert(p, dev.get(p.publicKey));
+        await this.syncHubRoutes();
+        this.report();
+        return;
+      }
+      case 'peer':
+        await this.upsert(m.peer, (await this.devicePeers()).get(m.peer.publicKey));
+        await this.syncHubRoutes();
+        return;
+      case 'peer-removed':
+        await this.removePeers([m.publicKey]);
+        await this.syncHubRoutes();
+        return;
+      case 'path': {
+        const st = this.peers.get(m.publicKey);
+        if (!(st instanceof MeshPeer)) return;
+        await st.apply(m, (await this.devicePeers()).get(m.publicKey));
+        await this.syncHubRoutes();
+        this.scheduleTick();
+        return;
       }
     }
   }
 
-  private failureReason(info: PeerInfo): string {
-    const port = info.endpoint ? Number(info.endpoint.split(':').pop()) : null;
-    const why =
-      info.listenPort !== null && port !== null && port !== info.listenPort
-        ? `its NAT changed the port (${info.listenPort} -> ${port}), so it maps per destination (symmetric)`
-        : 'no handshake on the direct path';
-    return info.kind === 'client' ? `direct impossible from this network (${why}); use ${info.name}.proxied.conf` : `direct impossible (${why}); asking the hub for a relay`;
+  private async devicePeers(): Promise<Map<string, PeerState>> {
+    return new Map((await this.device.get()).peers.map((p) => [p.publicKey, p]));
   }
 
-  private setPath(st: ManagedPeer, path: PathState, reason: string | null): void {
-    const changed = st.path !== path;
-    st.path = path;
-    st.reason = reason;
-    if (changed) {
-      this.opts.log.info({ peer: st.info.name, path, reason, directAfterMs: path === 'direct' ? st.directAfterMs : undefined }, 'path');
-      this.report();
+  private async upsert(info: PeerInfo, onDevice: PeerState | undefined): Promise<void> {
+    if (this.settings && info.publicKey === this.settings.hubPublicKey) return;
+    let st = this.peers.get(info.publicKey);
+    if (st && st.info.kind !== info.kind) {
+      await this.removePeers([info.publicKey]);
+      st = undefined;
+    }
+    const isNew = !st;
+    if (!st) {
+      st =
+        info.kind === 'agent'
+          ? new MeshPeer(info, { device: this.device, keepalive: () => this.settings?.peerKeepalive || 25, emit: (ev) => this.emit(ev), changed: () => this.changed(), log: this.opts.log })
+          : new ClientPeer(info, { device: this.device, settings: () => this.settings!, proxied: () => this.settings?.proxied ?? false, changed: () => this.changed(), log: this.opts.log, attemptMs: this.opts.attemptMs ?? 2000 });
+      this.peers.set(info.publicKey, st);
+    }
+    if (st instanceof MeshPeer) {
+      st.info = info;
+      await st.ensure(onDevice);
+    } else {
+      await st.apply(info, isNew);
     }
   }
 
-  reports(device?: Map<string, PeerState>): PeerReport[] {
-    return [...this.peers.values()].map((st) => {
-      const p = device?.get(st.info.publicKey);
-      return {
-        publicKey: st.info.publicKey,
-        path: st.path,
-        endpoint: p?.endpoint ?? st.appliedEndpoint,
-        handshakeAgeMs: p && p.lastHandshakeMs > 0 ? Date.now() - p.lastHandshakeMs : null,
-        rxBytes: p?.rxBytes ?? 0,
-        txBytes: p?.txBytes ?? 0,
-        directAfterMs: st.directAfterMs,
-        reason: st.reason,
-      };
+  private async removePeers(keys: string[]): Promise<void> {
+    // Only peers this agent manages (those the hub told us about): never the hub peer, never a peer you configured yourself.
+    const ours = keys.filter((k) => this.peers.has(k));
+    for (const k of ours) {
+      const st = this.peers.get(k)!;
+      if (st instanceof ClientPeer) st.stop();
+      this.peers.delete(k);
+    }
+    if (ours.length) await this.device.set({ peers: ours.map((publicKey) => ({ publicKey, remove: true })) });
+  }
+
+  /**
+   * Peers reached through the hub (proxied mode, ours or theirs) have no entry of their own: their
+   * addresses are routed to the hub peer. Only those addresses are added; the rest of the hub peer
+   * (its endpoint, its keepalive) is never touched.
+   */
+  private async syncHubRoutes(): Promise<void> {
+    const s = this.settings;
+    if (!s) return;
+    const viaHub = [...this.peers.values()].filter((p) => (p instanceof MeshPeer ? p.committed === 'hub' : p.viaHub)).flatMap((p) => p.info.allowedIps);
+    const want = [...new Set([...s.hubAllowedIps, ...viaHub])].sort();
+    const key = want.join(',');
+    if (key === this.hubRoutes) return;
+    const hub = (await this.devicePeers()).get(s.hubPublicKey);
+    if (!hub) return;
+    this.hubRoutes = key;
+    if (hub.allowedIps.slice().sort().join(',') !== key) await this.device.set({ peers: [{ publicKey: s.hubPublicKey, allowedIps: want }] });
+  }
+
+  private emit(ev: PathEvent): void {
+    this.opts.log.debug({ ev }, 'path event');
+    this.send(ev);
+  }
+
+  private scheduleTick(): void {
+    if (this.tickQueued) return;
+    const now = Date.now();
+    const busy = [...this.peers.values()].some((p) => p.busy);
+    if (!busy && now - this.lastSlowTick < SLOW_TICK_MS) return;
+    this.tickQueued = true;
+    this.enqueue(async () => {
+      this.tickQueued = false;
+      this.lastSlowTick = Date.now();
+      const dev = await this.devicePeers();
+      const t = Date.now();
+      for (const st of this.peers.values()) await st.tick(dev.get(st.key), t);
     });
+  }
+
+  /** Path changes are reported within 20 ms, coalesced. */
+  private changed(): void {
+    if (this.reportTimer) return;
+    this.reportTimer = setTimeout(() => {
+      this.reportTimer = undefined;
+      this.report();
+    }, 20);
+  }
+
+  reports(device?: Map<string, PeerState>): PeerReport[] {
+    return [...this.peers.values()].map((st) => st.report(device?.get(st.key)));
   }
 
   private report(): void {
     const ws = this.ws;
     if (!ws || ws.readyState !== ws.OPEN) return;
-    void this.device
-      .get()
-      .then((d) => ws.send(JSON.stringify({ type: 'report', peers: this.reports(new Map(d.peers.map((p) => [p.publicKey, p]))) })))
+    void this.devicePeers()
+      .then((d) => this.send({ type: 'report', peers: this.reports(d) }))
       .catch(() => undefined);
   }
 }

@@ -37,21 +37,27 @@ function hubPeer(hub: HubRecord, allowedIps: string[], keepalive: number): WgQui
   return { publicKey: hub.publicKey, allowedIps, endpoint: hub.endpoint, persistentKeepalive: keepalive, comment: 'hub' };
 }
 
+/** What an agent's (or relay's) hub peer routes before the agent adds anything: the hub, and proxied clients. */
+export function agentHubAllowedIps(hub: HubRecord): string[] {
+  return [`${hostOf(hub.address)}/32`, hub.proxiedSubnet];
+}
+
 export function agentConfig(hub: HubRecord, n: NodeRecord): WgQuickConfig {
   return {
     interface: { privateKey: n.privateKey, address: [`${n.address}/${prefixOf(hub.address)}`], listenPort: n.listenPort ?? undefined, preUp: [], postUp: [], preDown: [], postDown: [] },
     // Clients' proxied addresses come through the hub; their P2P peers are added live by the agent.
-    peers: [hubPeer(hub, [`${hostOf(hub.address)}/32`, hub.proxiedSubnet], hub.agentHubKeepalive)],
+    peers: [hubPeer(hub, agentHubAllowedIps(hub), hub.agentHubKeepalive)],
   };
 }
 
-/** The P2P config: the hub plus one peer per agent, at that agent's public endpoint. */
+/** The P2P config: the hub plus one peer per agent, at that agent's public endpoint; agents that chose proxied mode are reached through the hub. */
 export function clientConfig(hub: HubRecord, n: NodeRecord, agents: NodeRecord[]): WgQuickConfig {
+  const viaHub = agents.filter((a) => a.proxied).flatMap((a) => [`${a.address}/32`, ...a.routes]);
   return {
     interface: { privateKey: n.privateKey, address: [`${n.address}/${prefixOf(hub.address)}`], listenPort: n.listenPort ?? undefined, preUp: [], postUp: [], preDown: [], postDown: [] },
     peers: [
-      hubPeer(hub, [`${hostOf(hub.address)}/32`], hub.clientHubKeepalive),
-      ...agents.map((a) => ({
+      hubPeer(hub, [`${hostOf(hub.address)}/32`, ...viaHub], hub.clientHubKeepalive),
+      ...agents.filter((a) => !a.proxied).map((a) => ({
         publicKey: a.publicKey,
         allowedIps: [`${a.address}/32`, ...a.routes],
         endpoint: a.fixedEndpoint ?? a.observedEndpoint ?? undefined,

@@ -24,7 +24,8 @@ export interface HubRecord {
   staleAfterSec: number;
 }
 
-export type NodeKind = 'agent' | 'client';
+/** Relays are nodes too: a tunnel to the hub is how they register and get allocations. */
+export type NodeKind = 'agent' | 'client' | 'relay';
 
 export interface NodeRecord {
   name: string;
@@ -47,6 +48,8 @@ export interface NodeRecord {
   enrolUsed: boolean;
   /** Nodes see and reach each other only when they share a group. */
   groups: string[];
+  /** Agents: reach every peer through the hub instead of directly (the second fallback, chosen by the user). */
+  proxied: boolean;
 }
 
 export class StoreError extends Error {
@@ -60,7 +63,7 @@ CREATE TABLE IF NOT EXISTS hub (
 );
 CREATE TABLE IF NOT EXISTS nodes (
   name TEXT PRIMARY KEY,
-  kind TEXT NOT NULL CHECK (kind IN ('agent', 'client')),
+  kind TEXT NOT NULL CHECK (kind IN ('agent', 'client', 'relay')),
   address TEXT NOT NULL UNIQUE,
   proxied_address TEXT UNIQUE,
   public_key TEXT NOT NULL UNIQUE,
@@ -74,9 +77,32 @@ CREATE TABLE IF NOT EXISTS nodes (
   enrol_key TEXT UNIQUE,
   enrol_expires_at INTEGER,
   enrol_used INTEGER NOT NULL DEFAULT 0,
-  groups TEXT NOT NULL DEFAULT '["default"]'
+  groups TEXT NOT NULL DEFAULT '["default"]',
+  proxied INTEGER NOT NULL DEFAULT 0
 );
 `;
+
+/** The schema version SCHEMA creates; older stores are migrated on open. */
+const SCHEMA_VERSION = 2;
+
+/**
+ * Version 1 (the first release) allowed only agents and clients and had no proxied choice. SQLite
+ * cannot change a CHECK constraint in place: the table is rebuilt, in one transaction.
+ */
+function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version >= SCHEMA_VERSION) return;
+  const columns = (db.prepare('PRAGMA table_info(nodes)').all() as { name: string }[]).map((c) => c.name);
+  db.transaction(() => {
+    if (!columns.includes('proxied')) {
+      const create = SCHEMA.slice(SCHEMA.indexOf('CREATE TABLE IF NOT EXISTS nodes')).replace('IF NOT EXISTS nodes', 'nodes_v2');
+      db.exec(create);
+      const copied = columns.join(', ');
+      db.exec(`INSERT INTO nodes_v2 (${copied}) SELECT ${copied} FROM nodes; DROP TABLE nodes; ALTER TABLE nodes_v2 RENAME TO nodes;`);
+    }
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  })();
+}
 
 interface NodeRow {
   name: string;
@@ -95,6 +121,7 @@ interface NodeRow {
   enrol_expires_at: number | null;
   enrol_used: number;
   groups: string;
+  proxied: number;
 }
 
 function toRecord(r: NodeRow): NodeRecord {
@@ -115,6 +142,7 @@ function toRecord(r: NodeRow): NodeRecord {
     enrolExpiresAt: r.enrol_expires_at,
     enrolUsed: r.enrol_used === 1,
     groups: JSON.parse(r.groups) as string[],
+    proxied: r.proxied === 1,
   };
 }
 
@@ -132,6 +160,7 @@ export class Store {
     chmodSync(file, 0o600);
     db.pragma('journal_mode = WAL');
     db.exec(SCHEMA);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
     db.prepare('INSERT INTO hub (id, json) VALUES (1, ?)').run(JSON.stringify(hub));
     return new Store(db);
   }
@@ -146,6 +175,7 @@ export class Store {
       const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[];
       if (!tables.some((t) => t.name === 'hub') || !tables.some((t) => t.name === 'nodes')) throw new Error('tables are missing');
       db.prepare('SELECT json FROM hub WHERE id = 1').get();
+      migrate(db);
     } catch (err) {
       throw new StoreError(`the hub store ${file} is corrupt or not a wgp2p store (${(err as Error).message}); restore it from a backup or run "wgp2p hub init" in a new directory`);
     }
@@ -180,10 +210,10 @@ export class Store {
     try {
       this.db
         .prepare(
-          `INSERT INTO nodes (name, kind, address, proxied_address, public_key, private_key, token_hash, fixed_endpoint, listen_port, routes, observed_endpoint, created_at, enrol_key, enrol_expires_at, enrol_used, groups)
-           VALUES (@name, @kind, @address, @proxiedAddress, @publicKey, @privateKey, @tokenHash, @fixedEndpoint, @listenPort, @routes, @observedEndpoint, @createdAt, @enrolKey, @enrolExpiresAt, @enrolUsed, @groups)`,
+          `INSERT INTO nodes (name, kind, address, proxied_address, public_key, private_key, token_hash, fixed_endpoint, listen_port, routes, observed_endpoint, created_at, enrol_key, enrol_expires_at, enrol_used, groups, proxied)
+           VALUES (@name, @kind, @address, @proxiedAddress, @publicKey, @privateKey, @tokenHash, @fixedEndpoint, @listenPort, @routes, @observedEndpoint, @createdAt, @enrolKey, @enrolExpiresAt, @enrolUsed, @groups, @proxied)`,
         )
-        .run({ ...n, routes: JSON.stringify(n.routes), enrolUsed: n.enrolUsed ? 1 : 0, groups: JSON.stringify(n.groups) });
+        .run({ ...n, routes: JSON.stringify(n.routes), enrolUsed: n.enrolUsed ? 1 : 0, groups: JSON.stringify(n.groups), proxied: n.proxied ? 1 : 0 });
     } catch (err) {
       const msg = (err as Error).message;
       const column = /UNIQUE constraint failed: nodes\.(\w+)/.exec(msg)?.[1];
@@ -210,6 +240,15 @@ export class Store {
 
   removeNode(name: string): boolean {
     return this.db.prepare('DELETE FROM nodes WHERE name = ?').run(name).changes > 0;
+  }
+
+  /** Changes what a node may see and how it is reached; the running hub applies it within 250 ms. */
+  updateNode(name: string, change: { groups?: string[]; routes?: string[]; proxied?: boolean }): void {
+    const n = this.node(name);
+    if (!n) throw new StoreError(`no node named "${name}"`);
+    this.db
+      .prepare('UPDATE nodes SET groups = ?, routes = ?, proxied = ? WHERE name = ?')
+      .run(JSON.stringify(change.groups ?? n.groups), JSON.stringify(change.routes ?? n.routes), (change.proxied ?? n.proxied) ? 1 : 0, name);
   }
 
   setObservedEndpoint(publicKey: string, endpoint: string): void {

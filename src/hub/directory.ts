@@ -26,6 +26,8 @@ export interface AddNodeInput {
   joinValidMs?: number;
   /** Who this node may see and reach (default: the group "default"). */
   groups?: string[];
+  /** Agents: reach every peer through the hub (never direct, never the relay). */
+  proxied?: boolean;
 }
 
 export interface AddedNode {
@@ -90,10 +92,12 @@ export function addNode(store: Store, input: AddNodeInput): AddedNode {
   if (groups.length === 0) throw new InputError('--groups needs at least one group');
   const proxied = parseCidr(hub.proxiedSubnet)!;
   if (input.joinValidMs !== undefined && input.kind !== 'agent') throw new InputError('--join applies to agents only (clients get config files)');
+  if (input.proxied && input.kind !== 'agent') throw new InputError('--proxied applies to agents (clients always get a proxied config besides the P2P one)');
+  if (input.kind === 'relay' && (input.routes?.length || input.endpoint !== undefined)) throw new InputError('a relay takes no --routes or --endpoint: it is reached at the address it registers');
   const joining = input.joinValidMs !== undefined;
   const keys = generateKeyPair();
   // A joining agent gets its token at enrolment, over the tunnel; until then it has none.
-  const token = input.kind === 'agent' && !joining ? randomBytes(32).toString('base64url') : undefined;
+  const token = input.kind !== 'client' && !joining ? randomBytes(32).toString('base64url') : undefined;
   const node: NodeRecord = {
     name: input.name,
     kind: input.kind,
@@ -104,7 +108,8 @@ export function addNode(store: Store, input: AddNodeInput): AddedNode {
     privateKey: joining ? '' : keys.privateKey,
     tokenHash: token ? hashToken(token) : null,
     fixedEndpoint: input.endpoint ?? null,
-    listenPort: input.kind === 'agent' ? AGENT_LISTEN_PORT : CLIENT_PORT_BASE + offset,
+    // A relay's tunnel only carries its control connection: any port will do.
+    listenPort: input.kind === 'agent' ? AGENT_LISTEN_PORT : input.kind === 'client' ? CLIENT_PORT_BASE + offset : null,
     routes: input.routes ?? [],
     observedEndpoint: null,
     createdAt: new Date().toISOString(),
@@ -112,6 +117,7 @@ export function addNode(store: Store, input: AddNodeInput): AddedNode {
     enrolExpiresAt: joining ? Date.now() + input.joinValidMs! : null,
     enrolUsed: false,
     groups,
+    proxied: input.proxied ?? false,
   };
   store.addNode(node);
   return { node, token, enrolPrivateKey: joining ? keys.privateKey : undefined };

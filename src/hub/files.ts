@@ -4,7 +4,7 @@ import { agentConfig, clientConfig, hubConfig, proxiedConfig } from '../core/con
 import type { AgentConfig } from '../core/protocol.js';
 import type { NodeRecord, Store } from '../core/store.js';
 import { formatWgQuick } from '../core/wgquick.js';
-import { isPending } from './device-peers.js';
+import { peersVisibleTo } from './peer-view.js';
 
 /** The files the hub's directory holds besides its store. Everything with a key or token is 0600. */
 
@@ -38,10 +38,10 @@ export interface NodeFiles {
 
 export function renderNodeConf(store: Store, node: NodeRecord, proxied = false): string {
   const hub = store.hub();
-  // An agent still waiting to join has no key of its own yet: clients cannot use it.
-  const agents = store.nodes().filter((n) => n.kind === 'agent' && !isPending(n));
-  if (node.kind === 'agent' && node.privateKey === '') throw new Error(`node "${node.name}" made its own key when it joined; its config is on the device`);
-  if (node.kind === 'agent') return formatWgQuick(agentConfig(hub, node));
+  // Only agents sharing a group with the client, and never one still waiting to join (it has no key of its own yet).
+  const agents = peersVisibleTo(node, store.nodes()).filter((n) => n.kind === 'agent');
+  if (node.kind !== 'client' && node.privateKey === '') throw new Error(`node "${node.name}" made its own key when it joined; its config is on the device`);
+  if (node.kind !== 'client') return formatWgQuick(agentConfig(hub, node));
   return formatWgQuick(proxied ? proxiedConfig(hub, node, agents) : clientConfig(hub, node, agents));
 }
 
@@ -53,8 +53,8 @@ export function writeNodeFiles(dir: string, store: Store, node: NodeRecord, toke
     files.proxiedConf = join(d, `${node.name}.proxied.conf`);
     writeSecret(files.proxiedConf, renderNodeConf(store, node, true));
   }
-  if (node.kind === 'agent' && token) {
-    files.agentJson = join(d, `${node.name}.agent.json`);
+  if (node.kind !== 'client' && token) {
+    files.agentJson = join(d, `${node.name}.${node.kind}.json`);
     const cfg: AgentConfig = { name: node.name, hubUrl: hubApiUrl(store), token };
     writeSecret(files.agentJson, JSON.stringify(cfg, null, 2) + '\n');
   }

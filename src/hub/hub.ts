@@ -2,20 +2,24 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { chmodSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../core/log.js';
-import { agentMessageSchema, decode, type AgentSettings, type HubMessage, type PeerReport } from '../core/protocol.js';
+import { agentHubAllowedIps } from '../core/configs.js';
+import { agentMessageSchema, decode, type AgentMessage, type AgentSettings, type HubMessage, type PeerReport } from '../core/protocol.js';
 import { Store, type HubRecord, type NodeRecord } from '../core/store.js';
 import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import type { DeviceState, PeerState } from '../core/wireguard/uapi.js';
-import { desiredHubPeers, isPending } from './device-peers.js';
-import { Relay } from '../relay/relay.js';
 import { KernelPath } from '../relay/kernel-path.js';
-import { enrolAddress, hashToken } from './directory.js';
-import { p2pSubnet } from '../core/configs.js';
-import { randomBytes } from 'node:crypto';
-import { publicKeySchema } from '../core/protocol.js';
-import { peersVisibleTo, peerInfo } from './peer-view.js';
+import { BuiltinRelay } from './builtin-relay.js';
+import { desiredHubPeers, isPending } from './device-peers.js';
+import { hashToken } from './directory.js';
+import { handleEnrol } from './enrol-api.js';
+import { readBody, reply, sourceAddress } from './http.js';
+import { emptyFacts, forgetLearned, observe, seenElsewhere, withNetwork, type NatFacts } from './nat-facts.js';
+import { PairPaths, type PairStatus } from './pair-paths.js';
+import { agentPairs, peerInfo, peersVisibleTo } from './peer-view.js';
+import { RelayPool } from './relay-pool.js';
 
 export interface HubOptions {
   dir: string;
@@ -34,18 +38,24 @@ export interface HubOptions {
   /** Public address the built-in relay binds to; default: the hub endpoint's host when it is an IPv4 address. */
   relayAddress?: string;
   relayPorts?: [number, number];
+  /** No relay inside the hub: only relays that register (`wgp2p relay run`). */
+  noBuiltinRelay?: boolean;
 }
 
 interface AgentSession {
   node: NodeRecord;
   ws: WebSocket;
+  /** Set once the agent said hello: until then its pairs wait. */
+  ready: boolean;
   reports: Map<string, PeerReport>;
-  connectedAt: number;
+  /** What this agent was told about each peer it may see (a signature, to push only changes). */
+  visible: Map<string, string>;
+  proxied: boolean;
 }
 
 export interface HubStatusNode {
   name: string;
-  kind: 'agent' | 'client';
+  kind: 'agent' | 'client' | 'relay';
   address: string;
   endpoint: string | null;
   handshakeAgeMs: number | null;
@@ -54,7 +64,11 @@ export interface HubStatusNode {
   /** Agents: whether its control connection is up. Clients: the path to each agent, as that agent reports it. */
   connected?: boolean;
   paths?: { agent: string; path: string; directAfterMs: number | null; reason: string | null; handshakeAgeMs: number | null }[];
+  nat?: { mapping: string; mappingWhy: string; filtering: string; filteringWhy: string; lan: string[] };
 }
+
+/** After a network change without a new endpoint (only the LAN changed), re-decide the node's pairs after this. */
+const NETWORK_SETTLE_MS = 300;
 
 export class Hub {
   private store!: Store;
@@ -63,17 +77,19 @@ export class Hub {
   private byKey = new Map<string, NodeRecord>();
   private lastSeen = new Map<string, { endpoint?: string; fresh: boolean }>();
   private device_: DeviceState | undefined;
-  private sessions = new Set<AgentSession>();
+  private sessions = new Map<string, AgentSession>();
+  private facts = new Map<string, NatFacts>();
+  private pendingNetwork = new Map<string, NodeJS.Timeout>();
   private timers: NodeJS.Timeout[] = [];
   private api?: Server;
   private admin?: Server;
   private wss = new WebSocketServer({ noServer: true, maxPayload: 4 << 20 });
   private dataVersion = -1;
-  private relay?: Relay;
-  private relayAddress?: string;
-  /** Relay allocations by pair id (the two public keys, sorted). */
-  private relayed = new Map<string, { a: string; b: string; portA: number; portB: number }>();
+  private builtin?: BuiltinRelay;
+  private relays!: RelayPool;
+  private pairs!: PairPaths;
   private polling = false;
+  private stopped = false;
   readonly stats = { polls: 0, pollMsTotal: 0, pushes: 0 };
 
   constructor(private readonly opts: HubOptions) {}
@@ -81,19 +97,45 @@ export class Hub {
   /** The hub record is read once per store change, never on the device-poll path. */
   private hubRecord!: HubRecord;
 
-  get settings(): AgentSettings {
-    return { peerKeepalive: this.hubRecord.peerKeepalive, staleAfterSec: this.hubRecord.staleAfterSec };
+  private settingsFor(n: NodeRecord): AgentSettings {
+    const h = this.hubRecord;
+    return { peerKeepalive: h.peerKeepalive, staleAfterSec: h.staleAfterSec, hubPublicKey: h.publicKey, hubAllowedIps: agentHubAllowedIps(h), proxied: n.proxied };
   }
 
   async start(): Promise<void> {
     this.store = Store.open(this.opts.dir);
     this.device = await openDevice(this.opts.ifname);
+    this.relays = new RelayPool((relayId) => this.pairs.relayGone(relayId));
+    this.pairs = new PairPaths({
+      node: (k) => {
+        const n = this.byKey.get(k);
+        return n && { key: k, name: n.name, proxied: n.proxied };
+      },
+      connected: (k) => this.sessions.get(k)?.ready === true,
+      send: (k, cmd) => {
+        const s = this.sessions.get(k);
+        if (s) this.send(s, cmd);
+      },
+      facts: (k) => this.factsOf(k),
+      setFacts: (k, f) => this.facts.set(k, f),
+      allocateRelay: async (_id, a, b) => {
+        const ip = (k: string) => this.factsOf(k).publicIp;
+        const ipA = ip(a);
+        const ipB = ip(b);
+        if (!ipA || !ipB) return undefined;
+        const alloc = await this.relays.allocate({ publicKey: a, ip: ipA }, { publicKey: b, ip: ipB });
+        if (alloc) this.opts.log.info({ pair: [this.byKey.get(a)?.name, this.byKey.get(b)?.name], relay: alloc.relay, forA: alloc.forA, forB: alloc.forB }, 'relay allocated');
+        return alloc && { relayId: alloc.relayId, forA: alloc.forA, forB: alloc.forB };
+      },
+      relayAlive: (g) => this.relays.alive(g.relayId),
+      log: this.opts.log,
+    });
     await this.reloadNodes();
     await this.poll();
     const hub = this.hubRecord;
     const host = this.opts.listenAddress ?? hub.address.split('/')[0];
     this.api = createServer((req, res) => void this.handleApi(req, res));
-    this.api.on('upgrade', (req, socket, head) => this.handleUpgrade(req, socket as import('node:net').Socket, head));
+    this.api.on('upgrade', (req, socket, head) => this.handleUpgrade(req, socket as Socket, head));
     await new Promise<void>((resolve, reject) => {
       this.api!.once('error', (err: NodeJS.ErrnoException) =>
         reject(new Error(err.code === 'EADDRNOTAVAIL' ? `cannot listen on ${host}:${hub.apiPort}: the hub's tunnel address is not on this machine; is ${this.opts.ifname} up with ${hub.address}?` : err.message)),
@@ -101,28 +143,39 @@ export class Hub {
       this.api!.listen(hub.apiPort, host, resolve);
     });
     const endpointHost = hub.endpoint.split(':')[0];
-    this.relayAddress = this.opts.relayAddress ?? (/^\d{1,3}(\.\d{1,3}){3}$/.test(endpointHost) ? endpointHost : undefined);
-    if (this.relayAddress) {
+    const relayAddress = this.opts.relayAddress ?? (/^\d{1,3}(\.\d{1,3}){3}$/.test(endpointHost) ? endpointHost : undefined);
+    if (relayAddress && !this.opts.noBuiltinRelay) {
       const [portMin, portMax] = this.opts.relayPorts ?? [52000, 52999];
-      this.relay = new Relay({ address: this.relayAddress, portMin, portMax, kernel: await KernelPath.create(this.relayAddress), onError: (err) => this.opts.log.warn({ err }, 'relay') });
+      this.builtin = new BuiltinRelay({
+        address: relayAddress,
+        portMin,
+        portMax,
+        kernel: await KernelPath.create(relayAddress),
+        onError: (err) => this.opts.log.warn({ err }, 'relay'),
+        onLatched: (_id, key, endpoint) => this.relayLatched(key, endpoint),
+        onReleased: (id, reason) => reason === 'idle' && this.relays.released(id),
+      });
+      this.relays.add(this.builtin);
     }
     const sock = join(this.opts.dir, 'hub.sock');
     rmSync(sock, { force: true });
-    this.admin = createServer((req, res) => this.handleAdmin(req, res));
+    this.admin = createServer((req, res) => void this.handleAdmin(req, res));
     await new Promise<void>((resolve) => this.admin!.listen(sock, resolve));
     chmodSync(sock, 0o600);
     this.schedulePoll();
     this.every(250, () => this.watchStore());
     this.every(this.opts.resyncMs ?? 60_000, () => this.sessions.forEach((s) => this.sendSnapshot(s)));
-    this.opts.log.info({ api: `${host}:${hub.apiPort}`, device: this.device.kind, nodes: this.nodes.length }, 'hub running');
+    this.opts.log.info({ api: `${host}:${hub.apiPort}`, device: this.device.kind, nodes: this.nodes.length, relay: relayAddress ?? null }, 'hub running');
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.relay?.close();
+    this.pairs.close();
+    await this.builtin?.close();
     clearTimeout(this.pollTimer);
     this.timers.forEach(clearInterval);
-    for (const s of this.sessions) s.ws.terminate();
+    this.pendingNetwork.forEach(clearTimeout);
+    for (const s of this.sessions.values()) s.ws.terminate();
     await Promise.all([this.api, this.admin].map((srv) => srv && new Promise((r) => srv.close(() => r(undefined)))));
     rmSync(join(this.opts.dir, 'hub.sock'), { force: true });
     this.store.close();
@@ -141,13 +194,32 @@ export class Hub {
     }, interval);
   }
 
-  private stopped = false;
-
   private every(ms: number, fn: () => unknown): void {
     this.timers.push(setInterval(() => void Promise.resolve(fn()).catch((err: unknown) => this.opts.log.error({ err }, 'periodic task failed')), ms));
   }
 
-  /** Keeps the device's peers equal to the store; notices nodes added or removed while running. */
+  private factsOf(key: string): NatFacts {
+    let f = this.facts.get(key);
+    if (!f) {
+      f = emptyFacts(this.byKey.get(key)?.listenPort ?? null);
+      this.facts.set(key, f);
+    }
+    return f;
+  }
+
+  private othersOnIp(key: string, ip: string | null): NatFacts[] {
+    if (ip === null) return [];
+    return [...this.facts.entries()].filter(([k, f]) => k !== key && f.publicIp === ip).map(([, f]) => f);
+  }
+
+  private relayLatched(key: string, endpoint: string): void {
+    const before = this.factsOf(key);
+    const after = seenElsewhere(before, endpoint, 'the relay');
+    if (after.mapping !== before.mapping) this.opts.log.info({ node: this.byKey.get(key)?.name, mapping: after.mapping, why: after.mappingWhy }, 'NAT mapping learned');
+    this.facts.set(key, after);
+  }
+
+  /** Keeps the device's peers equal to the store; notices nodes added, changed or removed while running. */
   private async watchStore(): Promise<void> {
     const v = this.store.dataVersion();
     if (v !== this.dataVersion) await this.reloadNodes();
@@ -172,18 +244,40 @@ export class Hub {
     const removed = [...before.values()].filter((n) => !this.byKey.has(n.publicKey));
     const added = this.nodes.filter((n) => !before.has(n.publicKey));
     if (removed.length || added.length) this.opts.log.info({ added: added.map((n) => n.name), removed: removed.map((n) => n.name) }, 'nodes changed');
-    for (const s of [...this.sessions]) {
-      if (!this.byKey.has(s.node.publicKey)) {
+    for (const n of removed) this.facts.delete(n.publicKey);
+    const seen = new Map(dev.peers.map((p) => [p.publicKey, p]));
+    const now = Date.now();
+    for (const s of [...this.sessions.values()]) {
+      const node = this.byKey.get(s.node.publicKey);
+      if (!node || isPending(node)) {
         s.ws.close(4003, 'node removed');
-        this.sessions.delete(s);
+        this.sessions.delete(s.node.publicKey);
         continue;
       }
-      for (const n of removed) this.send(s, { type: 'peer-removed', publicKey: n.publicKey });
-      for (const n of added) if (peersVisibleTo(s.node, this.nodes).includes(n)) this.send(s, { type: 'peer', peer: peerInfo(n, undefined, Date.now()) });
+      s.node = node;
+      if (s.proxied !== node.proxied) {
+        s.proxied = node.proxied;
+        this.sendSnapshot(s);
+        continue;
+      }
+      this.pushVisible(s, seen, now);
+    }
+    this.pairs.sync(agentPairs(this.nodes));
+    for (const n of this.nodes) {
+      const was = before.get(n.publicKey);
+      if (was && was.proxied !== n.proxied) this.pairs.reevaluate(n.publicKey, n.proxied ? `${n.name} chose proxied mode` : `${n.name} left proxied mode`);
     }
   }
 
-  /** Reads the device and pushes what changed: a client's endpoint, or whether it is fresh. */
+  /** Tells an agent about peers it may now see, changed, or may no longer see. */
+  private pushVisible(s: AgentSession, seen: Map<string, PeerState>, now: number): void {
+    const next = new Map(peersVisibleTo(s.node, this.nodes).map((n) => [n.publicKey, signature(n)] as const));
+    for (const k of s.visible.keys()) if (!next.has(k)) this.send(s, { type: 'peer-removed', publicKey: k });
+    for (const [k, sig] of next) if (s.visible.get(k) !== sig) this.send(s, { type: 'peer', peer: peerInfo(this.byKey.get(k)!, seen.get(k), now) });
+    s.visible = next;
+  }
+
+  /** Reads the device and pushes what changed: a node's endpoint, or whether it is fresh. */
   private async poll(): Promise<void> {
     if (this.polling) return;
     this.polling = true;
@@ -200,19 +294,8 @@ export class Hub {
         const prev = this.lastSeen.get(p.publicKey);
         if (prev && prev.endpoint === p.endpoint && prev.fresh === fresh) continue;
         this.lastSeen.set(p.publicKey, { endpoint: p.endpoint, fresh });
-        if (p.endpoint && prev?.endpoint !== p.endpoint) {
-          this.store.setObservedEndpoint(p.publicKey, p.endpoint);
-          // A relayed node that roamed: its allocation accepts the new address (its port is re-learned from a handshake).
-          for (const [id, a] of this.relayed) if (a.a === p.publicKey || a.b === p.publicKey) {
-            try {
-              this.relay?.updateIp(id, p.publicKey, p.endpoint.replace(/:\d+$/, ''));
-            } catch {
-              this.relayed.delete(id);
-            }
-          }
-        }
+        if (p.endpoint && prev?.endpoint !== p.endpoint) this.endpointChanged(node, p.endpoint);
         if (prev || p.endpoint) this.pushPeer(node, p, now);
-        if (node.kind === 'agent' && p.endpoint) this.relayEarly(node);
       }
     } finally {
       this.lastPollCostMs = performance.now() - t0;
@@ -222,10 +305,24 @@ export class Hub {
     }
   }
 
-  private pushPeer(client: NodeRecord, seen: PeerState, now: number): void {
-    for (const s of this.sessions) {
-      if (s.node.publicKey === client.publicKey || !peersVisibleTo(s.node, this.nodes).includes(client)) continue;
-      this.send(s, { type: 'peer', peer: peerInfo(client, seen, now) });
+  private endpointChanged(node: NodeRecord, endpoint: string): void {
+    this.store.setObservedEndpoint(node.publicKey, endpoint);
+    if (node.kind !== 'agent') return;
+    const before = this.factsOf(node.publicKey);
+    const ip = endpoint.slice(0, endpoint.lastIndexOf(':'));
+    const after = observe(before, endpoint, this.othersOnIp(node.publicKey, ip));
+    this.facts.set(node.publicKey, after);
+    if (before.publicIp !== null && before.publicIp !== ip) this.relays.updateIp(node.publicKey, ip);
+    const pending = this.pendingNetwork.get(node.publicKey);
+    clearTimeout(pending);
+    this.pendingNetwork.delete(node.publicKey);
+    this.pairs.changed(node.publicKey, pending ? `${node.name} changed network` : `${node.name}'s endpoint changed`);
+  }
+
+  private pushPeer(node: NodeRecord, seen: PeerState, now: number): void {
+    for (const s of this.sessions.values()) {
+      if (!s.visible.has(node.publicKey)) continue;
+      this.send(s, { type: 'peer', peer: peerInfo(node, seen, now) });
       this.stats.pushes++;
     }
   }
@@ -237,17 +334,19 @@ export class Hub {
   private sendSnapshot(s: AgentSession): void {
     const now = Date.now();
     const seen = new Map((this.device_?.peers ?? []).map((p) => [p.publicKey, p]));
-    this.send(s, { type: 'snapshot', settings: this.settings, peers: peersVisibleTo(s.node, this.nodes).map((c) => peerInfo(c, seen.get(c.publicKey), now)) });
+    const visible = peersVisibleTo(s.node, this.nodes);
+    s.visible = new Map(visible.map((n) => [n.publicKey, signature(n)] as const));
+    this.send(s, { type: 'snapshot', settings: this.settingsFor(s.node), peers: visible.map((c) => peerInfo(c, seen.get(c.publicKey), now)) });
   }
 
   // ---- control API (tunnel address only) ------------------------------------------------------
 
   /** Who is calling: the node whose tunnel address is the source (cryptokey routing proves it) and whose token matches. */
-  private authenticate(req: IncomingMessage): { node: NodeRecord } | { status: number; message: string } {
-    const source = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  private authenticate(req: IncomingMessage, kind: 'agent' | 'relay'): { node: NodeRecord } | { status: number; message: string } {
+    const source = sourceAddress(req);
     const node = this.nodes.find((n) => n.address === source && !isPending(n));
     if (!node) return { status: 403, message: `requests must come through the tunnel from a node's address (${source} is not one)` };
-    if (node.kind !== 'agent' || !node.tokenHash) return { status: 403, message: `node "${node.name}" is not an agent` };
+    if (node.kind !== kind || !node.tokenHash) return { status: 403, message: `node "${node.name}" is not ${kind === 'agent' ? 'an agent' : 'a relay'}` };
     const header = req.headers.authorization ?? '';
     const token = header.startsWith('Bearer ') ? header.slice(7) : '';
     const a = Buffer.from(hashToken(token), 'hex');
@@ -257,20 +356,33 @@ export class Hub {
   }
 
   private async handleApi(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.method === 'POST' && req.url === '/v1/enrol') return this.handleEnrol(req, res);
-    const auth = this.authenticate(req);
+    if (req.method === 'POST' && req.url === '/v1/enrol') {
+      return handleEnrol(req, res, {
+        hub: this.hubRecord,
+        nodes: this.nodes,
+        store: this.store,
+        enrolled: (node) => {
+          this.opts.log.info({ node: node.name }, 'node enrolled');
+          // Give the reply time to cross the one-time tunnel before its key loses the node's address.
+          setTimeout(() => void this.reloadNodes().catch((err: unknown) => this.opts.log.error({ err }, 'reload after enrolment failed')), 200);
+        },
+      });
+    }
+    const auth = this.authenticate(req, 'agent');
     if ('status' in auth) return reply(res, auth.status, { error: auth.message });
     if (req.method === 'GET' && req.url === '/v1/peers') {
       const now = Date.now();
       const seen = new Map((this.device_?.peers ?? []).map((p) => [p.publicKey, p]));
-      return reply(res, 200, { settings: this.settings, peers: peersVisibleTo(auth.node, this.nodes).map((c) => peerInfo(c, seen.get(c.publicKey), now)) });
+      return reply(res, 200, { settings: this.settingsFor(auth.node), peers: peersVisibleTo(auth.node, this.nodes).map((c) => peerInfo(c, seen.get(c.publicKey), now)) });
     }
     if (req.method === 'POST' && req.url === '/v1/report') {
       const body = await readBody(req, 1 << 20).catch(() => undefined);
       if (body === undefined) return reply(res, 413, { error: 'body too large' });
       try {
         const m = decode(agentMessageSchema, body, 'report');
-        this.acceptReport(auth.node, m.peers);
+        const s = this.sessions.get(auth.node.publicKey);
+        if (m.type !== 'report') return reply(res, 400, { error: 'only {"type":"report"} is accepted here; the rest goes over the WebSocket' });
+        if (s) this.acceptReport(s, m.peers);
         return reply(res, 204);
       } catch (err) {
         return reply(res, 400, { error: (err as Error).message });
@@ -279,124 +391,81 @@ export class Hub {
     reply(res, 404, { error: `no such endpoint: ${req.method} ${req.url}` });
   }
 
-  /**
-   * A device joining with a code. It reaches us through a tunnel made with the code's one-time key,
-   * so WireGuard has already proved both sides: the device holds the code, and we hold the hub key
-   * the code names. We answer on that tunnel, then swap the one-time key for the device's own.
-   */
-  private async handleEnrol(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const source = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    const p2p = p2pSubnet(this.hubRecord);
-    const node = this.nodes.find((n) => n.enrolKey && enrolAddress(this.hubRecord.proxiedSubnet, p2p, n.address) === source);
-    if (!node) return reply(res, 403, { error: 'enrolment must come through the tunnel of a join code' });
-    if (node.enrolUsed) return reply(res, 409, { error: `this join code was already used (node "${node.name}" is enrolled); ask for a new one` });
-    if (Date.now() > (node.enrolExpiresAt ?? 0)) return reply(res, 410, { error: `this join code expired at ${new Date(node.enrolExpiresAt ?? 0).toISOString()}; ask for a new one` });
-    const body = await readBody(req, 4096).catch(() => undefined);
-    let publicKey: string;
-    try {
-      publicKey = publicKeySchema.parse((JSON.parse(body ?? '') as { publicKey?: unknown }).publicKey);
-    } catch {
-      return reply(res, 400, { error: 'body must be {"publicKey": "<the device\'s WireGuard public key>"}' });
-    }
-    const token = randomBytes(32).toString('base64url');
-    try {
-      this.store.completeEnrolment(node.name, publicKey, hashToken(token));
-    } catch (err) {
-      return reply(res, 409, { error: (err as Error).message });
-    }
-    const hub = this.hubRecord;
-    res.on('finish', () => {
-      // Give the reply time to cross the one-time tunnel before its key loses the node's address.
-      setTimeout(() => void this.reloadNodes().catch((err: unknown) => this.opts.log.error({ err }, 'reload after enrolment failed')), 200);
-    });
-    this.opts.log.info({ node: node.name }, 'node enrolled');
-    reply(res, 200, {
-      name: node.name,
-      address: `${node.address}/${hub.address.split('/')[1]}`,
-      listenPort: node.listenPort,
-      token,
-      hub: { publicKey: hub.publicKey, endpoint: hub.endpoint, allowedIps: [`${hub.address.split('/')[0]}/32`, hub.proxiedSubnet], keepalive: hub.agentHubKeepalive, apiUrl: `http://${hub.address.split('/')[0]}:${hub.apiPort}` },
-    });
-  }
-
-  private handleUpgrade(req: IncomingMessage, socket: import('node:net').Socket, head: Buffer): void {
-    const auth = this.authenticate(req);
+  private handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const auth = this.authenticate(req, 'agent');
     if ('status' in auth || req.url !== '/v1/agent') {
       const status = 'status' in auth ? auth.status : 404;
       socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : 'Forbidden'}\r\nConnection: close\r\n\r\n`);
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const session: AgentSession = { node: auth.node, ws, reports: new Map(), connectedAt: Date.now() };
-      // One session per agent: a reconnect replaces the old one.
-      for (const s of this.sessions) if (s.node.publicKey === auth.node.publicKey) (s.ws.terminate(), this.sessions.delete(s));
-      this.sessions.add(session);
-      this.opts.log.info({ agent: auth.node.name }, 'agent connected');
-      ws.on('message', (data) => {
-        try {
-          const m = decode(agentMessageSchema, data.toString(), `message from ${auth.node.name}`);
-          this.acceptReport(auth.node, m.peers, session);
-        } catch (err) {
-          this.opts.log.warn({ agent: auth.node.name, err: (err as Error).message }, 'malformed message ignored');
-        }
-      });
-      ws.on('close', () => this.sessions.delete(session));
-      ws.on('error', () => this.sessions.delete(session));
-      this.sendSnapshot(session);
-      this.relayEarly(auth.node);
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.agentSession(auth.node, ws));
+  }
+
+  private agentSession(node: NodeRecord, ws: WebSocket): void {
+    const key = node.publicKey;
+    // One session per agent: a reconnect replaces the old one.
+    const old = this.sessions.get(key);
+    if (old) old.ws.terminate();
+    const session: AgentSession = { node, ws, ready: false, reports: new Map(), visible: new Map(), proxied: node.proxied };
+    this.sessions.set(key, session);
+    this.opts.log.info({ agent: node.name }, 'agent connected');
+    ws.on('message', (data) => {
+      let m: AgentMessage;
+      try {
+        m = decode(agentMessageSchema, data.toString(), `message from ${session.node.name}`);
+      } catch (err) {
+        this.opts.log.warn({ agent: session.node.name, err: (err as Error).message }, 'malformed message ignored');
+        return;
+      }
+      this.onAgentMessage(session, m);
     });
-  }
-
-  private acceptReport(agent: NodeRecord, peers: PeerReport[], session?: AgentSession): void {
-    const s = session ?? [...this.sessions].find((x) => x.node.publicKey === agent.publicKey);
-    if (!s) return;
-    s.reports.clear();
-    for (const p of peers) {
-      const other = this.byKey.get(p.publicKey);
-      if (!other) continue;
-      s.reports.set(p.publicKey, p);
-      // Two agents that cannot go direct get a relay pair; a plain client cannot move, it has its proxied config.
-      if (p.path === 'impossible' && other.kind === 'agent') void this.relayPair(agent, other).catch((err: unknown) => this.opts.log.warn({ err }, 'relay allocation failed'));
-    }
-  }
-
-  /**
-   * Don't waste an attempt that cannot work: an agent whose NAT changed its port (observed port ≠
-   * the listen port its config sets) maps per destination, and two such agents can never meet
-   * directly. Such pairs get the relay at once.
-   */
-  private relayEarly(x: NodeRecord): void {
-    const seen = new Map((this.device_?.peers ?? []).map((p) => [p.publicKey, p.endpoint]));
-    const portChanged = (n: NodeRecord) => {
-      const ep = seen.get(n.publicKey);
-      return n.kind === 'agent' && ep !== undefined && n.listenPort !== null && Number(ep.split(':').pop()) !== n.listenPort;
+    const gone = () => {
+      if (this.sessions.get(key) !== session) return;
+      this.sessions.delete(key);
+      this.pairs.disconnected(key);
     };
-    if (!portChanged(x)) return;
-    for (const y of peersVisibleTo(x, this.nodes)) {
-      if (portChanged(y)) void this.relayPair(x, y).catch((err: unknown) => this.opts.log.warn({ err }, 'relay allocation failed'));
+    ws.on('close', gone);
+    ws.on('error', gone);
+    this.sendSnapshot(session);
+  }
+
+  private onAgentMessage(s: AgentSession, m: AgentMessage): void {
+    const key = s.node.publicKey;
+    switch (m.type) {
+      case 'report':
+        this.acceptReport(s, m.peers);
+        return;
+      case 'path-event':
+        this.pairs.onEvent(key, m);
+        return;
+      case 'hello': {
+        const before = this.factsOf(key);
+        const base = m.changed ? forgetLearned(before) : before;
+        this.facts.set(key, withNetwork(base, m.network.lan, m.network.listenPort, this.othersOnIp(key, before.publicIp)));
+        this.acceptReport(s, m.peers);
+        if (!s.ready) {
+          s.ready = true;
+          this.pairs.connected(key, m.peers);
+        } else if (m.changed) {
+          // The hello itself crossed the tunnel from the new network, so the next device read
+          // (≤ 20 ms) sees the new endpoint and re-decides the pairs; if only the LAN changed, do it here.
+          clearTimeout(this.pendingNetwork.get(key));
+          this.pendingNetwork.set(
+            key,
+            setTimeout(() => {
+              this.pendingNetwork.delete(key);
+              this.pairs.changed(key, `${s.node.name} changed network`);
+            }, NETWORK_SETTLE_MS),
+          );
+        }
+        return;
+      }
     }
   }
 
-  /** Allocates (or re-announces) a relay pair and tells both agents where to send. */
-  private async relayPair(x: NodeRecord, y: NodeRecord): Promise<void> {
-    if (!this.relay || !this.relayAddress) return;
-    const id = [x.publicKey, y.publicKey].sort().join('|');
-    const seen = new Map((this.device_?.peers ?? []).map((p) => [p.publicKey, p.endpoint]));
-    const ipOf = (n: NodeRecord) => seen.get(n.publicKey)?.replace(/:\d+$/, '');
-    let alloc = this.relayed.get(id);
-    if (!alloc || !this.relay.has(id)) {
-      const ipX = ipOf(x);
-      const ipY = ipOf(y);
-      if (!ipX || !ipY) return;
-      const ports = await this.relay.allocate(id, { publicKey: x.publicKey, ip: ipX }, { publicKey: y.publicKey, ip: ipY });
-      alloc = { a: x.publicKey, b: y.publicKey, ...ports };
-      this.relayed.set(id, alloc);
-      this.opts.log.info({ pair: [x.name, y.name], ports }, 'relay allocated');
-    }
-    for (const s of this.sessions) {
-      if (s.node.publicKey === alloc.a) this.send(s, { type: 'relay', publicKey: alloc.b, endpoint: `${this.relayAddress}:${alloc.portA}` });
-      if (s.node.publicKey === alloc.b) this.send(s, { type: 'relay', publicKey: alloc.a, endpoint: `${this.relayAddress}:${alloc.portB}` });
-    }
+  private acceptReport(s: AgentSession, peers: PeerReport[]): void {
+    s.reports.clear();
+    for (const p of peers) if (this.byKey.has(p.publicKey)) s.reports.set(p.publicKey, p);
   }
 
   // ---- admin socket (local shell only) --------------------------------------------------------
@@ -415,45 +484,38 @@ export class Hub {
         rxBytes: p?.rxBytes ?? 0,
         txBytes: p?.txBytes ?? 0,
       };
-      if (n.kind === 'agent') row.connected = [...this.sessions].some((s) => s.node.publicKey === n.publicKey);
-      {
-        row.paths = [...this.sessions]
-          .map((s) => ({ s, r: s.reports.get(n.publicKey) }))
-          .filter((x) => x.r)
-          .map(({ s, r }) => ({ agent: s.node.name, path: r!.path, directAfterMs: r!.directAfterMs, reason: r!.reason, handshakeAgeMs: r!.handshakeAgeMs }));
+      if (n.kind === 'agent') {
+        row.connected = this.sessions.has(n.publicKey);
+        const f = this.facts.get(n.publicKey);
+        if (f) row.nat = { mapping: f.mapping, mappingWhy: f.mappingWhy, filtering: f.filtering, filteringWhy: f.filteringWhy, lan: f.lan };
       }
+      row.paths = [...this.sessions.values()]
+        .map((s) => ({ s, r: s.reports.get(n.publicKey) }))
+        .filter((x) => x.r)
+        .map(({ s, r }) => ({ agent: s.node.name, path: r!.path, directAfterMs: r!.directAfterMs, reason: r!.reason, handshakeAgeMs: r!.handshakeAgeMs }));
       return row;
     });
   }
 
-  private handleAdmin(req: IncomingMessage, res: ServerResponse): void {
+  pairStatus(): PairStatus[] {
+    return this.pairs.status();
+  }
+
+  private async handleAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method === 'GET' && req.url === '/v1/status') {
       return reply(res, 200, {
         hub: { interface: this.opts.ifname, device: this.device.kind, agentsConnected: this.sessions.size, polls: this.stats.polls, meanPollMs: this.stats.polls ? this.stats.pollMsTotal / this.stats.polls : 0, pushes: this.stats.pushes },
         nodes: this.status(),
+        pairs: this.pairs.status(),
+        relays: this.relays.relays(),
       });
     }
+    if (req.method === 'GET' && req.url === '/v1/relay-stats') return reply(res, 200, await this.relays.stats());
     reply(res, 404, { error: 'not found' });
   }
 }
 
-function reply(res: ServerResponse, status: number, body?: unknown): void {
-  res.writeHead(status, body === undefined ? {} : { 'content-type': 'application/json' });
-  res.end(body === undefined ? undefined : JSON.stringify(body));
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let size = 0;
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        reject(new Error('too large'));
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
+/** What an agent is told about a peer, apart from where the hub sees it: a change of it is pushed. */
+function signature(n: NodeRecord): string {
+  return JSON.stringify([n.name, n.kind, n.address, n.routes, n.listenPort]);
 }

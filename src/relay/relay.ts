@@ -66,6 +66,9 @@ export interface RelayOptions {
   /** Kernel forwarding for latched pairs (see kernel-path.ts); userspace only when absent. */
   kernel?: KernelPath;
   onError?: (err: unknown) => void;
+  /** A side was confirmed at this address (the hub learns each node's mapping toward the relay). */
+  onLatched?: (id: string, publicKey: string, endpoint: string) => void;
+  onReleased?: (id: string, reason: 'idle' | 'released') => void;
 }
 
 export class RelayError extends Error {
@@ -82,6 +85,10 @@ export class Relay {
     this.idleMs = opts.idleMs ?? 120_000;
     this.sweeper = setInterval(() => this.expire(), Math.min(5000, this.idleMs / 2));
     this.sweeper.unref();
+  }
+
+  get address(): string {
+    return this.opts.address;
   }
 
   async allocate(id: string, a: RelaySideSpec, b: RelaySideSpec): Promise<{ portA: number; portB: number }> {
@@ -115,9 +122,10 @@ export class Relay {
     return this.allocations.has(id);
   }
 
-  release(id: string): boolean {
+  release(id: string, reason: 'idle' | 'released' = 'released'): boolean {
     const alloc = this.allocations.get(id);
     if (!alloc) return false;
+    this.opts.onReleased?.(id, reason);
     this.allocations.delete(id);
     if (this.opts.kernel) void this.opts.kernel.remove(id).catch((err: unknown) => this.opts.onError?.(err));
     this.closeSide(alloc.a);
@@ -187,6 +195,7 @@ export class Relay {
       // inside one NAT changes the port, and WireGuard re-handshakes after it.
       if ((type === MESSAGE.initiation || type === MESSAGE.response) && verifyMac1(buf, from.peerMac1Key)) {
         from.latched = { address: rinfo.address, port: rinfo.port };
+        this.opts.onLatched?.(alloc.id, from.spec.publicKey, `${rinfo.address}:${rinfo.port}`);
         this.kernelSync(alloc);
       } else {
         alloc.dropped.notLatched++;
@@ -242,7 +251,7 @@ export class Relay {
           a.packetsSeen = total;
           a.lastActive = now;
         }
-        if (now - a.lastActive > this.idleMs) this.release(a.id);
+        if (now - a.lastActive > this.idleMs) this.release(a.id, 'idle');
       }
     })().catch((err: unknown) => this.opts.onError?.(err));
   }

@@ -1,0 +1,173 @@
+import type { Logger } from '../core/log.js';
+import type { AgentSettings, PathState, PeerInfo, PeerReport } from '../core/protocol.js';
+import type { WireGuardDevice } from '../core/wireguard/device.js';
+import type { PeerState } from '../core/wireguard/uapi.js';
+
+/**
+ * One plain client (a phone running only a WireGuard app) as this agent serves it. The client's
+ * config already points at us and keeps a keepalive toward us; the hub tells us where it sees the
+ * client, we point there and make WireGuard send, so the client's NAT lets our packets in.
+ * A client cannot move to a relay: if direct is impossible it has its proxied config.
+ */
+
+export interface ClientPeerDeps {
+  device: WireGuardDevice;
+  settings(): AgentSettings;
+  /** This agent chose proxied mode: clients reach it through the hub, no peer entry here. */
+  proxied(): boolean;
+  changed(): void;
+  log: Logger;
+  /** How long a direct attempt may take before it counts as failed (2 s: a lab handshake takes ~20 ms). */
+  attemptMs: number;
+}
+
+export class ClientPeer {
+  /** The hub-reported endpoint we last applied: only a change of it moves the device's endpoint. */
+  private appliedEndpoint: string | null = null;
+  private keepalive = -1;
+  private state: PathState = 'unknown';
+  private attemptStartedAt = 0;
+  private rxAtAttempt = 0;
+  directAfterMs: number | null = null;
+  reason: string | null = null;
+  private failures = 0;
+  private retry?: NodeJS.Timeout;
+  private hubMode = false;
+
+  constructor(
+    public info: PeerInfo,
+    private readonly deps: ClientPeerDeps,
+  ) {}
+
+  get key(): string {
+    return this.info.publicKey;
+  }
+
+  get busy(): boolean {
+    return this.state === 'trying';
+  }
+
+  get viaHub(): boolean {
+    return this.hubMode;
+  }
+
+  path(): PathState {
+    return this.state;
+  }
+
+  stop(): void {
+    clearTimeout(this.retry);
+  }
+
+  report(p: PeerState | undefined): PeerReport {
+    return {
+      publicKey: this.key,
+      path: this.state,
+      endpoint: p?.endpoint ?? this.appliedEndpoint,
+      handshakeAgeMs: p && p.lastHandshakeMs > 0 ? Math.max(0, Date.now() - p.lastHandshakeMs) : null,
+      rxBytes: p?.rxBytes ?? 0,
+      txBytes: p?.txBytes ?? 0,
+      directAfterMs: this.directAfterMs,
+      reason: this.reason,
+    };
+  }
+
+  private fresh(info: PeerInfo): boolean {
+    return info.handshakeAgeMs !== null && info.handshakeAgeMs <= this.deps.settings().staleAfterSec * 1000;
+  }
+
+  async apply(info: PeerInfo, isNew: boolean): Promise<void> {
+    this.info = info;
+    if (this.deps.proxied()) {
+      if (!this.hubMode) {
+        this.hubMode = true;
+        clearTimeout(this.retry);
+        await this.deps.device.set({ peers: [{ publicKey: this.key, remove: true }] });
+        this.set('proxied', null);
+      }
+      return;
+    }
+    if (this.hubMode) {
+      this.hubMode = false;
+      isNew = true;
+      this.appliedEndpoint = null;
+      this.keepalive = -1;
+    }
+    const keepalive = this.fresh(info) ? this.deps.settings().peerKeepalive : 0;
+    const endpointChanged = info.endpoint !== null && info.endpoint !== this.appliedEndpoint;
+    if (!isNew && !endpointChanged && keepalive === this.keepalive) return;
+    if (keepalive === 0) {
+      // The client has been silent at the hub for staleAfterSec: stop spending keepalives on it.
+      await this.deps.device.set({ peers: [{ publicKey: this.key, allowedIps: info.allowedIps, persistentKeepalive: 0, ...(endpointChanged ? { endpoint: info.endpoint! } : {}) }] });
+      this.keepalive = 0;
+      this.appliedEndpoint = info.endpoint ?? this.appliedEndpoint;
+      this.set(info.handshakeAgeMs === null ? 'unknown' : 'stale', null);
+      return;
+    }
+    await this.attempt(endpointChanged);
+  }
+
+  /** This device moved: whatever the client's NAT had open for our old address is gone. */
+  async retryNow(): Promise<void> {
+    if (this.keepalive > 0 && !this.hubMode) await this.attempt(false);
+  }
+
+  /**
+   * Points the peer at the hub-reported endpoint and makes WireGuard send at once. Measured in the
+   * lab: setting an endpoint sends nothing; a keepalive interval going from 0 to non-zero sends a
+   * keepalive (or a handshake initiation) within ~5 ms. So one UAPI set clears and sets it again.
+   */
+  private async attempt(withEndpoint: boolean): Promise<void> {
+    const info = this.info;
+    const k = this.deps.settings().peerKeepalive;
+    clearTimeout(this.retry);
+    const before = (await this.deps.device.get()).peers.find((p) => p.publicKey === info.publicKey);
+    await this.deps.device.set({
+      peers: [
+        { publicKey: info.publicKey, allowedIps: info.allowedIps, ...(withEndpoint && info.endpoint ? { endpoint: info.endpoint } : {}), persistentKeepalive: 0 },
+        { publicKey: info.publicKey, persistentKeepalive: k },
+      ],
+    });
+    if (withEndpoint) this.appliedEndpoint = info.endpoint;
+    this.keepalive = k;
+    this.attemptStartedAt = Date.now();
+    this.rxAtAttempt = before?.rxBytes ?? 0;
+    this.set('trying', null);
+  }
+
+  /** Decides the attempt from the device: a handshake or received bytes after it means the path works. */
+  tick(p: PeerState | undefined, now: number): void {
+    if (this.state !== 'trying') return;
+    if (p && (p.lastHandshakeMs >= this.attemptStartedAt || p.rxBytes > this.rxAtAttempt)) {
+      this.failures = 0;
+      this.directAfterMs = now - this.attemptStartedAt;
+      this.set('direct', null);
+    } else if (now - this.attemptStartedAt > this.deps.attemptMs) {
+      this.failures++;
+      this.set('impossible', this.failureReason());
+      // Keep trying with backoff (5 s, 10 s, … 60 s): the client's network may change.
+      const delay = Math.min(60_000, 5000 * 2 ** Math.min(4, this.failures - 1));
+      this.retry = setTimeout(() => void this.attempt(false).catch(() => undefined), delay);
+    }
+  }
+
+  private failureReason(): string {
+    const info = this.info;
+    const port = info.endpoint ? Number(info.endpoint.split(':').pop()) : null;
+    const why =
+      info.listenPort !== null && port !== null && port !== info.listenPort
+        ? `its NAT changed the port (${info.listenPort} -> ${port}), so it maps per destination (symmetric)`
+        : 'no handshake on the direct path';
+    return `direct impossible from this network (${why}); use ${info.name}.proxied.conf`;
+  }
+
+  private set(path: PathState, reason: string | null): void {
+    const changed = this.state !== path;
+    this.state = path;
+    this.reason = reason;
+    if (changed) {
+      this.deps.log.info({ peer: this.info.name, path, reason, directAfterMs: path === 'direct' ? this.directAfterMs : undefined }, 'path');
+      this.deps.changed();
+    }
+  }
+}

@@ -1,0 +1,320 @@
+import type { Logger } from '../core/log.js';
+import type { PathCommand, PathEvent, PathState, PeerInfo, PeerReport } from '../core/protocol.js';
+import type { WireGuardDevice } from '../core/wireguard/device.js';
+import type { PeerState } from '../core/wireguard/uapi.js';
+
+/**
+ * Carries out the hub's path decisions for one peer that is another agent, and tells the hub
+ * what WireGuard saw.
+ *
+ * The evidence is WireGuard's own: it moves a peer's endpoint to the source address of every
+ * packet it authenticates. So "rx grew and the endpoint is not the relay" means the peer's
+ * packets reached us directly, and "rx grew and the endpoint is the relay" that they came through
+ * the relay. Nothing else can move the endpoint, so no probe of our own is needed.
+ *
+ * Measured facts this relies on (wireguard-go, README "Measured facts"): setting an endpoint
+ * sends nothing; a persistent-keepalive interval going from 0 to non-zero sends a keepalive (or a
+ * handshake initiation) within ~5 ms. Removing and re-adding a peer drops its session, so the
+ * next packet is a handshake: the relay learns a node's port only from handshakes.
+ */
+
+export interface MeshPeerDeps {
+  device: WireGuardDevice;
+  keepalive(): number;
+  emit(ev: PathEvent): void;
+  changed(): void;
+  log: Logger;
+}
+
+type Committed = 'none' | 'direct' | 'relay' | 'hub';
+
+interface Attempt {
+  seq: number;
+  candidate: string;
+  /** The relay to go back to after the punch, when the pair is relayed. */
+  fallback: string | null;
+  startedAt: number;
+  /** Wall-clock time the endpoint was set: a handshake newer than this happened on the new path. */
+  setAt: number;
+  holdUntil: number;
+  windowEnd: number;
+  lastRx: number;
+  evidence: string | null;
+  punches: number;
+  restored: boolean;
+  done: boolean;
+}
+
+/** Extra punches after evidence, so the peer also hears from us directly (a ping-pong of keepalives). */
+const MAX_PUNCHES = 3;
+/** If the hub does not answer an attempt (it went away), stop waiting for its verdict after this. */
+const VERDICT_TIMEOUT_MS = 10_000;
+
+export class MeshPeer {
+  committed: Committed = 'none';
+  /** Highest command seq applied; reset when the hub connection is new (a restarted hub counts from 0). */
+  seq = -1;
+  direct: string | null = null;
+  relay: string | null = null;
+  relayId: string | null = null;
+  private relaySeq = -1;
+  private relayOkSent = false;
+  private relayBaseRx = 0;
+  private attempt?: Attempt;
+  private lastRx = 0;
+  private lastRxAt = Date.now();
+  private lostSent = false;
+  private lastDirectRxReport = 0;
+  directAfterMs: number | null = null;
+  reason: string | null = null;
+
+  constructor(
+    public info: PeerInfo,
+    private readonly deps: MeshPeerDeps,
+  ) {}
+
+  get key(): string {
+    return this.info.publicKey;
+  }
+
+  /** Whether the watch loop should look often (an attempt or an unconfirmed relay is running). */
+  get busy(): boolean {
+    return (this.attempt !== undefined && !this.attempt.done) || (this.committed === 'relay' && !this.relayOkSent);
+  }
+
+  path(): PathState {
+    if (this.attempt && !this.attempt.done) return 'trying';
+    switch (this.committed) {
+      case 'direct':
+        return 'direct';
+      case 'relay':
+        return this.relayOkSent ? 'relayed' : 'relaying';
+      case 'hub':
+        return 'proxied';
+      default:
+        return this.attempt?.done ? 'impossible' : 'unknown';
+    }
+  }
+
+  report(p: PeerState | undefined): PeerReport {
+    return {
+      publicKey: this.key,
+      path: this.path(),
+      endpoint: p?.endpoint ?? null,
+      handshakeAgeMs: p && p.lastHandshakeMs > 0 ? Math.max(0, Date.now() - p.lastHandshakeMs) : null,
+      rxBytes: p?.rxBytes ?? 0,
+      txBytes: p?.txBytes ?? 0,
+      directAfterMs: this.directAfterMs,
+      reason: this.reason,
+      relayId: this.relayId,
+    };
+  }
+
+  /** The peer entry with its addresses, so that WireGuard accepts it even before any path is chosen. */
+  async ensure(p: PeerState | undefined): Promise<void> {
+    if (this.committed === 'hub') return;
+    const same = p && p.allowedIps.slice().sort().join() === this.info.allowedIps.slice().sort().join();
+    if (!same) await this.deps.device.set({ peers: [{ publicKey: this.key, allowedIps: this.info.allowedIps }] });
+  }
+
+  async apply(cmd: PathCommand, p: PeerState | undefined): Promise<void> {
+    if (cmd.seq <= this.seq) return;
+    this.seq = cmd.seq;
+    switch (cmd.mode) {
+      case 'attempt':
+        return this.startAttempt(cmd, p);
+      case 'direct':
+        return this.commitDirect(cmd, p);
+      case 'relay':
+        return this.useRelay(cmd, p);
+      case 'hub':
+        return this.useHub();
+    }
+  }
+
+  private async startAttempt(cmd: PathCommand, p: PeerState | undefined): Promise<void> {
+    if (!cmd.endpoint) return;
+    const fallback = cmd.relay !== null && this.committed === 'relay' && cmd.relayId === this.relayId ? cmd.relay : null;
+    if (this.committed === 'hub') {
+      this.committed = 'none';
+      await this.ensure(undefined);
+    }
+    const now = Date.now();
+    await this.punch(cmd.endpoint);
+    const after = (await this.deps.device.get()).peers.find((x) => x.publicKey === this.key);
+    const setAt = Date.now();
+    this.attempt = {
+      seq: cmd.seq,
+      candidate: cmd.endpoint,
+      fallback,
+      startedAt: now,
+      setAt,
+      holdUntil: now + (fallback ? cmd.holdMs : cmd.windowMs),
+      windowEnd: now + cmd.windowMs,
+      lastRx: after?.rxBytes ?? p?.rxBytes ?? 0,
+      evidence: null,
+      punches: 0,
+      restored: false,
+      done: false,
+    };
+    // Something arrived while we were setting the endpoint, and WireGuard then saw nothing newer: we
+    // cannot tell whether it came before or after. Punch again; the peer's answer will tell.
+    if (after && p && after.rxBytes > p.rxBytes && after.endpoint === cmd.endpoint) await this.punch();
+    this.reason = null;
+    this.deps.changed();
+  }
+
+  private async commitDirect(cmd: PathCommand, p: PeerState | undefined): Promise<void> {
+    const wasAttempt = this.attempt;
+    this.attempt = undefined;
+    this.committed = 'direct';
+    this.direct = cmd.endpoint ?? p?.endpoint ?? null;
+    this.lastRxAt = Date.now();
+    this.lostSent = false;
+    this.reason = null;
+    if (wasAttempt) this.directAfterMs = Date.now() - wasAttempt.startedAt;
+    // The peer may have roamed us back to the relay in between: point at the direct path and let it hear us there.
+    if (this.direct && p?.endpoint !== this.direct) await this.punch(this.direct);
+    this.deps.changed();
+  }
+
+  private async useRelay(cmd: PathCommand, p: PeerState | undefined): Promise<void> {
+    if (!cmd.relay) return;
+    this.attempt = undefined;
+    const sameAllocation = this.committed === 'relay' && cmd.relayId === this.relayId;
+    this.relay = cmd.relay;
+    this.relayId = cmd.relayId;
+    this.relaySeq = cmd.seq;
+    this.lastRxAt = Date.now();
+    this.lostSent = false;
+    if (sameAllocation) {
+      if (p?.endpoint !== cmd.relay) await this.deps.device.set({ peers: [{ publicKey: this.key, endpoint: cmd.relay }] });
+    } else {
+      // A new allocation (or we come from another path) learns our port only from a handshake: start a new session.
+      this.committed = 'relay';
+      this.relayOkSent = false;
+      this.relayBaseRx = 0;
+      await this.deps.device.set({ peers: [{ publicKey: this.key, remove: true }] });
+      await this.deps.device.set({
+        peers: [
+          { publicKey: this.key, endpoint: cmd.relay, allowedIps: this.info.allowedIps, persistentKeepalive: 0 },
+          { publicKey: this.key, persistentKeepalive: this.deps.keepalive() },
+        ],
+      });
+    }
+    this.committed = 'relay';
+    this.deps.changed();
+  }
+
+  private async useHub(): Promise<void> {
+    this.attempt = undefined;
+    if (this.committed !== 'hub') await this.deps.device.set({ peers: [{ publicKey: this.key, remove: true }] });
+    this.committed = 'hub';
+    this.relayId = null;
+    this.deps.changed();
+  }
+
+  /** Point at `endpoint` (if given) and make WireGuard send now. */
+  private async punch(endpoint?: string): Promise<void> {
+    await this.deps.device.set({
+      peers: [
+        { publicKey: this.key, allowedIps: this.info.allowedIps, ...(endpoint ? { endpoint } : {}), persistentKeepalive: 0 },
+        { publicKey: this.key, persistentKeepalive: this.deps.keepalive() },
+      ],
+    });
+  }
+
+  /** Called with a fresh read of the device: every 50 ms while busy, else about once a second. */
+  async tick(p: PeerState | undefined, now: number): Promise<void> {
+    const rx = p?.rxBytes ?? 0;
+    const grew = rx > this.lastRx;
+    if (grew || rx < this.lastRx) {
+      this.lastRx = rx;
+      this.lastRxAt = now;
+      this.lostSent = false;
+    }
+    const at = this.attempt;
+    if (at) return this.tickAttempt(at, p, now);
+    const e = p?.endpoint;
+    if (this.committed === 'relay' && this.relay) {
+      if (!this.relayOkSent && rx > this.relayBaseRx && e === this.relay) {
+        this.relayOkSent = true;
+        this.reason = null;
+        this.deps.emit({ type: 'path-event', publicKey: this.key, seq: this.relaySeq, event: 'relay-ok', endpoint: this.relay, afterMs: null });
+        this.deps.changed();
+      }
+      if (e && e !== this.relay && grew) {
+        // The peer's packets arrive directly (WireGuard moved the endpoint): worth an attempt.
+        // Until the hub coordinates one, keep sending through the relay.
+        if (now - this.lastDirectRxReport > 5000) {
+          this.lastDirectRxReport = now;
+          this.deps.emit({ type: 'path-event', publicKey: this.key, seq: this.relaySeq, event: 'direct-rx', endpoint: e, afterMs: null });
+        }
+        await this.deps.device.set({ peers: [{ publicKey: this.key, endpoint: this.relay }] });
+      }
+    } else if (this.committed === 'direct' && this.direct) {
+      if (e === this.relay && e !== undefined) {
+        // A packet the peer still sent through the relay moved us back there: we decided direct.
+        await this.deps.device.set({ peers: [{ publicKey: this.key, endpoint: this.direct }] });
+      } else if (e && e !== this.direct) {
+        // The peer's NAT gave it a new port (or it moved): WireGuard followed it, and so do we.
+        this.direct = e;
+      }
+    }
+    if ((this.committed === 'direct' || this.committed === 'relay') && !this.lostSent && now - this.lastRxAt > this.lostAfterMs()) {
+      this.lostSent = true;
+      this.reason = `nothing from the peer for ${Math.round((now - this.lastRxAt) / 1000)} s`;
+      this.deps.emit({ type: 'path-event', publicKey: this.key, seq: this.committed === 'relay' ? this.relaySeq : this.seq, event: 'lost', endpoint: e ?? null, afterMs: null });
+      this.deps.changed();
+    }
+  }
+
+  /** Both sides send keepalives every K s, so a live path carries something from the peer within K s. */
+  private lostAfterMs(): number {
+    return (2 * (this.deps.keepalive() || 25) + 5) * 1000;
+  }
+
+  private async tickAttempt(at: Attempt, p: PeerState | undefined, now: number): Promise<void> {
+    const e = p?.endpoint;
+    const rx = p?.rxBytes ?? 0;
+    const viaRelay = e === undefined || e === at.fallback || (this.relay !== null && e === this.relay);
+    const newRx = rx > at.lastRx;
+    const newHandshake = (p?.lastHandshakeMs ?? 0) > at.setAt;
+    if (newRx) at.lastRx = rx;
+    if (!viaRelay && (newRx || (newHandshake && !at.evidence))) {
+      if (!at.evidence && !at.done) {
+        at.evidence = e!;
+        this.deps.emit({ type: 'path-event', publicKey: this.key, seq: at.seq, event: 'direct-rx', endpoint: e!, afterMs: now - at.startedAt });
+      }
+      // Let the peer hear us directly too, so that it has its evidence (the first punch may have hit its NAT before its own left).
+      if (at.punches < MAX_PUNCHES && !at.done) {
+        at.punches++;
+        // No endpoint: WireGuard already points where the peer's packet came from.
+        await this.punch();
+      }
+      return;
+    }
+    if (at.fallback && !at.restored && !at.evidence && now >= at.holdUntil) {
+      // The punch has left; our data goes back to the relay. A peer packet arriving directly later
+      // still moves WireGuard to the direct path, and we see it above.
+      at.restored = true;
+      await this.deps.device.set({ peers: [{ publicKey: this.key, endpoint: at.fallback }] });
+    }
+    if (!at.done && now >= at.windowEnd) {
+      at.done = true;
+      if (!at.evidence) {
+        this.reason = `no direct answer within ${at.windowEnd - at.startedAt} ms`;
+        this.deps.emit({ type: 'path-event', publicKey: this.key, seq: at.seq, event: 'failed', endpoint: null, afterMs: null });
+        if (at.fallback && !at.restored) await this.deps.device.set({ peers: [{ publicKey: this.key, endpoint: at.fallback }] });
+      }
+      this.deps.changed();
+    }
+    if (at.done && now >= at.windowEnd + VERDICT_TIMEOUT_MS) {
+      // No verdict: the hub is gone. Keep what was committed.
+      this.attempt = undefined;
+      if (this.committed === 'relay' && this.relay) await this.deps.device.set({ peers: [{ publicKey: this.key, endpoint: this.relay }] });
+      else if (this.committed === 'direct' && this.direct) await this.deps.device.set({ peers: [{ publicKey: this.key, endpoint: this.direct }] });
+      this.deps.changed();
+    }
+  }
+}
