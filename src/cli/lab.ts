@@ -9,6 +9,7 @@ import { loadTopology } from '../lab/topology.js';
 import type { Behaviour } from '../lab/truth-table.js';
 import { verifyProfiles, type VerifyResult } from '../lab/verify.js';
 import { runDemo, type DemoRow } from '../lab/demo.js';
+import { renderMatrix, runMatrix } from '../lab/nat-matrix.js';
 import { age } from './status.js';
 import { progressPrinter, renderTable } from './table.js';
 
@@ -191,5 +192,17 @@ export function registerLab(program: Command): void {
       if (opts.json) console.log(JSON.stringify(results, null, 2));
       else printVerify(results);
       if (results.some((r) => r.mismatches.length)) process.exitCode = 1;
+    });
+
+  lab
+    .command('matrix')
+    .description('two agents for every pair of NAT profiles, all at once: which path each pair gets (direct, relay), how fast, and whether traffic flows')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      teardownOnExit();
+      const cells = await runMatrix({ onProgress: progressPrinter('matrix') });
+      if (opts.json) console.log(JSON.stringify(cells, null, 2));
+      else console.log(renderMatrix(cells));
+      if (cells.some((c) => (c.path === 'direct' || c.path === 'relay') && c.replies < c.sent - 1)) process.exitCode = 1;
     });
 }

@@ -109,6 +109,9 @@ interface Pair {
   reason: string | null;
   since: number;
   directAfterMs: number | null;
+  /** When both agents were first connected, and how long the first working path (direct, or relay with traffic through it) took from then. */
+  readyAt: number | null;
+  firstPathMs: number | null;
   /** Committed paths, oldest first (bounded): what a test reads to tell a clean switch from flapping. */
   history: { mode: PairMode; at: number; reason: string | null }[];
   /** Serialises async relay allocation with everything else that changes the pair. */
@@ -125,6 +128,7 @@ export interface PairStatus {
   via: string | null;
   sinceMs: number;
   directAfterMs: number | null;
+  firstPathMs: number | null;
   failures: number;
   nextRetryInMs: number | null;
   reason: string | null;
@@ -157,7 +161,7 @@ export class PairPaths {
       ids.add(id);
       if (this.pairs.has(id)) continue;
       const [a, b] = x < y ? [x, y] : [y, x];
-      const p: Pair = { id, a, b, mode: 'waiting', seq: 0, relaySeq: -1, relayOk: { a: false, b: false }, relayTries: 0, failures: 0, unstable: 0, directSince: null, retryAt: null, reason: null, since: this.now(), directAfterMs: null, history: [], epoch: 0 };
+      const p: Pair = { id, a, b, mode: 'waiting', seq: 0, relaySeq: -1, relayOk: { a: false, b: false }, relayTries: 0, failures: 0, unstable: 0, directSince: null, retryAt: null, reason: null, since: this.now(), directAfterMs: null, readyAt: null, firstPathMs: null, history: [], epoch: 0 };
       this.pairs.set(id, p);
       for (const k of [a, b]) {
         if (!this.byNode.has(k)) this.byNode.set(k, new Set());
@@ -241,6 +245,7 @@ export class PairPaths {
           if (p.relayOk.a && p.relayOk.b) {
             clearTimeout(p.relayTimer);
             p.relayTries = 0;
+            this.firstPath(p);
           }
         }
         return;
@@ -269,6 +274,7 @@ export class PairPaths {
       via: p.mode === 'relay' ? (p.relay?.forA.replace(/:\d+$/, '') ?? null) : p.mode === 'direct' ? (p.direct?.kind ?? null) : null,
       sinceMs: now - p.since,
       directAfterMs: p.directAfterMs,
+      firstPathMs: p.firstPathMs,
       failures: p.failures,
       nextRetryInMs: p.retryAt === null ? null : Math.max(0, p.retryAt - now),
       reason: p.reason,
@@ -317,10 +323,15 @@ export class PairPaths {
     else this.evaluate(p, 'agent reconnected');
   }
 
+  private firstPath(p: Pair): void {
+    if (p.firstPathMs === null && p.readyAt !== null) p.firstPathMs = this.now() - p.readyAt;
+  }
+
   private evaluate(p: Pair, why: string, force = false): void {
     clearTimeout(p.retryTimer);
     p.retryAt = null;
     if (!this.bothConnected(p)) return;
+    p.readyAt ??= this.now();
     const a = this.deps.node(p.a);
     const b = this.deps.node(p.b);
     if (!a || !b) return;
@@ -389,6 +400,7 @@ export class PairPaths {
     }
     p.direct = { a: at.seen.a!, b: at.seen.b!, kind: c.kind };
     p.directAfterMs = this.now() - at.startedAt;
+    this.firstPath(p);
     p.directSince = this.now();
     this.setMode(p, 'direct', c.kind === 'lan' ? 'direct on the LAN' : 'direct');
     this.sendDirect(p);

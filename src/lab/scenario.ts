@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../core/exec.js';
 import { getDevice } from '../core/wireguard/uapi.js';
+import type { PairStatus } from '../hub/pair-paths.js';
 import type { Lab } from './lab.js';
 import { msUntilPingReply, wgQuickUp } from './wireguard.js';
 
@@ -148,7 +149,10 @@ export class Scenario {
     return Math.round(performance.now() - t0);
   }
 
-  async hubStatus(): Promise<{ nodes: { name: string; endpoint: string | null; connected?: boolean; rxBytes: number; txBytes: number; handshakeAgeMs: number | null; paths?: { agent: string; path: string; reason: string | null; directAfterMs: number | null }[] }[] }> {
+  async hubStatus(): Promise<{
+    nodes: { name: string; endpoint: string | null; connected?: boolean; rxBytes: number; txBytes: number; handshakeAgeMs: number | null; paths?: { agent: string; path: string; reason: string | null; directAfterMs: number | null }[] }[];
+    pairs?: PairStatus[];
+  }> {
     const r = await this.cli(undefined, ['status', '--dir', this.dir, '--json'], { allowFail: true });
     if (r.code !== 0) return { nodes: [] };
     return JSON.parse(r.stdout);
