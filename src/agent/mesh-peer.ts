@@ -47,6 +47,8 @@ interface Attempt {
 
 /** Extra punches after evidence, so the peer also hears from us directly (a ping-pong of keepalives). */
 const MAX_PUNCHES = 3;
+/** WireGuard keeps a session for 180 s (REJECT_AFTER_TIME); older than this, assume there is none. */
+const SESSION_MS = 170_000;
 /** If the hub does not answer an attempt (it went away), stop waiting for its verdict after this. */
 const VERDICT_TIMEOUT_MS = 10_000;
 
@@ -140,6 +142,10 @@ export class MeshPeer {
       await this.ensure(undefined);
     }
     const now = Date.now();
+    // Without a session the punch is a handshake initiation, and wireguard-go sends at most one per
+    // 5 s (REKEY_TIMEOUT): right after a failed LAN attempt it would send nothing toward the next
+    // candidate. A re-added peer starts with a clean handshake state.
+    if (!fallback && (p?.lastHandshakeMs ?? 0) < now - SESSION_MS) await this.deps.device.set({ peers: [{ publicKey: this.key, remove: true }] });
     await this.punch(cmd.endpoint);
     const after = (await this.deps.device.get()).peers.find((x) => x.publicKey === this.key);
     const setAt = Date.now();

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, type RunOptions, type RunResult } from '../core/exec.js';
@@ -129,6 +130,7 @@ export class Lab {
     await addNamespace(ns);
     const inet = this.plan.internet;
     await sysctl(ns, { 'net.ipv4.ip_forward': 1, 'net.ipv4.conf.all.send_redirects': 0, 'net.ipv6.conf.all.disable_ipv6': 1 });
+    await bridgesStayLayer2(ns);
     await ipBatch(ns, [
       'link add br0 type bridge',
       `addr add ${formatIPv4(inet.gateway)}/${inet.subnet.prefix} dev br0`,
@@ -158,6 +160,7 @@ export class Lab {
       'net.ipv4.conf.all.rp_filter': 0,
       'net.ipv6.conf.all.disable_ipv6': 1,
     });
+    await bridgesStayLayer2(ns);
     await ipBatch(ns, [
       'link add lan type bridge',
       `addr add ${formatIPv4(r.lan.gateway)}/${r.lan.subnet.prefix} dev lan`,
@@ -306,6 +309,17 @@ export class Lab {
   spawn(node: string, what: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): number {
     return this.daemon(node, what, cmd, args, env);
   }
+}
+
+/**
+ * Where br_netfilter is loaded (Docker loads it; it is on by default in every namespace), frames
+ * a bridge forwards also pass the IP firewall and NAT: a router's hairpin DNAT to another LAN
+ * host then turns into an L2 forward between the two LAN ports, which client isolation drops
+ * (measured). Home routers do not do that: their bridges stay layer 2.
+ */
+async function bridgesStayLayer2(ns: string): Promise<void> {
+  if (!existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables')) return;
+  await sysctl(ns, { 'net.bridge.bridge-nf-call-iptables': 0, 'net.bridge.bridge-nf-call-ip6tables': 0, 'net.bridge.bridge-nf-call-arptables': 0 });
 }
 
 function parseAddress(text: string, seg: SegmentPlan): number {

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../core/exec.js';
@@ -71,8 +71,10 @@ export class Scenario {
   }
 
   async startHub(): Promise<void> {
+    // A hub that was killed left its socket behind: wait for a hub that answers, not for the file.
+    rmSync(join(this.dir, 'hub.sock'), { force: true });
     this.hubPid = this.lab.spawn(this.hubHost, 'hub', process.execPath, [CLI, 'hub', 'run', '--dir', this.dir, '--interface', this.hubIf], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
-    await this.waitFor(() => run('test', ['-S', join(this.dir, 'hub.sock')], { allowFail: true }).then((r) => r.code === 0), 10_000, 'the hub to start');
+    await this.waitFor(async () => (await this.cli(undefined, ['status', '--dir', this.dir, '--json'], { allowFail: true })).code === 0, 10_000, 'the hub to start');
   }
 
   async killHub(): Promise<void> {
@@ -156,6 +158,23 @@ export class Scenario {
     const r = await this.cli(undefined, ['status', '--dir', this.dir, '--json'], { allowFail: true });
     if (r.code !== 0) return { nodes: [] };
     return JSON.parse(r.stdout);
+  }
+
+  /** The hub's view of the pair of agents x and y. */
+  async pair(x: string, y: string): Promise<PairStatus | undefined> {
+    return (await this.hubStatus()).pairs?.find((p) => (p.a === x && p.b === y) || (p.a === y && p.b === x));
+  }
+
+  /** Waits until the pair x-y has confirmed `mode` (a relay counts once traffic came through it on both sides). */
+  async waitPath(x: string, y: string, mode: 'direct' | 'relay' | 'hub', timeoutMs = 15_000): Promise<PairStatus> {
+    let last: PairStatus | undefined;
+    await this.waitFor(async () => {
+      last = await this.pair(x, y);
+      return last?.mode === mode && last.confirmed && !last.attempting;
+    }, timeoutMs, `pair ${x}-${y} to be ${mode}`).catch((err: Error) => {
+      throw new Error(`${err.message} (last: ${JSON.stringify(last)})`);
+    });
+    return last!;
   }
 
   /** The endpoint an interface has for a peer, read from its own device. */
