@@ -86,9 +86,11 @@ next: wg-quick up ${conf}, then: wgp2p hub run --dir ${o.dir} --interface hub`);
     .requiredOption('--dir <dir>', 'the hub directory')
     .requiredOption('--interface <if>', 'the WireGuard interface brought up from hub.conf')
     .option('--poll-ms <ms>', 'device read interval', (v) => Number(v), 20)
-    .action(async (o: { dir: string; interface: string; pollMs: number }) => {
+    .option('--no-relay', 'no relay inside the hub: only relays that register ("wgp2p relay run")')
+    .option('--relay-address <ip>', "public address of the hub's own relay (default: the endpoint's, when it is an address)")
+    .action(async (o: { dir: string; interface: string; pollMs: number; relay: boolean; relayAddress?: string }) => {
       const log = createLogger('hub');
-      const h = new Hub({ dir: o.dir, ifname: o.interface, log, pollMs: o.pollMs });
+      const h = new Hub({ dir: o.dir, ifname: o.interface, log, pollMs: o.pollMs, noBuiltinRelay: !o.relay, relayAddress: o.relayAddress });
       await h.start();
       const stop = () => void h.stop().finally(() => process.exit(0));
       process.once('SIGINT', stop);

@@ -6,6 +6,7 @@ import { registerHub } from './hub.js';
 import { registerJoin } from './join.js';
 import { registerLab } from './lab.js';
 import { registerNode } from './node.js';
+import { registerRelay } from './relay.js';
 import { registerStatus } from './status.js';
 
 const program = new Command();
@@ -20,6 +21,7 @@ registerHub(program);
 registerNode(program);
 registerAgent(program);
 registerJoin(program);
+registerRelay(program);
 registerStatus(program);
 registerLab(program);
 

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import QRCode from 'qrcode';
 import { Store } from '../core/store.js';
-import { addNode, enrolAddress } from '../hub/directory.js';
+import { addNode, changeNode, enrolAddress } from '../hub/directory.js';
 import { encodeJoinCode } from '../core/join-code.js';
 import { p2pSubnet } from '../core/configs.js';
 import { renderNodeConf, writeHubConf, writeNodeFiles } from '../hub/files.js';
@@ -32,6 +32,8 @@ export function registerNode(program: Command): void {
       .requiredOption('--dir <dir>', 'the hub directory')
       .option('--agent', 'a device that runs the wgp2p agent')
       .option('--client', 'a plain WireGuard client (phone, laptop): configs only')
+      .option('--relay', 'a relay on its own machine ("wgp2p relay run"): a tunnel to the hub and a token')
+      .option('--proxied', 'agents: reach every peer through the hub (never direct, never a relay)')
       .option('--address <addr>', 'tunnel address (default: the next free one)')
       .option('--endpoint <host:port>', 'agents: fixed public endpoint given to clients (static address or DDNS name)', endpointArg)
       .option('--routes <cidr,...>', 'agents: subnets behind this node that clients may reach', routesArg)
@@ -39,11 +41,11 @@ export function registerNode(program: Command): void {
       .option('--join', 'agents: print a one-line join code; the device makes its own key ("wgp2p join CODE")')
       .option('--join-valid <duration>', 'how long the join code is accepted (s, m, h)', durationArg, 3_600_000)
       .option('--json', 'print JSON'),
-  ).action(async (name: string, o: { dir: string; agent?: boolean; client?: boolean; address?: string; endpoint?: string; routes?: string[]; groups?: string[]; join?: boolean; joinValid: number; json?: boolean; qr?: boolean; qrPng?: string; qrSvg?: string }) => {
-    if (Boolean(o.agent) === Boolean(o.client)) throw new Error('say what the node is: --agent or --client');
+  ).action(async (name: string, o: { dir: string; agent?: boolean; client?: boolean; relay?: boolean; proxied?: boolean; address?: string; endpoint?: string; routes?: string[]; groups?: string[]; join?: boolean; joinValid: number; json?: boolean; qr?: boolean; qrPng?: string; qrSvg?: string }) => {
+    if ([o.agent, o.client, o.relay].filter(Boolean).length !== 1) throw new Error('say what the node is: --agent, --client or --relay');
     const store = Store.open(o.dir);
     try {
-      const added = addNode(store, { name, kind: o.agent ? 'agent' : 'client', address: o.address, endpoint: o.endpoint, routes: o.routes, groups: o.groups, joinValidMs: o.join ? o.joinValid : undefined });
+      const added = addNode(store, { name, kind: o.agent ? 'agent' : o.client ? 'client' : 'relay', address: o.address, endpoint: o.endpoint, routes: o.routes, groups: o.groups, proxied: o.proxied, joinValidMs: o.join ? o.joinValid : undefined });
       if (added.enrolPrivateKey) {
         const hub = store.hub();
         const code = encodeJoinCode({
@@ -76,16 +78,46 @@ export function registerNode(program: Command): void {
   });
 
   node
+    .command('set')
+    .description('change a node: its groups, routes or proxied choice; a running hub applies it within a second')
+    .argument('<name>')
+    .requiredOption('--dir <dir>', 'the hub directory')
+    .option('--groups <g,...>', 'who this node may see and reach', (v: string) => v.split(',').map((g) => g.trim()))
+    .option('--routes <cidr,...>', 'agents: subnets behind this node', routesArg)
+    .option('--proxied', 'agents: reach every peer through the hub')
+    .option('--p2p', 'agents: leave proxied mode (direct or relay again)')
+    .option('--json', 'print JSON')
+    .action((name: string, o: { dir: string; groups?: string[]; routes?: string[]; proxied?: boolean; p2p?: boolean; json?: boolean }) => {
+      if (o.proxied && o.p2p) throw new Error('--proxied and --p2p contradict each other; pick one');
+      const store = Store.open(o.dir);
+      try {
+        const n = changeNode(store, name, { groups: o.groups, routes: o.routes, proxied: o.proxied ? true : o.p2p ? false : undefined });
+        writeHubConf(o.dir, store);
+        const out = { name: n.name, groups: n.groups, routes: n.routes, proxied: n.proxied };
+        if (o.json) console.log(JSON.stringify(out, null, 2));
+        else console.log(`node ${n.name}: groups ${n.groups.join(',')}; routes ${n.routes.join(',') || '-'}; ${n.proxied ? 'proxied through the hub' : 'direct or relay'}`);
+      } finally {
+        store.close();
+      }
+    });
+
+  node
     .command('list')
     .description('every node with its address and endpoint')
     .requiredOption('--dir <dir>', 'the hub directory')
     .option('--json', 'print JSON')
     .action((o: { dir: string; json?: boolean }) => {
       const store = Store.open(o.dir);
-      const nodes = store.nodes().map((n) => ({ name: n.name, kind: n.kind, address: n.address, proxiedAddress: n.proxiedAddress, publicKey: n.publicKey, endpoint: n.fixedEndpoint ?? n.observedEndpoint, endpointFixed: n.fixedEndpoint !== null, listenPort: n.listenPort, routes: n.routes }));
+      const nodes = store.nodes().map((n) => ({ name: n.name, kind: n.kind, address: n.address, proxiedAddress: n.proxiedAddress, publicKey: n.publicKey, endpoint: n.fixedEndpoint ?? n.observedEndpoint, endpointFixed: n.fixedEndpoint !== null, listenPort: n.listenPort, routes: n.routes, groups: n.groups, proxied: n.proxied }));
       store.close();
       if (o.json) console.log(JSON.stringify(nodes, null, 2));
-      else console.log(renderTable(['NAME', 'KIND', 'ADDRESS', 'PROXIED', 'ENDPOINT', 'LISTEN', 'ROUTES'], nodes.map((n) => [n.name, n.kind, n.address, n.proxiedAddress ?? '-', n.endpoint ? `${n.endpoint}${n.endpointFixed ? ' (fixed)' : ''}` : '-', String(n.listenPort ?? '-'), n.routes.join(',') || '-'])));
+      else
+        console.log(
+          renderTable(
+            ['NAME', 'KIND', 'ADDRESS', 'PROXIED ADDR', 'ENDPOINT', 'LISTEN', 'ROUTES', 'GROUPS'],
+            nodes.map((n) => [n.name, n.kind + (n.proxied ? ' (proxied)' : ''), n.address, n.proxiedAddress ?? '-', n.endpoint ? `${n.endpoint}${n.endpointFixed ? ' (fixed)' : ''}` : '-', String(n.listenPort ?? '-'), n.routes.join(',') || '-', n.groups.join(',')]),
+          ),
+        );
     });
 
   node

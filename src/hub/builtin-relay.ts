@@ -1,4 +1,5 @@
-import { Relay, type AllocationStats, type RelayOptions, type RelaySideSpec } from '../relay/relay.js';
+import { toRelayStats, type RelayStats } from '../core/relay-protocol.js';
+import { Relay, type RelayOptions, type RelaySideSpec } from '../relay/relay.js';
 import type { RelayBackend } from './relay-pool.js';
 
 /** The relay inside the hub process, as one of the pool's relays. */
@@ -43,8 +44,8 @@ export class BuiltinRelay implements RelayBackend {
     return this.relay.has(id);
   }
 
-  stats(): Promise<AllocationStats[]> {
-    return this.relay.stats();
+  async stats(): Promise<RelayStats[]> {
+    return (await this.relay.stats()).map(toRelayStats);
   }
 
   close(): Promise<void> {

@@ -81,15 +81,10 @@ export function addNode(store: Store, input: AddNodeInput): AddedNode {
     throw new InputError(`--endpoint "${input.endpoint}" must be HOST:PORT (an address or a DNS name)`);
   }
   if (input.endpoint !== undefined && input.kind !== 'agent') throw new InputError('--endpoint applies to agents only (clients roam)');
-  for (const r of input.routes ?? []) {
-    const c = parseCidr(r);
-    if (!c || formatIPv4(c.network) !== r.split('/')[0]) throw new InputError(`route "${r}" is not a subnet like 192.168.1.0/24`);
-    if (contains(subnet, c.network)) throw new InputError(`route ${r} overlaps the tunnel network ${p2pSubnet(hub)}`);
-  }
+  checkRoutes(input.routes ?? [], p2pSubnet(hub));
 
   const groups = input.groups ?? ['default'];
-  for (const g of groups) if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(g)) throw new InputError(`group "${g}" is invalid: use lower-case letters, digits and "-"`);
-  if (groups.length === 0) throw new InputError('--groups needs at least one group');
+  checkGroups(groups);
   const proxied = parseCidr(hub.proxiedSubnet)!;
   if (input.joinValidMs !== undefined && input.kind !== 'agent') throw new InputError('--join applies to agents only (clients get config files)');
   if (input.proxied && input.kind !== 'agent') throw new InputError('--proxied applies to agents (clients always get a proxied config besides the P2P one)');
@@ -121,4 +116,38 @@ export function addNode(store: Store, input: AddNodeInput): AddedNode {
   };
   store.addNode(node);
   return { node, token, enrolPrivateKey: joining ? keys.privateKey : undefined };
+}
+
+function checkGroups(groups: string[]): void {
+  for (const g of groups) if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(g)) throw new InputError(`group "${g}" is invalid: use lower-case letters, digits and "-"`);
+  if (groups.length === 0) throw new InputError('--groups needs at least one group');
+}
+
+function checkRoutes(routes: string[], tunnel: string): void {
+  const subnet = parseCidr(tunnel)!;
+  for (const r of routes) {
+    const c = parseCidr(r);
+    if (!c || formatIPv4(c.network) !== r.split('/')[0]) throw new InputError(`route "${r}" is not a subnet like 192.168.1.0/24`);
+    if (contains(subnet, c.network)) throw new InputError(`route ${r} overlaps the tunnel network ${tunnel}`);
+  }
+}
+
+export interface NodeChange {
+  groups?: string[];
+  routes?: string[];
+  proxied?: boolean;
+}
+
+/** Changes who a node may see and how it is reached; a running hub pushes the change to every agent concerned. */
+export function changeNode(store: Store, name: string, change: NodeChange): NodeRecord {
+  const n = store.node(name);
+  if (!n) throw new InputError(`no node named "${name}" (see "wgp2p node list")`);
+  if (change.groups) checkGroups(change.groups);
+  if (change.routes) {
+    if (n.kind !== 'agent') throw new InputError('--routes applies to agents only');
+    checkRoutes(change.routes, p2pSubnet(store.hub()));
+  }
+  if (change.proxied !== undefined && n.kind !== 'agent') throw new InputError('--proxied applies to agents only');
+  store.updateNode(name, change);
+  return store.node(name)!;
 }

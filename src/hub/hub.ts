@@ -20,6 +20,8 @@ import { emptyFacts, forgetLearned, observe, seenElsewhere, withNetwork, type Na
 import { PairPaths, type PairStatus } from './pair-paths.js';
 import { agentPairs, peerInfo, peersVisibleTo } from './peer-view.js';
 import { RelayPool } from './relay-pool.js';
+import { RemoteRelay } from './remote-relay.js';
+import { relayToHubSchema, type RelayToHub } from '../core/relay-protocol.js';
 
 export interface HubOptions {
   dir: string;
@@ -392,13 +394,50 @@ export class Hub {
   }
 
   private handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
-    const auth = this.authenticate(req, 'agent');
-    if ('status' in auth || req.url !== '/v1/agent') {
-      const status = 'status' in auth ? auth.status : 404;
+    const kind = req.url === '/v1/agent' ? 'agent' : req.url === '/v1/relay' ? 'relay' : undefined;
+    const auth = kind ? this.authenticate(req, kind) : { status: 404, message: 'not found' };
+    if ('status' in auth) {
+      const status = auth.status;
       socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : 'Forbidden'}\r\nConnection: close\r\n\r\n`);
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.agentSession(auth.node, ws));
+    this.wss.handleUpgrade(req, socket, head, (ws) => (kind === 'agent' ? this.agentSession(auth.node, ws) : this.relaySession(auth.node, ws)));
+  }
+
+  /**
+   * A relay registered over its tunnel. It joins the pool with its hello; when it goes away its
+   * allocations are gone and the pairs on it move to another relay.
+   */
+  private relaySession(node: NodeRecord, ws: WebSocket): void {
+    let relay: RemoteRelay | undefined;
+    ws.on('message', (data) => {
+      let m: RelayToHub;
+      try {
+        m = decode(relayToHubSchema, data.toString(), `message from relay ${node.name}`);
+      } catch (err) {
+        this.opts.log.warn({ relay: node.name, err: (err as Error).message }, 'malformed message ignored');
+        return;
+      }
+      if (m.type === 'hello' && !relay) {
+        relay = new RemoteRelay(node.name, m.address, ws, {
+          latched: (_id, key, endpoint) => this.relayLatched(key, endpoint),
+          released: (id) => this.relays.released(id),
+        });
+        this.relays.add(relay);
+        this.opts.log.info({ relay: node.name, address: m.address, ports: [m.portMin, m.portMax] }, 'relay registered');
+        return;
+      }
+      relay?.onMessage(m);
+    });
+    const gone = () => {
+      if (!relay) return;
+      relay.close();
+      this.relays.remove(node.name);
+      this.opts.log.info({ relay: node.name }, 'relay gone');
+      relay = undefined;
+    };
+    ws.on('close', gone);
+    ws.on('error', gone);
   }
 
   private agentSession(node: NodeRecord, ws: WebSocket): void {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { AllocationStats, RelaySideSpec } from '../relay/relay.js';
+import type { RelayStats } from '../core/relay-protocol.js';
+import type { RelaySideSpec } from '../relay/relay.js';
 
 /**
  * The relays the hub can hand pairs to: the one inside the hub (by default) and any number of
@@ -18,7 +19,7 @@ export interface RelayBackend {
   updateIp(id: string, publicKey: string, ip: string): void;
   release(id: string): void;
   has(id: string): boolean;
-  stats(): Promise<AllocationStats[]>;
+  stats(): Promise<RelayStats[]>;
 }
 
 export interface Allocation {
@@ -105,8 +106,8 @@ export class RelayPool {
     return [...this.backends.values()].map((b) => ({ name: b.name, address: b.address, allocations: b.allocationCount }));
   }
 
-  async stats(): Promise<(AllocationStats & { relay: string })[]> {
-    const out: (AllocationStats & { relay: string })[] = [];
+  async stats(): Promise<(RelayStats & { relay: string })[]> {
+    const out: (RelayStats & { relay: string })[] = [];
     for (const b of this.backends.values()) for (const s of await b.stats().catch(() => [])) out.push({ ...s, relay: b.name });
     return out;
   }

@@ -32,6 +32,8 @@ export class Scenario {
   readonly dir: string;
   readonly hubIf: string;
   hubPid?: number;
+  /** Extra arguments for `wgp2p hub run` (e.g. --no-relay). */
+  hubRunArgs: string[] = [];
   readonly nodes = new Map<string, ScenarioNode>();
 
   constructor(
@@ -44,7 +46,9 @@ export class Scenario {
 
   /** Interface names are machine-wide with wireguard-go: prefix them with the lab's name. */
   ifname(role: string): string {
-    return `${this.lab.name.slice(0, 9)}-${role}`.slice(0, 15);
+    const name = `${this.lab.name.slice(0, 9)}-${role}`.slice(0, 15);
+    for (const n of this.nodes.values()) if (n.ifname === name) throw new Error(`interface ${name} is taken by ${n.name}: node names must differ in their first 5 characters`);
+    return name;
   }
 
   cli(host: string | undefined, args: string[], opts: { allowFail?: boolean } = {}) {
@@ -73,7 +77,7 @@ export class Scenario {
   async startHub(): Promise<void> {
     // A hub that was killed left its socket behind: wait for a hub that answers, not for the file.
     rmSync(join(this.dir, 'hub.sock'), { force: true });
-    this.hubPid = this.lab.spawn(this.hubHost, 'hub', process.execPath, [CLI, 'hub', 'run', '--dir', this.dir, '--interface', this.hubIf], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
+    this.hubPid = this.lab.spawn(this.hubHost, 'hub', process.execPath, [CLI, 'hub', 'run', '--dir', this.dir, '--interface', this.hubIf, ...this.hubRunArgs], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
     await this.waitFor(async () => (await this.cli(undefined, ['status', '--dir', this.dir, '--json'], { allowFail: true })).code === 0, 10_000, 'the hub to start');
   }
 
@@ -119,6 +123,17 @@ export class Scenario {
     await this.waitFor(async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 15_000, `agent ${name} to connect`);
   }
 
+  /** A relay on its own host: `node add --relay`, its tunnel up, `wgp2p relay run`; waits until the hub has it. */
+  async startRelay(name: string, host: string, ports = '53000-53099'): Promise<ScenarioNode> {
+    const r = await this.cli(undefined, ['node', 'add', name, '--dir', this.dir, '--relay', '--json']);
+    const n: ScenarioNode = { name, host, ifname: this.ifname(name.slice(0, 5)), address: (JSON.parse(r.stdout) as { address: string }).address, kind: 'agent' };
+    await this.upConf(host, join(this.dir, 'nodes', `${name}.conf`), n.ifname);
+    n.pid = this.lab.spawn(host, `relay-${name}`, process.execPath, [CLI, 'relay', 'run', '--config', join(this.dir, 'nodes', `${name}.relay.json`), '--address', this.lab.address(host), '--ports', ports], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
+    this.nodes.set(name, n);
+    await this.waitFor(async () => ((await this.hubStatus()).relays ?? []).some((x) => x.name === name), 15_000, `relay ${name} to register`);
+    return n;
+  }
+
   /** `wgp2p node add NAME --agent --join`: returns the join code. */
   async joinCode(name: string, valid = '1h'): Promise<string> {
     const r = await this.cli(undefined, ['node', 'add', name, '--dir', this.dir, '--agent', '--join', '--join-valid', valid, '--json']);
@@ -154,6 +169,7 @@ export class Scenario {
   async hubStatus(): Promise<{
     nodes: { name: string; endpoint: string | null; connected?: boolean; rxBytes: number; txBytes: number; handshakeAgeMs: number | null; paths?: { agent: string; path: string; reason: string | null; directAfterMs: number | null }[] }[];
     pairs?: PairStatus[];
+    relays?: { name: string; address: string; allocations: number }[];
   }> {
     const r = await this.cli(undefined, ['status', '--dir', this.dir, '--json'], { allowFail: true });
     if (r.code !== 0) return { nodes: [] };

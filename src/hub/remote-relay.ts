@@ -1,0 +1,96 @@
+import type { WebSocket } from 'ws';
+import type { HubToRelay, RelayStats, RelayToHub } from '../core/relay-protocol.js';
+import type { RelaySideSpec } from '../relay/relay.js';
+import type { RelayBackend } from './relay-pool.js';
+
+/** An allocation request the relay did not answer within this long counts as failed (the pool tries the next relay). */
+const ALLOCATE_TIMEOUT_MS = 3000;
+
+/** A relay process registered over its tunnel (`wgp2p relay run`), as one of the pool's relays. */
+export class RemoteRelay implements RelayBackend {
+  private live = new Set<string>();
+  private pending = new Map<string, { resolve: (p: { portA: number; portB: number }) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
+  private lastStats: RelayStats[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly address: string,
+    private readonly ws: WebSocket,
+    private readonly events: { latched(id: string, publicKey: string, endpoint: string): void; released(id: string): void },
+  ) {}
+
+  get allocationCount(): number {
+    return this.live.size + this.pending.size;
+  }
+
+  private send(m: HubToRelay): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(m));
+  }
+
+  allocate(id: string, a: RelaySideSpec, b: RelaySideSpec): Promise<{ portA: number; portB: number }> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`relay ${this.name} did not answer within ${ALLOCATE_TIMEOUT_MS} ms`));
+      }, ALLOCATE_TIMEOUT_MS);
+      this.pending.set(id, { resolve, reject, timer });
+      this.send({ type: 'allocate', id, a, b });
+    });
+  }
+
+  updateIp(id: string, publicKey: string, ip: string): void {
+    this.send({ type: 'update-ip', id, publicKey, ip });
+  }
+
+  release(id: string): void {
+    this.live.delete(id);
+    this.send({ type: 'release', id });
+  }
+
+  has(id: string): boolean {
+    return this.live.has(id);
+  }
+
+  async stats(): Promise<RelayStats[]> {
+    return this.lastStats;
+  }
+
+  /** A message from the relay, already validated. */
+  onMessage(m: RelayToHub): void {
+    switch (m.type) {
+      case 'allocated':
+      case 'allocate-failed': {
+        const p = this.pending.get(m.id);
+        if (!p) return;
+        clearTimeout(p.timer);
+        this.pending.delete(m.id);
+        if (m.type === 'allocated') {
+          this.live.add(m.id);
+          p.resolve({ portA: m.portA, portB: m.portB });
+        } else p.reject(new Error(`relay ${this.name}: ${m.error}`));
+        return;
+      }
+      case 'latched':
+        if (this.live.has(m.id)) this.events.latched(m.id, m.publicKey, m.endpoint);
+        return;
+      case 'released':
+        if (this.live.delete(m.id)) this.events.released(m.id);
+        return;
+      case 'stats':
+        this.lastStats = m.allocations;
+        return;
+      case 'hello':
+        return;
+    }
+  }
+
+  /** The connection went away: nothing it allocated exists any more. */
+  close(): void {
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new Error(`relay ${this.name} disconnected`));
+    }
+    this.pending.clear();
+    this.live.clear();
+  }
+}

@@ -1,0 +1,130 @@
+import WebSocket from 'ws';
+import type { Logger } from '../core/log.js';
+import type { AgentConfig } from '../core/protocol.js';
+import { decode } from '../core/protocol.js';
+import { hubToRelaySchema, toRelayStats, type HubToRelay, type RelayToHub } from '../core/relay-protocol.js';
+import { KernelPath } from './kernel-path.js';
+import { Relay } from './relay.js';
+
+export interface RelayNodeOptions {
+  /** NAME.relay.json: the hub's API URL on the tunnel and this relay's token. */
+  config: AgentConfig;
+  /** The public address nodes send to; the relay's ports bind to it. */
+  address: string;
+  portMin: number;
+  portMax: number;
+  /** Forward in userspace only, even where the kernel fast path is available. */
+  userspace?: boolean;
+  log: Logger;
+}
+
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 10_000;
+/** How often the hub gets the counters (they show in `wgp2p status`). */
+const STATS_MS = 5000;
+
+/**
+ * A relay on its own machine (`wgp2p relay run`): registers with the hub over its tunnel and
+ * serves the allocations the hub makes, and nobody else's. When the connection to the hub drops,
+ * the hub has already moved the pairs elsewhere, so every allocation is released.
+ */
+export class RelayNode {
+  private relay!: Relay;
+  private ws?: WebSocket;
+  private stopped = false;
+  private backoff = RECONNECT_MIN_MS;
+  private timers: NodeJS.Timeout[] = [];
+  private kernel?: KernelPath;
+
+  constructor(private readonly opts: RelayNodeOptions) {}
+
+  async start(): Promise<void> {
+    this.kernel = this.opts.userspace ? undefined : await KernelPath.create(this.opts.address);
+    this.relay = new Relay({
+      address: this.opts.address,
+      portMin: this.opts.portMin,
+      portMax: this.opts.portMax,
+      kernel: this.kernel,
+      onError: (err) => this.opts.log.warn({ err }, 'relay'),
+      onLatched: (id, publicKey, endpoint) => this.send({ type: 'latched', id, publicKey, endpoint }),
+      onReleased: (id, reason) => this.send({ type: 'released', id, reason }),
+    });
+    this.opts.log.info({ address: this.opts.address, ports: [this.opts.portMin, this.opts.portMax], kernel: this.kernel !== undefined }, 'relay started');
+    this.connect();
+    this.timers.push(
+      setInterval(() => {
+        void this.relay.stats().then((s) => this.send({ type: 'stats', allocations: s.map(toRelayStats) }));
+      }, STATS_MS),
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.timers.forEach(clearInterval);
+    this.ws?.terminate();
+    await this.relay.close();
+  }
+
+  private send(m: RelayToHub): void {
+    const ws = this.ws;
+    if (ws && ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const url = this.opts.config.hubUrl.replace(/^http/, 'ws').replace(/\/$/, '') + '/v1/relay';
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.config.token}` }, handshakeTimeout: 5000 });
+    this.ws = ws;
+    ws.on('open', () => {
+      this.backoff = RECONNECT_MIN_MS;
+      this.opts.log.info({ hub: this.opts.config.hubUrl }, 'registered with the hub');
+      this.send({ type: 'hello', address: this.opts.address, portMin: this.opts.portMin, portMax: this.opts.portMax });
+    });
+    ws.on('message', (data) => {
+      let m: HubToRelay;
+      try {
+        m = decode(hubToRelaySchema, data.toString(), 'message from hub');
+      } catch (err) {
+        this.opts.log.warn({ err: (err as Error).message }, 'malformed message from hub ignored');
+        return;
+      }
+      void this.onMessage(m);
+    });
+    ws.on('unexpected-response', (_req, res) => this.opts.log.error({ status: res.statusCode }, res.statusCode === 401 ? 'the hub rejected our token' : 'the hub refused the connection'));
+    ws.on('error', (err) => this.opts.log.debug({ err: err.message }, 'hub connection error'));
+    ws.on('close', () => {
+      if (this.stopped) return;
+      void this.releaseAll();
+      const delay = this.backoff;
+      this.backoff = Math.min(RECONNECT_MAX_MS, this.backoff * 2);
+      this.timers.push(setTimeout(() => this.connect(), delay));
+    });
+  }
+
+  private async releaseAll(): Promise<void> {
+    for (const s of await this.relay.stats()) this.relay.release(s.id);
+  }
+
+  private async onMessage(m: HubToRelay): Promise<void> {
+    switch (m.type) {
+      case 'allocate':
+        try {
+          const ports = await this.relay.allocate(m.id, m.a, m.b);
+          this.send({ type: 'allocated', id: m.id, ...ports });
+        } catch (err) {
+          this.send({ type: 'allocate-failed', id: m.id, error: (err as Error).message.slice(0, 300) });
+        }
+        return;
+      case 'update-ip':
+        try {
+          this.relay.updateIp(m.id, m.publicKey, m.ip);
+        } catch {
+          this.send({ type: 'released', id: m.id, reason: 'released' });
+        }
+        return;
+      case 'release':
+        this.relay.release(m.id);
+        return;
+    }
+  }
+}
