@@ -15,6 +15,7 @@ import { BuiltinRelay } from './builtin-relay.js';
 import { desiredHubPeers, isPending } from './device-peers.js';
 import { hashToken } from './directory.js';
 import { handleEnrol } from './enrol-api.js';
+import { ForwardFilter } from './forward-filter.js';
 import { readBody, reply, sourceAddress } from './http.js';
 import { emptyFacts, forgetLearned, observe, seenElsewhere, withNetwork, type NatFacts } from './nat-facts.js';
 import { PairPaths, type PairStatus } from './pair-paths.js';
@@ -92,6 +93,7 @@ export class Hub {
   private pairs!: PairPaths;
   private polling = false;
   private stopped = false;
+  private forwardFilter?: ForwardFilter;
   readonly stats = { polls: 0, pollMsTotal: 0, pushes: 0 };
 
   constructor(private readonly opts: HubOptions) {}
@@ -132,6 +134,8 @@ export class Hub {
       relayAlive: (g) => this.relays.alive(g.relayId),
       log: this.opts.log,
     });
+    this.forwardFilter = await ForwardFilter.create(this.opts.ifname);
+    if (!this.forwardFilter) this.opts.log.warn('nftables is not usable (not root?): groups are not enforced for traffic the hub forwards');
     await this.reloadNodes();
     await this.poll();
     const hub = this.hubRecord;
@@ -243,6 +247,7 @@ export class Hub {
       ...dev.peers.filter((p) => !wanted.has(p.publicKey)).map((p) => ({ publicKey: p.publicKey, remove: true })),
     ];
     if (peers.length) await this.device.set({ peers });
+    await this.forwardFilter?.apply(this.nodes.filter((n) => !isPending(n)));
     const removed = [...before.values()].filter((n) => !this.byKey.has(n.publicKey));
     const added = this.nodes.filter((n) => !before.has(n.publicKey));
     if (removed.length || added.length) this.opts.log.info({ added: added.map((n) => n.name), removed: removed.map((n) => n.name) }, 'nodes changed');

@@ -1,0 +1,53 @@
+import { run } from '../core/exec.js';
+import type { NodeRecord } from '../core/store.js';
+
+/**
+ * Groups decide who may reach whom, also through the hub. Direct peers are kept apart by
+ * WireGuard itself (an agent only has the peers it may reach), but the hub forwards tunnel to
+ * tunnel for proxied clients and proxied agents, and a device can widen its own hub peer's
+ * AllowedIPs. So the hub's kernel only forwards between two addresses of one group.
+ *
+ * One nftables set per group holds its members' addresses (tunnel, proxied, routes behind
+ * agents); one rule per group checks source and destination against it. That is O(nodes) set
+ * elements and O(groups) rules, however the groups overlap. The ruleset is replaced atomically,
+ * and left in place when the hub stops: the last known groups stay enforced until it returns.
+ */
+
+export const FORWARD_TABLE = 'wgp2p_hub';
+
+export function forwardRuleset(ifname: string, nodes: NodeRecord[]): string {
+  const groups = [...new Set(nodes.flatMap((n) => n.groups))].sort();
+  const addresses = (n: NodeRecord) => [`${n.address}/32`, ...(n.proxiedAddress ? [`${n.proxiedAddress}/32`] : []), ...n.routes];
+  const sets = groups.map((g, i) => {
+    const members = [...new Set(nodes.filter((n) => n.groups.includes(g) && n.kind !== 'relay').flatMap(addresses))];
+    return `  set g${i} {\n    type ipv4_addr; flags interval; auto-merge; comment "group ${g}"\n${members.length ? `    elements = { ${members.join(', ')} }\n` : ''}  }\n`;
+  });
+  const i = JSON.stringify(ifname);
+  const rules = groups.map((_, k) => `    iifname ${i} oifname ${i} ip saddr @g${k} ip daddr @g${k} accept\n`);
+  return (
+    `table inet ${FORWARD_TABLE} {\n${sets.join('')}  chain forward {\n    type filter hook forward priority filter - 10; policy accept;\n` +
+    `${rules.join('')}    iifname ${i} oifname ${i} drop\n  }\n}\n`
+  );
+}
+
+export class ForwardFilter {
+  private last = '';
+
+  private constructor(private readonly ifname: string) {}
+
+  /** Undefined where nftables cannot be used (not root, no nft): the caller says groups are not enforced through the hub. */
+  static async create(ifname: string): Promise<ForwardFilter | undefined> {
+    if (process.getuid?.() !== 0) return undefined;
+    const r = await run('nft', ['list', 'tables'], { allowFail: true }).catch(() => ({ code: 1 }));
+    return r.code === 0 ? new ForwardFilter(ifname) : undefined;
+  }
+
+  async apply(nodes: NodeRecord[]): Promise<void> {
+    const rules = forwardRuleset(this.ifname, nodes);
+    if (rules === this.last) return;
+    // Delete and create in one transaction: never a moment without the filter.
+    const script = `table inet ${FORWARD_TABLE}\ndelete table inet ${FORWARD_TABLE}\n${rules}`;
+    await run('nft', ['-f', '-'], { input: script });
+    this.last = rules;
+  }
+}
