@@ -47,6 +47,7 @@ interface Attempt {
 
 /** Extra punches after evidence, so the peer also hears from us directly (a ping-pong of keepalives). */
 const MAX_PUNCHES = 3;
+const DATA_UNANSWERED_MS = 12_000;
 /** WireGuard keeps a session for 180 s (REJECT_AFTER_TIME); older than this, assume there is none. */
 const SESSION_MS = 170_000;
 /** If the hub does not answer an attempt (it went away), stop waiting for its verdict after this. */
@@ -65,6 +66,7 @@ export class MeshPeer {
   private attempt?: Attempt;
   private lastRx = 0;
   private lastRxAt = Date.now();
+  private txAtLastRx = 0;
   private lostSent = false;
   private lastDirectRxReport = 0;
   directAfterMs: number | null = null;
@@ -176,6 +178,7 @@ export class MeshPeer {
     this.committed = 'direct';
     this.direct = cmd.endpoint ?? p?.endpoint ?? null;
     this.lastRxAt = Date.now();
+    this.txAtLastRx = p?.txBytes ?? 0;
     this.lostSent = false;
     this.reason = null;
     if (wasAttempt) this.directAfterMs = Date.now() - wasAttempt.startedAt;
@@ -192,6 +195,7 @@ export class MeshPeer {
     this.relayId = cmd.relayId;
     this.relaySeq = cmd.seq;
     this.lastRxAt = Date.now();
+    this.txAtLastRx = sameAllocation ? (p?.txBytes ?? 0) : 0;
     this.lostSent = false;
     if (sameAllocation) {
       if (p?.endpoint !== cmd.relay) await this.deps.device.set({ peers: [{ publicKey: this.key, endpoint: cmd.relay }] });
@@ -233,12 +237,15 @@ export class MeshPeer {
   /** Called with a fresh read of the device: every 50 ms while busy, else about once a second. */
   async tick(p: PeerState | undefined, now: number): Promise<void> {
     const rx = p?.rxBytes ?? 0;
+    const tx = p?.txBytes ?? 0;
     const grew = rx > this.lastRx;
     if (grew || rx < this.lastRx) {
       this.lastRx = rx;
       this.lastRxAt = now;
+      this.txAtLastRx = tx;
       this.lostSent = false;
     }
+    if (tx < this.txAtLastRx) this.txAtLastRx = tx;
     const at = this.attempt;
     if (at) return this.tickAttempt(at, p, now);
     const e = p?.endpoint;
@@ -267,7 +274,7 @@ export class MeshPeer {
         this.direct = e;
       }
     }
-    if ((this.committed === 'direct' || this.committed === 'relay') && !this.lostSent && now - this.lastRxAt > this.lostAfterMs()) {
+    if ((this.committed === 'direct' || this.committed === 'relay') && !this.lostSent && this.silent(now, tx)) {
       this.lostSent = true;
       this.reason = `nothing from the peer for ${Math.round((now - this.lastRxAt) / 1000)} s`;
       this.deps.emit({ type: 'path-event', publicKey: this.key, seq: this.committed === 'relay' ? this.relaySeq : this.seq, event: 'lost', endpoint: e ?? null, afterMs: null });
@@ -275,9 +282,16 @@ export class MeshPeer {
     }
   }
 
-  /** Both sides send keepalives every K s, so a live path carries something from the peer within K s. */
-  private lostAfterMs(): number {
-    return (2 * (this.deps.keepalive() || 25) + 5) * 1000;
+  /**
+   * The path carries nothing from the peer any more. Both sides send keepalives every K s, so an
+   * idle live path brings something within K s: 2K + 5 s of nothing is a dead path. Sooner when we
+   * sent data: WireGuard answers data it received with a keepalive after 10 s at the latest
+   * (KEEPALIVE_TIMEOUT), so data out and nothing back for 12 s is a dead path too. Keepalives
+   * alone are 32 bytes each; "data" is more than a few of them.
+   */
+  private silent(now: number, tx: number): boolean {
+    const quiet = now - this.lastRxAt;
+    return quiet > (2 * (this.deps.keepalive() || 25) + 5) * 1000 || (quiet > DATA_UNANSWERED_MS && tx - this.txAtLastRx >= 256);
   }
 
   private async tickAttempt(at: Attempt, p: PeerState | undefined, now: number): Promise<void> {

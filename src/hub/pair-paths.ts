@@ -50,7 +50,7 @@ export interface PairTimings {
   windowMs: number;
   /** LAN candidates answer within a millisecond or not at all. */
   lanWindowMs: number;
-  /** Retries from the relay point at the direct address only long enough to send the punch. */
+  /** Retries from the relay point at the direct address only long enough to send the punch (wireguard-go sends it within ~5 ms). */
   holdMs: number;
   /** The hub waits this much past the window for the agents' reports. */
   graceMs: number;
@@ -67,7 +67,7 @@ export interface PairTimings {
 export const DEFAULT_TIMINGS: PairTimings = {
   windowMs: 2000,
   lanWindowMs: 600,
-  holdMs: 100,
+  holdMs: 50,
   graceMs: 400,
   backoffBaseMs: 1000,
   backoffCapMs: 8000,
@@ -106,6 +106,8 @@ interface Pair {
   directSince: number | null;
   retryTimer?: NodeJS.Timeout;
   retryAt: number | null;
+  /** When the last attempt began: retries are spaced from attempt to attempt, not from the end of one. */
+  lastAttemptAt: number;
   reason: string | null;
   since: number;
   directAfterMs: number | null;
@@ -161,7 +163,7 @@ export class PairPaths {
       ids.add(id);
       if (this.pairs.has(id)) continue;
       const [a, b] = x < y ? [x, y] : [y, x];
-      const p: Pair = { id, a, b, mode: 'waiting', seq: 0, relaySeq: -1, relayOk: { a: false, b: false }, relayTries: 0, failures: 0, unstable: 0, directSince: null, retryAt: null, reason: null, since: this.now(), directAfterMs: null, readyAt: null, firstPathMs: null, history: [], epoch: 0 };
+      const p: Pair = { id, a, b, mode: 'waiting', seq: 0, relaySeq: -1, relayOk: { a: false, b: false }, relayTries: 0, failures: 0, unstable: 0, directSince: null, retryAt: null, lastAttemptAt: 0, reason: null, since: this.now(), directAfterMs: null, readyAt: null, firstPathMs: null, history: [], epoch: 0 };
       this.pairs.set(id, p);
       for (const k of [a, b]) {
         if (!this.byNode.has(k)) this.byNode.set(k, new Set());
@@ -361,6 +363,7 @@ export class PairPaths {
 
   private startAttempt(p: Pair, cands: Candidate[], why: string): void {
     this.cancelAttempt(p);
+    p.lastAttemptAt = this.now();
     p.attempt = { seq: 0, candidates: cands, index: 0, startedAt: this.now(), fromRelay: p.mode === 'relay' && p.relay !== undefined && this.deps.relayAlive(p.relay), seen: { a: null, b: null } };
     this.deps.log.info({ pair: [this.name(p.a), this.name(p.b)], why, candidates: cands.map((c) => c.kind) }, 'direct attempt');
     this.sendAttempt(p);
@@ -441,7 +444,8 @@ export class PairPaths {
     const a = this.deps.node(p.a);
     const b = this.deps.node(p.b);
     const noHope = a && b ? hopeless(this.deps.facts(p.a), this.deps.facts(p.b), a.name, b.name) : null;
-    const delay = noHope || p.unstable >= 2 ? this.t.slowRetryMs : Math.min(this.t.backoffCapMs, this.t.backoffBaseMs * 2 ** Math.max(0, p.failures - 1));
+    const spacing = noHope || p.unstable >= 2 ? this.t.slowRetryMs : Math.min(this.t.backoffCapMs, this.t.backoffBaseMs * 2 ** Math.max(0, p.failures - 1));
+    const delay = Math.max(this.t.backoffBaseMs / 4, p.lastAttemptAt + spacing - this.now());
     p.retryAt = this.now() + delay;
     p.retryTimer = setTimeout(() => {
       p.retryAt = null;
