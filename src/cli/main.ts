@@ -1,13 +1,20 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { pendingTeardown } from '../lab/lab.js';
-import { registerAgent } from './agent.js';
-import { registerHub } from './hub.js';
-import { registerJoin } from './join.js';
-import { registerLab } from './lab.js';
-import { registerNode } from './node.js';
-import { registerRelay } from './relay.js';
-import { registerStatus } from './status.js';
+
+/**
+ * Each command group lives in its own module, loaded only when it runs: `wgp2p agent run` on a
+ * small device should not pay for the hub's SQLite, the lab or QR codes (measured: 0.57 s and
+ * 71 MB to load everything, against 0.35 s and 62 MB for the agent alone).
+ */
+const groups = {
+  hub: async () => (await import('./hub.js')).registerHub,
+  node: async () => (await import('./node.js')).registerNode,
+  agent: async () => (await import('./agent.js')).registerAgent,
+  join: async () => (await import('./join.js')).registerJoin,
+  relay: async () => (await import('./relay.js')).registerRelay,
+  status: async () => (await import('./status.js')).registerStatus,
+  lab: async () => (await import('./lab.js')).registerLab,
+} as const;
 
 const program = new Command();
 program
@@ -17,21 +24,19 @@ program
   .showHelpAfterError()
   .exitOverride();
 
-registerHub(program);
-registerNode(program);
-registerAgent(program);
-registerJoin(program);
-registerRelay(program);
-registerStatus(program);
-registerLab(program);
+const sub = process.argv[2];
+const wanted = sub !== undefined && sub in groups ? [sub as keyof typeof groups] : (Object.keys(groups) as (keyof typeof groups)[]);
+for (const g of wanted) (await groups[g]())(program);
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode);
-  // Interrupted: the teardown handler exits with the signal's code once the lab is gone.
-  const pending = pendingTeardown();
-  if (pending) await pending;
+  if (sub === 'lab') {
+    // Interrupted: the teardown handler exits with the signal's code once the lab is gone.
+    const pending = (await import('../lab/lab.js')).pendingTeardown();
+    if (pending) await pending;
+  }
   console.error(`wgp2p: ${(err as Error).message}`);
   process.exit(1);
 }

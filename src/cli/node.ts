@@ -22,7 +22,7 @@ const qrOptions = (c: Command) =>
     .option('--qr-svg <file>', 'write the QR code as SVG');
 
 export function registerNode(program: Command): void {
-  const node = program.command('node').description('add, list and remove nodes (run on the hub)');
+  const node = program.command('node').description('add, change, list and remove nodes (run on the hub)');
 
   qrOptions(
     node

@@ -1,12 +1,12 @@
 import type { TopologyInput } from './topology.js';
 
-/** Two hosts "a" and "b", each behind its own router of `profile`, and a public host "relay". */
-export function natPair(name: string, profile: 'restricted' | 'symmetric'): TopologyInput {
+/** Two hosts "a" and "b", each behind its own router (of `profile`, and `profileB` for b), and a public host "relay". */
+export function natPair(name: string, profile: 'restricted' | 'symmetric', profileB = profile): TopologyInput {
   return {
     name,
     routers: [
       { name: 'home1', profile, wan: '203.0.113.10', lan: '192.168.10.0/24' },
-      { name: 'home2', profile, wan: '203.0.113.20', lan: '192.168.20.0/24' },
+      { name: 'home2', profile: profileB, wan: '203.0.113.20', lan: '192.168.20.0/24' },
     ],
     hosts: [
       { name: 'relay', network: 'internet', address: '203.0.113.2' },
