@@ -445,7 +445,7 @@ export class PairPaths {
     const b = this.deps.node(p.b);
     const noHope = a && b ? hopeless(this.deps.facts(p.a), this.deps.facts(p.b), a.name, b.name) : null;
     const spacing = noHope || p.unstable >= 2 ? this.t.slowRetryMs : Math.min(this.t.backoffCapMs, this.t.backoffBaseMs * 2 ** Math.max(0, p.failures - 1));
-    const delay = Math.max(this.t.backoffBaseMs / 4, p.lastAttemptAt + spacing - this.now());
+    const delay = Math.max(this.t.backoffBaseMs / 4, (p.lastAttemptAt || this.now()) + spacing - this.now());
     p.retryAt = this.now() + delay;
     p.retryTimer = setTimeout(() => {
       p.retryAt = null;
