@@ -8,6 +8,7 @@ import type { PeerState } from '../core/wireguard/uapi.js';
 import { ClientPeer } from './client-peer.js';
 import { MeshPeer } from './mesh-peer.js';
 import { NetworkWatch } from './network-watch.js';
+import { agentSocketPath } from './socket-path.js';
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -16,8 +17,6 @@ export interface AgentOptions {
   /** How long a direct attempt toward a plain client may take before it counts as failed. */
   attemptMs?: number;
 }
-
-export const agentSocketPath = (ifname: string) => `/run/wgp2p/agent-${ifname}.sock`;
 
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 10_000;

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { isIPv4 } from '../core/ipv4.js';
 import { createLogger } from '../core/log.js';
 import { RelayNode } from '../relay/relay-node.js';
-import { loadAgentConfig } from './agent.js';
+import { loadAgentConfig } from './node-config.js';
 
 function portRange(v: string): [number, number] {
   const m = /^(\d{1,5})-(\d{1,5})$/.exec(v);

@@ -1,10 +1,11 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { agentSocketPath } from '../agent/agent.js';
+import { agentSocketPath } from '../agent/socket-path.js';
 import { adminGet } from '../core/admin-socket.js';
 import type { PeerReport } from '../core/protocol.js';
 import type { HubStatusNode } from '../hub/hub.js';
-import { agentInterface, loadAgentConfig } from './agent.js';
+import type { PairStatus } from '../hub/pair-paths.js';
+import { agentInterface, loadAgentConfig } from './node-config.js';
 import { renderTable } from './table.js';
 
 export function age(ms: number | null): string {
@@ -19,7 +20,9 @@ const bytes = (n: number) => (n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).
 export function hubPathText(n: HubStatusNode): string {
   if (n.kind === 'agent' && !n.connected) return 'agent not connected';
   if (n.kind === 'agent' && !n.paths?.length) return 'agent connected';
-  if (!n.paths?.length) return n.handshakeAgeMs === null ? 'never connected' : 'no agent reports yet';
+  if (n.kind === 'relay') return n.handshakeAgeMs === null ? 'never connected' : 'relay';
+  if (n.handshakeAgeMs === null) return 'never connected';
+  if (!n.paths?.length) return 'no agent reports yet';
   return n.paths
     .map((p) =>
       p.path === 'direct'
@@ -33,6 +36,27 @@ export function hubPathText(n: HubStatusNode): string {
     .join('; ');
 }
 
+interface HubStatus {
+  hub: { groupsEnforced?: boolean } & Record<string, unknown>;
+  nodes: HubStatusNode[];
+  pairs: (PairStatus & { relayed: { aToB: { bytes: number; packets: number }; bToA: { bytes: number; packets: number }; relay: string } | null })[];
+  relays: { name: string; address: string; allocations: number }[];
+}
+
+function natText(n: HubStatusNode): string {
+  if (!n.nat) return '-';
+  const m = n.nat.mapping === 'dependent' ? 'symmetric' : n.nat.mapping === 'independent' ? 'cone' : '?';
+  const f = n.nat.filtering === 'dependent' ? ', filters' : n.nat.filtering === 'independent' ? ', open' : '';
+  return `${m}${f}`;
+}
+
+function pairRow(p: HubStatus['pairs'][number]): string[] {
+  const path =
+    p.mode === 'relay' ? `relay${p.confirmed ? '' : ' (starting)'}` : p.mode === 'direct' ? `direct${p.via === 'lan' ? ' (LAN)' : ''}` : p.mode === 'hub' ? 'via hub (proxied)' : p.mode;
+  const relayed = p.relayed ? `${bytes(p.relayed.aToB.bytes + p.relayed.bToA.bytes)} (${p.relayed.relay})` : '-';
+  return [`${p.a} <-> ${p.b}`, path + (p.attempting ? ', trying direct' : ''), age(p.sinceMs), p.firstPathMs === null ? '-' : `${p.firstPathMs} ms`, relayed, p.nextRetryInMs === null ? '-' : age(p.nextRetryInMs), p.reason ?? ''];
+}
+
 export function registerStatus(program: Command): void {
   program
     .command('status')
@@ -43,14 +67,23 @@ export function registerStatus(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (o: { dir?: string; config?: string; interface?: string; json?: boolean }) => {
       if (o.dir) {
-        const s = await adminGet<{ hub: Record<string, unknown>; nodes: HubStatusNode[] }>(join(o.dir, 'hub.sock'), '/v1/status');
+        const s = await adminGet<HubStatus>(join(o.dir, 'hub.sock'), '/v1/status');
         if (o.json) return console.log(JSON.stringify(s, null, 2));
         console.log(
           renderTable(
-            ['NODE', 'KIND', 'ADDRESS', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'PATH'],
-            s.nodes.map((n) => [n.name, n.kind, n.address, n.endpoint ?? '-', age(n.handshakeAgeMs), bytes(n.rxBytes), bytes(n.txBytes), hubPathText(n)]),
+            ['NODE', 'KIND', 'ADDRESS', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'NAT', 'PATH'],
+            s.nodes.map((n) => [n.name, n.kind, n.address, n.endpoint ?? '-', age(n.handshakeAgeMs), bytes(n.rxBytes), bytes(n.txBytes), natText(n), hubPathText(n)]),
           ),
         );
+        if (s.pairs.length) {
+          console.log('');
+          console.log(renderTable(['PAIR', 'PATH', 'SINCE', 'FIRST PATH', 'RELAYED', 'NEXT TRY', 'WHY'], s.pairs.map(pairRow)));
+        }
+        if (s.relays.length) {
+          console.log('');
+          console.log(renderTable(['RELAY', 'ADDRESS', 'ALLOCATIONS'], s.relays.map((r) => [r.name, r.address, String(r.allocations)])));
+        }
+        if (!s.hub.groupsEnforced) console.log('\nwarning: the hub cannot use nftables: groups are not enforced for traffic it forwards');
       } else if (o.config) {
         const cfg = loadAgentConfig(o.config);
         const s = await adminGet<{ name: string; hubConnected: boolean; peers: (PeerReport & { name?: string })[] }>(agentSocketPath(agentInterface(cfg, o.config, o.interface)), '/v1/status');

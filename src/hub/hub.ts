@@ -547,14 +547,17 @@ export class Hub {
 
   private async handleAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method === 'GET' && req.url === '/v1/status') {
+      const counters = new Map((await this.relays.stats()).map((x) => [x.id, x]));
       return reply(res, 200, {
-        hub: { interface: this.opts.ifname, device: this.device.kind, agentsConnected: this.sessions.size, polls: this.stats.polls, meanPollMs: this.stats.polls ? this.stats.pollMsTotal / this.stats.polls : 0, pushes: this.stats.pushes },
+        hub: { interface: this.opts.ifname, device: this.device.kind, agentsConnected: this.sessions.size, polls: this.stats.polls, meanPollMs: this.stats.polls ? this.stats.pollMsTotal / this.stats.polls : 0, pushes: this.stats.pushes, groupsEnforced: this.forwardFilter !== undefined },
         nodes: this.status(),
-        pairs: this.pairs.status(),
+        pairs: this.pairs.status().map((p) => {
+          const c = p.relayId ? counters.get(p.relayId) : undefined;
+          return { ...p, relayed: c ? { aToB: c.aToB, bToA: c.bToA, dropped: c.dropped, relay: c.relay } : null };
+        }),
         relays: this.relays.relays(),
       });
     }
-    if (req.method === 'GET' && req.url === '/v1/relay-stats') return reply(res, 200, await this.relays.stats());
     reply(res, 404, { error: 'not found' });
   }
 }

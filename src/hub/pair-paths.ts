@@ -128,6 +128,8 @@ export interface PairStatus {
   confirmed: boolean;
   attempting: boolean;
   via: string | null;
+  /** The pair's relay allocation, while it has one (for its counters). */
+  relayId: string | null;
   sinceMs: number;
   directAfterMs: number | null;
   firstPathMs: number | null;
@@ -274,6 +276,7 @@ export class PairPaths {
       confirmed: p.mode === 'direct' || p.mode === 'hub' || (p.mode === 'relay' && p.relayOk.a && p.relayOk.b),
       attempting: p.attempt !== undefined,
       via: p.mode === 'relay' ? (p.relay?.forA.replace(/:\d+$/, '') ?? null) : p.mode === 'direct' ? (p.direct?.kind ?? null) : null,
+      relayId: p.relay?.relayId ?? null,
       sinceMs: now - p.since,
       directAfterMs: p.directAfterMs,
       firstPathMs: p.firstPathMs,
