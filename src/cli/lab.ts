@@ -155,7 +155,7 @@ export function registerLab(program: Command): void {
 
   lab
     .command('demo')
-    .description('the seed-000 demo: hub, agent and a plain client behind home NATs go direct, roam, and are torn down')
+    .description('the demo: a hub, an agent and a plain client behind home NATs go direct and roam; a laptop joins with a code, moves behind a symmetric NAT (relay) and back (direct); all torn down')
     .option('--topology <file>', 'topology to use', new URL('../../../topologies/seed000.yaml', import.meta.url).pathname)
     .option('--json', 'print the final figures as JSON')
     .action(async (opts: { topology: string; json?: boolean }) => {
@@ -179,7 +179,10 @@ export function registerLab(program: Command): void {
         },
       });
       if (opts.json) console.log(JSON.stringify(out));
-      else console.log(`done: direct ${out.joinMs} ms after the phone started; direct again ${out.roamMs} ms after it roamed.`);
+      else
+        console.log(
+          `done: phone direct ${out.joinMs} ms after it started, direct again ${out.roamMs} ms after it roamed; laptop joined ${out.meshJoinMs} ms, relayed ${out.toRelayMs} ms after moving behind a symmetric NAT, direct ${out.backToDirectMs} ms after coming back.`,
+        );
     });
 
   lab
