@@ -132,6 +132,7 @@ export class Hub {
         return alloc && { relayId: alloc.relayId, forA: alloc.forA, forB: alloc.forB };
       },
       relayAlive: (g) => this.relays.alive(g.relayId),
+      releaseRelay: (g) => this.relays.release(g.relayId),
       log: this.opts.log,
     });
     this.forwardFilter = await ForwardFilter.create(this.opts.ifname);

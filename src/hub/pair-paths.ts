@@ -41,6 +41,7 @@ export interface PairDeps {
   setFacts(key: string, f: NatFacts): void;
   allocateRelay(pairId: string, a: string, b: string): Promise<RelayGrant | undefined>;
   relayAlive(grant: RelayGrant): boolean;
+  releaseRelay(grant: RelayGrant): void;
   log: Logger;
   now?: () => number;
 }
@@ -176,6 +177,7 @@ export class PairPaths {
     for (const p of [...this.pairs.values()]) {
       if (ids.has(p.id)) continue;
       this.clearTimers(p);
+      this.dropRelay(p);
       p.epoch++;
       this.pairs.delete(p.id);
       this.byNode.get(p.a)?.delete(p);
@@ -260,7 +262,7 @@ export class PairPaths {
           this.goRelay(p, `the direct path went silent (reported by ${this.name(key)})`);
           this.scheduleRetry(p);
         } else if (p.mode === 'relay' && ev.seq === p.relaySeq && !at) {
-          p.relay = undefined;
+          this.dropRelay(p);
           this.goRelay(p, `the relay path went silent (reported by ${this.name(key)})`);
         }
         return;
@@ -463,7 +465,11 @@ export class PairPaths {
     const next = reuse ? Promise.resolve(reuse) : this.deps.allocateRelay(p.id, p.a, p.b);
     void next
       .then((grant) => {
-        if (p.epoch !== epoch || !this.pairs.has(p.id)) return;
+        if (p.epoch !== epoch || !this.pairs.has(p.id)) {
+          // Superseded while the relay answered: give the allocation back.
+          if (grant && grant !== reuse) this.deps.releaseRelay(grant);
+          return;
+        }
         if (!grant) {
           p.relay = undefined;
           this.setMode(p, 'no-path', `${why}; no relay available`);
@@ -499,7 +505,7 @@ export class PairPaths {
         this.scheduleRetry(p);
         return;
       }
-      p.relay = undefined;
+      this.dropRelay(p);
       this.goRelay(p, p.reason ?? 'relay');
     }, this.t.relayConfirmMs);
   }
@@ -528,6 +534,11 @@ export class PairPaths {
     p.history.push({ mode, at: p.since, reason });
     if (p.history.length > 50) p.history.shift();
     this.deps.log.info({ pair: [this.name(p.a), this.name(p.b)], mode, reason }, 'pair path');
+  }
+
+  private dropRelay(p: Pair): void {
+    if (p.relay) this.deps.releaseRelay(p.relay);
+    p.relay = undefined;
   }
 
   private cancelAttempt(p: Pair): void {

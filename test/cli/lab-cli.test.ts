@@ -19,11 +19,11 @@ test('lab up of the seed-000 topology, status, exec, then down leaves nothing be
     assert.equal(up.code, 0, up.stderr);
     assert.match(up.stdout, /seed000\s+device\s+host\s+devhome\s+192\.168\.10\.2\s+203\.0\.113\.10\s+restricted/);
     const status = JSON.parse((await wgp2p(['lab', 'status', 'seed000', '--json'])).stdout) as { node: string; up: boolean }[];
-    assert.deepEqual(status.map((s) => s.node).sort(), ['cafe', 'client', 'devhome', 'device', 'hub', 'office']);
+    assert.deepEqual(status.map((s) => s.node).sort(), ['cafe', 'client', 'devhome', 'device', 'hub', 'laptop', 'mobile', 'office']);
     assert.ok(status.every((s) => s.up));
     const ping = await wgp2p(['lab', 'exec', 'client', '--lab', 'seed000', '--', 'ping', '-c1', '-W2', '203.0.113.2']);
     assert.equal(ping.code, 0, ping.stdout + ping.stderr);
-    assert.equal((await labNamespaces('seed000')).length, 7);
+    assert.equal((await labNamespaces('seed000')).length, 9, 'the internet, 4 routers, 4 hosts');
   } finally {
     const down = await wgp2p(['lab', 'down', 'seed000']);
     assert.equal(down.code, 0, down.stderr);
@@ -38,7 +38,7 @@ test('a second lab with the same name is refused, the first is untouched', async
     const again = await wgp2p(['lab', 'up', TOPOLOGY]);
     assert.notEqual(again.code, 0);
     assert.match(again.stderr, /already up/);
-    assert.equal((await labNamespaces('seed000')).length, 7);
+    assert.equal((await labNamespaces('seed000')).length, 9, 'the internet, 4 routers, 4 hosts');
   } finally {
     await wgp2p(['lab', 'down', 'seed000']);
   }

@@ -32,6 +32,7 @@ function harness() {
       return { relayId, forA: '203.0.113.2:52000', forB: '203.0.113.2:52001' };
     },
     relayAlive: (g) => alive.has(g.relayId),
+    releaseRelay: (g) => alive.delete(g.relayId),
     log: pino({ level: 'silent' }),
     now: () => now,
   });
