@@ -1,12 +1,16 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { run } from '../core/exec.js';
+import { run, type RunResult } from '../core/exec.js';
 
 /**
  * The relay's kernel fast path. Userspace forwarding in Node costs one system call per datagram
- * (measured: ~0.63 Gbit/s on one core). Once both sides of an allocation are latched, nftables
- * rules for the exact 5-tuples make the kernel forward the pair: DNAT to the other side, SNAT to
- * the relay port that side knows. Datagrams from any other source or port still reach the
- * userspace sockets, where they are checked as before; so does a handshake from a node's new port.
+ * (measured: ~0.63 Gbit/s on one core). Once both sides of an allocation are confirmed, the
+ * kernel forwards the pair: DNAT to the other side, SNAT to the relay port that side knows.
+ *
+ * The per-pair state lives in nftables maps keyed by the exact 5-tuples, not in rules: the hot
+ * path is three constant rules with hash lookups however many pairs are installed, and adding a
+ * pair is one `nft` run. Datagrams from any other source or port miss the maps and still reach
+ * the userspace sockets, where they are checked as before; so does a handshake from a node's new
+ * port.
  */
 
 export const RELAY_TABLE = 'wgp2p_relay';
@@ -18,87 +22,201 @@ export interface Leg {
   relayPort: number;
 }
 
+export interface KernelCounters {
+  ab: { packets: number; bytes: number };
+  ba: { packets: number; bytes: number };
+}
+
 interface Installed {
-  handles: number[];
+  /** Name stem of the pair's two counter objects (allocation ids are arbitrary text, nft names are not). */
+  counter: string;
   a: Leg;
   b: Leg;
 }
 
+/** At most this many nft/conntrack processes at once: a thousand pairs confirming together must not fork a thousand. */
+const MAX_CHILDREN = 4;
+
+export interface KernelPathOptions {
+  /**
+   * Also offload the pair's flows to an nftables flowtable on these interfaces (software fast
+   * path: forwarded packets skip the forward hook and the routing lookup). Flows in a flowtable
+   * are counted by conntrack, not by our forward-hook counters, so counters() then reads them
+   * from conntrack.
+   */
+  flowtableDevices?: string[];
+}
+
 export class KernelPath {
   private installed = new Map<string, Installed>();
+  private nextCounter = 0;
+  private running = 0;
+  private waiting: (() => void)[] = [];
 
-  private constructor(private readonly relayIp: string) {}
+  private constructor(
+    private readonly relayIp: string,
+    private readonly flowtable: boolean,
+  ) {}
 
   /** Sets up the table, or returns undefined where nftables cannot be used (not root, no nft). */
-  static async create(relayIp: string): Promise<KernelPath | undefined> {
+  static async create(relayIp: string, opts: KernelPathOptions = {}): Promise<KernelPath | undefined> {
     if (process.getuid?.() !== 0) return undefined;
+    const devices = opts.flowtableDevices ?? [];
+    const ft = devices.length > 0;
     const ruleset = `table ip ${RELAY_TABLE} {
-  chain prerouting { type nat hook prerouting priority dstnat - 5; policy accept; }
-  chain postrouting { type nat hook postrouting priority srcnat - 5; policy accept; }
-  chain forwarding { type filter hook forward priority filter - 5; policy accept; }
+  map to_peer { type ipv4_addr . inet_service . inet_service : ipv4_addr . inet_service; }
+  map from_relay { type ipv4_addr . inet_service . ipv4_addr . inet_service : ipv4_addr . inet_service; }
+  map counts { type ipv4_addr . inet_service . ipv4_addr . inet_service : counter; }
+${ft ? `  set pairs { type ipv4_addr . inet_service . ipv4_addr . inet_service; }\n  flowtable ft { hook ingress priority filter; devices = { ${devices.join(', ')} }; counter; }\n` : ''}  chain prerouting {
+    type nat hook prerouting priority dstnat - 5; policy accept;
+    ip daddr ${relayIp} dnat ip to ip saddr . udp sport . udp dport map @to_peer
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat - 5; policy accept;
+    snat ip to ip saddr . udp sport . ip daddr . udp dport map @from_relay
+  }
+  chain forwarding {
+    type filter hook forward priority filter - 5; policy accept;
+    counter name ip saddr . udp sport . ip daddr . udp dport map @counts
+${ft ? '    ip saddr . udp sport . ip daddr . udp dport @pairs flow add @ft\n' : ''}  }
 }
 `;
-    // A table left by a relay that crashed would hold stale rules: start from an empty one.
+    // A table left by a relay that crashed would hold stale state: start from an empty one.
     await run('nft', ['delete', 'table', 'ip', RELAY_TABLE], { allowFail: true }).catch(() => undefined);
     const r = await run('nft', ['-f', '-'], { input: ruleset, allowFail: true }).catch(() => ({ code: 1 }));
     if (r.code !== 0) return undefined;
     // Forwarding between two remote nodes is routing: the host must forward IPv4.
     if (readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() !== '1') writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
-    return new KernelPath(relayIp);
+    // Offloaded flows are only counted where conntrack accounting is on.
+    if (ft) writeFileSync('/proc/sys/net/netfilter/nf_conntrack_acct', '1');
+    return new KernelPath(relayIp, ft);
   }
 
-  private async add(chain: string, rule: string): Promise<number> {
-    const r = await run('nft', ['--echo', '--handle', 'add', 'rule', 'ip', RELAY_TABLE, chain, ...rule.split(' ')]);
-    const m = /# handle (\d+)/.exec(r.stdout);
-    if (!m) throw new Error(`nft did not return a rule handle: ${r.stdout}`);
-    return Number(m[1]);
+  private async limited<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.running >= MAX_CHILDREN) await new Promise<void>((r) => this.waiting.push(r));
+    this.running++;
+    try {
+      return await fn();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private nft(script: string, allowFail = false): Promise<RunResult> {
+    return this.limited(() => run('nft', ['-f', '-'], { input: script, allowFail }));
+  }
+
+  /** The pair's map elements; `forward` is the tuple a datagram from `from` has after DNAT. */
+  private elements(inst: Installed): { toPeer: string[]; fromRelay: string[]; counts: string[]; pairs: string[] } {
+    const R = this.relayIp;
+    const { a, b, counter } = inst;
+    const forward = (from: Leg, to: Leg) => `${from.ip} . ${from.port} . ${to.ip} . ${to.port}`;
+    return {
+      toPeer: [`${a.ip} . ${a.port} . ${a.relayPort} : ${b.ip} . ${b.port}`, `${b.ip} . ${b.port} . ${b.relayPort} : ${a.ip} . ${a.port}`],
+      fromRelay: [`${forward(a, b)} : ${R} . ${b.relayPort}`, `${forward(b, a)} : ${R} . ${a.relayPort}`],
+      counts: [`${forward(a, b)} : "${counter}ab"`, `${forward(b, a)} : "${counter}ba"`],
+      pairs: [forward(a, b), forward(b, a)],
+    };
   }
 
   async install(id: string, a: Leg, b: Leg): Promise<void> {
     await this.remove(id);
-    const R = this.relayIp;
-    const handles: number[] = [];
-    const match = (from: Leg) => `ip saddr ${from.ip} udp sport ${from.port} ip daddr ${R} udp dport ${from.relayPort}`;
-    handles.push(await this.add('prerouting', `${match(a)} dnat to ${b.ip}:${b.port}`));
-    handles.push(await this.add('prerouting', `${match(b)} dnat to ${a.ip}:${a.port}`));
-    handles.push(await this.add('postrouting', `ip saddr ${a.ip} udp sport ${a.port} ip daddr ${b.ip} udp dport ${b.port} snat to ${R}:${b.relayPort}`));
-    handles.push(await this.add('postrouting', `ip saddr ${b.ip} udp sport ${b.port} ip daddr ${a.ip} udp dport ${a.port} snat to ${R}:${a.relayPort}`));
-    // Per-direction counters: in the forward hook packets are already DNATed but not yet SNATed.
-    handles.push(await this.add('forwarding', `ip saddr ${a.ip} udp sport ${a.port} ip daddr ${b.ip} udp dport ${b.port} counter comment "${id}:ab"`));
-    handles.push(await this.add('forwarding', `ip saddr ${b.ip} udp sport ${b.port} ip daddr ${a.ip} udp dport ${a.port} counter comment "${id}:ba"`));
-    this.installed.set(id, { handles, a, b });
+    const inst: Installed = { counter: `c${this.nextCounter++}`, a, b };
+    const e = this.elements(inst);
+    const T = `ip ${RELAY_TABLE}`;
+    await this.nft(
+      [
+        `add counter ${T} ${inst.counter}ab`,
+        `add counter ${T} ${inst.counter}ba`,
+        `add element ${T} counts { ${e.counts.join(', ')} }`,
+        `add element ${T} to_peer { ${e.toPeer.join(', ')} }`,
+        `add element ${T} from_relay { ${e.fromRelay.join(', ')} }`,
+        ...(this.flowtable ? [`add element ${T} pairs { ${e.pairs.join(', ')} }`] : []),
+      ].join('\n') + '\n',
+    );
+    this.installed.set(id, inst);
   }
 
   /**
-   * Conntrack entries made while the pair went through our sockets (in either direction: the
-   * relay may have sent first) carry no NAT and would keep steering the flow to userspace until
-   * they expire. Call after the userspace path stopped forwarding the pair.
+   * Deletes the conntrack entries of both relay ports, both directions. Entries made while the
+   * pair went through our sockets carry no NAT and would keep steering it to userspace; entries
+   * made by the kernel path carry NAT and would keep steering it to the old ports after the maps
+   * changed. Either way they live until they time out unless deleted.
    */
   async flush(a: Leg, b: Leg): Promise<void> {
     const R = this.relayIp;
-    for (const leg of [a, b]) {
-      await run('conntrack', ['-D', '-p', 'udp', '--orig-src', leg.ip, '--sport', String(leg.port), '--orig-dst', R, '--dport', String(leg.relayPort)], { allowFail: true });
-      await run('conntrack', ['-D', '-p', 'udp', '--orig-src', R, '--sport', String(leg.relayPort), '--orig-dst', leg.ip, '--dport', String(leg.port)], { allowFail: true });
-    }
+    await Promise.all(
+      [a.relayPort, b.relayPort].flatMap((port) => [
+        this.limited(() => run('conntrack', ['-D', '-p', 'udp', '--orig-dst', R, '--dport', String(port)], { allowFail: true })),
+        this.limited(() => run('conntrack', ['-D', '-p', 'udp', '--orig-src', R, '--sport', String(port)], { allowFail: true })),
+      ]),
+    );
   }
 
-  async remove(id: string): Promise<void> {
+  /**
+   * Takes the pair out of the maps and returns what the kernel forwarded for it, which would be
+   * lost with its counters. The caller flushes conntrack (the kernel keeps NATed flows alive otherwise).
+   */
+  async remove(id: string): Promise<KernelCounters | undefined> {
     const inst = this.installed.get(id);
-    if (!inst) return;
+    if (!inst) return undefined;
+    const counts = (await this.read(new Map([[id, inst]]))).get(id);
     this.installed.delete(id);
-    const chains = ['prerouting', 'prerouting', 'postrouting', 'postrouting', 'forwarding', 'forwarding'];
-    await Promise.all(inst.handles.map((h, i) => run('nft', ['delete', 'rule', 'ip', RELAY_TABLE, chains[i], 'handle', String(h)], { allowFail: true })));
+    const e = this.elements(inst);
+    const keys = (xs: string[]) => xs.map((x) => x.replace(/ : .*$/, '')).join(', ');
+    const T = `ip ${RELAY_TABLE}`;
+    await this.nft(
+      [
+        `delete element ${T} to_peer { ${keys(e.toPeer)} }`,
+        `delete element ${T} from_relay { ${keys(e.fromRelay)} }`,
+        `delete element ${T} counts { ${keys(e.counts)} }`,
+        ...(this.flowtable ? [`delete element ${T} pairs { ${e.pairs.join(', ')} }`] : []),
+        `delete counter ${T} ${inst.counter}ab`,
+        `delete counter ${T} ${inst.counter}ba`,
+      ].join('\n') + '\n',
+      true,
+    );
+    return counts;
   }
 
-  /** Packets and bytes the kernel forwarded per allocation and direction. */
-  async counters(): Promise<Map<string, { ab: { packets: number; bytes: number }; ba: { packets: number; bytes: number } }>> {
-    const out = new Map<string, { ab: { packets: number; bytes: number }; ba: { packets: number; bytes: number } }>();
-    if (this.installed.size === 0) return out;
-    const r = await run('nft', ['list', 'chain', 'ip', RELAY_TABLE, 'forwarding'], { allowFail: true });
-    for (const m of r.stdout.matchAll(/counter packets (\d+) bytes (\d+) comment "([^"]+):(ab|ba)"/g)) {
-      const entry = out.get(m[3]) ?? { ab: { packets: 0, bytes: 0 }, ba: { packets: 0, bytes: 0 } };
-      entry[m[4] as 'ab' | 'ba'] = { packets: Number(m[1]), bytes: Number(m[2]) };
-      out.set(m[3], entry);
+  /** Packets and bytes the kernel forwarded per installed allocation and direction, since it was installed. */
+  counters(): Promise<Map<string, KernelCounters>> {
+    return this.read(this.installed);
+  }
+
+  private async read(which: Map<string, Installed>): Promise<Map<string, KernelCounters>> {
+    const out = new Map<string, KernelCounters>();
+    if (which.size === 0) return out;
+    const r = await this.limited(() => run('nft', ['list', 'counters', 'table', 'ip', RELAY_TABLE], { allowFail: true }));
+    const byName = new Map<string, { packets: number; bytes: number }>();
+    for (const m of r.stdout.matchAll(/counter (\S+) \{\s*packets (\d+) bytes (\d+)/g)) byName.set(m[1], { packets: Number(m[2]), bytes: Number(m[3]) });
+    const ct = this.flowtable ? await this.conntrackCounters() : undefined;
+    for (const [id, inst] of which) {
+      const zero = { packets: 0, bytes: 0 };
+      const entry = { ab: { ...(byName.get(`${inst.counter}ab`) ?? zero) }, ba: { ...(byName.get(`${inst.counter}ba`) ?? zero) } };
+      if (ct) {
+        // An offloaded flow's packets skip the forward hook: take conntrack's count (it includes
+        // the packets the hook saw before the offload, so it replaces the hook's count).
+        const ab = ct.get(`${inst.a.ip}:${inst.a.port}>${inst.a.relayPort}`);
+        const ba = ct.get(`${inst.b.ip}:${inst.b.port}>${inst.b.relayPort}`);
+        if (ab) entry.ab = ab;
+        if (ba) entry.ba = ba;
+      }
+      out.set(id, entry);
+    }
+    return out;
+  }
+
+  /** Per relay-bound flow (src:sport>relayPort), conntrack's packet and byte counts. */
+  private async conntrackCounters(): Promise<Map<string, { packets: number; bytes: number }>> {
+    const r = await this.limited(() => run('conntrack', ['-L', '-p', 'udp', '--orig-dst', this.relayIp], { allowFail: true }));
+    const out = new Map<string, { packets: number; bytes: number }>();
+    // Both tuples of an entry count: the direction a->b is the reply direction when b sent first.
+    for (const m of r.stdout.matchAll(/src=(\S+) dst=\S+ sport=(\d+) dport=(\d+) packets=(\d+) bytes=(\d+)/g)) {
+      const key = `${m[1]}:${m[2]}>${m[3]}`;
+      const prev = out.get(key);
+      out.set(key, { packets: Number(m[4]) + (prev?.packets ?? 0), bytes: Number(m[5]) + (prev?.bytes ?? 0) });
     }
     return out;
   }
