@@ -39,6 +39,8 @@ for (const spec of specs) {
   await relay.allocate(id, { publicKey: aKey, ip: aIp }, { publicKey: bKey, ip: bIp });
 }
 console.log(JSON.stringify({ ready: true, kernel: kernel !== undefined, allocations: specs.length }));
+// Run until signalled even with no allocation (the relay's own timer does not hold the process).
+setInterval(() => undefined, 1 << 30);
 if (!process.argv.includes('--quiet')) {
   let last = '';
   setInterval(() => {
