@@ -1,7 +1,7 @@
 /**
  * A relay with fixed allocations, for lab tests and benchmarks (the hub will allocate for real):
  *   node relay-host.js --address IP --ports MIN-MAX [--allocate ID,AKEY,AIP,BKEY,BIP]...
- *                      [--allocate-file FILE] [--userspace] [--flowtable DEV[,DEV]] [--quiet]
+ *                      [--allocate-file FILE] [--userspace] [--quiet]
  * FILE holds one ID,AKEY,AIP,BKEY,BIP per line (a thousand allocations do not fit in argv nicely).
  * Ports are handed out from MIN upwards, so the first allocation gets MIN (side A) and MIN+1.
  * Prints {"ready":…} once, an {"event":…} line per onLatched/onReleased, and the allocations'
@@ -19,8 +19,7 @@ function opt(name: string): string | undefined {
 const address = opt('address');
 const [min, max] = (opt('ports') ?? '').split('-').map(Number);
 if (!address || !min || !max) throw new Error('relay-host: --address and --ports MIN-MAX are required');
-const flowtableDevices = opt('flowtable')?.split(',');
-const kernel = process.argv.includes('--userspace') ? undefined : await KernelPath.create(address, { flowtableDevices });
+const kernel = process.argv.includes('--userspace') ? undefined : await KernelPath.create(address);
 const relay = new Relay({
   address,
   portMin: min,

@@ -37,37 +37,22 @@ interface Installed {
 /** At most this many nft/conntrack processes at once: a thousand pairs confirming together must not fork a thousand. */
 const MAX_CHILDREN = 4;
 
-export interface KernelPathOptions {
-  /**
-   * Also offload the pair's flows to an nftables flowtable on these interfaces (software fast
-   * path: forwarded packets skip the forward hook and the routing lookup). Flows in a flowtable
-   * are counted by conntrack, not by our forward-hook counters, so counters() then reads them
-   * from conntrack.
-   */
-  flowtableDevices?: string[];
-}
-
 export class KernelPath {
   private installed = new Map<string, Installed>();
   private nextCounter = 0;
   private running = 0;
   private waiting: (() => void)[] = [];
 
-  private constructor(
-    private readonly relayIp: string,
-    private readonly flowtable: boolean,
-  ) {}
+  private constructor(private readonly relayIp: string) {}
 
   /** Sets up the table, or returns undefined where nftables cannot be used (not root, no nft). */
-  static async create(relayIp: string, opts: KernelPathOptions = {}): Promise<KernelPath | undefined> {
+  static async create(relayIp: string): Promise<KernelPath | undefined> {
     if (process.getuid?.() !== 0) return undefined;
-    const devices = opts.flowtableDevices ?? [];
-    const ft = devices.length > 0;
     const ruleset = `table ip ${RELAY_TABLE} {
   map to_peer { type ipv4_addr . inet_service . inet_service : ipv4_addr . inet_service; }
   map from_relay { type ipv4_addr . inet_service . ipv4_addr . inet_service : ipv4_addr . inet_service; }
   map counts { type ipv4_addr . inet_service . ipv4_addr . inet_service : counter; }
-${ft ? `  set pairs { type ipv4_addr . inet_service . ipv4_addr . inet_service; }\n  flowtable ft { hook ingress priority filter; devices = { ${devices.join(', ')} }; counter; }\n` : ''}  chain prerouting {
+  chain prerouting {
     type nat hook prerouting priority dstnat - 5; policy accept;
     ip daddr ${relayIp} dnat ip to ip saddr . udp sport . udp dport map @to_peer
   }
@@ -78,7 +63,7 @@ ${ft ? `  set pairs { type ipv4_addr . inet_service . ipv4_addr . inet_service; 
   chain forwarding {
     type filter hook forward priority filter - 5; policy accept;
     counter name ip saddr . udp sport . ip daddr . udp dport map @counts
-${ft ? '    ip saddr . udp sport . ip daddr . udp dport @pairs flow add @ft\n' : ''}  }
+  }
 }
 `;
     // A table left by a relay that crashed would hold stale state: start from an empty one.
@@ -87,9 +72,7 @@ ${ft ? '    ip saddr . udp sport . ip daddr . udp dport @pairs flow add @ft\n' :
     if (r.code !== 0) return undefined;
     // Forwarding between two remote nodes is routing: the host must forward IPv4.
     if (readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() !== '1') writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
-    // Offloaded flows are only counted where conntrack accounting is on.
-    if (ft) writeFileSync('/proc/sys/net/netfilter/nf_conntrack_acct', '1');
-    return new KernelPath(relayIp, ft);
+    return new KernelPath(relayIp);
   }
 
   private async limited<T>(fn: () => Promise<T>): Promise<T> {
@@ -108,7 +91,7 @@ ${ft ? '    ip saddr . udp sport . ip daddr . udp dport @pairs flow add @ft\n' :
   }
 
   /** The pair's map elements; `forward` is the tuple a datagram from `from` has after DNAT. */
-  private elements(inst: Installed): { toPeer: string[]; fromRelay: string[]; counts: string[]; pairs: string[] } {
+  private elements(inst: Installed): { toPeer: string[]; fromRelay: string[]; counts: string[] } {
     const R = this.relayIp;
     const { a, b, counter } = inst;
     const forward = (from: Leg, to: Leg) => `${from.ip} . ${from.port} . ${to.ip} . ${to.port}`;
@@ -116,7 +99,6 @@ ${ft ? '    ip saddr . udp sport . ip daddr . udp dport @pairs flow add @ft\n' :
       toPeer: [`${a.ip} . ${a.port} . ${a.relayPort} : ${b.ip} . ${b.port}`, `${b.ip} . ${b.port} . ${b.relayPort} : ${a.ip} . ${a.port}`],
       fromRelay: [`${forward(a, b)} : ${R} . ${b.relayPort}`, `${forward(b, a)} : ${R} . ${a.relayPort}`],
       counts: [`${forward(a, b)} : "${counter}ab"`, `${forward(b, a)} : "${counter}ba"`],
-      pairs: [forward(a, b), forward(b, a)],
     };
   }
 
@@ -132,7 +114,6 @@ ${ft ? '    ip saddr . udp sport . ip daddr . udp dport @pairs flow add @ft\n' :
         `add element ${T} counts { ${e.counts.join(', ')} }`,
         `add element ${T} to_peer { ${e.toPeer.join(', ')} }`,
         `add element ${T} from_relay { ${e.fromRelay.join(', ')} }`,
-        ...(this.flowtable ? [`add element ${T} pairs { ${e.pairs.join(', ')} }`] : []),
       ].join('\n') + '\n',
     );
     this.installed.set(id, inst);
@@ -171,7 +152,6 @@ ${ft ? '    ip saddr . udp sport . ip daddr . udp dport @pairs flow add @ft\n' :
         `delete element ${T} to_peer { ${keys(e.toPeer)} }`,
         `delete element ${T} from_relay { ${keys(e.fromRelay)} }`,
         `delete element ${T} counts { ${keys(e.counts)} }`,
-        ...(this.flowtable ? [`delete element ${T} pairs { ${e.pairs.join(', ')} }`] : []),
         `delete counter ${T} ${inst.counter}ab`,
         `delete counter ${T} ${inst.counter}ba`,
       ].join('\n') + '\n',
@@ -191,32 +171,10 @@ ${ft ? '    ip saddr . udp sport . ip daddr . udp dport @pairs flow add @ft\n' :
     const r = await this.limited(() => run('nft', ['list', 'counters', 'table', 'ip', RELAY_TABLE], { allowFail: true }));
     const byName = new Map<string, { packets: number; bytes: number }>();
     for (const m of r.stdout.matchAll(/counter (\S+) \{\s*packets (\d+) bytes (\d+)/g)) byName.set(m[1], { packets: Number(m[2]), bytes: Number(m[3]) });
-    const ct = this.flowtable ? await this.conntrackCounters() : undefined;
     for (const [id, inst] of which) {
       const zero = { packets: 0, bytes: 0 };
       const entry = { ab: { ...(byName.get(`${inst.counter}ab`) ?? zero) }, ba: { ...(byName.get(`${inst.counter}ba`) ?? zero) } };
-      if (ct) {
-        // An offloaded flow's packets skip the forward hook: take conntrack's count (it includes
-        // the packets the hook saw before the offload, so it replaces the hook's count).
-        const ab = ct.get(`${inst.a.ip}:${inst.a.port}>${inst.a.relayPort}`);
-        const ba = ct.get(`${inst.b.ip}:${inst.b.port}>${inst.b.relayPort}`);
-        if (ab) entry.ab = ab;
-        if (ba) entry.ba = ba;
-      }
       out.set(id, entry);
-    }
-    return out;
-  }
-
-  /** Per relay-bound flow (src:sport>relayPort), conntrack's packet and byte counts. */
-  private async conntrackCounters(): Promise<Map<string, { packets: number; bytes: number }>> {
-    const r = await this.limited(() => run('conntrack', ['-L', '-p', 'udp', '--orig-dst', this.relayIp], { allowFail: true }));
-    const out = new Map<string, { packets: number; bytes: number }>();
-    // Both tuples of an entry count: the direction a->b is the reply direction when b sent first.
-    for (const m of r.stdout.matchAll(/src=(\S+) dst=\S+ sport=(\d+) dport=(\d+) packets=(\d+) bytes=(\d+)/g)) {
-      const key = `${m[1]}:${m[2]}>${m[3]}`;
-      const prev = out.get(key);
-      out.set(key, { packets: Number(m[4]) + (prev?.packets ?? 0), bytes: Number(m[5]) + (prev?.bytes ?? 0) });
     }
     return out;
   }
