@@ -1,14 +1,14 @@
 /**
  * A relay with fixed allocations, for lab tests and benchmarks (the hub will allocate for real):
  *   node relay-host.js --address IP --ports MIN-MAX [--allocate ID,AKEY,AIP,BKEY,BIP]...
- *                      [--allocate-file FILE] [--userspace] [--quiet]
+ *                      [--allocate-file FILE] [--userspace | --kernel-mode nat|ingress] [--quiet]
  * FILE holds one ID,AKEY,AIP,BKEY,BIP per line (a thousand allocations do not fit in argv nicely).
  * Ports are handed out from MIN upwards, so the first allocation gets MIN (side A) and MIN+1.
  * Prints {"ready":…} once, an {"event":…} line per onLatched/onReleased, and the allocations'
  * counters as one JSON array every 250 ms when they changed (not with --quiet).
  */
 import { readFileSync } from 'node:fs';
-import { KernelPath } from '../relay/kernel-path.js';
+import { KernelPath, type KernelMode } from '../relay/kernel-path.js';
 import { Relay } from '../relay/relay.js';
 
 function opt(name: string): string | undefined {
@@ -19,7 +19,9 @@ function opt(name: string): string | undefined {
 const address = opt('address');
 const [min, max] = (opt('ports') ?? '').split('-').map(Number);
 if (!address || !min || !max) throw new Error('relay-host: --address and --ports MIN-MAX are required');
-const kernel = process.argv.includes('--userspace') ? undefined : await KernelPath.create(address);
+const mode = opt('kernel-mode') as KernelMode | undefined;
+if (mode !== undefined && mode !== 'nat' && mode !== 'ingress') throw new Error('relay-host: --kernel-mode is nat or ingress');
+const kernel = process.argv.includes('--userspace') ? undefined : await KernelPath.create(address, { mode });
 const relay = new Relay({
   address,
   portMin: min,
@@ -37,7 +39,7 @@ for (const spec of specs) {
   const [id, aKey, aIp, bKey, bIp] = spec.split(',');
   await relay.allocate(id, { publicKey: aKey, ip: aIp }, { publicKey: bKey, ip: bIp });
 }
-console.log(JSON.stringify({ ready: true, kernel: kernel !== undefined, allocations: specs.length }));
+console.log(JSON.stringify({ ready: true, kernel: kernel !== undefined, kernelMode: kernel?.mode ?? null, allocations: specs.length }));
 // Run until signalled even with no allocation (the relay's own timer does not hold the process).
 setInterval(() => undefined, 1 << 30);
 if (!process.argv.includes('--quiet')) {

@@ -11,9 +11,18 @@ import { run, type RunResult } from '../core/exec.js';
  * pair is one `nft` run. Datagrams from any other source or port miss the maps and still reach
  * the userspace sockets, where they are checked as before; so does a handshake from a node's new
  * port.
+ *
+ * Two ways to forward (`mode`):
+ *   - 'nat': DNAT/SNAT by conntrack in the prerouting/postrouting hooks, routed and counted in the
+ *     forward hook. Conntrack entries made before a change must be flushed (see flush()).
+ *   - 'ingress': a stateless rewrite at the ingress hook of the interface that holds the relay
+ *     address: source, destination and ports are set in place and the datagram is sent out with
+ *     `fwd` (neighbour output to the route's next hop), skipping conntrack, routing and the
+ *     netfilter hooks of the host. Nothing is tracked, so nothing needs flushing.
  */
 
 export const RELAY_TABLE = 'wgp2p_relay';
+export type KernelMode = 'nat' | 'ingress';
 
 export interface Leg {
   ip: string;
@@ -34,6 +43,11 @@ interface Installed {
   b: Leg;
 }
 
+export interface KernelPathOptions {
+  /** Default 'ingress' (measured faster); it needs the relay address on a local interface. */
+  mode?: KernelMode;
+}
+
 /** At most this many nft/conntrack processes at once: a thousand pairs confirming together must not fork a thousand. */
 const MAX_CHILDREN = 4;
 
@@ -43,11 +57,39 @@ export class KernelPath {
   private running = 0;
   private waiting: (() => void)[] = [];
 
-  private constructor(private readonly relayIp: string) {}
+  private constructor(
+    private readonly relayIp: string,
+    readonly mode: KernelMode,
+  ) {}
 
-  /** Sets up the table, or returns undefined where nftables cannot be used (not root, no nft). */
-  static async create(relayIp: string): Promise<KernelPath | undefined> {
+  private get table(): string {
+    return `${this.mode === 'nat' ? 'ip' : 'netdev'} ${RELAY_TABLE}`;
+  }
+
+  /**
+   * Sets up the table, or returns undefined where nftables cannot be used (not root, no nft).
+   * Ingress mode (the default) falls back to nat mode where it cannot be set up (the relay
+   * address is on no local interface, or the kernel lacks the netdev family or `fwd`); `mode`
+   * tells which one runs.
+   */
+  static async create(relayIp: string, opts: KernelPathOptions = {}): Promise<KernelPath | undefined> {
     if (process.getuid?.() !== 0) return undefined;
+    // A table left by a relay that crashed would hold stale state: start from an empty one.
+    for (const family of ['ip', 'netdev']) await run('nft', ['delete', 'table', family, RELAY_TABLE], { allowFail: true }).catch(() => undefined);
+    if ((opts.mode ?? 'ingress') === 'ingress') {
+      const r = await run('ip', ['-j', '-4', 'addr', 'show'], { allowFail: true }).catch(() => ({ code: 1, stdout: '' }));
+      const links = r.code === 0 ? (JSON.parse(r.stdout) as { ifname: string; addr_info: { local: string }[] }[]) : [];
+      const device = links.find((l) => l.addr_info.some((x) => x.local === relayIp))?.ifname;
+      const ruleset = `table netdev ${RELAY_TABLE} {
+  map pairs { type ipv4_addr . inet_service . inet_service : verdict; }
+  chain ingress {
+    type filter hook ingress device "${device}" priority -500; policy accept;
+    ip daddr ${relayIp} ip saddr . udp sport . udp dport vmap @pairs
+  }
+}
+`;
+      if (device && (await run('nft', ['-f', '-'], { input: ruleset, allowFail: true }).catch(() => ({ code: 1 }))).code === 0) return new KernelPath(relayIp, 'ingress');
+    }
     const ruleset = `table ip ${RELAY_TABLE} {
   map to_peer { type ipv4_addr . inet_service . inet_service : ipv4_addr . inet_service; }
   map from_relay { type ipv4_addr . inet_service . ipv4_addr . inet_service : ipv4_addr . inet_service; }
@@ -66,13 +108,11 @@ export class KernelPath {
   }
 }
 `;
-    // A table left by a relay that crashed would hold stale state: start from an empty one.
-    await run('nft', ['delete', 'table', 'ip', RELAY_TABLE], { allowFail: true }).catch(() => undefined);
     const r = await run('nft', ['-f', '-'], { input: ruleset, allowFail: true }).catch(() => ({ code: 1 }));
     if (r.code !== 0) return undefined;
     // Forwarding between two remote nodes is routing: the host must forward IPv4.
     if (readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() !== '1') writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
-    return new KernelPath(relayIp);
+    return new KernelPath(relayIp, 'nat');
   }
 
   private async limited<T>(fn: () => Promise<T>): Promise<T> {
@@ -102,11 +142,39 @@ export class KernelPath {
     };
   }
 
+  /** Where `fwd` must hand a datagram for `ip`: the route's gateway, or `ip` itself when on-link. */
+  private async nextHop(ip: string): Promise<{ via: string; dev: string }> {
+    const r = await this.limited(() => run('ip', ['-j', 'route', 'get', ip]));
+    const [route] = JSON.parse(r.stdout) as { gateway?: string; dev: string }[];
+    return { via: route.gateway ?? ip, dev: route.dev };
+  }
+
   async install(id: string, a: Leg, b: Leg): Promise<void> {
     await this.remove(id);
     const inst: Installed = { counter: `c${this.nextCounter++}`, a, b };
+    const T = this.table;
+    if (this.mode === 'ingress') {
+      const R = this.relayIp;
+      const [hopA, hopB] = await Promise.all([this.nextHop(a.ip), this.nextHop(b.ip)]);
+      const rule = (name: string, to: Leg, via: { via: string; dev: string }, fromRelayPort: number) =>
+        `add rule ${T} ${name} counter name "${name}" ip saddr set ${R} ip daddr set ${to.ip} udp sport set ${fromRelayPort} udp dport set ${to.port} fwd ip to ${via.via} device "${via.dev}"`;
+      const ab = `${inst.counter}ab`;
+      const ba = `${inst.counter}ba`;
+      await this.nft(
+        [
+          `add counter ${T} ${ab}`,
+          `add counter ${T} ${ba}`,
+          `add chain ${T} ${ab}`,
+          `add chain ${T} ${ba}`,
+          rule(ab, b, hopB, b.relayPort),
+          rule(ba, a, hopA, a.relayPort),
+          `add element ${T} pairs { ${a.ip} . ${a.port} . ${a.relayPort} : jump ${ab}, ${b.ip} . ${b.port} . ${b.relayPort} : jump ${ba} }`,
+        ].join('\n') + '\n',
+      );
+      this.installed.set(id, inst);
+      return;
+    }
     const e = this.elements(inst);
-    const T = `ip ${RELAY_TABLE}`;
     await this.nft(
       [
         `add counter ${T} ${inst.counter}ab`,
@@ -126,6 +194,7 @@ export class KernelPath {
    * changed. Either way they live until they time out unless deleted.
    */
   async flush(a: Leg, b: Leg): Promise<void> {
+    if (this.mode === 'ingress') return; // nothing of the pair is tracked
     const R = this.relayIp;
     await Promise.all(
       [a.relayPort, b.relayPort].flatMap((port) => [
@@ -144,9 +213,20 @@ export class KernelPath {
     if (!inst) return undefined;
     const counts = (await this.read(new Map([[id, inst]]))).get(id);
     this.installed.delete(id);
+    const T = this.table;
+    if (this.mode === 'ingress') {
+      const { a, b } = inst;
+      await this.nft(
+        [
+          `delete element ${T} pairs { ${a.ip} . ${a.port} . ${a.relayPort}, ${b.ip} . ${b.port} . ${b.relayPort} }`,
+          ...['ab', 'ba'].flatMap((d) => [`delete chain ${T} ${inst.counter}${d}`, `delete counter ${T} ${inst.counter}${d}`]),
+        ].join('\n') + '\n',
+        true,
+      );
+      return counts;
+    }
     const e = this.elements(inst);
     const keys = (xs: string[]) => xs.map((x) => x.replace(/ : .*$/, '')).join(', ');
-    const T = `ip ${RELAY_TABLE}`;
     await this.nft(
       [
         `delete element ${T} to_peer { ${keys(e.toPeer)} }`,
@@ -168,7 +248,7 @@ export class KernelPath {
   private async read(which: Map<string, Installed>): Promise<Map<string, KernelCounters>> {
     const out = new Map<string, KernelCounters>();
     if (which.size === 0) return out;
-    const r = await this.limited(() => run('nft', ['list', 'counters', 'table', 'ip', RELAY_TABLE], { allowFail: true }));
+    const r = await this.limited(() => run('nft', ['list', 'counters', 'table', ...this.table.split(' ')], { allowFail: true }));
     const byName = new Map<string, { packets: number; bytes: number }>();
     for (const m of r.stdout.matchAll(/counter (\S+) \{\s*packets (\d+) bytes (\d+)/g)) byName.set(m[1], { packets: Number(m[2]), bytes: Number(m[3]) });
     for (const [id, inst] of which) {
@@ -181,6 +261,6 @@ export class KernelPath {
 
   async close(): Promise<void> {
     this.installed.clear();
-    await run('nft', ['delete', 'table', 'ip', RELAY_TABLE], { allowFail: true }).catch(() => undefined);
+    await run('nft', ['delete', 'table', ...this.table.split(' ')], { allowFail: true }).catch(() => undefined);
   }
 }
