@@ -13,7 +13,7 @@
  * its process is pinned to core 1 (taskset). Rates come from counters sampled over a window that
  * starts 1 s into the flood; CPU use per core over the same window comes from /proc/stat.
  *
- *   node dist/bench/relay-forward.js [--runs 5] [--seconds 4] [--userspace] [--generator trafgen|node]
+ *   node dist/bench/relay-forward.js [--runs 5] [--seconds 4] [--userspace | --kernel-mode nat|ingress] [--generator trafgen|node]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
@@ -133,6 +133,8 @@ async function main(): Promise<void> {
   const runs = argNumber('runs', 5);
   const seconds = argNumber('seconds', 4);
   const userspace = process.argv.includes('--userspace');
+  const ki = process.argv.indexOf('--kernel-mode');
+  const kernelMode = ki >= 0 ? process.argv[ki + 1] : 'nat';
   const gi = process.argv.indexOf('--generator');
   const generator = gi >= 0 ? process.argv[gi + 1] : 'trafgen';
   if (generator !== 'trafgen' && generator !== 'node') throw new Error('--generator is trafgen or node');
@@ -151,7 +153,7 @@ async function main(): Promise<void> {
     const children: ChildProcess[] = [];
     try {
       const [aKey, bKey] = [generateKeyPair().publicKey, generateKeyPair().publicKey];
-      const relayArgs = [RELAY_HOST, '--address', RELAY, '--ports', `${PORT_A}-${PORT_B}`, '--allocate', `p0,${aKey},203.0.113.10,${bKey},203.0.113.20`, '--quiet', ...(userspace ? ['--userspace'] : [])];
+      const relayArgs = [RELAY_HOST, '--address', RELAY, '--ports', `${PORT_A}-${PORT_B}`, '--allocate', `p0,${aKey},203.0.113.10,${bKey},203.0.113.20`, '--quiet', ...(userspace ? ['--userspace'] : ['--kernel-mode', kernelMode])];
       const pid = lab.spawn('relay', 'relay', 'taskset', ['-c', '1', process.execPath, ...relayArgs]);
       const log = join(lab.logDir, 'relay.relay.log');
       while (!readFileSync(log, 'utf8').includes('ready')) await sleep(50);
@@ -205,7 +207,7 @@ async function main(): Promise<void> {
     JSON.stringify(
       {
         benchmark: 'relay-forward',
-        mode: userspace ? 'userspace, relay process pinned to core 1' : 'kernel fast path (nftables maps); forwarding runs in softirq, not in the relay process',
+        mode: userspace ? 'userspace, relay process pinned to core 1' : `kernel fast path (${kernelMode}); forwarding runs in softirq, not in the relay process`,
         generator: generator === 'trafgen' ? 'trafgen (packet mmap), one process on core 0' : 'one Node UDP socket',
         datagramBytes: SIZE,
         runs: results.length,

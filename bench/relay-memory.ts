@@ -4,12 +4,13 @@
  * (src/lab/relay-host.js) gets N allocations; every allocation is confirmed the way the relay
  * demands (B initiates, A's initiation is forwarded to B, B answers it by index) and then carries
  * a few datagrams each way; then the relay's RSS is read from /proc. With the kernel path the
- * relay's nftables rules and map elements are counted too (their memory is the kernel's, not in RSS).
+ * relay's nftables rules and map elements are counted too (their memory is the kernel's, not in RSS;
+ * in ingress mode each pair adds two chains of one rule, reached through one verdict map).
  *
  * Side A is one socket shared by every allocation (a node in many pairs); side B has one socket
  * per allocation, so that every pair is a distinct 5-tuple.
  *
- *   node dist/bench/relay-memory.js [--runs 5] [--counts 0,100,1000] [--modes kernel,userspace] [--packets 5]
+ *   node dist/bench/relay-memory.js [--runs 5] [--counts 0,100,1000] [--modes ingress,nat,userspace] [--packets 5]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
@@ -124,20 +125,22 @@ interface Measured {
 }
 
 async function nftSize(lab: Lab): Promise<{ rules: number; elements: number }> {
-  const r = await lab.exec('relay', 'nft', ['-j', 'list', 'table', 'ip', RELAY_TABLE], { allowFail: true });
+  let r = await lab.exec('relay', 'nft', ['-j', 'list', 'table', 'ip', RELAY_TABLE], { allowFail: true });
+  if (r.code !== 0) r = await lab.exec('relay', 'nft', ['-j', 'list', 'table', 'netdev', RELAY_TABLE], { allowFail: true });
   if (r.code !== 0) return { rules: 0, elements: 0 };
   const items = (JSON.parse(r.stdout) as { nftables: Record<string, { elem?: unknown[] }>[] }).nftables;
   return { rules: items.filter((x) => 'rule' in x).length, elements: items.reduce((n, x) => n + (x.map?.elem?.length ?? 0) + (x.set?.elem?.length ?? 0), 0) };
 }
 
-async function measure(lab: Lab, n: number, kernel: boolean, packets: number): Promise<Measured> {
+async function measure(lab: Lab, n: number, mode: string, packets: number): Promise<Measured> {
+  const kernel = mode !== 'userspace';
   const pairs: Pair[] = Array.from({ length: n }, (_, k) => ({ aKey: generateKeyPair().publicKey, bKey: generateKeyPair().publicKey, portA: PORT_MIN + 2 * k, portB: PORT_MIN + 2 * k + 1 }));
   const allocFile = join(lab.logDir, `alloc-${n}.txt`);
   const pairsFile = join(lab.logDir, `pairs-${n}.json`);
   writeFileSync(allocFile, pairs.map((p, k) => `p${k},${p.aKey},${A_IP},${p.bKey},${B_IP}`).join('\n') + '\n');
   writeFileSync(pairsFile, JSON.stringify(pairs));
-  const logName = `relay${n}${kernel ? 'k' : 'u'}${Date.now()}`;
-  const pid = lab.spawn('relay', logName, process.execPath, [RELAY_HOST, '--address', RELAY, '--ports', `${PORT_MIN}-${PORT_MIN + 2 * Math.max(n, 1) + 10}`, '--allocate-file', allocFile, '--quiet', ...(kernel ? [] : ['--userspace'])]);
+  const logName = `relay${n}${mode}${Date.now()}`;
+  const pid = lab.spawn('relay', logName, process.execPath, [RELAY_HOST, '--address', RELAY, '--ports', `${PORT_MIN}-${PORT_MIN + 2 * Math.max(n, 1) + 10}`, '--allocate-file', allocFile, '--quiet', ...(kernel ? ['--kernel-mode', mode] : ['--userspace'])]);
   const children: ChildProcess[] = [];
   try {
     const log = join(lab.logDir, `relay.${logName}.log`);
@@ -158,8 +161,9 @@ async function measure(lab: Lab, n: number, kernel: boolean, packets: number): P
       const a = inNs('src', 'side-a');
       confirmedPairs = Number((await lineFrom(a, 'confirmed')).split(' ')[1]);
       if (kernel) {
-        // Wait for the pairs to be installed (6 map elements each) before the traffic.
-        for (let t = 0; (await nftSize(lab)).elements < 6 * confirmedPairs && t < 600; t++) await sleep(100);
+        // Wait for the pairs to be installed (nat: 6 map elements each; ingress: 2) before the traffic.
+        const perPair = mode === 'nat' ? 6 : 2;
+        for (let t = 0; (await nftSize(lab)).elements < perPair * confirmedPairs && t < 600; t++) await sleep(100);
       }
       a.stdin!.write('go\n');
       b.stdin!.write('go\n');
@@ -179,7 +183,7 @@ async function measure(lab: Lab, n: number, kernel: boolean, packets: number): P
     } catch {
       progress(`the relay had exited: ${readFileSync(join(lab.logDir, `relay.${logName}.log`), 'utf8').slice(-2000)}`);
     }
-    for (let t = 0; t < 100; t++) {
+    for (let t = 0; t < 600; t++) {
       try {
         process.kill(pid, 0);
         await sleep(100);
@@ -187,8 +191,9 @@ async function measure(lab: Lab, n: number, kernel: boolean, packets: number): P
         break;
       }
     }
-    // The relay deletes its table on SIGTERM; make sure nothing is left for the next process.
-    await lab.exec('relay', 'nft', ['delete', 'table', 'ip', RELAY_TABLE], { allowFail: true });
+    // The relay deletes its table on SIGTERM; make sure nothing is left for the next process (the
+    // next relay's table must not be deleted by this one still closing: hence the wait above).
+    for (const family of ['ip', 'netdev']) await lab.exec('relay', 'nft', ['delete', 'table', family, RELAY_TABLE], { allowFail: true });
     await lab.exec('relay', 'conntrack', ['-F'], { allowFail: true });
   }
 }
@@ -202,7 +207,7 @@ async function main(): Promise<void> {
     return (i >= 0 ? process.argv[i + 1] : fallback).split(',');
   };
   const counts = opt('counts', '0,100,1000').map(Number);
-  const modes = opt('modes', 'kernel,userspace');
+  const modes = opt('modes', 'ingress,nat,userspace');
   const lab = await Lab.up(
     parseTopology({
       name: `bmem${process.pid % 1000}`,
@@ -219,7 +224,7 @@ async function main(): Promise<void> {
       const rows: { allocations: number; runs: Measured[] }[] = counts.map((n) => ({ allocations: n, runs: [] }));
       for (let i = 0; i < runs; i++) {
         for (const row of rows) {
-          const m = await measure(lab, row.allocations, mode === 'kernel', packets);
+          const m = await measure(lab, row.allocations, mode, packets);
           row.runs.push(m);
           progress(`${mode} run ${i + 1}/${runs}, ${row.allocations} allocations: ${m.rssMiB} MiB, ${m.confirmedPairs} confirmed, ${(100 * m.forwardedShare).toFixed(1)} % of the test datagrams forwarded, nft ${m.nftRules} rules / ${m.nftMapElements} map elements`);
         }
@@ -234,7 +239,7 @@ async function main(): Promise<void> {
           kibPerAllocationOverFirstCount: row.allocations > counts[0] ? Math.round(((rss - base) * 1024 * 10) / (row.allocations - counts[0])) / 10 : null,
           confirmedPairs: median(row.runs.map((r) => r.confirmedPairs)),
           forwardedSharePct: row.allocations > 0 ? Math.round(1000 * median(row.runs.map((r) => r.forwardedShare))) / 10 : null,
-          ...(mode === 'kernel' ? { nftRules: median(row.runs.map((r) => r.nftRules)), nftMapElements: median(row.runs.map((r) => r.nftMapElements)) } : {}),
+          ...(mode !== 'userspace' ? { nftRules: median(row.runs.map((r) => r.nftRules)), nftMapElements: median(row.runs.map((r) => r.nftMapElements)) } : {}),
         });
       }
     }
