@@ -134,7 +134,7 @@ async function main(): Promise<void> {
   const seconds = argNumber('seconds', 4);
   const userspace = process.argv.includes('--userspace');
   const ki = process.argv.indexOf('--kernel-mode');
-  const kernelMode = ki >= 0 ? process.argv[ki + 1] : 'nat';
+  const kernelMode = ki >= 0 ? process.argv[ki + 1] : 'ingress';
   const gi = process.argv.indexOf('--generator');
   const generator = gi >= 0 ? process.argv[gi + 1] : 'trafgen';
   if (generator !== 'trafgen' && generator !== 'node') throw new Error('--generator is trafgen or node');
