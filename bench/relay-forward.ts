@@ -10,10 +10,14 @@
  * The receiver counts in the kernel (an nftables counter that drops the datagrams before any
  * socket), so counting costs no userspace CPU. Offered = the sender's eth0 tx counter.
  * The relay runs with its kernel fast path (default) or in userspace only (--userspace); either way
- * its process is pinned to core 1 (taskset). Rates come from counters sampled over a window that
- * starts 1 s into the flood; CPU use per core over the same window comes from /proc/stat.
+ * its process is pinned to core 1 (taskset). The kernel path forwards in softirq, which runs where
+ * the datagram is received: on a veth that is the sender's core, so RPS on the relay's interface
+ * moves the relay's receive processing (and everything downstream of it: the forward, the bridge,
+ * the receiver's counting) to core 1, away from the generator (--no-rps to leave it on core 0).
+ * Rates come from counters sampled over a window that starts 1 s into the flood; CPU use per
+ * core over the same window comes from /proc/stat.
  *
- *   node dist/bench/relay-forward.js [--runs 5] [--seconds 4] [--userspace | --kernel-mode nat|ingress] [--generator trafgen|node]
+ *   node dist/bench/relay-forward.js [--runs 5] [--seconds 4] [--userspace | --kernel-mode nat|ingress] [--no-rps] [--generator trafgen|node]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
@@ -135,6 +139,7 @@ async function main(): Promise<void> {
   const userspace = process.argv.includes('--userspace');
   const ki = process.argv.indexOf('--kernel-mode');
   const kernelMode = ki >= 0 ? process.argv[ki + 1] : 'ingress';
+  const rps = !userspace && !process.argv.includes('--no-rps');
   const gi = process.argv.indexOf('--generator');
   const generator = gi >= 0 ? process.argv[gi + 1] : 'trafgen';
   if (generator !== 'trafgen' && generator !== 'node') throw new Error('--generator is trafgen or node');
@@ -169,6 +174,7 @@ async function main(): Promise<void> {
       await Promise.all([lineFrom(receiver, 'answered'), lineFrom(sender, 'confirmed')]);
       await run('nft', ['-f', '-'], { netns: lab.ns('dst'), input: `table ip bench {\n  counter got {\n  }\n  chain pre {\n    type filter hook prerouting priority raw - 10; policy accept;\n    udp dport ${RECEIVER_PORT} counter name got drop\n  }\n}\n` });
       if (!userspace) await sleep(1500); // the relay installs the pair and flushes conntrack (again after 1 s)
+      if (rps) await lab.exec('relay', 'sh', ['-c', 'echo 2 > /sys/class/net/eth0/queues/rx-0/rps_cpus']);
 
       if (generator === 'trafgen') {
         const mac = (ns: string) => lab.exec(ns, 'cat', ['/sys/class/net/eth0/address']).then((r) => r.stdout.trim());
@@ -207,7 +213,7 @@ async function main(): Promise<void> {
     JSON.stringify(
       {
         benchmark: 'relay-forward',
-        mode: userspace ? 'userspace, relay process pinned to core 1' : `kernel fast path (${kernelMode}); forwarding runs in softirq, not in the relay process`,
+        mode: userspace ? 'userspace, relay process pinned to core 1' : `kernel fast path (${kernelMode}); forwarding runs in softirq${rps ? ', steered to core 1 by RPS on the relay interface' : ' on the core that sends (core 0)'}`,
         generator: generator === 'trafgen' ? 'trafgen (packet mmap), one process on core 0' : 'one Node UDP socket',
         datagramBytes: SIZE,
         runs: results.length,
