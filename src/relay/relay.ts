@@ -259,8 +259,8 @@ export class Relay {
   /**
    * The legs the kernel should forward: both sides confirmed, and no side with a live candidate
    * at another port. Such a candidate's answer would come from the other node's confirmed port,
-   * which the kernel would DNAT to the old port; taken out of the kernel, it reaches our socket
-   * and is routed by its index.
+   * which the kernel would forward to the old port; taken out of the kernel, it reaches our
+   * socket and is routed by its index.
    */
   private wantedLegs(alloc: Allocation): { a: Leg; b: Leg } | undefined {
     if (!this.allocations.has(alloc.id)) return undefined;
@@ -376,8 +376,8 @@ export class Relay {
       this.send(to, buf, dest);
     };
     if (this.opts.kernel && !sameEndpoint(from.confirmed, rinfo)) {
-      // The answer must reach our socket, not be DNATed to the old port: forward once the pair is
-      // out of the kernel (behind any install still under way).
+      // The answer must reach our socket, not be forwarded by the kernel to the old port: forward
+      // once the pair is out of the kernel (behind any install still under way).
       void this.kernelSync(alloc).then(() => {
         if (this.allocations.get(alloc.id) === alloc) forward();
       });
