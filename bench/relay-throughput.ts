@@ -1,8 +1,10 @@
 /**
- * iperf3 over WireGuard: direct between two home NATs, then through the relay (same lab, same
- * run), as a share of direct. The relay runs as its own process on the public host.
+ * iperf3 over WireGuard: direct between two home NATs, then through the relay in each of the
+ * given modes (same lab, same run, one after the other), each as a share of that run's direct
+ * figure. The relay runs as its own process on the public host, started afresh for each mode.
+ * Interleaving the modes inside each run keeps a changing machine load from favouring one of them.
  *
- *   node dist/bench/relay-throughput.js [--runs 5] [--seconds 5] [--userspace]
+ *   node dist/bench/relay-throughput.js [--runs 5] [--seconds 5] [--modes ingress,nat,userspace]
  */
 import { fileURLToPath } from 'node:url';
 import { setDevice } from '../src/core/wireguard/uapi.js';
@@ -16,7 +18,10 @@ teardownOnExit();
 const runs = argNumber('runs', 5);
 const seconds = argNumber('seconds', 5);
 const RELAY_HOST = fileURLToPath(new URL('../src/lab/relay-host.js', import.meta.url));
-const userspace = process.argv.includes('--userspace');
+const mi = process.argv.indexOf('--modes');
+const modes = (mi >= 0 ? process.argv[mi + 1] : 'ingress,nat').split(',');
+for (const m of modes) if (!['ingress', 'nat', 'userspace'].includes(m)) throw new Error(`unknown mode ${m}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const lab = await Lab.up(parseTopology(natPair(`brelay${process.pid % 1000}`, 'restricted')));
 try {
@@ -26,7 +31,24 @@ try {
   await lab.recordWireGuard('a', aIf);
   const b = await startWireGuard(lab.ns('b'), bIf, { listenPort: 51820, address: '10.77.0.2/24' });
   await lab.recordWireGuard('b', bIf);
-  lab.spawn('relay', 'relay', process.execPath, [RELAY_HOST, '--address', '203.0.113.2', '--ports', '47000-47010', '--allocate', `ab,${a.publicKey},203.0.113.10,${b.publicKey},203.0.113.20`, ...(userspace ? ['--userspace'] : [])]);
+
+  const startRelay = async (mode: string): Promise<number> => {
+    const pid = lab.spawn('relay', `relay-${mode}`, process.execPath, [RELAY_HOST, '--address', '203.0.113.2', '--ports', '47000-47010', '--allocate', `ab,${a.publicKey},203.0.113.10,${b.publicKey},203.0.113.20`, '--quiet', ...(mode === 'userspace' ? ['--userspace'] : ['--kernel-mode', mode])]);
+    await sleep(500);
+    return pid;
+  };
+  const stopRelay = async (pid: number) => {
+    process.kill(pid, 'SIGTERM');
+    for (let t = 0; t < 300; t++) {
+      try {
+        process.kill(pid, 0);
+        await sleep(50);
+      } catch {
+        return;
+      }
+    }
+    throw new Error('the relay did not exit');
+  };
 
   let pathRetries = 0;
   /**
@@ -51,23 +73,40 @@ try {
   };
 
   const direct: number[] = [];
-  const relayed: number[] = [];
+  const relayed = new Map<string, number[]>(modes.map((m) => [m, []]));
   for (let i = 0; i < runs; i++) {
     await path('203.0.113.20:51820', '203.0.113.10:51820');
     direct.push((await iperf3(lab.ns('b'), lab.ns('a'), '10.77.0.2', seconds)).bitsPerSecond / 1e6);
-    await path('203.0.113.2:47000', '203.0.113.2:47001');
-    relayed.push((await iperf3(lab.ns('b'), lab.ns('a'), '10.77.0.2', seconds)).bitsPerSecond / 1e6);
-    progress(`run ${i + 1}/${runs}: direct ${direct[i].toFixed(0)} Mbit/s, relay ${relayed[i].toFixed(0)} Mbit/s`);
+    for (const mode of modes) {
+      const pid = await startRelay(mode);
+      try {
+        await path('203.0.113.2:47000', '203.0.113.2:47001');
+        // The pair goes into the kernel right after both sides are confirmed: measure after that.
+        await sleep(mode === 'userspace' ? 0 : 1500);
+        relayed.get(mode)!.push((await iperf3(lab.ns('b'), lab.ns('a'), '10.77.0.2', seconds)).bitsPerSecond / 1e6);
+      } finally {
+        await stopRelay(pid);
+      }
+    }
+    progress(`run ${i + 1}/${runs}: direct ${direct[i].toFixed(0)} Mbit/s, ${modes.map((m) => `${m} ${relayed.get(m)![i].toFixed(0)} Mbit/s`).join(', ')}`);
   }
   const round = (x: number) => Math.round(x * 10) / 10;
   console.log(
     JSON.stringify(
       {
         benchmark: 'relay-throughput',
-        relay: userspace ? 'userspace' : 'kernel fast path (nftables)',
+        seconds,
         directMbps: { runs: direct.map(round), median: round(median(direct)) },
-        relayMbps: { runs: relayed.map(round), median: round(median(relayed)) },
-        relayShareOfDirectPct: round((100 * median(relayed)) / median(direct)),
+        relay: modes.map((mode) => {
+          const r = relayed.get(mode)!;
+          return {
+            mode: mode === 'userspace' ? 'userspace' : `kernel fast path (${mode})`,
+            relayMbps: { runs: r.map(round), median: round(median(r)) },
+            shareOfDirectPct: round((100 * median(r)) / median(direct)),
+            // Each run's relay figure over the direct figure measured just before it.
+            perRunSharePct: { runs: r.map((x, i) => round((100 * x) / direct[i])), median: round(median(r.map((x, i) => (100 * x) / direct[i]))) },
+          };
+        }),
         pathRetries,
         target: 90,
       },

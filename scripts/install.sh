@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(wireguard-tools wireguard-go iproute2 nftables iptables conntrack iperf3 procps iputils-ping
-          miniupnpd-nftables miniupnpc natpmpc util-linux)
+          miniupnpd-nftables miniupnpc natpmpc util-linux netsniff-ng)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

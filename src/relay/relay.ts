@@ -1,21 +1,29 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { mac1Key, messageType, MESSAGE, verifyMac1 } from '../core/wireguard/packet.js';
-import type { KernelPath } from './kernel-path.js';
+import type { KernelCounters, KernelPath, Leg } from './kernel-path.js';
 
 /**
  * A relay for WireGuard datagrams it cannot decrypt. Each allocation serves one pair of nodes and
  * owns two UDP ports, one per side: A sends to portA and B receives from portB, and back.
  *
- * Not an open relay: a side only accepts datagrams from its node's public IP (as the hub sees it),
- * learns the node's port only from a handshake message whose mac1 is valid for the other side's
- * public key (which a spoofer who is not on the path cannot make for an arbitrary port… it can
- * replay one, but only from the node's own IP), and forwards only to the other side's learned
- * address. Nothing is ever sent anywhere else.
+ * Not an open relay: a side only accepts datagrams from its node's public IP (as the hub sees it)
+ * and only ever sends to that IP. Within that IP, which port is the node's is decided by evidence
+ * that the other node's WireGuard accepted a handshake, not by mac1 alone: mac1 is keyed by a
+ * *public* key, so anyone who can spoof the node's IP can make a valid one (or replay a genuine
+ * initiation) from any port. So:
+ *   - an initiation (valid mac1) from a new port only makes that port a *candidate*, remembered
+ *     with the initiation's sender index;
+ *   - a response names that index as its receiver index; only the other node can answer a
+ *     genuine initiation (a forged or replayed one gets no answer), so a response that names a
+ *     candidate *confirms* that candidate, and confirms the responder at the port it came from;
+ *   - transport data is forwarded only between confirmed ports.
+ * A confirmed side keeps its port until another port is confirmed this way (roaming inside one NAT
+ * re-handshakes from the new port, and the other side answers).
  */
 
 export interface RelaySideSpec {
   publicKey: string;
-  /** The node's public IP; the port is learned from its first valid handshake message. */
+  /** The node's public IP; the port is confirmed by a handshake answered through the relay. */
   ip: string;
 }
 
@@ -24,16 +32,56 @@ export interface DirectionCounters {
   bytes: number;
 }
 
+export interface DropCounters {
+  /** Not shaped like a WireGuard message. */
+  malformed: number;
+  /** Not from the side's node IP. */
+  wrongSource: number;
+  /** Initiation or response whose mac1 is not made for the other side's key. */
+  badMac1: number;
+  /** Transport data from a port that is not confirmed, or while the other side has no confirmed port. */
+  unconfirmed: number;
+  /** Response or cookie reply whose receiver index names no recent initiation of the other side. */
+  unknownIndex: number;
+  /** Initiation reusing a recent initiation's index from another port: a replay, the first sighting wins. */
+  replayed: number;
+  /** Initiation while the other side has neither a confirmed port nor a candidate to send it to. */
+  noDestination: number;
+  /** unconfirmed + noDestination: the one figure earlier versions had, kept for existing readers. */
+  notLatched: number;
+}
+
+export interface SideStats {
+  ip: string;
+  /** The confirmed ip:port (kept under this name for existing readers), or null. */
+  latched: string | null;
+  /** Ports seen initiating and not yet answered. */
+  candidates: string[];
+}
+
 export interface AllocationStats {
   id: string;
   portA: number;
   portB: number;
-  a: { ip: string; latched: string | null };
-  b: { ip: string; latched: string | null };
+  a: SideStats;
+  b: SideStats;
   aToB: DirectionCounters;
   bToA: DirectionCounters;
-  dropped: { malformed: number; wrongSource: number; notLatched: number };
+  dropped: DropCounters;
+  /** True while the kernel fast path forwards the pair. */
+  kernel: boolean;
   idleMs: number;
+}
+
+interface Endpoint {
+  address: string;
+  port: number;
+}
+
+interface Candidate extends Endpoint {
+  index: number;
+  /** performance.now() when first seen; read only for handshake messages, never per transport datagram. */
+  seenAt: number;
 }
 
 interface Side {
@@ -42,7 +90,10 @@ interface Side {
   port: number;
   /** mac1 key of the *other* side: handshake messages arriving here are addressed to it. */
   peerMac1Key: Buffer;
-  latched?: { address: string; port: number };
+  confirmed?: Endpoint;
+  /** Oldest first, at most MAX_CANDIDATES, none older than CANDIDATE_MS. */
+  candidates: Candidate[];
+  /** What was forwarded out of this side's socket, plus what the kernel forwarded toward it before it was taken back. */
   out: DirectionCounters;
 }
 
@@ -53,8 +104,17 @@ interface Allocation {
   /** Set by the sweeper when the forwarded-packet count moved, so the datagram path never reads the clock. */
   lastActive: number;
   packetsSeen: number;
-  dropped: AllocationStats['dropped'];
+  dropped: Omit<DropCounters, 'notLatched'>;
+  /** Legs the kernel forwards now (set once installed). */
+  kernelLegs?: { a: Leg; b: Leg };
+  /** Kernel changes for this pair run one after another, each deciding from the state at its turn. */
+  kernelQueue: Promise<void>;
 }
+
+/** A few handshakes in flight per side: WireGuard retries every 5 s with a fresh index. */
+const MAX_CANDIDATES = 4;
+/** Longer than WireGuard's 5 s retry, so a response to the previous try still finds its initiation. */
+const CANDIDATE_MS = 10_000;
 
 export interface RelayOptions {
   /** Address the relay's ports bind to. */
@@ -63,17 +123,23 @@ export interface RelayOptions {
   portMax: number;
   /** An allocation with no forwarded traffic for this long is released. */
   idleMs?: number;
-  /** Kernel forwarding for latched pairs (see kernel-path.ts); userspace only when absent. */
+  /** Kernel forwarding for confirmed pairs (see kernel-path.ts); userspace only when absent. */
   kernel?: KernelPath;
   onError?: (err: unknown) => void;
-  /** A side was confirmed at this address (the hub learns each node's mapping toward the relay). */
+  /**
+   * A side's confirmed endpoint changed (its first confirmation included): `endpoint` is the
+   * node's ip:port as the relay sees it, i.e. its NAT's mapping toward the relay.
+   */
   onLatched?: (id: string, publicKey: string, endpoint: string) => void;
+  /** An allocation is gone: idle expiry, or release() (close() releases every allocation). */
   onReleased?: (id: string, reason: 'idle' | 'released') => void;
 }
 
 export class RelayError extends Error {
   override name = 'RelayError';
 }
+
+const sameEndpoint = (x: Endpoint | undefined, y: Endpoint | undefined) => x?.address === y?.address && x?.port === y?.port;
 
 export class Relay {
   private allocations = new Map<string, Allocation>();
@@ -83,7 +149,7 @@ export class Relay {
 
   constructor(private readonly opts: RelayOptions) {
     this.idleMs = opts.idleMs ?? 120_000;
-    this.sweeper = setInterval(() => this.expire(), Math.min(5000, this.idleMs / 2));
+    this.sweeper = setInterval(() => this.sweep(), Math.min(5000, this.idleMs / 2));
     this.sweeper.unref();
   }
 
@@ -101,82 +167,152 @@ export class Relay {
       this.closeSide(sideA);
       throw err;
     }
-    const alloc: Allocation = { id, a: sideA, b: sideB, lastActive: Date.now(), packetsSeen: 0, dropped: { malformed: 0, wrongSource: 0, notLatched: 0 } };
+    const alloc: Allocation = {
+      id,
+      a: sideA,
+      b: sideB,
+      lastActive: Date.now(),
+      packetsSeen: 0,
+      dropped: { malformed: 0, wrongSource: 0, badMac1: 0, unconfirmed: 0, unknownIndex: 0, replayed: 0, noDestination: 0 },
+      kernelQueue: Promise.resolve(),
+    };
     sideA.socket.on('message', (buf, rinfo) => this.onDatagram(alloc, sideA, sideB, buf, rinfo));
     sideB.socket.on('message', (buf, rinfo) => this.onDatagram(alloc, sideB, sideA, buf, rinfo));
     this.allocations.set(id, alloc);
     return { portA: sideA.port, portB: sideB.port };
   }
 
-  /** A node roamed: accept its new public IP (its port is learned again from a handshake). */
+  /**
+   * A node's public IP changed: accept the new one, and confirm its port again from a handshake.
+   * The same IP again changes nothing (the port the relay confirmed is its own evidence).
+   */
   updateIp(id: string, publicKey: string, ip: string): void {
     const alloc = this.allocations.get(id);
     const side = alloc && [alloc.a, alloc.b].find((s) => s.spec.publicKey === publicKey);
-    if (!side) throw new RelayError(`allocation ${id} has no side for that key`);
+    if (!alloc || !side) throw new RelayError(`allocation ${id} has no side for that key`);
+    if (side.spec.ip === ip) return;
     side.spec = { ...side.spec, ip };
-    side.latched = undefined;
-    this.kernelSync(alloc);
+    side.confirmed = undefined;
+    side.candidates = [];
+    void this.kernelSync(alloc);
   }
 
   has(id: string): boolean {
     return this.allocations.has(id);
   }
 
-  release(id: string, reason: 'idle' | 'released' = 'released'): boolean {
-    const alloc = this.allocations.get(id);
-    if (!alloc) return false;
-    this.opts.onReleased?.(id, reason);
-    this.allocations.delete(id);
-    if (this.opts.kernel) void this.opts.kernel.remove(id).catch((err: unknown) => this.opts.onError?.(err));
-    this.closeSide(alloc.a);
-    this.closeSide(alloc.b);
-    return true;
+  release(id: string): boolean {
+    return this.releaseAs(id, 'released');
   }
 
   /** Counters include what the kernel fast path forwarded. */
   async stats(): Promise<AllocationStats[]> {
-    const kernel = (await this.opts.kernel?.counters()) ?? new Map();
+    const kernel = (await this.opts.kernel?.counters()) ?? new Map<string, KernelCounters>();
     const now = Date.now();
     const plus = (a: DirectionCounters, b?: DirectionCounters) => ({ packets: a.packets + (b?.packets ?? 0), bytes: a.bytes + (b?.bytes ?? 0) });
+    const side = (s: Side): SideStats => ({
+      ip: s.spec.ip,
+      latched: s.confirmed ? `${s.confirmed.address}:${s.confirmed.port}` : null,
+      candidates: s.candidates.map((c) => `${c.address}:${c.port}`),
+    });
     return [...this.allocations.values()].map((x) => ({
       id: x.id,
       portA: x.a.port,
       portB: x.b.port,
-      a: { ip: x.a.spec.ip, latched: x.a.latched ? `${x.a.latched.address}:${x.a.latched.port}` : null },
-      b: { ip: x.b.spec.ip, latched: x.b.latched ? `${x.b.latched.address}:${x.b.latched.port}` : null },
+      a: side(x.a),
+      b: side(x.b),
       aToB: plus(x.b.out, kernel.get(x.id)?.ab),
       bToA: plus(x.a.out, kernel.get(x.id)?.ba),
-      dropped: { ...x.dropped },
+      dropped: { ...x.dropped, notLatched: x.dropped.unconfirmed + x.dropped.noDestination },
+      kernel: x.kernelLegs !== undefined,
       idleMs: now - x.lastActive,
     }));
   }
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
-    for (const id of [...this.allocations.keys()]) this.release(id);
-    await this.opts.kernel?.close();
-  }
-
-  /** Hands a pair to the kernel once both ends are known; takes it back while one is not. */
-  private kernelSync(alloc: Allocation): void {
+    const allocs = [...this.allocations.values()];
+    this.allocations.clear();
+    for (const a of allocs) {
+      this.closeSide(a.a);
+      this.closeSide(a.b);
+      this.opts.onReleased?.(a.id, 'released');
+    }
     const k = this.opts.kernel;
     if (!k) return;
+    // One table delete instead of a removal per pair (a thousand pairs took seconds); the pairs'
+    // conntrack entries still have to go, or the kernel keeps forwarding them.
+    await Promise.allSettled(allocs.map((a) => a.kernelQueue));
+    await k.close();
+    await Promise.allSettled(allocs.flatMap((a) => (a.kernelLegs ? [k.flush(a.kernelLegs.a, a.kernelLegs.b)] : [])));
+  }
+
+  private releaseAs(id: string, reason: 'idle' | 'released'): boolean {
+    const alloc = this.allocations.get(id);
+    if (!alloc) return false;
+    this.allocations.delete(id);
+    this.closeSide(alloc.a);
+    this.closeSide(alloc.b);
+    // Without its map entries the kernel would still forward the pair's live conntrack entries
+    // (NAT is decided once per flow) until they time out: flush them too.
+    void this.kernelSync(alloc);
+    this.opts.onReleased?.(id, reason);
+    return true;
+  }
+
+  /**
+   * The legs the kernel should forward: both sides confirmed, and no side with a live candidate
+   * at another port. Such a candidate's answer would come from the other node's confirmed port,
+   * which the kernel would forward to the old port; taken out of the kernel, it reaches our
+   * socket and is routed by its index.
+   */
+  private wantedLegs(alloc: Allocation): { a: Leg; b: Leg } | undefined {
+    if (!this.allocations.has(alloc.id)) return undefined;
     const { a, b } = alloc;
-    if (!a.latched || !b.latched) {
-      void k.remove(alloc.id).catch((err: unknown) => this.opts.onError?.(err));
-      return;
-    }
-    const legA = { ip: a.latched.address, port: a.latched.port, relayPort: a.port };
-    const legB = { ip: b.latched.address, port: b.latched.port, relayPort: b.port };
-    // Datagrams still queued on our sockets during the handover are forwarded here as usual (losing
-    // one cost a 5 s WireGuard handshake retry in the lab); their sends may leave an un-NATed
-    // conntrack entry behind, so flush once more after the queue has drained.
-    void k
-      .install(alloc.id, legA, legB)
-      .then(() => k.flush(legA, legB))
-      .then(() => new Promise((r) => setTimeout(r, 1000)))
-      .then(() => (this.allocations.has(alloc.id) ? k.flush(legA, legB) : undefined))
-      .catch((err: unknown) => this.opts.onError?.(err));
+    if (!a.confirmed || !b.confirmed) return undefined;
+    for (const s of [a, b]) if (s.candidates.some((c) => !sameEndpoint(c, s.confirmed))) return undefined;
+    return {
+      a: { ip: a.confirmed.address, port: a.confirmed.port, relayPort: a.port },
+      b: { ip: b.confirmed.address, port: b.confirmed.port, relayPort: b.port },
+    };
+  }
+
+  /** Brings the kernel in line with wantedLegs(); resolves when this and every earlier change for the pair is done. */
+  private kernelSync(alloc: Allocation): Promise<void> {
+    const k = this.opts.kernel;
+    if (!k) return Promise.resolve();
+    const step = async () => {
+      const want = this.wantedLegs(alloc);
+      const have = alloc.kernelLegs;
+      if (want && have && sameLegs(want, have)) return;
+      if (have) {
+        const counted = await k.remove(alloc.id);
+        alloc.kernelLegs = undefined;
+        // What the kernel forwarded now counts as forwarded by the sockets it stood in for.
+        if (counted) {
+          add(alloc.b.out, counted.ab);
+          add(alloc.a.out, counted.ba);
+        }
+        await k.flush(have.a, have.b);
+      }
+      if (want) {
+        await k.install(alloc.id, want.a, want.b);
+        alloc.kernelLegs = want;
+        await k.flush(want.a, want.b);
+        // Datagrams still queued on our sockets during the handover are forwarded here as usual
+        // (losing one cost a 5 s WireGuard handshake retry in the lab); their sends may leave an
+        // un-NATed conntrack entry behind, so flush once more after the queue has drained.
+        setTimeout(() => {
+          alloc.kernelQueue = alloc.kernelQueue
+            .then(async () => {
+              if (alloc.kernelLegs && sameLegs(alloc.kernelLegs, want)) await k.flush(want.a, want.b);
+            })
+            .catch((err: unknown) => this.opts.onError?.(err));
+        }, 1000).unref();
+      }
+    };
+    alloc.kernelQueue = alloc.kernelQueue.then(step).catch((err: unknown) => this.opts.onError?.(err));
+    return alloc.kernelQueue;
   }
 
   private onDatagram(alloc: Allocation, from: Side, to: Side, buf: Buffer, rinfo: RemoteInfo): void {
@@ -184,30 +320,106 @@ export class Relay {
       alloc.dropped.wrongSource++;
       return;
     }
-    const type = messageType(buf);
-    if (type === 0) {
-      alloc.dropped.malformed++;
-      return;
-    }
-    const latched = from.latched;
-    if (!latched || latched.port !== rinfo.port) {
-      // Only a handshake made for the other side's key may (re)bind this side's port: roaming
-      // inside one NAT changes the port, and WireGuard re-handshakes after it.
-      if ((type === MESSAGE.initiation || type === MESSAGE.response) && verifyMac1(buf, from.peerMac1Key)) {
-        from.latched = { address: rinfo.address, port: rinfo.port };
-        this.opts.onLatched?.(alloc.id, from.spec.publicKey, `${rinfo.address}:${rinfo.port}`);
-        this.kernelSync(alloc);
-      } else {
-        alloc.dropped.notLatched++;
+    switch (messageType(buf)) {
+      case MESSAGE.transport: {
+        const dest = to.confirmed;
+        if (!dest || from.confirmed?.port !== rinfo.port) {
+          alloc.dropped.unconfirmed++;
+          return;
+        }
+        this.send(to, buf, dest);
         return;
       }
+      case MESSAGE.initiation:
+        this.onInitiation(alloc, from, to, buf, rinfo);
+        return;
+      case MESSAGE.response:
+        this.onResponse(alloc, from, to, buf, rinfo);
+        return;
+      case MESSAGE.cookie: {
+        // Routed like a response, confirms nothing: a cookie reply proves no handshake was accepted.
+        const cand = this.candidateFor(to, buf.readUInt32LE(4));
+        if (!cand) {
+          alloc.dropped.unknownIndex++;
+          return;
+        }
+        this.send(to, buf, cand);
+        return;
+      }
+      default:
+        alloc.dropped.malformed++;
     }
-    const dest = to.latched;
-    if (!dest) {
-      // The other side has not spoken yet; WireGuard retransmits its handshake, so dropping is fine.
-      alloc.dropped.notLatched++;
+  }
+
+  private onInitiation(alloc: Allocation, from: Side, to: Side, buf: Buffer, rinfo: RemoteInfo): void {
+    if (!verifyMac1(buf, from.peerMac1Key)) {
+      alloc.dropped.badMac1++;
       return;
     }
+    const now = performance.now();
+    prune(from, now);
+    const index = buf.readUInt32LE(4);
+    const known = from.candidates.find((c) => c.index === index);
+    if (known && known.port !== rinfo.port) {
+      // WireGuard draws a fresh index for every initiation, retries included, so the first port
+      // an index came from is the genuine one; a copy from elsewhere must not redirect its answer.
+      alloc.dropped.replayed++;
+      return;
+    }
+    if (!known) {
+      from.candidates.push({ address: rinfo.address, port: rinfo.port, index, seenAt: now });
+      if (from.candidates.length > MAX_CANDIDATES) from.candidates.shift();
+    }
+    const forward = () => {
+      prune(to, performance.now());
+      const dest = to.confirmed ?? to.candidates[to.candidates.length - 1];
+      if (!dest) {
+        alloc.dropped.noDestination++;
+        return;
+      }
+      this.send(to, buf, dest);
+    };
+    if (this.opts.kernel && !sameEndpoint(from.confirmed, rinfo)) {
+      // The answer must reach our socket, not be forwarded by the kernel to the old port: forward
+      // once the pair is out of the kernel (behind any install still under way).
+      void this.kernelSync(alloc).then(() => {
+        if (this.allocations.get(alloc.id) === alloc) forward();
+      });
+      return;
+    }
+    forward();
+  }
+
+  private onResponse(alloc: Allocation, from: Side, to: Side, buf: Buffer, rinfo: RemoteInfo): void {
+    if (!verifyMac1(buf, from.peerMac1Key)) {
+      alloc.dropped.badMac1++;
+      return;
+    }
+    const cand = this.candidateFor(to, buf.readUInt32LE(8));
+    if (!cand) {
+      alloc.dropped.unknownIndex++;
+      return;
+    }
+    // One answer per initiation: a second response naming the same index proves nothing new.
+    to.candidates = to.candidates.filter((c) => c !== cand);
+    this.send(to, buf, cand);
+    this.confirm(alloc, to, cand);
+    this.confirm(alloc, from, { address: rinfo.address, port: rinfo.port });
+    void this.kernelSync(alloc);
+  }
+
+  private candidateFor(side: Side, index: number): Candidate | undefined {
+    prune(side, performance.now());
+    return side.candidates.find((c) => c.index === index);
+  }
+
+  private confirm(alloc: Allocation, side: Side, ep: Endpoint): void {
+    if (sameEndpoint(side.confirmed, ep)) return;
+    side.confirmed = { address: ep.address, port: ep.port };
+    this.opts.onLatched?.(alloc.id, side.spec.publicKey, `${ep.address}:${ep.port}`);
+  }
+
+  private send(to: Side, buf: Buffer, dest: Endpoint): void {
     to.socket.send(buf, dest.port, dest.address);
     to.out.packets++;
     to.out.bytes += buf.length;
@@ -229,7 +441,7 @@ export class Relay {
       }
       this.usedPorts.add(port);
       socket.on('error', () => undefined);
-      return { spec, socket, port, peerMac1Key: mac1Key(key), out: { packets: 0, bytes: 0 } };
+      return { spec, socket, port, peerMac1Key: mac1Key(key), candidates: [], out: { packets: 0, bytes: 0 } };
     }
     throw new RelayError(`no free relay port in ${this.opts.portMin}-${this.opts.portMax}`);
   }
@@ -239,11 +451,12 @@ export class Relay {
     s.socket.close();
   }
 
-  private expire(): void {
+  private sweep(): void {
     void (async () => {
       // Traffic the kernel forwards never reaches us: its counters count as activity too.
-      const kernel = (await this.opts.kernel?.counters()) ?? new Map();
+      const kernel = (await this.opts.kernel?.counters()) ?? new Map<string, KernelCounters>();
       const now = Date.now();
+      const tick = performance.now();
       for (const a of [...this.allocations.values()]) {
         const k = kernel.get(a.id);
         const total = a.a.out.packets + a.b.out.packets + (k ? k.ab.packets + k.ba.packets : 0);
@@ -251,8 +464,31 @@ export class Relay {
           a.packetsSeen = total;
           a.lastActive = now;
         }
-        if (now - a.lastActive > this.idleMs) this.release(a.id, 'idle');
+        if (now - a.lastActive > this.idleMs) {
+          this.releaseAs(a.id, 'idle');
+          continue;
+        }
+        // A candidate nobody answered (a spoofed or replayed initiation) kept the pair out of the
+        // kernel; once it expires the pair goes back in.
+        const had = a.a.candidates.length + a.b.candidates.length;
+        prune(a.a, tick);
+        prune(a.b, tick);
+        if (a.a.candidates.length + a.b.candidates.length !== had) void this.kernelSync(a);
       }
     })().catch((err: unknown) => this.opts.onError?.(err));
   }
+}
+
+function prune(side: Side, now: number): void {
+  while (side.candidates.length > 0 && now - side.candidates[0].seenAt > CANDIDATE_MS) side.candidates.shift();
+}
+
+function sameLegs(x: { a: Leg; b: Leg }, y: { a: Leg; b: Leg }): boolean {
+  const eq = (p: Leg, q: Leg) => p.ip === q.ip && p.port === q.port && p.relayPort === q.relayPort;
+  return eq(x.a, y.a) && eq(x.b, y.b);
+}
+
+function add(to: DirectionCounters, x: DirectionCounters): void {
+  to.packets += x.packets;
+  to.bytes += x.bytes;
 }
