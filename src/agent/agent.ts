@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
-import WebSocket from 'ws';
+import { HubLink } from '../core/hub-link.js';
 import type { Logger } from '../core/log.js';
-import { decode, hubMessageSchema, type AgentConfig, type AgentMessage, type AgentSettings, type HubMessage, type PathEvent, type PeerInfo, type PeerReport } from '../core/protocol.js';
+import { hubMessageSchema, type AgentConfig, type AgentMessage, type AgentSettings, type HubMessage, type PathEvent, type PeerInfo, type PeerReport } from '../core/protocol.js';
 import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
 import { ClientPeer } from './client-peer.js';
@@ -18,8 +18,6 @@ export interface AgentOptions {
   attemptMs?: number;
 }
 
-const RECONNECT_MIN_MS = 250;
-const RECONNECT_MAX_MS = 10_000;
 /** While an attempt runs the device is read every 50 ms; otherwise once a second is enough for liveness. */
 const FAST_TICK_MS = 50;
 const SLOW_TICK_MS = 1000;
@@ -33,14 +31,11 @@ type Managed = MeshPeer | ClientPeer;
  */
 export class Agent {
   private device!: WireGuardDevice;
-  private ws?: WebSocket;
+  private link!: HubLink<HubMessage, AgentMessage>;
   private settings?: AgentSettings;
   private peers = new Map<string, Managed>();
-  private stopped = false;
-  private backoff = RECONNECT_MIN_MS;
   private timers: NodeJS.Timeout[] = [];
   private admin?: Server;
-  private hubConnected = false;
   private queue: Promise<void> = Promise.resolve();
   private network?: NetworkWatch;
   private lastSlowTick = 0;
@@ -54,7 +49,19 @@ export class Agent {
     this.device = await openDevice(this.opts.ifname);
     this.network = new NetworkWatch(this.opts.ifname, (addrs) => this.enqueue(() => this.onNetworkChange(addrs)));
     await this.network.start();
-    this.connect();
+    this.link = new HubLink<HubMessage, AgentMessage>({
+      config: this.opts.config,
+      path: '/v1/agent',
+      schema: hubMessageSchema,
+      log: this.opts.log,
+      onOpen: () => {
+        // A hub that restarted numbers its commands from 0 again.
+        for (const p of this.peers.values()) if (p instanceof MeshPeer) p.seq = -1;
+        this.enqueue(() => this.hello(false));
+      },
+      onMessage: (m) => this.enqueue(() => this.onMessage(m)),
+    });
+    this.link.start();
     this.timers.push(setInterval(() => this.scheduleTick(), FAST_TICK_MS));
     this.timers.push(setInterval(() => this.report(), 10_000));
     mkdirSync('/run/wgp2p', { recursive: true, mode: 0o700 });
@@ -69,7 +76,7 @@ export class Agent {
         (d) => {
           const dev = new Map(d.peers.map((p) => [p.publicKey, p]));
           const peers = this.reports(dev).map((r) => ({ ...r, name: this.peers.get(r.publicKey)?.info.name, kind: this.peers.get(r.publicKey)?.info.kind }));
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: this.opts.config.name, interface: this.opts.ifname, hubConnected: this.hubConnected, peers }));
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: this.opts.config.name, interface: this.opts.ifname, hubConnected: this.link.connected, peers }));
         },
         (err: Error) => res.writeHead(500).end(JSON.stringify({ error: err.message })),
       );
@@ -79,12 +86,11 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
     this.network?.stop();
     this.timers.forEach(clearInterval);
     clearTimeout(this.reportTimer);
     for (const p of this.peers.values()) if (p instanceof ClientPeer) p.stop();
-    this.ws?.terminate();
+    this.link.stop();
     await new Promise((r) => (this.admin ? this.admin.close(() => r(undefined)) : r(undefined)));
     rmSync(agentSocketPath(this.opts.ifname), { force: true });
   }
@@ -93,46 +99,8 @@ export class Agent {
     this.queue = this.queue.then(fn).catch((err: unknown) => this.opts.log.error({ err }, 'agent task failed'));
   }
 
-  private connect(): void {
-    if (this.stopped) return;
-    const url = this.opts.config.hubUrl.replace(/^http/, 'ws').replace(/\/$/, '') + '/v1/agent';
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.config.token}` }, handshakeTimeout: 5000 });
-    this.ws = ws;
-    ws.on('open', () => {
-      this.backoff = RECONNECT_MIN_MS;
-      this.hubConnected = true;
-      this.opts.log.info({ hub: this.opts.config.hubUrl }, 'connected to hub');
-      // A hub that restarted numbers its commands from 0 again.
-      for (const p of this.peers.values()) if (p instanceof MeshPeer) p.seq = -1;
-      this.enqueue(() => this.hello(false));
-    });
-    ws.on('message', (data) => {
-      let m: HubMessage;
-      try {
-        m = decode(hubMessageSchema, data.toString(), 'message from hub');
-      } catch (err) {
-        this.opts.log.warn({ err: (err as Error).message }, 'malformed message from hub ignored');
-        return;
-      }
-      this.enqueue(() => this.onMessage(m));
-    });
-    ws.on('unexpected-response', (_req, res) => {
-      this.opts.log.error({ status: res.statusCode }, res.statusCode === 401 ? 'the hub rejected our token' : 'the hub refused the connection');
-    });
-    ws.on('error', (err) => this.opts.log.debug({ err: err.message }, 'hub connection error'));
-    ws.on('close', () => {
-      this.hubConnected = false;
-      if (this.stopped) return;
-      // Reconnect with backoff; the tunnels already up do not need the hub.
-      const delay = this.backoff;
-      this.backoff = Math.min(RECONNECT_MAX_MS, this.backoff * 2);
-      this.timers.push(setTimeout(() => this.connect(), delay));
-    });
-  }
-
   private send(m: AgentMessage): void {
-    const ws = this.ws;
-    if (ws && ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
+    this.link.send(m);
   }
 
   /** Our network facts and what the device does for each peer, so a restarted hub can pick up where it was. */
@@ -278,8 +246,7 @@ export class Agent {
   }
 
   private report(): void {
-    const ws = this.ws;
-    if (!ws || ws.readyState !== ws.OPEN) return;
+    if (!this.link.connected) return;
     void this.devicePeers()
       .then((d) => this.send({ type: 'report', peers: this.reports(d) }))
       .catch(() => undefined);

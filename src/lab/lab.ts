@@ -130,7 +130,6 @@ export class Lab {
     await addNamespace(ns);
     const inet = this.plan.internet;
     await sysctl(ns, { 'net.ipv4.ip_forward': 1, 'net.ipv4.conf.all.send_redirects': 0, 'net.ipv6.conf.all.disable_ipv6': 1 });
-    await bridgesStayLayer2(ns);
     await ipBatch(ns, [
       'link add br0 type bridge',
       `addr add ${formatIPv4(inet.gateway)}/${inet.subnet.prefix} dev br0`,
@@ -315,7 +314,9 @@ export class Lab {
  * Where br_netfilter is loaded (Docker loads it; it is on by default in every namespace), frames
  * a bridge forwards also pass the IP firewall and NAT: a router's hairpin DNAT to another LAN
  * host then turns into an L2 forward between the two LAN ports, which client isolation drops
- * (measured). Home routers do not do that: their bridges stay layer 2.
+ * (measured). Home routers do not do that: their bridges stay layer 2. (Only routers: the
+ * internet core has no firewall, and with its bridge switched too, trafgen's TX ring in the relay
+ * forwarding benchmark failed with EAGAIN, measured.)
  */
 async function bridgesStayLayer2(ns: string): Promise<void> {
   if (!existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables')) return;

@@ -27,3 +27,34 @@ export function hubAndDevice(name: string, extraRouters: string[] = []): Topolog
     ],
   };
 }
+
+export interface HostBehind {
+  host: string;
+  router: string;
+  profile?: 'open' | 'firewall' | 'cone' | 'restricted' | 'symmetric' | 'udp-blocked' | 'cgnat';
+}
+
+/**
+ * A public hub ("hub", 203.0.113.2) and hosts behind home routers, one router per distinct name
+ * (router i: WAN 203.0.113.10i, LAN 192.168.10i.0/24; its hosts get .2, .3, …). `empty` routers
+ * have no host (networks to roam to); `publicHosts` sit on the internet (203.0.113.3 onwards).
+ */
+export function behindRouters(name: string, hosts: HostBehind[], opts: { empty?: Omit<HostBehind, 'host'>[]; publicHosts?: string[] } = {}): TopologyInput {
+  const routers: NonNullable<TopologyInput['routers']> = [];
+  const out: TopologyInput['hosts'] = [{ name: 'hub', network: 'internet', address: '203.0.113.2' }];
+  (opts.publicHosts ?? []).forEach((h, i) => out.push({ name: h, network: 'internet', address: `203.0.113.${3 + i}` }));
+  const index = new Map<string, number>();
+  const used = new Map<string, number>();
+  for (const h of [...hosts, ...(opts.empty ?? [])]) {
+    if (index.has(h.router)) continue;
+    const i = index.size + 1;
+    index.set(h.router, i);
+    routers.push({ name: h.router, profile: h.profile ?? 'restricted', wan: `203.0.113.${10 * i}`, lan: `192.168.${10 * i}.0/24` });
+  }
+  for (const h of hosts) {
+    const n = (used.get(h.router) ?? 1) + 1;
+    used.set(h.router, n);
+    out.push({ name: h.host, network: h.router, address: `192.168.${10 * index.get(h.router)!}.${n}` });
+  }
+  return { name, routers, hosts: out };
+}

@@ -1,7 +1,6 @@
-import WebSocket from 'ws';
 import type { Logger } from '../core/log.js';
+import { HubLink } from '../core/hub-link.js';
 import type { AgentConfig } from '../core/protocol.js';
-import { decode } from '../core/protocol.js';
 import { hubToRelaySchema, toRelayStats, type HubToRelay, type RelayToHub } from '../core/relay-protocol.js';
 import { KernelPath } from './kernel-path.js';
 import { Relay } from './relay.js';
@@ -18,8 +17,6 @@ export interface RelayNodeOptions {
   log: Logger;
 }
 
-const RECONNECT_MIN_MS = 250;
-const RECONNECT_MAX_MS = 10_000;
 /** How often the hub gets the counters (they show in `wgp2p status`). */
 const STATS_MS = 5000;
 
@@ -30,9 +27,7 @@ const STATS_MS = 5000;
  */
 export class RelayNode {
   private relay!: Relay;
-  private ws?: WebSocket;
-  private stopped = false;
-  private backoff = RECONNECT_MIN_MS;
+  private link?: HubLink<HubToRelay, RelayToHub>;
   private timers: NodeJS.Timeout[] = [];
   private kernel?: KernelPath;
 
@@ -50,7 +45,16 @@ export class RelayNode {
       onReleased: (id, reason) => this.send({ type: 'released', id, reason }),
     });
     this.opts.log.info({ address: this.opts.address, ports: [this.opts.portMin, this.opts.portMax], kernel: this.kernel !== undefined }, 'relay started');
-    this.connect();
+    this.link = new HubLink<HubToRelay, RelayToHub>({
+      config: this.opts.config,
+      path: '/v1/relay',
+      schema: hubToRelaySchema,
+      log: this.opts.log,
+      onOpen: () => this.send({ type: 'hello', address: this.opts.address, portMin: this.opts.portMin, portMax: this.opts.portMax }),
+      onMessage: (m) => void this.onMessage(m),
+      onClose: () => void this.releaseAll(),
+    });
+    this.link.start();
     this.timers.push(
       setInterval(() => {
         void this.relay.stats().then((s) => this.send({ type: 'stats', allocations: s.map(toRelayStats) }));
@@ -59,46 +63,13 @@ export class RelayNode {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
     this.timers.forEach(clearInterval);
-    this.ws?.terminate();
+    this.link?.stop();
     await this.relay.close();
   }
 
   private send(m: RelayToHub): void {
-    const ws = this.ws;
-    if (ws && ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
-  }
-
-  private connect(): void {
-    if (this.stopped) return;
-    const url = this.opts.config.hubUrl.replace(/^http/, 'ws').replace(/\/$/, '') + '/v1/relay';
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.config.token}` }, handshakeTimeout: 5000 });
-    this.ws = ws;
-    ws.on('open', () => {
-      this.backoff = RECONNECT_MIN_MS;
-      this.opts.log.info({ hub: this.opts.config.hubUrl }, 'registered with the hub');
-      this.send({ type: 'hello', address: this.opts.address, portMin: this.opts.portMin, portMax: this.opts.portMax });
-    });
-    ws.on('message', (data) => {
-      let m: HubToRelay;
-      try {
-        m = decode(hubToRelaySchema, data.toString(), 'message from hub');
-      } catch (err) {
-        this.opts.log.warn({ err: (err as Error).message }, 'malformed message from hub ignored');
-        return;
-      }
-      void this.onMessage(m);
-    });
-    ws.on('unexpected-response', (_req, res) => this.opts.log.error({ status: res.statusCode }, res.statusCode === 401 ? 'the hub rejected our token' : 'the hub refused the connection'));
-    ws.on('error', (err) => this.opts.log.debug({ err: err.message }, 'hub connection error'));
-    ws.on('close', () => {
-      if (this.stopped) return;
-      void this.releaseAll();
-      const delay = this.backoff;
-      this.backoff = Math.min(RECONNECT_MAX_MS, this.backoff * 2);
-      this.timers.push(setTimeout(() => this.connect(), delay));
-    });
+    this.link?.send(m);
   }
 
   private async releaseAll(): Promise<void> {

@@ -2,24 +2,18 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { getDevice } from '../../src/core/wireguard/uapi.js';
 import { Scenario } from '../../src/lab/scenario.js';
+import { behindRouters } from '../../src/lab/topologies.js';
 import { msUntilPingReply } from '../../src/lab/wireguard.js';
 import { uniqueLabName, withLab } from '../lab/helpers.js';
 
-const router = (name: string, i: number) => ({ name, profile: 'restricted' as const, wan: `203.0.113.${10 * i}`, lan: `192.168.${10 * i}.0/24` });
-
 test('live changes: groups decide who sees and reaches whom (also through the hub), a node can choose proxied mode, and nothing else is disturbed', async (t) => {
   await withLab(
-    {
-      name: uniqueLabName('mgrp'),
-      routers: [router('home1', 1), router('home2', 2), router('home3', 3)],
-      hosts: [
-        { name: 'hub', network: 'internet', address: '203.0.113.2' },
-        { name: 'a', network: 'home1', address: '192.168.10.2' },
-        { name: 'b', network: 'home2', address: '192.168.20.2' },
-        { name: 'g', network: 'home3', address: '192.168.30.2' },
-        { name: 'phone', network: 'home3', address: '192.168.30.3' },
-      ],
-    },
+    behindRouters(uniqueLabName('mgrp'), [
+      { host: 'a', router: 'home1' },
+      { host: 'b', router: 'home2' },
+      { host: 'g', router: 'home3' },
+      { host: 'phone', router: 'home3' },
+    ]),
     async (lab) => {
       const s = new Scenario(lab);
       await s.initHub();

@@ -1,25 +1,20 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Scenario } from '../../src/lab/scenario.js';
+import { behindRouters } from '../../src/lab/topologies.js';
 import { msUntilPingReply } from '../../src/lab/wireguard.js';
 import { uniqueLabName, withLab } from '../lab/helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const router = (name: string, profile: 'restricted' | 'symmetric', i: number) => ({ name, profile, wan: `203.0.113.${10 * i}`, lan: `192.168.${10 * i}.0/24` });
 
 test('hub failure: direct paths go on without the hub; relayed pairs resume when it returns, and direct pairs are adopted, not re-tried', async (t) => {
   await withLab(
-    {
-      name: uniqueLabName('mhub'),
-      routers: [router('home1', 'restricted', 1), router('home2', 'restricted', 2), router('mob1', 'symmetric', 3), router('mob2', 'symmetric', 4)],
-      hosts: [
-        { name: 'hub', network: 'internet', address: '203.0.113.2' },
-        { name: 'a', network: 'home1', address: '192.168.10.2' },
-        { name: 'b', network: 'home2', address: '192.168.20.2' },
-        { name: 's1', network: 'mob1', address: '192.168.30.2' },
-        { name: 's2', network: 'mob2', address: '192.168.40.2' },
-      ],
-    },
+    behindRouters(uniqueLabName('mhub'), [
+      { host: 'a', router: 'home1' },
+      { host: 'b', router: 'home2' },
+      { host: 's1', router: 'mob1', profile: 'symmetric' },
+      { host: 's2', router: 'mob2', profile: 'symmetric' },
+    ]),
     async (lab) => {
       const s = new Scenario(lab);
       await s.initHub();

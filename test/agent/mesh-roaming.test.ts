@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Scenario } from '../../src/lab/scenario.js';
+import { behindRouters } from '../../src/lab/topologies.js';
 import { msUntilPingReply } from '../../src/lab/wireguard.js';
 import { uniqueLabName, withLab } from '../lab/helpers.js';
 
@@ -8,19 +9,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('roaming: an agent moves from a home NAT to a symmetric one and back; the pair goes direct, relay, direct by itself, without flapping', async (t) => {
   await withLab(
-    {
-      name: uniqueLabName('mroam'),
-      routers: [
-        { name: 'home', profile: 'restricted', wan: '203.0.113.10', lan: '192.168.10.0/24' },
-        { name: 'office', profile: 'restricted', wan: '203.0.113.20', lan: '192.168.20.0/24' },
-        { name: 'mobile', profile: 'symmetric', wan: '203.0.113.30', lan: '192.168.30.0/24' },
-      ],
-      hosts: [
-        { name: 'hub', network: 'internet', address: '203.0.113.2' },
-        { name: 'laptop', network: 'home', address: '192.168.10.2' },
-        { name: 'server', network: 'office', address: '192.168.20.2' },
-      ],
-    },
+    behindRouters(uniqueLabName('mroam'), [
+      { host: 'laptop', router: 'home' },
+      { host: 'server', router: 'office' },
+    ], { empty: [{ router: 'mobile', profile: 'symmetric' }] }),
     async (lab) => {
       const s = new Scenario(lab);
       await s.initHub();

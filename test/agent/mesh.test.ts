@@ -2,25 +2,19 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { getDevice } from '../../src/core/wireguard/uapi.js';
 import { Scenario } from '../../src/lab/scenario.js';
+import { behindRouters } from '../../src/lab/topologies.js';
 import { msUntilPingReply } from '../../src/lab/wireguard.js';
 import { uniqueLabName, withLab } from '../lab/helpers.js';
 
-const router = (name: string, profile: 'restricted' | 'symmetric', i: number) => ({ name, profile, wan: `203.0.113.${10 * i}`, lan: `192.168.${10 * i}.0/24` });
-
 test('mesh: agents behind home NATs go direct, behind two symmetric NATs they are relayed, groups keep others out', async (t) => {
   await withLab(
-    {
-      name: uniqueLabName('mesh'),
-      routers: [router('home1', 'restricted', 1), router('home2', 'restricted', 2), router('mob1', 'symmetric', 3), router('mob2', 'symmetric', 4), router('home3', 'restricted', 5)],
-      hosts: [
-        { name: 'hub', network: 'internet', address: '203.0.113.2' },
-        { name: 'a1', network: 'home1', address: '192.168.10.2' },
-        { name: 'a2', network: 'home2', address: '192.168.20.2' },
-        { name: 's1', network: 'mob1', address: '192.168.30.2' },
-        { name: 's2', network: 'mob2', address: '192.168.40.2' },
-        { name: 'g', network: 'home3', address: '192.168.50.2' },
-      ],
-    },
+    behindRouters(uniqueLabName('mesh'), [
+      { host: 'a1', router: 'home1' },
+      { host: 'a2', router: 'home2' },
+      { host: 's1', router: 'mob1', profile: 'symmetric' },
+      { host: 's2', router: 'mob2', profile: 'symmetric' },
+      { host: 'g', router: 'home3' },
+    ]),
     async (lab) => {
       const s = new Scenario(lab);
       await s.initHub();

@@ -1,23 +1,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Scenario } from '../../src/lab/scenario.js';
+import { behindRouters } from '../../src/lab/topologies.js';
 import { msUntilPingReply } from '../../src/lab/wireguard.js';
 import { uniqueLabName, withLab } from '../lab/helpers.js';
 
-const router = (i: number) => ({ name: `mob${i}`, profile: 'symmetric' as const, wan: `203.0.113.${10 * i}`, lan: `192.168.${10 * i}.0/24` });
-
 test('relays on their own machines: they register with the hub, pairs spread over them, and a pair moves when its relay dies', async (t) => {
   await withLab(
-    {
-      name: uniqueLabName('rrel'),
-      routers: [1, 2, 3, 4].map(router),
-      hosts: [
-        { name: 'hub', network: 'internet', address: '203.0.113.2' },
-        { name: 'r1', network: 'internet', address: '203.0.113.3' },
-        { name: 'r2', network: 'internet', address: '203.0.113.4' },
-        ...[1, 2, 3, 4].map((i) => ({ name: `s${i}`, network: `mob${i}`, address: `192.168.${10 * i}.2` })),
-      ],
-    },
+    behindRouters(
+      uniqueLabName('rrel'),
+      [1, 2, 3, 4].map((i) => ({ host: `s${i}`, router: `mob${i}`, profile: 'symmetric' as const })),
+      { publicHosts: ['r1', 'r2'] },
+    ),
     async (lab) => {
       const s = new Scenario(lab);
       s.hubRunArgs = ['--no-relay'];
