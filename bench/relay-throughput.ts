@@ -4,14 +4,20 @@
  * figure. The relay runs as its own process on the public host, started afresh for each mode.
  * Interleaving the modes inside each run keeps a changing machine load from favouring one of them.
  *
- *   node dist/bench/relay-throughput.js [--runs 5] [--seconds 5] [--modes ingress,nat,userspace]
+ * On 2 cores, where the two wireguard-go processes and the two iperf3 ends land decides the
+ * figure (unpinned, direct alone went from 100 to 231 Mbit/s within one set, in two clusters). By
+ * default side a (its wireguard-go and iperf3 client) is pinned to core 0 and side b to core 1, the
+ * same for every path; the relay's kernel forwarding runs in the softirq of whichever side sends.
+ * --no-pin leaves placement to the scheduler.
+ *
+ *   node dist/bench/relay-throughput.js [--runs 5] [--seconds 5] [--modes ingress,nat,userspace] [--no-pin]
  */
 import { fileURLToPath } from 'node:url';
 import { setDevice } from '../src/core/wireguard/uapi.js';
 import { Lab, teardownOnExit } from '../src/lab/lab.js';
 import { parseTopology } from '../src/lab/topology.js';
 import { natPair } from '../src/lab/topologies.js';
-import { iperf3, msUntilPingReply, startWireGuard } from '../src/lab/wireguard.js';
+import { iperf3, msUntilPingReply, pinProcesses, startWireGuard } from '../src/lab/wireguard.js';
 import { argNumber, median, progress } from './stats.js';
 
 teardownOnExit();
@@ -31,6 +37,9 @@ try {
   await lab.recordWireGuard('a', aIf);
   const b = await startWireGuard(lab.ns('b'), bIf, { listenPort: 51820, address: '10.77.0.2/24' });
   await lab.recordWireGuard('b', bIf);
+  const pin = !process.argv.includes('--no-pin');
+  if (pin && ((await pinProcesses(lab.ns('a'), 'wireguard-go', 0)) !== 1 || (await pinProcesses(lab.ns('b'), 'wireguard-go', 1)) !== 1)) throw new Error('could not pin wireguard-go');
+  const cpus = pin ? { client: 0, server: 1 } : undefined;
 
   const startRelay = async (mode: string): Promise<number> => {
     const pid = lab.spawn('relay', `relay-${mode}`, process.execPath, [RELAY_HOST, '--address', '203.0.113.2', '--ports', '47000-47010', '--allocate', `ab,${a.publicKey},203.0.113.10,${b.publicKey},203.0.113.20`, '--quiet', ...(mode === 'userspace' ? ['--userspace'] : ['--kernel-mode', mode])]);
@@ -76,14 +85,14 @@ try {
   const relayed = new Map<string, number[]>(modes.map((m) => [m, []]));
   for (let i = 0; i < runs; i++) {
     await path('203.0.113.20:51820', '203.0.113.10:51820');
-    direct.push((await iperf3(lab.ns('b'), lab.ns('a'), '10.77.0.2', seconds)).bitsPerSecond / 1e6);
+    direct.push((await iperf3(lab.ns('b'), lab.ns('a'), '10.77.0.2', seconds, cpus)).bitsPerSecond / 1e6);
     for (const mode of modes) {
       const pid = await startRelay(mode);
       try {
         await path('203.0.113.2:47000', '203.0.113.2:47001');
         // The pair goes into the kernel right after both sides are confirmed: measure after that.
         await sleep(mode === 'userspace' ? 0 : 1500);
-        relayed.get(mode)!.push((await iperf3(lab.ns('b'), lab.ns('a'), '10.77.0.2', seconds)).bitsPerSecond / 1e6);
+        relayed.get(mode)!.push((await iperf3(lab.ns('b'), lab.ns('a'), '10.77.0.2', seconds, cpus)).bitsPerSecond / 1e6);
       } finally {
         await stopRelay(pid);
       }
@@ -96,6 +105,7 @@ try {
       {
         benchmark: 'relay-throughput',
         seconds,
+        placement: pin ? 'side a (wireguard-go, iperf3 client) on core 0, side b on core 1' : 'scheduler',
         directMbps: { runs: direct.map(round), median: round(median(direct)) },
         relay: modes.map((mode) => {
           const r = relayed.get(mode)!;

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { run } from '../core/exec.js';
 import { generateKeyPair, publicKeyOf } from '../core/wireguard/keys.js';
@@ -56,6 +56,19 @@ export async function removeWireGuardSockets(ifnames: readonly string[]): Promis
   await Promise.all(ifnames.map((i) => rm(uapiSocketPath(i), { force: true })));
 }
 
+/** Pins every thread of the processes named `comm` in a namespace to one core. */
+export async function pinProcesses(netns: string, comm: string, cpu: number): Promise<number> {
+  const pids = (await run('ip', ['netns', 'pids', netns])).stdout.split(/\s+/).filter(Boolean);
+  let n = 0;
+  for (const pid of pids) {
+    const name = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
+    if (name.trim() !== comm) continue;
+    await run('taskset', ['-a', '-p', '-c', String(cpu), pid]);
+    n++;
+  }
+  return n;
+}
+
 export function readDevice(ifname: string): Promise<DeviceState> {
   return getDevice(ifname);
 }
@@ -91,12 +104,17 @@ export interface IperfResult {
   seconds: number;
 }
 
-/** Runs iperf3 (TCP) from `clientNs` to a server started in `serverNs` listening on `serverAddress`. */
-export async function iperf3(serverNs: string, clientNs: string, serverAddress: string, seconds = 5): Promise<IperfResult> {
-  const server = spawnDaemon(serverNs, 'iperf3', ['-s', '-1', '-B', serverAddress], '/dev/null');
+/**
+ * Runs iperf3 (TCP) from `clientNs` to a server started in `serverNs` listening on `serverAddress`;
+ * with `cpus`, each end is pinned to a core (taskset), so that runs compare like with like.
+ */
+export async function iperf3(serverNs: string, clientNs: string, serverAddress: string, seconds = 5, cpus?: { client: number; server: number }): Promise<IperfResult> {
+  const pin = (cpu: number | undefined, argv: string[]): [string, string[]] => (cpu === undefined ? [argv[0], argv.slice(1)] : ['taskset', ['-c', String(cpu), ...argv]]);
+  const server = spawnDaemon(serverNs, ...pin(cpus?.server, ['iperf3', '-s', '-1', '-B', serverAddress]), '/dev/null');
   try {
     await sleep(300);
-    const r = await run('iperf3', ['-c', serverAddress, '-t', String(seconds), '-J'], { netns: clientNs, timeoutMs: (seconds + 10) * 1000 });
+    const [cmd, args] = pin(cpus?.client, ['iperf3', '-c', serverAddress, '-t', String(seconds), '-J']);
+    const r = await run(cmd, args, { netns: clientNs, timeoutMs: (seconds + 10) * 1000 });
     const json = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number; seconds: number } } };
     return { bitsPerSecond: json.end.sum_received.bits_per_second, seconds: json.end.sum_received.seconds };
   } finally {
