@@ -18,11 +18,12 @@ import { handleEnrol } from './enrol-api.js';
 import { ForwardFilter } from './forward-filter.js';
 import { readBody, reply, sourceAddress } from './http.js';
 import { emptyFacts, forgetLearned, observe, seenElsewhere, withNetwork, type NatFacts } from './nat-facts.js';
-import { PairPaths, type PairStatus } from './pair-paths.js';
+import { PairPaths } from './pair-paths.js';
 import { agentPairs, peerInfo, peersVisibleTo } from './peer-view.js';
 import { RelayPool } from './relay-pool.js';
-import { RemoteRelay } from './remote-relay.js';
-import { relayToHubSchema, type RelayToHub } from '../core/relay-protocol.js';
+import { nodeStatus } from './status.js';
+export type { HubStatusNode } from './status.js';
+import { acceptRelay } from './remote-relay.js';
 
 export interface HubOptions {
   dir: string;
@@ -56,19 +57,6 @@ interface AgentSession {
   proxied: boolean;
 }
 
-export interface HubStatusNode {
-  name: string;
-  kind: 'agent' | 'client' | 'relay';
-  address: string;
-  endpoint: string | null;
-  handshakeAgeMs: number | null;
-  rxBytes: number;
-  txBytes: number;
-  /** Agents: whether its control connection is up. Clients: the path to each agent, as that agent reports it. */
-  connected?: boolean;
-  paths?: { agent: string; path: string; directAfterMs: number | null; reason: string | null; handshakeAgeMs: number | null }[];
-  nat?: { mapping: string; mappingWhy: string; filtering: string; filteringWhy: string; lan: string[] };
-}
 
 /** After a network change without a new endpoint (only the LAN changed), re-decide the node's pairs after this. */
 const NETWORK_SETTLE_MS = 300;
@@ -407,43 +395,7 @@ export class Hub {
       socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : 'Forbidden'}\r\nConnection: close\r\n\r\n`);
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => (kind === 'agent' ? this.agentSession(auth.node, ws) : this.relaySession(auth.node, ws)));
-  }
-
-  /**
-   * A relay registered over its tunnel. It joins the pool with its hello; when it goes away its
-   * allocations are gone and the pairs on it move to another relay.
-   */
-  private relaySession(node: NodeRecord, ws: WebSocket): void {
-    let relay: RemoteRelay | undefined;
-    ws.on('message', (data) => {
-      let m: RelayToHub;
-      try {
-        m = decode(relayToHubSchema, data.toString(), `message from relay ${node.name}`);
-      } catch (err) {
-        this.opts.log.warn({ relay: node.name, err: (err as Error).message }, 'malformed message ignored');
-        return;
-      }
-      if (m.type === 'hello' && !relay) {
-        relay = new RemoteRelay(node.name, m.address, ws, {
-          latched: (_id, key, endpoint) => this.relayLatched(key, endpoint),
-          released: (id) => this.relays.released(id),
-        });
-        this.relays.add(relay);
-        this.opts.log.info({ relay: node.name, address: m.address, ports: [m.portMin, m.portMax] }, 'relay registered');
-        return;
-      }
-      relay?.onMessage(m);
-    });
-    const gone = () => {
-      if (!relay) return;
-      relay.close();
-      this.relays.remove(node.name);
-      this.opts.log.info({ relay: node.name }, 'relay gone');
-      relay = undefined;
-    };
-    ws.on('close', gone);
-    ws.on('error', gone);
+    this.wss.handleUpgrade(req, socket, head, (ws) => (kind === 'agent' ? this.agentSession(auth.node, ws) : acceptRelay(auth.node.name, ws, this.relays, (key, endpoint) => this.relayLatched(key, endpoint), this.opts.log)));
   }
 
   private agentSession(node: NodeRecord, ws: WebSocket): void {
@@ -515,43 +467,12 @@ export class Hub {
 
   // ---- admin socket (local shell only) --------------------------------------------------------
 
-  status(): HubStatusNode[] {
-    const now = Date.now();
-    const seen = new Map((this.device_?.peers ?? []).map((p) => [p.publicKey, p]));
-    return this.nodes.map((n) => {
-      const p = seen.get(n.publicKey);
-      const row: HubStatusNode = {
-        name: n.name,
-        kind: n.kind,
-        address: n.address,
-        endpoint: p?.endpoint ?? null,
-        handshakeAgeMs: p && p.lastHandshakeMs > 0 ? now - p.lastHandshakeMs : null,
-        rxBytes: p?.rxBytes ?? 0,
-        txBytes: p?.txBytes ?? 0,
-      };
-      if (n.kind === 'agent') {
-        row.connected = this.sessions.has(n.publicKey);
-        const f = this.facts.get(n.publicKey);
-        if (f) row.nat = { mapping: f.mapping, mappingWhy: f.mappingWhy, filtering: f.filtering, filteringWhy: f.filteringWhy, lan: f.lan };
-      }
-      row.paths = [...this.sessions.values()]
-        .map((s) => ({ s, r: s.reports.get(n.publicKey) }))
-        .filter((x) => x.r)
-        .map(({ s, r }) => ({ agent: s.node.name, path: r!.path, directAfterMs: r!.directAfterMs, reason: r!.reason, handshakeAgeMs: r!.handshakeAgeMs }));
-      return row;
-    });
-  }
-
-  pairStatus(): PairStatus[] {
-    return this.pairs.status();
-  }
-
   private async handleAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method === 'GET' && req.url === '/v1/status') {
       const counters = new Map((await this.relays.stats()).map((x) => [x.id, x]));
       return reply(res, 200, {
         hub: { interface: this.opts.ifname, device: this.device.kind, agentsConnected: this.sessions.size, polls: this.stats.polls, meanPollMs: this.stats.polls ? this.stats.pollMsTotal / this.stats.polls : 0, pushes: this.stats.pushes, groupsEnforced: this.forwardFilter !== undefined },
-        nodes: this.status(),
+        nodes: nodeStatus(this.nodes, this.device_, this.sessions.values(), this.facts),
         pairs: this.pairs.status().map((p) => {
           const c = p.relayId ? counters.get(p.relayId) : undefined;
           return { ...p, relayed: c ? { aToB: c.aToB, bToA: c.bToA, dropped: c.dropped, relay: c.relay } : null };

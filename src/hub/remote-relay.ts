@@ -1,7 +1,9 @@
 import type { WebSocket } from 'ws';
-import type { HubToRelay, RelayStats, RelayToHub } from '../core/relay-protocol.js';
+import type { Logger } from '../core/log.js';
+import { decode } from '../core/protocol.js';
+import { relayToHubSchema, type HubToRelay, type RelayStats, type RelayToHub } from '../core/relay-protocol.js';
 import type { RelaySideSpec } from '../relay/relay.js';
-import type { RelayBackend } from './relay-pool.js';
+import type { RelayBackend, RelayPool } from './relay-pool.js';
 
 /** An allocation request the relay did not answer within this long counts as failed (the pool tries the next relay). */
 const ALLOCATE_TIMEOUT_MS = 3000;
@@ -93,4 +95,37 @@ export class RemoteRelay implements RelayBackend {
     this.pending.clear();
     this.live.clear();
   }
+}
+
+/**
+ * A relay connected over its tunnel: it joins the pool with its hello; when the connection goes,
+ * its allocations are gone and the pool moves the pairs on it to another relay.
+ */
+export function acceptRelay(name: string, ws: WebSocket, pool: RelayPool, latched: (publicKey: string, endpoint: string) => void, log: Logger): void {
+  let relay: RemoteRelay | undefined;
+  ws.on('message', (data) => {
+    let m: RelayToHub;
+    try {
+      m = decode(relayToHubSchema, data.toString(), `message from relay ${name}`);
+    } catch (err) {
+      log.warn({ relay: name, err: (err as Error).message }, 'malformed message ignored');
+      return;
+    }
+    if (m.type === 'hello' && !relay) {
+      relay = new RemoteRelay(name, m.address, ws, { latched: (_id, key, endpoint) => latched(key, endpoint), released: (id) => pool.released(id) });
+      pool.add(relay);
+      log.info({ relay: name, address: m.address, ports: [m.portMin, m.portMax] }, 'relay registered');
+      return;
+    }
+    relay?.onMessage(m);
+  });
+  const gone = () => {
+    if (!relay) return;
+    relay.close();
+    pool.remove(name);
+    log.info({ relay: name }, 'relay gone');
+    relay = undefined;
+  };
+  ws.on('close', gone);
+  ws.on('error', gone);
 }
