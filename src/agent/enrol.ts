@@ -71,8 +71,7 @@ export async function enrol(code: JoinCode, opts: { dir: string; ifname: string;
     await wgQuick('down', tmpConf);
     rmSync(tmp, { recursive: true, force: true });
   }
-  // The hub swaps the one-time key for ours right after replying.
-  await sleep(400);
+  // The hub put our own key on its interface before it replied: our first handshake finds it.
   const conf = join(opts.dir, `${opts.ifname}.conf`);
   writeFileSync(
     conf,

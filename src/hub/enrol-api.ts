@@ -10,8 +10,12 @@ export interface EnrolContext {
   hub: HubRecord;
   nodes: NodeRecord[];
   store: Store;
-  /** Called once the reply is on its way: the one-time key then gives way to the device's own. */
-  enrolled(node: NodeRecord): void;
+  /**
+   * The device's own key is in the store: put it on the interface before replying, so that the
+   * device's first handshake with its own key finds it (a missed one costs a 5 s retry). The
+   * one-time key keeps its own address, so the reply still goes out through its tunnel.
+   */
+  enrolled(node: NodeRecord): Promise<void>;
 }
 
 /**
@@ -40,7 +44,7 @@ export async function handleEnrol(req: IncomingMessage, res: ServerResponse, ctx
     return reply(res, 409, { error: (err as Error).message });
   }
   const hub = ctx.hub;
-  res.on('finish', () => ctx.enrolled(node));
+  await ctx.enrolled(node);
   reply(res, 200, {
     name: node.name,
     address: `${node.address}/${hub.address.split('/')[1]}`,

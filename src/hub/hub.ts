@@ -357,10 +357,9 @@ export class Hub {
         hub: this.hubRecord,
         nodes: this.nodes,
         store: this.store,
-        enrolled: (node) => {
+        enrolled: async (node) => {
           this.opts.log.info({ node: node.name }, 'node enrolled');
-          // Give the reply time to cross the one-time tunnel before its key loses the node's address.
-          setTimeout(() => void this.reloadNodes().catch((err: unknown) => this.opts.log.error({ err }, 'reload after enrolment failed')), 200);
+          await this.reloadNodes();
         },
       });
     }
