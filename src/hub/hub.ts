@@ -110,7 +110,7 @@ export class Hub {
       },
       facts: (k) => this.factsOf(k),
       setFacts: (k, f) => this.facts.set(k, f),
-      allocateRelay: async (_id, a, b) => {
+      allocateRelay: async (a, b) => {
         const ip = (k: string) => this.factsOf(k).publicIp;
         const ipA = ip(a);
         const ipB = ip(b);

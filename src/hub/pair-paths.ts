@@ -39,7 +39,7 @@ export interface PairDeps {
   send(key: string, cmd: PathCommand): void;
   facts(key: string): NatFacts;
   setFacts(key: string, f: NatFacts): void;
-  allocateRelay(pairId: string, a: string, b: string): Promise<RelayGrant | undefined>;
+  allocateRelay(a: string, b: string): Promise<RelayGrant | undefined>;
   relayAlive(grant: RelayGrant): boolean;
   releaseRelay(grant: RelayGrant): void;
   log: Logger;
@@ -53,7 +53,12 @@ export interface PairTimings {
   lanWindowMs: number;
   /** Retries from the relay point at the direct address only long enough to send the punch (wireguard-go sends it within ~5 ms). */
   holdMs: number;
-  /** The hub waits this much past the window for the agents' reports. */
+  /**
+   * How long a late answer may still come. A candidate fails when both agents' windows ended
+   * without hearing the other; when only one side heard, the other gets this much more. If an
+   * agent says nothing, the hub gives up 2 windows + this after sending: an agent that was busy
+   * (starting, adding its peers) starts its window late, and its punch still counts.
+   */
   graceMs: number;
   backoffBaseMs: number;
   /** Retry cap while a pair's NATs look compatible: a retry costs one punch, so retry often. */
@@ -86,7 +91,11 @@ interface Attempt {
   startedAt: number;
   fromRelay: boolean;
   seen: { a: string | null; b: string | null };
+  /** Sides whose window ended without hearing the other; a late answer still counts until the verdict. */
+  failed: { a: boolean; b: boolean };
   timer?: NodeJS.Timeout;
+  /** Runs once both sides reported but only one heard the other: the other may still hear a punch. */
+  lateTimer?: NodeJS.Timeout;
 }
 
 interface Pair {
@@ -199,7 +208,7 @@ export class PairPaths {
     this.reports.delete(key);
     for (const p of this.byNode.get(key) ?? []) {
       if (p.attempt) {
-        clearTimeout(p.attempt.timer);
+        stopTimers(p.attempt);
         p.attempt = undefined;
       }
       clearTimeout(p.relayTimer);
@@ -236,14 +245,37 @@ export class PairPaths {
       case 'direct-rx':
         if (at && ev.seq === at.seq) {
           at.seen[side] = ev.endpoint ?? 'unknown';
+          at.failed[side] = false;
           if (at.seen.a && at.seen.b) this.commitDirect(p);
+          else if (at.failed.a || at.failed.b) {
+            const seq = at.seq;
+            const other = side === 'a' ? p.b : p.a;
+            clearTimeout(at.lateTimer);
+            at.lateTimer = setTimeout(() => {
+              if (p.attempt?.seq === seq) this.attemptFailed(p, `${this.name(other)} never heard ${this.name(key)} on ${at.candidates[at.index].kind === 'lan' ? 'the LAN' : 'the direct path'}`);
+            }, this.t.graceMs);
+          }
         } else if (!at && p.mode === 'relay' && ev.seq === p.relaySeq) {
           // The peer reached us directly while we are relayed (its NAT opened on its own): try now.
           this.evaluate(p, `${this.name(key)} heard ${this.name(ev.publicKey)} directly`, true);
         }
         return;
       case 'failed':
-        if (at && ev.seq === at.seq) this.attemptFailed(p, `${this.name(key)} heard nothing from ${this.name(ev.publicKey)} on ${at.candidates[at.index].kind === 'lan' ? 'the LAN' : 'the direct path'}`);
+        if (at && ev.seq === at.seq) {
+          // One side's window ended: the other side may have started late, and its punch can still
+          // arrive. The candidate fails when neither heard the other, or one heard and the other
+          // still did not after a grace.
+          at.failed[side] = true;
+          const why = `${this.name(key)} heard nothing from ${this.name(ev.publicKey)} on ${at.candidates[at.index].kind === 'lan' ? 'the LAN' : 'the direct path'}`;
+          if (at.failed.a && at.failed.b) this.attemptFailed(p, why);
+          else if (at.seen.a || at.seen.b) {
+            const seq = at.seq;
+            clearTimeout(at.lateTimer);
+            at.lateTimer = setTimeout(() => {
+              if (p.attempt?.seq === seq) this.attemptFailed(p, why);
+            }, this.t.graceMs);
+          }
+        }
         return;
       case 'relay-ok':
         if (p.mode === 'relay' && ev.seq === p.relaySeq) {
@@ -369,7 +401,7 @@ export class PairPaths {
   private startAttempt(p: Pair, cands: Candidate[], why: string): void {
     this.cancelAttempt(p);
     p.lastAttemptAt = this.now();
-    p.attempt = { seq: 0, candidates: cands, index: 0, startedAt: this.now(), fromRelay: p.mode === 'relay' && p.relay !== undefined && this.deps.relayAlive(p.relay), seen: { a: null, b: null } };
+    p.attempt = { seq: 0, candidates: cands, index: 0, startedAt: this.now(), fromRelay: p.mode === 'relay' && p.relay !== undefined && this.deps.relayAlive(p.relay), seen: { a: null, b: null }, failed: { a: false, b: false } };
     this.deps.log.info({ pair: [this.name(p.a), this.name(p.b)], why, candidates: cands.map((c) => c.kind) }, 'direct attempt');
     this.sendAttempt(p);
   }
@@ -379,6 +411,8 @@ export class PairPaths {
     const c = at.candidates[at.index];
     at.seq = ++p.seq;
     at.seen = { a: null, b: null };
+    at.failed = { a: false, b: false };
+    clearTimeout(at.lateTimer);
     at.startedAt = this.now();
     const windowMs = c.kind === 'lan' ? this.t.lanWindowMs : this.t.windowMs;
     const holdMs = at.fromRelay ? Math.min(this.t.holdMs, windowMs) : windowMs;
@@ -390,12 +424,12 @@ export class PairPaths {
     const seq = at.seq;
     at.timer = setTimeout(() => {
       if (p.attempt?.seq === seq) this.attemptFailed(p, `no answer on ${c.kind === 'lan' ? 'the LAN' : 'the direct path'} within ${windowMs} ms`);
-    }, windowMs + this.t.graceMs);
+    }, 2 * windowMs + this.t.graceMs);
   }
 
   private commitDirect(p: Pair): void {
     const at = p.attempt!;
-    clearTimeout(at.timer);
+    stopTimers(at);
     const c = at.candidates[at.index];
     p.attempt = undefined;
     if (c.kind === 'public') {
@@ -417,7 +451,7 @@ export class PairPaths {
   private attemptFailed(p: Pair, why: string): void {
     const at = p.attempt;
     if (!at) return;
-    clearTimeout(at.timer);
+    stopTimers(at);
     if (at.index + 1 < at.candidates.length) {
       at.index++;
       this.sendAttempt(p);
@@ -462,7 +496,7 @@ export class PairPaths {
   private goRelay(p: Pair, why: string): void {
     const epoch = ++p.epoch;
     const reuse = p.relay && this.deps.relayAlive(p.relay) ? p.relay : undefined;
-    const next = reuse ? Promise.resolve(reuse) : this.deps.allocateRelay(p.id, p.a, p.b);
+    const next = reuse ? Promise.resolve(reuse) : this.deps.allocateRelay(p.a, p.b);
     void next
       .then((grant) => {
         if (p.epoch !== epoch || !this.pairs.has(p.id)) {
@@ -543,7 +577,7 @@ export class PairPaths {
 
   private cancelAttempt(p: Pair): void {
     if (!p.attempt) return;
-    clearTimeout(p.attempt.timer);
+    stopTimers(p.attempt);
     p.attempt = undefined;
   }
 
@@ -552,4 +586,9 @@ export class PairPaths {
     clearTimeout(p.retryTimer);
     clearTimeout(p.relayTimer);
   }
+}
+
+function stopTimers(at: Attempt): void {
+  clearTimeout(at.timer);
+  clearTimeout(at.lateTimer);
 }

@@ -100,6 +100,44 @@ test('two home NATs: one coordinated attempt, both sides at once, committed only
   h.paths.close();
 });
 
+test('a late side still counts: one side\'s window ended, the other heard it after; only both failing moves on at once', async () => {
+  const h = harness();
+  h.at('a', '203.0.113.10:51820');
+  h.at('b', '203.0.113.20:51820');
+  await h.connect();
+  // a's window ended without a word from b: b's agent was busy and punched late.
+  await h.answer('failed', ['a']);
+  assert.equal(h.last('a').mode, 'attempt', 'one side failing is not the verdict');
+  await h.tick(1000);
+  await h.answer('direct-rx', ['b']);
+  await h.answer('direct-rx', ['a']); // a heard b's late punch after all
+  assert.equal(h.status().mode, 'direct');
+  h.paths.close();
+
+  // Both windows ended with nothing: the verdict is immediate.
+  const g = harness();
+  g.at('a', '203.0.113.10:51820');
+  g.at('b', '203.0.113.20:51820');
+  await g.connect();
+  await g.answer('failed');
+  assert.equal(g.status().mode, 'relay');
+  g.paths.close();
+
+  // One side heard, the other never does: the candidate fails a grace after both reported.
+  const k = harness();
+  k.at('a', '203.0.113.10:51820');
+  k.at('b', '203.0.113.20:51820');
+  await k.connect();
+  await k.answer('direct-rx', ['a']);
+  await k.answer('failed', ['b']);
+  await k.tick(350);
+  assert.equal(k.status().mode, 'waiting', 'b may still hear a\'s answering punches');
+  await k.tick(100);
+  assert.equal(k.status().mode, 'relay');
+  assert.match(k.status().reason ?? '', /b heard nothing from a/);
+  k.paths.close();
+});
+
 test('two symmetric NATs: relay at once, no attempt wasted', async () => {
   const h = harness();
   h.at('a', '203.0.113.10:40001');
@@ -121,7 +159,9 @@ test('a failed attempt goes to the relay and retries with backoff spaced from at
   h.at('a', '203.0.113.10:51820');
   h.at('b', '203.0.113.20:51820');
   await h.connect();
-  await h.tick(2400); // window + grace, nobody heard anything
+  await h.tick(4300);
+  assert.equal(h.status().mode, 'waiting', 'agents that said nothing may have started late: the hub waits two windows');
+  await h.tick(100); // 2 windows + grace, and no agent reported anything
   assert.equal(h.status().mode, 'relay');
   await h.answer('relay-ok');
   const starts: number[] = [];
