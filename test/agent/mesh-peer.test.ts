@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MeshPeer } from '../../src/agent/mesh-peer.js';
+import { createLogger } from '../../src/core/log.js';
+import type { PathCommand, PathEvent } from '../../src/core/protocol.js';
+import type { WireGuardDevice } from '../../src/core/wireguard/device.js';
+import type { DeviceState, DeviceUpdate, PeerState } from '../../src/core/wireguard/uapi.js';
+
+const PEER = 'B'.repeat(43) + '=';
+const RELAY = '203.0.113.2:52000';
+const DIRECT = '203.0.113.20:51820';
+
+/**
+ * A device that behaves as wireguard-go does where the agent relies on it: a persistent-keepalive
+ * interval going from 0 to non-zero sends a keepalive (32 bytes) to wherever the peer points.
+ */
+class FakeDevice implements WireGuardDevice {
+  readonly ifname = 'fake0';
+  readonly kind = 'uapi';
+  peer: PeerState = { publicKey: PEER, allowedIps: ['10.99.0.3/32'], persistentKeepalive: 25, lastHandshakeMs: Date.now(), rxBytes: 1000, txBytes: 1000, endpoint: RELAY };
+  /** Where each keepalive went. */
+  sentTo: (string | undefined)[] = [];
+  async get(): Promise<DeviceState> {
+    return { listenPort: 51820, fwmark: 0, peers: [{ ...this.peer }] };
+  }
+  async set(update: DeviceUpdate): Promise<void> {
+    for (const u of update.peers ?? []) {
+      if (u.remove) {
+        this.peer = { ...this.peer, endpoint: undefined, lastHandshakeMs: 0, persistentKeepalive: 0 };
+        continue;
+      }
+      if (u.endpoint !== undefined) this.peer.endpoint = u.endpoint;
+      if (u.persistentKeepalive !== undefined) {
+        if (this.peer.persistentKeepalive === 0 && u.persistentKeepalive > 0) {
+          this.sentTo.push(this.peer.endpoint);
+          this.peer.txBytes += 32;
+        }
+        this.peer.persistentKeepalive = u.persistentKeepalive;
+      }
+    }
+  }
+  /** The peer's packet arrives from `from`: WireGuard authenticates it and moves the endpoint there. */
+  receive(from: string): void {
+    this.peer.rxBytes += 32;
+    this.peer.endpoint = from;
+  }
+}
+
+function meshPeer(device: FakeDevice) {
+  const events: PathEvent[] = [];
+  const peer = new MeshPeer(
+    { publicKey: PEER, name: 'b', kind: 'agent', allowedIps: ['10.99.0.3/32'], endpoint: null, handshakeAgeMs: null, listenPort: 51820 },
+    { device, keepalive: () => 25, emit: (ev) => events.push(ev), changed: () => undefined, log: createLogger('test') },
+  );
+  return { peer, events };
+}
+
+const cmd = (c: Partial<PathCommand> & Pick<PathCommand, 'seq' | 'mode'>): PathCommand => ({ type: 'path', publicKey: PEER, endpoint: null, relay: null, relayId: null, windowMs: 2000, holdMs: 50, ...c });
+
+test('a retry from the relay sends its punch to the direct candidate, then points back at the relay at once, not after the hold', async () => {
+  const device = new FakeDevice();
+  const { peer, events } = meshPeer(device);
+  await peer.apply(cmd({ seq: 1, mode: 'relay', relay: RELAY, relayId: 'r1' }), device.peer);
+  device.peer.lastHandshakeMs = Date.now(); // the session through the relay is up
+  device.sentTo = [];
+  const t0 = Date.now();
+  await peer.apply(cmd({ seq: 2, mode: 'attempt', endpoint: DIRECT, relay: RELAY, relayId: 'r1', holdMs: 1000 }), device.peer);
+  assert.deepEqual(device.sentTo, [DIRECT], 'the punch went to the candidate');
+  assert.equal(device.peer.endpoint, RELAY, 'and the data goes through the relay again');
+  assert.ok(Date.now() - t0 < 500, 'without waiting out the 1 s hold');
+  assert.equal(device.peer.lastHandshakeMs > 0, true, 'the relayed session was kept');
+
+  // The peer's answer comes in directly: WireGuard moves there, and that is the evidence.
+  device.receive(DIRECT);
+  await peer.tick(device.peer, Date.now());
+  assert.deepEqual(events.filter((e) => e.seq === 2).map((e) => [e.event, e.endpoint]), [['direct-rx', DIRECT]]);
+  assert.equal(device.peer.endpoint, DIRECT, 'and we answer on the direct path');
+});
+
+test('an answer that comes after our window ended still counts: the hub waits for the late side', async () => {
+  const device = new FakeDevice();
+  device.peer = { ...device.peer, endpoint: undefined, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, persistentKeepalive: 0 };
+  const { peer, events } = meshPeer(device);
+  await peer.apply(cmd({ seq: 1, mode: 'attempt', endpoint: DIRECT, windowMs: 600, holdMs: 600 }), device.peer);
+  assert.deepEqual(device.sentTo, [DIRECT]);
+  const start = Date.now();
+  await peer.tick(device.peer, start + 700);
+  assert.deepEqual(events.map((e) => e.event), ['failed'], 'our window ended with nothing heard');
+  assert.equal(peer.busy, true, 'still watching closely until the hub decides');
+  device.receive(DIRECT); // the peer's agent was busy and punched late
+  await peer.tick(device.peer, start + 900);
+  assert.deepEqual(events.map((e) => e.event), ['failed', 'direct-rx']);
+  assert.equal(events[1].endpoint, DIRECT);
+  assert.ok(device.sentTo.length >= 2, 'and we answer so that the peer has its evidence too');
+});
