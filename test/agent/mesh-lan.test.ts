@@ -62,9 +62,11 @@ test('peers behind one router use the LAN (hairpin off or on), the router\'s pub
       const st = await s.waitPath(x, y, h.want === 'relay' ? 'relay' : 'direct', 20_000);
       const endpoint = (await s.endpointOn(s.nodes.get(x)!.ifname, await key(y))) ?? '';
       t.diagnostic(`${h.router} (hairpin ${h.hairpin ? 'on' : 'off'}, LAN ${h.isolated ? 'isolated' : 'open'}): ${st.mode} ${st.via ?? ''} via ${endpoint} after ${st.firstPathMs} ms`);
-      if (h.want === 'lan') assert.equal(endpoint, `${lab.address(y)}:51820`, `${h.router}: ${x} reaches ${y} at its LAN address`);
-      if (h.want === 'public') assert.match(endpoint, new RegExp(`^${lab.publicAddress(y).replace(/\./g, '\\.')}:\\d+$`), `${h.router}: ${x} reaches ${y} through the router's public address (hairpin)`);
-      if (h.want === 'relay') assert.match(endpoint, /^203\.0\.113\.2:\d+$/, `${h.router}: ${x} reaches ${y} through the relay`);
+      // The pair's history says why, when CI shows only the failure.
+      const why = JSON.stringify(st.history);
+      if (h.want === 'lan') assert.equal(endpoint, `${lab.address(y)}:51820`, `${h.router}: ${x} reaches ${y} at its LAN address; history ${why}`);
+      if (h.want === 'public') assert.match(endpoint, new RegExp(`^${lab.publicAddress(y).replace(/\./g, '\\.')}:\\d+$`), `${h.router}: ${x} reaches ${y} through the router's public address (hairpin); history ${why}`);
+      if (h.want === 'relay') assert.match(endpoint, /^203\.0\.113\.2:\d+$/, `${h.router}: ${x} reaches ${y} through the relay; history ${why}`);
       await msUntilPingReply(lab.ns(x), s.nodes.get(y)!.address, 5000);
     }
 

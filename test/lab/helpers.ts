@@ -1,3 +1,6 @@
+import { lstatSync } from 'node:fs';
+import { cp } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Lab, teardownOnExit } from '../../src/lab/lab.js';
 import { parseTopology, type TopologyInput } from '../../src/lab/topology.js';
 
@@ -20,6 +23,15 @@ export async function withLab<T>(topology: TopologyInput, fn: (lab: Lab) => Prom
   const lab = await Lab.up(parseTopology(topology));
   try {
     return await fn(lab);
+  } catch (err) {
+    // WGP2P_KEEP_LOGS=DIR keeps a failed lab's logs (hub, agents, wireguard-go) for a post-mortem.
+    const keep = process.env.WGP2P_KEEP_LOGS;
+    const plain = (src: string) => {
+      const st = lstatSync(src, { throwIfNoEntry: false });
+      return st !== undefined && (st.isFile() || st.isDirectory()); // not the hub's socket
+    };
+    if (keep) await cp(lab.logDir, join(keep, lab.name), { recursive: true, filter: plain }).catch(() => undefined);
+    throw err;
   } finally {
     await lab.down();
   }
