@@ -146,7 +146,6 @@ export class MeshPeer {
     // 5 s (REKEY_TIMEOUT): right after a failed LAN attempt it would send nothing toward the next
     // candidate. A re-added peer starts with a clean handshake state.
     if (!fallback && (p?.lastHandshakeMs ?? 0) < now - SESSION_MS) await this.deps.device.set({ peers: [{ publicKey: this.key, remove: true }] });
-    const txBefore = fallback ? ((await this.peerState())?.txBytes ?? 0) : 0;
     await this.punch(cmd.endpoint);
     const after = await this.peerState();
     const setAt = Date.now();
@@ -164,7 +163,6 @@ export class MeshPeer {
       done: false,
     };
     this.attempt = at;
-    if (fallback) await this.restoreOncePunched(at, txBefore);
     // Something arrived while we were setting the endpoint, and WireGuard then saw nothing newer: we
     // cannot tell whether it came before or after. Punch again; the peer's answer will tell.
     if (after && p && after.rxBytes > p.rxBytes && after.endpoint === cmd.endpoint) await this.punch();
@@ -225,25 +223,6 @@ export class MeshPeer {
 
   private async peerState(): Promise<PeerState | undefined> {
     return (await this.deps.device.get()).peers.find((x) => x.publicKey === this.key);
-  }
-
-  /**
-   * A retry from the relay: go back to the relay the moment the punch has left (tx grew), not at
-   * the end of the hold, so the pair's data misses the relay for a few ms only (measured: 2 % of
-   * pings lost with the whole 50 ms hold and a retry every 8 s). WireGuard still moves to the
-   * direct path by itself when the peer's answer arrives there.
-   */
-  private async restoreOncePunched(at: Attempt, txBefore: number): Promise<void> {
-    while (this.attempt === at && !at.restored && Date.now() < at.holdUntil) {
-      const q = await this.peerState();
-      if (!q) return;
-      if (q.endpoint === at.fallback) at.restored = true; // a relayed packet already took WireGuard back
-      else if (q.rxBytes > at.lastRx) return; // the peer answered: the tick weighs the evidence
-      else if (q.txBytes > txBefore) {
-        at.restored = true;
-        await this.deps.device.set({ peers: [{ publicKey: this.key, endpoint: at.fallback! }] });
-      } else await new Promise((r) => setTimeout(r, 2));
-    }
   }
 
   /** Point at `endpoint` (if given) and make WireGuard send now. */
