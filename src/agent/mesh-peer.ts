@@ -145,9 +145,11 @@ export class MeshPeer {
     // Without a session the punch is a handshake initiation, and wireguard-go sends at most one per
     // 5 s (REKEY_TIMEOUT): right after a failed LAN attempt it would send nothing toward the next
     // candidate. A re-added peer starts with a clean handshake state.
-    if (!fallback && (p?.lastHandshakeMs ?? 0) < now - SESSION_MS) await this.deps.device.set({ peers: [{ publicKey: this.key, remove: true }] });
+    const readd = !fallback && (p?.lastHandshakeMs ?? 0) < now - SESSION_MS;
+    if (readd) await this.deps.device.set({ peers: [{ publicKey: this.key, remove: true }] });
     await this.punch(cmd.endpoint);
     const after = await this.peerState();
+    this.deps.log.debug({ peer: this.info.name, seq: cmd.seq, endpoint: cmd.endpoint, fallback, readd, rxBefore: p?.rxBytes ?? null, rxAfter: after?.rxBytes ?? null, endpointAfter: after?.endpoint ?? null }, 'attempt started');
     const setAt = Date.now();
     const at: Attempt = {
       seq: cmd.seq,
@@ -156,7 +158,11 @@ export class MeshPeer {
       setAt,
       holdUntil: now + (fallback ? cmd.holdMs : cmd.windowMs),
       windowEnd: now + cmd.windowMs,
-      lastRx: after?.rxBytes ?? p?.rxBytes ?? 0,
+      // A re-added peer counts from zero, and whatever it authenticated since came in this attempt:
+      // the peer may have punched first (its agent got the command sooner), and its packets are
+      // the answer. Measured in the NAT matrix: with the read after the punch as the baseline, that
+      // answer was swallowed on both sides (open x symmetric) and the attempt failed.
+      lastRx: readd ? 0 : (after?.rxBytes ?? p?.rxBytes ?? 0),
       evidence: null,
       punches: 0,
       restored: false,
@@ -165,7 +171,7 @@ export class MeshPeer {
     this.attempt = at;
     // Something arrived while we were setting the endpoint, and WireGuard then saw nothing newer: we
     // cannot tell whether it came before or after. Punch again; the peer's answer will tell.
-    if (after && p && after.rxBytes > p.rxBytes && after.endpoint === cmd.endpoint) await this.punch();
+    if (!readd && after && p && after.rxBytes > p.rxBytes && after.endpoint === cmd.endpoint) await this.punch();
     this.reason = null;
     this.deps.changed();
   }

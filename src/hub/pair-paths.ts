@@ -241,6 +241,7 @@ export class PairPaths {
     if (!p) return;
     const side = key === p.a ? 'a' : 'b';
     const at = p.attempt;
+    this.deps.log.debug({ pair: [this.name(p.a), this.name(p.b)], from: this.name(key), event: ev.event, seq: ev.seq, attemptSeq: at?.seq ?? null, endpoint: ev.endpoint, afterMs: ev.afterMs }, 'path event');
     switch (ev.event) {
       case 'direct-rx':
         if (at && ev.seq === at.seq) {

@@ -20,6 +20,8 @@ class FakeDevice implements WireGuardDevice {
   peer: PeerState = { publicKey: PEER, allowedIps: ['10.99.0.3/32'], persistentKeepalive: 25, lastHandshakeMs: Date.now(), rxBytes: 1000, txBytes: 1000, endpoint: RELAY };
   /** Where each keepalive went. */
   sentTo: (string | undefined)[] = [];
+  /** Runs right after a keepalive left: what the peer does meanwhile. */
+  onSend?: () => void;
   async get(): Promise<DeviceState> {
     return { listenPort: 51820, fwmark: 0, peers: [{ ...this.peer }] };
   }
@@ -34,6 +36,7 @@ class FakeDevice implements WireGuardDevice {
         if (this.peer.persistentKeepalive === 0 && u.persistentKeepalive > 0) {
           this.sentTo.push(this.peer.endpoint);
           this.peer.txBytes += 32;
+          this.onSend?.();
         }
         this.peer.persistentKeepalive = u.persistentKeepalive;
       }
@@ -94,4 +97,20 @@ test('an answer that comes after our window ended still counts: the hub waits fo
   assert.deepEqual(events.map((e) => e.event), ['failed', 'direct-rx']);
   assert.equal(events[1].endpoint, DIRECT);
   assert.ok(device.sentTo.length >= 2, 'and we answer so that the peer has its evidence too');
+});
+
+test('a first attempt re-adds the peer, and what the peer punched meanwhile is the answer, not a baseline to wait past', async () => {
+  const device = new FakeDevice();
+  device.peer = { ...device.peer, endpoint: undefined, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, persistentKeepalive: 0 };
+  const { peer, events } = meshPeer(device);
+  // The peer's agent got the command first: its handshake lands while we set our endpoint, from the
+  // port its symmetric NAT chose for us (not the one the hub told us).
+  const realPort = '203.0.113.20:14782';
+  device.onSend = () => {
+    device.receive(realPort);
+    device.onSend = undefined;
+  };
+  await peer.apply(cmd({ seq: 1, mode: 'attempt', endpoint: DIRECT, windowMs: 2000, holdMs: 2000 }), device.peer);
+  await peer.tick(device.peer, Date.now());
+  assert.deepEqual(events.map((e) => [e.event, e.endpoint]), [['direct-rx', realPort]], 'nothing more will come: the peer heard us and waits');
 });
