@@ -60,7 +60,14 @@ test('peers behind one router use the LAN (hairpin off or on), the router\'s pub
     for (const h of homes) {
       const [x, y] = [`${h.router[0]}1`, `${h.router[0]}2`];
       const st = await s.waitPath(x, y, h.want === 'relay' ? 'relay' : 'direct', 20_000);
-      const endpoint = (await s.endpointOn(s.nodes.get(x)!.ifname, await key(y))) ?? '';
+      // Read the endpoint between two statuses that show no attempt: a relayed pair's retry points
+      // at the candidate for its 50 ms hold, and a read that lands there says nothing about the path.
+      let endpoint = '';
+      for (let i = 0; i < 20; i++) {
+        if ((await s.pair(x, y))?.attempting) continue;
+        endpoint = (await s.endpointOn(s.nodes.get(x)!.ifname, await key(y))) ?? '';
+        if (!(await s.pair(x, y))?.attempting) break;
+      }
       t.diagnostic(`${h.router} (hairpin ${h.hairpin ? 'on' : 'off'}, LAN ${h.isolated ? 'isolated' : 'open'}): ${st.mode} ${st.via ?? ''} via ${endpoint} after ${st.firstPathMs} ms`);
       // The pair's history says why, when CI shows only the failure.
       const why = JSON.stringify(st.history);
