@@ -247,15 +247,7 @@ export class PairPaths {
         if (at && ev.seq === at.seq) {
           at.seen[side] = ev.endpoint ?? 'unknown';
           at.failed[side] = false;
-          if (at.seen.a && at.seen.b) this.commitDirect(p);
-          else if (at.failed.a || at.failed.b) {
-            const seq = at.seq;
-            const other = side === 'a' ? p.b : p.a;
-            clearTimeout(at.lateTimer);
-            at.lateTimer = setTimeout(() => {
-              if (p.attempt?.seq === seq) this.attemptFailed(p, `${this.name(other)} never heard ${this.name(key)} on ${at.candidates[at.index].kind === 'lan' ? 'the LAN' : 'the direct path'}`);
-            }, this.t.graceMs);
-          }
+          this.weigh(p, at);
         } else if (!at && p.mode === 'relay' && ev.seq === p.relaySeq) {
           // The peer reached us directly while we are relayed (its NAT opened on its own): try now.
           this.evaluate(p, `${this.name(key)} heard ${this.name(ev.publicKey)} directly`, true);
@@ -263,19 +255,8 @@ export class PairPaths {
         return;
       case 'failed':
         if (at && ev.seq === at.seq) {
-          // One side's window ended: the other side may have started late, and its punch can still
-          // arrive. The candidate fails when neither heard the other, or one heard and the other
-          // still did not after a grace.
           at.failed[side] = true;
-          const why = `${this.name(key)} heard nothing from ${this.name(ev.publicKey)} on ${at.candidates[at.index].kind === 'lan' ? 'the LAN' : 'the direct path'}`;
-          if (at.failed.a && at.failed.b) this.attemptFailed(p, why);
-          else if (at.seen.a || at.seen.b) {
-            const seq = at.seq;
-            clearTimeout(at.lateTimer);
-            at.lateTimer = setTimeout(() => {
-              if (p.attempt?.seq === seq) this.attemptFailed(p, why);
-            }, this.t.graceMs);
-          }
+          this.weigh(p, at);
         }
         return;
       case 'relay-ok':
@@ -426,6 +407,26 @@ export class PairPaths {
     at.timer = setTimeout(() => {
       if (p.attempt?.seq === seq) this.attemptFailed(p, `no answer on ${c.kind === 'lan' ? 'the LAN' : 'the direct path'} within ${windowMs} ms`);
     }, 2 * windowMs + this.t.graceMs);
+  }
+
+  /**
+   * The verdict on the current candidate from what both sides said. A side whose window ended may
+   * have heard nothing only because the other started late (its agent was busy): so the candidate
+   * fails when neither heard the other, or when one did and the other still has not after a grace.
+   */
+  private weigh(p: Pair, at: Attempt): void {
+    if (at.seen.a && at.seen.b) return this.commitDirect(p);
+    const deaf = at.failed.a ? 'a' : at.failed.b ? 'b' : null;
+    if (!deaf) return;
+    const [x, y] = deaf === 'a' ? [p.a, p.b] : [p.b, p.a];
+    const why = `${this.name(x)} heard nothing from ${this.name(y)} on ${at.candidates[at.index].kind === 'lan' ? 'the LAN' : 'the direct path'}`;
+    if (at.failed.a && at.failed.b) return this.attemptFailed(p, why);
+    if (!at.seen.a && !at.seen.b) return;
+    const seq = at.seq;
+    clearTimeout(at.lateTimer);
+    at.lateTimer = setTimeout(() => {
+      if (p.attempt?.seq === seq) this.attemptFailed(p, why);
+    }, this.t.graceMs);
   }
 
   private commitDirect(p: Pair): void {
