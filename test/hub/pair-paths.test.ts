@@ -77,14 +77,20 @@ function harness() {
   };
 }
 
+/** A harness whose two agents are seen at these endpoints and have both connected. */
+async function connected(a: string, b: string) {
+  const h = harness();
+  h.at('a', a);
+  h.at('b', b);
+  await h.connect();
+  return h;
+}
+
 beforeEach(() => mock.timers.enable({ apis: ['setTimeout'] }));
 afterEach(() => mock.timers.reset());
 
 test('two home NATs: one coordinated attempt, both sides at once, committed only when both heard each other', async () => {
-  const h = harness();
-  h.at('a', '203.0.113.10:51820');
-  h.at('b', '203.0.113.20:51820');
-  await h.connect();
+  const h = await connected('203.0.113.10:51820', '203.0.113.20:51820');
   const [ca, cb] = [h.last('a'), h.last('b')];
   assert.equal(ca.mode, 'attempt');
   assert.equal(ca.seq, cb.seq, 'one attempt, the same for both');
@@ -101,10 +107,7 @@ test('two home NATs: one coordinated attempt, both sides at once, committed only
 });
 
 test('a late side still counts: one side\'s window ended, the other heard it after; only both failing moves on at once', async () => {
-  const h = harness();
-  h.at('a', '203.0.113.10:51820');
-  h.at('b', '203.0.113.20:51820');
-  await h.connect();
+  const h = await connected('203.0.113.10:51820', '203.0.113.20:51820');
   // a's window ended without a word from b: b's agent was busy and punched late.
   await h.answer('failed', ['a']);
   assert.equal(h.last('a').mode, 'attempt', 'one side failing is not the verdict');
@@ -115,19 +118,13 @@ test('a late side still counts: one side\'s window ended, the other heard it aft
   h.paths.close();
 
   // Both windows ended with nothing: the verdict is immediate.
-  const g = harness();
-  g.at('a', '203.0.113.10:51820');
-  g.at('b', '203.0.113.20:51820');
-  await g.connect();
+  const g = await connected('203.0.113.10:51820', '203.0.113.20:51820');
   await g.answer('failed');
   assert.equal(g.status().mode, 'relay');
   g.paths.close();
 
   // One side heard, the other never does: the candidate fails a grace after both reported.
-  const k = harness();
-  k.at('a', '203.0.113.10:51820');
-  k.at('b', '203.0.113.20:51820');
-  await k.connect();
+  const k = await connected('203.0.113.10:51820', '203.0.113.20:51820');
   await k.answer('direct-rx', ['a']);
   await k.answer('failed', ['b']);
   await k.tick(350);
@@ -139,10 +136,7 @@ test('a late side still counts: one side\'s window ended, the other heard it aft
 });
 
 test('two symmetric NATs: relay at once, no attempt wasted', async () => {
-  const h = harness();
-  h.at('a', '203.0.113.10:40001');
-  h.at('b', '203.0.113.20:40002');
-  await h.connect();
+  const h = await connected('203.0.113.10:40001', '203.0.113.20:40002');
   assert.deepEqual(h.sent.map((s) => s.cmd.mode), ['relay', 'relay']);
   assert.equal(h.last('a').relay, '203.0.113.2:52000');
   assert.equal(h.last('b').relay, '203.0.113.2:52001');
@@ -155,10 +149,7 @@ test('two symmetric NATs: relay at once, no attempt wasted', async () => {
 });
 
 test('a failed attempt goes to the relay and retries with backoff spaced from attempt to attempt, up to 8 s, never giving up', async () => {
-  const h = harness();
-  h.at('a', '203.0.113.10:51820');
-  h.at('b', '203.0.113.20:51820');
-  await h.connect();
+  const h = await connected('203.0.113.10:51820', '203.0.113.20:51820');
   await h.tick(4300);
   assert.equal(h.status().mode, 'waiting', 'agents that said nothing may have started late: the hub waits two windows');
   await h.tick(100); // 2 windows + grace, and no agent reported anything
@@ -193,10 +184,7 @@ test('a failed attempt goes to the relay and retries with backoff spaced from at
 });
 
 test('symmetric against a home NAT: one failed attempt teaches that the home NAT filters, then the hub stops wasting attempts', async () => {
-  const h = harness();
-  h.at('a', '203.0.113.10:40001');
-  h.at('b', '203.0.113.20:51820');
-  await h.connect();
+  const h = await connected('203.0.113.10:40001', '203.0.113.20:51820');
   assert.equal(h.last('a').mode, 'attempt', 'the home NAT might be a full cone: try once');
   await h.answer('failed');
   assert.equal(h.last('a').mode, 'relay');
@@ -206,10 +194,7 @@ test('symmetric against a home NAT: one failed attempt teaches that the home NAT
 });
 
 test('a direct path lost twice soon after it came back backs off for minutes instead of flapping', async () => {
-  const h = harness();
-  h.at('a', '203.0.113.10:51820');
-  h.at('b', '203.0.113.20:51820');
-  await h.connect();
+  const h = await connected('203.0.113.10:51820', '203.0.113.20:51820');
   for (let round = 0; round < 2; round++) {
     await h.answer('direct-rx');
     assert.equal(h.status().mode, 'direct');
