@@ -30,9 +30,15 @@ type Committed = 'none' | 'direct' | 'relay' | 'hub';
 
 interface Attempt {
   seq: number;
+  /** The candidate the hub gave us. */
+  endpoint: string;
   /** The relay to go back to after the punch, when the pair is relayed. */
   fallback: string | null;
+  windowMs: number;
+  holdMs: number;
+  /** When we got ready; the window and the hold start at the punch. */
   startedAt: number;
+  punched: boolean;
   /** Wall-clock time the endpoint was set: a handshake newer than this happened on the new path. */
   setAt: number;
   holdUntil: number;
@@ -120,11 +126,12 @@ export class MeshPeer {
   }
 
   async apply(cmd: PathCommand, p: PeerState | undefined): Promise<void> {
+    if (cmd.mode === 'punch') return this.punchNow(cmd, p);
     if (cmd.seq <= this.seq) return;
     this.seq = cmd.seq;
     switch (cmd.mode) {
       case 'attempt':
-        return this.startAttempt(cmd, p);
+        return this.prepare(cmd, p);
       case 'direct':
         return this.commitDirect(cmd, p);
       case 'relay':
@@ -134,7 +141,12 @@ export class MeshPeer {
     }
   }
 
-  private async startAttempt(cmd: PathCommand, p: PeerState | undefined): Promise<void> {
+  /**
+   * Get ready for the punch without sending anything (setting an endpoint sends nothing), then
+   * say so. Whatever the peer sends from now on finds us expecting it: a peer entry that is not
+   * about to be re-added, pointing where the peer will be.
+   */
+  private async prepare(cmd: PathCommand, p: PeerState | undefined): Promise<void> {
     if (!cmd.endpoint) return;
     const fallback = cmd.relay !== null && this.committed === 'relay' && cmd.relayId === this.relayId ? cmd.relay : null;
     if (this.committed === 'hub') {
@@ -147,33 +159,60 @@ export class MeshPeer {
     // candidate. A re-added peer starts with a clean handshake state.
     const readd = !fallback && (p?.lastHandshakeMs ?? 0) < now - SESSION_MS;
     if (readd) await this.deps.device.set({ peers: [{ publicKey: this.key, remove: true }] });
-    await this.punch(cmd.endpoint);
-    const after = await this.peerState();
-    this.deps.log.debug({ peer: this.info.name, seq: cmd.seq, endpoint: cmd.endpoint, fallback, readd, rxBefore: p?.rxBytes ?? null, rxAfter: after?.rxBytes ?? null, endpointAfter: after?.endpoint ?? null }, 'attempt started');
-    const setAt = Date.now();
-    const at: Attempt = {
+    // From the relay, the relay keeps carrying our data until the punch borrows the direct path.
+    if (!fallback) await this.deps.device.set({ peers: [{ publicKey: this.key, allowedIps: this.info.allowedIps, endpoint: cmd.endpoint, persistentKeepalive: 0 }] });
+    const after = readd ? undefined : await this.peerState();
+    this.attempt = {
       seq: cmd.seq,
+      endpoint: cmd.endpoint,
       fallback,
+      windowMs: cmd.windowMs,
+      holdMs: cmd.holdMs,
       startedAt: now,
-      setAt,
-      holdUntil: now + (fallback ? cmd.holdMs : cmd.windowMs),
-      windowEnd: now + cmd.windowMs,
-      // A re-added peer counts from zero, and whatever it authenticated since came in this attempt:
-      // the peer may have punched first (its agent got the command sooner), and its packets are
-      // the answer. Measured in the NAT matrix: with the read after the punch as the baseline, that
-      // answer was swallowed on both sides (open x symmetric) and the attempt failed.
+      punched: false,
+      setAt: fallback ? Infinity : Date.now(),
+      holdUntil: Infinity,
+      windowEnd: Infinity,
+      // A re-added peer counts from zero: everything it authenticates came in this attempt.
       lastRx: readd ? 0 : (after?.rxBytes ?? p?.rxBytes ?? 0),
       evidence: null,
       punches: 0,
       restored: false,
       done: false,
     };
-    this.attempt = at;
+    this.deps.log.debug({ peer: this.info.name, seq: cmd.seq, endpoint: cmd.endpoint, fallback, readd, rx: after?.rxBytes ?? 0 }, 'attempt ready');
+    this.reason = null;
+    this.deps.emit({ type: 'path-event', publicKey: this.key, seq: cmd.seq, event: 'ready', endpoint: null, afterMs: Date.now() - now });
+    this.deps.changed();
+  }
+
+  /** Both sides are ready: make WireGuard send, and watch for the peer's answer until the window ends. */
+  private async punchNow(cmd: PathCommand, p: PeerState | undefined): Promise<void> {
+    const at = this.attempt;
+    if (!at || at.seq !== cmd.seq || at.punched) return;
+    // The peer may have punched first: its packet is evidence, and WireGuard already points where it came from.
+    await this.tickAttempt(at, p, Date.now());
+    if (this.attempt !== at) return;
+    const now = Date.now();
+    at.punched = true;
+    at.windowEnd = now + at.windowMs;
+    at.holdUntil = now + (at.fallback ? at.holdMs : at.windowMs);
+    this.deps.log.debug({ peer: this.info.name, seq: at.seq, evidence: at.evidence, rx: p?.rxBytes ?? null, endpoint: p?.endpoint ?? null }, 'punch');
+    if (at.evidence) return; // tickAttempt answered the peer already
+    if (!at.fallback) {
+      // The endpoint was set when we got ready; WireGuard may since have moved it to where the
+      // peer's packets really come from (a symmetric NAT's new port): keep that.
+      await this.punch();
+      return;
+    }
+    at.setAt = Date.now();
+    await this.punch(at.endpoint);
+    const after = await this.peerState();
+    // Relayed packets arrive all the time: only what comes after the punch can tell.
+    at.lastRx = after?.rxBytes ?? at.lastRx;
     // Something arrived while we were setting the endpoint, and WireGuard then saw nothing newer: we
     // cannot tell whether it came before or after. Punch again; the peer's answer will tell.
-    if (!readd && after && p && after.rxBytes > p.rxBytes && after.endpoint === cmd.endpoint) await this.punch();
-    this.reason = null;
-    this.deps.changed();
+    if (after && p && after.rxBytes > p.rxBytes && after.endpoint === at.endpoint) await this.punch();
   }
 
   private async commitDirect(cmd: PathCommand, p: PeerState | undefined): Promise<void> {
@@ -323,6 +362,11 @@ export class MeshPeer {
       }
       return;
     }
+    if (!at.punched) {
+      // The hub went away between the two steps: keep what was committed.
+      if (now >= at.startedAt + VERDICT_TIMEOUT_MS) await this.abandon();
+      return;
+    }
     if (at.fallback && !at.restored && !at.evidence && now >= at.holdUntil) {
       // The punch has left; our data goes back to the relay. A peer packet arriving directly later
       // still moves WireGuard to the direct path, and we see it above.
@@ -338,12 +382,14 @@ export class MeshPeer {
       }
       this.deps.changed();
     }
-    if (at.done && now >= at.windowEnd + VERDICT_TIMEOUT_MS) {
-      // No verdict: the hub is gone. Keep what was committed.
-      this.attempt = undefined;
-      if (this.committed === 'relay' && this.relay) await this.deps.device.set({ peers: [{ publicKey: this.key, endpoint: this.relay }] });
-      else if (this.committed === 'direct' && this.direct) await this.deps.device.set({ peers: [{ publicKey: this.key, endpoint: this.direct }] });
-      this.deps.changed();
-    }
+    // No verdict: the hub is gone. Keep what was committed.
+    if (at.done && now >= at.windowEnd + VERDICT_TIMEOUT_MS) await this.abandon();
+  }
+
+  private async abandon(): Promise<void> {
+    this.attempt = undefined;
+    const back = this.committed === 'relay' ? this.relay : this.committed === 'direct' ? this.direct : null;
+    await this.deps.device.set({ peers: [{ publicKey: this.key, ...(back ? { endpoint: back } : {}), persistentKeepalive: this.deps.keepalive() }] });
+    this.deps.changed();
   }
 }

@@ -38,9 +38,11 @@ export type AgentSettings = z.infer<typeof agentSettingsSchema>;
 
 /**
  * The path the hub decided for one agent pair, sent to both sides at the same moment.
- * - attempt: point the peer at `endpoint` and make WireGuard send now (a hole punch); report
- *   what arrives. With a `relay` to fall back to, go back to it after `holdMs` unless the direct
- *   path already answered, and keep watching until `windowMs`.
+ * - attempt: get ready for a hole punch and say `ready`, sending nothing yet: re-add the peer if
+ *   it has no session, point it at `endpoint` (unless there is a `relay` to keep using meanwhile).
+ * - punch (same seq, once both sides are ready): make WireGuard send now (pointing at `endpoint`
+ *   first when coming from the relay); report what arrives. With a `relay` to fall back to, go
+ *   back to it after `holdMs` unless the direct path already answered; watch until `windowMs`.
  * - direct: the attempt succeeded on both sides; stay direct.
  * - relay: use the relay endpoint. A `relayId` different from the current one is a new allocation
  *   that has to learn our port from a fresh handshake.
@@ -51,7 +53,7 @@ export const pathCommandSchema = z.object({
   type: z.literal('path'),
   publicKey: publicKeySchema,
   seq: z.number().int().nonnegative(),
-  mode: z.enum(['attempt', 'direct', 'relay', 'hub']),
+  mode: z.enum(['attempt', 'punch', 'direct', 'relay', 'hub']),
   endpoint: endpointSchema.nullable(),
   relay: endpointSchema.nullable(),
   relayId: z.string().max(64).nullable(),
@@ -88,6 +90,7 @@ export type PeerReport = z.infer<typeof peerReportSchema>;
 
 /**
  * What an agent saw on one pair's path:
+ * - ready: the attempt `seq` is prepared; the hub sends the punch once both sides are.
  * - direct-rx: WireGuard authenticated a packet from the peer at a direct (non-relay) address
  *   since the attempt `seq` began (`endpoint`: where it came from).
  * - failed: the attempt's window passed with nothing from the peer on the direct path.
@@ -98,7 +101,7 @@ export const pathEventSchema = z.object({
   type: z.literal('path-event'),
   publicKey: publicKeySchema,
   seq: z.number().int().nonnegative(),
-  event: z.enum(['direct-rx', 'failed', 'relay-ok', 'lost']),
+  event: z.enum(['ready', 'direct-rx', 'failed', 'relay-ok', 'lost']),
   endpoint: endpointSchema.nullable(),
   afterMs: z.number().nonnegative().nullable(),
 });

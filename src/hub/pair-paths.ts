@@ -6,11 +6,15 @@ import { candidates, hopeless, learnFromAttempt, seenElsewhere, type Candidate, 
  * Chooses the path of every agent pair, continuously: direct where hole punching works, the
  * relay where it cannot, back to direct when it can again.
  *
- * - An attempt is coordinated: both agents get it at the same moment, point WireGuard at each
- *   other and make it send, so both NATs open for each other (lab links have no delay, so a
- *   peer's packet often arrives before our own left: the first punch may be dropped, the second
- *   side's gets in). Success is WireGuard itself authenticating the peer's packets from the direct
- *   address, on both sides; failure is known when the window passes without that.
+ * - An attempt is coordinated in two steps. Both agents first get ready (re-add the peer, point
+ *   it at the candidate) without sending; once both said so, both are told to punch, so both
+ *   NATs open for each other (lab links have no delay, so a peer's packet often arrives before our
+ *   own left: the first punch may be dropped, the second side's gets in). The ready step is what
+ *   makes that safe: measured in the NAT matrix under CPU load, an agent 60 ms ahead of its peer
+ *   punched into a peer entry that was about to be re-added, or whose endpoint was about to be
+ *   overwritten with the port a symmetric NAT filters, and 2 in 10 runs lost the attempt.
+ *   Success is WireGuard itself authenticating the peer's packets from the direct address, on
+ *   both sides; failure is known when the window passes without that.
  * - What the hub knows about each NAT (nat-facts.ts) skips attempts that cannot work.
  * - A failed pair goes to the relay and retries direct with backoff, at once when either side's
  *   network changes. Retries from the relay only borrow the path for a hole punch (holdMs), so a
@@ -56,8 +60,9 @@ export interface PairTimings {
   /**
    * How long a late answer may still come. A candidate fails when both agents' windows ended
    * without hearing the other; when only one side heard, the other gets this much more. If an
-   * agent says nothing, the hub gives up 2 windows + this after sending: an agent that was busy
-   * (starting, adding its peers) starts its window late, and its punch still counts.
+   * agent says nothing, the hub gives up 2 windows + this after the punch: an agent that was busy
+   * (starting, adding its peers) starts its window late, and its punch still counts. An agent
+   * that is not ready within a window + this fails the candidate.
    */
   graceMs: number;
   backoffBaseMs: number;
@@ -90,6 +95,8 @@ interface Attempt {
   index: number;
   startedAt: number;
   fromRelay: boolean;
+  ready: { a: boolean; b: boolean };
+  punched: boolean;
   seen: { a: string | null; b: string | null };
   /** Sides whose window ended without hearing the other; a late answer still counts until the verdict. */
   failed: { a: boolean; b: boolean };
@@ -243,6 +250,12 @@ export class PairPaths {
     const at = p.attempt;
     this.deps.log.debug({ pair: [this.name(p.a), this.name(p.b)], from: this.name(key), event: ev.event, seq: ev.seq, attemptSeq: at?.seq ?? null, endpoint: ev.endpoint, afterMs: ev.afterMs }, 'path event');
     switch (ev.event) {
+      case 'ready':
+        if (at && ev.seq === at.seq && !at.punched) {
+          at.ready[side] = true;
+          if (at.ready.a && at.ready.b) this.sendPunch(p);
+        }
+        return;
       case 'direct-rx':
         if (at && ev.seq === at.seq) {
           at.seen[side] = ev.endpoint ?? 'unknown';
@@ -383,30 +396,59 @@ export class PairPaths {
   private startAttempt(p: Pair, cands: Candidate[], why: string): void {
     this.cancelAttempt(p);
     p.lastAttemptAt = this.now();
-    p.attempt = { seq: 0, candidates: cands, index: 0, startedAt: this.now(), fromRelay: p.mode === 'relay' && p.relay !== undefined && this.deps.relayAlive(p.relay), seen: { a: null, b: null }, failed: { a: false, b: false } };
+    p.attempt = { seq: 0, candidates: cands, index: 0, startedAt: this.now(), fromRelay: p.mode === 'relay' && p.relay !== undefined && this.deps.relayAlive(p.relay), ready: { a: false, b: false }, punched: false, seen: { a: null, b: null }, failed: { a: false, b: false } };
     this.deps.log.info({ pair: [this.name(p.a), this.name(p.b)], why, candidates: cands.map((c) => c.kind) }, 'direct attempt');
     this.sendAttempt(p);
   }
 
+  /** Both agents get ready for the candidate; the punch follows when both said so. */
   private sendAttempt(p: Pair): void {
     const at = p.attempt!;
-    const c = at.candidates[at.index];
     at.seq = ++p.seq;
+    at.ready = { a: false, b: false };
+    at.punched = false;
     at.seen = { a: null, b: null };
     at.failed = { a: false, b: false };
-    clearTimeout(at.lateTimer);
+    stopTimers(at);
     at.startedAt = this.now();
-    const windowMs = c.kind === 'lan' ? this.t.lanWindowMs : this.t.windowMs;
-    const holdMs = at.fromRelay ? Math.min(this.t.holdMs, windowMs) : windowMs;
-    const relay = at.fromRelay ? p.relay : undefined;
-    const base = { type: 'path', seq: at.seq, mode: 'attempt', relayId: relay?.relayId ?? null, windowMs, holdMs } as const;
+    this.sendAttemptStep(p, 'attempt');
+    const seq = at.seq;
+    const { windowMs } = this.attemptTimes(p);
+    at.timer = setTimeout(() => {
+      if (p.attempt?.seq !== seq) return;
+      const slow = [at.ready.a ? null : p.a, at.ready.b ? null : p.b].filter((k) => k !== null).map((k) => this.name(k));
+      this.attemptFailed(p, `${slow.join(' and ')} did not get ready for the attempt within ${windowMs + this.t.graceMs} ms`);
+    }, windowMs + this.t.graceMs);
+  }
+
+  private sendPunch(p: Pair): void {
+    const at = p.attempt!;
+    at.punched = true;
+    clearTimeout(at.timer);
     // Both at the same moment: neither side's punch should wait for the other's.
+    this.sendAttemptStep(p, 'punch');
+    const seq = at.seq;
+    const { windowMs, kind } = this.attemptTimes(p);
+    at.timer = setTimeout(() => {
+      if (p.attempt?.seq === seq) this.attemptFailed(p, `no answer on ${kind === 'lan' ? 'the LAN' : 'the direct path'} within ${windowMs} ms`);
+    }, 2 * windowMs + this.t.graceMs);
+  }
+
+  private attemptTimes(p: Pair): { windowMs: number; holdMs: number; kind: Candidate['kind'] } {
+    const at = p.attempt!;
+    const { kind } = at.candidates[at.index];
+    const windowMs = kind === 'lan' ? this.t.lanWindowMs : this.t.windowMs;
+    return { windowMs, holdMs: at.fromRelay ? Math.min(this.t.holdMs, windowMs) : windowMs, kind };
+  }
+
+  private sendAttemptStep(p: Pair, mode: 'attempt' | 'punch'): void {
+    const at = p.attempt!;
+    const c = at.candidates[at.index];
+    const { windowMs, holdMs } = this.attemptTimes(p);
+    const relay = at.fromRelay ? p.relay : undefined;
+    const base = { type: 'path', seq: at.seq, mode, relayId: relay?.relayId ?? null, windowMs, holdMs } as const;
     this.deps.send(p.a, { ...base, publicKey: p.b, endpoint: c.forX, relay: relay?.forA ?? null });
     this.deps.send(p.b, { ...base, publicKey: p.a, endpoint: c.forY, relay: relay?.forB ?? null });
-    const seq = at.seq;
-    at.timer = setTimeout(() => {
-      if (p.attempt?.seq === seq) this.attemptFailed(p, `no answer on ${c.kind === 'lan' ? 'the LAN' : 'the direct path'} within ${windowMs} ms`);
-    }, 2 * windowMs + this.t.graceMs);
   }
 
   /**

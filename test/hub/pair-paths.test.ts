@@ -6,8 +6,11 @@ import { generateKeyPair } from '../../src/core/wireguard/keys.js';
 import { emptyFacts, observe, withNetwork, type NatFacts } from '../../src/hub/nat-facts.js';
 import { PairPaths } from '../../src/hub/pair-paths.js';
 
-/** The hub's pair decisions with a fake clock, fake agents and a fake relay. */
-function harness() {
+/**
+ * The hub's pair decisions with a fake clock, fake agents and a fake relay. The agents say
+ * `ready` to every attempt right away unless `autoReady` is false.
+ */
+function harness({ autoReady = true } = {}) {
   const [k1, k2] = [generateKeyPair().publicKey, generateKeyPair().publicKey].sort();
   const names = new Map([
     [k1, 'a'],
@@ -23,7 +26,11 @@ function harness() {
   const paths = new PairPaths({
     node: (k) => (names.has(k) ? { key: k, name: names.get(k)!, proxied: proxied.has(k) } : undefined),
     connected: (k) => connected.has(k),
-    send: (k, cmd) => sent.push({ to: names.get(k)!, cmd, at: now }),
+    send: (k, cmd) => {
+      sent.push({ to: names.get(k)!, cmd, at: now });
+      // Later, as an agent would: the hub is still sending the attempt to the other side.
+      if (autoReady && cmd.mode === 'attempt') queueMicrotask(() => paths.onEvent(k, { type: 'path-event', publicKey: cmd.publicKey, seq: cmd.seq, event: 'ready', endpoint: null, afterMs: 1 }));
+    },
     facts: (k) => facts.get(k) ?? emptyFacts(51820),
     setFacts: (k, f) => facts.set(k, f),
     allocateRelay: async () => {
@@ -65,7 +72,7 @@ function harness() {
       }
     },
     /** Both agents report what WireGuard saw for the latest attempt. */
-    async answer(event: 'direct-rx' | 'failed' | 'relay-ok' | 'lost', who: ('a' | 'b')[] = ['a', 'b']) {
+    async answer(event: 'ready' | 'direct-rx' | 'failed' | 'relay-ok' | 'lost', who: ('a' | 'b')[] = ['a', 'b']) {
       for (const n of who) {
         const last = [...sent].reverse().find((s) => s.to === n)!;
         paths.onEvent(key(n), { type: 'path-event', publicKey: key(n === 'a' ? 'b' : 'a'), seq: last.cmd.seq, event, endpoint: event === 'direct-rx' ? last.cmd.endpoint : null, afterMs: 5 });
@@ -78,8 +85,8 @@ function harness() {
 }
 
 /** A harness whose two agents are seen at these endpoints and have both connected. */
-async function connected(a: string, b: string) {
-  const h = harness();
+async function connected(a: string, b: string, opts?: { autoReady: boolean }) {
+  const h = harness(opts);
   h.at('a', a);
   h.at('b', b);
   await h.connect();
@@ -92,13 +99,13 @@ afterEach(() => mock.timers.reset());
 test('two home NATs: one coordinated attempt, both sides at once, committed only when both heard each other', async () => {
   const h = await connected('203.0.113.10:51820', '203.0.113.20:51820');
   const [ca, cb] = [h.last('a'), h.last('b')];
-  assert.equal(ca.mode, 'attempt');
+  assert.equal(ca.mode, 'punch');
   assert.equal(ca.seq, cb.seq, 'one attempt, the same for both');
   assert.equal(ca.endpoint, '203.0.113.20:51820');
   assert.equal(cb.endpoint, '203.0.113.10:51820');
   assert.equal(ca.windowMs, 2000);
   await h.answer('direct-rx', ['a']);
-  assert.equal(h.last('a').mode, 'attempt', 'one side hearing the other is not enough');
+  assert.equal(h.last('a').mode, 'punch', 'one side hearing the other is not enough');
   await h.answer('direct-rx', ['b']);
   assert.equal(h.last('a').mode, 'direct');
   assert.equal(h.status().mode, 'direct');
@@ -106,11 +113,38 @@ test('two home NATs: one coordinated attempt, both sides at once, committed only
   h.paths.close();
 });
 
+test('nobody punches until both agents are ready: the punch goes to both at once; an agent that never gets ready fails the candidate', async () => {
+  const h = await connected('203.0.113.10:51820', '203.0.113.20:51820', { autoReady: false });
+  assert.deepEqual(h.sent.map((s) => [s.to, s.cmd.mode]), [['a', 'attempt'], ['b', 'attempt']]);
+  const seq = h.last('a').seq;
+  await h.answer('ready', ['a']);
+  await h.tick(1000);
+  assert.equal(h.sent.length, 2, 'a is ready, b is not: no punch yet');
+  await h.answer('ready', ['b']);
+  assert.deepEqual(h.sent.slice(2).map((s) => [s.to, s.cmd.mode, s.cmd.seq, s.cmd.endpoint]), [
+    ['a', 'punch', seq, '203.0.113.20:51820'],
+    ['b', 'punch', seq, '203.0.113.10:51820'],
+  ]);
+  await h.answer('ready', ['a']);
+  assert.equal(h.sent.length, 4, 'a repeated ready punches nothing twice');
+  h.paths.close();
+
+  const g = await connected('203.0.113.10:51820', '203.0.113.20:51820', { autoReady: false });
+  await g.answer('ready', ['b']);
+  await g.tick(2350);
+  assert.equal(g.status().mode, 'waiting', 'a may still be busy getting ready');
+  await g.tick(100); // a window + grace
+  assert.equal(g.status().mode, 'relay');
+  assert.match(g.status().reason ?? '', /a did not get ready/);
+  assert.ok(!g.sent.some((s) => s.cmd.mode === 'punch'), 'nobody punched');
+  g.paths.close();
+});
+
 test('a late side still counts: one side\'s window ended, the other heard it after; only both failing moves on at once', async () => {
   const h = await connected('203.0.113.10:51820', '203.0.113.20:51820');
   // a's window ended without a word from b: b's agent was busy and punched late.
   await h.answer('failed', ['a']);
-  assert.equal(h.last('a').mode, 'attempt', 'one side failing is not the verdict');
+  assert.equal(h.last('a').mode, 'punch', 'one side failing is not the verdict');
   await h.tick(1000);
   await h.answer('direct-rx', ['b']);
   await h.answer('direct-rx', ['a']); // a heard b's late punch after all
@@ -158,7 +192,7 @@ test('a failed attempt goes to the relay and retries with backoff spaced from at
   const starts: number[] = [];
   for (let i = 0; i < 9; i++) {
     const before = h.sent.length;
-    while (h.sent.length === before || h.sent[h.sent.length - 1].cmd.mode !== 'attempt') await h.tick(50);
+    while (h.sent.length === before || h.sent[h.sent.length - 1].cmd.mode !== 'punch') await h.tick(50);
     const cmd = h.last('a');
     starts.push(h.sent[h.sent.length - 1].at);
     assert.equal(cmd.relay, '203.0.113.2:52000', 'a retry from the relay falls back to it');
@@ -185,7 +219,7 @@ test('a failed attempt goes to the relay and retries with backoff spaced from at
 
 test('symmetric against a home NAT: one failed attempt teaches that the home NAT filters, then the hub stops wasting attempts', async () => {
   const h = await connected('203.0.113.10:40001', '203.0.113.20:51820');
-  assert.equal(h.last('a').mode, 'attempt', 'the home NAT might be a full cone: try once');
+  assert.equal(h.last('a').mode, 'punch', 'the home NAT might be a full cone: try once');
   await h.answer('failed');
   assert.equal(h.last('a').mode, 'relay');
   assert.match(h.status().reason ?? '', /direct failed/);
@@ -203,7 +237,7 @@ test('a direct path lost twice soon after it came back backs off for minutes ins
     assert.equal(h.status().mode, 'relay');
     await h.answer('relay-ok');
     if (round === 0) {
-      while (h.last('a').mode !== 'attempt') await h.tick(50);
+      while (h.last('a').mode !== 'punch') await h.tick(50);
     }
   }
   assert.ok((h.status().nextRetryInMs ?? 0) > 290_000, `unstable: ${h.status().nextRetryInMs}`);
