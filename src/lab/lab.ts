@@ -342,9 +342,12 @@ export function teardownOnExit(): void {
     if (teardown) return;
     teardown = Promise.allSettled([...active].map((l) => l.down())).then(() => process.exit(code));
   };
-  process.once('SIGINT', () => handler(130));
-  process.once('SIGTERM', () => handler(143));
-  process.once('SIGHUP', () => handler(129));
+  // `on`, not `once`: a second signal must not cut the teardown short. node --test sends its test
+  // files' processes a SIGTERM of its own after the one the process group got; with `once` that
+  // second one killed a NAT-matrix run mid-teardown and left 24 namespaces and their daemons.
+  process.on('SIGINT', () => handler(130));
+  process.on('SIGTERM', () => handler(143));
+  process.on('SIGHUP', () => handler(129));
 }
 
 /** While an interrupt tears labs down, work that fails because its namespaces vanished should wait for this, not exit. */

@@ -53,18 +53,41 @@ test('bad topology and non-root are refused with a message, and nothing is creat
   assert.deepEqual(await labNamespaces('seed000'), []);
 });
 
-test('Ctrl-C during a long lab run tears the lab down', async () => {
+/** Starts `lab verify`, waits until its lab is fully built and probing, then sends `signals`. */
+async function interruptVerify(signals: NodeJS.Signals[]): Promise<{ code: number | null; lab: string }> {
   const child = spawn(process.execPath, [CLI, 'lab', 'verify'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  // Wait until it is probing (the lab is fully built), then interrupt.
-  const deadline = Date.now() + 60_000;
-  while (!/probed/.test(stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  const lab = /verify \[\d+\/\d+\]/.test(stderr) ? `verify${child.pid! % 10000}` : '';
-  assert.ok((await labNamespaces(lab)).length > 0, 'the verify lab was up before the interrupt');
-  child.kill('SIGINT');
-  const code = await new Promise<number | null>((r) => child.on('close', r));
+  const closed = new Promise<number | null>((r) => child.on('close', r));
+  const lab = `verify${child.pid! % 10000}`;
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!/probed/.test(stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.ok((await labNamespaces(lab)).length > 0, 'the verify lab was up before the interrupt');
+    for (const sig of signals) {
+      child.kill(sig);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { code: await closed, lab };
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await closed;
+    // Whatever the outcome, leave nothing behind for the next test.
+    const leftover = (await labNamespaces(lab)).length;
+    if (leftover) await wgp2p(['lab', 'down', lab]);
+  }
+}
+
+test('Ctrl-C during a long lab run tears the lab down', async () => {
+  const { code, lab } = await interruptVerify(['SIGINT']);
   assert.equal(code, 130);
+  assert.deepEqual(await labNamespaces(lab), []);
+  assert.equal((await run('pgrep', ['-f', `probe.js server`], { allowFail: true })).code, 1, 'no probe server left running');
+});
+
+test('a second signal during the teardown does not cut it short (node --test sends its own SIGTERM after the group\'s)', async () => {
+  const { code, lab } = await interruptVerify(['SIGTERM', 'SIGTERM']);
+  assert.equal(code, 143, 'the process exits by its own handler, not killed by the second signal');
   assert.deepEqual(await labNamespaces(lab), []);
   assert.equal((await run('pgrep', ['-f', `probe.js server`], { allowFail: true })).code, 1, 'no probe server left running');
 });
