@@ -95,8 +95,8 @@ interface Attempt {
   index: number;
   startedAt: number;
   fromRelay: boolean;
+  /** Sides that said ready; the punch went out when both had. */
   ready: { a: boolean; b: boolean };
-  punched: boolean;
   seen: { a: string | null; b: string | null };
   /** Sides whose window ended without hearing the other; a late answer still counts until the verdict. */
   failed: { a: boolean; b: boolean };
@@ -251,7 +251,7 @@ export class PairPaths {
     this.deps.log.debug({ pair: [this.name(p.a), this.name(p.b)], from: this.name(key), event: ev.event, seq: ev.seq, attemptSeq: at?.seq ?? null, endpoint: ev.endpoint, afterMs: ev.afterMs }, 'path event');
     switch (ev.event) {
       case 'ready':
-        if (at && ev.seq === at.seq && !at.punched) {
+        if (at && ev.seq === at.seq && !(at.ready.a && at.ready.b)) {
           at.ready[side] = true;
           if (at.ready.a && at.ready.b) this.sendPunch(p);
         }
@@ -396,7 +396,7 @@ export class PairPaths {
   private startAttempt(p: Pair, cands: Candidate[], why: string): void {
     this.cancelAttempt(p);
     p.lastAttemptAt = this.now();
-    p.attempt = { seq: 0, candidates: cands, index: 0, startedAt: this.now(), fromRelay: p.mode === 'relay' && p.relay !== undefined && this.deps.relayAlive(p.relay), ready: { a: false, b: false }, punched: false, seen: { a: null, b: null }, failed: { a: false, b: false } };
+    p.attempt = { seq: 0, candidates: cands, index: 0, startedAt: this.now(), fromRelay: p.mode === 'relay' && p.relay !== undefined && this.deps.relayAlive(p.relay), ready: { a: false, b: false }, seen: { a: null, b: null }, failed: { a: false, b: false } };
     this.deps.log.info({ pair: [this.name(p.a), this.name(p.b)], why, candidates: cands.map((c) => c.kind) }, 'direct attempt');
     this.sendAttempt(p);
   }
@@ -406,7 +406,6 @@ export class PairPaths {
     const at = p.attempt!;
     at.seq = ++p.seq;
     at.ready = { a: false, b: false };
-    at.punched = false;
     at.seen = { a: null, b: null };
     at.failed = { a: false, b: false };
     stopTimers(at);
@@ -423,7 +422,6 @@ export class PairPaths {
 
   private sendPunch(p: Pair): void {
     const at = p.attempt!;
-    at.punched = true;
     clearTimeout(at.timer);
     // Both at the same moment: neither side's punch should wait for the other's.
     this.sendAttemptStep(p, 'punch');

@@ -20,8 +20,6 @@ class FakeDevice implements WireGuardDevice {
   peer: PeerState = { publicKey: PEER, allowedIps: ['10.99.0.3/32'], persistentKeepalive: 25, lastHandshakeMs: Date.now(), rxBytes: 1000, txBytes: 1000, endpoint: RELAY };
   /** Where each keepalive went. */
   sentTo: (string | undefined)[] = [];
-  /** Runs right after a keepalive left: what the peer does meanwhile. */
-  onSend?: () => void;
   async get(): Promise<DeviceState> {
     return { listenPort: 51820, fwmark: 0, peers: [{ ...this.peer }] };
   }
@@ -36,7 +34,6 @@ class FakeDevice implements WireGuardDevice {
         if (this.peer.persistentKeepalive === 0 && u.persistentKeepalive > 0) {
           this.sentTo.push(this.peer.endpoint);
           this.peer.txBytes += 32;
-          this.onSend?.();
         }
         this.peer.persistentKeepalive = u.persistentKeepalive;
       }
@@ -47,6 +44,13 @@ class FakeDevice implements WireGuardDevice {
     this.peer.rxBytes += 32;
     this.peer.endpoint = from;
   }
+}
+
+/** A device whose peer was only added (what the agent does when the hub names a peer): no session, nothing sent or received. */
+function neverContacted(): FakeDevice {
+  const device = new FakeDevice();
+  device.peer = { ...device.peer, endpoint: undefined, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, persistentKeepalive: 0 };
+  return device;
 }
 
 function meshPeer(device: FakeDevice) {
@@ -88,8 +92,7 @@ test('a retry from the relay gets ready without touching the path, punches the c
 });
 
 test('an answer that comes after our window ended still counts: the hub waits for the late side', async () => {
-  const device = new FakeDevice();
-  device.peer = { ...device.peer, endpoint: undefined, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, persistentKeepalive: 0 };
+  const device = neverContacted();
   const { peer, events } = meshPeer(device);
   const attempt = cmd({ seq: 1, mode: 'attempt', endpoint: DIRECT, windowMs: 600, holdMs: 600 });
   await peer.apply(attempt, device.peer);
@@ -107,8 +110,7 @@ test('an answer that comes after our window ended still counts: the hub waits fo
 });
 
 test('a peer that punches before the hub\'s punch reaches us is the answer: we answer where its packets came from, not where the hub guessed', async () => {
-  const device = new FakeDevice();
-  device.peer = { ...device.peer, endpoint: undefined, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, persistentKeepalive: 0 };
+  const device = neverContacted();
   const { peer, events } = meshPeer(device);
   const attempt = cmd({ seq: 1, mode: 'attempt', endpoint: DIRECT, windowMs: 2000, holdMs: 2000 });
   await peer.apply(attempt, device.peer);
