@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setDevice } from '../../../src/core/wireguard/uapi.js';
+import type { Lab } from '../../../src/lab/lab.js';
+import { natPair } from '../../../src/lab/topologies.js';
+import { msUntilPingReply, startWireGuard, waitForHandshake, type StartedWireGuard } from '../../../src/lab/wireguard.js';
+import type { AllocationStats } from '../../../src/relay/relay.js';
+import { uniqueIfname, uniqueLabName, withLab } from '../helpers.js';
+
+const RELAY_HOST = fileURLToPath(new URL('../../../src/lab/relay-host.js', import.meta.url));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface RelayLog {
+  ready: { kernel: boolean; kernelMode: string | null };
+  latched: { publicKey: string; endpoint: string }[];
+  /** The last counters line. */
+  stats: AllocationStats;
+}
+
+function relayLog(lab: Lab): RelayLog {
+  const lines = readFileSync(join(lab.logDir, 'relay.relay.log'), 'utf8').trim().split('\n');
+  const parsed = lines.filter((l) => l.startsWith('{') || l.startsWith('[')).map((l) => JSON.parse(l) as unknown);
+  const arrays = parsed.filter((x): x is AllocationStats[] => Array.isArray(x));
+  const events = parsed.filter((x): x is { event: string; publicKey: string; endpoint: string } => !Array.isArray(x) && (x as { event?: string }).event !== undefined);
+  return {
+    ready: parsed[0] as RelayLog['ready'],
+    latched: events.filter((e) => e.event === 'latched'),
+    stats: arrays[arrays.length - 1][0],
+  };
+}
+
+/** Two WireGuards behind symmetric NATs (direct impossible), pointed at a relay pair on the public host. */
+async function relayedPair(lab: Lab, aIf: string, bIf: string, mode: string): Promise<{ a: StartedWireGuard; b: StartedWireGuard }> {
+  const a = await startWireGuard(lab.ns('a'), aIf, { listenPort: 51820, address: '10.77.0.1/24' });
+  await lab.recordWireGuard('a', aIf);
+  const b = await startWireGuard(lab.ns('b'), bIf, { listenPort: 51820, address: '10.77.0.2/24' });
+  await lab.recordWireGuard('b', bIf);
+  lab.spawn('relay', 'relay', process.execPath, [RELAY_HOST, '--address', '203.0.113.2', '--ports', '47000-47010', '--allocate', `ab,${a.publicKey},203.0.113.10,${b.publicKey},203.0.113.20`, '--kernel-mode', mode]);
+  await sleep(500);
+  await setDevice(aIf, { peers: [{ publicKey: b.publicKey, endpoint: '203.0.113.2:47000', allowedIps: ['10.77.0.2/32'], persistentKeepalive: 0 }, { publicKey: b.publicKey, persistentKeepalive: 25 }] });
+  await setDevice(bIf, { peers: [{ publicKey: a.publicKey, endpoint: '203.0.113.2:47001', allowedIps: ['10.77.0.1/32'], persistentKeepalive: 0 }, { publicKey: a.publicKey, persistentKeepalive: 25 }] });
+  await waitForHandshake(aIf, b.publicKey, 15_000);
+  await msUntilPingReply(lab.ns('a'), '10.77.0.2', 5000);
+  // The pair moves into the kernel right after both sides are confirmed, and in nat mode the relay
+  // flushes conntrack once more 1 s later; a datagram in flight during that handover may be lost
+  // (WireGuard copes; seen once under the full suite's load). Count only after it.
+  await sleep(1500);
+  return { a, b };
+}
+
+async function pings(lab: Lab, n: number): Promise<void> {
+  const r = await lab.exec('a', 'ping', ['-n', '-q', '-c', String(n), '-i', '0.02', '10.77.0.2'], { allowFail: true });
+  assert.match(r.stdout, new RegExp(`${n} received`), r.stdout);
+}
+
+for (const mode of ['ingress', 'nat']) {
+  test(`real WireGuard between two symmetric NATs through the relay (kernel path: ${mode})`, async () => {
+    await withLab(natPair(uniqueLabName('relay'), 'symmetric'), async (lab) => {
+      const { a, b } = await relayedPair(lab, uniqueIfname(`wr${mode[0]}a`), uniqueIfname(`wr${mode[0]}b`), mode);
+      await pings(lab, 20);
+      // The pings were forwarded by the kernel fast path, and counted per direction.
+      await sleep(600);
+      const log = relayLog(lab);
+      assert.equal(log.ready.kernel, true);
+      assert.equal(log.ready.kernelMode, mode);
+      assert.equal(log.stats.kernel, true);
+      assert.ok(log.stats.aToB.packets >= 20 && log.stats.bToA.packets >= 20, JSON.stringify(log.stats));
+      assert.match(log.stats.a.latched ?? '', /^203\.0\.113\.10:\d+$/);
+      assert.match(log.stats.b.latched ?? '', /^203\.0\.113\.20:\d+$/);
+      assert.deepEqual(
+        log.latched.map((e) => [e.publicKey, e.endpoint]).sort(),
+        [
+          [a.publicKey, log.stats.a.latched],
+          [b.publicKey, log.stats.b.latched],
+        ].sort(),
+        'onLatched reported each side once, at the endpoint it was confirmed at',
+      );
+    });
+  });
+
+  test(`a roam inside one NAT (new source port) while the pair is in the kernel (${mode}): pings resume`, async () => {
+    await withLab(natPair(uniqueLabName('rroam'), 'symmetric'), async (lab) => {
+      const { a } = await relayedPair(lab, uniqueIfname(`wm${mode[0]}a`), uniqueIfname(`wm${mode[0]}b`), mode);
+      await pings(lab, 5);
+      await sleep(600);
+      const before = relayLog(lab).stats;
+      assert.equal(before.kernel, true, 'the pair is in the kernel before the roam');
+      // A's NAT forgets its mapping (as a home router does after a timeout or a reboot); being
+      // symmetric, it maps A's next datagram to a new random port.
+      await lab.exec('home1', 'conntrack', ['-D', '-p', 'udp', '--orig-src', '192.168.10.2'], { allowFail: true });
+      // WireGuard sends data from the new port, gets nothing back, and re-handshakes after ~15 s
+      // (keepalive timeout + rekey timeout); the relay must let that handshake through and move A.
+      const ms = await msUntilPingReply(lab.ns('a'), '10.77.0.2', 40_000);
+      console.log(`# ${mode}: pings resumed ${ms} ms after A's NAT changed its port`);
+      await sleep(1500);
+      await pings(lab, 20);
+      await sleep(600);
+      const log = relayLog(lab);
+      assert.match(log.stats.a.latched ?? '', /^203\.0\.113\.10:\d+$/);
+      assert.notEqual(log.stats.a.latched, before.a.latched, "A's side moved to its new port");
+      assert.equal(log.stats.b.latched, before.b.latched, "B's did not");
+      assert.equal(log.stats.kernel, true, 'and the pair is back in the kernel');
+      assert.ok(log.latched.some((e) => e.publicKey === a.publicKey && e.endpoint === log.stats.a.latched), 'onLatched told the new endpoint');
+      assert.ok(log.stats.dropped.unconfirmed > 0, 'data from the new port before its handshake was dropped');
+    });
+  });
+}

@@ -1,0 +1,182 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatWgQuick, parseWgQuick, WgQuickError, type WgQuickConfig } from '../../../src/core/wgquick.js';
+
+// Fixed keys keep the expected texts below exact.
+const HUB_PRIV = 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=';
+const HUB_PUB = 'HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=';
+const A_PUB = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
+const B_PUB = 'TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=';
+const PSK = 'FpCyhws9cxwWoV4xELtfJvjJN+zQVRPISllRWgeopVE=';
+
+function throwsAt(text: string, message: RegExp): void {
+  assert.throws(
+    () => parseWgQuick(text),
+    (e: unknown) => {
+      assert.ok(e instanceof WgQuickError, `expected a WgQuickError, got ${String(e)}`);
+      assert.match(e.message, message);
+      return true;
+    },
+  );
+}
+
+test('a hub config with three peers and PostUp/PostDown rules survives format then parse', () => {
+  const cfg: WgQuickConfig = {
+    interface: {
+      privateKey: HUB_PRIV,
+      address: ['10.99.0.1/24', '10.99.1.1/24', 'fd99::1/64'],
+      listenPort: 51820,
+      dns: ['10.99.0.1', 'lan.example'],
+      mtu: 1420,
+      table: 'off',
+      fwmark: 0xca6c,
+      preUp: [],
+      postUp: ['sysctl -q -w net.ipv4.ip_forward=1', 'iptables -A FORWARD -i %i -o %i -j ACCEPT', 'iptables -t nat -A POSTROUTING -s 10.99.1.0/24 -o eth0 -j MASQUERADE'],
+      preDown: [],
+      postDown: ['iptables -D FORWARD -i %i -o %i -j ACCEPT', 'iptables -t nat -D POSTROUTING -s 10.99.1.0/24 -o eth0 -j MASQUERADE'],
+      saveConfig: false,
+    },
+    peers: [
+      { publicKey: HUB_PUB, allowedIps: ['10.99.0.2/32', '192.168.10.0/24'], comment: 'agent device' },
+      { publicKey: A_PUB, presharedKey: PSK, allowedIps: ['10.99.0.3/32', '10.99.1.3/32'], endpoint: '203.0.113.20:41003', persistentKeepalive: 25, comment: 'client phone (no endpoint known yet: regenerate)' },
+      { publicKey: B_PUB, allowedIps: ['fd99::3/128'], endpoint: '[2001:db8::1]:51820', persistentKeepalive: 0, comment: 'name: literally' },
+    ],
+  };
+  const text = formatWgQuick(cfg);
+  assert.deepEqual(parseWgQuick(text), cfg);
+  assert.equal(formatWgQuick(parseWgQuick(text)), text);
+  assert.match(text, /^\[Interface\]\nPrivateKey = /);
+  assert.match(text, /\nPostUp = sysctl -q -w net.ipv4.ip_forward=1\nPostUp = iptables -A FORWARD/);
+  assert.match(text, /\n\n# agent device\n\[Peer\]\nPublicKey = /);
+  assert.match(text, /\nAllowedIPs = 10\.99\.0\.3\/32, 10\.99\.1\.3\/32\n/);
+});
+
+test('the seed WireguardP2P client config: ListenPort, the hub and an agent, keepalives', () => {
+  const text = `[Interface]
+PrivateKey = ${HUB_PRIV}
+Address = 10.99.0.3/24
+ListenPort = 41003
+
+# hub
+[Peer]
+PublicKey = ${HUB_PUB}
+AllowedIPs = 10.99.0.1/32
+Endpoint = hub.example.com:51820
+PersistentKeepalive = 25
+
+# agent device
+[Peer]
+PublicKey = ${A_PUB}
+AllowedIPs = 10.99.0.2/32, 192.168.10.0/24
+Endpoint = 198.51.100.7:51821
+PersistentKeepalive = 1
+`;
+  const cfg = parseWgQuick(text);
+  assert.deepEqual(cfg, {
+    interface: { privateKey: HUB_PRIV, address: ['10.99.0.3/24'], listenPort: 41003, preUp: [], postUp: [], preDown: [], postDown: [] },
+    peers: [
+      { publicKey: HUB_PUB, allowedIps: ['10.99.0.1/32'], endpoint: 'hub.example.com:51820', persistentKeepalive: 25, comment: 'hub' },
+      { publicKey: A_PUB, allowedIps: ['10.99.0.2/32', '192.168.10.0/24'], endpoint: '198.51.100.7:51821', persistentKeepalive: 1, comment: 'agent device' },
+    ],
+  });
+  assert.equal(formatWgQuick(cfg), text);
+});
+
+test('keys and section names are case-insensitive, lists trimmed, repeated keys accumulate', () => {
+  const cfg = parseWgQuick(
+    [
+      '[interface]',
+      `privatekey=${HUB_PRIV}`,
+      'ADDRESS = 10.0.0.2/24 ,10.0.1.2/24',
+      'address = fd00::2/64',
+      'listenport=36906',
+      'postup = echo one',
+      'PostUP = echo two',
+      'SaveConfig = TRUE',
+      '',
+      '[PEER]',
+      `publickey = ${HUB_PUB}`,
+      'allowedips = 0.0.0.0/0,  ::/0',
+      'ALLOWEDIPS = 10.1.0.0/16',
+      'persistentkeepalive = off',
+    ].join('\r\n'),
+  );
+  assert.deepEqual(cfg.interface.address, ['10.0.0.2/24', '10.0.1.2/24', 'fd00::2/64']);
+  assert.equal(cfg.interface.listenPort, 36906);
+  assert.deepEqual(cfg.interface.postUp, ['echo one', 'echo two']);
+  assert.equal(cfg.interface.saveConfig, true);
+  assert.deepEqual(cfg.peers[0].allowedIps, ['0.0.0.0/0', '::/0', '10.1.0.0/16']);
+  assert.equal(cfg.peers[0].persistentKeepalive, 0);
+});
+
+test('comments: ignored, inline ones cut as wg-quick does, "# name:" kept on the peer', () => {
+  const cfg = parseWgQuick(`# written by hand
+[Interface] # the local end
+PrivateKey = ${HUB_PRIV}
+PostUp = echo up # not part of the command
+# about the next block, but not directly above it
+
+[Peer]
+# name: laptop
+PublicKey = ${HUB_PUB}
+# another remark
+[Peer]
+PublicKey = ${A_PUB}
+`);
+  assert.deepEqual(cfg.interface.postUp, ['echo up']);
+  assert.equal(cfg.peers[0].comment, 'laptop');
+  // A plain remark right above a [Peer] names it, as formatWgQuick writes it.
+  assert.equal(cfg.peers[1].comment, 'another remark');
+});
+
+test('the source name and line number lead every message', () => {
+  assert.throws(() => parseWgQuick('[Interface]\nPrivateKey = x', '/etc/wireguard/wg0.conf'), /^WgQuickError: \/etc\/wireguard\/wg0\.conf line 2: \[Interface\] PrivateKey/);
+});
+
+const I = `[Interface]\nPrivateKey = ${HUB_PRIV}`;
+const P = `${I}\n[Peer]\nPublicKey = ${HUB_PUB}`;
+
+const errors: [string, string, RegExp][] = [
+  ['unknown section', `${I}\n[Wat]`, /^config line 3: unknown section \[Wat\]; wg-quick knows only \[Interface\] and \[Peer\]$/],
+  ['key outside a section', `PrivateKey = ${HUB_PRIV}\n[Interface]`, /^config line 1: PrivateKey is outside any section; put it under \[Interface\] or \[Peer\]$/],
+  ['line that is not Key = Value', `${I}\nListenPort 51820`, /^config line 3: "ListenPort 51820" is neither/],
+  ['unknown key in [Peer]', `${P}\nColour = blue`, /^config line 5: unknown key Colour in \[Peer\]; the keys there are PublicKey, /],
+  ['unknown key in [Interface]', `${I}\nAdress = 10.0.0.1/24`, /^config line 3: unknown key Adress in \[Interface\]/],
+  ['[Interface] key under [Peer]', `${P}\nListenPort = 51820`, /^config line 5: \[Peer\] has no key ListenPort; it belongs under \[Interface\]$/],
+  ['missing PrivateKey', `# x\n[Interface]\nAddress = 10.0.0.1/24`, /^config line 2: \[Interface\] has no PrivateKey; add "PrivateKey = /],
+  ['no [Interface] at all', `[Peer]\nPublicKey = ${HUB_PUB}`, /^config: no \[Interface\] section/],
+  ['missing PublicKey in a peer', `${P}\n\n[Peer]\nAllowedIPs = 10.0.0.1/32`, /^config line 6: \[Peer\] has no PublicKey; add "PublicKey = /],
+  ['malformed PrivateKey, value kept secret', `[Interface]\nPrivateKey = c2VjcmV0`, /^config line 2: \[Interface\] PrivateKey is not a WireGuard key \(44 characters of base64, as printed by wg genkey\)$/],
+  ['malformed PublicKey', `${I}\n\n\n\n[Peer]\nPublicKey = abc`, /^config line 7: \[Peer\] PublicKey "abc" is not a WireGuard key \(44 characters of base64/],
+  ['malformed PresharedKey', `${P}\nPresharedKey = abc=`, /^config line 5: \[Peer\] PresharedKey is not a WireGuard key/],
+  ['ListenPort above 65535', `${I}\nListenPort = 70000`, /^config line 3: \[Interface\] ListenPort "70000" is not a port; use a number from 1 to 65535$/],
+  ['ListenPort 0', `${I}\nListenPort = 0`, /^config line 3: \[Interface\] ListenPort "0" is not a port/],
+  ['Endpoint port out of range', `${P}\nEndpoint = 203.0.113.1:0`, /^config line 5: \[Peer\] Endpoint "203\.0\.113\.1:0": port "0" must be from 1 to 65535$/],
+  ['Endpoint without port', `${P}\nEndpoint = nowhere`, /^config line 5: \[Peer\] Endpoint "nowhere": has no port; write HOST:PORT/],
+  ['Endpoint with bare IPv6', `${P}\nEndpoint = 2001:db8::1:51820`, /^config line 5: \[Peer\] Endpoint "2001:db8::1:51820": looks like an IPv6 address; put it in brackets/],
+  ['Endpoint with bad bracketed host', `${P}\nEndpoint = [10.0.0.1]:51820`, /^config line 5: \[Peer\] Endpoint "\[10\.0\.0\.1\]:51820": "10\.0\.0\.1" in brackets is not an IPv6 address$/],
+  ['Endpoint with bad host name', `${P}\nEndpoint = bad_host!:51820`, /^config line 5: \[Peer\] Endpoint "bad_host!:51820": host "bad_host!" is neither/],
+  ['IPv4 prefix too long in AllowedIPs', `${P}\nAllowedIPs = 10.0.0.1/32, 10.0.0.1/40`, /^config line 5: \[Peer\] AllowedIPs "10\.0\.0\.1\/40" is not an IPv4 or IPv6 CIDR like /],
+  ['IPv6 prefix too long in AllowedIPs', `${P}\nAllowedIPs = fd00::/129`, /^config line 5: \[Peer\] AllowedIPs "fd00::\/129" is not an IPv4 or IPv6 CIDR/],
+  ['garbage in Address', `${I}\nAddress = 10.0.0.256/24`, /^config line 3: \[Interface\] Address "10\.0\.0\.256\/24" is not an IPv4 or IPv6 CIDR/],
+  ['IPv6 with zone in Address', `${I}\nAddress = fe80::1%eth0/64`, /^config line 3: \[Interface\] Address "fe80::1%eth0\/64" is not/],
+  ['PersistentKeepalive above 65535', `${P}\nPersistentKeepalive = 65536`, /^config line 5: \[Peer\] PersistentKeepalive "65536" must be off or seconds from 0 to 65535/],
+  ['negative PersistentKeepalive', `${P}\nPersistentKeepalive = -1`, /^config line 5: \[Peer\] PersistentKeepalive "-1" must be/],
+  ['duplicate [Interface]', `${I}\n\n[interface]`, /^config line 4: a second \[Interface\] section \(the first is on line 1\); a config has exactly one/],
+  ['PublicKey twice in one peer', `${P}\nPublicKey = ${A_PUB}`, /^config line 5: \[Peer\] PublicKey is set twice \(also on line 4\); keep one$/],
+  ['malformed MTU', `${I}\nMTU = big`, /^config line 3: \[Interface\] MTU "big" must be a number/],
+  ['malformed FwMark', `${I}\nFwMark = 0xzz`, /^config line 3: \[Interface\] FwMark "0xzz" must be off or a 32-bit number/],
+  ['malformed SaveConfig', `${I}\nSaveConfig = yes`, /^config line 3: \[Interface\] SaveConfig "yes" must be true or false$/],
+];
+
+for (const [name, text, message] of errors) {
+  test(`error: ${name}`, () => throwsAt(text, message));
+}
+
+test('formatWgQuick refuses values that wg-quick would cut short', () => {
+  const cfg: WgQuickConfig = {
+    interface: { privateKey: HUB_PRIV, address: [], preUp: [], postUp: ['echo a # b'], preDown: [], postDown: [] },
+    peers: [],
+  };
+  assert.throws(() => formatWgQuick(cfg), /PostUp "echo a # b" cannot be written/);
+});

@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { NodeRecord } from '../../../src/core/store.js';
+import { forwardRuleset } from '../../../src/hub/forward-filter.js';
+
+const node = (name: string, address: string, groups: string[], extra: Partial<NodeRecord> = {}): NodeRecord => ({
+  name,
+  kind: 'agent',
+  address,
+  proxiedAddress: null,
+  publicKey: name,
+  privateKey: '',
+  tokenHash: null,
+  fixedEndpoint: null,
+  listenPort: 51820,
+  routes: [],
+  observedEndpoint: null,
+  createdAt: '',
+  enrolKey: null,
+  enrolExpiresAt: null,
+  enrolUsed: false,
+  groups,
+  proxied: false,
+  ...extra,
+});
+
+test('the hub forwards only within a group: one set and one rule per group, members with every address they own', () => {
+  const rules = forwardRuleset('hub', [
+    node('a', '10.99.0.2', ['default'], { routes: ['192.168.50.0/24'] }),
+    node('phone', '10.99.0.3', ['default', 'family'], { kind: 'client', proxiedAddress: '10.99.1.3' }),
+    node('g', '10.99.0.4', ['family']),
+    node('r', '10.99.0.5', ['default'], { kind: 'relay' }),
+  ]);
+  assert.match(rules, /set g0 \{[^}]*comment "group default"\n\s*elements = \{ 10\.99\.0\.2\/32, 192\.168\.50\.0\/24, 10\.99\.0\.3\/32, 10\.99\.1\.3\/32 \}/);
+  assert.match(rules, /set g1 \{[^}]*comment "group family"\n\s*elements = \{ 10\.99\.0\.3\/32, 10\.99\.1\.3\/32, 10\.99\.0\.4\/32 \}/);
+  assert.doesNotMatch(rules, /10\.99\.0\.5/, 'a relay is nobody\'s peer');
+  assert.equal(rules.match(/ip saddr @g\d ip daddr @g\d accept/g)?.length, 2);
+  assert.match(rules, /iifname "hub" oifname "hub" drop\n  \}\n\}\n$/, 'everything else tunnel to tunnel is dropped, last');
+});
