@@ -115,3 +115,13 @@ test('host and port as a person types it for the hub: an address of either famil
   assert.throws(() => HostPort.parse('999.1.1.1:5'), /not an IPv4 address/);
   assert.throws(() => HostPort.parse('2001:db8::2:51820'), /without brackets/);
 });
+
+test('schemas: strings on the wire become values, and a refusal carries the parser\'s reason', async () => {
+  const { endpointSchema, cidrSchema } = await import('../../../src/core/net/schemas.js');
+  const ok = endpointSchema.safeParse('[2001:db8::1]:51820');
+  assert.ok(ok.success && ok.data instanceof Endpoint);
+  const bad = endpointSchema.safeParse('2001:db8::1:51820');
+  assert.ok(!bad.success && /without brackets/.test(bad.error.issues[0].message));
+  assert.ok(!cidrSchema.safeParse('10.0.0.1/8').success);
+  assert.ok(!endpointSchema.safeParse(42).success);
+});
