@@ -2,7 +2,8 @@ import { createServer, type Server } from 'node:http';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { HubLink } from '../core/hub-link.js';
 import type { Logger } from '../core/log.js';
-import { hubMessageSchema, type AgentConfig, type AgentMessage, type AgentSettings, type HubMessage, type PathEvent, type PeerInfo, type PeerReport } from '../core/protocol.js';
+import type { Prefixed } from '../core/net/cidr.js';
+import { hubMessageSchema, PROTOCOL_VERSION, type AgentConfig, type AgentMessage, type AgentSettings, type HubMessage, type PathEvent, type PeerInfo, type PeerReport } from '../core/protocol.js';
 import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
 import { ClientPeer } from './client-peer.js';
@@ -47,7 +48,7 @@ export class Agent {
 
   async start(): Promise<void> {
     this.device = await openDevice(this.opts.ifname);
-    this.network = new NetworkWatch(this.opts.ifname, (addrs) => this.enqueue(() => this.onNetworkChange(addrs)));
+    this.network = new NetworkWatch(this.opts.ifname, (interfaces) => this.enqueue(() => this.onNetworkChange(interfaces)));
     await this.network.start();
     this.link = new HubLink<HubMessage, AgentMessage>({
       config: this.opts.config,
@@ -75,7 +76,7 @@ export class Agent {
       void this.device.get().then(
         (d) => {
           const dev = new Map(d.peers.map((p) => [p.publicKey, p]));
-          const peers = this.reports(dev).map((r) => ({ ...r, name: this.peers.get(r.publicKey)?.info.name, kind: this.peers.get(r.publicKey)?.info.kind }));
+          const peers = this.reports(dev).map((r) => ({ ...r, name: this.peers.get(r.publicKey)?.info.name, peer: this.peers.get(r.publicKey)?.info.kind }));
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: this.opts.config.name, interface: this.opts.ifname, hubConnected: this.link.connected, peers }));
         },
         (err: Error) => res.writeHead(500).end(JSON.stringify({ error: err.message })),
@@ -106,8 +107,8 @@ export class Agent {
   /** Our network facts and what the device does for each peer, so a restarted hub can pick up where it was. */
   private async hello(changed: boolean): Promise<void> {
     const d = await this.device.get();
-    const lan = (await this.network!.addresses()).filter((a) => !a.startsWith('127.'));
-    this.send({ type: 'hello', changed, network: { listenPort: d.listenPort, lan }, peers: this.reports(new Map(d.peers.map((p) => [p.publicKey, p]))) });
+    const interfaces = await this.network!.interfaces();
+    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, changed, network: { listenPort: d.listenPort, interfaces }, peers: this.reports(new Map(d.peers.map((p) => [p.publicKey, p]))) });
   }
 
   /**
@@ -117,39 +118,42 @@ export class Agent {
    * endpoint now, not at the next keepalive). The hub re-decides every agent pair; plain clients
    * we try again from here.
    */
-  private async onNetworkChange(addresses: string[]): Promise<void> {
-    this.opts.log.info({ addresses }, 'network changed');
-    const dev = await this.device.get();
-    await this.device.set({ listenPort: dev.listenPort });
+  private async onNetworkChange(interfaces: Prefixed[]): Promise<void> {
+    this.opts.log.info({ interfaces: interfaces.map(String) }, 'network changed');
+    const before = await this.device.get();
+    await this.device.set({ listenPort: before.listenPort });
     await this.hello(true);
-    for (const p of this.peers.values()) if (p instanceof ClientPeer) await p.retryNow();
+    // Rebinding touches no peer: the reading from before it still holds for them.
+    const peers = new Map(before.peers.map((p) => [p.publicKey, p]));
+    for (const p of this.peers.values()) if (p instanceof ClientPeer) await p.retryNow(peers.get(p.key));
   }
 
+  /** Every message is handled with one reading of the device, taken here and passed down. */
   private async onMessage(m: HubMessage): Promise<void> {
+    const dev = await this.devicePeers();
     switch (m.type) {
       case 'snapshot': {
         this.settings = m.settings;
         const keep = new Set(m.peers.map((p) => p.publicKey));
         await this.removePeers([...this.peers.keys()].filter((k) => !keep.has(k)));
-        const dev = await this.devicePeers();
         for (const p of m.peers) await this.upsert(p, dev.get(p.publicKey));
-        await this.syncHubRoutes();
+        await this.syncHubRoutes(dev);
         this.report();
         return;
       }
       case 'peer':
-        await this.upsert(m.peer, (await this.devicePeers()).get(m.peer.publicKey));
-        await this.syncHubRoutes();
+        await this.upsert(m.peer, dev.get(m.peer.publicKey));
+        await this.syncHubRoutes(dev);
         return;
       case 'peer-removed':
         await this.removePeers([m.publicKey]);
-        await this.syncHubRoutes();
+        await this.syncHubRoutes(dev);
         return;
       case 'path': {
         const st = this.peers.get(m.publicKey);
         if (!(st instanceof MeshPeer)) return;
-        await st.apply(m, (await this.devicePeers()).get(m.publicKey));
-        await this.syncHubRoutes();
+        await st.apply(m, dev.get(m.publicKey));
+        await this.syncHubRoutes(dev);
         this.scheduleTick();
         return;
       }
@@ -179,7 +183,7 @@ export class Agent {
       st.info = info;
       await st.ensure(onDevice);
     } else {
-      await st.apply(info, isNew);
+      await st.apply(info, isNew, onDevice);
     }
   }
 
@@ -199,14 +203,15 @@ export class Agent {
    * addresses are routed to the hub peer. Only those addresses are added; the rest of the hub peer
    * (its endpoint, its keepalive) is never touched.
    */
-  private async syncHubRoutes(): Promise<void> {
+  private async syncHubRoutes(dev: Map<string, PeerState>): Promise<void> {
     const s = this.settings;
     if (!s) return;
-    const viaHub = [...this.peers.values()].filter((p) => (p instanceof MeshPeer ? p.committed === 'hub' : p.viaHub)).flatMap((p) => p.info.allowedIps);
+    const viaHub = [...this.peers.values()].filter((p) => p.viaHub).flatMap((p) => p.info.allowedIps);
     const want = [...new Set([...s.hubAllowedIps, ...viaHub])].sort();
     const key = want.join(',');
     if (key === this.hubRoutes) return;
-    const hub = (await this.devicePeers()).get(s.hubPublicKey);
+    // Nothing this message did touches the hub peer, so the reading taken for it still holds.
+    const hub = dev.get(s.hubPublicKey);
     if (!hub) return;
     this.hubRoutes = key;
     if (hub.allowedIps.slice().sort().join(',') !== key) await this.device.set({ peers: [{ publicKey: s.hubPublicKey, allowedIps: want }] });

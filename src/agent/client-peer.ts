@@ -1,5 +1,7 @@
 import type { Logger } from '../core/log.js';
-import type { AgentSettings, PathState, PeerInfo, PeerReport } from '../core/protocol.js';
+import type { Endpoint } from '../core/net/endpoint.js';
+import type { PeerStateName } from '../core/paths.js';
+import type { AgentSettings, PeerInfo, PeerReport } from '../core/protocol.js';
 import type { WireGuardDevice } from '../core/wireguard/device.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
 
@@ -23,9 +25,9 @@ export interface ClientPeerDeps {
 
 export class ClientPeer {
   /** The hub-reported endpoint we last applied: only a change of it moves the device's endpoint. */
-  private appliedEndpoint: string | null = null;
+  private appliedEndpoint: Endpoint | null = null;
   private keepalive = -1;
-  private state: PathState = 'unknown';
+  private state: PeerStateName = 'unknown';
   private attemptStartedAt = 0;
   private rxAtAttempt = 0;
   directAfterMs: number | null = null;
@@ -51,7 +53,7 @@ export class ClientPeer {
     return this.hubMode;
   }
 
-  path(): PathState {
+  show(): PeerStateName {
     return this.state;
   }
 
@@ -76,7 +78,8 @@ export class ClientPeer {
     return info.handshakeAgeMs !== null && info.handshakeAgeMs <= this.deps.settings().staleAfterSec * 1000;
   }
 
-  async apply(info: PeerInfo, isNew: boolean): Promise<void> {
+  /** `p`: the peer as the agent read the device for this message. */
+  async apply(info: PeerInfo, isNew: boolean, p: PeerState | undefined): Promise<void> {
     this.info = info;
     if (this.deps.proxied()) {
       if (!this.hubMode) {
@@ -94,7 +97,7 @@ export class ClientPeer {
       this.keepalive = -1;
     }
     const keepalive = this.fresh(info) ? this.deps.settings().peerKeepalive : 0;
-    const endpointChanged = info.endpoint !== null && info.endpoint !== this.appliedEndpoint;
+    const endpointChanged = info.endpoint !== null && !info.endpoint.equals(this.appliedEndpoint);
     if (!isNew && !endpointChanged && keepalive === this.keepalive) return;
     if (keepalive === 0) {
       // The client has been silent at the hub for staleAfterSec: stop spending keepalives on it.
@@ -104,12 +107,12 @@ export class ClientPeer {
       this.set(info.handshakeAgeMs === null ? 'unknown' : 'stale', null);
       return;
     }
-    await this.attempt(endpointChanged);
+    await this.attempt(endpointChanged, p);
   }
 
   /** This device moved: whatever the client's NAT had open for our old address is gone. */
-  async retryNow(): Promise<void> {
-    if (this.keepalive > 0 && !this.hubMode) await this.attempt(false);
+  async retryNow(p: PeerState | undefined): Promise<void> {
+    if (this.keepalive > 0 && !this.hubMode) await this.attempt(false, p);
   }
 
   /**
@@ -117,11 +120,10 @@ export class ClientPeer {
    * lab: setting an endpoint sends nothing; a keepalive interval going from 0 to non-zero sends a
    * keepalive (or a handshake initiation) within ~5 ms. So one UAPI set clears and sets it again.
    */
-  private async attempt(withEndpoint: boolean): Promise<void> {
+  private async attempt(withEndpoint: boolean, before: PeerState | undefined): Promise<void> {
     const info = this.info;
     const k = this.deps.settings().peerKeepalive;
     clearTimeout(this.retry);
-    const before = (await this.deps.device.get()).peers.find((p) => p.publicKey === info.publicKey);
     await this.deps.device.set({
       peers: [
         { publicKey: info.publicKey, allowedIps: info.allowedIps, ...(withEndpoint && info.endpoint ? { endpoint: info.endpoint } : {}), persistentKeepalive: 0 },
@@ -147,13 +149,18 @@ export class ClientPeer {
       this.set('impossible', this.failureReason());
       // Keep trying with backoff (5 s, 10 s, … 60 s): the client's network may change.
       const delay = Math.min(60_000, 5000 * 2 ** Math.min(4, this.failures - 1));
-      this.retry = setTimeout(() => void this.attempt(false).catch(() => undefined), delay);
+      this.retry = setTimeout(() => {
+        void this.deps.device
+          .get()
+          .then((d) => this.attempt(false, d.peers.find((x) => x.publicKey === this.key)))
+          .catch(() => undefined);
+      }, delay);
     }
   }
 
   private failureReason(): string {
     const info = this.info;
-    const port = info.endpoint ? Number(info.endpoint.split(':').pop()) : null;
+    const port = info.endpoint?.port ?? null;
     const why =
       info.listenPort !== null && port !== null && port !== info.listenPort
         ? `its NAT changed the port (${info.listenPort} -> ${port}), so it maps per destination (symmetric)`
@@ -161,7 +168,7 @@ export class ClientPeer {
     return `direct impossible from this network (${why}); use ${info.name}.proxied.conf`;
   }
 
-  private set(path: PathState, reason: string | null): void {
+  private set(path: PeerStateName, reason: string | null): void {
     const changed = this.state !== path;
     this.state = path;
     this.reason = reason;

@@ -1,26 +1,38 @@
 import { z } from 'zod';
+import { KIND_IDS } from './candidates/kind.js';
+import { Cidr } from './net/cidr.js';
+import { endpointSchema as netEndpointSchema, prefixedSchema } from './net/schemas.js';
+import { PEER_STATES } from './paths.js';
 import { isKey } from './wireguard/keys.js';
 
 /** Everything that crosses the hub <-> agent boundary, checked on both ends. */
 
 export const publicKeySchema = z.string().refine(isKey, { message: 'must be a WireGuard public key (44 characters of base64)' });
+/** @deprecated HOST:PORT as text, for the join code's hub endpoint until it moves to hostPortSchema. */
 export const endpointSchema = z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT');
-const ipv4Cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'must be an IPv4 address with prefix, like 192.168.1.2/24');
+
+/** Agents and plain clients are told which path they are on in the same words (paths.ts). */
+const kindIdSchema = z.enum(KIND_IDS);
+/** AllowedIPs go into the device as UAPI lines: only a subnet may pass, never a newline. */
+const allowedIpSchema = z.string().max(60).refine((s) => Cidr.tryParse(s) !== undefined, { message: 'must be a subnet like 10.99.0.3/32 or 192.168.1.0/24' });
 
 export const peerInfoSchema = z.object({
-  name: z.string(),
+  name: z.string().max(15),
   /** Agents run wgp2p and can move to a relay; plain clients cannot. */
   kind: z.enum(['agent', 'client']),
   publicKey: publicKeySchema,
-  allowedIps: z.array(z.string()),
-  /** The peer's endpoint as the hub sees it (null: never seen). */
-  endpoint: endpointSchema.nullable(),
+  allowedIps: z.array(allowedIpSchema).max(1000),
+  /**
+   * Plain clients: the endpoint the hub sees the client at (null: never seen). Agents: always
+   * null; another agent's endpoints reach an agent only as candidates in path commands.
+   */
+  endpoint: netEndpointSchema.nullable(),
   /** Age of the peer's last handshake with the hub, in ms (null: none yet). An age, so clocks never need to agree. */
   handshakeAgeMs: z.number().nonnegative().nullable(),
   /** The port the peer's config listens on; an observed port that differs means its NAT rewrote it. */
-  listenPort: z.number().int().nullable(),
+  listenPort: z.number().int().min(1).max(65535).nullable(),
 });
-export type PeerInfo = z.infer<typeof peerInfoSchema>;
+export type PeerInfo = z.output<typeof peerInfoSchema>;
 
 export const agentSettingsSchema = z.object({
   /** Keepalive the agent sets toward each peer, seconds. */
@@ -30,53 +42,73 @@ export const agentSettingsSchema = z.object({
   /** The hub's public key: the one peer an agent never manages (it only adds proxied routes to it). */
   hubPublicKey: publicKeySchema,
   /** What the hub peer routes when nothing is proxied (the node's config sets the same). */
-  hubAllowedIps: z.array(z.string()).max(1000),
+  hubAllowedIps: z.array(allowedIpSchema).max(1000),
   /** This node chose proxied mode: every peer is reached through the hub. */
   proxied: z.boolean(),
 });
-export type AgentSettings = z.infer<typeof agentSettingsSchema>;
+export type AgentSettings = z.output<typeof agentSettingsSchema>;
+
+const seqSchema = z.number().int().nonnegative();
+const relayIdSchema = z.string().regex(/^[0-9a-f]{1,64}$/, 'must be a relay allocation id (hex)');
+
+/** One candidate, as one side is told it: the kind, and where to send. */
+export const candidateSchema = z.object({ kind: kindIdSchema, endpoint: netEndpointSchema });
+export type CandidateCommand = z.output<typeof candidateSchema>;
+
+/** A committed path, as one side is told it. */
+export const pathSchema = z.discriminatedUnion('via', [
+  z.object({ via: z.literal('direct'), kind: kindIdSchema, endpoint: netEndpointSchema }),
+  /** A relayId different from the current one is a new allocation that has to learn our port from a fresh handshake. */
+  z.object({ via: z.literal('relay'), endpoint: netEndpointSchema, relayId: relayIdSchema }),
+  /** One side chose proxied mode: no peer entry, the peer's addresses are routed through the hub peer. */
+  z.object({ via: z.literal('hub') }),
+]);
+export type PathCommandPath = z.output<typeof pathSchema>;
 
 /**
- * The path the hub decided for one agent pair, sent to both sides at the same moment.
- * - attempt: get ready for a hole punch and say `ready`, sending nothing yet: re-add the peer if
- *   it has no session, point it at `endpoint` (unless there is a `relay` to keep using meanwhile).
- * - punch (same seq, once both sides are ready): make WireGuard send now (pointing at `endpoint`
- *   first when coming from the relay); report what arrives. With a `relay` to fall back to, go
- *   back to it after `holdMs` unless the direct path already answered; watch until `windowMs`.
- * - direct: the attempt succeeded on both sides; stay direct.
- * - relay: use the relay endpoint. A `relayId` different from the current one is a new allocation
- *   that has to learn our port from a fresh handshake.
- * - hub: reach the peer through the hub (one side chose proxied mode): no peer entry, its
- *   addresses are routed through the hub peer.
+ * The hub's commands for one agent pair, sent to both sides at the same moment.
+ * - prepare: get ready for a hole punch on `candidate` and say `ready`, sending nothing yet:
+ *   re-add the peer if it has no session, point it at the candidate (unless there is a
+ *   `fallback` relay to keep using meanwhile).
+ * - punch (same seq, once both sides are ready): make WireGuard send now; report what arrives.
+ *   With a fallback, go back to it after `holdMs` unless the direct path already answered;
+ *   watch until `windowMs`.
+ * - use: the path both sides now take.
+ * Commands are numbered per pair: an agent ignores one older than the last it applied.
  */
-export const pathCommandSchema = z.object({
-  type: z.literal('path'),
-  publicKey: publicKeySchema,
-  seq: z.number().int().nonnegative(),
-  mode: z.enum(['attempt', 'punch', 'direct', 'relay', 'hub']),
-  endpoint: endpointSchema.nullable(),
-  relay: endpointSchema.nullable(),
-  relayId: z.string().max(64).nullable(),
-  windowMs: z.number().int().min(0).max(60_000),
-  holdMs: z.number().int().min(0).max(60_000),
-});
-export type PathCommand = z.infer<typeof pathCommandSchema>;
+export const pathCommandSchema = z.discriminatedUnion('step', [
+  z.object({
+    type: z.literal('path'),
+    step: z.literal('prepare'),
+    publicKey: publicKeySchema,
+    seq: seqSchema,
+    candidate: candidateSchema,
+    fallback: z.object({ endpoint: netEndpointSchema, relayId: relayIdSchema }).nullable(),
+    windowMs: z.number().int().min(0).max(60_000),
+    holdMs: z.number().int().min(0).max(60_000),
+  }),
+  z.object({ type: z.literal('path'), step: z.literal('punch'), publicKey: publicKeySchema, seq: seqSchema }),
+  z.object({ type: z.literal('path'), step: z.literal('use'), publicKey: publicKeySchema, seq: seqSchema, path: pathSchema }),
+]);
+export type PathCommand = z.output<typeof pathCommandSchema>;
+export type PreparePathCommand = Extract<PathCommand, { step: 'prepare' }>;
 
-export const hubMessageSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('snapshot'), settings: agentSettingsSchema, peers: z.array(peerInfoSchema) }),
-  z.object({ type: z.literal('peer'), peer: peerInfoSchema }),
-  z.object({ type: z.literal('peer-removed'), publicKey: publicKeySchema }),
+export const hubMessageSchema = z.union([
+  z.discriminatedUnion('type', [
+    z.object({ type: z.literal('snapshot'), settings: agentSettingsSchema, peers: z.array(peerInfoSchema).max(100_000) }),
+    z.object({ type: z.literal('peer'), peer: peerInfoSchema }),
+    z.object({ type: z.literal('peer-removed'), publicKey: publicKeySchema }),
+  ]),
   pathCommandSchema,
 ]);
-export type HubMessage = z.infer<typeof hubMessageSchema>;
-
-export const PATHS = ['direct', 'trying', 'impossible', 'relaying', 'relayed', 'proxied', 'stale', 'unknown'] as const;
-export type PathState = (typeof PATHS)[number];
+export type HubMessage = z.output<typeof hubMessageSchema>;
 
 export const peerReportSchema = z.object({
   publicKey: publicKeySchema,
-  path: z.enum(PATHS),
-  endpoint: z.string().nullable(),
+  path: z.enum(PEER_STATES),
+  /** Mesh peers on a direct path: the candidate kind it runs over. */
+  kind: kindIdSchema.nullable().optional(),
+  endpoint: netEndpointSchema.nullable(),
   handshakeAgeMs: z.number().nonnegative().nullable(),
   rxBytes: z.number().nonnegative(),
   txBytes: z.number().nonnegative(),
@@ -86,41 +118,50 @@ export const peerReportSchema = z.object({
   /** Agent peers: the relay allocation this side is using, so a restarted hub can tell a dead one. */
   relayId: z.string().max(64).nullable().optional(),
 });
-export type PeerReport = z.infer<typeof peerReportSchema>;
+export type PeerReport = z.output<typeof peerReportSchema>;
 
 /**
  * What an agent saw on one pair's path:
  * - ready: the attempt `seq` is prepared; the hub sends the punch once both sides are.
- * - direct-rx: WireGuard authenticated a packet from the peer at a direct (non-relay) address
- *   since the attempt `seq` began (`endpoint`: where it came from).
- * - failed: the attempt's window passed with nothing from the peer on the direct path.
+ * - heard: WireGuard authenticated a packet from the peer at a direct (non-relay) address that
+ *   proves the attempt's candidate, since the attempt `seq` began (`endpoint`: where it came from);
+ *   while relayed (seq of the relay command): the peer's packets arrive directly, worth a try.
+ * - unheard: the attempt's window passed with nothing from the peer on the candidate.
  * - relay-ok: after moving to the relay, the peer's packets arrive through it.
  * - lost: the committed path (direct or relay) carried nothing from the peer for too long.
  */
-export const pathEventSchema = z.object({
-  type: z.literal('path-event'),
-  publicKey: publicKeySchema,
-  seq: z.number().int().nonnegative(),
-  event: z.enum(['ready', 'direct-rx', 'failed', 'relay-ok', 'lost']),
-  endpoint: endpointSchema.nullable(),
-  afterMs: z.number().nonnegative().nullable(),
-});
-export type PathEvent = z.infer<typeof pathEventSchema>;
+export const pathEventSchema = z.discriminatedUnion('event', [
+  z.object({ type: z.literal('path-event'), event: z.literal('ready'), publicKey: publicKeySchema, seq: seqSchema }),
+  z.object({ type: z.literal('path-event'), event: z.literal('heard'), publicKey: publicKeySchema, seq: seqSchema, endpoint: netEndpointSchema, afterMs: z.number().nonnegative().nullable() }),
+  z.object({ type: z.literal('path-event'), event: z.literal('unheard'), publicKey: publicKeySchema, seq: seqSchema }),
+  z.object({ type: z.literal('path-event'), event: z.literal('relay-ok'), publicKey: publicKeySchema, seq: seqSchema }),
+  z.object({ type: z.literal('path-event'), event: z.literal('lost'), publicKey: publicKeySchema, seq: seqSchema }),
+]);
+export type PathEvent = z.output<typeof pathEventSchema>;
 
-/** Facts about the agent's own network: its LAN addresses (candidates for peers behind the same router) and listen port. */
+/**
+ * Facts about the agent's own network: its interface addresses of both families with their
+ * prefixes (LAN and global IPv6 candidates come from them; a public IPv4 address among them
+ * means no NAT) and WireGuard's listen port.
+ */
 export const networkFactsSchema = z.object({
   listenPort: z.number().int().min(0).max(65535),
-  lan: z.array(ipv4Cidr).max(64),
+  interfaces: z.array(prefixedSchema).max(64),
 });
-export type NetworkFacts = z.infer<typeof networkFactsSchema>;
+export type NetworkFacts = z.output<typeof networkFactsSchema>;
 
-export const agentMessageSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('report'), peers: z.array(peerReportSchema).max(100_000) }),
-  /** First message after connecting, and again after every change of this device's network. */
-  z.object({ type: z.literal('hello'), network: networkFactsSchema, changed: z.boolean(), peers: z.array(peerReportSchema).max(100_000) }),
+/** Hub and agents of one release speak the same protocol; a hello of another version is refused with the reason. */
+export const PROTOCOL_VERSION = 2;
+
+export const agentMessageSchema = z.union([
+  z.discriminatedUnion('type', [
+    z.object({ type: z.literal('report'), peers: z.array(peerReportSchema).max(100_000) }),
+    /** First message after connecting, and again after every change of this device's network. */
+    z.object({ type: z.literal('hello'), protocol: z.literal(PROTOCOL_VERSION), network: networkFactsSchema, changed: z.boolean(), peers: z.array(peerReportSchema).max(100_000) }),
+  ]),
   pathEventSchema,
 ]);
-export type AgentMessage = z.infer<typeof agentMessageSchema>;
+export type AgentMessage = z.output<typeof agentMessageSchema>;
 
 /** NAME.agent.json: what an agent needs to reach its hub. Mode 0600: it holds the token. */
 export const agentConfigSchema = z

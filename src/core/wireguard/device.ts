@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { run } from '../exec.js';
+import { Endpoint } from '../net/endpoint.js';
 import { getDevice, setDevice, uapiSocketPath, type DeviceState, type DeviceUpdate, type PeerState } from './uapi.js';
 
 /**
@@ -36,7 +37,7 @@ export function parseDump(text: string): DeviceState {
     const f = line.split('\t');
     return {
       publicKey: f[0],
-      endpoint: f[2] === '(none)' ? undefined : f[2],
+      endpoint: f[2] === '(none)' ? undefined : Endpoint.tryParse(f[2]),
       allowedIps: f[3] === '(none)' ? [] : f[3].split(','),
       lastHandshakeMs: Number(f[4]) * 1000,
       rxBytes: Number(f[5]),
@@ -63,7 +64,7 @@ class WgToolDevice implements WireGuardDevice {
         args.push('remove');
         continue;
       }
-      if (p.endpoint !== undefined) args.push('endpoint', p.endpoint);
+      if (p.endpoint !== undefined) args.push('endpoint', p.endpoint.toString());
       if (p.persistentKeepalive !== undefined) args.push('persistent-keepalive', String(p.persistentKeepalive));
       if (p.allowedIps !== undefined) args.push('allowed-ips', p.allowedIps.join(','));
     }

@@ -1,4 +1,5 @@
 import { createConnection } from 'node:net';
+import { Endpoint } from '../net/endpoint.js';
 import { hexToKey, keyToHex } from './keys.js';
 
 /** Where wireguard-go (and the kernel module's wg(8) compatibility) put the per-interface UAPI socket. */
@@ -10,7 +11,8 @@ export function uapiSocketPath(ifname: string): string {
 
 export interface PeerState {
   publicKey: string;
-  endpoint?: string;
+  /** Where WireGuard sends to this peer: set by us, or moved by WireGuard to the source of the last authenticated packet. */
+  endpoint?: Endpoint;
   allowedIps: string[];
   persistentKeepalive: number;
   /** Milliseconds since the epoch of the last handshake, 0 if none (as the device reports it). */
@@ -95,7 +97,8 @@ export function parseGet(text: string): DeviceState {
         device.fwmark = Number(value);
         break;
       case 'endpoint':
-        if (peer) peer.endpoint = value;
+        // Interned by Endpoint.parse: a poll re-reads the same strings, parsing each once.
+        if (peer) peer.endpoint = Endpoint.tryParse(value);
         break;
       case 'allowed_ip':
         peer?.allowedIps.push(value);
@@ -130,7 +133,7 @@ export async function getDevice(ifname: string): Promise<DeviceState> {
 export interface PeerUpdate {
   publicKey: string;
   remove?: boolean;
-  endpoint?: string;
+  endpoint?: Endpoint;
   persistentKeepalive?: number;
   /** Replaces the peer's allowed IPs when given. */
   allowedIps?: string[];
@@ -152,7 +155,7 @@ export function formatSet(update: DeviceUpdate): string {
       out += 'remove=true\n';
       continue;
     }
-    if (p.endpoint !== undefined) out += `endpoint=${p.endpoint}\n`;
+    if (p.endpoint !== undefined) out += `endpoint=${p.endpoint.toString()}\n`;
     if (p.persistentKeepalive !== undefined) out += `persistent_keepalive_interval=${p.persistentKeepalive}\n`;
     if (p.allowedIps !== undefined) {
       out += 'replace_allowed_ips=true\n';

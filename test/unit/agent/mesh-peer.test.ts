@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MeshPeer } from '../../../src/agent/mesh-peer.js';
+import type { KindId } from '../../../src/core/candidates/index.js';
 import { createLogger } from '../../../src/core/log.js';
+import { Endpoint } from '../../../src/core/net/endpoint.js';
 import type { PathCommand, PathEvent } from '../../../src/core/protocol.js';
 import type { WireGuardDevice } from '../../../src/core/wireguard/device.js';
 import type { DeviceState, DeviceUpdate, PeerState } from '../../../src/core/wireguard/uapi.js';
@@ -9,6 +11,7 @@ import type { DeviceState, DeviceUpdate, PeerState } from '../../../src/core/wir
 const PEER = 'B'.repeat(43) + '=';
 const RELAY = '203.0.113.2:52000';
 const DIRECT = '203.0.113.20:51820';
+const E = (s: string) => Endpoint.parse(s);
 
 /**
  * A device that behaves as wireguard-go does where the agent relies on it: a persistent-keepalive
@@ -17,10 +20,12 @@ const DIRECT = '203.0.113.20:51820';
 class FakeDevice implements WireGuardDevice {
   readonly ifname = 'fake0';
   readonly kind = 'uapi';
-  peer: PeerState = { publicKey: PEER, allowedIps: ['10.99.0.3/32'], persistentKeepalive: 25, lastHandshakeMs: Date.now(), rxBytes: 1000, txBytes: 1000, endpoint: RELAY };
+  peer: PeerState = { publicKey: PEER, allowedIps: ['10.99.0.3/32'], persistentKeepalive: 25, lastHandshakeMs: Date.now(), rxBytes: 1000, txBytes: 1000, endpoint: E(RELAY) };
   /** Where each keepalive went. */
   sentTo: (string | undefined)[] = [];
+  reads = 0;
   async get(): Promise<DeviceState> {
+    this.reads++;
     return { listenPort: 51820, fwmark: 0, peers: [{ ...this.peer }] };
   }
   async set(update: DeviceUpdate): Promise<void> {
@@ -32,7 +37,7 @@ class FakeDevice implements WireGuardDevice {
       if (u.endpoint !== undefined) this.peer.endpoint = u.endpoint;
       if (u.persistentKeepalive !== undefined) {
         if (this.peer.persistentKeepalive === 0 && u.persistentKeepalive > 0) {
-          this.sentTo.push(this.peer.endpoint);
+          this.sentTo.push(this.peer.endpoint?.toString());
           this.peer.txBytes += 32;
         }
         this.peer.persistentKeepalive = u.persistentKeepalive;
@@ -42,7 +47,10 @@ class FakeDevice implements WireGuardDevice {
   /** The peer's packet arrives from `from`: WireGuard authenticates it and moves the endpoint there. */
   receive(from: string): void {
     this.peer.rxBytes += 32;
-    this.peer.endpoint = from;
+    this.peer.endpoint = E(from);
+  }
+  get endpoint(): string | undefined {
+    return this.peer.endpoint?.toString();
   }
 }
 
@@ -62,84 +70,201 @@ function meshPeer(device: FakeDevice) {
   return { peer, events };
 }
 
-const cmd = (c: Partial<PathCommand> & Pick<PathCommand, 'seq' | 'mode'>): PathCommand => ({ type: 'path', publicKey: PEER, endpoint: null, relay: null, relayId: null, windowMs: 2000, holdMs: 50, ...c });
+const useRelay = (seq: number, relayId = 'a1'): PathCommand => ({ type: 'path', step: 'use', publicKey: PEER, seq, path: { via: 'relay', endpoint: E(RELAY), relayId } });
+const useDirect = (seq: number, endpoint = DIRECT, kind: KindId = 'public4'): PathCommand => ({ type: 'path', step: 'use', publicKey: PEER, seq, path: { via: 'direct', kind, endpoint: E(endpoint) } });
+const prepare = (seq: number, o: { endpoint?: string; kind?: KindId; fallback?: string; relayId?: string; windowMs?: number; holdMs?: number } = {}): PathCommand => ({
+  type: 'path',
+  step: 'prepare',
+  publicKey: PEER,
+  seq,
+  candidate: { kind: o.kind ?? 'public4', endpoint: E(o.endpoint ?? DIRECT) },
+  fallback: o.fallback ? { endpoint: E(o.fallback), relayId: o.relayId ?? 'a1' } : null,
+  windowMs: o.windowMs ?? 2000,
+  holdMs: o.holdMs ?? 50,
+});
+const punch = (seq: number): PathCommand => ({ type: 'path', step: 'punch', publicKey: PEER, seq });
+const summary = (events: PathEvent[]) => events.map((e) => [e.event, e.seq, e.event === 'heard' ? e.endpoint.toString() : null]);
 
-test('a retry from the relay gets ready without touching the path, punches the candidate on the hub\'s word and keeps the relayed session; with no answer it points back at the relay after the hold; an answer is evidence', async () => {
+test("a retry from the relay gets ready without touching the path, punches the candidate on the hub's word and keeps the relayed session; with no answer it points back at the relay after the hold; an answer is evidence", async () => {
   const device = new FakeDevice();
   const { peer, events } = meshPeer(device);
-  await peer.apply(cmd({ seq: 1, mode: 'relay', relay: RELAY, relayId: 'r1' }), device.peer);
+  await peer.apply(useRelay(1), device.peer);
   device.peer.lastHandshakeMs = Date.now(); // the session through the relay is up
   device.sentTo = [];
-  const attempt = cmd({ seq: 2, mode: 'attempt', endpoint: DIRECT, relay: RELAY, relayId: 'r1', holdMs: 50 });
-  await peer.apply(attempt, device.peer);
-  assert.deepEqual(events.map((e) => [e.event, e.seq]), [['ready', 2]]);
+  await peer.apply(prepare(2, { fallback: RELAY }), device.peer);
+  assert.deepEqual(summary(events), [['ready', 2, null]]);
   assert.deepEqual(device.sentTo, [], 'getting ready sends nothing');
-  assert.equal(device.peer.endpoint, RELAY, 'and the data keeps going through the relay');
+  assert.equal(device.endpoint, RELAY, 'and the data keeps going through the relay');
   const t0 = Date.now();
-  await peer.apply({ ...attempt, mode: 'punch' }, device.peer);
+  const reads = device.reads;
+  await peer.apply(punch(2), device.peer);
   assert.deepEqual(device.sentTo, [DIRECT], 'the punch went to the candidate');
+  assert.equal(device.reads - reads, 1, 'one reading right after the punch: relayed packets keep arriving, only later ones can tell');
   assert.ok(device.peer.lastHandshakeMs > 0, 'the relayed session was kept (no re-add)');
   await peer.tick(device.peer, t0 + 20);
-  assert.equal(device.peer.endpoint, DIRECT, 'both sides point direct during the hold, so their packets cross');
+  assert.equal(device.endpoint, DIRECT, 'both sides point direct during the hold, so their packets cross');
   await peer.tick(device.peer, t0 + 100);
-  assert.equal(device.peer.endpoint, RELAY, 'after the hold the data goes through the relay again');
+  assert.equal(device.endpoint, RELAY, 'after the hold the data goes through the relay again');
 
   // The peer's answer comes in directly later in the window: WireGuard moves there, and that is the evidence.
   device.receive(DIRECT);
   await peer.tick(device.peer, t0 + 300);
-  assert.deepEqual(events.filter((e) => e.seq === 2).map((e) => [e.event, e.endpoint]), [['ready', null], ['direct-rx', DIRECT]]);
+  assert.deepEqual(summary(events), [['ready', 2, null], ['heard', 2, DIRECT]]);
   assert.equal(device.sentTo.at(-1), DIRECT, 'and we answer on the direct path');
+});
+
+test('relayed packets that arrive while the punch goes out are never evidence; a relayed packet is never evidence at all', async () => {
+  const device = new FakeDevice();
+  const { peer, events } = meshPeer(device);
+  await peer.apply(useRelay(1), device.peer);
+  await peer.apply(prepare(2, { fallback: RELAY }), device.peer);
+  const t0 = Date.now();
+  await peer.apply(punch(2), device.peer);
+  device.receive(RELAY);
+  await peer.tick(device.peer, t0 + 20);
+  assert.deepEqual(summary(events), [['ready', 2, null]]);
+  await peer.tick(device.peer, t0 + 2100);
+  assert.deepEqual(summary(events), [['ready', 2, null], ['unheard', 2, null]]);
+  assert.equal(device.endpoint, RELAY);
 });
 
 test('an answer that comes after our window ended still counts: the hub waits for the late side', async () => {
   const device = neverContacted();
   const { peer, events } = meshPeer(device);
-  const attempt = cmd({ seq: 1, mode: 'attempt', endpoint: DIRECT, windowMs: 600, holdMs: 600 });
-  await peer.apply(attempt, device.peer);
-  await peer.apply({ ...attempt, mode: 'punch' }, device.peer);
+  await peer.apply(prepare(1, { windowMs: 600, holdMs: 600 }), device.peer);
+  await peer.apply(punch(1), device.peer);
   assert.deepEqual(device.sentTo, [DIRECT]);
   const start = Date.now();
   await peer.tick(device.peer, start + 700);
-  assert.deepEqual(events.map((e) => e.event), ['ready', 'failed'], 'our window ended with nothing heard');
+  assert.deepEqual(events.map((e) => e.event), ['ready', 'unheard'], 'our window ended with nothing heard');
   assert.equal(peer.busy, true, 'still watching closely until the hub decides');
   device.receive(DIRECT); // the peer's agent was busy and punched late
   await peer.tick(device.peer, start + 900);
-  assert.deepEqual(events.map((e) => e.event), ['ready', 'failed', 'direct-rx']);
-  assert.equal(events[2].endpoint, DIRECT);
+  assert.deepEqual(summary(events), [['ready', 1, null], ['unheard', 1, null], ['heard', 1, DIRECT]]);
   assert.ok(device.sentTo.length >= 2, 'and we answer so that the peer has its evidence too');
 });
 
-test('a peer that punches before the hub\'s punch reaches us is the answer: we answer where its packets came from, not where the hub guessed', async () => {
+test("a peer that punches before the hub's punch reaches us is the answer: we answer where its packets came from, not where the hub guessed", async () => {
   const device = neverContacted();
   const { peer, events } = meshPeer(device);
-  const attempt = cmd({ seq: 1, mode: 'attempt', endpoint: DIRECT, windowMs: 2000, holdMs: 2000 });
-  await peer.apply(attempt, device.peer);
+  await peer.apply(prepare(1, { windowMs: 2000, holdMs: 2000 }), device.peer);
   assert.deepEqual(device.sentTo, [], 'getting ready sends nothing');
-  assert.equal(device.peer.endpoint, DIRECT, 'but points at the candidate');
+  assert.equal(device.endpoint, DIRECT, 'but points at the candidate');
   // Measured in the NAT matrix under load: the peer's agent got the punch 60 ms sooner. Its
   // handshake comes from the port its symmetric NAT chose for us, which the hub could not know;
   // pointing at the hub's guess again would send our answer into a filter.
   const realPort = '203.0.113.20:14782';
   device.receive(realPort);
-  await peer.apply({ ...attempt, mode: 'punch' }, device.peer);
-  assert.deepEqual(events.map((e) => [e.event, e.endpoint]), [['ready', null], ['direct-rx', realPort]]);
+  await peer.apply(punch(1), device.peer);
+  assert.deepEqual(summary(events), [['ready', 1, null], ['heard', 1, realPort]]);
   assert.deepEqual(device.sentTo, [realPort], 'our punch answers the peer where it is');
-  assert.equal(device.peer.endpoint, realPort);
+  assert.equal(device.endpoint, realPort);
+});
+
+test('with a live session and no relay, the first reading after pointing at the candidate is the baseline: packets that crossed the change prove nothing', async () => {
+  const device = new FakeDevice();
+  device.peer.endpoint = E('203.0.113.20:40000');
+  const { peer, events } = meshPeer(device);
+  await peer.apply(useDirect(1, '203.0.113.20:40000'), device.peer);
+  device.peer.lastHandshakeMs = Date.now();
+  await peer.apply(prepare(2, { endpoint: DIRECT }), device.peer);
+  device.peer.rxBytes += 32; // arrived around our device update: before or after, nobody can tell
+  const t0 = Date.now();
+  await peer.tick(device.peer, t0 + 10);
+  assert.deepEqual(summary(events), [['ready', 2, null]], 'not evidence');
+  await peer.apply(punch(2), device.peer);
+  device.receive(DIRECT);
+  await peer.tick(device.peer, t0 + 60);
+  assert.deepEqual(summary(events), [['ready', 2, null], ['heard', 2, DIRECT]]);
+});
+
+test('an IPv4 packet during an IPv6 attempt proves nothing about IPv6', async () => {
+  const device = neverContacted();
+  const { peer, events } = meshPeer(device);
+  const v6 = '[2001:db8::20]:51820';
+  await peer.apply(prepare(1, { endpoint: v6, kind: 'public6', windowMs: 2000, holdMs: 2000 }), device.peer);
+  await peer.apply(punch(1), device.peer);
+  const t0 = Date.now();
+  device.receive(DIRECT);
+  await peer.tick(device.peer, t0 + 50);
+  assert.deepEqual(summary(events), [['ready', 1, null]]);
+  device.receive(v6);
+  await peer.tick(device.peer, t0 + 100);
+  assert.deepEqual(summary(events), [['ready', 1, null], ['heard', 1, v6]]);
+  await peer.apply(useDirect(2, v6, 'public6'), device.peer);
+  assert.equal(peer.report(device.peer).kind, 'public6', 'status says which candidate the path runs over');
+  assert.equal(peer.show(), 'direct');
 });
 
 test('a punch that never comes (the hub went away between the steps) leaves the committed relay in place', async () => {
   const device = new FakeDevice();
   const { peer, events } = meshPeer(device);
-  await peer.apply(cmd({ seq: 1, mode: 'relay', relay: RELAY, relayId: 'r1' }), device.peer);
-  await peer.apply(cmd({ seq: 2, mode: 'attempt', endpoint: DIRECT, relay: RELAY, relayId: 'r1', holdMs: 50 }), device.peer);
+  await peer.apply(useRelay(1), device.peer);
+  await peer.apply(prepare(2, { fallback: RELAY }), device.peer);
   await peer.tick(device.peer, Date.now() + 5000);
   assert.equal(peer.busy, true, 'still waiting for the punch');
   await peer.tick(device.peer, Date.now() + 10_100);
-  assert.equal(peer.path(), 'relaying');
-  assert.equal(device.peer.endpoint, RELAY);
+  assert.equal(peer.show(), 'relaying');
+  assert.equal(device.endpoint, RELAY);
   assert.deepEqual(events.map((e) => e.event), ['ready']);
   // A punch for the abandoned attempt is ignored.
   device.sentTo = [];
-  await peer.apply(cmd({ seq: 2, mode: 'punch', endpoint: DIRECT, relay: RELAY, relayId: 'r1', holdMs: 50 }), device.peer);
+  await peer.apply(punch(2), device.peer);
   assert.deepEqual(device.sentTo, []);
+});
+
+test('the relay: a new allocation starts a fresh session, the same one keeps it; relay-ok once the peer is heard through it; a direct packet is reported and the data stays on the relay', async () => {
+  const device = new FakeDevice();
+  device.peer.endpoint = E(DIRECT);
+  const { peer, events } = meshPeer(device);
+  await peer.apply(useRelay(1, 'a1'), device.peer);
+  assert.equal(device.peer.lastHandshakeMs, 0, 'a new allocation learns our port only from a handshake: the peer was re-added');
+  assert.deepEqual(device.sentTo, [RELAY]);
+  assert.equal(peer.show(), 'relaying');
+  device.receive(RELAY);
+  await peer.tick(device.peer, Date.now());
+  assert.deepEqual(summary(events), [['relay-ok', 1, null]]);
+  assert.equal(peer.show(), 'relayed');
+  device.peer.lastHandshakeMs = Date.now();
+  await peer.apply(useRelay(2, 'a1'), device.peer);
+  assert.ok(device.peer.lastHandshakeMs > 0, 'the same allocation again: the session goes on');
+  assert.equal(peer.show(), 'relayed');
+  device.receive(DIRECT);
+  await peer.tick(device.peer, Date.now());
+  assert.deepEqual(summary(events).at(-1), ['heard', 2, DIRECT], 'worth an attempt: the hub decides');
+  assert.equal(device.endpoint, RELAY, 'until then the data goes through the relay');
+});
+
+test('a dead path is reported once as lost: 2K + 5 s of nothing, or 12 s of data with nothing back', async () => {
+  const device = new FakeDevice();
+  const { peer, events } = meshPeer(device);
+  const t0 = Date.now();
+  await peer.apply(useDirect(4), device.peer);
+  await peer.tick(device.peer, t0 + 1000); // the first reading: the peer's bytes so far count as heard now
+  await peer.tick(device.peer, t0 + 55_000);
+  assert.deepEqual(events, []);
+  await peer.tick(device.peer, t0 + 57_000);
+  assert.deepEqual(summary(events), [['lost', 4, null]], 'named by the command that committed the path');
+  await peer.tick(device.peer, t0 + 60_000);
+  assert.equal(events.length, 1, 'once');
+  device.receive(DIRECT);
+  await peer.tick(device.peer, t0 + 61_000);
+  device.peer.txBytes += 1000; // data out, nothing back
+  await peer.tick(device.peer, t0 + 70_000);
+  assert.equal(events.length, 1);
+  await peer.tick(device.peer, t0 + 73_100);
+  assert.deepEqual(summary(events).at(-1), ['lost', 4, null]);
+});
+
+test('proxied: the peer entry goes and its addresses move to the hub peer; an attempt brings the entry back', async () => {
+  const device = new FakeDevice();
+  const { peer } = meshPeer(device);
+  await peer.apply({ type: 'path', step: 'use', publicKey: PEER, seq: 1, path: { via: 'hub' } }, device.peer);
+  assert.equal(peer.viaHub, true);
+  assert.equal(peer.show(), 'proxied');
+  assert.equal(device.peer.lastHandshakeMs, 0, 'removed');
+  await peer.apply(prepare(2), device.peer);
+  assert.equal(peer.viaHub, false);
+  assert.equal(device.endpoint, DIRECT);
+  assert.equal(peer.show(), 'trying');
 });

@@ -1,0 +1,76 @@
+import type { Endpoint } from '../../core/net/endpoint.js';
+import type { PeerState } from '../../core/wireguard/uapi.js';
+import { point, type CommittedPath, type PeerContext } from './path.js';
+
+/** The peer's packets are rarely direct while relayed; report it at most this often (each report may start an attempt). */
+const DIRECT_RX_REPORT_MS = 5000;
+
+/**
+ * Both sides send to a relay allocation. The relay learns a node's port only from a handshake,
+ * and WireGuard does not handshake because an endpoint changed: a new allocation starts a fresh
+ * session (remove and re-add the peer). The move counts once the peer's packets come through it.
+ */
+export class RelayPath implements CommittedPath {
+  readonly via = 'relay';
+  readonly kind = null;
+  readonly watched = true;
+  readonly hasEntry = true;
+  reAdded = false;
+  private confirmed = false;
+  private lastDirectReport = -Infinity;
+
+  private constructor(
+    readonly seq: number,
+    readonly endpoint: Endpoint,
+    readonly relayId: string,
+  ) {}
+
+  get relay(): Endpoint {
+    return this.endpoint;
+  }
+
+  static async enter(ctx: PeerContext, prev: CommittedPath, cmd: { endpoint: Endpoint; relayId: string }, seq: number, peer: PeerState | undefined): Promise<RelayPath> {
+    const path = new RelayPath(seq, cmd.endpoint, cmd.relayId);
+    if (prev instanceof RelayPath && prev.relayId === cmd.relayId) {
+      path.confirmed = prev.confirmed;
+      path.lastDirectReport = prev.lastDirectReport;
+      if (!peer?.endpoint?.equals(cmd.endpoint)) await point(ctx, cmd.endpoint);
+      return path;
+    }
+    path.reAdded = true;
+    await ctx.device.set({ peers: [{ publicKey: ctx.key, remove: true }] });
+    await ctx.device.set({
+      peers: [
+        { publicKey: ctx.key, endpoint: cmd.endpoint, allowedIps: ctx.info().allowedIps, persistentKeepalive: 0 },
+        { publicKey: ctx.key, persistentKeepalive: ctx.keepalive() },
+      ],
+    });
+    return path;
+  }
+
+  show() {
+    return this.confirmed ? ('relayed' as const) : ('relaying' as const);
+  }
+
+  busy(): boolean {
+    return !this.confirmed;
+  }
+
+  async tick(ctx: PeerContext, peer: PeerState | undefined, grew: boolean, now: number): Promise<void> {
+    const e = peer?.endpoint;
+    if (!this.confirmed && (peer?.rxBytes ?? 0) > 0 && e?.equals(this.endpoint)) {
+      this.confirmed = true;
+      ctx.emit({ type: 'path-event', event: 'relay-ok', publicKey: ctx.key, seq: this.seq });
+      ctx.changed();
+    }
+    if (e && !e.equals(this.endpoint) && grew) {
+      // The peer's packets arrive directly (WireGuard moved the endpoint): worth an attempt.
+      // Until the hub coordinates one, keep sending through the relay.
+      if (now - this.lastDirectReport > DIRECT_RX_REPORT_MS) {
+        this.lastDirectReport = now;
+        ctx.emit({ type: 'path-event', event: 'heard', publicKey: ctx.key, seq: this.seq, endpoint: e, afterMs: null });
+      }
+      await point(ctx, this.endpoint);
+    }
+  }
+}

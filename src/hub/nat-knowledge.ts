@@ -1,0 +1,222 @@
+import type { NodeView } from '../core/candidates/index.js';
+import type { Knowledge, NatBehaviour } from '../core/nat.js';
+import type { Prefixed } from '../core/net/cidr.js';
+import type { Endpoint } from '../core/net/endpoint.js';
+
+/**
+ * Everything the hub knows about each agent's network, and the only place that changes it. It is
+ * learned from what the hub can observe without STUN:
+ * - the endpoint its own WireGuard device sees the node at (`sighted`);
+ * - the node's interface addresses and listen port, from its agent (`reported`);
+ * - the endpoint a second observer sees it at: the relay, or a peer on a direct path (`observedBy`);
+ * - the outcome of direct attempts with other nodes (`attemptEnded`).
+ * Each fact carries its source as data; the words for status and reasons are derived from it.
+ */
+
+export type Observer = { kind: 'relay' } | { kind: 'peer'; name: string };
+
+export type MappingSource =
+  | { kind: 'unseen' }
+  | { kind: 'over-ipv6' }
+  | { kind: 'no-nat' }
+  | { kind: 'listen-unknown' }
+  | { kind: 'port-kept'; port: number }
+  | { kind: 'port-taken'; port: number }
+  | { kind: 'port-changed'; listen: number; seen: number }
+  | { kind: 'observer'; by: Observer; port: number; hubPort: number }
+  | { kind: 'network-changed' };
+
+export type FilteringSource = { kind: 'untested' } | { kind: 'network-changed' } | { kind: 'accepted-symmetric-peer' } | { kind: 'refused-symmetric-peer' };
+
+interface Facts {
+  seen: Endpoint | null;
+  interfaces: readonly Prefixed[];
+  listenPort: number | null;
+  mapping: Knowledge;
+  mappingSource: MappingSource;
+  filtering: Knowledge;
+  filteringSource: FilteringSource;
+}
+
+export interface NatStatus {
+  mapping: Knowledge;
+  mappingWhy: string;
+  filtering: Knowledge;
+  filteringWhy: string;
+  /** The node's interface addresses as its agent reported them. */
+  lan: string[];
+}
+
+const observerName = (o: Observer) => (o.kind === 'relay' ? 'the relay' : `peer ${o.name}`);
+
+export function explainMapping(s: MappingSource): string {
+  switch (s.kind) {
+    case 'unseen':
+      return 'not seen yet';
+    case 'over-ipv6':
+      return 'reaches the hub over IPv6; its IPv4 NAT is not seen';
+    case 'no-nat':
+      return 'public address, no NAT';
+    case 'listen-unknown':
+      return 'listen port unknown';
+    case 'port-kept':
+      return `NAT kept port ${s.port}`;
+    case 'port-taken':
+      return `port ${s.port} taken by another node behind the same NAT`;
+    case 'port-changed':
+      return `NAT changed the port (${s.listen} -> ${s.seen}), so it maps per destination`;
+    case 'observer':
+      return s.port === s.hubPort ? `seen by ${observerName(s.by)} at the same port as by the hub` : `seen by ${observerName(s.by)} at port ${s.port}, by the hub at ${s.hubPort}: maps per destination`;
+    case 'network-changed':
+      return 'network changed';
+  }
+}
+
+export function explainFiltering(s: FilteringSource): string {
+  switch (s.kind) {
+    case 'untested':
+      return 'no attempt yet';
+    case 'network-changed':
+      return 'network changed';
+    case 'accepted-symmetric-peer':
+      return 'accepted a symmetric peer on a direct path';
+    case 'refused-symmetric-peer':
+      return 'a symmetric peer could not reach it directly';
+  }
+}
+
+export interface NatKnowledgeDeps {
+  name(key: string): string;
+  /** The listen port the node's config has, until its agent reports one. */
+  configuredListenPort(key: string): number | null;
+}
+
+export class NatKnowledge {
+  private facts = new Map<string, Facts>();
+  /** Nodes by the public IPv4 address the hub sees them at: behind one NAT, ports say less. */
+  private byAddress = new Map<string, Set<string>>();
+
+  constructor(private readonly deps: NatKnowledgeDeps) {}
+
+  private get(key: string): Facts {
+    let f = this.facts.get(key);
+    if (!f) {
+      f = { seen: null, interfaces: [], listenPort: this.deps.configuredListenPort(key), mapping: 'unknown', mappingSource: { kind: 'unseen' }, filtering: 'unknown', filteringSource: { kind: 'untested' } };
+      this.facts.set(key, f);
+    }
+    return f;
+  }
+
+  private index(key: string, from: Endpoint | null, to: Endpoint | null): void {
+    if (from) this.byAddress.get(from.address.toString())?.delete(key);
+    if (to) {
+      const k = to.address.toString();
+      if (!this.byAddress.has(k)) this.byAddress.set(k, new Set());
+      this.byAddress.get(k)!.add(key);
+    }
+  }
+
+  /**
+   * The hub's device saw the node at `endpoint`. A new public address is a new network:
+   * everything learned about the old one is dropped. Returns whether the address changed (the
+   * relay then has to accept the node from its new address).
+   */
+  sighted(key: string, endpoint: Endpoint): { addressChanged: boolean } {
+    const f = this.get(key);
+    const before = f.seen;
+    const sameAddress = before !== null && before.address.equals(endpoint.address);
+    this.index(key, before, endpoint);
+    if (sameAddress) f.seen = endpoint;
+    else this.facts.set(key, { ...f, seen: endpoint, mapping: 'unknown', mappingSource: { kind: 'unseen' }, filtering: 'unknown', filteringSource: { kind: 'untested' } });
+    this.classify(key);
+    return { addressChanged: before !== null && !sameAddress };
+  }
+
+  /** The agent reported its interfaces and listen port; `changed`: its network changed, so what attempts taught is stale. */
+  reported(key: string, interfaces: readonly Prefixed[], listenPort: number, changed: boolean): void {
+    const f = this.get(key);
+    f.interfaces = interfaces;
+    f.listenPort = listenPort;
+    if (changed) {
+      f.mapping = 'unknown';
+      f.mappingSource = { kind: 'network-changed' };
+      f.filtering = 'unknown';
+      f.filteringSource = { kind: 'network-changed' };
+    }
+    this.classify(key);
+  }
+
+  /**
+   * Someone other than the hub saw the node at `endpoint`. Same address and port as the hub sees:
+   * the mapping does not depend on the destination; another port: it does. Evidence from two
+   * destinations is stronger than any guess from ports, and later guesses keep it.
+   */
+  observedBy(key: string, endpoint: Endpoint, by: Observer): { mappingChanged: boolean } {
+    const f = this.facts.get(key);
+    if (!f?.seen || !f.seen.address.equals(endpoint.address)) return { mappingChanged: false };
+    const before = f.mapping;
+    f.mapping = endpoint.port === f.seen.port ? 'independent' : 'dependent';
+    f.mappingSource = { kind: 'observer', by, port: endpoint.port, hubPort: f.seen.port };
+    return { mappingChanged: f.mapping !== before };
+  }
+
+  /** A direct attempt across both NATs ended. A symmetric peer's packets get through only an independent filter. */
+  attemptEnded(x: string, y: string, succeeded: boolean): void {
+    const fx = this.get(x);
+    const fy = this.get(y);
+    // Only filtering is learned, so neither side's lesson changes what the other's is judged on.
+    const learn = (self: Facts, other: Facts) => {
+      if (other.mapping !== 'dependent' || self.mapping === 'dependent') return;
+      self.filtering = succeeded ? 'independent' : 'dependent';
+      self.filteringSource = { kind: succeeded ? 'accepted-symmetric-peer' : 'refused-symmetric-peer' };
+    };
+    learn(fx, fy);
+    learn(fy, fx);
+  }
+
+  forget(key: string): void {
+    const f = this.facts.get(key);
+    if (f) this.index(key, f.seen, null);
+    this.facts.delete(key);
+  }
+
+  /** Where the hub sees the node's public IP, for a relay allocation. */
+  seen(key: string): Endpoint | null {
+    return this.facts.get(key)?.seen ?? null;
+  }
+
+  view(key: string): NodeView {
+    const f = this.get(key);
+    return { name: this.deps.name(key), seen: f.seen, interfaces: f.interfaces, listenPort: f.listenPort, nat: this.behaviour(f) };
+  }
+
+  status(key: string): NatStatus | undefined {
+    const f = this.facts.get(key);
+    if (!f) return undefined;
+    const b = this.behaviour(f);
+    return { mapping: b.mapping, mappingWhy: b.mappingWhy, filtering: b.filtering, filteringWhy: b.filteringWhy, lan: f.interfaces.map((p) => p.toString()) };
+  }
+
+  private behaviour(f: Facts): NatBehaviour {
+    return { mapping: f.mapping, filtering: f.filtering, mappingWhy: explainMapping(f.mappingSource), filteringWhy: explainFiltering(f.filteringSource) };
+  }
+
+  /** Judges the mapping from the hub's own sighting and the node's report, unless a second observer already settled it. */
+  private classify(key: string): void {
+    const f = this.get(key);
+    const set = (mapping: Knowledge, source: MappingSource) => {
+      f.mapping = mapping;
+      f.mappingSource = source;
+    };
+    if (f.seen === null) return;
+    if (f.mappingSource.kind === 'observer') return;
+    if (f.seen.family === 6) return set('unknown', { kind: 'over-ipv6' });
+    if (f.interfaces.some((p) => p.address.equals(f.seen!.address))) return set('independent', { kind: 'no-nat' });
+    if (f.listenPort === null) return set('unknown', { kind: 'listen-unknown' });
+    if (f.seen.port === f.listenPort) return set('independent', { kind: 'port-kept', port: f.listenPort });
+    // Behind one NAT, two nodes cannot both keep the same port: a changed port there says nothing.
+    const others = [...(this.byAddress.get(f.seen.address.toString()) ?? [])].filter((k) => k !== key);
+    if (others.some((k) => this.facts.get(k)?.seen?.port === f.listenPort)) return set('unknown', { kind: 'port-taken', port: f.listenPort });
+    set('dependent', { kind: 'port-changed', listen: f.listenPort, seen: f.seen.port });
+  }
+}

@@ -1,0 +1,357 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import pino from 'pino';
+import { Prefixed } from '../../../src/core/net/cidr.js';
+import { Endpoint } from '../../../src/core/net/endpoint.js';
+import type { PathCommand, PeerReport } from '../../../src/core/protocol.js';
+import { generateKeyPair } from '../../../src/core/wireguard/keys.js';
+import { NatKnowledge } from '../../../src/hub/nat-knowledge.js';
+import { PairPaths } from '../../../src/hub/pairs/coordinator.js';
+import { FakeClock } from '../fake-clock.js';
+
+/**
+ * The hub's pair decisions on a fake clock, with fake agents, a fake relay and the real NAT
+ * knowledge. The agents say `ready` to every attempt right away unless `autoReady` is false.
+ */
+function harness({ autoReady = true, interfaces = ['192.168.0.2/24'] } = {}) {
+  const [k1, k2] = [generateKeyPair().publicKey, generateKeyPair().publicKey].sort();
+  const names = new Map([
+    [k1, 'a'],
+    [k2, 'b'],
+  ]);
+  const clock = new FakeClock();
+  const sent: { to: string; cmd: PathCommand; at: number }[] = [];
+  const nat = new NatKnowledge({ name: (k) => names.get(k) ?? '?', configuredListenPort: () => 51820 });
+  const proxied = new Set<string>();
+  const alive = new Set<string>();
+  let groupsShared = true;
+  let allocations = 0;
+  const paths = new PairPaths({
+    node: (k) => (names.has(k) ? { name: names.get(k)!, proxied: proxied.has(k) } : undefined),
+    pairable: () => groupsShared,
+    send: (k, cmd) => {
+      sent.push({ to: names.get(k)!, cmd, at: clock.now() });
+      // Later, as an agent would: the hub is still sending the attempt to the other side.
+      if (autoReady && cmd.step === 'prepare') queueMicrotask(() => paths.onEvent(k, { type: 'path-event', event: 'ready', publicKey: cmd.publicKey, seq: cmd.seq }));
+    },
+    nat,
+    allocateRelay: async () => {
+      const relayId = `${++allocations}`;
+      alive.add(relayId);
+      return { relayId, forA: Endpoint.parse('203.0.113.2:52000'), forB: Endpoint.parse('203.0.113.2:52001') };
+    },
+    relayAlive: (g) => alive.has(g.relayId),
+    releaseRelay: (g) => alive.delete(g.relayId),
+    log: pino({ level: 'silent' }),
+    clock,
+  });
+  const key = (n: 'a' | 'b') => (n === 'a' ? k1 : k2);
+  const at = (n: 'a' | 'b', endpoint: string, ifs = interfaces) => {
+    nat.reported(key(n), ifs.map((i) => Prefixed.parse(i)), 51820, false);
+    nat.sighted(key(n), Endpoint.parse(endpoint));
+  };
+  const flush = () => new Promise((r) => setImmediate(r));
+  const last = (n: 'a' | 'b') => [...sent].reverse().find((s) => s.to === n)!.cmd;
+  /** What a command does, in one word: prepare, punch, or the path it commits to. */
+  const what = (c: PathCommand) => (c.step === 'use' ? c.path.via : c.step);
+  const endpointOf = (c: PathCommand) => (c.step === 'prepare' ? c.candidate.endpoint.toString() : c.step === 'use' && c.path.via !== 'hub' ? c.path.endpoint.toString() : null);
+  return {
+    paths,
+    sent,
+    key,
+    at,
+    alive,
+    proxied,
+    nat,
+    clock,
+    what,
+    endpointOf,
+    set groupsShared(v: boolean) {
+      groupsShared = v;
+    },
+    get allocations() {
+      return allocations;
+    },
+    async connect(reports: Record<'a' | 'b', PeerReport[]> = { a: [], b: [] }) {
+      paths.connected(k1, reports.a);
+      paths.connected(k2, reports.b);
+      await flush();
+    },
+    async tick(ms: number) {
+      await clock.advance(ms);
+    },
+    /** Both agents (or those named) report what WireGuard saw for the latest command each got. */
+    async answer(event: 'ready' | 'heard' | 'unheard' | 'relay-ok' | 'lost', who: ('a' | 'b')[] = ['a', 'b']) {
+      for (const n of who) {
+        const cmd = last(n);
+        const base = { type: 'path-event' as const, publicKey: key(n === 'a' ? 'b' : 'a'), seq: cmd.seq };
+        // Heard where the candidate said: the last prepare this agent got.
+        const prepared = [...sent].reverse().find((s) => s.to === n && s.cmd.step === 'prepare')?.cmd;
+        if (event === 'heard') paths.onEvent(key(n), { ...base, event, endpoint: Endpoint.parse((prepared && endpointOf(prepared)) ?? '203.0.113.99:1'), afterMs: 5 });
+        else paths.onEvent(key(n), { ...base, event });
+      }
+      await flush();
+    },
+    last,
+    lastWhat: (n: 'a' | 'b') => what(last(n)),
+    status: () => paths.status()[0],
+  };
+}
+
+/** A harness whose two agents are seen at these endpoints and have both connected. */
+async function connected(a: string, b: string, opts?: Parameters<typeof harness>[0]) {
+  const h = harness(opts);
+  h.at('a', a);
+  h.at('b', b);
+  await h.connect();
+  return h;
+}
+
+test('two home NATs: one coordinated attempt, both sides at once, committed only when both heard each other', async () => {
+  const h = await connected('203.0.113.10:51820', '203.0.113.20:51820');
+  const [ca, cb] = [h.last('a'), h.last('b')];
+  assert.equal(ca.step, 'punch');
+  assert.equal(ca.seq, cb.seq, 'one attempt, the same for both');
+  const prepared = h.sent.filter((s) => s.cmd.step === 'prepare');
+  assert.deepEqual(prepared.map((s) => [s.to, h.endpointOf(s.cmd)]), [['a', '203.0.113.20:51820'], ['b', '203.0.113.10:51820']]);
+  assert.ok(prepared.every((s) => s.cmd.step === 'prepare' && s.cmd.windowMs === 2000 && s.cmd.candidate.kind === 'public4' && s.cmd.fallback === null));
+  await h.answer('heard', ['a']);
+  assert.equal(h.lastWhat('a'), 'punch', 'one side hearing the other is not enough');
+  await h.answer('heard', ['b']);
+  assert.equal(h.lastWhat('a'), 'direct');
+  const st = h.status();
+  assert.equal(st.mode, 'direct');
+  assert.equal(st.candidate, 'public4');
+  assert.equal(st.family, 4);
+  assert.equal(h.allocations, 0, 'no relay was needed');
+  h.paths.close();
+});
+
+test('nobody punches until both agents are ready: the punch goes to both at once; an agent that never gets ready fails the candidate', async () => {
+  const h = await connected('203.0.113.10:51820', '203.0.113.20:51820', { autoReady: false });
+  assert.deepEqual(h.sent.map((s) => [s.to, h.what(s.cmd)]), [['a', 'prepare'], ['b', 'prepare']]);
+  const seq = h.last('a').seq;
+  await h.answer('ready', ['a']);
+  await h.tick(1000);
+  assert.equal(h.sent.length, 2, 'a is ready, b is not: no punch yet');
+  await h.answer('ready', ['b']);
+  assert.deepEqual(h.sent.slice(2).map((s) => [s.to, h.what(s.cmd), s.cmd.seq]), [
+    ['a', 'punch', seq],
+    ['b', 'punch', seq],
+  ]);
+  await h.answer('ready', ['a']);
+  assert.equal(h.sent.length, 4, 'a repeated ready punches nothing twice');
+  h.paths.close();
+
+  const g = await connected('203.0.113.10:51820', '203.0.113.20:51820', { autoReady: false });
+  g.paths.onEvent(g.key('b'), { type: 'path-event', event: 'ready', publicKey: g.key('a'), seq: g.last('b').seq });
+  await g.tick(2350);
+  assert.equal(g.status().mode, 'waiting', 'a may still be busy getting ready');
+  await g.tick(100); // a window + grace
+  assert.equal(g.status().mode, 'relay');
+  assert.match(g.status().reason ?? '', /a did not get ready/);
+  assert.ok(!g.sent.some((s) => s.cmd.step === 'punch'), 'nobody punched');
+  g.paths.close();
+});
+
+test("a late side still counts: one side's window ended, the other heard it after; only both failing moves on at once", async () => {
+  const h = await connected('203.0.113.10:51820', '203.0.113.20:51820');
+  // a's window ended without a word from b: b's agent was busy and punched late.
+  await h.answer('unheard', ['a']);
+  assert.equal(h.lastWhat('a'), 'punch', 'one side failing is not the verdict');
+  await h.tick(1000);
+  await h.answer('heard', ['b']);
+  await h.answer('heard', ['a']); // a heard b's late punch after all
+  assert.equal(h.status().mode, 'direct');
+  h.paths.close();
+
+  // Both windows ended with nothing: the verdict is immediate.
+  const g = await connected('203.0.113.10:51820', '203.0.113.20:51820');
+  await g.answer('unheard');
+  assert.equal(g.status().mode, 'relay');
+  g.paths.close();
+
+  // One side heard, the other never does: the candidate fails a grace after both reported.
+  const k = await connected('203.0.113.10:51820', '203.0.113.20:51820');
+  await k.answer('heard', ['a']);
+  await k.answer('unheard', ['b']);
+  await k.tick(350);
+  assert.equal(k.status().mode, 'waiting', "b may still hear a's answering punches");
+  await k.tick(100);
+  assert.equal(k.status().mode, 'relay');
+  assert.match(k.status().reason ?? '', /b heard nothing from a on the direct IPv4 path/);
+  k.paths.close();
+});
+
+test('two symmetric NATs: relay at once, no attempt wasted', async () => {
+  const h = await connected('203.0.113.10:40001', '203.0.113.20:40002');
+  assert.deepEqual(h.sent.map((s) => h.what(s.cmd)), ['relay', 'relay']);
+  assert.equal(h.endpointOf(h.last('a')), '203.0.113.2:52000');
+  assert.equal(h.endpointOf(h.last('b')), '203.0.113.2:52001');
+  assert.match(h.status().reason ?? '', /both NATs map per destination/);
+  assert.equal(h.status().confirmed, false, 'relayed only counts once traffic came through');
+  await h.answer('relay-ok');
+  assert.equal(h.status().confirmed, true);
+  assert.equal(h.status().via, '203.0.113.2');
+  assert.ok((h.status().nextRetryInMs ?? 0) >= 299_000, 'and only a slow safety-net retry');
+  h.paths.close();
+});
+
+test('two symmetric IPv4 NATs with IPv6 on both sides go direct over IPv6 first, without the relay', async () => {
+  const h = harness();
+  h.at('a', '203.0.113.10:40001', ['192.168.0.2/24', '2001:db8:a::2/64']);
+  h.at('b', '203.0.113.20:40002', ['192.168.1.2/24', '2001:db8:b::2/64']);
+  await h.connect();
+  const prep = h.sent.filter((s) => s.cmd.step === 'prepare');
+  assert.deepEqual(prep.map((s) => (s.cmd.step === 'prepare' ? `${s.to} ${s.cmd.candidate.kind} ${s.cmd.candidate.endpoint.toString()}` : '')), ['a public6 [2001:db8:b::2]:51820', 'b public6 [2001:db8:a::2]:51820']);
+  assert.equal(prep.length, 2, 'IPv4 is not tried at all: both NATs map per destination');
+  await h.answer('heard');
+  assert.equal(h.status().mode, 'direct');
+  assert.equal(h.status().candidate, 'public6');
+  assert.equal(h.status().family, 6);
+  assert.equal(h.allocations, 0);
+  h.paths.close();
+});
+
+test('a failed attempt goes to the relay and retries with backoff spaced from attempt to attempt, up to 8 s, never giving up', async () => {
+  const h = await connected('203.0.113.10:51820', '203.0.113.20:51820');
+  await h.tick(4300);
+  assert.equal(h.status().mode, 'waiting', 'agents that said nothing may have started late: the hub waits two windows');
+  await h.tick(100); // 2 windows + grace, and no agent reported anything
+  assert.equal(h.status().mode, 'relay');
+  await h.answer('relay-ok');
+  const starts: number[] = [];
+  for (let i = 0; i < 9; i++) {
+    const before = h.sent.length;
+    while (h.sent.length === before || h.sent[h.sent.length - 1].cmd.step !== 'punch') await h.tick(50);
+    const prep = [...h.sent].reverse().find((s) => s.to === 'a' && s.cmd.step === 'prepare')!.cmd;
+    starts.push(h.sent[h.sent.length - 1].at);
+    assert.ok(prep.step === 'prepare' && prep.fallback?.endpoint.toString() === '203.0.113.2:52000', 'a retry from the relay falls back to it');
+    assert.equal(prep.step === 'prepare' && prep.holdMs, 50, 'and only borrows the path for the punch');
+    await h.answer('unheard');
+  }
+  const gaps = starts.slice(1).map((t, i) => t - starts[i]);
+  assert.deepEqual(gaps.slice(-4), [8000, 8000, 8000, 8000], `retries settle at 8 s: ${gaps.join(', ')}`);
+  assert.ok(gaps.every((g, i) => i === 0 || g >= gaps[i - 1]), `never closer together: ${gaps.join(', ')}`);
+  assert.equal(h.allocations, 1, 'the relay allocation is kept across retries');
+  assert.equal(h.status().history.length, 1, 'failed retries do not move the pair');
+
+  // A network change retries at once.
+  const before = h.sent.length;
+  h.at('b', '203.0.113.21:51820');
+  h.paths.changed(h.key('b'), 'b moved');
+  assert.equal(h.what(h.sent[before].cmd), 'prepare');
+  assert.equal(h.endpointOf(h.sent[before].cmd), '203.0.113.21:51820');
+  await h.answer('heard');
+  assert.equal(h.status().mode, 'direct');
+  assert.deepEqual(h.status().history.map((x) => x.mode), ['relay', 'direct']);
+  h.paths.close();
+});
+
+test('symmetric against a home NAT: one failed attempt teaches that the home NAT filters, then the hub stops wasting attempts', async () => {
+  const h = await connected('203.0.113.10:40001', '203.0.113.20:51820');
+  assert.equal(h.lastWhat('a'), 'punch', 'the home NAT might be a full cone: try once');
+  await h.answer('unheard');
+  assert.equal(h.lastWhat('a'), 'relay');
+  assert.match(h.status().reason ?? '', /direct failed/);
+  assert.equal(h.nat.view(h.key('b')).nat.filtering, 'dependent', 'the NAT knowledge learned it');
+  assert.ok((h.status().nextRetryInMs ?? 0) > 290_000, `now hopeless: slow retries only (${h.status().nextRetryInMs})`);
+  h.paths.close();
+});
+
+test('a direct path lost twice soon after it came back backs off for minutes instead of flapping', async () => {
+  const h = await connected('203.0.113.10:51820', '203.0.113.20:51820');
+  for (let round = 0; round < 2; round++) {
+    await h.answer('heard');
+    assert.equal(h.status().mode, 'direct');
+    await h.tick(5000);
+    await h.answer('lost', ['a']);
+    assert.equal(h.status().mode, 'relay');
+    await h.answer('relay-ok');
+    if (round === 0) {
+      while (h.lastWhat('a') !== 'punch') await h.tick(50);
+    }
+  }
+  assert.ok((h.status().nextRetryInMs ?? 0) > 290_000, `unstable: ${h.status().nextRetryInMs}`);
+  assert.deepEqual(h.status().history.map((x) => x.mode), ['direct', 'relay', 'direct', 'relay']);
+  h.paths.close();
+});
+
+test('after a hub restart a pair both agents still use directly is adopted without an attempt; stale reports are ignored', async () => {
+  const h = harness();
+  h.at('a', '203.0.113.10:51820');
+  h.at('b', '203.0.113.20:51820');
+  const report = (peer: string, endpoint: string): PeerReport => ({ publicKey: peer, path: 'direct', kind: 'public4', endpoint: Endpoint.parse(endpoint), handshakeAgeMs: 30_000, rxBytes: 1, txBytes: 1, directAfterMs: 5, reason: null });
+  await h.connect({ a: [report(h.key('b'), '203.0.113.20:51820')], b: [report(h.key('a'), '203.0.113.10:51820')] });
+  assert.deepEqual(h.sent.map((s) => h.what(s.cmd)), ['direct', 'direct']);
+  assert.match(h.status().history[0].reason ?? '', /adopted/);
+  // An event about an attempt that no longer runs changes nothing.
+  h.paths.onEvent(h.key('a'), { type: 'path-event', event: 'unheard', publicKey: h.key('b'), seq: 0 });
+  assert.equal(h.status().mode, 'direct');
+  h.paths.close();
+
+  const g = harness();
+  g.at('a', '203.0.113.10:51820');
+  g.at('b', '203.0.113.20:51820');
+  const stale = (peer: string, endpoint: string): PeerReport => ({ ...report(peer, endpoint), handshakeAgeMs: 200_000 });
+  await g.connect({ a: [stale(g.key('b'), '203.0.113.20:51820')], b: [stale(g.key('a'), '203.0.113.10:51820')] });
+  assert.equal(g.lastWhat('a'), 'punch', 'a handshake older than a session lasts is no evidence: attempt');
+  g.paths.close();
+});
+
+test('a node that chooses proxied mode takes its pairs through the hub', async () => {
+  const h = harness();
+  h.at('a', '203.0.113.10:51820');
+  h.at('b', '203.0.113.20:51820');
+  h.proxied.add(h.key('b'));
+  await h.connect();
+  assert.deepEqual(h.sent.map((s) => h.what(s.cmd)), ['hub', 'hub']);
+  h.proxied.delete(h.key('b'));
+  h.paths.reevaluate(h.key('b'), 'b left proxied mode');
+  assert.equal(h.lastWhat('a'), 'prepare');
+  h.paths.close();
+});
+
+test('a pair exists only while both agents share a group, from the moment both connected; its relay goes with it', async () => {
+  const h = await connected('203.0.113.10:40001', '203.0.113.20:40002');
+  assert.equal(h.paths.size, 1);
+  assert.equal(h.alive.size, 1, 'relayed');
+  h.groupsShared = false;
+  h.paths.refresh(h.key('a'));
+  assert.equal(h.paths.size, 0);
+  assert.equal(h.alive.size, 0, 'the allocation was released');
+  h.groupsShared = true;
+  h.paths.refresh(h.key('a'));
+  assert.equal(h.paths.size, 1, 'a shared group again: the pair is back and decided at once');
+  await h.tick(10);
+  assert.equal(h.lastWhat('a'), 'relay');
+  h.paths.disconnected(h.key('b'));
+  h.paths.refresh(h.key('a'));
+  assert.equal(h.paths.size, 1, 'an agent that disconnects keeps its pairs (and their path) for when it is back');
+  h.paths.close();
+});
+
+test('a relay allocation that answers after the pair went direct is given back, not used', async () => {
+  let release: (() => void) | undefined;
+  const h = await connected('203.0.113.10:51820', '203.0.113.20:51820');
+  await h.answer('heard');
+  assert.equal(h.status().mode, 'direct');
+  // The direct path is lost; the relay is slow to answer, and meanwhile b's network changes and the pair goes direct again.
+  const slow = new Promise<void>((r) => (release = r));
+  const original = (h.paths as unknown as { deps: { allocateRelay: (a: string, b: string) => Promise<unknown> } }).deps;
+  const allocate = original.allocateRelay;
+  original.allocateRelay = async (a, b) => {
+    await slow;
+    return allocate(a, b);
+  };
+  await h.answer('lost', ['a']);
+  h.at('b', '203.0.113.21:51820');
+  h.paths.changed(h.key('b'), 'b moved');
+  await h.answer('heard');
+  assert.equal(h.status().mode, 'direct');
+  release!();
+  await h.tick(10);
+  assert.equal(h.status().mode, 'direct', 'the late allocation does not pull the pair onto the relay');
+  assert.equal(h.alive.size, 0, 'and it was released');
+  h.paths.close();
+});

@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { gather } from '../../../src/core/candidates/index.js';
+import { punchBlocked } from '../../../src/core/nat.js';
+import { Prefixed } from '../../../src/core/net/cidr.js';
+import { Endpoint } from '../../../src/core/net/endpoint.js';
+import { NatKnowledge } from '../../../src/hub/nat-knowledge.js';
+
+/** A hub's knowledge of nodes a, b, c…, each seen at an endpoint and reporting its interfaces. */
+function knowledge() {
+  const nat = new NatKnowledge({ name: (k) => k, configuredListenPort: () => 51820 });
+  const seen = (key: string, endpoint: string, interfaces: string[] = ['192.168.1.2/24']) => {
+    nat.reported(key, interfaces.map((i) => Prefixed.parse(i)), 51820, false);
+    nat.sighted(key, Endpoint.parse(endpoint));
+    return nat.view(key);
+  };
+  return { nat, seen };
+}
+
+test('mapping: a kept port is endpoint-independent, a changed one dependent, unless another node behind the same NAT holds the port', () => {
+  const { nat, seen } = knowledge();
+  assert.equal(seen('a', '203.0.113.10:51820').nat.mapping, 'independent');
+  const sym = seen('s', '203.0.113.11:40123');
+  assert.equal(sym.nat.mapping, 'dependent');
+  assert.match(sym.nat.mappingWhy, /51820 -> 40123/);
+  assert.equal(seen('b', '203.0.113.10:40123', ['192.168.1.3/24']).nat.mapping, 'unknown', 'a port collision behind one NAT says nothing');
+  assert.match(nat.view('b').nat.mappingWhy, /taken by another node/);
+  assert.equal(seen('p', '198.51.100.2:51820', ['198.51.100.2/28']).nat.mapping, 'independent');
+  assert.match(seen('q', '198.51.100.3:40000', ['198.51.100.3/28']).nat.mappingWhy, /no NAT/, 'a public address is not NATed, whatever the port');
+  assert.match(seen('v6', '[2001:db8::5]:51820').nat.mappingWhy, /over IPv6/, 'seen over IPv6, its IPv4 NAT is unknown');
+});
+
+test('a second observer (the relay, a peer) settles the mapping, later guesses keep it, and a new public IP forgets everything', () => {
+  const { nat, seen } = knowledge();
+  seen('a', '203.0.113.10:40123');
+  assert.deepEqual(nat.observedBy('a', Endpoint.parse('203.0.113.10:40123'), { kind: 'relay' }), { mappingChanged: true });
+  assert.equal(nat.view('a').nat.mapping, 'independent', 'same port toward the relay: independent after all');
+  assert.match(nat.view('a').nat.mappingWhy, /seen by the relay at the same port/);
+  seen('b', '203.0.113.20:51820');
+  nat.observedBy('b', Endpoint.parse('203.0.113.20:61000'), { kind: 'peer', name: 'x' });
+  assert.equal(nat.view('b').nat.mapping, 'dependent');
+  assert.match(nat.view('b').nat.mappingWhy, /seen by peer x at port 61000, by the hub at 51820/);
+  nat.sighted('b', Endpoint.parse('203.0.113.20:51820'));
+  assert.equal(nat.view('b').nat.mapping, 'dependent', 'a guess never overrides what a second observer saw');
+  assert.deepEqual(nat.observedBy('b', Endpoint.parse('198.51.100.9:1'), { kind: 'relay' }), { mappingChanged: false }, 'an observation from another address is not about this mapping');
+  assert.deepEqual(nat.sighted('b', Endpoint.parse('203.0.113.99:51820')), { addressChanged: true });
+  assert.equal(nat.view('b').nat.mapping, 'independent', 'a new network is judged afresh');
+  nat.reported('b', [], 51820, true);
+  assert.equal(nat.view('b').nat.mappingWhy, 'NAT kept port 51820', 'a reported network change forgets, then judges again from what the hub sees');
+  assert.match(nat.view('b').nat.filteringWhy, /network changed/);
+});
+
+test('what an attempt teaches: only a symmetric peer tells anything about filtering', () => {
+  const { nat, seen } = knowledge();
+  seen('sym', '203.0.113.10:40123');
+  seen('home', '203.0.113.20:51820');
+  seen('cone', '203.0.113.30:51820');
+  nat.attemptEnded('sym', 'home', false);
+  assert.equal(nat.view('home').nat.filtering, 'dependent');
+  assert.equal(nat.view('sym').nat.filtering, 'unknown', 'the symmetric side learns nothing');
+  nat.attemptEnded('sym', 'home', true);
+  assert.equal(nat.view('home').nat.filtering, 'independent');
+  nat.attemptEnded('cone', 'home', false);
+  assert.equal(nat.view('cone').nat.filtering, 'unknown', 'two cone mappings failing says nothing about filtering');
+});
+
+test('blocked: both symmetric, or symmetric against a filter; never for what is unknown', () => {
+  const { nat, seen } = knowledge();
+  const sym = seen('s1', '203.0.113.10:40123');
+  const sym2 = seen('s2', '203.0.113.11:40999');
+  const home = seen('h', '203.0.113.20:51820');
+  assert.match(punchBlocked(sym.nat, sym2.nat, 's1', 's2') ?? '', /both NATs map per destination/);
+  assert.equal(punchBlocked(sym.nat, home.nat, 's1', 'h'), null, 'the home NAT might not filter: try');
+  nat.attemptEnded('s1', 'h', false);
+  assert.match(punchBlocked(nat.view('s1').nat, nat.view('h').nat, 's1', 'h') ?? '', /h filters/);
+  assert.equal(punchBlocked(home.nat, seen('c', '203.0.113.30:51820').nat, 'h', 'c'), null);
+});
+
+test('candidates: the LAN first behind one public IP (private addresses go nowhere else), then the public endpoints', () => {
+  const { seen } = knowledge();
+  const a = seen('a', '203.0.113.10:51820', ['192.168.1.2/24', '10.0.0.5/8']);
+  const b = seen('b', '203.0.113.10:3000', ['192.168.1.3/24']);
+  assert.deepEqual(
+    gather(a, b).map((c) => [c.kind.id, c.forX.toString(), c.forY.toString()]),
+    [
+      ['lan', '192.168.1.3:51820', '192.168.1.2:51820'],
+      ['public4', '203.0.113.10:3000', '203.0.113.10:51820'],
+    ],
+  );
+  const c = seen('c', '203.0.113.20:51820', ['192.168.1.9/24']);
+  assert.deepEqual(gather(a, c).map((x) => x.kind.id), ['public4'], 'behind different NATs a LAN address is never handed out');
+  const { nat } = knowledge();
+  assert.deepEqual(gather(nat.view('x'), nat.view('y')), [], 'no endpoint seen yet: nothing to try');
+});
+
+test('forgetting a node drops what is known of it, and of its port at its public address', () => {
+  const { nat, seen } = knowledge();
+  seen('a', '203.0.113.10:51820');
+  assert.equal(seen('b', '203.0.113.10:40000', ['192.168.1.3/24']).nat.mapping, 'unknown');
+  nat.forget('a');
+  assert.equal(nat.status('a'), undefined);
+  nat.sighted('b', Endpoint.parse('203.0.113.10:40001'));
+  assert.equal(nat.view('b').nat.mapping, 'dependent', 'nobody else holds 51820 there any more');
+});
