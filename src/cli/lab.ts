@@ -1,7 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { formatCidr, formatIPv4 } from '../core/ipv4.js';
 import { knownLabs, Lab, teardownOnExit } from '../lab/lab.js';
 import { namespaceExists } from '../lab/netns.js';
 import { preflight } from '../lab/preflight.js';
@@ -34,7 +33,7 @@ async function statusRows(lab: Lab): Promise<StatusRow[]> {
       node: r.name,
       kind: 'router',
       network: r.upstream,
-      address: `${formatIPv4(r.wan)} / lan ${formatCidr(r.lan.subnet)}`,
+      address: `${r.wan.join(', ')} / lan ${r.lan.subnets.map((x) => x.subnet).join(', ')}`,
       public: lab.publicAddress(r.name),
       profile: (r.carrierOf ? `carrier NAT of ${r.carrierOf}` : r.profile) + (flags.length ? ` +${flags.join(' +')}` : ''),
       wireguard: [],
@@ -47,7 +46,7 @@ async function statusRows(lab: Lab): Promise<StatusRow[]> {
       node: h.name,
       kind: 'host',
       network: h.network,
-      address: formatIPv4(h.address),
+      address: h.addresses.join(', '),
       public: lab.publicAddress(h.name),
       profile: h.network === 'internet' ? 'public' : lab.router(h.network).profile,
       wireguard: lab.wireguardInterfaces.filter((w) => w.host === h.name).map((w) => w.interface),

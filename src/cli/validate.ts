@@ -1,25 +1,81 @@
 import { InvalidArgumentError } from 'commander';
-import { parseCidr, parseIPv4, parseSubnet } from '../core/ipv4.js';
+import { IpAddress, type Scope } from '../core/net/address.js';
+import { Cidr, Prefixed } from '../core/net/cidr.js';
+import { EndpointError, HostPort } from '../core/net/endpoint.js';
 
-/** Commander argument parsers: a bad value fails before anything runs, naming the option and the fix. */
+/**
+ * Commander argument parsers: a bad value fails before anything runs, naming the option and the
+ * fix (commander prefixes the message with the option). They return the value as typed, checked:
+ * the store and the configs keep the user's text.
+ */
 
-export function endpointArg(v: string): string {
-  const m = /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
-  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new InvalidArgumentError(`"${v}" must be HOST:PORT, e.g. 203.0.113.2:51820 or vpn.example.org:51820`);
-  return v;
-}
+const reasonOf = (err: unknown) => (err as Error).message;
 
-export function addressWithPrefixArg(v: string): string {
-  const [ip, len] = v.split('/');
-  const c = parseCidr(v);
-  if (!c || parseIPv4(ip) === undefined || Number(len) > 30 || Number(len) < 8) throw new InvalidArgumentError(`"${v}" must be an address with a prefix of /8 to /30, e.g. 10.99.0.1/24`);
-  return v;
-}
-
-export function subnetArg(v: string): string {
-  if (!parseSubnet(v)) {
-    throw new InvalidArgumentError(`"${v}" must be a subnet with host bits clear, e.g. 10.98.0.0/24`);
+/** What is wrong with an endpoint, short: the message around it already says what is wanted. */
+function endpointReason(err: unknown): string {
+  const p = err instanceof EndpointError ? err.problem : undefined;
+  switch (p?.kind) {
+    case 'empty':
+      return 'it is empty';
+    case 'too-long':
+      return 'it is too long';
+    case 'no-port':
+      return 'it has no port';
+    case 'port':
+      return `port "${p.port}" is not a number from 1 to 65535`;
+    case 'unbracketed-ipv6':
+      return 'an IPv6 address needs brackets before the port';
+    case 'bracket-syntax':
+      return '"[" must be followed by an IPv6 address and "]:PORT"';
+    case 'bracketed-not-ipv6':
+      return `brackets are for IPv6 addresses; write ${p.host}:PORT`;
+    case 'address':
+      return p.reason;
+    case 'host':
+      return `"${p.host}" is neither an IP address nor a DNS name`;
+    default:
+      return reasonOf(err);
   }
+}
+
+/** Where nodes reach something: an address of either family, or a DNS name (a DDNS name for a home server). */
+export function endpointArg(v: string): string {
+  try {
+    HostPort.parse(v);
+  } catch (err) {
+    throw new InvalidArgumentError(`"${v}" must be HOST:PORT, e.g. 203.0.113.2:51820, [2001:db8::2]:51820 or vpn.example.org:51820 (${endpointReason(err)})`);
+  }
+  return v;
+}
+
+/**
+ * The hub's tunnel address. IPv4 only: the hub allocates node addresses with IPv4 maths today, so
+ * an IPv6 tunnel would be accepted here and fail later, far from the option that caused it.
+ */
+export function addressWithPrefixArg(v: string): string {
+  const wanted = `"${v}" must be an IPv4 address with a prefix of /8 to /30, e.g. 10.99.0.1/24`;
+  let p: Prefixed;
+  try {
+    p = Prefixed.parse(v);
+  } catch (err) {
+    throw new InvalidArgumentError(`${wanted} (${reasonOf(err)})`);
+  }
+  if (p.family !== 4) throw new InvalidArgumentError(`${wanted} (the tunnel network is IPv4 for now)`);
+  if (p.prefix < 8 || p.prefix > 30) throw new InvalidArgumentError(`${wanted} (it has /${p.prefix})`);
+  if (!p.subnet.isUsableHost(p.address)) throw new InvalidArgumentError(`${wanted} (${p.address.toString()} is the network or broadcast address of ${p.subnet.toString()}; pick a host address in it)`);
+  return v;
+}
+
+/** A subnet (proxied client pool, routes behind a node). IPv4 only, for the same reason as the tunnel address. */
+export function subnetArg(v: string): string {
+  const wanted = `"${v}" must be an IPv4 subnet with host bits clear, e.g. 10.98.0.0/24`;
+  let c: Cidr;
+  try {
+    c = Cidr.parse(v);
+  } catch (err) {
+    throw new InvalidArgumentError(`${wanted} (${reasonOf(err)})`);
+  }
+  if (c.family !== 4) throw new InvalidArgumentError(`${wanted} (IPv6 subnets are not supported here yet)`);
   return v;
 }
 
@@ -41,4 +97,43 @@ export function durationArg(v: string): number {
   const m = /^(\d+)(s|m|h)$/.exec(v);
   if (!m || Number(m[1]) === 0) throw new InvalidArgumentError(`"${v}" must be a duration like 90s, 30m or 2h`);
   return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 's' | 'm' | 'h'];
+}
+
+/** Why an address of this scope cannot be where nodes on the internet send to. */
+const NOT_PUBLIC: Record<Exclude<Scope, 'public'>, string> = {
+  loopback: 'a loopback address: only this machine reaches it',
+  'link-local': 'a link-local address: it is only reachable on one link and never routed',
+  'unique-local': 'a unique-local address (fc00::/7): it is not routed on the internet',
+  private: 'a private address (RFC 1918): nodes behind other NATs cannot reach it',
+  shared: 'a carrier-grade NAT address (100.64.0.0/10): nodes outside that carrier cannot reach it',
+  unspecified: 'the unspecified address: the relay binds one address and tells the hub that nodes send to it',
+  multicast: 'a multicast address',
+  reserved: 'a reserved or special-purpose address',
+};
+
+/**
+ * A relay's public address, of either family: nodes send to it and the relay's ports bind to it.
+ * Refuses what nodes elsewhere could never reach, naming the fix.
+ */
+export function publicAddressArg(v: string): IpAddress {
+  let a: IpAddress;
+  try {
+    a = IpAddress.parse(v);
+  } catch (err) {
+    throw new InvalidArgumentError(`"${v}" must be this machine's public IPv4 or IPv6 address (${reasonOf(err)})`);
+  }
+  if (a.unmapped() !== a) throw new InvalidArgumentError(`"${v}" is an IPv4-mapped IPv6 address; give the IPv4 address itself (${a.unmapped().toString()})`);
+  const scope = a.scope();
+  if (scope !== 'public') {
+    throw new InvalidArgumentError(`"${v}" is ${NOT_PUBLIC[scope]}; give this machine's public IPv4 or IPv6 address, the one nodes on the internet reach it at (see "ip addr show")`);
+  }
+  return a;
+}
+
+/** MIN-MAX, at least two ports: each allocation takes one per side. */
+export function portRangeArg(v: string): [number, number] {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(v);
+  const [min, max] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  if (!m || min < 1 || max > 65535 || min + 1 > max) throw new InvalidArgumentError(`"${v}" must be MIN-MAX with 1 <= MIN < MAX <= 65535 (each allocation takes two ports)`);
+  return [min, max];
 }

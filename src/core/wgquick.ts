@@ -1,5 +1,6 @@
-import { isIPv6 } from 'node:net';
-import { parseCidr, parseIPv4 } from './ipv4.js';
+import { IpAddress, type AddressError } from './net/address.js';
+import { Prefixed } from './net/cidr.js';
+import { EndpointError, HostPort } from './net/endpoint.js';
 import { isKey } from './wireguard/keys.js';
 
 /** wg-quick configuration files: one [Interface] section, any number of [Peer] sections. */
@@ -48,46 +49,53 @@ const list = (value: string): string[] =>
     .map((s) => s.trim())
     .filter((s) => s !== '');
 
-function isIPv6Cidr(text: string): boolean {
-  const [addr, len, extra] = text.split('/');
-  // A zone index ("fe80::1%eth0") means nothing in a route or an interface address.
-  if (extra !== undefined || len === undefined || addr.includes('%') || !isIPv6(addr)) return false;
-  return /^(0|[1-9]\d{0,2})$/.test(len) && Number(len) <= 128;
+/**
+ * Why an Address or AllowedIPs item is not an address of either family with an optional prefix
+ * (wg and wg-quick take a bare address as a single host, /32 or /128), or undefined when it is.
+ * Host bits may be set: "10.0.0.2/24" is how an Address line is written.
+ */
+function cidrProblem(text: string): string | undefined {
+  try {
+    if (text.includes('/')) Prefixed.parse(text);
+    else IpAddress.parse(text);
+    return undefined;
+  } catch (err) {
+    return (err as AddressError).message;
+  }
 }
-
-const isCidr = (text: string): boolean => parseCidr(text) !== undefined || isIPv6Cidr(text);
-
-/** wg and wg-quick both take a bare address as a single host (/32 or /128). */
-const isCidrOrHost = (text: string): boolean =>
-  isCidr(text) || parseIPv4(text) !== undefined || (!text.includes('%') && isIPv6(text));
 
 function isPort(text: string): boolean {
   return /^[1-9]\d{0,4}$/.test(text) && Number(text) <= 65535;
 }
 
-const DNS_LABEL = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
-
-/** Why an endpoint is not "host:port" or "[v6]:port", or undefined when it is. */
+/** Why an endpoint is not "host:port" or "[v6]:port" (host an address of either family or a DNS name), or undefined when it is. */
 function endpointProblem(text: string): string | undefined {
-  const bracketed = /^\[([^\]]*)\]:(.*)$/.exec(text);
-  let host: string;
-  let port: string;
-  if (bracketed) {
-    [, host, port] = bracketed;
-    if (!isIPv6(host)) return `"${host}" in brackets is not an IPv6 address`;
-  } else {
-    const colon = text.lastIndexOf(':');
-    if (colon < 0) return 'has no port; write HOST:PORT, e.g. hub.example.com:51820';
-    host = text.slice(0, colon);
-    port = text.slice(colon + 1);
-    if (host.includes(':')) return 'looks like an IPv6 address; put it in brackets, e.g. [2001:db8::1]:51820';
-    const name = host.endsWith('.') ? host.slice(0, -1) : host;
-    if (parseIPv4(host) === undefined && (name === '' || name.length > 253 || !name.split('.').every((l) => DNS_LABEL.test(l)))) {
-      return `host "${host}" is neither an IP address nor a DNS name`;
+  try {
+    HostPort.parse(text);
+    return undefined;
+  } catch (err) {
+    const p = err instanceof EndpointError ? err.problem : undefined;
+    switch (p?.kind) {
+      case 'empty':
+        return 'is empty; write HOST:PORT, e.g. hub.example.com:51820';
+      case 'no-port':
+        return 'has no port; write HOST:PORT, e.g. hub.example.com:51820';
+      case 'port':
+        return `port "${p.port}" must be from 1 to 65535`;
+      case 'unbracketed-ipv6':
+        return 'looks like an IPv6 address; put it in brackets, e.g. [2001:db8::1]:51820';
+      case 'bracket-syntax':
+        return 'must be [IPV6]:PORT when it starts with "[", e.g. [2001:db8::1]:51820';
+      case 'bracketed-not-ipv6':
+        return `"${p.host}" in brackets is not an IPv6 address`;
+      case 'address':
+        return p.reason;
+      case 'host':
+        return `host "${p.host}" is neither an IP address nor a DNS name`;
+      default:
+        return (err as Error).message;
     }
   }
-  if (!isPort(port)) return `port "${port}" must be from 1 to 65535`;
-  return undefined;
 }
 
 type Section = { kind: 'interface'; line: number; seen: Map<string, number> } | { kind: 'peer'; line: number; seen: Map<string, number>; peer: WgQuickPeer };
@@ -172,7 +180,8 @@ export function parseWgQuick(text: string, source = 'config'): WgQuickConfig {
     const cidrs = (example: string): string[] => {
       const items = list(value);
       for (const item of items) {
-        if (!isCidrOrHost(item)) fail(n, `${label} "${item}" is not an IPv4 or IPv6 CIDR like ${example}`);
+        const problem = cidrProblem(item);
+        if (problem) fail(n, `${label} "${item}" is not an IPv4 or IPv6 CIDR like ${example} (${problem})`);
       }
       return items;
     };

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { IpAddress } from '../core/net/address.js';
+import { Endpoint } from '../core/net/endpoint.js';
 import type { RelayStats } from '../core/relay-protocol.js';
 import type { RelaySideSpec } from '../relay/relay.js';
 
@@ -12,7 +14,7 @@ import type { RelaySideSpec } from '../relay/relay.js';
 export interface RelayBackend {
   /** Unique among the pool's relays: "builtin" or the relay node's name. */
   readonly name: string;
-  /** The public address nodes send to. */
+  /** The public address nodes send to, of either family (canonical text). */
   readonly address: string;
   readonly allocationCount: number;
   allocate(id: string, a: RelaySideSpec, b: RelaySideSpec): Promise<{ portA: number; portB: number }>;
@@ -27,7 +29,7 @@ export interface Allocation {
   relay: string;
   a: string;
   b: string;
-  /** Where a sends to reach b, and b to reach a. */
+  /** Where a sends to reach b, and b to reach a: the relay's endpoints, `a.b.c.d:p` or `[v6]:p`. */
   forA: string;
   forB: string;
 }
@@ -65,10 +67,13 @@ export class RelayPool {
   async allocate(a: RelaySideSpec, b: RelaySideSpec): Promise<Allocation | undefined> {
     const candidates = [...this.backends.values()].sort((x, y) => x.allocationCount - y.allocationCount);
     for (const backend of candidates) {
+      // A relay whose address is no address could never be reached: skip it before it allocates.
+      const address = IpAddress.tryParse(backend.address);
+      if (!address) continue;
       const relayId = randomBytes(8).toString('hex');
       try {
         const ports = await backend.allocate(relayId, a, b);
-        const alloc: Allocation = { relayId, relay: backend.name, a: a.publicKey, b: b.publicKey, forA: `${backend.address}:${ports.portA}`, forB: `${backend.address}:${ports.portB}` };
+        const alloc: Allocation = { relayId, relay: backend.name, a: a.publicKey, b: b.publicKey, forA: Endpoint.of(address, ports.portA).toString(), forB: Endpoint.of(address, ports.portB).toString() };
         this.allocations.set(relayId, alloc);
         return alloc;
       } catch {

@@ -1,7 +1,7 @@
 import type { WebSocket } from 'ws';
 import type { Logger } from '../core/log.js';
 import { decode } from '../core/protocol.js';
-import { relayToHubSchema, type HubToRelay, type RelayStats, type RelayToHub } from '../core/relay-protocol.js';
+import { relayToHubSchema, type HubToRelayWire, type RelayStats, type RelayToHub } from '../core/relay-protocol.js';
 import type { RelaySideSpec } from '../relay/relay.js';
 import type { RelayBackend, RelayPool } from './relay-pool.js';
 
@@ -25,7 +25,7 @@ export class RemoteRelay implements RelayBackend {
     return this.live.size + this.pending.size;
   }
 
-  private send(m: HubToRelay): void {
+  private send(m: HubToRelayWire): void {
     if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(m));
   }
 
@@ -36,7 +36,8 @@ export class RemoteRelay implements RelayBackend {
         reject(new Error(`relay ${this.name} did not answer within ${ALLOCATE_TIMEOUT_MS} ms`));
       }, ALLOCATE_TIMEOUT_MS);
       this.pending.set(id, { resolve, reject, timer });
-      this.send({ type: 'allocate', id, a, b });
+      const wire = (s: RelaySideSpec) => ({ publicKey: s.publicKey, ip: s.ip.toString() });
+      this.send({ type: 'allocate', id, a: wire(a), b: wire(b) });
     });
   }
 
@@ -73,7 +74,7 @@ export class RemoteRelay implements RelayBackend {
         return;
       }
       case 'latched':
-        if (this.live.has(m.id)) this.events.latched(m.id, m.publicKey, m.endpoint);
+        if (this.live.has(m.id)) this.events.latched(m.id, m.publicKey, m.endpoint.toString());
         return;
       case 'released':
         if (this.live.delete(m.id)) this.events.released(m.id);
@@ -112,9 +113,9 @@ export function acceptRelay(name: string, ws: WebSocket, pool: RelayPool, latche
       return;
     }
     if (m.type === 'hello' && !relay) {
-      relay = new RemoteRelay(name, m.address, ws, { latched: (_id, key, endpoint) => latched(key, endpoint), released: (id) => pool.released(id) });
+      relay = new RemoteRelay(name, m.address.toString(), ws, { latched: (_id, key, endpoint) => latched(key, endpoint), released: (id) => pool.released(id) });
       pool.add(relay);
-      log.info({ relay: name, address: m.address, ports: [m.portMin, m.portMax] }, 'relay registered');
+      log.info({ relay: name, address: m.address.toString(), ports: [m.portMin, m.portMax] }, 'relay registered');
       return;
     }
     relay?.onMessage(m);

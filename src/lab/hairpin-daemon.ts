@@ -6,8 +6,9 @@
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { contains, parseCidr, parseIPv4 } from '../core/ipv4.js';
 import { run } from '../core/exec.js';
+import { IpAddress } from '../core/net/address.js';
+import { Cidr } from '../core/net/cidr.js';
 import { HAIRPIN_MAP, NFT_TABLE } from './nat-rules.js';
 
 function arg(name: string): string {
@@ -17,9 +18,9 @@ function arg(name: string): string {
   return v;
 }
 
-const wan = arg('wan');
-const lan = parseCidr(arg('lan'));
-if (!lan || parseIPv4(wan) === undefined) throw new Error('hairpin-daemon: --wan must be an address and --lan a subnet');
+// Both come from the lab builder; a bad one is a bug, and the parser's message says which.
+const wan = IpAddress.parse(arg('wan'));
+const lan = Cidr.parse(arg('lan'));
 
 /** External port -> "host . port" currently in the map. */
 const mapped = new Map<number, string>();
@@ -35,8 +36,8 @@ async function onEvent(line: string): Promise<void> {
   const m = EVENT.exec(line);
   if (!m) return;
   const [, kind, src, , sport, , , rdst, , rdport] = m;
-  const srcIp = parseIPv4(src);
-  if (srcIp === undefined || !contains(lan!, srcIp) || rdst !== wan) return;
+  const srcIp = IpAddress.tryParse(src);
+  if (srcIp === undefined || !lan.contains(srcIp) || !wan.equals(IpAddress.tryParse(rdst))) return;
   const ext = Number(rdport);
   const target = `${src} . ${sport}`;
   if (kind === 'NEW' && !mapped.has(ext)) {

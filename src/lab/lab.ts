@@ -2,14 +2,15 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, type RunOptions, type RunResult } from '../core/exec.js';
-import { formatCidr, formatIPv4, isUsableHost, nthHost, parseIPv4, size } from '../core/ipv4.js';
+import { IpAddress, type Family } from '../core/net/address.js';
 import { getDevice, setDevice } from '../core/wireguard/uapi.js';
 import { spawnDaemon } from './daemon.js';
 import { natRuleset } from './nat-rules.js';
 import { addNamespace, deleteNamespace, ipBatch, killAllIn, listNamespaces, namespaceExists, sysctl } from './netns.js';
+import { decodePlan, ipv4Of, ipv4SubnetOf, subnetOf, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan } from './plan.js';
 import { preflight } from './preflight.js';
 import { LAB_STATE_DIR, listStates, readState, removeState, writeState, type LabState } from './state.js';
-import { segmentOf, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan } from './topology.js';
+import { segmentOf } from './topology.js';
 import { miniupnpdConfig } from './upnp.js';
 import { removeWireGuardSockets, startWireGuard, type WireGuardStart } from './wireguard.js';
 
@@ -94,7 +95,9 @@ export class Lab {
   static async open(name: string): Promise<Lab> {
     const state = await readState(name);
     if (!state) throw new Error(`no lab named "${name}" is up (see "wgp2p lab status")`);
-    return new Lab(state.plan as LabPlan, state);
+    const plan = decodePlan(state.plan);
+    if (!plan) throw new Error(`the record of lab "${name}" holds no plan this wgp2p can read (damaged, or written by another version); remove the lab with "wgp2p lab down ${name}" and bring it up again`);
+    return new Lab(plan, { ...state, plan });
   }
 
   static async list(): Promise<string[]> {
@@ -130,24 +133,25 @@ export class Lab {
     await addNamespace(ns);
     const inet = this.plan.internet;
     await sysctl(ns, { 'net.ipv4.ip_forward': 1, 'net.ipv4.conf.all.send_redirects': 0, 'net.ipv6.conf.all.disable_ipv6': 1 });
-    await ipBatch(ns, [
-      'link add br0 type bridge',
-      `addr add ${formatIPv4(inet.gateway)}/${inet.subnet.prefix} dev br0`,
-      'link set br0 up',
-    ]);
+    await ipBatch(ns, ['link add br0 type bridge', ...gatewayAddresses(inet, 'br0'), 'link set br0 up']);
   }
 
-  /** Connects `node`'s namespace to a segment with a veth pair: `ifname` inside, the node's name on the bridge side. */
-  private async plug(node: string, ifname: string, seg: SegmentPlan, address: number): Promise<void> {
+  /**
+   * Connects `node`'s namespace to a segment with a veth pair: `ifname` inside, the node's name on
+   * the bridge side; each address goes with its family's subnet and default route.
+   */
+  private async plug(node: string, ifname: string, seg: SegmentPlan, addresses: readonly IpAddress[]): Promise<void> {
     const segNs = this.ns(seg.name);
     const bridge = seg.name === INTERNET ? 'br0' : 'lan';
     await run('ip', ['link', 'add', 'name', ifname, 'netns', this.ns(node), 'type', 'veth', 'peer', 'name', node, 'netns', segNs]);
     await ipBatch(segNs, [`link set dev ${node} master ${bridge}`, `link set dev ${node} up`]);
-    await ipBatch(this.ns(node), [
-      `addr add ${formatIPv4(address)}/${seg.subnet.prefix} dev ${ifname}`,
-      `link set dev ${ifname} up`,
-      `route replace default via ${formatIPv4(seg.gateway)}`,
-    ]);
+    const lines = addresses.flatMap((a) => {
+      const sub = subnetOf(seg, a.family);
+      if (!sub) throw new Error(`${node}: ${a} is IPv${a.family} and network "${seg.name}" has no IPv${a.family} subnet`);
+      return [`addr add ${a}/${sub.subnet.prefix} dev ${ifname}`];
+    });
+    const routes = addresses.map((a) => `route replace default via ${subnetOf(seg, a.family)!.gateway}`);
+    await ipBatch(this.ns(node), [...lines, `link set dev ${ifname} up`, ...routes]);
   }
 
   private async buildRouter(r: RouterPlan): Promise<void> {
@@ -160,22 +164,19 @@ export class Lab {
       'net.ipv6.conf.all.disable_ipv6': 1,
     });
     await bridgesStayLayer2(ns);
-    await ipBatch(ns, [
-      'link add lan type bridge',
-      `addr add ${formatIPv4(r.lan.gateway)}/${r.lan.subnet.prefix} dev lan`,
-      'link set lan up',
-    ]);
+    await ipBatch(ns, ['link add lan type bridge', ...gatewayAddresses(r.lan, 'lan'), 'link set lan up']);
     await this.plug(r.name, 'wan', segmentOf(this.plan, r.upstream)!, r.wan);
     if (r.upstream === INTERNET && (r.nat === 'open' || r.nat === 'firewall')) {
       // Public (un-NATed) LANs are routed by the internet core via the router's WAN address.
-      await ipBatch(this.ns(INTERNET), [`route add ${formatCidr(r.lan.subnet)} via ${formatIPv4(r.wan)}`]);
+      const wan = ipv4Of(r.wan, `router "${r.name}"`);
+      await ipBatch(this.ns(INTERNET), [`route add ${ipv4SubnetOf(r.lan).subnet} via ${wan}`]);
     }
     await run('nft', ['-f', '-'], { netns: ns, input: natRuleset(r) });
     if (r.hairpin) {
       this.daemon(r.name, 'hairpin', process.execPath, [
         new URL('./hairpin-daemon.js', import.meta.url).pathname,
-        '--wan', formatIPv4(r.wan),
-        '--lan', formatCidr(r.lan.subnet),
+        '--wan', ipv4Of(r.wan, `router "${r.name}"`).toString(),
+        '--lan', ipv4SubnetOf(r.lan).subnet.toString(),
       ]);
     }
     if (r.upnp) await this.startMiniupnpd(r);
@@ -196,7 +197,7 @@ export class Lab {
     const ns = this.ns(h.name);
     await addNamespace(ns);
     await sysctl(ns, { 'net.ipv6.conf.all.disable_ipv6': 1, 'net.ipv4.conf.all.rp_filter': 0 });
-    await this.plug(h.name, 'eth0', segmentOf(this.plan, h.network)!, h.address);
+    await this.plug(h.name, 'eth0', segmentOf(this.plan, h.network)!, h.addresses);
     if (h.wireguard) {
       await startWireGuard(ns, h.wireguard.interface, { listenPort: h.wireguard.listenPort, logFile: join(this.logDir, `${h.name}.wireguard-go.log`) });
     }
@@ -216,22 +217,23 @@ export class Lab {
     return r;
   }
 
+  /** A host's IPv4 address on its segment. */
   address(host: string): string {
-    return formatIPv4(this.host(host).address);
+    return ipv4Of(this.host(host).addresses, `host "${host}"`).toString();
   }
 
-  /** The address the internet sees for a node: its own if public, else its outermost router's WAN address. */
+  /** The IPv4 address the internet sees for a node: its own if public, else its outermost router's WAN address. */
   publicAddress(node: string): string {
     let network = this.plan.hosts.find((h) => h.name === node)?.network;
-    let addr = network === undefined ? this.router(node).wan : this.host(node).address;
+    let addr = ipv4Of(network === undefined ? this.router(node).wan : this.host(node).addresses, node);
     if (network === undefined) network = this.router(node).upstream;
     while (network !== INTERNET) {
       const r = this.router(network);
       if (r.nat === 'open' || r.nat === 'firewall') break;
-      addr = r.wan;
+      addr = ipv4Of(r.wan, `router "${r.name}"`);
       network = r.upstream;
     }
-    return formatIPv4(addr);
+    return addr.toString();
   }
 
   exec(node: string, cmd: string, args: readonly string[] = [], opts: Omit<RunOptions, 'netns'> = {}): Promise<RunResult> {
@@ -241,20 +243,22 @@ export class Lab {
     return run(cmd, args, { ...opts, netns: this.ns(node) });
   }
 
-  /** First free address of a segment, for hosts that join or roam. */
-  freeAddress(network: string): number {
+  /** First free address of a segment in one family, for hosts that join or roam. */
+  freeAddress(network: string, family: Family = 4): IpAddress {
     const seg = segmentOf(this.plan, network);
     if (!seg) throw new Error(`no network "${network}" in lab "${this.name}"`);
-    const taken = new Set<number>([
-      seg.gateway,
-      ...this.plan.hosts.filter((h) => h.network === network).map((h) => h.address),
-      ...this.plan.routers.filter((r) => r.upstream === network).map((r) => r.wan),
+    const sub = subnetOf(seg, family);
+    if (!sub) throw new Error(`network "${network}" has no IPv${family} subnet`);
+    const taken = new Set<bigint>([
+      sub.gateway.value,
+      ...this.plan.hosts.filter((h) => h.network === network).flatMap((h) => h.addresses.map((a) => a.value)),
+      ...this.plan.routers.filter((r) => r.upstream === network).flatMap((r) => r.wan.map((a) => a.value)),
     ]);
-    for (let n = 2; n < size(seg.subnet) - 1; n++) {
-      const ip = nthHost(seg.subnet, n);
-      if (!taken.has(ip)) return ip;
+    for (let n = 2n; n < sub.subnet.size; n++) {
+      const ip = sub.subnet.nth(n);
+      if (sub.subnet.isUsableHost(ip) && !taken.has(ip.value)) return ip;
     }
-    throw new Error(`network "${network}" has no free address`);
+    throw new Error(`network "${network}" has no free IPv${family} address`);
   }
 
   /**
@@ -265,16 +269,20 @@ export class Lab {
    * sockets") and does not notice that the address is gone: measured here, the device goes silent
    * after a move. Phone and desktop WireGuard apps rebind their sockets when the OS reports a
    * network change, so by default we do the same (setting listen_port rebinds).
+   *
+   * The host gets an address in every family of the new network: `address` for its family, the
+   * first free one for the others. Returns the IPv4 one.
    */
   async moveHost(host: string, network: string, address?: string, opts: { rebind?: boolean } = {}): Promise<string> {
     const h = this.host(host);
     const seg = segmentOf(this.plan, network);
     if (!seg) throw new Error(`no network "${network}" in lab "${this.name}"`);
-    const ip = address !== undefined ? parseAddress(address, seg) : this.freeAddress(network);
+    const given = address !== undefined ? parseAddress(address, seg) : undefined;
+    const addresses = seg.subnets.map((s) => (given?.family === s.subnet.family ? given : this.freeAddress(network, s.subnet.family)));
     await run('ip', ['-n', this.ns(host), 'link', 'del', 'eth0']);
-    await this.plug(host, 'eth0', seg, ip);
+    await this.plug(host, 'eth0', seg, addresses);
     h.network = network;
-    h.address = ip;
+    h.addresses = addresses;
     this.state.plan = this.plan;
     await writeState(this.state);
     if (opts.rebind ?? true) {
@@ -283,7 +291,7 @@ export class Lab {
         if (dev) await setDevice(w.interface, { listenPort: dev.listenPort });
       }
     }
-    return formatIPv4(ip);
+    return ipv4Of(addresses, `host "${host}"`).toString();
   }
 
   /** Starts a userspace WireGuard interface in a host and records it for teardown. */
@@ -323,10 +331,16 @@ async function bridgesStayLayer2(ns: string): Promise<void> {
   await sysctl(ns, { 'net.bridge.bridge-nf-call-iptables': 0, 'net.bridge.bridge-nf-call-ip6tables': 0, 'net.bridge.bridge-nf-call-arptables': 0 });
 }
 
-function parseAddress(text: string, seg: SegmentPlan): number {
-  const ip = parseIPv4(text);
-  if (ip === undefined || !isUsableHost(seg.subnet, ip)) {
-    throw new Error(`address ${text} is not a usable address of ${seg.name} (${formatCidr(seg.subnet)})`);
+/** `ip addr add` lines for a segment owner's gateway addresses on `dev`. */
+function gatewayAddresses(seg: SegmentPlan, dev: string): string[] {
+  return seg.subnets.map((s) => `addr add ${s.gateway}/${s.subnet.prefix} dev ${dev}`);
+}
+
+function parseAddress(text: string, seg: SegmentPlan): IpAddress {
+  const ip = IpAddress.tryParse(text);
+  const sub = ip && subnetOf(seg, ip.family);
+  if (!ip || !sub || !sub.subnet.isUsableHost(ip)) {
+    throw new Error(`address ${text} is not a usable address of ${seg.name} (${seg.subnets.map((s) => s.subnet).join(', ')})`);
   }
   return ip;
 }

@@ -1,5 +1,4 @@
-import { formatCidr, formatIPv4 } from '../core/ipv4.js';
-import type { RouterPlan } from './topology.js';
+import { ipv4Of, ipv4SubnetOf, type RouterPlan } from './plan.js';
 
 /** nftables table that holds a lab router's whole behaviour; miniupnpd is pointed at it too. */
 export const NFT_TABLE = 'lab';
@@ -8,10 +7,11 @@ export const HAIRPIN_MAP = 'hairpin';
 /**
  * The nftables ruleset that makes a router namespace behave like its NAT profile.
  * Interface names are fixed by the builder: "wan" upstream, "lan" (a bridge) for the inside.
+ * The NAT is IPv4's; an IPv6 prefix (RFC 6092's firewall, no NAT) would get rules of its own.
  */
 export function natRuleset(r: RouterPlan): string {
-  const wan = formatIPv4(r.wan);
-  const lan = formatCidr(r.lan.subnet);
+  const wan = ipv4Of(r.wan, `router "${r.name}"`).toString();
+  const lan = ipv4SubnetOf(r.lan).subnet.toString();
   const translates = r.nat !== 'open' && r.nat !== 'firewall';
   const pre: string[] = [];
   const post: string[] = [];
@@ -25,7 +25,7 @@ export function natRuleset(r: RouterPlan): string {
   }
   if (r.nat === 'cone' && r.exposedHost !== undefined) {
     // Endpoint-independent filtering: anything sent to the WAN address reaches the exposed host (section 6).
-    pre.push(`iifname "wan" ip daddr ${wan} meta l4proto udp dnat ip to ${formatIPv4(r.exposedHost)}`);
+    pre.push(`iifname "wan" ip daddr ${wan} meta l4proto udp dnat ip to ${r.exposedHost}`);
   }
   if (r.hairpin) {
     // Filled at run time from conntrack events by the hairpin daemon: external port -> inside host:port.

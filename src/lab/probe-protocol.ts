@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { endpointSchema } from '../core/net/schemas.js';
 
 /**
  * Datagrams of the lab's NAT probe (a tiny STUN-like protocol in JSON). They cross namespaces
@@ -10,11 +11,12 @@ export const probeMessageSchema = z.discriminatedUnion('op', [
   /** Answer from this socket ("same"), from the server's other port ("other-port"), and ask the peer server to send too ("other-addr"). */
   z.object({ op: z.literal('filter'), id: z.string().max(64) }),
   /** Server to server: send `tag` to `target` from your primary port. */
-  z.object({ op: z.literal('send-to'), id: z.string().max(64), target: z.string().max(64), tag: z.string().max(32) }),
-  /** A reply or an unsolicited test datagram. */
-  z.object({ op: z.literal('reply'), id: z.string().max(64), tag: z.string().max(32), observed: z.string().max(64).optional() }),
+  z.object({ op: z.literal('send-to'), id: z.string().max(64), target: endpointSchema, tag: z.string().max(32) }),
+  /** A reply or an unsolicited test datagram; `observed` is the source address the server saw. */
+  z.object({ op: z.literal('reply'), id: z.string().max(64), tag: z.string().max(32), observed: endpointSchema.optional() }),
 ]);
-export type ProbeMessage = z.infer<typeof probeMessageSchema>;
+/** Decoded: endpoints are values. */
+export type ProbeMessage = z.output<typeof probeMessageSchema>;
 
 export function decodeProbe(buf: Buffer): ProbeMessage | undefined {
   try {
@@ -25,11 +27,7 @@ export function decodeProbe(buf: Buffer): ProbeMessage | undefined {
   }
 }
 
+/** Endpoints write themselves as their text. */
 export function encodeProbe(m: ProbeMessage): Buffer {
   return Buffer.from(JSON.stringify(m));
-}
-
-export function splitEndpoint(ep: string): { address: string; port: number } {
-  const i = ep.lastIndexOf(':');
-  return { address: ep.slice(0, i), port: Number(ep.slice(i + 1)) };
 }

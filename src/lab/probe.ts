@@ -11,7 +11,9 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { createServer, connect } from 'node:net';
-import { decodeProbe, encodeProbe, splitEndpoint, type ProbeMessage } from './probe-protocol.js';
+import { IpAddress } from '../core/net/address.js';
+import { Endpoint } from '../core/net/endpoint.js';
+import { decodeProbe, encodeProbe, type ProbeMessage } from './probe-protocol.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -22,6 +24,7 @@ function opt(name: string, fallback?: string): string {
   return v;
 }
 
+/** The lab's networks are IPv4; an IPv6 lab would pick the socket family from the servers' endpoints. */
 function bind(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = createSocket('udp4');
@@ -30,10 +33,17 @@ function bind(port: number): Promise<Socket> {
   });
 }
 
-function send(s: Socket, to: string, m: ProbeMessage): void {
-  const { address, port } = splitEndpoint(to);
-  s.send(encodeProbe(m), port, address);
+function send(s: Socket, to: Endpoint, m: ProbeMessage): void {
+  s.send(encodeProbe(m), to.port, to.address.toString());
 }
+
+/** An endpoint given on the command line; a bad one ends the probe with the reason. */
+function endpointOpt(name: string, fallback?: string): Endpoint {
+  return Endpoint.parse(opt(name, fallback));
+}
+
+/** Where a datagram came from (a dual-stack socket's IPv4-mapped source is the IPv4 address). */
+const sourceOf = (rinfo: RemoteInfo) => Endpoint.of(IpAddress.parse(rinfo.address).unmapped(), rinfo.port);
 
 function out(v: unknown): void {
   process.stdout.write(JSON.stringify(v) + '\n');
@@ -41,14 +51,14 @@ function out(v: unknown): void {
 
 async function server(): Promise<void> {
   const ports = opt('ports').split(',').map(Number);
-  const peer = process.argv.includes('--peer') ? opt('peer') : undefined;
+  const peer = process.argv.includes('--peer') ? endpointOpt('peer') : undefined;
   const sockets = await Promise.all(ports.map(bind));
   const [primary, secondary] = sockets;
   for (const s of sockets) {
     s.on('message', (buf: Buffer, rinfo: RemoteInfo) => {
       const m = decodeProbe(buf);
       if (!m) return;
-      const observed = `${rinfo.address}:${rinfo.port}`;
+      const observed = sourceOf(rinfo);
       if (m.op === 'echo') send(s, observed, { op: 'reply', id: m.id, tag: 'same', observed });
       if (m.op === 'filter') {
         send(s, observed, { op: 'reply', id: m.id, tag: 'same', observed });
@@ -67,11 +77,11 @@ async function server(): Promise<void> {
 }
 
 /** Sends `m` up to 3 times until a reply with the same id arrives; collects replies for `collectMs` after the first. */
-async function exchange(s: Socket, to: string, m: ProbeMessage, collectMs: number): Promise<{ tag: string; observed?: string; from: string }[]> {
-  const got: { tag: string; observed?: string; from: string }[] = [];
+async function exchange(s: Socket, to: Endpoint, m: ProbeMessage, collectMs: number): Promise<{ tag: string; observed?: Endpoint; from: Endpoint }[]> {
+  const got: { tag: string; observed?: Endpoint; from: Endpoint }[] = [];
   const onMsg = (buf: Buffer, rinfo: RemoteInfo) => {
     const r = decodeProbe(buf);
-    if (r?.op === 'reply' && r.id === m.id && !got.some((g) => g.tag === r.tag)) got.push({ tag: r.tag, observed: r.observed, from: `${rinfo.address}:${rinfo.port}` });
+    if (r?.op === 'reply' && r.id === m.id && !got.some((g) => g.tag === r.tag)) got.push({ tag: r.tag, observed: r.observed, from: sourceOf(rinfo) });
   };
   s.on('message', onMsg);
   for (let i = 0; i < 3 && got.length === 0; i++) {
@@ -85,10 +95,10 @@ async function exchange(s: Socket, to: string, m: ProbeMessage, collectMs: numbe
 
 async function observe(): Promise<void> {
   const s = await bind(Number(opt('port')));
-  const observed: Record<string, string | null> = {};
-  for (const srv of opt('servers').split(',')) {
+  const observed: Record<string, Endpoint | null> = {};
+  for (const srv of opt('servers').split(',').map((x) => Endpoint.parse(x))) {
     const r = await exchange(s, srv, { op: 'echo', id: `o-${srv}` }, 0);
-    observed[srv] = r[0]?.observed ?? null;
+    observed[srv.toString()] = r[0]?.observed ?? null;
   }
   out({ local: s.address().port, observed });
   s.close();
@@ -97,21 +107,21 @@ async function observe(): Promise<void> {
 async function filter(): Promise<void> {
   const s = await bind(Number(opt('port')));
   // Wait long enough for the third party's datagram, which crosses two extra hops and a process.
-  const r = await exchange(s, opt('server'), { op: 'filter', id: 'f' }, Number(opt('ms', '700')));
+  const r = await exchange(s, endpointOpt('server'), { op: 'filter', id: 'f' }, Number(opt('ms', '700')));
   out({ observed: r.find((x) => x.tag === 'same')?.observed ?? null, tags: r.map((x) => x.tag).sort() });
   s.close();
 }
 
 async function listen(): Promise<void> {
   const s = await bind(Number(opt('port')));
-  const received: { from: string; tag: string }[] = [];
+  const received: { from: Endpoint; tag: string }[] = [];
   s.on('message', (buf: Buffer, rinfo: RemoteInfo) => {
     const m = decodeProbe(buf);
-    if (m?.op === 'reply' && m.id !== 'l') received.push({ from: `${rinfo.address}:${rinfo.port}`, tag: m.tag });
+    if (m?.op === 'reply' && m.id !== 'l') received.push({ from: sourceOf(rinfo), tag: m.tag });
   });
-  let observed: string | null = null;
+  let observed: Endpoint | null = null;
   if (process.argv.includes('--server')) {
-    const r = await exchange(s, opt('server'), { op: 'echo', id: 'l' }, 0);
+    const r = await exchange(s, endpointOpt('server'), { op: 'echo', id: 'l' }, 0);
     observed = r[0]?.observed ?? null;
   }
   out({ observed });
@@ -124,19 +134,20 @@ async function sendMode(): Promise<void> {
   const s = await bind(Number(opt('port', '0')));
   const count = Number(opt('count', '3'));
   // --via: ask that probe server to send from its own primary port (a port we cannot bind here).
-  const via = process.argv.includes('--via') ? opt('via') : undefined;
+  const via = process.argv.includes('--via') ? endpointOpt('via') : undefined;
+  const to = endpointOpt('to');
   for (let i = 0; i < count; i++) {
-    if (via) send(s, via, { op: 'send-to', id: 'u', target: opt('to'), tag: opt('tag') });
-    else send(s, opt('to'), { op: 'reply', id: 'u', tag: opt('tag') });
+    if (via) send(s, via, { op: 'send-to', id: 'u', target: to, tag: opt('tag') });
+    else send(s, to, { op: 'reply', id: 'u', tag: opt('tag') });
     await sleep(50);
   }
   s.close();
 }
 
 async function tcp(): Promise<void> {
-  const { address, port } = splitEndpoint(opt('to'));
+  const to = endpointOpt('to');
   const ok = await new Promise<boolean>((resolve) => {
-    const c = connect({ host: address, port, timeout: 1000 }, () => {
+    const c = connect({ host: to.address.toString(), port: to.port, timeout: 1000 }, () => {
       c.destroy();
       resolve(true);
     });

@@ -8,6 +8,7 @@
  * counters as one JSON array every 250 ms when they changed (not with --quiet).
  */
 import { readFileSync } from 'node:fs';
+import { IpAddress } from '../core/net/address.js';
 import { KernelPath, type KernelMode } from '../relay/kernel-path.js';
 import { Relay } from '../relay/relay.js';
 
@@ -16,12 +17,13 @@ function opt(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-const address = opt('address');
+const addressText = opt('address');
 const [min, max] = (opt('ports') ?? '').split('-').map(Number);
-if (!address || !min || !max) throw new Error('relay-host: --address and --ports MIN-MAX are required');
+if (!addressText || !min || !max) throw new Error('relay-host: --address and --ports MIN-MAX are required');
+const address = IpAddress.parse(addressText);
 const mode = opt('kernel-mode') as KernelMode | undefined;
 if (mode !== undefined && mode !== 'nat' && mode !== 'ingress') throw new Error('relay-host: --kernel-mode is nat or ingress');
-const kernel = process.argv.includes('--userspace') ? undefined : await KernelPath.create(address, { mode });
+const { kernel, reason } = process.argv.includes('--userspace') ? { kernel: undefined, reason: '--userspace' } : await KernelPath.tryCreate(address, { mode });
 const relay = new Relay({
   address,
   portMin: min,
@@ -39,7 +41,7 @@ for (const spec of specs) {
   const [id, aKey, aIp, bKey, bIp] = spec.split(',');
   await relay.allocate(id, { publicKey: aKey, ip: aIp }, { publicKey: bKey, ip: bIp });
 }
-console.log(JSON.stringify({ ready: true, kernel: kernel !== undefined, kernelMode: kernel?.mode ?? null, allocations: specs.length }));
+console.log(JSON.stringify({ ready: true, kernel: kernel !== undefined, kernelMode: kernel?.mode ?? null, userspaceBecause: reason ?? null, allocations: specs.length }));
 // Run until signalled even with no allocation (the relay's own timer does not hold the process).
 setInterval(() => undefined, 1 << 30);
 if (!process.argv.includes('--quiet')) {

@@ -2,6 +2,8 @@ import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../core/exec.js';
+import { IpAddress } from '../core/net/address.js';
+import { Endpoint } from '../core/net/endpoint.js';
 import { getDevice } from '../core/wireguard/uapi.js';
 import type { PairStatus } from '../hub/pair-paths.js';
 import type { Lab } from './lab.js';
@@ -56,8 +58,8 @@ export class Scenario {
   }
 
   async initHub(extra: string[] = []): Promise<void> {
-    const hubIp = this.lab.address(this.hubHost);
-    await this.cli(undefined, ['hub', 'init', '--dir', this.dir, '--endpoint', `${hubIp}:51820`, '--address', `${HUB_TUNNEL}/24`, ...extra]);
+    const hubEndpoint = Endpoint.of(IpAddress.parse(this.lab.address(this.hubHost)), 51820);
+    await this.cli(undefined, ['hub', 'init', '--dir', this.dir, '--endpoint', hubEndpoint.toString(), '--address', `${HUB_TUNNEL}/24`, ...extra]);
     await this.upConf(this.hubHost, join(this.dir, 'hub.conf'), this.hubIf);
     await this.startHub();
   }

@@ -9,7 +9,7 @@ const labStateSchema = z.object({
   name: z.string(),
   topologyFile: z.string().optional(),
   createdAt: z.string(),
-  /** The plan as built (addresses as numbers); hosts carry their current network after a move. */
+  /** The plan as built (addresses as text; plan.ts decodes it); hosts carry their current network after a move. */
   plan: z.unknown(),
   namespaces: z.array(z.string()),
   wireguard: z.array(z.object({ host: z.string(), interface: z.string() })),

@@ -1,20 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import YAML from 'yaml';
+import type { IpAddress } from '../core/net/address.js';
+import { Cidr } from '../core/net/cidr.js';
+import { cidrSchema, ipAddressSchema } from '../core/net/schemas.js';
+import { ipv4Of, ipv4SubnetOf, NAT_PROFILES, subnetOf, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan } from './plan.js';
 import { upnpRefusesWan } from './upnp-reserved.js';
-import { formatCidr, formatIPv4, isUsableHost, nthHost, overlaps, parseIPv4, parseSubnet, type Cidr } from '../core/ipv4.js';
 
-export const NAT_PROFILES = [
-  'open',
-  'firewall',
-  'cone',
-  'restricted',
-  'restricted-leaky',
-  'symmetric',
-  'udp-blocked',
-  'cgnat',
-] as const;
-export type NatProfile = (typeof NAT_PROFILES)[number];
+export { NAT_PROFILES, type NatProfile, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan, type SubnetPlan } from './plan.js';
 
 /** Names become namespace suffixes and veth names inside namespaces, so they must fit in IFNAMSIZ. */
 const NODE_NAME = /^[a-z][a-z0-9-]{0,14}$/;
@@ -25,13 +18,9 @@ const nodeName = z
   .string()
   .regex(NODE_NAME, 'must be 1-15 characters: lower-case letters, digits and "-", starting with a letter')
   .refine((n) => !RESERVED_NAMES.has(n), { message: `is reserved (${[...RESERVED_NAMES].join(', ')})` });
-const ipv4 = z.string().refine(isIPv4Text, { message: 'must be an IPv4 address like 192.168.1.2' });
-const subnet = z.string().refine((s) => parseSubnet(s) !== undefined, {
-  message: 'must be an IPv4 subnet with host bits clear, like 192.168.1.0/24',
-});
-function isIPv4Text(s: string): boolean {
-  return parseIPv4(s) !== undefined;
-}
+// The lab builds IPv4 networks only, for now: an IPv6 address is refused here, not half-built.
+const ipv4 = ipAddressSchema.refine((a) => a.family === 4, { message: 'must be an IPv4 address like 192.168.1.2 (the lab builds IPv4 networks only, for now)' });
+const subnet = cidrSchema.refine((c) => c.family === 4, { message: 'must be an IPv4 subnet like 192.168.1.0/24 (the lab builds IPv4 networks only, for now)' });
 
 const wireguardSchema = z
   .object({
@@ -72,7 +61,7 @@ export const topologySchema = z
   .object({
     name: z.string().regex(/^[a-z][a-z0-9]{0,11}$/, 'must be 1-12 lower-case letters or digits, starting with a letter'),
     description: z.string().optional(),
-    internet: z.object({ subnet }).strict().default({ subnet: '203.0.113.0/24' }),
+    internet: z.object({ subnet }).strict().default({ subnet: Cidr.parse('203.0.113.0/24') }),
     routers: z.array(routerSchema).default([]),
     hosts: z.array(hostSchema).min(1, 'a topology needs at least one host'),
   })
@@ -86,45 +75,6 @@ export class TopologyError extends Error {
     super(`invalid topology:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'TopologyError';
   }
-}
-
-/** A network segment: the internet or one router's LAN. Lives as a bridge in its owner's namespace. */
-export interface SegmentPlan {
-  /** "internet" or the owning router's name. */
-  name: string;
-  subnet: Cidr;
-  gateway: number;
-}
-
-export interface RouterPlan {
-  name: string;
-  /** What the user asked for (cgnat shows as cgnat even though it is built from two NATs). */
-  profile: NatProfile;
-  /** Filtering/mapping behaviour actually installed in this namespace. */
-  nat: Exclude<NatProfile, 'cgnat'>;
-  wan: number;
-  upstream: string;
-  lan: SegmentPlan;
-  hairpin: boolean;
-  upnp: boolean;
-  exposedHost?: number;
-  /** True for the carrier NAT that a cgnat router expands into. */
-  carrierOf?: string;
-}
-
-export interface HostPlan {
-  name: string;
-  network: string;
-  address: number;
-  wireguard?: { interface: string; listenPort?: number };
-}
-
-export interface LabPlan {
-  name: string;
-  internet: SegmentPlan;
-  /** Upstream routers come before the routers behind them. */
-  routers: RouterPlan[];
-  hosts: HostPlan[];
 }
 
 function issuePath(path: readonly PropertyKey[]): string {
@@ -157,7 +107,7 @@ export async function loadTopology(file: string): Promise<LabPlan> {
 
 function plan(t: Topology): LabPlan {
   const problems: string[] = [];
-  const internet: SegmentPlan = segment('internet', parseSubnet(t.internet.subnet)!);
+  const internet: SegmentPlan = segment('internet', t.internet.subnet);
 
   const names = new Map<string, string>();
   const claim = (name: string, where: string) => {
@@ -181,18 +131,18 @@ function plan(t: Topology): LabPlan {
   // Segments and their overlaps.
   const segments: { where: string; seg: SegmentPlan }[] = [{ where: 'internet.subnet', seg: internet }];
   t.routers.forEach((r, i) => {
-    segments.push({ where: `routers[${i}].lan`, seg: segment(r.name, parseSubnet(r.lan)!) });
+    segments.push({ where: `routers[${i}].lan`, seg: segment(r.name, r.lan) });
     if (r.profile === 'cgnat') {
-      const carrierLan = parseSubnet(r.carrierLan ?? `100.64.${i}.0/24`)!;
+      const carrierLan = r.carrierLan ?? Cidr.parse(`100.64.${i}.0/24`);
       segments.push({ where: `routers[${i}].carrierLan`, seg: segment(carrierNames.get(r.name)!, carrierLan) });
     }
   });
   for (let a = 0; a < segments.length; a++) {
     for (let b = a + 1; b < segments.length; b++) {
-      if (overlaps(segments[a].seg.subnet, segments[b].seg.subnet)) {
-        problems.push(
-          `${segments[b].where}: ${formatCidr(segments[b].seg.subnet)} overlaps ${segments[a].where} (${formatCidr(segments[a].seg.subnet)}); choose a subnet that does not`,
-        );
+      for (const x of segments[a].seg.subnets) {
+        for (const y of segments[b].seg.subnets) {
+          if (x.subnet.overlaps(y.subnet)) problems.push(`${segments[b].where}: ${y.subnet} overlaps ${segments[a].where} (${x.subnet}); choose a subnet that does not`);
+        }
       }
     }
   }
@@ -208,41 +158,46 @@ function plan(t: Topology): LabPlan {
   });
   const order = topoOrder(t.routers, problems);
 
-  // Addresses: inside their segment, usable, not the gateway, unique.
-  const used = new Map<number, string>();
-  const placeAddress = (where: string, ip: number, seg: SegmentPlan | undefined, segName: string) => {
+  // Addresses: inside their segment's subnet of their family, usable, not the gateway, unique.
+  const used = new Map<string, string>();
+  const placeAddress = (where: string, ip: IpAddress, seg: SegmentPlan | undefined, segName: string) => {
     if (!seg) {
       problems.push(`${where}: network "${segName}" does not exist; use "internet" or a router's name`);
       return;
     }
-    if (!isUsableHost(seg.subnet, ip)) {
-      problems.push(`${where}: ${formatIPv4(ip)} is outside ${segName}'s subnet ${formatCidr(seg.subnet)} or is its network/broadcast address`);
+    const sub = subnetOf(seg, ip.family);
+    if (!sub) {
+      problems.push(`${where}: ${ip} is IPv${ip.family} and ${segName} has no IPv${ip.family} subnet`);
       return;
     }
-    if (ip === seg.gateway) {
-      problems.push(`${where}: ${formatIPv4(ip)} is ${segName}'s gateway address; pick another`);
+    if (!sub.subnet.isUsableHost(ip)) {
+      problems.push(`${where}: ${ip} is outside ${segName}'s subnet ${sub.subnet} or is its network/broadcast address`);
       return;
     }
-    const prior = used.get(ip);
-    if (prior) problems.push(`${where}: ${formatIPv4(ip)} is already used by ${prior}`);
-    else used.set(ip, where);
+    if (ip.equals(sub.gateway)) {
+      problems.push(`${where}: ${ip} is ${segName}'s gateway address; pick another`);
+      return;
+    }
+    const prior = used.get(ip.toString());
+    if (prior) problems.push(`${where}: ${ip} is already used by ${prior}`);
+    else used.set(ip.toString(), where);
   };
 
   const routers: RouterPlan[] = [];
   for (const i of order) {
     const r = t.routers[i];
     const upstream = r.upstream ?? 'internet';
-    const wan = parseIPv4(r.wan)!;
+    const wan = r.wan;
     placeAddress(`routers[${i}].wan`, wan, segmentByName.get(upstream), upstream);
     const lan = segmentByName.get(r.name)!;
     if (r.profile === 'cgnat') {
       const carrier = carrierNames.get(r.name)!;
       const carrierLan = segmentByName.get(carrier)!;
       // A carrier-grade NAT maps endpoint-independently (RFC 6888 REQ-1 via RFC 4787) and filters like a home router.
-      routers.push({ name: carrier, profile: 'restricted', nat: 'restricted', wan, upstream, lan: carrierLan, hairpin: false, upnp: false, carrierOf: r.name });
-      routers.push({ name: r.name, profile: 'cgnat', nat: 'restricted', wan: nthHost(carrierLan.subnet, 2), upstream: carrier, lan, hairpin: r.hairpin, upnp: r.upnp });
+      routers.push({ name: carrier, profile: 'restricted', nat: 'restricted', wan: [wan], upstream, lan: carrierLan, hairpin: false, upnp: false, carrierOf: r.name });
+      routers.push({ name: r.name, profile: 'cgnat', nat: 'restricted', wan: [ipv4SubnetOf(carrierLan).subnet.nth(2)], upstream: carrier, lan, hairpin: r.hairpin, upnp: r.upnp });
     } else {
-      routers.push({ name: r.name, profile: r.profile, nat: r.profile, wan, upstream, lan, hairpin: r.hairpin, upnp: r.upnp });
+      routers.push({ name: r.name, profile: r.profile, nat: r.profile, wan: [wan], upstream, lan, hairpin: r.hairpin, upnp: r.upnp });
     }
     if (r.upnp && upstream === 'internet' && upnpRefusesWan(wan)) {
       problems.push(`routers[${i}].upnp: miniupnpd refuses to map ports on a reserved WAN address (${r.wan}); put the internet on a public-looking subnet such as 192.0.3.0/24`);
@@ -252,7 +207,7 @@ function plan(t: Topology): LabPlan {
 
   const ifnames = new Map<string, string>();
   const hosts: HostPlan[] = t.hosts.map((h, i) => {
-    const address = parseIPv4(h.address)!;
+    const address = h.address;
     if (h.network !== 'internet' && !routersByName.has(h.network)) {
       problems.push(`hosts[${i}].network: no router is named "${h.network}"; use "internet" or a router's name`);
     } else {
@@ -264,7 +219,7 @@ function plan(t: Topology): LabPlan {
       if (prior) problems.push(`hosts[${i}].wireguard.interface: "${h.wireguard.interface}" is already used by ${prior}; WireGuard interface names must be unique across the lab`);
       else ifnames.set(h.wireguard.interface, `hosts[${i}]`);
     }
-    return { name: h.name, network: h.network, address, wireguard: h.wireguard };
+    return { name: h.name, network: h.network, addresses: [address], wireguard: h.wireguard };
   });
 
   // Cone routers forward unsolicited UDP to one inside host.
@@ -275,7 +230,7 @@ function plan(t: Topology): LabPlan {
     const exposed = inside.find((h) => h.name === exposedName);
     if (r.exposedHost !== undefined && !exposed) problems.push(`routers[${i}].exposedHost: "${r.exposedHost}" is not a host behind router "${r.name}"`);
     const rp = routers.find((x) => x.name === r.name);
-    if (rp && exposed) rp.exposedHost = exposed.address;
+    if (rp && exposed) rp.exposedHost = ipv4Of(exposed.addresses, `host "${exposed.name}"`);
   });
 
   if (problems.length) throw new TopologyError(problems);
@@ -283,7 +238,7 @@ function plan(t: Topology): LabPlan {
 }
 
 function segment(name: string, subnet: Cidr): SegmentPlan {
-  return { name, subnet, gateway: nthHost(subnet, 1) };
+  return { name, subnets: [{ subnet, gateway: subnet.nth(1) }] };
 }
 
 /** Orders routers so that each comes after its upstream; reports cycles. */

@@ -1,3 +1,4 @@
+import { Cidr } from '../core/net/cidr.js';
 import type { TopologyInput } from './topology.js';
 
 /** What the probes measure about one router, from outside, with plain UDP. `null`: does not apply. */
@@ -73,8 +74,7 @@ export function verifyTopology(name: string): TopologyInput {
   VERIFY_ROWS.forEach((v, i) => {
     // open and firewall route public addresses; the others get private LANs.
     const lan = v.profile === 'open' || v.profile === 'firewall' ? `198.51.100.${i * 16}/28` : `192.168.${100 + i}.0/24`;
-    const base = lan.split('/')[0].split('.').map(Number);
-    const at = (n: number) => [base[0], base[1], base[2], base[3] + n].join('.');
+    const at = (n: number) => Cidr.parse(lan).nth(n).toString();
     routers.push({ name: v.row, profile: v.profile as never, wan: `192.0.3.${20 + i}`, lan, hairpin: v.hairpin, upnp: v.upnp });
     hosts.push({ name: `${v.row}-a`, network: v.row, address: at(2) }, { name: `${v.row}-b`, network: v.row, address: at(3) });
   });

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { formatCidr } from '../core/ipv4.js';
 import { NFT_TABLE } from './nat-rules.js';
-import type { RouterPlan } from './topology.js';
+import { ipv4SubnetOf, type RouterPlan } from './plan.js';
 
 /** miniupnpd (nftables backend) serving UPnP-IGD, NAT-PMP and PCP on the router's LAN bridge. */
 export function miniupnpdConfig(r: RouterPlan): string {
@@ -18,7 +17,7 @@ export function miniupnpdConfig(r: RouterPlan): string {
     `uuid=${randomUUID()}`,
     `upnp_table_name=${NFT_TABLE}`,
     `upnp_nat_table_name=${NFT_TABLE}`,
-    `allow 1024-65535 ${formatCidr(r.lan.subnet)} 1024-65535`,
+    `allow 1024-65535 ${ipv4SubnetOf(r.lan).subnet} 1024-65535`,
     'deny 0-65535 0.0.0.0/0 0-65535',
     '',
   ].join('\n');

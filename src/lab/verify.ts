@@ -2,15 +2,20 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { run } from '../core/exec.js';
-import { formatIPv4 } from '../core/ipv4.js';
+import { IpAddress } from '../core/net/address.js';
+import { Endpoint } from '../core/net/endpoint.js';
 import { Lab } from './lab.js';
+import { ipv4SubnetOf } from './plan.js';
 import { parseTopology } from './topology.js';
 import { EXPECTED, PROBE_SERVERS, VERIFY_ROWS, verifyTopology, type Behaviour } from './truth-table.js';
 
 const PROBE = fileURLToPath(new URL('./probe.js', import.meta.url));
-const S1 = `${PROBE_SERVERS.s1}:3478`;
-const S1_ALT = `${PROBE_SERVERS.s1}:3479`;
-const S2 = `${PROBE_SERVERS.s2}:3478`;
+/** The probes' command lines and output carry endpoints as text. */
+const at = (ip: string, port: number) => Endpoint.of(IpAddress.parse(ip), port).toString();
+const portOf = (endpoint: string | null | undefined) => Endpoint.tryParse(endpoint)?.port;
+const S1 = at(PROBE_SERVERS.s1, 3478);
+const S1_ALT = at(PROBE_SERVERS.s1, 3479);
+const S2 = at(PROBE_SERVERS.s2, 3478);
 /**
  * How long a listening probe waits for a datagram sent by another probe process. Starting that
  * process (Node) can take a few hundred ms on a loaded 2-core CI machine; 1.5 s leaves margin.
@@ -66,10 +71,10 @@ async function measureRow(lab: Lab, row: string, hasUpnp: boolean): Promise<Beha
   const seen = Object.values(obs.observed);
   const udp = seen.some((x) => x !== null);
   const mapping = !udp ? null : new Set(seen).size === 1 && seen[0] !== null ? 'independent' : 'dependent';
-  const portPreserved = !udp ? null : obs.observed[S1]?.endsWith(':40000') ?? false;
+  const portPreserved = !udp ? null : portOf(obs.observed[S1]) === 40000;
 
-  const tcp443 = ((await probe(lab, a, ['tcp', '--to', `${PROBE_SERVERS.s1}:443`])) as { ok: boolean }).ok;
-  const tcp8080 = ((await probe(lab, a, ['tcp', '--to', `${PROBE_SERVERS.s1}:8080`])) as { ok: boolean }).ok;
+  const tcp443 = ((await probe(lab, a, ['tcp', '--to', at(PROBE_SERVERS.s1, 443)])) as { ok: boolean }).ok;
+  const tcp8080 = ((await probe(lab, a, ['tcp', '--to', at(PROBE_SERVERS.s1, 8080)])) as { ok: boolean }).ok;
   const tcp = tcp8080 && tcp443 ? 'all' : tcp443 ? '80/443' : 'none';
 
   let filtering: Behaviour['filtering'] = null;
@@ -80,7 +85,7 @@ async function measureRow(lab: Lab, row: string, hasUpnp: boolean): Promise<Beha
 
   const quiet = listener(lab, a, ['--port', '40002', '--ms', String(LISTEN_MS)]);
   await quiet.observed;
-  await sendFrom(lab, 's2', `${pub}:40002`, 'unsolicited');
+  await sendFrom(lab, 's2', at(pub, 40002), 'unsolicited');
   const unsolicited = (await quiet.received).includes('unsolicited');
 
   let hairpin: boolean | null = null;
@@ -94,9 +99,9 @@ async function measureRow(lab: Lab, row: string, hasUpnp: boolean): Promise<Beha
   let portSurvivesProbe: boolean | null = null;
   if (nat && udp) {
     // Poison from s2's own probe port, the remote that the host then talks to.
-    await sendFrom(lab, 's1', `${pub}:40004`, 'poison', S2);
+    await sendFrom(lab, 's1', at(pub, 40004), 'poison', S2);
     const after = (await probe(lab, a, ['observe', '--port', '40004', '--servers', S2])) as { observed: Record<string, string | null> };
-    portSurvivesProbe = after.observed[S2]?.endsWith(':40004') ?? false;
+    portSurvivesProbe = portOf(after.observed[S2]) === 40004;
   }
 
   let upnp: boolean | null = null;
@@ -104,9 +109,9 @@ async function measureRow(lab: Lab, row: string, hasUpnp: boolean): Promise<Beha
   if (hasUpnp) {
     upnp = await portMapForwards(lab, a, pub, 40005, 41005, () =>
       lab.exec(a, 'upnpc', ['-e', 'wgp2p-verify', '-a', lab.address(a), '40005', '41005', 'UDP', '60'], { timeoutMs: 8000, allowFail: true }));
-    const gw = lab.router(row).lan.gateway;
+    const gw = ipv4SubnetOf(lab.router(row).lan).gateway;
     natpmp = await portMapForwards(lab, a, pub, 40006, 41006, () =>
-      lab.exec(a, 'natpmpc', ['-g', formatIPv4(gw), '-a', '41006', '40006', 'udp', '60'], { timeoutMs: 8000, allowFail: true }));
+      lab.exec(a, 'natpmpc', ['-g', gw.toString(), '-a', '41006', '40006', 'udp', '60'], { timeoutMs: 8000, allowFail: true }));
   }
 
   return { udp, tcp, mapping, portPreserved, filtering, unsolicited, hairpin, portSurvivesProbe, upnp, natpmp };
@@ -118,7 +123,7 @@ async function portMapForwards(lab: Lab, host: string, pub: string, inside: numb
   if (r.code !== 0) return false;
   const l = listener(lab, host, ['--port', String(inside), '--ms', String(LISTEN_MS)]);
   await l.observed;
-  await sendFrom(lab, 's2', `${pub}:${outside}`, 'mapped');
+  await sendFrom(lab, 's2', at(pub, outside), 'mapped');
   return (await l.received).includes('mapped');
 }
 

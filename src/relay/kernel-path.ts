@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { run, type RunResult } from '../core/exec.js';
+import { IpAddress } from '../core/net/address.js';
 
 /**
  * The relay's kernel fast path. Userspace forwarding in Node costs one system call per datagram
@@ -18,13 +19,16 @@ import { run, type RunResult } from '../core/exec.js';
  *     address: source, destination and ports are set in place and the datagram is sent out with
  *     `fwd` (neighbour output to the route's next hop), skipping conntrack, routing and the
  *     netfilter hooks of the host. Nothing is tracked, so nothing needs flushing.
+ *
+ * IPv4 only for now (the maps are keyed by ipv4_addr, the table is of the ip family): a relay
+ * bound to an IPv6 address gets no kernel path and forwards in userspace.
  */
 
 export const RELAY_TABLE = 'wgp2p_relay';
 export type KernelMode = 'nat' | 'ingress';
 
 export interface Leg {
-  ip: string;
+  ip: IpAddress;
   port: number;
   /** The relay port this node sends to. */
   relayPort: number;
@@ -57,7 +61,7 @@ export class KernelPath {
   private waiting: (() => void)[] = [];
 
   private constructor(
-    private readonly relayIp: string,
+    private readonly relayIp: IpAddress,
     readonly mode: KernelMode,
   ) {}
 
@@ -66,28 +70,40 @@ export class KernelPath {
   }
 
   /**
-   * Sets up the table, or returns undefined where nftables cannot be used (not root, no nft).
-   * Ingress mode (the default) falls back to nat mode where it cannot be set up (the relay
-   * address is on no local interface, or the kernel lacks the netdev family or `fwd`); `mode`
-   * tells which one runs.
+   * Sets up the table, or returns undefined where the kernel path cannot be used (see tryCreate()
+   * for why not).
    */
-  static async create(relayIp: string, opts: KernelPathOptions = {}): Promise<KernelPath | undefined> {
-    if (process.getuid?.() !== 0) return undefined;
+  static async create(relayIp: string | IpAddress, opts: KernelPathOptions = {}): Promise<KernelPath | undefined> {
+    return (await KernelPath.tryCreate(relayIp, opts)).kernel;
+  }
+
+  /**
+   * Sets up the table, or says why the relay forwards in userspace only: an IPv6 relay address,
+   * not root, or nftables refused the table. None of these is an error: the userspace path works
+   * everywhere, only slower. Ingress mode (the default) falls back to nat mode where it cannot be
+   * set up (the relay address is on no local interface, or the kernel lacks the netdev family or
+   * `fwd`); `mode` tells which one runs.
+   */
+  static async tryCreate(relayIp: string | IpAddress, opts: KernelPathOptions = {}): Promise<{ kernel: KernelPath; reason?: undefined } | { kernel: undefined; reason: string }> {
+    const ip = typeof relayIp === 'string' ? IpAddress.tryParse(relayIp) : relayIp;
+    if (!ip) return { kernel: undefined, reason: `the relay address "${String(relayIp)}" is not an IP address` };
+    if (ip.family !== 4) return { kernel: undefined, reason: `the kernel fast path is IPv4 only and the relay address ${ip.toString()} is IPv6: forwarding in userspace` };
+    if (process.getuid?.() !== 0) return { kernel: undefined, reason: 'the kernel fast path needs root (nftables): forwarding in userspace' };
     // A table left by a relay that crashed would hold stale state: start from an empty one.
     for (const family of ['ip', 'netdev']) await run('nft', ['delete', 'table', family, RELAY_TABLE], { allowFail: true }).catch(() => undefined);
     if ((opts.mode ?? 'ingress') === 'ingress') {
       const r = await run('ip', ['-j', '-4', 'addr', 'show'], { allowFail: true }).catch(() => ({ code: 1, stdout: '' }));
       const links = r.code === 0 ? (JSON.parse(r.stdout) as { ifname: string; addr_info: { local: string }[] }[]) : [];
-      const device = links.find((l) => l.addr_info.some((x) => x.local === relayIp))?.ifname;
+      const device = links.find((l) => l.addr_info.some((x) => ip.equals(IpAddress.tryParse(x.local))))?.ifname;
       const ruleset = `table netdev ${RELAY_TABLE} {
   map pairs { type ipv4_addr . inet_service . inet_service : verdict; }
   chain ingress {
     type filter hook ingress device "${device}" priority -500; policy accept;
-    ip daddr ${relayIp} ip saddr . udp sport . udp dport vmap @pairs
+    ip daddr ${ip} ip saddr . udp sport . udp dport vmap @pairs
   }
 }
 `;
-      if (device && (await run('nft', ['-f', '-'], { input: ruleset, allowFail: true }).catch(() => ({ code: 1 }))).code === 0) return new KernelPath(relayIp, 'ingress');
+      if (device && (await run('nft', ['-f', '-'], { input: ruleset, allowFail: true }).catch(() => ({ code: 1 }))).code === 0) return { kernel: new KernelPath(ip, 'ingress') };
     }
     const ruleset = `table ip ${RELAY_TABLE} {
   map to_peer { type ipv4_addr . inet_service . inet_service : ipv4_addr . inet_service; }
@@ -95,7 +111,7 @@ export class KernelPath {
   map counts { type ipv4_addr . inet_service . ipv4_addr . inet_service : counter; }
   chain prerouting {
     type nat hook prerouting priority dstnat - 5; policy accept;
-    ip daddr ${relayIp} dnat ip to ip saddr . udp sport . udp dport map @to_peer
+    ip daddr ${ip} dnat ip to ip saddr . udp sport . udp dport map @to_peer
   }
   chain postrouting {
     type nat hook postrouting priority srcnat - 5; policy accept;
@@ -107,11 +123,11 @@ export class KernelPath {
   }
 }
 `;
-    const r = await run('nft', ['-f', '-'], { input: ruleset, allowFail: true }).catch(() => ({ code: 1 }));
-    if (r.code !== 0) return undefined;
+    const r = await run('nft', ['-f', '-'], { input: ruleset, allowFail: true }).catch((err: unknown) => ({ code: 1, stderr: (err as Error).message }));
+    if (r.code !== 0) return { kernel: undefined, reason: `nftables refused the relay's table (${r.stderr.trim().split('\n')[0] || `exit ${r.code}`}): forwarding in userspace` };
     // Forwarding between two remote nodes is routing: the host must forward IPv4.
     if (readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() !== '1') writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
-    return new KernelPath(relayIp, 'nat');
+    return { kernel: new KernelPath(ip, 'nat') };
   }
 
   private async limited<T>(fn: () => Promise<T>): Promise<T> {
@@ -142,10 +158,10 @@ export class KernelPath {
   }
 
   /** Where `fwd` must hand a datagram for `ip`: the route's gateway, or `ip` itself when on-link. */
-  private async nextHop(ip: string): Promise<{ via: string; dev: string }> {
-    const r = await this.limited(() => run('ip', ['-j', 'route', 'get', ip]));
+  private async nextHop(ip: IpAddress): Promise<{ via: string; dev: string }> {
+    const r = await this.limited(() => run('ip', ['-j', 'route', 'get', ip.toString()]));
     const [route] = JSON.parse(r.stdout) as { gateway?: string; dev: string }[];
-    return { via: route.gateway ?? ip, dev: route.dev };
+    return { via: route.gateway ?? ip.toString(), dev: route.dev };
   }
 
   async install(id: string, a: Leg, b: Leg): Promise<void> {
@@ -197,8 +213,8 @@ export class KernelPath {
     const R = this.relayIp;
     await Promise.all(
       [a.relayPort, b.relayPort].flatMap((port) => [
-        this.limited(() => run('conntrack', ['-D', '-p', 'udp', '--orig-dst', R, '--dport', String(port)], { allowFail: true })),
-        this.limited(() => run('conntrack', ['-D', '-p', 'udp', '--orig-src', R, '--sport', String(port)], { allowFail: true })),
+        this.limited(() => run('conntrack', ['-D', '-p', 'udp', '--orig-dst', R.toString(), '--dport', String(port)], { allowFail: true })),
+        this.limited(() => run('conntrack', ['-D', '-p', 'udp', '--orig-src', R.toString(), '--sport', String(port)], { allowFail: true })),
       ]),
     );
   }

@@ -1,15 +1,16 @@
 import type { Logger } from '../core/log.js';
 import { HubLink } from '../core/hub-link.js';
+import type { IpAddress } from '../core/net/address.js';
 import type { AgentConfig } from '../core/protocol.js';
-import { hubToRelaySchema, toRelayStats, type HubToRelay, type RelayToHub } from '../core/relay-protocol.js';
+import { hubToRelaySchema, toRelayStats, type HubToRelay, type RelayToHubWire } from '../core/relay-protocol.js';
 import { KernelPath } from './kernel-path.js';
 import { Relay } from './relay.js';
 
 export interface RelayNodeOptions {
   /** NAME.relay.json: the hub's API URL on the tunnel and this relay's token. */
   config: AgentConfig;
-  /** The public address nodes send to; the relay's ports bind to it. */
-  address: string;
+  /** The public address nodes send to, of either family; the relay's ports bind to it. */
+  address: IpAddress;
   portMin: number;
   portMax: number;
   /** Forward in userspace only, even where the kernel fast path is available. */
@@ -27,14 +28,15 @@ const STATS_MS = 5000;
  */
 export class RelayNode {
   private relay!: Relay;
-  private link?: HubLink<HubToRelay, RelayToHub>;
+  private link?: HubLink<HubToRelay, RelayToHubWire>;
   private timers: NodeJS.Timeout[] = [];
   private kernel?: KernelPath;
 
   constructor(private readonly opts: RelayNodeOptions) {}
 
   async start(): Promise<void> {
-    this.kernel = this.opts.userspace ? undefined : await KernelPath.create(this.opts.address);
+    const kernel = this.opts.userspace ? { kernel: undefined, reason: '--userspace' } : await KernelPath.tryCreate(this.opts.address);
+    this.kernel = kernel.kernel;
     this.relay = new Relay({
       address: this.opts.address,
       portMin: this.opts.portMin,
@@ -44,13 +46,14 @@ export class RelayNode {
       onLatched: (id, publicKey, endpoint) => this.send({ type: 'latched', id, publicKey, endpoint }),
       onReleased: (id, reason) => this.send({ type: 'released', id, reason }),
     });
-    this.opts.log.info({ address: this.opts.address, ports: [this.opts.portMin, this.opts.portMax], kernel: this.kernel !== undefined }, 'relay started');
-    this.link = new HubLink<HubToRelay, RelayToHub>({
+    const address = this.opts.address.toString();
+    this.opts.log.info({ address, ports: [this.opts.portMin, this.opts.portMax], kernel: this.kernel?.mode ?? false, ...(kernel.reason ? { userspaceBecause: kernel.reason } : {}) }, 'relay started');
+    this.link = new HubLink<HubToRelay, RelayToHubWire>({
       config: this.opts.config,
       path: '/v1/relay',
       schema: hubToRelaySchema,
       log: this.opts.log,
-      onOpen: () => this.send({ type: 'hello', address: this.opts.address, portMin: this.opts.portMin, portMax: this.opts.portMax }),
+      onOpen: () => this.send({ type: 'hello', address, portMin: this.opts.portMin, portMax: this.opts.portMax }),
       onMessage: (m) => void this.onMessage(m),
       onClose: () => void this.releaseAll(),
     });
@@ -68,7 +71,7 @@ export class RelayNode {
     await this.relay.close();
   }
 
-  private send(m: RelayToHub): void {
+  private send(m: RelayToHubWire): void {
     this.link?.send(m);
   }
 

@@ -1,4 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { IpAddress } from '../core/net/address.js';
+import { Endpoint } from '../core/net/endpoint.js';
 import { mac1Key, messageType, MESSAGE, verifyMac1 } from '../core/wireguard/packet.js';
 import type { KernelCounters, KernelPath, Leg } from './kernel-path.js';
 
@@ -19,12 +21,15 @@ import type { KernelCounters, KernelPath, Leg } from './kernel-path.js';
  *   - transport data is forwarded only between confirmed ports.
  * A confirmed side keeps its port until another port is confirmed this way (roaming inside one NAT
  * re-handshakes from the new port, and the other side answers).
+ *
+ * Either family: the relay's sockets are of the family of the address it binds. Bound to "::" a
+ * socket is dual-stack and reports IPv4 nodes as ::ffff:a.b.c.d; such a source is the IPv4 node.
  */
 
 export interface RelaySideSpec {
   publicKey: string;
-  /** The node's public IP; the port is confirmed by a handshake answered through the relay. */
-  ip: string;
+  /** The node's public IP, of either family; the port is confirmed by a handshake answered through the relay. */
+  ip: string | IpAddress;
 }
 
 export interface DirectionCounters {
@@ -52,6 +57,7 @@ export interface DropCounters {
 }
 
 export interface SideStats {
+  /** The node's IP, canonical text. */
   ip: string;
   /** The confirmed ip:port (kept under this name for existing readers), or null. */
   latched: string | null;
@@ -73,19 +79,19 @@ export interface AllocationStats {
   idleMs: number;
 }
 
-interface Endpoint {
-  address: string;
-  port: number;
-}
-
-interface Candidate extends Endpoint {
+interface Candidate {
+  endpoint: Endpoint;
   index: number;
   /** performance.now() when first seen; read only for handshake messages, never per transport datagram. */
   seenAt: number;
 }
 
 interface Side {
-  spec: RelaySideSpec;
+  publicKey: string;
+  /** The node's IP (IPv4-mapped addresses unmapped); every endpoint of this side has it. */
+  ip: IpAddress;
+  /** The node's IP as this side's socket writes a source address and takes a destination. */
+  socketText: string;
   socket: Socket;
   port: number;
   /** mac1 key of the *other* side: handshake messages arriving here are addressed to it. */
@@ -117,8 +123,8 @@ const MAX_CANDIDATES = 4;
 const CANDIDATE_MS = 10_000;
 
 export interface RelayOptions {
-  /** Address the relay's ports bind to. */
-  address: string;
+  /** Address the relay's ports bind to, of either family ("::" binds dual-stack sockets). */
+  address: string | IpAddress;
   portMin: number;
   portMax: number;
   /** An allocation with no forwarded traffic for this long is released. */
@@ -139,30 +145,65 @@ export class RelayError extends Error {
   override name = 'RelayError';
 }
 
-const sameEndpoint = (x: Endpoint | undefined, y: Endpoint | undefined) => x?.address === y?.address && x?.port === y?.port;
+const sameEndpoint = (x: Endpoint | undefined, y: Endpoint | undefined) => x !== undefined && x.equals(y);
+
+/**
+ * What a datagram's source text names. A socket writes an address one way for the life of the
+ * process, and a relay hears from few addresses, so each text is parsed once.
+ */
+const sourceTexts = new Map<string, IpAddress | null>();
+
+function sourceAddress(text: string): IpAddress | undefined {
+  let a = sourceTexts.get(text);
+  if (a === undefined) {
+    if (sourceTexts.size >= 10_000) sourceTexts.clear(); // spoofed sources must not grow it without bound
+    a = IpAddress.tryParse(text)?.unmapped() ?? null;
+    sourceTexts.set(text, a);
+  }
+  return a ?? undefined;
+}
 
 export class Relay {
   private allocations = new Map<string, Allocation>();
   private usedPorts = new Set<number>();
   private sweeper: NodeJS.Timeout;
   readonly idleMs: number;
+  /** The address the ports bind to. */
+  readonly ip: IpAddress;
 
   constructor(private readonly opts: RelayOptions) {
+    this.ip = typeof opts.address === 'string' ? parseIp(opts.address, 'the relay address') : opts.address;
     this.idleMs = opts.idleMs ?? 120_000;
     this.sweeper = setInterval(() => this.sweep(), Math.min(5000, this.idleMs / 2));
     this.sweeper.unref();
   }
 
   get address(): string {
-    return this.opts.address;
+    return this.ip.toString();
+  }
+
+  /** A dual-stack socket ("::") reaches nodes of both families; any other only nodes of its own. */
+  private reaches(ip: IpAddress): boolean {
+    return ip.family === this.ip.family || (this.ip.family === 6 && this.ip.scope() === 'unspecified');
+  }
+
+  /** The node's IP of a side spec, checked to be one this relay can exchange datagrams with. */
+  private nodeIp(spec: RelaySideSpec, which: string): IpAddress {
+    const ip = (typeof spec.ip === 'string' ? parseIp(spec.ip, `side ${which}'s node IP`) : spec.ip).unmapped();
+    if (!this.reaches(ip)) {
+      throw new RelayError(`side ${which}'s node IP ${ip.toString()} is IPv${ip.family} and this relay binds ${this.address} (IPv${this.ip.family}): it could never reach that node; use a relay with an IPv${ip.family} address`);
+    }
+    return ip;
   }
 
   async allocate(id: string, a: RelaySideSpec, b: RelaySideSpec): Promise<{ portA: number; portB: number }> {
     if (this.allocations.has(id)) throw new RelayError(`allocation ${id} exists`);
-    const sideA = await this.openSide(a, b.publicKey);
+    const ipA = this.nodeIp(a, 'A');
+    const ipB = this.nodeIp(b, 'B');
+    const sideA = await this.openSide(a.publicKey, ipA, b.publicKey);
     let sideB: Side;
     try {
-      sideB = await this.openSide(b, a.publicKey);
+      sideB = await this.openSide(b.publicKey, ipB, a.publicKey);
     } catch (err) {
       this.closeSide(sideA);
       throw err;
@@ -186,12 +227,14 @@ export class Relay {
    * A node's public IP changed: accept the new one, and confirm its port again from a handshake.
    * The same IP again changes nothing (the port the relay confirmed is its own evidence).
    */
-  updateIp(id: string, publicKey: string, ip: string): void {
+  updateIp(id: string, publicKey: string, ip: string | IpAddress): void {
     const alloc = this.allocations.get(id);
-    const side = alloc && [alloc.a, alloc.b].find((s) => s.spec.publicKey === publicKey);
+    const side = alloc && [alloc.a, alloc.b].find((s) => s.publicKey === publicKey);
     if (!alloc || !side) throw new RelayError(`allocation ${id} has no side for that key`);
-    if (side.spec.ip === ip) return;
-    side.spec = { ...side.spec, ip };
+    const next = this.nodeIp({ publicKey, ip }, side === alloc.a ? 'A' : 'B');
+    if (side.ip.equals(next)) return;
+    side.ip = next;
+    side.socketText = this.socketText(next);
     side.confirmed = undefined;
     side.candidates = [];
     void this.kernelSync(alloc);
@@ -211,9 +254,9 @@ export class Relay {
     const now = Date.now();
     const plus = (a: DirectionCounters, b?: DirectionCounters) => ({ packets: a.packets + (b?.packets ?? 0), bytes: a.bytes + (b?.bytes ?? 0) });
     const side = (s: Side): SideStats => ({
-      ip: s.spec.ip,
-      latched: s.confirmed ? `${s.confirmed.address}:${s.confirmed.port}` : null,
-      candidates: s.candidates.map((c) => `${c.address}:${c.port}`),
+      ip: s.ip.toString(),
+      latched: s.confirmed?.toString() ?? null,
+      candidates: s.candidates.map((c) => c.endpoint.toString()),
     });
     return [...this.allocations.values()].map((x) => ({
       id: x.id,
@@ -270,7 +313,7 @@ export class Relay {
     if (!this.allocations.has(alloc.id)) return undefined;
     const { a, b } = alloc;
     if (!a.confirmed || !b.confirmed) return undefined;
-    for (const s of [a, b]) if (s.candidates.some((c) => !sameEndpoint(c, s.confirmed))) return undefined;
+    for (const s of [a, b]) if (s.candidates.some((c) => !sameEndpoint(c.endpoint, s.confirmed))) return undefined;
     return {
       a: { ip: a.confirmed.address, port: a.confirmed.port, relayPort: a.port },
       b: { ip: b.confirmed.address, port: b.confirmed.port, relayPort: b.port },
@@ -316,7 +359,10 @@ export class Relay {
   }
 
   private onDatagram(alloc: Allocation, from: Side, to: Side, buf: Buffer, rinfo: RemoteInfo): void {
-    if (rinfo.address !== from.spec.ip) {
+    // The text comparison is the per-datagram path. An IPv4 socket writes sources exactly as we
+    // do; on an IPv6 one a source may be spelt otherwise, so it is parsed (once) and compared as
+    // an address.
+    if (rinfo.address !== from.socketText && (this.ip.family === 4 || !from.ip.equals(sourceAddress(rinfo.address)))) {
       alloc.dropped.wrongSource++;
       return;
     }
@@ -343,7 +389,7 @@ export class Relay {
           alloc.dropped.unknownIndex++;
           return;
         }
-        this.send(to, buf, cand);
+        this.send(to, buf, cand.endpoint);
         return;
       }
       default:
@@ -360,26 +406,28 @@ export class Relay {
     prune(from, now);
     const index = buf.readUInt32LE(4);
     const known = from.candidates.find((c) => c.index === index);
-    if (known && known.port !== rinfo.port) {
+    if (known && known.endpoint.port !== rinfo.port) {
       // WireGuard draws a fresh index for every initiation, retries included, so the first port
       // an index came from is the genuine one; a copy from elsewhere must not redirect its answer.
       alloc.dropped.replayed++;
       return;
     }
+    // The source matched the side's IP, so the side's IP (unmapped) is the address of the endpoint.
+    const source = Endpoint.of(from.ip, rinfo.port);
     if (!known) {
-      from.candidates.push({ address: rinfo.address, port: rinfo.port, index, seenAt: now });
+      from.candidates.push({ endpoint: source, index, seenAt: now });
       if (from.candidates.length > MAX_CANDIDATES) from.candidates.shift();
     }
     const forward = () => {
       prune(to, performance.now());
-      const dest = to.confirmed ?? to.candidates[to.candidates.length - 1];
+      const dest = to.confirmed ?? to.candidates[to.candidates.length - 1]?.endpoint;
       if (!dest) {
         alloc.dropped.noDestination++;
         return;
       }
       this.send(to, buf, dest);
     };
-    if (this.opts.kernel && !sameEndpoint(from.confirmed, rinfo)) {
+    if (this.opts.kernel && !sameEndpoint(from.confirmed, source)) {
       // The answer must reach our socket, not be forwarded by the kernel to the old port: forward
       // once the pair is out of the kernel (behind any install still under way).
       void this.kernelSync(alloc).then(() => {
@@ -402,9 +450,9 @@ export class Relay {
     }
     // One answer per initiation: a second response naming the same index proves nothing new.
     to.candidates = to.candidates.filter((c) => c !== cand);
-    this.send(to, buf, cand);
-    this.confirm(alloc, to, cand);
-    this.confirm(alloc, from, { address: rinfo.address, port: rinfo.port });
+    this.send(to, buf, cand.endpoint);
+    this.confirm(alloc, to, cand.endpoint);
+    this.confirm(alloc, from, Endpoint.of(from.ip, rinfo.port));
     void this.kernelSync(alloc);
   }
 
@@ -415,25 +463,31 @@ export class Relay {
 
   private confirm(alloc: Allocation, side: Side, ep: Endpoint): void {
     if (sameEndpoint(side.confirmed, ep)) return;
-    side.confirmed = { address: ep.address, port: ep.port };
-    this.opts.onLatched?.(alloc.id, side.spec.publicKey, `${ep.address}:${ep.port}`);
+    side.confirmed = ep;
+    this.opts.onLatched?.(alloc.id, side.publicKey, ep.toString());
   }
 
+  /** Every destination of a side has the side's IP: only the port comes from `dest`. */
   private send(to: Side, buf: Buffer, dest: Endpoint): void {
-    to.socket.send(buf, dest.port, dest.address);
+    to.socket.send(buf, dest.port, to.socketText);
     to.out.packets++;
     to.out.bytes += buf.length;
   }
 
-  private async openSide(spec: RelaySideSpec, otherPublicKey: string): Promise<Side> {
+  /** How this relay's sockets write `ip`: an IPv4 node on a dual-stack socket is ::ffff:a.b.c.d (a plain dotted quad is EINVAL there). */
+  private socketText(ip: IpAddress): string {
+    return this.ip.family === 6 && ip.family === 4 ? `::ffff:${ip.toString()}` : ip.toString();
+  }
+
+  private async openSide(publicKey: string, ip: IpAddress, otherPublicKey: string): Promise<Side> {
     const key = Buffer.from(otherPublicKey, 'base64');
     if (key.length !== 32) throw new RelayError('public keys must be 32 bytes of base64');
     for (let port = this.opts.portMin; port <= this.opts.portMax; port++) {
       if (this.usedPorts.has(port)) continue;
-      const socket = createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+      const socket = createSocket({ type: this.ip.family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
       const ok = await new Promise<boolean>((resolve) => {
         socket.once('error', () => resolve(false));
-        socket.bind(port, this.opts.address, () => resolve(true));
+        socket.bind(port, this.address, () => resolve(true));
       });
       if (!ok) {
         socket.close();
@@ -441,7 +495,7 @@ export class Relay {
       }
       this.usedPorts.add(port);
       socket.on('error', () => undefined);
-      return { spec, socket, port, peerMac1Key: mac1Key(key), candidates: [], out: { packets: 0, bytes: 0 } };
+      return { publicKey, ip, socketText: this.socketText(ip), socket, port, peerMac1Key: mac1Key(key), candidates: [], out: { packets: 0, bytes: 0 } };
     }
     throw new RelayError(`no free relay port in ${this.opts.portMin}-${this.opts.portMax}`);
   }
@@ -483,8 +537,16 @@ function prune(side: Side, now: number): void {
   while (side.candidates.length > 0 && now - side.candidates[0].seenAt > CANDIDATE_MS) side.candidates.shift();
 }
 
+function parseIp(text: string, what: string): IpAddress {
+  try {
+    return IpAddress.parse(text);
+  } catch (err) {
+    throw new RelayError(`${what}: ${(err as Error).message}`);
+  }
+}
+
 function sameLegs(x: { a: Leg; b: Leg }, y: { a: Leg; b: Leg }): boolean {
-  const eq = (p: Leg, q: Leg) => p.ip === q.ip && p.port === q.port && p.relayPort === q.relayPort;
+  const eq = (p: Leg, q: Leg) => p.ip.equals(q.ip) && p.port === q.port && p.relayPort === q.relayPort;
   return eq(x.a, y.a) && eq(x.b, y.b);
 }
 

@@ -84,6 +84,9 @@ export class IpAddress {
     if (text.includes(':')) {
       if (text.startsWith('[')) return `"${text}" is bracketed: brackets go around an IPv6 address only when a port follows`;
       if (!ipaddr.IPv6.isValid(text)) return `"${text}" is not an IPv6 address`;
+      // ipaddr.js reads an embedded IPv4 part ("::ffff:0x7f.0.0.1") as leniently as a bare one.
+      const dot = text.includes('.') ? text.slice(text.lastIndexOf(':') + 1) : undefined;
+      if (dot !== undefined && !V4_DECIMAL.test(dot)) return `"${text}": its IPv4 part "${dot}" must be four decimal numbers 0-255`;
       return IpAddress.fromParsed(ipaddr.IPv6.parse(text));
     }
     if (!V4_DECIMAL.test(text)) return `"${text}" is not an IPv4 address (four decimal numbers 0-255, like 192.0.2.1)`;
@@ -95,6 +98,9 @@ export class IpAddress {
     for (const b of a.toByteArray()) value = (value << 8n) | BigInt(b);
     if (a.kind() === 'ipv6') {
       const v6 = a as ipaddr.IPv6;
+      // RFC 5952 section 5: an IPv4-mapped address keeps its dotted quad, as Node's sockets, Go
+      // (wireguard-go) and inet_ntop print it; "::ffff:c000:201" would never match their text.
+      if (v6.isIPv4MappedAddress()) return new IpAddress(6, value, `::ffff:${v6.toIPv4Address().toString()}`);
       return new IpAddress(6, value, v6.toRFC5952String());
     }
     return new IpAddress(4, value, a.toString());

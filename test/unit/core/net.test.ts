@@ -125,3 +125,45 @@ test('schemas: strings on the wire become values, and a refusal carries the pars
   assert.ok(!cidrSchema.safeParse('10.0.0.1/8').success);
   assert.ok(!endpointSchema.safeParse(42).success);
 });
+
+test('IPv4-mapped IPv6 addresses keep their dotted quad, as sockets print them; the embedded IPv4 part is as strict as a bare one', () => {
+  // What a dual-stack socket reports for an IPv4 peer (Node, Go and inet_ntop all write it so).
+  assert.equal(IpAddress.parse('::ffff:192.0.2.7').toString(), '::ffff:192.0.2.7');
+  assert.equal(IpAddress.parse('::FFFF:c000:0207').toString(), '::ffff:192.0.2.7', 'hex form of the same address');
+  assert.equal(Endpoint.parse('[::ffff:192.0.2.7]:51820').toString(), '[::ffff:192.0.2.7]:51820');
+  assert.equal(IpAddress.fromValue(6, 0xffffc0000207n).toString(), '::ffff:192.0.2.7');
+  assert.equal(IpAddress.parse('64:ff9b::c000:207').toString(), '64:ff9b::c000:207', 'only mapped addresses are written mixed');
+  for (const bad of ['::ffff:0x7f.0.0.1', '::ffff:010.0.0.1', '::ffff:1.2.3']) assert.throws(() => IpAddress.parse(bad), AddressError, bad);
+  assert.equal(IpAddress.parse('1:2:3:4:5:6:1.2.3.4').toString(), '1:2:3:4:5:6:102:304');
+});
+
+test('a refused endpoint carries what is wrong as data, for callers that word it for their own context', () => {
+  const problem = (text: string) => {
+    try {
+      HostPort.parse(text);
+    } catch (err) {
+      assert.ok(err instanceof EndpointError);
+      return err.problem;
+    }
+    return undefined;
+  };
+  assert.deepEqual(problem(''), { kind: 'empty' });
+  assert.deepEqual(problem('nowhere'), { kind: 'no-port' });
+  assert.deepEqual(problem('192.0.2.1:0'), { kind: 'port', port: '0' });
+  assert.deepEqual(problem('192.0.2.1:x'), { kind: 'port', port: 'x' });
+  assert.deepEqual(problem('2001:db8::1:51820'), { kind: 'unbracketed-ipv6' });
+  assert.deepEqual(problem('[2001:db8::1]51820'), { kind: 'bracket-syntax' });
+  assert.deepEqual(problem('[10.0.0.1]:51820'), { kind: 'bracketed-not-ipv6', host: '10.0.0.1' });
+  assert.deepEqual(problem('[fe80::1%eth0]:51820')?.kind, 'address');
+  assert.deepEqual(problem('999.1.1.1:5')?.kind, 'address');
+  assert.deepEqual(problem('bad_host!:51820'), { kind: 'host', host: 'bad_host!' });
+  assert.equal(problem('vpn.example.org:51820'), undefined);
+  assert.throws(() => Endpoint.parse('example.org:51820'), (err: unknown) => err instanceof EndpointError && err.problem?.kind === 'host');
+});
+
+test('an absolute DNS name (one trailing dot) is a host name, as resolvers and wg-quick take it', () => {
+  assert.equal(HostPort.parse('vpn.example.org.:51820').host, 'vpn.example.org.');
+  assert.equal(HostPort.parse('vpn.example.org.:51820').toString(), 'vpn.example.org.:51820');
+  assert.throws(() => HostPort.parse('vpn.example.org..:51820'), /neither an IP address nor a DNS name/);
+  assert.throws(() => HostPort.parse('.:51820'), EndpointError);
+});

@@ -169,6 +169,47 @@ const errors: [string, string, RegExp][] = [
   ['malformed SaveConfig', `${I}\nSaveConfig = yes`, /^config line 3: \[Interface\] SaveConfig "yes" must be true or false$/],
 ];
 
+errors.push(
+  ['Endpoint with a zone index', `${P}\nEndpoint = [fe80::1%eth0]:51820`, /^config line 5: \[Peer\] Endpoint "\[fe80::1%eth0\]:51820": "fe80::1%eth0" has a zone index/],
+  ['Endpoint with a bracket but no ]:PORT', `${P}\nEndpoint = [2001:db8::1]51820`, /^config line 5: \[Peer\] Endpoint "\[2001:db8::1\]51820": must be \[IPV6\]:PORT/],
+  ['Endpoint with a malformed IPv6 address', `${P}\nEndpoint = [2001:db8::1::2]:51820`, /^config line 5: \[Peer\] Endpoint "\[2001:db8::1::2\]:51820": "2001:db8::1::2" is not an IPv6 address$/],
+  ['Endpoint with digits that are no IPv4 address', `${P}\nEndpoint = 999.1.1.1:51820`, /^config line 5: \[Peer\] Endpoint "999\.1\.1\.1:51820": "999\.1\.1\.1" is not an IPv4 address/],
+  ['empty Endpoint', `${P}\nEndpoint =`, /^config line 5: \[Peer\] Endpoint "": is empty; write HOST:PORT/],
+  ['IPv6 Address with a malformed group', `${I}\nAddress = fd00::g/64`, /^config line 3: \[Interface\] Address "fd00::g\/64" is not an IPv4 or IPv6 CIDR like 10\.0\.0\.2\/24 or fd00::2\/64 \("fd00::g" is not an IPv6 address\)$/],
+  ['bracketed AllowedIPs', `${P}\nAllowedIPs = [fd00::1]/128`, /^config line 5: \[Peer\] AllowedIPs "\[fd00::1\]\/128" is not an IPv4 or IPv6 CIDR .*bracketed/],
+);
+
+test('IPv6: interface addresses, allowed IPs (routes and bare hosts) and bracketed endpoints, as wg-quick configs carry them', () => {
+  const text = [
+    '[Interface]',
+    `PrivateKey = ${HUB_PRIV}`,
+    'Address = 10.99.0.3/24, fd00:99::3/64, 2001:db8:1::3/64',
+    '',
+    '[Peer]',
+    `PublicKey = ${HUB_PUB}`,
+    'AllowedIPs = 10.99.0.1/32, fd00:99::1/128, 2001:db8:2::/48, fd00:99::7, ::/0',
+    'Endpoint = [2001:db8::1]:51820',
+    '',
+    '[Peer]',
+    `PublicKey = ${A_PUB}`,
+    'AllowedIPs = 0.0.0.0/0',
+    'Endpoint = [::ffff:192.0.2.1]:51820',
+    '',
+    '[Peer]',
+    `PublicKey = ${B_PUB}`,
+    'Endpoint = hub.example.com.:51820',
+  ].join('\n');
+  const cfg = parseWgQuick(text);
+  assert.deepEqual(cfg.interface.address, ['10.99.0.3/24', 'fd00:99::3/64', '2001:db8:1::3/64']);
+  assert.deepEqual(cfg.peers[0].allowedIps, ['10.99.0.1/32', 'fd00:99::1/128', '2001:db8:2::/48', 'fd00:99::7', '::/0']);
+  // Values are kept as written (configs are the user's text), only checked.
+  assert.equal(cfg.peers[0].endpoint, '[2001:db8::1]:51820');
+  assert.equal(cfg.peers[1].endpoint, '[::ffff:192.0.2.1]:51820');
+  assert.equal(cfg.peers[2].endpoint, 'hub.example.com.:51820', 'an absolute DNS name, as the resolver takes it');
+  assert.deepEqual(parseWgQuick(formatWgQuick(cfg)), cfg);
+  assert.equal(parseWgQuick(`${P}\nEndpoint = [2001:DB8:0::1]:51820`).peers[0].endpoint, '[2001:DB8:0::1]:51820', 'any valid spelling of the address');
+});
+
 for (const [name, text, message] of errors) {
   test(`error: ${name}`, () => throwsAt(text, message));
 }

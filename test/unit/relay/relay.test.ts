@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, afterEach, before, test } from 'node:test';
+import { IpAddress } from '../../../src/core/net/address.js';
 import { generateKeyPair } from '../../../src/core/wireguard/keys.js';
 import { fakeCookieReply, fakeInitiation, fakeResponse, fakeTransport, senderIndex } from '../../../src/lab/fake-wireguard.js';
 import { Relay, type AllocationStats } from '../../../src/relay/relay.js';
@@ -14,7 +15,7 @@ type Peer = Socket & { got: Buffer[]; port: number };
 
 function socket(address = NODE_IP): Promise<Peer> {
   return new Promise((resolve) => {
-    const s = createSocket('udp4') as Peer;
+    const s = createSocket(IpAddress.parse(address).family === 6 ? 'udp6' : 'udp4') as Peer;
     s.got = [];
     s.on('message', (m) => s.got.push(m));
     s.bind(0, address, () => {
@@ -286,4 +287,119 @@ test('a node that changed IP is confirmed again; datagrams from its old IP are f
   assert.equal(st.a.latched, `127.0.0.4:${a2.port}`);
   assert.deepEqual([st.dropped.wrongSource, st.dropped.unconfirmed], [1, 1]);
   relay.release('p9');
+});
+
+/** `ip -6 addr show lo` lists ::1 here; where IPv6 is off (a container without it), these tests skip. */
+const HAS_V6_LOOPBACK = await new Promise<boolean>((resolve) => {
+  const s = createSocket('udp6');
+  s.once('error', () => resolve(false));
+  s.bind(0, '::1', () => {
+    s.close();
+    resolve(true);
+  });
+});
+
+/** The handshake of confirm(), on any relay and addresses. */
+async function confirmOn(r: Relay, id: string, a: Peer, b: Peer, relayIp: string, nodeIp: string): Promise<{ portA: number; portB: number }> {
+  const { portA, portB } = await r.allocate(id, { publicKey: A, ip: nodeIp }, { publicKey: B, ip: nodeIp });
+  a.send(fakeInitiation(B), portA, relayIp);
+  await sleep(30);
+  const ib = fakeInitiation(A);
+  b.send(ib, portB, relayIp);
+  await sleep(30);
+  assert.deepEqual(a.got, [ib], "B's initiation went to A's candidate port");
+  a.send(fakeResponse(B, senderIndex(ib)), portA, relayIp);
+  await sleep(30);
+  assert.equal(b.got.length, 1, "A's response reached B");
+  a.got.length = 0;
+  b.got.length = 0;
+  return { portA, portB };
+}
+
+test('IPv6: a relay on ::1 binds IPv6 sockets, confirms [::1]:port sides and forwards', { skip: !HAS_V6_LOOPBACK && 'no ::1 on this machine' }, async () => {
+  const seen: string[] = [];
+  const r6 = new Relay({ address: '::1', portMin: 46200, portMax: 46210, onLatched: (_id, key, endpoint) => seen.push(`${key === A ? 'A' : 'B'} ${endpoint}`) });
+  try {
+    const [a, b] = await peers(2, '::1');
+    const { portA, portB } = await confirmOn(r6, 'v6', a, b, '::1', '0:0:0:0:0:0:0:1');
+    assert.deepEqual(seen, [`B [::1]:${b.port}`, `A [::1]:${a.port}`], 'canonical [v6]:port endpoints, whatever spelling the hub used');
+    for (let i = 0; i < 5; i++) a.send(transport(), portA, '::1');
+    b.send(transport(), portB, '::1');
+    await sleep(50);
+    assert.deepEqual([a.got.length, b.got.length], [1, 5]);
+    const st = (await r6.stats())[0];
+    assert.equal(st.a.ip, '::1');
+    assert.equal(st.a.latched, `[::1]:${a.port}`);
+    assert.equal(st.b.latched, `[::1]:${b.port}`);
+    assert.equal(st.dropped.wrongSource, 0);
+  } finally {
+    await r6.close();
+  }
+});
+
+test('a dual-stack relay (bound to ::) hears IPv4 nodes as ::ffff:a.b.c.d: they are the IPv4 node, and answers reach them', { skip: !HAS_V6_LOOPBACK && 'no IPv6 on this machine' }, async () => {
+  const seen: string[] = [];
+  const rd = new Relay({ address: '::', portMin: 46220, portMax: 46230, onLatched: (_id, key, endpoint) => seen.push(`${key === A ? 'A' : 'B'} ${endpoint}`) });
+  try {
+    const [a, b] = await peers(2);
+    const { portA, portB } = await confirmOn(rd, 'ds', a, b, NODE_IP, NODE_IP);
+    assert.deepEqual(seen, [`B 127.0.0.1:${b.port}`, `A 127.0.0.1:${a.port}`], 'the IPv4 endpoint, not the mapped one');
+    a.send(transport(), portA, NODE_IP);
+    b.send(transport(), portB, NODE_IP);
+    await sleep(50);
+    assert.deepEqual([a.got.length, b.got.length], [1, 1]);
+    const [intruder] = await peers(1, '127.0.0.2');
+    intruder.send(transport(), portA, NODE_IP);
+    await sleep(30);
+    const st = (await rd.stats())[0];
+    assert.equal(st.a.latched, `127.0.0.1:${a.port}`);
+    assert.equal(st.dropped.wrongSource, 1, 'another IPv4 address is still foreign');
+    // An IPv6 node on the same relay.
+    const [c, d] = await peers(2, '::1');
+    await confirmOn(rd, 'ds6', c, d, '::1', '::1');
+    assert.ok(seen.includes(`A [::1]:${c.port}`));
+  } finally {
+    await rd.close();
+  }
+});
+
+test('a side the relay could never reach (the other family) is refused, naming the family', { skip: !HAS_V6_LOOPBACK && 'no ::1 on this machine' }, async () => {
+  const r6 = new Relay({ address: '::1', portMin: 46240, portMax: 46250 });
+  try {
+    await assert.rejects(r6.allocate('x', { publicKey: A, ip: '127.0.0.1' }, { publicKey: B, ip: '::1' }), /side A's node IP 127\.0\.0\.1 is IPv4 and this relay binds ::1 \(IPv6\)/);
+    await assert.rejects(r6.allocate('y', { publicKey: A, ip: '::1' }, { publicKey: B, ip: 'fe80::1%lo' }), /side B's node IP: .*zone index/);
+    await assert.rejects(relay.allocate('z', { publicKey: A, ip: NODE_IP }, { publicKey: B, ip: '::1' }), /is IPv6 and this relay binds 127\.0\.0\.1 \(IPv4\)/);
+    await r6.allocate('w', { publicKey: A, ip: '::1' }, { publicKey: B, ip: '::1' });
+    assert.throws(() => r6.updateIp('w', A, '127.0.0.1'), /IPv4 and this relay binds ::1/);
+    assert.throws(() => r6.updateIp('w', A, '::ffff:127.0.0.1'), /IPv4 and this relay binds ::1/, 'an IPv4-mapped address is the IPv4 node');
+  } finally {
+    await r6.close();
+  }
+  assert.equal(relay.has('z'), false);
+});
+
+test('the kernel fast path is IPv4 only: for an IPv6 relay address it gives none, with a reason to log', async () => {
+  const { KernelPath } = await import('../../../src/relay/kernel-path.js');
+  const r = await KernelPath.tryCreate('2001:db8::7');
+  assert.equal(r.kernel, undefined);
+  assert.match(r.reason ?? '', /IPv4 only and the relay address 2001:db8::7 is IPv6: forwarding in userspace/);
+  assert.equal(await KernelPath.create('::1'), undefined);
+});
+
+test('relay protocol: node IPs of either family decode to addresses, malformed ones are refused with the reason', async () => {
+  const { hubToRelaySchema, relayToHubSchema } = await import('../../../src/core/relay-protocol.js');
+  const { IpAddress } = await import('../../../src/core/net/address.js');
+  const { Endpoint } = await import('../../../src/core/net/endpoint.js');
+  const ok = hubToRelaySchema.parse({ type: 'allocate', id: '0123456789abcdef', a: { publicKey: A, ip: '2001:DB8::5' }, b: { publicKey: B, ip: '203.0.113.10' } });
+  assert.ok(ok.type === 'allocate' && ok.a.ip instanceof IpAddress && ok.a.ip.toString() === '2001:db8::5' && ok.b.ip.family === 4);
+  const bad = hubToRelaySchema.safeParse({ type: 'update-ip', id: '0123456789abcdef', publicKey: A, ip: 'fe80::1%eth0' });
+  assert.ok(!bad.success && /zone index/.test(bad.error.issues[0].message));
+  assert.ok(!hubToRelaySchema.safeParse({ type: 'update-ip', id: '0123456789abcdef', publicKey: A, ip: '10.1' }).success);
+  const hello = relayToHubSchema.parse({ type: 'hello', address: '2001:db8::7', portMin: 52000, portMax: 52999 });
+  assert.ok(hello.type === 'hello' && hello.address.family === 6);
+  const latched = relayToHubSchema.parse({ type: 'latched', id: '0123456789abcdef', publicKey: A, endpoint: '[2001:db8::5]:41000' });
+  assert.ok(latched.type === 'latched' && latched.endpoint instanceof Endpoint && latched.endpoint.port === 41000);
+  assert.ok(!relayToHubSchema.safeParse({ type: 'latched', id: '0123456789abcdef', publicKey: A, endpoint: '2001:db8::5:41000' }).success, 'an unbracketed IPv6 endpoint');
+  const stats = relayToHubSchema.parse({ type: 'stats', allocations: [{ id: 'x', portA: 1, portB: 2, a: { latched: '[2001:DB8::5]:41000' }, b: { latched: null }, aToB: { packets: 0, bytes: 0 }, bToA: { packets: 0, bytes: 0 }, dropped: {} }] });
+  assert.ok(stats.type === 'stats' && stats.allocations[0].a.latched === '[2001:db8::5]:41000', 'counters keep the canonical text');
 });
