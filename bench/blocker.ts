@@ -14,7 +14,7 @@
  */
 import { join } from 'node:path';
 import { adminGet } from '../src/core/admin-socket.js';
-import type { PairStatus } from '../src/hub/pair-paths.js';
+import { hubStatusSchema, type PairStatusJson as PairStatus } from '../src/core/status.js';
 import { Lab, teardownOnExit } from '../src/lab/lab.js';
 import { Scenario } from '../src/lab/scenario.js';
 import { natPair } from '../src/lab/topologies.js';
@@ -46,7 +46,7 @@ async function once(i: number): Promise<{ outageMs: number; toDirectMs: number; 
     await s.startAgent('a');
     await s.startAgent('b');
     await s.waitPath('a', 'b', 'direct');
-    const pair = async () => (await adminGet<{ pairs: PairStatus[] }>(join(s.dir, 'hub.sock'), '/v1/status')).pairs[0];
+    const pair = async () => hubStatusSchema.parse(await adminGet<unknown>(join(s.dir, 'hub.sock'), '/v1/status')).pairs[0];
     const waitPair = async (pred: (p: PairStatus) => boolean, timeoutMs: number, what: string) => {
       const deadline = Date.now() + timeoutMs;
       for (;;) {

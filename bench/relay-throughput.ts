@@ -12,6 +12,7 @@
  *
  *   node dist/bench/relay-throughput.js [--runs 5] [--seconds 5] [--modes ingress,nat,userspace] [--no-pin]
  */
+import { Endpoint } from '../src/core/net/endpoint.js';
 import { fileURLToPath } from 'node:url';
 import { setDevice } from '../src/core/wireguard/uapi.js';
 import { Lab, teardownOnExit } from '../src/lab/lab.js';
@@ -69,8 +70,8 @@ try {
     await setDevice(aIf, { peers: [{ publicKey: b.publicKey, remove: true }] });
     await setDevice(bIf, { peers: [{ publicKey: a.publicKey, remove: true }] });
     for (let attempt = 0; ; attempt++) {
-      await setDevice(aIf, { peers: [{ publicKey: b.publicKey, endpoint: aEndpoint, allowedIps: ['10.77.0.2/32'], persistentKeepalive: 0 }, { publicKey: b.publicKey, persistentKeepalive: 25 }] });
-      await setDevice(bIf, { peers: [{ publicKey: a.publicKey, endpoint: bEndpoint, allowedIps: ['10.77.0.1/32'], persistentKeepalive: 0 }, { publicKey: a.publicKey, persistentKeepalive: 25 }] });
+      await setDevice(aIf, { peers: [{ publicKey: b.publicKey, endpoint: Endpoint.parse(aEndpoint), allowedIps: ['10.77.0.2/32'], persistentKeepalive: 0 }, { publicKey: b.publicKey, persistentKeepalive: 25 }] });
+      await setDevice(bIf, { peers: [{ publicKey: a.publicKey, endpoint: Endpoint.parse(bEndpoint), allowedIps: ['10.77.0.1/32'], persistentKeepalive: 0 }, { publicKey: a.publicKey, persistentKeepalive: 25 }] });
       try {
         await msUntilPingReply(lab.ns('a'), '10.77.0.2', 5000);
         return;

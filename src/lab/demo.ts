@@ -54,9 +54,9 @@ export async function runDemo(topologyFile: string, hooks: DemoHooks): Promise<D
       const age = (ms: number | undefined) => (ms ? now - ms : null);
       const status = (await s.hubStatus()).nodes.find((n) => n.name === 'phone');
       return [
-        { pair: 'phone <-> device', path: status?.paths?.[0]?.path ?? 'unknown', timeToPathMs: timeToDirect, handshakeAgeMs: age(onDevice?.lastHandshakeMs), endpoint: onDevice?.endpoint ?? null },
-        { pair: 'phone <-> hub', path: 'direct (control)', timeToPathMs: null, handshakeAgeMs: age(hubPeer(phoneKey)?.lastHandshakeMs), endpoint: hubPeer(phoneKey)?.endpoint ?? null },
-        { pair: 'device <-> hub', path: 'direct (control)', timeToPathMs: null, handshakeAgeMs: age(hubPeer(deviceKey)?.lastHandshakeMs), endpoint: hubPeer(deviceKey)?.endpoint ?? null },
+        { pair: 'phone <-> device', path: status?.paths?.[0]?.path ?? 'unknown', timeToPathMs: timeToDirect, handshakeAgeMs: age(onDevice?.lastHandshakeMs), endpoint: onDevice?.endpoint?.toString() ?? null },
+        { pair: 'phone <-> hub', path: 'direct (control)', timeToPathMs: null, handshakeAgeMs: age(hubPeer(phoneKey)?.lastHandshakeMs), endpoint: hubPeer(phoneKey)?.endpoint?.toString() ?? null },
+        { pair: 'device <-> hub', path: 'direct (control)', timeToPathMs: null, handshakeAgeMs: age(hubPeer(deviceKey)?.lastHandshakeMs), endpoint: hubPeer(deviceKey)?.endpoint?.toString() ?? null },
       ];
     };
     for (let i = 0; i < 3; i++) {
@@ -85,7 +85,7 @@ export async function runDemo(topologyFile: string, hooks: DemoHooks): Promise<D
       const pair = await s.pair('device', 'laptop');
       const onLaptop = (await getDevice(laptop.ifname)).peers.find((p) => p.publicKey === deviceKey);
       const path = pair ? (pair.mode === 'relay' ? 'relay' : pair.mode) + (pair.attempting ? ' (trying direct)' : '') : 'unknown';
-      return [{ pair: 'laptop <-> device', path, timeToPathMs: timeToPath, handshakeAgeMs: onLaptop?.lastHandshakeMs ? Date.now() - onLaptop.lastHandshakeMs : null, endpoint: onLaptop?.endpoint ?? null }];
+      return [{ pair: 'laptop <-> device', path, timeToPathMs: timeToPath, handshakeAgeMs: onLaptop?.lastHandshakeMs ? Date.now() - onLaptop.lastHandshakeMs : null, endpoint: onLaptop?.endpoint?.toString() ?? null }];
     };
     await s.waitPath('device', 'laptop', 'direct');
     hooks.table(await meshRows(meshJoinMs), `laptop joined: first reply from the device ${meshJoinMs} ms after "wgp2p join"`);

@@ -5,7 +5,8 @@ import { run } from '../core/exec.js';
 import { IpAddress } from '../core/net/address.js';
 import { Endpoint } from '../core/net/endpoint.js';
 import { getDevice } from '../core/wireguard/uapi.js';
-import type { PairStatus } from '../hub/pair-paths.js';
+import { decode } from '../core/protocol.js';
+import { hubStatusSchema, type HubStatusJson, type PairStatusJson as PairStatus } from '../core/status.js';
 import type { Lab } from './lab.js';
 import { msUntilPingReply, wgQuickUp } from './wireguard.js';
 
@@ -168,14 +169,11 @@ export class Scenario {
     return Math.round(performance.now() - t0);
   }
 
-  async hubStatus(): Promise<{
-    nodes: { name: string; endpoint: string | null; connected?: boolean; rxBytes: number; txBytes: number; handshakeAgeMs: number | null; paths?: { agent: string; path: string; reason: string | null; directAfterMs: number | null }[] }[];
-    pairs?: PairStatus[];
-    relays?: { name: string; address: string; allocations: number }[];
-  }> {
+  /** The hub's `status --json`, decoded with the schema the CLI uses; empty while the hub does not answer. */
+  async hubStatus(): Promise<HubStatusJson> {
     const r = await this.cli(undefined, ['status', '--dir', this.dir, '--json'], { allowFail: true });
-    if (r.code !== 0) return { nodes: [] };
-    return JSON.parse(r.stdout);
+    if (r.code !== 0) return { hub: { interface: '', device: '', agentsConnected: 0, polls: 0, meanPollMs: 0, pushes: 0, groupsEnforced: false }, nodes: [], pairs: [], relays: [] };
+    return decode(hubStatusSchema, r.stdout, 'wgp2p status --json');
   }
 
   /** The hub's view of the pair of agents x and y. */
@@ -197,7 +195,7 @@ export class Scenario {
 
   /** The endpoint an interface has for a peer, read from its own device. */
   async endpointOn(ifname: string, publicKey: string): Promise<string | undefined> {
-    return (await getDevice(ifname)).peers.find((p) => p.publicKey === publicKey)?.endpoint;
+    return (await getDevice(ifname)).peers.find((p) => p.publicKey === publicKey)?.endpoint?.toString();
   }
 
   async publicKey(name: string): Promise<string> {

@@ -1,3 +1,4 @@
+import { Endpoint } from '../../../src/core/net/endpoint.js';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
@@ -43,7 +44,7 @@ test('WireGuard through a home NAT: handshake, endpoint, first ping, roaming and
     assert.equal(dev.listenPort, 41000);
     const devKey = (await lab.exec('dev', 'wg', ['show', devIf, 'public-key'])).stdout.trim();
     await setDevice(hubIf, { peers: [{ publicKey: devKey, allowedIps: ['10.77.0.2/32'] }] });
-    await setDevice(devIf, { peers: [{ publicKey: hub.publicKey, endpoint: '203.0.113.2:51820', allowedIps: ['10.77.0.1/32'], persistentKeepalive: 1 }] });
+    await setDevice(devIf, { peers: [{ publicKey: hub.publicKey, endpoint: Endpoint.parse('203.0.113.2:51820'), allowedIps: ['10.77.0.1/32'], persistentKeepalive: 1 }] });
 
     await waitForHandshake(hubIf, devKey, 5000);
     const seen = (await readDevice(hubIf)).peers.find((p) => p.publicKey === devKey);

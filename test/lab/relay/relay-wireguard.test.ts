@@ -1,3 +1,4 @@
+import { Endpoint } from '../../../src/core/net/endpoint.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { readFileSync } from 'node:fs';
@@ -40,8 +41,8 @@ async function relayedPair(lab: Lab, aIf: string, bIf: string, mode: string): Pr
   await lab.recordWireGuard('b', bIf);
   lab.spawn('relay', 'relay', process.execPath, [RELAY_HOST, '--address', '203.0.113.2', '--ports', '47000-47010', '--allocate', `ab,${a.publicKey},203.0.113.10,${b.publicKey},203.0.113.20`, '--kernel-mode', mode]);
   await sleep(500);
-  await setDevice(aIf, { peers: [{ publicKey: b.publicKey, endpoint: '203.0.113.2:47000', allowedIps: ['10.77.0.2/32'], persistentKeepalive: 0 }, { publicKey: b.publicKey, persistentKeepalive: 25 }] });
-  await setDevice(bIf, { peers: [{ publicKey: a.publicKey, endpoint: '203.0.113.2:47001', allowedIps: ['10.77.0.1/32'], persistentKeepalive: 0 }, { publicKey: a.publicKey, persistentKeepalive: 25 }] });
+  await setDevice(aIf, { peers: [{ publicKey: b.publicKey, endpoint: Endpoint.parse('203.0.113.2:47000'), allowedIps: ['10.77.0.2/32'], persistentKeepalive: 0 }, { publicKey: b.publicKey, persistentKeepalive: 25 }] });
+  await setDevice(bIf, { peers: [{ publicKey: a.publicKey, endpoint: Endpoint.parse('203.0.113.2:47001'), allowedIps: ['10.77.0.1/32'], persistentKeepalive: 0 }, { publicKey: a.publicKey, persistentKeepalive: 25 }] });
   await waitForHandshake(aIf, b.publicKey, 15_000);
   await msUntilPingReply(lab.ns('a'), '10.77.0.2', 5000);
   // The pair moves into the kernel right after both sides are confirmed, and in nat mode the relay

@@ -1,3 +1,4 @@
+import { Endpoint } from '../../../src/core/net/endpoint.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseDump } from '../../../src/core/wireguard/device.js';
@@ -15,12 +16,12 @@ test('UAPI get responses parse into peers with endpoint, handshake and counters'
   const text = `private_key=${'a'.repeat(64)}\nlisten_port=51820\npublic_key=${keyToHex(k)}\nendpoint=203.0.113.20:41003\nlast_handshake_time_sec=100\nlast_handshake_time_nsec=500000000\nrx_bytes=92\ntx_bytes=180\npersistent_keepalive_interval=25\nallowed_ip=10.99.0.3/32\nerrno=0\n\n`;
   const dev = parseGet(text);
   assert.equal(dev.listenPort, 51820);
-  assert.deepEqual(dev.peers, [{ publicKey: k, endpoint: '203.0.113.20:41003', allowedIps: ['10.99.0.3/32'], persistentKeepalive: 25, lastHandshakeMs: 100_500, rxBytes: 92, txBytes: 180 }]);
+  assert.deepEqual(dev.peers, [{ publicKey: k, endpoint: Endpoint.parse('203.0.113.20:41003'), allowedIps: ['10.99.0.3/32'], persistentKeepalive: 25, lastHandshakeMs: 100_500, rxBytes: 92, txBytes: 180 }]);
 });
 
 test('UAPI set: the keepalive reset that makes WireGuard send at once is two assignments in order', () => {
   const k = generateKeyPair().publicKey;
-  const text = formatSet({ peers: [{ publicKey: k, endpoint: '1.2.3.4:5', persistentKeepalive: 0 }, { publicKey: k, persistentKeepalive: 25 }] });
+  const text = formatSet({ peers: [{ publicKey: k, endpoint: Endpoint.parse('1.2.3.4:5'), persistentKeepalive: 0 }, { publicKey: k, persistentKeepalive: 25 }] });
   assert.match(text, /^set=1\n/);
   assert.ok(text.indexOf('persistent_keepalive_interval=0') < text.indexOf('persistent_keepalive_interval=25'));
   assert.ok(text.endsWith('\n\n'));
@@ -29,5 +30,5 @@ test('UAPI set: the keepalive reset that makes WireGuard send at once is two ass
 test('wg show dump parses like the UAPI', () => {
   const k = generateKeyPair().publicKey;
   const dump = `priv\tpub\t51820\toff\n${k}\t(none)\t203.0.113.20:41003\t10.99.0.3/32\t100\t92\t180\t25\n`;
-  assert.deepEqual(parseDump(dump).peers[0], { publicKey: k, endpoint: '203.0.113.20:41003', allowedIps: ['10.99.0.3/32'], lastHandshakeMs: 100_000, rxBytes: 92, txBytes: 180, persistentKeepalive: 25 });
+  assert.deepEqual(parseDump(dump).peers[0], { publicKey: k, endpoint: Endpoint.parse('203.0.113.20:41003'), allowedIps: ['10.99.0.3/32'], lastHandshakeMs: 100_000, rxBytes: 92, txBytes: 180, persistentKeepalive: 25 });
 });

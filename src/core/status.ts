@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { KIND_IDS } from './candidates/kind.js';
+import { PEER_STATES } from './paths.js';
+import { peerReportSchema } from './protocol.js';
+
+/**
+ * What `wgp2p status` reads from the hub's and an agent's admin sockets, as one schema: the CLI,
+ * the lab's scenario driver and the tests decode it, so the JSON a script sees is the shape the
+ * code checks. Everything here is plain JSON (endpoints as text).
+ */
+
+const counters = z.object({ packets: z.number(), bytes: z.number() });
+const mode = z.enum(['waiting', 'no-path', 'direct', 'relay', 'hub']);
+
+export const pairStatusSchema = z.object({
+  a: z.string(),
+  b: z.string(),
+  mode,
+  /** The path both sides confirmed: relay counts only once traffic came through it on both sides. */
+  confirmed: z.boolean(),
+  attempting: z.boolean(),
+  /** Direct: the candidate kind; relay: the relay's address. */
+  via: z.string().nullable(),
+  /** Direct: the candidate kind it runs over. */
+  candidate: z.enum(KIND_IDS).nullable(),
+  /** The address family the pair's packets travel over (direct, or to the relay). */
+  family: z.union([z.literal(4), z.literal(6)]).nullable(),
+  relayId: z.string().nullable(),
+  sinceMs: z.number(),
+  directAfterMs: z.number().nullable(),
+  firstPathMs: z.number().nullable(),
+  failures: z.number(),
+  nextRetryInMs: z.number().nullable(),
+  reason: z.string().nullable(),
+  history: z.array(z.object({ mode, agoMs: z.number(), reason: z.string().nullable() })),
+  /** The relay's counters for the pair's allocation, while it has one. */
+  relayed: z.object({ aToB: counters, bToA: counters, dropped: z.record(z.string(), z.number()), relay: z.string() }).nullable(),
+});
+export type PairStatusJson = z.infer<typeof pairStatusSchema>;
+
+export const nodeStatusSchema = z.object({
+  name: z.string(),
+  kind: z.enum(['agent', 'client', 'relay']),
+  address: z.string(),
+  endpoint: z.string().nullable(),
+  handshakeAgeMs: z.number().nullable(),
+  rxBytes: z.number(),
+  txBytes: z.number(),
+  /** Agents: whether its control connection is up. */
+  connected: z.boolean().optional(),
+  /** The path to this node as each agent that serves it reports it. */
+  paths: z.array(z.object({ agent: z.string(), path: z.enum(PEER_STATES), directAfterMs: z.number().nullable(), reason: z.string().nullable(), handshakeAgeMs: z.number().nullable() })).optional(),
+  nat: z.object({ mapping: z.string(), mappingWhy: z.string(), filtering: z.string(), filteringWhy: z.string(), lan: z.array(z.string()) }).optional(),
+});
+export type NodeStatusJson = z.infer<typeof nodeStatusSchema>;
+
+export const hubStatusSchema = z.object({
+  hub: z.object({
+    interface: z.string(),
+    device: z.string(),
+    agentsConnected: z.number(),
+    polls: z.number(),
+    meanPollMs: z.number(),
+    pushes: z.number(),
+    groupsEnforced: z.boolean(),
+  }).passthrough(),
+  nodes: z.array(nodeStatusSchema),
+  pairs: z.array(pairStatusSchema),
+  relays: z.array(z.object({ name: z.string(), address: z.string(), allocations: z.number() })),
+});
+export type HubStatusJson = z.infer<typeof hubStatusSchema>;
+
+export const agentStatusSchema = z.object({
+  name: z.string(),
+  interface: z.string(),
+  hubConnected: z.boolean(),
+  peers: z.array(peerReportSchema.extend({ name: z.string().optional(), peer: z.enum(['agent', 'client']).optional() })),
+});
+export type AgentStatusJson = z.output<typeof agentStatusSchema>;
