@@ -20,22 +20,25 @@ export interface KeyPair {
   publicKey: string;
 }
 
+/**
+ * Keys come out as DER, whose last 32 bytes are the raw key (RFC 8410), never through a JWK export
+ * of a key object: on Node 20.20 a loop of generateKeyPairSync + JWK export deadlocks within a
+ * few iterations (a garbage collection inside the export finalises an earlier key-generation job
+ * and waits on a mutex the export holds; seen with gdb while `node add` hung at 0 % CPU).
+ */
+const rawKey = (der: Buffer) => der.subarray(der.length - 32).toString('base64');
+
 export function generateKeyPair(): KeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519');
-  const priv = privateKey.export({ format: 'jwk' });
-  const pub = publicKey.export({ format: 'jwk' });
-  return {
-    privateKey: Buffer.from(priv.d!, 'base64url').toString('base64'),
-    publicKey: Buffer.from(pub.x!, 'base64url').toString('base64'),
-  };
+  const { privateKey, publicKey } = generateKeyPairSync('x25519', { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } });
+  return { privateKey: rawKey(privateKey), publicKey: rawKey(publicKey) };
 }
+
+/** PKCS#8 wrapping of a raw X25519 private key (RFC 8410: the OID 1.3.101.110, then the 32-byte key). */
+const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
 
 export function publicKeyOf(privateKeyBase64: string): string {
   const d = Buffer.from(privateKeyBase64, 'base64');
   if (d.length !== 32) throw new Error('a WireGuard private key is 32 bytes of base64');
-  // Node needs the public half in the JWK too; derive it through a PKCS#8 import instead.
-  const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), d]);
-  const key = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
-  const x = createPublicKey(key).export({ format: 'jwk' }).x!;
-  return Buffer.from(x, 'base64url').toString('base64');
+  const key = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, d]), format: 'der', type: 'pkcs8' });
+  return rawKey(createPublicKey(key).export({ type: 'spki', format: 'der' }));
 }
