@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { AgentConfig } from '../core/protocol.js';
 import { formatWgQuick } from '../core/wgquick.js';
 import { agentConfig, clientConfig, hubConfig, proxiedConfig } from './configs.js';
-import type { HubSettings, NodeRecord } from './store/model.js';
+import type { HubSettings, NodeRecord, Observation } from './store/model.js';
 import type { DirectoryStore } from './store/store.js';
 
 /** The files the hub's directory holds besides its store. Everything with a key or token is 0600. */
@@ -35,24 +35,35 @@ export interface NodeFiles {
   agentJson?: string;
 }
 
-/** A client's configs list the agents sharing a group with it (one indexed query), never one still waiting to join. */
-export async function renderNodeConf(store: DirectoryStore, node: NodeRecord, proxied = false): Promise<string> {
+/** The agents a client's configs list, and where the hub saw them. */
+export interface ClientAgents {
+  agents: NodeRecord[];
+  observed: Map<string, Observation>;
+}
+
+/** Those sharing a group with the client (one indexed query), never one still waiting to join. */
+async function clientAgents(store: DirectoryStore, node: NodeRecord): Promise<ClientAgents> {
+  const agents = (await store.members(node.groups, 'agent')).filter((a) => a.publicKey !== node.publicKey);
+  const observed = await store.observations(agents.filter((a) => !a.proxied && !a.fixedEndpoint).map((a) => a.publicKey));
+  return { agents, observed };
+}
+
+export async function renderNodeConf(store: DirectoryStore, node: NodeRecord, proxied = false, known?: ClientAgents): Promise<string> {
   const hub = await store.hub();
   if (node.kind !== 'client' && node.privateKey === '') throw new Error(`node "${node.name}" made its own key when it joined; its config is on the device`);
   if (node.kind !== 'client') return formatWgQuick(agentConfig(hub, node));
-  const agents = (await store.members(node.groups, 'agent')).filter((a) => a.publicKey !== node.publicKey);
-  if (proxied) return formatWgQuick(proxiedConfig(hub, node, agents));
-  const observed = await store.observations(agents.filter((a) => !a.proxied && !a.fixedEndpoint).map((a) => a.publicKey));
-  return formatWgQuick(clientConfig(hub, node, agents, observed));
+  const { agents, observed } = known ?? (await clientAgents(store, node));
+  return formatWgQuick(proxied ? proxiedConfig(hub, node, agents) : clientConfig(hub, node, agents, observed));
 }
 
 export async function writeNodeFiles(dir: string, store: DirectoryStore, node: NodeRecord, token?: string): Promise<NodeFiles> {
   const d = nodesDir(dir);
   const files: NodeFiles = { conf: join(d, `${node.name}.conf`) };
-  writeSecret(files.conf, await renderNodeConf(store, node));
+  const known = node.kind === 'client' ? await clientAgents(store, node) : undefined;
+  writeSecret(files.conf, await renderNodeConf(store, node, false, known));
   if (node.kind === 'client') {
     files.proxiedConf = join(d, `${node.name}.proxied.conf`);
-    writeSecret(files.proxiedConf, await renderNodeConf(store, node, true));
+    writeSecret(files.proxiedConf, await renderNodeConf(store, node, true, known));
   }
   if (node.kind !== 'client' && token) {
     files.agentJson = join(d, `${node.name}.${node.kind}.json`);
