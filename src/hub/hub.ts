@@ -142,8 +142,10 @@ export class Hub {
     });
     this.forwardFilter = await ForwardFilter.create(this.opts.ifname);
     if (!this.forwardFilter) this.opts.log.warn('nftables is not usable (not root?): groups are not enforced for traffic the hub forwards');
-    // The whole directory onto the interface (a failure here stops `hub run`); later changes come through refresh().
+    // The whole directory onto the interface and into the group filter (a failure here stops
+    // `hub run`); later changes come through refresh().
     await this.applyChanges();
+    await this.applyFilter();
     await this.poll();
     const hub = this.hubRecord;
     const host = this.opts.listenAddress ?? hub.address.address.toString();
@@ -255,9 +257,10 @@ export class Hub {
     const full = this.fullSyncNext || delta.reset;
     this.fullSyncNext = false;
     if (full) await this.peerSync.full(this.view.all());
+    if (full) void this.updateFilter();
     if (isEmptyDelta(delta)) return;
     if (!full) await this.peerSync.apply(delta);
-    await this.applyFilter();
+    if (!full) void this.updateFilter();
     const names = (ns: NodeRecord[]) => (ns.length <= 20 ? ns.map((n) => n.name) : `${ns.length} nodes`);
     if (delta.removed.length || delta.added.length) this.opts.log.info({ added: names(delta.added), removed: names(delta.removed) }, 'nodes changed');
     for (const n of delta.removed) {
@@ -271,10 +274,21 @@ export class Hub {
     }
   }
 
-  /** The group filter is rebuilt whole (O(nodes)), at most once per batch of changes. */
+  /**
+   * The group filter is rebuilt whole: O(group memberships), at most one rebuild at a time and
+   * one more for everything that changed meanwhile. Changes do not wait for it: measured at
+   * 10,000 nodes in one group a rebuild costs 30 ms of ours and 0.18 s of nft, but with every
+   * client in 100 groups (1.8 million set elements) 3 s and 19 s, and agents must not wait that
+   * long to hear of a peer. Until it lands, a new node's traffic through the hub is dropped (it
+   * is in no group's set) and a node that left a group keeps that group's reach.
+   */
   private readonly applyFilter = coalesced(async () => {
     await this.forwardFilter?.apply(joined(this.view.all()));
   });
+
+  private updateFilter(): Promise<void> {
+    return this.applyFilter().catch((err: unknown) => this.opts.log.error({ err }, 'updating the group filter failed; retrying at the next change or resync'));
+  }
 
   /** Tells each connected agent about the changed nodes it may now see, see differently, or no longer see. */
   private updateSessions(delta: ViewDelta): void {

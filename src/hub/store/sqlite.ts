@@ -69,8 +69,10 @@ const OTHER_TABLES = `
 CREATE INDEX nodes_revision ON nodes (revision);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO meta (key, value) VALUES ('revision', 1), ('alloc_hint', 0), ('tombstone_floor', 0);
--- Who is in which group, so that "the agents sharing a group with this client" is an index lookup.
-CREATE TABLE node_groups (grp TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (grp, name)) WITHOUT ROWID;
+-- Who is in which group, by kind, so that "the agents sharing a group with this client" reads
+-- only agents' entries (with 9,000 clients in each of 100 groups, a query without the kind read
+-- 900,000 entries to find 1,000 agents: 320 ms per client config).
+CREATE TABLE node_groups (grp TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (grp, kind, name)) WITHOUT ROWID;
 CREATE INDEX node_groups_name ON node_groups (name);
 CREATE TABLE removed_nodes (name TEXT PRIMARY KEY, public_key TEXT NOT NULL, revision INTEGER NOT NULL);
 CREATE INDEX removed_nodes_revision ON removed_nodes (revision);
@@ -223,7 +225,7 @@ function migrate(db: Database.Database, file: string): void {
     db.exec(NODES_TABLE.replace('CREATE TABLE nodes', 'CREATE TABLE nodes_v3'));
     const insert = db.prepare(INSERT_NODE.replace('INSERT INTO nodes ', 'INSERT INTO nodes_v3 '));
     const observations: [string, string][] = [];
-    const groups: [string, string][] = [];
+    const groups: [string, string, string][] = [];
     for (const r of rows) {
       const name = String(r.name);
       const address = IpAddress.tryParse(String(r.address));
@@ -233,14 +235,14 @@ function migrate(db: Database.Database, file: string): void {
       insert.run({ ...copied, routes: r.routes ?? '[]', enrol_used: r.enrol_used ?? 0, groups: r.groups ?? '["default"]', proxied: r.proxied ?? 0, host_number: Number(host), revision: 1 });
       const seen = typeof r.observed_endpoint === 'string' ? Endpoint.tryParse(r.observed_endpoint) : undefined;
       if (seen) observations.push([String(r.public_key), seen.toString()]);
-      for (const g of z.array(z.string()).parse(JSON.parse(String(r.groups ?? '["default"]')))) groups.push([g, name]);
+      for (const g of stringList.parse(JSON.parse(String(r.groups ?? '["default"]')))) groups.push([g, String(r.kind), name]);
     }
     db.exec('DROP TABLE nodes; ALTER TABLE nodes_v3 RENAME TO nodes;');
     db.exec(OTHER_TABLES);
     const obs = db.prepare('INSERT INTO observed_endpoints (public_key, endpoint, observed_at) VALUES (?, ?, 0)');
     for (const [k, e] of observations) obs.run(k, e);
-    const grp = db.prepare('INSERT OR IGNORE INTO node_groups (grp, name) VALUES (?, ?)');
-    for (const [g, n] of groups) grp.run(g, n);
+    const grp = db.prepare('INSERT OR IGNORE INTO node_groups (grp, kind, name) VALUES (?, ?, ?)');
+    for (const [g, k, n] of groups) grp.run(g, k, n);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   })();
 }
@@ -336,7 +338,7 @@ export class SqliteStore {
   }
 
   async members(groups: readonly string[], kind: NodeKind): Promise<NodeRecord[]> {
-    return this.s.members.all(kind, JSON.stringify(groups)).map(toRecord);
+    return this.s.members.all({ kind, groups: JSON.stringify(groups) }).map(toRecord);
   }
 
   async addNode(draft: NodeDraft, req: HostRequest): Promise<NodeRecord> {
@@ -351,7 +353,7 @@ export class SqliteStore {
       } catch (err) {
         throw conflict(err) ?? err;
       }
-      for (const g of new Set(node.groups)) this.s.addGroup.run(g, node.name);
+      for (const g of new Set(node.groups)) this.s.addGroup.run(g, node.kind, node.name);
       if (!explicit) this.s.setMeta.run(host + 1, 'alloc_hint');
       return node;
     });
@@ -373,7 +375,7 @@ export class SqliteStore {
       this.s.update.run(JSON.stringify(after.groups), JSON.stringify(after.routes.map(String)), after.proxied ? 1 : 0, after.revision, name);
       if (JSON.stringify(before.groups) !== JSON.stringify(after.groups)) {
         this.s.dropGroups.run(name);
-        for (const g of new Set(after.groups)) this.s.addGroup.run(g, name);
+        for (const g of new Set(after.groups)) this.s.addGroup.run(g, after.kind, name);
       }
       return after;
     });
@@ -536,15 +538,15 @@ function prepare(db: Database.Database) {
     byHost: db.prepare('SELECT * FROM nodes WHERE host_number = ?'),
     hostTaken: db.prepare('SELECT 1 FROM nodes WHERE host_number = ?'),
     all: db.prepare('SELECT * FROM nodes ORDER BY created_at, name'),
-    members: db.prepare(`SELECT * FROM nodes WHERE kind = ? AND NOT (enrol_key IS NOT NULL AND enrol_used = 0)
-      AND name IN (SELECT name FROM node_groups WHERE grp IN (SELECT value FROM json_each(?))) ORDER BY created_at, name`),
+    members: db.prepare(`SELECT * FROM nodes WHERE kind = @kind AND NOT (enrol_key IS NOT NULL AND enrol_used = 0)
+      AND name IN (SELECT name FROM node_groups WHERE kind = @kind AND grp IN (SELECT value FROM json_each(@groups))) ORDER BY created_at, name`),
     changedSince: db.prepare('SELECT * FROM nodes WHERE revision > ? ORDER BY revision'),
     removedSince: db.prepare('SELECT name, public_key, revision FROM removed_nodes WHERE revision > ? ORDER BY revision'),
     insert: db.prepare(INSERT_NODE),
     update: db.prepare('UPDATE nodes SET groups = ?, routes = ?, proxied = ?, revision = ? WHERE name = ?'),
     enrol: db.prepare("UPDATE nodes SET public_key = ?, private_key = '', token_hash = ?, enrol_used = 1, revision = ? WHERE name = ? AND enrol_key IS NOT NULL AND enrol_used = 0"),
     remove: db.prepare('DELETE FROM nodes WHERE name = ?'),
-    addGroup: db.prepare('INSERT OR IGNORE INTO node_groups (grp, name) VALUES (?, ?)'),
+    addGroup: db.prepare('INSERT OR IGNORE INTO node_groups (grp, kind, name) VALUES (?, ?, ?)'),
     dropGroups: db.prepare('DELETE FROM node_groups WHERE name = ?'),
     tombstone: db.prepare('INSERT OR REPLACE INTO removed_nodes (name, public_key, revision) VALUES (?, ?, ?)'),
     tombstoneCut: db.prepare('SELECT revision FROM removed_nodes ORDER BY revision DESC LIMIT 1 OFFSET ?'),
