@@ -32,8 +32,9 @@ export interface EndpointWriterOptions {
   log: WriterLog;
   /**
    * How long observations gather before a write. A hub restart sees every node's endpoint in its
-   * first poll: one batch instead of thousands of commits. Client configs read these (the CLI),
-   * so a quarter of a second of delay costs nothing anyone waits for.
+   * first poll, so they go out as one batch (of maxBatch each) instead of thousands of commits;
+   * later, roams come one by one anyway. Client configs made by the CLI read these: 100 ms keeps
+   * a config made right after an agent connected current.
    */
   delayMs?: number;
   /** First retry after a failed write; doubles up to maxRetryMs. */
@@ -59,7 +60,7 @@ export class EndpointWriter {
 
   constructor(private readonly opts: EndpointWriterOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.delayMs = opts.delayMs ?? 250;
+    this.delayMs = opts.delayMs ?? 100;
     this.retryMs = opts.retryMs ?? 1000;
     this.maxRetryMs = opts.maxRetryMs ?? 30_000;
     this.maxBatch = opts.maxBatch ?? 500;

@@ -412,6 +412,7 @@ export class SqliteStore {
 
   async completeEnrolment(name: string, publicKey: string, tokenHash: string): Promise<NodeRecord> {
     const tx = this.db.transaction((): NodeRecord => {
+      const before = this.s.byName.get(name) as { public_key: string } | undefined;
       const revision = this.bump();
       let changes: number;
       try {
@@ -423,6 +424,8 @@ export class SqliteStore {
         throw c ?? err;
       }
       if (changes !== 1) throw new StoreError(`node "${name}" has no unused join code`, 'not-found');
+      // Where the one-time key's tunnel came from says nothing about the device's own key.
+      if (before) this.s.dropObservation.run(before.public_key);
       return toRecord(this.s.byName.get(name));
     });
     const node = tx.immediate();

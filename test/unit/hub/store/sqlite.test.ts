@@ -295,7 +295,10 @@ test('enrolment completes once: a second attempt and a taken key are refused', a
     const other = (await addNode(store, { name: 'other', kind: 'agent' })).node;
     const device = newKeyPair().publicKey;
     await assert.rejects(store.completeEnrolment('dev', other.publicKey, 'h'), /already belongs to another node/);
+    await store.recordObservations([{ publicKey: added.node.publicKey, endpoint: Endpoint.parse('203.0.113.30:40000'), at: 1 }]);
+    assert.equal((await store.observations([added.node.publicKey])).size, 1, 'the join tunnel was seen');
     const done = await store.completeEnrolment('dev', device, 'hash');
+    assert.equal((await store.observations()).size, 0, 'what was seen of the one-time key goes with it');
     assert.deepEqual([done.publicKey, done.privateKey, done.enrolUsed, done.enrolKey], [device, '', true, added.node.enrolKey]);
     assert.ok(done.revision > added.node.revision);
     await assert.rejects(store.completeEnrolment('dev', newKeyPair().publicKey, 'h'), (err: Error) => err instanceof StoreError && err.code === 'not-found');
