@@ -181,8 +181,10 @@ test('a store from a newer wgp2p is refused with the reason', async () => {
 });
 
 test('a new store is mode 0600 and refuses to be created twice; a missing or corrupt one is reported, not created', async () => {
-  await (await createStore(dir, testHub())).close();
-  assert.equal(statSync(join(dir, 'hub.sqlite')).mode & 0o777, 0o600);
+  const created = await createStore(dir, testHub());
+  await addNode(created, { name: 'a', kind: 'client' });
+  for (const f of ['hub.sqlite', 'hub.sqlite-wal', 'hub.sqlite-shm']) assert.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f);
+  await created.close();
   await assert.rejects(createStore(dir, testHub()), /already exists; this directory already holds a hub/);
   const empty = mkdtempSync(join(tmpdir(), 'wgp2p-empty-'));
   try {
