@@ -15,11 +15,11 @@ import { testHub } from './fixtures.js';
 let dir: string;
 let store: DirectoryStore;
 
-async function freshStore(address = '10.99.0.1/24'): Promise<void> {
+async function freshStore(address = '10.99.0.1/24', proxiedSubnet?: string): Promise<void> {
   await store?.close();
   rmSync(dir, { recursive: true, force: true });
   dir = mkdtempSync(join(tmpdir(), 'wgp2p-dir-'));
-  store = await createStore(dir, testHub(address));
+  store = await createStore(dir, testHub(address, proxiedSubnet));
 }
 
 beforeEach(async () => {
@@ -74,6 +74,15 @@ test('a full network is refused with its name, and takes a node again once one i
   assert.equal(await addressOf('f'), '10.99.0.4');
   await assert.rejects(addNode(store, { name: 'g', kind: 'client' }), /is full/);
   assert.deepEqual(await names(), ['a', 'b', 'd', 'e', 'f']);
+});
+
+test('a proxied subnet smaller than the tunnel network: clients beyond it are refused, nothing is stored', async () => {
+  await freshStore('10.99.0.1/24', '10.99.1.0/30');
+  await addNode(store, { name: 'a', kind: 'client' });
+  await addNode(store, { name: 'b', kind: 'client' });
+  await assert.rejects(addNode(store, { name: 'c', kind: 'client' }), /the proxied subnet 10\.99\.1\.0\/30 has no address for host number 4 \(10\.99\.0\.4\)/);
+  assert.equal(await addressOf('dev', 'agent'), '10.99.0.4', 'an agent needs no proxied address');
+  assert.deepEqual(await names(), ['a', 'b', 'dev']);
 });
 
 test('client listen ports: 41000 + host number up to 65534, then down from 40999, valid and distinct for 64,510 host numbers', () => {
