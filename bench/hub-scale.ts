@@ -1,41 +1,101 @@
 /**
- * The hub with 1,000 nodes: cost of one device read (UAPI get + parse, and `wg show dump` for
- * comparison), the hub's mean poll time while running, and its resident memory.
+ * The hub at scale: what adding nodes costs (per batch of 1,000, and the last addNode), one
+ * device read (UAPI get + parse, and `wg show dump` for comparison), admitting every node to the
+ * interface, and the running hub: its start, its mean poll cost, its memory, and how soon a node
+ * added while it runs is on its interface.
  *
- *   node dist/bench/hub-scale.js [--nodes 1000] [--reads 200]
+ *   node dist/bench/hub-scale.js [--nodes 1000] [--reads 200] [--address 10.96.0.1/17]
+ *     [--proxied-subnet 10.97.0.0/17] [--agent-every 10] [--agent-groups 1] [--run-seconds 5]
+ *
+ * Every `agent-every`-th node is an agent (10 %), spread over `agent-groups` groups; clients are
+ * in every group, so each client config lists every agent. With all agents in one group the pair
+ * coordinator creates agents × (agents − 1) / 2 pairs when the hub starts: that cost is part of
+ * the hub's start figure.
  */
 import { join } from 'node:path';
+import { adminGet } from '../src/core/admin-socket.js';
 import { run } from '../src/core/exec.js';
-import { Store } from '../src/core/store.js';
+import { createLogger } from '../src/core/log.js';
+import { openDevice } from '../src/core/wireguard/device.js';
 import { getDevice } from '../src/core/wireguard/uapi.js';
 import { addNode } from '../src/hub/directory.js';
-import { writeHubConf } from '../src/hub/files.js';
+import { writeNodeFiles } from '../src/hub/files.js';
+import { PeerSync } from '../src/hub/peer-sync.js';
+import { openStore } from '../src/hub/store/store.js';
 import { Lab, teardownOnExit } from '../src/lab/lab.js';
 import { Scenario } from '../src/lab/scenario.js';
 import { parseTopology } from '../src/lab/topology.js';
-import { argNumber, median, progress, rssMiB } from './stats.js';
+import { argNumber, argString, median, percentile, progress, rssMiB } from './stats.js';
 
 teardownOnExit();
 const nodes = argNumber('nodes', 1000);
 const reads = argNumber('reads', 200);
+const address = argString('address', '10.96.0.1/17');
+const proxiedSubnet = argString('proxied-subnet', '10.97.0.0/17');
+const agentEvery = argNumber('agent-every', 10);
+const agentGroups = argNumber('agent-groups', 1);
+const runSeconds = argNumber('run-seconds', 5);
+const BATCH = 1000;
+const round = (x: number) => Math.round(x * 100) / 100;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Stats {
+  hub: { polls: number; meanPollMs: number; nodes: number; revision: number };
+}
 
 const lab = await Lab.up(parseTopology({ name: `bscale${process.pid % 1000}`, internet: { subnet: '203.0.112.0/22' }, hosts: [{ name: 'hub', network: 'internet', address: '203.0.112.2' }] }));
 try {
   const s = new Scenario(lab);
-  await s.cli(undefined, ['hub', 'init', '--dir', s.dir, '--endpoint', '203.0.112.2:51820', '--address', '10.96.0.1/20', '--proxied-subnet', '10.97.0.0/20']);
-  const store = Store.open(s.dir);
-  for (let i = 0; i < nodes; i++) addNode(store, { name: `n${i}`, kind: i % 10 === 0 ? 'agent' : 'client' });
-  writeHubConf(s.dir, store);
-  store.close();
-  progress(`${nodes} nodes in the store`);
+  await s.cli(undefined, ['hub', 'init', '--dir', s.dir, '--endpoint', '203.0.112.2:51820', '--address', address, '--proxied-subnet', proxiedSubnet]);
+
+  // 1. Adding nodes, in-process (what `node add` does after its process started), one transaction each.
+  const store = await openStore(s.dir);
+  const batches: number[] = [];
+  const each: number[] = [];
+  const withFiles: number[] = [];
+  const groups = Array.from({ length: agentGroups }, (_, g) => (g === 0 ? 'default' : `g${g}`));
+  const agentsPerGroup = new Map<string, number>();
+  let batchMs = 0;
+  for (let i = 0; i < nodes; i++) {
+    const agent = i % agentEvery === 0;
+    const input = { name: `n${i}`, kind: agent ? ('agent' as const) : ('client' as const), groups: agent ? [groups[(i / agentEvery) % agentGroups]] : groups };
+    if (agent) agentsPerGroup.set(input.groups[0], (agentsPerGroup.get(input.groups[0]) ?? 0) + 1);
+    const last100 = i >= nodes - 100;
+    const t0 = performance.now();
+    const added = await addNode(store, input);
+    const t1 = performance.now();
+    each.push(t1 - t0);
+    batchMs += t1 - t0;
+    // Files only for the last 100: a client's config lists every agent of its groups (1,000 peers at 10,000 nodes).
+    if (last100) {
+      await writeNodeFiles(s.dir, store, added.node, added.token);
+      withFiles.push(performance.now() - t0);
+    }
+    if ((i + 1) % BATCH === 0 || i === nodes - 1) {
+      // The sum of the addNode calls: the files of the last 100 are not part of it.
+      batches.push(batchMs);
+      progress(`${i + 1}/${nodes} nodes in the store (this batch ${Math.round(batchMs)} ms, last addNode ${round(t1 - t0)} ms)`);
+      batchMs = 0;
+    }
+  }
+  const hub = await store.hub();
+  const listed = await store.listNodes();
+  await store.close();
+
+  // 2. The interface: hub.conf has no peers; admitting every node is what `hub run` does at start.
   await s.upConf('hub', join(s.dir, 'hub.conf'), s.hubIf);
+  const device = await openDevice(s.hubIf);
+  const ta = performance.now();
+  const admitted = await new PeerSync(device, hub, createLogger('bench')).full(listed);
+  const admitMs = performance.now() - ta;
+  progress(`${admitted.set} peers admitted to ${s.hubIf} in ${Math.round(admitMs)} ms`);
 
   const uapi: number[] = [];
   for (let i = 0; i < reads; i++) {
     const t0 = performance.now();
     const dev = await getDevice(s.hubIf);
     uapi.push(performance.now() - t0);
-    if (dev.peers.length !== nodes) throw new Error(`device has ${dev.peers.length} peers, expected ${nodes}`);
+    if (dev.peers.length !== admitted.set) throw new Error(`device has ${dev.peers.length} peers, expected ${admitted.set}`);
   }
   const dump: number[] = [];
   for (let i = 0; i < 20; i++) {
@@ -45,17 +105,71 @@ try {
   }
   progress('device reads measured; starting the hub');
 
-  await s.startHub();
-  await new Promise((r) => setTimeout(r, 5000));
-  const status = JSON.parse((await s.cli(undefined, ['status', '--dir', s.dir, '--json'])).stdout) as { hub: { polls: number; meanPollMs: number } };
-  const round = (x: number) => Math.round(x * 100) / 100;
+  // 3. The running hub. Its own counters come from /v1/stats (the full status lists every pair).
+  const sock = join(s.dir, 'hub.sock');
+  const stats = () => adminGet<Stats>(sock, '/v1/stats');
+  const th = performance.now();
+  const pid = lab.spawn('hub', 'hub', process.execPath, [join(import.meta.dirname, '../src/cli/main.js'), 'hub', 'run', '--dir', s.dir, '--interface', s.hubIf], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
+  for (;;) {
+    if ((await stats().catch(() => undefined)) !== undefined) break;
+    if (performance.now() - th > 600_000) throw new Error('the hub did not answer within 10 minutes');
+    await sleep(100);
+  }
+  const hubStartMs = performance.now() - th;
+  progress(`hub answering after ${Math.round(hubStartMs)} ms; running ${runSeconds} s`);
+  const a = await stats();
+  const ts = performance.now();
+  await sleep(runSeconds * 1000);
+  const b = await stats();
+  const window = (performance.now() - ts) / 1000;
+  const polls = b.hub.polls - a.hub.polls;
+  const pollMs = polls > 0 ? (b.hub.meanPollMs * b.hub.polls - a.hub.meanPollMs * a.hub.polls) / polls : NaN;
+  const rss = rssMiB(pid);
+
+  // 4. A node added from the CLI while the hub runs: until its peer is on the interface.
+  const tl = performance.now();
+  const cliAdd = await s.cli(undefined, ['node', 'add', 'late', '--dir', s.dir, '--client', '--json']);
+  const cliNodeAddMs = performance.now() - tl;
+  const lateKey = (JSON.parse(cliAdd.stdout) as { publicKey: string }).publicKey;
+  while (!(await getDevice(s.hubIf)).peers.some((p) => p.publicKey === lateKey)) {
+    if (performance.now() - tl > 30_000) throw new Error('the node added while the hub runs never reached the interface');
+    await sleep(20);
+  }
+  const liveAddToDeviceMs = performance.now() - tl;
+
+  const last = each.slice(-100);
+  const agents = [...agentsPerGroup.values()].reduce((x, y) => x + y, 0);
+  const agentPairs = [...agentsPerGroup.values()].reduce((sum, k) => sum + (k * (k - 1)) / 2, 0);
   console.log(
     JSON.stringify(
       {
         benchmark: 'hub-scale',
         nodes,
-        deviceReadMs: { uapiGetAndParseMedian: round(median(uapi)), uapiGetAndParseP99: round([...uapi].sort((a, b) => a - b)[Math.floor(uapi.length * 0.99)]), wgShowDumpMedian: round(median(dump)), reads },
-        hubRunning: { minPollIntervalMs: 20, effectivePollIntervalMs: round(5000 / status.hub.polls), polls: status.hub.polls, meanPollMs: round(status.hub.meanPollMs), rssMiB: rssMiB(s.hubPid!) },
+        network: address,
+        agents,
+        agentGroups,
+        addNode: {
+          firstBatchMs: Math.round(batches[0]),
+          lastBatchMs: Math.round(batches.at(-1)!),
+          batchSize: BATCH,
+          batchesMs: batches.map(Math.round),
+          lastAddNodeMs: round(each.at(-1)!),
+          last100: { medianMs: round(median(last)), p95Ms: round(percentile(last, 95)), maxMs: round(Math.max(...last)) },
+          last100WithFiles: { medianMs: round(median(withFiles)), p95Ms: round(percentile(withFiles, 95)) },
+          cliNodeAddWhileHubRunsMs: Math.round(cliNodeAddMs),
+        },
+        admitAllPeersMs: Math.round(admitMs),
+        deviceReadMs: { peers: admitted.set, uapiGetAndParseMedian: round(median(uapi)), uapiGetAndParseP99: round(percentile(uapi, 99)), wgShowDumpMedian: round(median(dump)), reads },
+        hubRunning: {
+          startToAnsweringMs: Math.round(hubStartMs),
+          agentPairs,
+          minPollIntervalMs: 20,
+          effectivePollIntervalMs: round((window * 1000) / polls),
+          polls,
+          meanPollMs: round(pollMs),
+          rssMiB: rss,
+          liveNodeAddToDeviceMs: Math.round(liveAddToDeviceMs),
+        },
       },
       null,
       2,

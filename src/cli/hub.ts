@@ -1,11 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
-import { formatCidr, overlaps, parseCidr } from '../core/ipv4.js';
 import { createLogger } from '../core/log.js';
-import { Store } from '../core/store.js';
-import { generateKeyPair } from '../core/wireguard/keys.js';
+import { Cidr, Prefixed } from '../core/net/cidr.js';
+import { HostPort } from '../core/net/endpoint.js';
 import { writeHubConf, nodesDir } from '../hub/files.js';
 import { Hub } from '../hub/hub.js';
+import { newKeyPair } from '../hub/node-keys.js';
+import type { HubSettings } from '../hub/store/model.js';
+import { createStore } from '../hub/store/store.js';
 import { addressWithPrefixArg, endpointArg, portArg, secondsArg, subnetArg } from './validate.js';
 
 /**
@@ -44,31 +46,32 @@ export function registerHub(program: Command): void {
     .option('--peer-keepalive <s>', 'keepalive between clients and agents', secondsArg, DEFAULTS.peerKeepalive)
     .option('--stale-after <s>', "stop keepalives to a client silent at the hub this long", secondsArg, DEFAULTS.staleAfterSec)
     .option('--json', 'print JSON')
-    .action((o: InitOptions) => {
-      const net = parseCidr(o.address)!;
-      const size = 2 ** (32 - net.prefix);
-      const proxied = o.proxiedSubnet ?? formatCidr({ network: net.network + size, prefix: net.prefix });
-      if (overlaps(parseCidr(proxied)!, net)) throw new Error(`--proxied-subnet ${proxied} overlaps the tunnel network ${formatCidr(net)}`);
+    .action(async (o: InitOptions) => {
+      const address = Prefixed.parse(o.address);
+      const net = address.subnet;
+      // The block of the same size right after the tunnel network, so every host number has a proxied address.
+      const proxied = o.proxiedSubnet !== undefined ? Cidr.parse(o.proxiedSubnet) : net.next();
+      if (proxied.overlaps(net)) throw new Error(`--proxied-subnet ${proxied} overlaps the tunnel network ${net}`);
+      const endpoint = HostPort.parse(o.endpoint);
       mkdirSync(o.dir, { recursive: true, mode: 0o700 });
-      const keys = generateKeyPair();
-      const store = Store.create(o.dir, {
+      const keys = newKeyPair();
+      const h: HubSettings = {
         privateKey: keys.privateKey,
         publicKey: keys.publicKey,
-        endpoint: o.endpoint,
-        address: o.address,
+        endpoint,
+        address,
         proxiedSubnet: proxied,
-        listenPort: o.listenPort ?? Number(o.endpoint.split(':').pop()),
+        listenPort: o.listenPort ?? endpoint.port,
         apiPort: o.apiPort,
         clientHubKeepalive: o.clientHubKeepalive,
         peerKeepalive: o.peerKeepalive,
         agentHubKeepalive: DEFAULTS.agentHubKeepalive,
         staleAfterSec: o.staleAfter,
-      });
+      };
+      await (await createStore(o.dir, h)).close();
       nodesDir(o.dir);
-      const conf = writeHubConf(o.dir, store);
-      const h = store.hub();
-      store.close();
-      const out = { dir: o.dir, config: conf, publicKey: h.publicKey, endpoint: h.endpoint, address: h.address, proxiedSubnet: h.proxiedSubnet, listenPort: h.listenPort, api: `${h.address.split('/')[0]}:${h.apiPort}` };
+      const conf = writeHubConf(o.dir, h);
+      const out = { dir: o.dir, config: conf, publicKey: h.publicKey, endpoint: h.endpoint.toString(), address: h.address.toString(), proxiedSubnet: h.proxiedSubnet.toString(), listenPort: h.listenPort, api: `${h.address.address}:${h.apiPort}` };
       if (o.json) console.log(JSON.stringify(out, null, 2));
       else {
         console.log(`hub created in ${o.dir}

@@ -1,11 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import QRCode from 'qrcode';
-import { Store } from '../core/store.js';
-import { addNode, changeNode, enrolAddress } from '../hub/directory.js';
 import { encodeJoinCode } from '../core/join-code.js';
-import { p2pSubnet } from '../core/configs.js';
-import { renderNodeConf, writeHubConf, writeNodeFiles } from '../hub/files.js';
+import { addNode, changeNode, enrolAddress } from '../hub/directory.js';
+import { renderNodeConf, writeNodeFiles } from '../hub/files.js';
+import { openStore, type DirectoryStore } from '../hub/store/store.js';
 import { renderTable } from './table.js';
 import { durationArg, endpointArg, routesArg } from './validate.js';
 
@@ -13,6 +12,16 @@ async function printQr(text: string, opts: { qr?: boolean; qrPng?: string; qrSvg
   if (opts.qr) console.log(await QRCode.toString(text, { type: 'terminal', small: true }));
   if (opts.qrPng) await QRCode.toFile(opts.qrPng, text, { type: 'png' });
   if (opts.qrSvg) writeFileSync(opts.qrSvg, await QRCode.toString(text, { type: 'svg' }), { mode: 0o600 });
+}
+
+/** Opens the store for one command and always closes it. */
+async function withStore<T>(dir: string, fn: (store: DirectoryStore) => Promise<T>): Promise<T> {
+  const store = await openStore(dir);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
 }
 
 const qrOptions = (c: Command) =>
@@ -43,38 +52,35 @@ export function registerNode(program: Command): void {
       .option('--json', 'print JSON'),
   ).action(async (name: string, o: { dir: string; agent?: boolean; client?: boolean; relay?: boolean; proxied?: boolean; address?: string; endpoint?: string; routes?: string[]; groups?: string[]; join?: boolean; joinValid: number; json?: boolean; qr?: boolean; qrPng?: string; qrSvg?: string }) => {
     if ([o.agent, o.client, o.relay].filter(Boolean).length !== 1) throw new Error('say what the node is: --agent, --client or --relay');
-    const store = Store.open(o.dir);
-    try {
-      const added = addNode(store, { name, kind: o.agent ? 'agent' : o.client ? 'client' : 'relay', address: o.address, endpoint: o.endpoint, routes: o.routes, groups: o.groups, proxied: o.proxied, joinValidMs: o.join ? o.joinValid : undefined });
+    await withStore(o.dir, async (store) => {
+      const added = await addNode(store, { name, kind: o.agent ? 'agent' : o.client ? 'client' : 'relay', address: o.address, endpoint: o.endpoint, routes: o.routes, groups: o.groups, proxied: o.proxied, joinValidMs: o.join ? o.joinValid : undefined });
       if (added.enrolPrivateKey) {
-        const hub = store.hub();
+        const hub = await store.hub();
         const code = encodeJoinCode({
           name,
           hubPublicKey: hub.publicKey,
-          hubEndpoint: hub.endpoint,
-          hubAddress: hub.address.split('/')[0],
+          hubEndpoint: hub.endpoint.toString(),
+          hubAddress: hub.address.address.toString(),
           apiPort: hub.apiPort,
           key: added.enrolPrivateKey,
-          address: `${enrolAddress(hub.proxiedSubnet, p2pSubnet(hub), added.node.address)}/${hub.proxiedSubnet.split('/')[1]}`,
+          address: `${enrolAddress(hub, added.node)}/${hub.proxiedSubnet.prefix}`,
           expiresAt: added.node.enrolExpiresAt!,
         });
-        if (o.json) console.log(JSON.stringify({ name, address: added.node.address, code, expiresAt: new Date(added.node.enrolExpiresAt!).toISOString() }, null, 2));
+        if (o.json) console.log(JSON.stringify({ name, address: added.node.address.toString(), code, expiresAt: new Date(added.node.enrolExpiresAt!).toISOString() }, null, 2));
         else console.log(`agent ${name} will get ${added.node.address}. On the device, within ${Math.round(o.joinValid / 60_000)} min, run:\n  wgp2p join ${code}`);
         await printQr(code, o);
         return;
       }
       const { node: n, token } = added;
-      const files = writeNodeFiles(o.dir, store, n, token);
-      writeHubConf(o.dir, store);
+      // hub.conf is not rewritten: a running hub admits the node from the store within 250 ms.
+      const files = await writeNodeFiles(o.dir, store, n, token);
       if (o.json) console.log(JSON.stringify({ name: n.name, kind: n.kind, address: n.address, proxiedAddress: n.proxiedAddress, publicKey: n.publicKey, listenPort: n.listenPort, files }, null, 2));
       else {
         console.log(`${n.kind} ${n.name} added: ${n.address}${n.proxiedAddress ? ` (proxied ${n.proxiedAddress})` : ''}`);
         for (const f of Object.values(files)) console.log(`  wrote ${f}`);
       }
-      await printQr(renderNodeConf(store, n), o);
-    } finally {
-      store.close();
-    }
+      await printQr(await renderNodeConf(store, n), o);
+    });
   });
 
   node
@@ -87,18 +93,14 @@ export function registerNode(program: Command): void {
     .option('--proxied', 'agents: reach every peer through the hub')
     .option('--p2p', 'agents: leave proxied mode (direct or relay again)')
     .option('--json', 'print JSON')
-    .action((name: string, o: { dir: string; groups?: string[]; routes?: string[]; proxied?: boolean; p2p?: boolean; json?: boolean }) => {
+    .action(async (name: string, o: { dir: string; groups?: string[]; routes?: string[]; proxied?: boolean; p2p?: boolean; json?: boolean }) => {
       if (o.proxied && o.p2p) throw new Error('--proxied and --p2p contradict each other; pick one');
-      const store = Store.open(o.dir);
-      try {
-        const n = changeNode(store, name, { groups: o.groups, routes: o.routes, proxied: o.proxied ? true : o.p2p ? false : undefined });
-        writeHubConf(o.dir, store);
+      await withStore(o.dir, async (store) => {
+        const n = await changeNode(store, name, { groups: o.groups, routes: o.routes, proxied: o.proxied ? true : o.p2p ? false : undefined });
         const out = { name: n.name, groups: n.groups, routes: n.routes, proxied: n.proxied };
         if (o.json) console.log(JSON.stringify(out, null, 2));
         else console.log(`node ${n.name}: groups ${n.groups.join(',')}; routes ${n.routes.join(',') || '-'}; ${n.proxied ? 'proxied through the hub' : 'direct or relay'}`);
-      } finally {
-        store.close();
-      }
+      });
     });
 
   node
@@ -106,10 +108,23 @@ export function registerNode(program: Command): void {
     .description('every node with its address and endpoint')
     .requiredOption('--dir <dir>', 'the hub directory')
     .option('--json', 'print JSON')
-    .action((o: { dir: string; json?: boolean }) => {
-      const store = Store.open(o.dir);
-      const nodes = store.nodes().map((n) => ({ name: n.name, kind: n.kind, address: n.address, proxiedAddress: n.proxiedAddress, publicKey: n.publicKey, endpoint: n.fixedEndpoint ?? n.observedEndpoint, endpointFixed: n.fixedEndpoint !== null, listenPort: n.listenPort, routes: n.routes, groups: n.groups, proxied: n.proxied }));
-      store.close();
+    .action(async (o: { dir: string; json?: boolean }) => {
+      const nodes = await withStore(o.dir, async (store) => {
+        const observed = await store.observations();
+        return (await store.listNodes()).map((n) => ({
+          name: n.name,
+          kind: n.kind,
+          address: n.address.toString(),
+          proxiedAddress: n.proxiedAddress?.toString() ?? null,
+          publicKey: n.publicKey,
+          endpoint: n.fixedEndpoint?.toString() ?? observed.get(n.publicKey)?.endpoint.toString() ?? null,
+          endpointFixed: n.fixedEndpoint !== null,
+          listenPort: n.listenPort,
+          routes: n.routes.map(String),
+          groups: n.groups,
+          proxied: n.proxied,
+        }));
+      });
       if (o.json) console.log(JSON.stringify(nodes, null, 2));
       else
         console.log(
@@ -125,15 +140,11 @@ export function registerNode(program: Command): void {
     .description('remove a node; a running hub drops its peer within a second')
     .argument('<name>')
     .requiredOption('--dir <dir>', 'the hub directory')
-    .action((name: string, o: { dir: string }) => {
-      const store = Store.open(o.dir);
-      try {
-        if (!store.removeNode(name)) throw new Error(`no node named "${name}" (see "wgp2p node list --dir ${o.dir}")`);
-        writeHubConf(o.dir, store);
+    .action(async (name: string, o: { dir: string }) => {
+      await withStore(o.dir, async (store) => {
+        if (!(await store.removeNode(name))) throw new Error(`no node named "${name}" (see "wgp2p node list --dir ${o.dir}")`);
         console.log(`node ${name} removed`);
-      } finally {
-        store.close();
-      }
+      });
     });
 
   qrOptions(
@@ -144,16 +155,13 @@ export function registerNode(program: Command): void {
       .requiredOption('--dir <dir>', 'the hub directory')
       .option('--proxied', 'the proxied fallback config (clients)'),
   ).action(async (name: string, o: { dir: string; proxied?: boolean; qr?: boolean; qrPng?: string; qrSvg?: string }) => {
-    const store = Store.open(o.dir);
-    try {
-      const n = store.node(name);
+    await withStore(o.dir, async (store) => {
+      const n = await store.node(name);
       if (!n) throw new Error(`no node named "${name}" (see "wgp2p node list --dir ${o.dir}")`);
       if (o.proxied && n.kind !== 'client') throw new Error('--proxied applies to clients only');
-      const text = renderNodeConf(store, n, o.proxied);
+      const text = await renderNodeConf(store, n, o.proxied);
       if (o.qr || o.qrPng || o.qrSvg) await printQr(text, o);
       else process.stdout.write(text);
-    } finally {
-      store.close();
-    }
+    });
   });
 }

@@ -1,21 +1,31 @@
-import { hubAllowedIps, p2pSubnet } from '../core/configs.js';
-import type { HubRecord, NodeRecord } from '../core/store.js';
-import { enrolAddress } from './directory.js';
+import { Cidr } from '../core/net/cidr.js';
+import { proxiedAddress } from './address-plan.js';
+import { hubAllowedIps } from './configs.js';
+import { isPending, type HubSettings, type NodeRecord } from './store/model.js';
 
 /** How long after its expiry a join code's one-time key still reaches the hub, so a reuse gets a clear "already used". */
 export const ENROL_GRACE_MS = 24 * 3600_000;
 
-export function isPending(n: NodeRecord): boolean {
-  return n.enrolKey !== null && !n.enrolUsed;
+export interface HubPeer {
+  publicKey: string;
+  allowedIps: string[];
+}
+
+/**
+ * The peers the hub's interface holds for one node: the node itself once it has joined, and a
+ * join code's one-time key on the join tunnel's address while the hub still answers for it.
+ */
+export function desiredPeersOf(n: NodeRecord, hub: HubSettings, now: number): HubPeer[] {
+  const peers: HubPeer[] = [];
+  if (!isPending(n)) peers.push({ publicKey: n.publicKey, allowedIps: hubAllowedIps(n) });
+  const enrolAt = proxiedAddress(hub, n.hostNumber);
+  if (n.enrolKey && enrolAt && now < (n.enrolExpiresAt ?? 0) + ENROL_GRACE_MS) peers.push({ publicKey: n.enrolKey, allowedIps: [Cidr.host(enrolAt).toString()] });
+  return peers;
 }
 
 /** The peers the hub's interface must have: every node, plus one-time join keys on their own addresses. */
-export function desiredHubPeers(nodes: NodeRecord[], hub: HubRecord, now: number): { publicKey: string; allowedIps: string[] }[] {
-  const peers: { publicKey: string; allowedIps: string[] }[] = [];
-  for (const n of nodes) {
-    const enrol = n.enrolKey && now < (n.enrolExpiresAt ?? 0) + ENROL_GRACE_MS ? { publicKey: n.enrolKey, allowedIps: [`${enrolAddress(hub.proxiedSubnet, p2pSubnet(hub), n.address)}/32`] } : undefined;
-    if (!isPending(n)) peers.push({ publicKey: n.publicKey, allowedIps: hubAllowedIps(n) });
-    if (enrol) peers.push(enrol);
-  }
+export function desiredHubPeers(nodes: Iterable<NodeRecord>, hub: HubSettings, now: number): HubPeer[] {
+  const peers: HubPeer[] = [];
+  for (const n of nodes) peers.push(...desiredPeersOf(n, hub, now));
   return peers;
 }

@@ -1,16 +1,20 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { contains, formatIPv4, isUsableHost, parseCidr, parseIPv4 } from '../core/ipv4.js';
-import { generateKeyPair } from '../core/wireguard/keys.js';
-import type { NodeKind, NodeRecord, Store } from '../core/store.js';
-import { p2pSubnet } from '../core/configs.js';
+import { IpAddress } from '../core/net/address.js';
+import { Cidr } from '../core/net/cidr.js';
+import { HostPort } from '../core/net/endpoint.js';
+import { hostNumberOf, hostRange, hubHostNumber, placement, PlacementError, proxiedAddress, tunnelSubnet } from './address-plan.js';
+import { newKeyPair } from './node-keys.js';
+import type { HubSettings, NodeDraft, NodeKind, NodeRecord } from './store/model.js';
+import { StoreError, type DirectoryStore } from './store/store.js';
 
-/** Adding and removing nodes: allocation and validation happen here, before the store is touched. */
+/**
+ * Adding and changing nodes: validation happens here, before the store is touched; the store
+ * allocates the address inside its write transaction. Nothing here reads every node: a name, an
+ * address and a free host number are each one indexed query.
+ */
 
 /** A node's config is NAME.conf and wg-quick names the interface after the file: 15 characters at most. */
 export const NODE_NAME = /^[a-z0-9][a-z0-9-]{0,14}$/;
-/** Clients get distinct listen ports so that two clients behind one NAT do not collide (seed 000). */
-const CLIENT_PORT_BASE = 41000;
-export const AGENT_LISTEN_PORT = 51820;
 
 export class InputError extends Error {
   override name = 'InputError';
@@ -38,75 +42,65 @@ export interface AddedNode {
   enrolPrivateKey?: string;
 }
 
-/** The address a joining agent uses for its one-time tunnel: its own, mirrored into the proxied subnet (agents have no proxied address). */
-export function enrolAddress(hubProxiedSubnet: string, p2pSubnet: string, nodeAddress: string): string {
-  const p = parseCidr(hubProxiedSubnet)!;
-  const n = parseCidr(p2pSubnet)!;
-  return formatIPv4(p.network + (parseIPv4(nodeAddress)! - n.network));
+/** The address a joining agent uses for its one-time tunnel: its host number in the proxied subnet (agents have no proxied address). */
+export function enrolAddress(hub: HubSettings, node: NodeRecord): IpAddress {
+  const a = proxiedAddress(hub, node.hostNumber);
+  if (!a) throw new InputError(`the proxied subnet ${hub.proxiedSubnet} has no join-tunnel address for ${node.address}`);
+  return a;
 }
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-export function addNode(store: Store, input: AddNodeInput): AddedNode {
-  const hub = store.hub();
+/** The host number `--address` asks for, after checking it is free; the hub and other nodes are named when they hold it. */
+async function requestedHost(store: DirectoryStore, hub: HubSettings, text: string): Promise<number> {
+  const given = IpAddress.tryParse(text.replace(/\/32$/, ''));
+  if (given === undefined || given.family !== 4) throw new InputError(`--address "${text}" is not an IPv4 address`);
+  const subnet = tunnelSubnet(hub);
+  if (!subnet.isUsableHost(given)) throw new InputError(`--address ${text} is outside the network ${subnet}; pick an address inside it`);
+  const host = hostNumberOf(hub, given)!;
+  if (host === hubHostNumber(hub)) throw new InputError(`--address ${text} is already used by the hub`);
+  const holder = await store.nodeAt(host);
+  if (holder) throw new InputError(`--address ${text} is already used by node "${holder.name}"`);
+  return host;
+}
+
+export async function addNode(store: DirectoryStore, input: AddNodeInput): Promise<AddedNode> {
+  const hub = await store.hub();
   if (!NODE_NAME.test(input.name)) throw new InputError(`node name "${input.name}" is invalid: use 1-15 lower-case letters, digits and "-"`);
-  const nodes = store.nodes();
-  if (nodes.some((n) => n.name === input.name)) throw new InputError(`a node named "${input.name}" already exists; remove it first or pick another name`);
-  const subnet = parseCidr(p2pSubnet(hub))!;
-  const hubIp = parseIPv4(hub.address.split('/')[0])!;
-  const used = new Set([hubIp, ...nodes.map((n) => parseIPv4(n.address)!)]);
+  if (await store.node(input.name)) throw new InputError(`a node named "${input.name}" already exists; remove it first or pick another name`);
+  const hostNumber = input.address !== undefined ? await requestedHost(store, hub, input.address) : undefined;
 
-  let ip: number;
-  if (input.address !== undefined) {
-    const given = parseIPv4(input.address.replace(/\/32$/, ''));
-    if (given === undefined) throw new InputError(`--address "${input.address}" is not an IPv4 address`);
-    if (!isUsableHost(subnet, given)) throw new InputError(`--address ${input.address} is outside the network ${p2pSubnet(hub)}; pick an address inside it`);
-    if (used.has(given)) throw new InputError(`--address ${input.address} is already used by ${given === hubIp ? 'the hub' : `node "${nodes.find((n) => parseIPv4(n.address) === given)!.name}"`}`);
-    ip = given;
-  } else {
-    ip = -1;
-    for (let i = 2; i < 2 ** (32 - subnet.prefix) - 1; i++) {
-      if (!used.has(subnet.network + i)) {
-        ip = subnet.network + i;
-        break;
-      }
+  let fixedEndpoint: HostPort | null = null;
+  if (input.endpoint !== undefined) {
+    try {
+      fixedEndpoint = HostPort.parse(input.endpoint);
+    } catch (err) {
+      throw new InputError(`--endpoint "${input.endpoint}" must be HOST:PORT (an address or a DNS name): ${(err as Error).message}`);
     }
-    if (ip < 0) throw new InputError(`the network ${p2pSubnet(hub)} is full`);
-  }
-  const offset = ip - subnet.network;
-
-  if (input.endpoint !== undefined && !/^[A-Za-z0-9.-]+:\d{1,5}$/.test(input.endpoint)) {
-    throw new InputError(`--endpoint "${input.endpoint}" must be HOST:PORT (an address or a DNS name)`);
   }
   if (input.endpoint !== undefined && input.kind !== 'agent') throw new InputError('--endpoint applies to agents only (clients roam)');
-  checkRoutes(input.routes ?? [], p2pSubnet(hub));
+  const routes = parseRoutes(input.routes ?? [], hub);
 
   const groups = input.groups ?? ['default'];
   checkGroups(groups);
-  const proxied = parseCidr(hub.proxiedSubnet)!;
   if (input.joinValidMs !== undefined && input.kind !== 'agent') throw new InputError('--join applies to agents only (clients get config files)');
   if (input.proxied && input.kind !== 'agent') throw new InputError('--proxied applies to agents (clients always get a proxied config besides the P2P one)');
-  if (input.kind === 'relay' && (input.routes?.length || input.endpoint !== undefined)) throw new InputError('a relay takes no --routes or --endpoint: it is reached at the address it registers');
+  if (input.kind === 'relay' && (routes.length || input.endpoint !== undefined)) throw new InputError('a relay takes no --routes or --endpoint: it is reached at the address it registers');
   const joining = input.joinValidMs !== undefined;
-  const keys = generateKeyPair();
+  const keys = newKeyPair();
   // A joining agent gets its token at enrolment, over the tunnel; until then it has none.
   const token = input.kind !== 'client' && !joining ? randomBytes(32).toString('base64url') : undefined;
-  const node: NodeRecord = {
+  const draft: NodeDraft = {
     name: input.name,
     kind: input.kind,
-    address: formatIPv4(ip),
-    proxiedAddress: input.kind === 'client' ? formatIPv4(proxied.network + offset) : null,
     // Until it enrols, a joining node is known by the code's one-time key.
     publicKey: keys.publicKey,
     privateKey: joining ? '' : keys.privateKey,
     tokenHash: token ? hashToken(token) : null,
-    fixedEndpoint: input.endpoint ?? null,
-    // A relay's tunnel only carries its control connection: any port will do.
-    listenPort: input.kind === 'agent' ? AGENT_LISTEN_PORT : input.kind === 'client' ? CLIENT_PORT_BASE + offset : null,
-    routes: input.routes ?? [],
-    observedEndpoint: null,
+    fixedEndpoint,
+    routes,
     createdAt: new Date().toISOString(),
     enrolKey: joining ? keys.publicKey : null,
     enrolExpiresAt: joining ? Date.now() + input.joinValidMs! : null,
@@ -114,7 +108,21 @@ export function addNode(store: Store, input: AddNodeInput): AddedNode {
     groups,
     proxied: input.proxied ?? false,
   };
-  store.addNode(node);
+  const place = (h: number) => {
+    if (joining && !proxiedAddress(hub, h)) throw new PlacementError(`the proxied subnet ${hub.proxiedSubnet} has no join-tunnel address for host number ${h}; it must be as large as the tunnel network ${tunnelSubnet(hub)}`);
+    return placement(hub, input.kind, h);
+  };
+  let node: NodeRecord;
+  try {
+    node = await store.addNode(draft, { hostNumber, ...hostRange(hub), place });
+  } catch (err) {
+    if (err instanceof PlacementError) throw new InputError(err.message);
+    if (err instanceof StoreError && err.code === 'full') throw new InputError(`the network ${tunnelSubnet(hub)} is full`);
+    // Another `node add` got there between our check and our write.
+    if (err instanceof StoreError && err.code === 'conflict' && err.field === 'name') throw new InputError(`a node named "${input.name}" already exists; remove it first or pick another name`);
+    if (err instanceof StoreError && err.code === 'conflict' && err.field === 'address') throw new InputError(`--address ${input.address} was taken by another node just now; pick another`);
+    throw err;
+  }
   return { node, token, enrolPrivateKey: joining ? keys.privateKey : undefined };
 }
 
@@ -123,13 +131,15 @@ function checkGroups(groups: string[]): void {
   if (groups.length === 0) throw new InputError('--groups needs at least one group');
 }
 
-function checkRoutes(routes: string[], tunnel: string): void {
-  const subnet = parseCidr(tunnel)!;
-  for (const r of routes) {
-    const c = parseCidr(r);
-    if (!c || formatIPv4(c.network) !== r.split('/')[0]) throw new InputError(`route "${r}" is not a subnet like 192.168.1.0/24`);
-    if (contains(subnet, c.network)) throw new InputError(`route ${r} overlaps the tunnel network ${tunnel}`);
-  }
+/** Routes are IPv4 subnets (the hub's forward filter holds IPv4 sets) whose network is outside the tunnel network. */
+function parseRoutes(routes: string[], hub: HubSettings): Cidr[] {
+  const tunnel = tunnelSubnet(hub);
+  return routes.map((r) => {
+    const c = Cidr.tryParse(r);
+    if (!c || c.family !== 4) throw new InputError(`route "${r}" is not a subnet like 192.168.1.0/24`);
+    if (tunnel.contains(c.network)) throw new InputError(`route ${r} overlaps the tunnel network ${tunnel}`);
+    return c;
+  });
 }
 
 export interface NodeChange {
@@ -139,15 +149,20 @@ export interface NodeChange {
 }
 
 /** Changes who a node may see and how it is reached; a running hub pushes the change to every agent concerned. */
-export function changeNode(store: Store, name: string, change: NodeChange): NodeRecord {
-  const n = store.node(name);
+export async function changeNode(store: DirectoryStore, name: string, change: NodeChange): Promise<NodeRecord> {
+  const n = await store.node(name);
   if (!n) throw new InputError(`no node named "${name}" (see "wgp2p node list")`);
   if (change.groups) checkGroups(change.groups);
+  let routes: Cidr[] | undefined;
   if (change.routes) {
     if (n.kind !== 'agent') throw new InputError('--routes applies to agents only');
-    checkRoutes(change.routes, p2pSubnet(store.hub()));
+    routes = parseRoutes(change.routes, await store.hub());
   }
   if (change.proxied !== undefined && n.kind !== 'agent') throw new InputError('--proxied applies to agents only');
-  store.updateNode(name, change);
-  return store.node(name)!;
+  try {
+    return await store.updateNode(name, { groups: change.groups, routes, proxied: change.proxied });
+  } catch (err) {
+    if (err instanceof StoreError && err.code === 'not-found') throw new InputError(`no node named "${name}" (see "wgp2p node list")`);
+    throw err;
+  }
 }

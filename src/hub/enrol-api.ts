@@ -1,15 +1,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { agentHubAllowedIps, p2pSubnet } from '../core/configs.js';
+import { IpAddress } from '../core/net/address.js';
 import { publicKeySchema } from '../core/protocol.js';
-import type { HubRecord, NodeRecord, Store } from '../core/store.js';
-import { enrolAddress, hashToken } from './directory.js';
+import { hostNumberOfProxied } from './address-plan.js';
+import { agentHubAllowedIps } from './configs.js';
+import { hashToken } from './directory.js';
+import { hubApiUrl } from './files.js';
 import { readBody, reply, sourceAddress } from './http.js';
+import type { HubSettings, NodeRecord } from './store/model.js';
+import type { DirectoryStore } from './store/store.js';
 
 export interface EnrolContext {
-  hub: HubRecord;
-  nodes: NodeRecord[];
-  store: Store;
+  hub: HubSettings;
+  /** The node at a host number, from the hub's in-memory directory. */
+  nodeAt(hostNumber: number): NodeRecord | undefined;
+  store: DirectoryStore;
   /**
    * The device's own key is in the store: put it on the interface before replying, so that the
    * device's first handshake with its own key finds it (a missed one costs a 5 s retry). The
@@ -24,10 +29,11 @@ export interface EnrolContext {
  * the code names. We answer on that tunnel, then swap the one-time key for the device's own.
  */
 export async function handleEnrol(req: IncomingMessage, res: ServerResponse, ctx: EnrolContext): Promise<void> {
-  const source = sourceAddress(req);
-  const p2p = p2pSubnet(ctx.hub);
-  const node = ctx.nodes.find((n) => n.enrolKey && enrolAddress(ctx.hub.proxiedSubnet, p2p, n.address) === source);
-  if (!node) return reply(res, 403, { error: 'enrolment must come through the tunnel of a join code' });
+  const source = IpAddress.tryParse(sourceAddress(req));
+  // The join tunnel's address is the node's host number in the proxied subnet.
+  const host = source && hostNumberOfProxied(ctx.hub, source);
+  const node = host === undefined ? undefined : ctx.nodeAt(host);
+  if (!node || !node.enrolKey) return reply(res, 403, { error: 'enrolment must come through the tunnel of a join code' });
   if (node.enrolUsed) return reply(res, 409, { error: `this join code was already used (node "${node.name}" is enrolled); ask for a new one` });
   if (Date.now() > (node.enrolExpiresAt ?? 0)) return reply(res, 410, { error: `this join code expired at ${new Date(node.enrolExpiresAt ?? 0).toISOString()}; ask for a new one` });
   const body = await readBody(req, 4096).catch(() => undefined);
@@ -38,18 +44,19 @@ export async function handleEnrol(req: IncomingMessage, res: ServerResponse, ctx
     return reply(res, 400, { error: 'body must be {"publicKey": "<the device\'s WireGuard public key>"}' });
   }
   const token = randomBytes(32).toString('base64url');
+  let enrolled: NodeRecord;
   try {
-    ctx.store.completeEnrolment(node.name, publicKey, hashToken(token));
+    enrolled = await ctx.store.completeEnrolment(node.name, publicKey, hashToken(token));
   } catch (err) {
     return reply(res, 409, { error: (err as Error).message });
   }
   const hub = ctx.hub;
-  await ctx.enrolled(node);
+  await ctx.enrolled(enrolled);
   reply(res, 200, {
     name: node.name,
-    address: `${node.address}/${hub.address.split('/')[1]}`,
+    address: `${node.address}/${hub.address.prefix}`,
     listenPort: node.listenPort,
     token,
-    hub: { publicKey: hub.publicKey, endpoint: hub.endpoint, allowedIps: agentHubAllowedIps(hub), keepalive: hub.agentHubKeepalive, apiUrl: `http://${hub.address.split('/')[0]}:${hub.apiPort}` },
+    hub: { publicKey: hub.publicKey, endpoint: hub.endpoint.toString(), allowedIps: agentHubAllowedIps(hub), keepalive: hub.agentHubKeepalive, apiUrl: hubApiUrl(hub) },
   });
 }

@@ -1,10 +1,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { agentConfig, clientConfig, hubConfig, proxiedConfig } from '../core/configs.js';
 import type { AgentConfig } from '../core/protocol.js';
-import type { NodeRecord, Store } from '../core/store.js';
 import { formatWgQuick } from '../core/wgquick.js';
-import { peersVisibleTo } from './peer-view.js';
+import { agentConfig, clientConfig, hubConfig, proxiedConfig } from './configs.js';
+import type { HubSettings, NodeRecord, Observation } from './store/model.js';
+import type { DirectoryStore } from './store/store.js';
 
 /** The files the hub's directory holds besides its store. Everything with a key or token is 0600. */
 
@@ -18,15 +18,14 @@ export function nodesDir(dir: string): string {
   return d;
 }
 
-export function hubApiUrl(store: Store): string {
-  const hub = store.hub();
-  return `http://${hub.address.split('/')[0]}:${hub.apiPort}`;
+export function hubApiUrl(hub: HubSettings): string {
+  return `http://${hub.address.address}:${hub.apiPort}`;
 }
 
-/** hub.conf lists every node as a peer, so that `wg-quick up hub.conf` alone already admits them. */
-export function writeHubConf(dir: string, store: Store): string {
+/** hub.conf: the interface alone; `hub run` adds every node from the store (configs.ts says why). Written once, by `hub init`. */
+export function writeHubConf(dir: string, hub: HubSettings): string {
   const path = join(dir, 'hub.conf');
-  writeSecret(path, formatWgQuick(hubConfig(store.hub(), store.nodes())));
+  writeSecret(path, formatWgQuick(hubConfig(hub)));
   return path;
 }
 
@@ -36,26 +35,39 @@ export interface NodeFiles {
   agentJson?: string;
 }
 
-export function renderNodeConf(store: Store, node: NodeRecord, proxied = false): string {
-  const hub = store.hub();
-  // Only agents sharing a group with the client, and never one still waiting to join (it has no key of its own yet).
-  const agents = peersVisibleTo(node, store.nodes()).filter((n) => n.kind === 'agent');
-  if (node.kind !== 'client' && node.privateKey === '') throw new Error(`node "${node.name}" made its own key when it joined; its config is on the device`);
-  if (node.kind !== 'client') return formatWgQuick(agentConfig(hub, node));
-  return formatWgQuick(proxied ? proxiedConfig(hub, node, agents) : clientConfig(hub, node, agents));
+/** The agents a client's configs list, and where the hub saw them. */
+export interface ClientAgents {
+  agents: NodeRecord[];
+  observed: Map<string, Observation>;
 }
 
-export function writeNodeFiles(dir: string, store: Store, node: NodeRecord, token?: string): NodeFiles {
+/** Those sharing a group with the client (one indexed query), never one still waiting to join. */
+async function clientAgents(store: DirectoryStore, node: NodeRecord): Promise<ClientAgents> {
+  const agents = (await store.members(node.groups, 'agent')).filter((a) => a.publicKey !== node.publicKey);
+  const observed = await store.observations(agents.filter((a) => !a.proxied && !a.fixedEndpoint).map((a) => a.publicKey));
+  return { agents, observed };
+}
+
+export async function renderNodeConf(store: DirectoryStore, node: NodeRecord, proxied = false, known?: ClientAgents): Promise<string> {
+  const hub = await store.hub();
+  if (node.kind !== 'client' && node.privateKey === '') throw new Error(`node "${node.name}" made its own key when it joined; its config is on the device`);
+  if (node.kind !== 'client') return formatWgQuick(agentConfig(hub, node));
+  const { agents, observed } = known ?? (await clientAgents(store, node));
+  return formatWgQuick(proxied ? proxiedConfig(hub, node, agents) : clientConfig(hub, node, agents, observed));
+}
+
+export async function writeNodeFiles(dir: string, store: DirectoryStore, node: NodeRecord, token?: string): Promise<NodeFiles> {
   const d = nodesDir(dir);
   const files: NodeFiles = { conf: join(d, `${node.name}.conf`) };
-  writeSecret(files.conf, renderNodeConf(store, node));
+  const known = node.kind === 'client' ? await clientAgents(store, node) : undefined;
+  writeSecret(files.conf, await renderNodeConf(store, node, false, known));
   if (node.kind === 'client') {
     files.proxiedConf = join(d, `${node.name}.proxied.conf`);
-    writeSecret(files.proxiedConf, renderNodeConf(store, node, true));
+    writeSecret(files.proxiedConf, await renderNodeConf(store, node, true, known));
   }
   if (node.kind !== 'client' && token) {
     files.agentJson = join(d, `${node.name}.${node.kind}.json`);
-    const cfg: AgentConfig = { name: node.name, hubUrl: hubApiUrl(store), token };
+    const cfg: AgentConfig = { name: node.name, hubUrl: hubApiUrl(await store.hub()), token };
     writeSecret(files.agentJson, JSON.stringify(cfg, null, 2) + '\n');
   }
   return files;

@@ -1,5 +1,6 @@
 import { run } from '../core/exec.js';
-import type { NodeRecord } from '../core/store.js';
+import { Cidr } from '../core/net/cidr.js';
+import type { NodeRecord } from './store/model.js';
 
 /**
  * Groups decide who may reach whom, also through the hub. Direct peers are kept apart by
@@ -15,12 +16,23 @@ import type { NodeRecord } from '../core/store.js';
 
 export const FORWARD_TABLE = 'wgp2p_hub';
 
-export function forwardRuleset(ifname: string, nodes: NodeRecord[]): string {
-  const groups = [...new Set(nodes.flatMap((n) => n.groups))].sort();
-  const addresses = (n: NodeRecord) => [`${n.address}/32`, ...(n.proxiedAddress ? [`${n.proxiedAddress}/32`] : []), ...n.routes];
+export function forwardRuleset(ifname: string, nodes: Iterable<NodeRecord>): string {
+  // One pass over the nodes (the hub rebuilds this on directory changes, coalesced).
+  const members = new Map<string, Set<string>>();
+  for (const n of nodes) {
+    for (const g of n.groups) {
+      let set = members.get(g);
+      if (!set) members.set(g, (set = new Set()));
+      if (n.kind === 'relay') continue;
+      set.add(Cidr.host(n.address).toString());
+      if (n.proxiedAddress) set.add(Cidr.host(n.proxiedAddress).toString());
+      for (const r of n.routes) set.add(r.toString());
+    }
+  }
+  const groups = [...members.keys()].sort();
   const sets = groups.map((g, i) => {
-    const members = [...new Set(nodes.filter((n) => n.groups.includes(g) && n.kind !== 'relay').flatMap(addresses))];
-    return `  set g${i} {\n    type ipv4_addr; flags interval; auto-merge; comment "group ${g}"\n${members.length ? `    elements = { ${members.join(', ')} }\n` : ''}  }\n`;
+    const elements = [...members.get(g)!];
+    return `  set g${i} {\n    type ipv4_addr; flags interval; auto-merge; comment "group ${g}"\n${elements.length ? `    elements = { ${elements.join(', ')} }\n` : ''}  }\n`;
   });
   const i = JSON.stringify(ifname);
   const rules = groups.map((_, k) => `    iifname ${i} oifname ${i} ip saddr @g${k} ip daddr @g${k} accept\n`);
@@ -42,7 +54,7 @@ export class ForwardFilter {
     return r.code === 0 ? new ForwardFilter(ifname) : undefined;
   }
 
-  async apply(nodes: NodeRecord[]): Promise<void> {
+  async apply(nodes: Iterable<NodeRecord>): Promise<void> {
     const rules = forwardRuleset(this.ifname, nodes);
     if (rules === this.last) return;
     // Delete and create in one transaction: never a moment without the filter.

@@ -1,51 +1,111 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
-import { clientConfig, proxiedConfig } from '../../../src/core/configs.js';
-import { Store } from '../../../src/core/store.js';
-import { generateKeyPair } from '../../../src/core/wireguard/keys.js';
+import { Endpoint } from '../../../src/core/net/endpoint.js';
 import { parseWgQuick } from '../../../src/core/wgquick.js';
-import { addNode, hashToken } from '../../../src/hub/directory.js';
-import { writeNodeFiles } from '../../../src/hub/files.js';
+import { clientListenPort, DISTINCT_CLIENT_PORTS } from '../../../src/hub/address-plan.js';
+import { clientConfig, hubConfig, proxiedConfig } from '../../../src/hub/configs.js';
+import { addNode, changeNode, hashToken } from '../../../src/hub/directory.js';
+import { renderNodeConf, writeNodeFiles } from '../../../src/hub/files.js';
+import { createStore, type DirectoryStore } from '../../../src/hub/store/store.js';
+import { testHub } from './fixtures.js';
 
 let dir: string;
-let store: Store;
+let store: DirectoryStore;
 
-beforeEach(() => {
+async function freshStore(address = '10.99.0.1/24', proxiedSubnet?: string): Promise<void> {
+  await store?.close();
+  rmSync(dir, { recursive: true, force: true });
   dir = mkdtempSync(join(tmpdir(), 'wgp2p-dir-'));
-  const k = generateKeyPair();
-  store = Store.create(dir, {
-    ...k,
-    endpoint: '203.0.113.2:51820',
-    address: '10.99.0.1/24',
-    proxiedSubnet: '10.99.1.0/24',
-    listenPort: 51820,
-    apiPort: 51821,
-    clientHubKeepalive: 1,
-    peerKeepalive: 25,
-    agentHubKeepalive: 25,
-    staleAfterSec: 120,
-  });
+  store = await createStore(dir, testHub(address, proxiedSubnet));
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'wgp2p-dir-'));
+  store = await createStore(dir, testHub());
 });
 
-afterEach(() => {
-  store.close();
+afterEach(async () => {
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('addresses are allocated in order and proxied addresses mirror them', () => {
-  const a = addNode(store, { name: 'device', kind: 'agent' }).node;
-  const c = addNode(store, { name: 'phone', kind: 'client' }).node;
-  assert.equal(a.address, '10.99.0.2');
-  assert.equal(c.address, '10.99.0.3');
-  assert.equal(c.proxiedAddress, '10.99.1.3');
+const names = async () => (await store.listNodes()).map((n) => n.name);
+const addressOf = async (name: string, kind: 'agent' | 'client' = 'client') => (await addNode(store, { name, kind })).node.address.toString();
+
+test('addresses are allocated in order and proxied addresses mirror them', async () => {
+  const a = (await addNode(store, { name: 'device', kind: 'agent' })).node;
+  const c = (await addNode(store, { name: 'phone', kind: 'client' })).node;
+  assert.equal(a.address.toString(), '10.99.0.2');
+  assert.equal(c.address.toString(), '10.99.0.3');
+  assert.equal(c.proxiedAddress?.toString(), '10.99.1.3');
   assert.equal(c.listenPort, 41003, 'clients get distinct listen ports');
+  assert.deepEqual([a.hostNumber, c.hostNumber], [2, 3]);
 });
 
-test('bad input is refused with the problem named, and nothing is stored', () => {
-  addNode(store, { name: 'device', kind: 'agent' });
+test('allocation takes the lowest free address: a removed node\'s is reused, explicit ones are skipped', async () => {
+  for (const n of ['a', 'b', 'c']) await addNode(store, { name: n, kind: 'client' });
+  await store.removeNode('b');
+  assert.equal(await addressOf('d'), '10.99.0.3', 'the free slot first');
+  assert.equal(await addressOf('e'), '10.99.0.5');
+  await addNode(store, { name: 'fixed', kind: 'client', address: '10.99.0.6' });
+  await addNode(store, { name: 'fixed2', kind: 'client', address: '10.99.0.8' });
+  assert.equal(await addressOf('f'), '10.99.0.7', 'between two explicit addresses');
+  assert.equal(await addressOf('g'), '10.99.0.9', 'past them');
+  await store.removeNode('a');
+  await store.removeNode('e');
+  assert.equal(await addressOf('h'), '10.99.0.2');
+  assert.equal(await addressOf('i'), '10.99.0.5');
+  assert.equal(await addressOf('j'), '10.99.0.10');
+});
+
+test('the hub\'s own address is never given out, wherever it is', async () => {
+  await freshStore('10.99.0.4/24');
+  assert.deepEqual([await addressOf('a'), await addressOf('b'), await addressOf('c')], ['10.99.0.2', '10.99.0.3', '10.99.0.5']);
+});
+
+test('a full network is refused with its name, and takes a node again once one is removed', async () => {
+  await freshStore('10.99.0.1/29'); // hosts .1-.6; the hub is .1
+  for (const n of ['a', 'b', 'c', 'd', 'e']) await addNode(store, { name: n, kind: 'client' });
+  await assert.rejects(addNode(store, { name: 'f', kind: 'client' }), /the network 10\.99\.0\.0\/29 is full/);
+  await store.removeNode('c');
+  assert.equal(await addressOf('f'), '10.99.0.4');
+  await assert.rejects(addNode(store, { name: 'g', kind: 'client' }), /is full/);
+  assert.deepEqual(await names(), ['a', 'b', 'd', 'e', 'f']);
+});
+
+test('a proxied subnet smaller than the tunnel network: clients beyond it are refused, nothing is stored', async () => {
+  await freshStore('10.99.0.1/24', '10.99.1.0/30');
+  await addNode(store, { name: 'a', kind: 'client' });
+  await addNode(store, { name: 'b', kind: 'client' });
+  await assert.rejects(addNode(store, { name: 'c', kind: 'client' }), /the proxied subnet 10\.99\.1\.0\/30 has no address for host number 4 \(10\.99\.0\.4\)/);
+  assert.equal(await addressOf('dev', 'agent'), '10.99.0.4', 'an agent needs no proxied address');
+  assert.deepEqual(await names(), ['a', 'b', 'dev']);
+});
+
+test('client listen ports: 41000 + host number up to 65534, then down from 40999, valid and distinct for 64,510 host numbers', () => {
+  assert.equal(clientListenPort(1), 41001);
+  assert.equal(clientListenPort(3), 41003, 'the first release\'s rule');
+  assert.equal(clientListenPort(24534), 65534);
+  assert.equal(clientListenPort(24535), 40999);
+  assert.equal(clientListenPort(32766), 40999 - (32766 - 24535), 'the last host of a /17');
+  assert.equal(clientListenPort(64510), 1024);
+  assert.equal(clientListenPort(64511), 41001, 'beyond that the sequence repeats');
+  assert.equal(DISTINCT_CLIENT_PORTS, 64510);
+  const seen = new Set<number>();
+  for (let h = 1; h <= 100_000; h++) {
+    const p = clientListenPort(h);
+    assert.ok(Number.isInteger(p) && p >= 1024 && p <= 65534, `host ${h}: port ${p}`);
+    if (h <= DISTINCT_CLIENT_PORTS) seen.add(p);
+  }
+  assert.equal(seen.size, DISTINCT_CLIENT_PORTS);
+  assert.throws(() => clientListenPort(0), RangeError);
+});
+
+test('bad input is refused with the problem named, and nothing is stored', async () => {
+  await addNode(store, { name: 'device', kind: 'agent' });
   const cases: [Parameters<typeof addNode>[1], RegExp][] = [
     [{ name: 'Bad_Name', kind: 'client' }, /node name "Bad_Name" is invalid/],
     [{ name: 'a-name-that-is-too-long', kind: 'client' }, /is invalid: use 1-15/],
@@ -53,20 +113,21 @@ test('bad input is refused with the problem named, and nothing is stored', () =>
     [{ name: 'x', kind: 'client', address: '10.99.0.2' }, /already used by node "device"/],
     [{ name: 'x', kind: 'client', address: '10.99.0.1' }, /already used by the hub/],
     [{ name: 'x', kind: 'client', address: '10.98.0.5' }, /outside the network 10\.99\.0\.0\/24/],
+    [{ name: 'x', kind: 'client', address: '10.99.0.255' }, /outside the network 10\.99\.0\.0\/24/],
     [{ name: 'x', kind: 'client', address: '10.99.0.300' }, /not an IPv4 address/],
     [{ name: 'x', kind: 'agent', endpoint: 'nohostport' }, /--endpoint "nohostport" must be HOST:PORT/],
     [{ name: 'x', kind: 'agent', routes: ['192.168.1.1/24'] }, /route "192\.168\.1\.1\/24" is not a subnet/],
     [{ name: 'x', kind: 'agent', routes: ['10.99.0.0/25'] }, /overlaps the tunnel network/],
   ];
-  for (const [input, message] of cases) assert.throws(() => addNode(store, input), message);
-  assert.deepEqual(store.nodes().map((n) => n.name), ['device']);
+  for (const [input, message] of cases) await assert.rejects(addNode(store, input), message);
+  assert.deepEqual(await names(), ['device']);
 });
 
-test('agent files: token only as a hash in the store, files mode 0600', () => {
-  const { node, token } = addNode(store, { name: 'device', kind: 'agent' });
+test('agent files: token only as a hash in the store, files mode 0600', async () => {
+  const { node, token } = await addNode(store, { name: 'device', kind: 'agent' });
   assert.ok(token && token.length >= 40);
   assert.equal(node.tokenHash, hashToken(token));
-  const files = writeNodeFiles(dir, store, node, token);
+  const files = await writeNodeFiles(dir, store, node, token);
   for (const f of [files.conf, files.agentJson!]) assert.equal(statSync(f).mode & 0o777, 0o600, f);
   const conf = parseWgQuick(readFileSync(files.conf, 'utf8'));
   assert.equal(conf.peers.length, 1, 'an agent config has only the hub as a peer');
@@ -74,11 +135,11 @@ test('agent files: token only as a hash in the store, files mode 0600', () => {
   assert.equal(conf.peers[0].persistentKeepalive, 25);
 });
 
-test('client configs: P2P has hub + each agent at its endpoint; proxied has only the hub', () => {
-  addNode(store, { name: 'device', kind: 'agent', endpoint: 'home.example.org:51820', routes: ['192.168.10.0/24'] });
-  const c = addNode(store, { name: 'phone', kind: 'client' }).node;
-  const hub = store.hub();
-  const agents = store.nodes().filter((n) => n.kind === 'agent');
+test('client configs: P2P has hub + each agent at its endpoint; proxied has only the hub', async () => {
+  await addNode(store, { name: 'device', kind: 'agent', endpoint: 'home.example.org:51820', routes: ['192.168.10.0/24'] });
+  const c = (await addNode(store, { name: 'phone', kind: 'client' })).node;
+  const hub = await store.hub();
+  const agents = (await store.listNodes()).filter((n) => n.kind === 'agent');
   const p2p = clientConfig(hub, c, agents);
   assert.equal(p2p.interface.listenPort, 41003);
   assert.deepEqual(p2p.peers.map((p) => p.endpoint), ['203.0.113.2:51820', 'home.example.org:51820']);
@@ -90,10 +151,41 @@ test('client configs: P2P has hub + each agent at its endpoint; proxied has only
   assert.deepEqual(proxied.interface.address, ['10.99.1.3/24']);
 });
 
-test('a missing or corrupt store is reported, not created', () => {
-  const empty = mkdtempSync(join(tmpdir(), 'wgp2p-empty-'));
-  assert.throws(() => Store.open(empty), /no hub store at .*hub init/);
-  writeFileSync(join(empty, 'hub.sqlite'), 'this is not sqlite');
-  assert.throws(() => Store.open(empty), /corrupt or not a wgp2p store/);
-  rmSync(empty, { recursive: true });
+test('a client config lists only the agents sharing a group with it, joined ones, at the endpoint the hub observed', async () => {
+  const home = (await addNode(store, { name: 'home', kind: 'agent', groups: ['family'] })).node;
+  await addNode(store, { name: 'work', kind: 'agent', groups: ['work'] });
+  await addNode(store, { name: 'both', kind: 'agent', groups: ['work', 'family'], endpoint: 'both.example.org:51820' });
+  await addNode(store, { name: 'late', kind: 'agent', groups: ['family'], joinValidMs: 60_000 });
+  await addNode(store, { name: 'relay1', kind: 'relay', groups: ['family'] });
+  const phone = (await addNode(store, { name: 'phone', kind: 'client', groups: ['family'] })).node;
+  await store.recordObservations([{ publicKey: home.publicKey, endpoint: Endpoint.parse('203.0.113.10:51820'), at: 1 }]);
+  const conf = parseWgQuick(await renderNodeConf(store, phone));
+  assert.equal(conf.peers[0].comment, 'hub');
+  assert.deepEqual(
+    conf.peers
+      .slice(1)
+      .map((p) => [p.comment, p.endpoint])
+      .sort(),
+    [
+      ['agent both', 'both.example.org:51820'],
+      ['agent home', '203.0.113.10:51820'],
+    ],
+  );
+});
+
+test('node set: groups, routes and proxied change live; a change names what is wrong', async () => {
+  await addNode(store, { name: 'dev', kind: 'agent' });
+  await addNode(store, { name: 'phone', kind: 'client' });
+  const n = await changeNode(store, 'dev', { groups: ['a', 'b'], routes: ['192.168.5.0/24'], proxied: true });
+  assert.deepEqual([n.groups, n.routes.map(String), n.proxied], [['a', 'b'], ['192.168.5.0/24'], true]);
+  await assert.rejects(changeNode(store, 'nobody', { groups: ['a'] }), /no node named "nobody"/);
+  await assert.rejects(changeNode(store, 'phone', { routes: ['192.168.6.0/24'] }), /--routes applies to agents only/);
+  await assert.rejects(changeNode(store, 'dev', { groups: ['Bad'] }), /group "Bad" is invalid/);
+});
+
+test('hub.conf lists no peers: the running hub admits nodes from the store', async () => {
+  await addNode(store, { name: 'dev', kind: 'agent' });
+  const conf = hubConfig(await store.hub());
+  assert.deepEqual(conf.peers, []);
+  assert.deepEqual(conf.interface.address, ['10.99.0.1/24', '10.99.1.1/24']);
 });

@@ -1,33 +1,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { NodeRecord } from '../../../src/core/store.js';
+import { Cidr } from '../../../src/core/net/cidr.js';
+import { IpAddress } from '../../../src/core/net/address.js';
 import { forwardRuleset } from '../../../src/hub/forward-filter.js';
+import type { NodeRecord } from '../../../src/hub/store/model.js';
+import { testNode } from './fixtures.js';
 
-const node = (name: string, address: string, groups: string[], extra: Partial<NodeRecord> = {}): NodeRecord => ({
-  name,
-  kind: 'agent',
-  address,
-  proxiedAddress: null,
-  publicKey: name,
-  privateKey: '',
-  tokenHash: null,
-  fixedEndpoint: null,
-  listenPort: 51820,
-  routes: [],
-  observedEndpoint: null,
-  createdAt: '',
-  enrolKey: null,
-  enrolExpiresAt: null,
-  enrolUsed: false,
-  groups,
-  proxied: false,
-  ...extra,
-});
+const node = (name: string, address: string, groups: string[], extra: Partial<NodeRecord> = {}): NodeRecord => testNode(name, Number(address.split('.')[3]), groups, extra);
 
 test('the hub forwards only within a group: one set and one rule per group, members with every address they own', () => {
   const rules = forwardRuleset('hub', [
-    node('a', '10.99.0.2', ['default'], { routes: ['192.168.50.0/24'] }),
-    node('phone', '10.99.0.3', ['default', 'family'], { kind: 'client', proxiedAddress: '10.99.1.3' }),
+    node('a', '10.99.0.2', ['default'], { routes: [Cidr.parse('192.168.50.0/24')] }),
+    node('phone', '10.99.0.3', ['default', 'family'], { kind: 'client', proxiedAddress: IpAddress.parse('10.99.1.3') }),
     node('g', '10.99.0.4', ['family']),
     node('r', '10.99.0.5', ['default'], { kind: 'relay' }),
   ]);
