@@ -5,7 +5,7 @@ import { Cidr, Prefixed } from '../core/net/cidr.js';
 import { HostPort } from '../core/net/endpoint.js';
 import { writeHubConf, nodesDir } from '../hub/files.js';
 import { Hub } from '../hub/hub.js';
-import { newKeyPair } from '../hub/node-keys.js';
+import { generateKeyPair } from '../core/wireguard/keys.js';
 import type { HubSettings } from '../hub/store/model.js';
 import { createStore } from '../hub/store/store.js';
 import { addressWithPrefixArg, endpointArg, portArg, secondsArg, subnetArg } from './validate.js';
@@ -54,7 +54,7 @@ export function registerHub(program: Command): void {
       if (proxied.overlaps(net)) throw new Error(`--proxied-subnet ${proxied} overlaps the tunnel network ${net}`);
       const endpoint = HostPort.parse(o.endpoint);
       mkdirSync(o.dir, { recursive: true, mode: 0o700 });
-      const keys = newKeyPair();
+      const keys = generateKeyPair();
       const h: HubSettings = {
         privateKey: keys.privateKey,
         publicKey: keys.publicKey,

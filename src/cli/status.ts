@@ -1,10 +1,9 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { agentSocketPath } from '../agent/socket-path.js';
+import { KINDS, type KindId } from '../core/candidates/index.js';
 import { adminGet } from '../core/admin-socket.js';
-import type { PeerReport } from '../core/protocol.js';
-import type { HubStatusNode } from '../hub/hub.js';
-import type { PairStatus } from '../hub/pair-paths.js';
+import { agentStatusSchema, hubStatusSchema, type HubStatusJson, type NodeStatusJson } from '../core/status.js';
 import { agentInterface, loadAgentConfig } from './node-config.js';
 import { renderTable } from './table.js';
 
@@ -15,9 +14,12 @@ export function age(ms: number | null): string {
   return `${Math.round(ms / 60_000)} min`;
 }
 
+/** How the candidate kinds are called in tables. */
+const CANDIDATE_NAMES = Object.fromEntries(KINDS.map((k) => [k.id, k.name])) as Record<KindId, string>;
+
 const bytes = (n: number) => (n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / (1 << 20)).toFixed(1)} MiB`);
 
-export function hubPathText(n: HubStatusNode): string {
+export function hubPathText(n: NodeStatusJson): string {
   if (n.kind === 'agent' && !n.connected) return 'agent not connected';
   if (n.kind === 'agent' && !n.paths?.length) return 'agent connected';
   if (n.kind === 'relay') return n.handshakeAgeMs === null ? 'never connected' : 'relay';
@@ -36,23 +38,16 @@ export function hubPathText(n: HubStatusNode): string {
     .join('; ');
 }
 
-interface HubStatus {
-  hub: { groupsEnforced?: boolean } & Record<string, unknown>;
-  nodes: HubStatusNode[];
-  pairs: (PairStatus & { relayed: { aToB: { bytes: number; packets: number }; bToA: { bytes: number; packets: number }; relay: string } | null })[];
-  relays: { name: string; address: string; allocations: number }[];
-}
-
-function natText(n: HubStatusNode): string {
+function natText(n: NodeStatusJson): string {
   if (!n.nat) return '-';
   const m = n.nat.mapping === 'dependent' ? 'symmetric' : n.nat.mapping === 'independent' ? 'cone' : '?';
   const f = n.nat.filtering === 'dependent' ? ', filters' : n.nat.filtering === 'independent' ? ', open' : '';
   return `${m}${f}`;
 }
 
-function pairRow(p: HubStatus['pairs'][number]): string[] {
+function pairRow(p: HubStatusJson['pairs'][number]): string[] {
   const path =
-    p.mode === 'relay' ? `relay${p.confirmed ? '' : ' (starting)'}` : p.mode === 'direct' ? `direct${p.via === 'lan' ? ' (LAN)' : ''}` : p.mode === 'hub' ? 'via hub (proxied)' : p.mode;
+    p.mode === 'relay' ? `relay${p.confirmed ? '' : ' (starting)'}${p.family === 6 ? ' over IPv6' : ''}` : p.mode === 'direct' ? `direct (${CANDIDATE_NAMES[p.candidate ?? 'public4']})` : p.mode === 'hub' ? 'via hub (proxied)' : p.mode;
   const relayed = p.relayed ? `${bytes(p.relayed.aToB.bytes + p.relayed.bToA.bytes)} (${p.relayed.relay})` : '-';
   return [`${p.a} <-> ${p.b}`, path + (p.attempting ? ', trying direct' : ''), age(p.sinceMs), p.firstPathMs === null ? '-' : `${p.firstPathMs} ms`, relayed, p.nextRetryInMs === null ? '-' : age(p.nextRetryInMs), p.reason ?? ''];
 }
@@ -67,7 +62,7 @@ export function registerStatus(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (o: { dir?: string; config?: string; interface?: string; json?: boolean }) => {
       if (o.dir) {
-        const s = await adminGet<HubStatus>(join(o.dir, 'hub.sock'), '/v1/status');
+        const s = hubStatusSchema.parse(await adminGet<unknown>(join(o.dir, 'hub.sock'), '/v1/status'));
         if (o.json) return console.log(JSON.stringify(s, null, 2));
         console.log(
           renderTable(
@@ -86,13 +81,14 @@ export function registerStatus(program: Command): void {
         if (!s.hub.groupsEnforced) console.log('\nwarning: the hub cannot use nftables: groups are not enforced for traffic it forwards');
       } else if (o.config) {
         const cfg = loadAgentConfig(o.config);
-        const s = await adminGet<{ name: string; hubConnected: boolean; peers: (PeerReport & { name?: string })[] }>(agentSocketPath(agentInterface(cfg, o.config, o.interface)), '/v1/status');
-        if (o.json) return console.log(JSON.stringify(s, null, 2));
+        const raw = await adminGet<unknown>(agentSocketPath(agentInterface(cfg, o.config, o.interface)), '/v1/status');
+        const s = agentStatusSchema.parse(raw);
+        if (o.json) return console.log(JSON.stringify(raw, null, 2));
         console.log(`agent ${s.name}: hub ${s.hubConnected ? 'connected' : 'NOT connected (tunnels already up keep working)'}`);
         console.log(
           renderTable(
             ['PEER', 'PATH', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'NOTE'],
-            s.peers.map((p) => [p.name ?? p.publicKey.slice(0, 8), p.path, p.endpoint ?? '-', age(p.handshakeAgeMs), bytes(p.rxBytes), bytes(p.txBytes), p.reason ?? (p.directAfterMs !== null ? `direct in ${p.directAfterMs} ms` : '')]),
+            s.peers.map((p) => [p.name ?? p.publicKey.slice(0, 8), p.path + (p.kind ? ` (${CANDIDATE_NAMES[p.kind]})` : ''), p.endpoint?.toString() ?? '-', age(p.handshakeAgeMs), bytes(p.rxBytes), bytes(p.txBytes), p.reason ?? (p.directAfterMs !== null ? `direct in ${p.directAfterMs} ms` : '')]),
           ),
         );
       } else throw new Error('say where: --dir DIR on the hub, or --config NAME.agent.json on an agent');

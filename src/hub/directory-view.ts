@@ -74,20 +74,15 @@ export class DirectoryView {
     return [...out];
   }
 
-  /** The agent pairs the hub coordinates: two joined agents that share a group. */
-  agentPairs(): [string, string][] {
-    const out: [string, string][] = [];
-    const done = new Set<NodeRecord>();
-    for (const members of this.agents.values()) {
-      for (const a of members) {
-        if (done.has(a)) continue;
-        done.add(a);
-        const partners = new Set<NodeRecord>();
-        for (const g of a.groups) for (const b of this.agents.get(g) ?? []) if (b.publicKey > a.publicKey) partners.add(b);
-        for (const b of partners) out.push([a.publicKey, b.publicKey]);
-      }
-    }
-    return out;
+  /** Whether two nodes are an agent pair the hub coordinates: both joined agents sharing a group. O(their groups). */
+  pairable(x: string, y: string): boolean {
+    const a = this.keys.get(x);
+    const b = this.keys.get(y);
+    if (!a || !b || a === b) return false;
+    return a.groups.some((g) => {
+      const members = this.agents.get(g);
+      return members !== undefined && members.has(a) && members.has(b);
+    });
   }
 
   /** Applies a batch of the change feed and says what it changed. */

@@ -3,7 +3,7 @@ import { IpAddress } from '../core/net/address.js';
 import { Cidr } from '../core/net/cidr.js';
 import { HostPort } from '../core/net/endpoint.js';
 import { hostNumberOf, hostRange, hubHostNumber, placement, PlacementError, proxiedAddress, tunnelSubnet } from './address-plan.js';
-import { newKeyPair } from './node-keys.js';
+import { generateKeyPair } from '../core/wireguard/keys.js';
 import type { HubSettings, NodeDraft, NodeKind, NodeRecord } from './store/model.js';
 import { StoreError, type DirectoryStore } from './store/store.js';
 
@@ -89,7 +89,7 @@ export async function addNode(store: DirectoryStore, input: AddNodeInput): Promi
   if (input.proxied && input.kind !== 'agent') throw new InputError('--proxied applies to agents (clients always get a proxied config besides the P2P one)');
   if (input.kind === 'relay' && (routes.length || input.endpoint !== undefined)) throw new InputError('a relay takes no --routes or --endpoint: it is reached at the address it registers');
   const joining = input.joinValidMs !== undefined;
-  const keys = newKeyPair();
+  const keys = generateKeyPair();
   // A joining agent gets its token at enrolment, over the tunnel; until then it has none.
   const token = input.kind !== 'client' && !joining ? randomBytes(32).toString('base64url') : undefined;
   const draft: NodeDraft = {

@@ -30,8 +30,8 @@ export interface Allocation {
   a: string;
   b: string;
   /** Where a sends to reach b, and b to reach a: the relay's endpoints, `a.b.c.d:p` or `[v6]:p`. */
-  forA: string;
-  forB: string;
+  forA: Endpoint;
+  forB: Endpoint;
 }
 
 export class RelayPool {
@@ -73,7 +73,7 @@ export class RelayPool {
       const relayId = randomBytes(8).toString('hex');
       try {
         const ports = await backend.allocate(relayId, a, b);
-        const alloc: Allocation = { relayId, relay: backend.name, a: a.publicKey, b: b.publicKey, forA: Endpoint.of(address, ports.portA).toString(), forB: Endpoint.of(address, ports.portB).toString() };
+        const alloc: Allocation = { relayId, relay: backend.name, a: a.publicKey, b: b.publicKey, forA: Endpoint.of(address, ports.portA), forB: Endpoint.of(address, ports.portB) };
         this.allocations.set(relayId, alloc);
         return alloc;
       } catch {

@@ -1,29 +1,18 @@
-import type { PeerReport } from '../core/protocol.js';
-import type { DeviceState } from '../core/wireguard/uapi.js';
-import type { NatFacts } from './nat-facts.js';
+import type { NodeStatusJson } from '../core/status.js';
+import type { PeerState } from '../core/wireguard/uapi.js';
+import type { NatStatus } from './nat-knowledge.js';
+import type { AgentSession } from './sessions.js';
 import type { NodeRecord } from './store/model.js';
 
-/** What `wgp2p status` shows of each node: how the hub's device sees it, and the paths agents report to it. */
-export interface HubStatusNode {
-  name: string;
-  kind: 'agent' | 'client' | 'relay';
-  address: string;
-  endpoint: string | null;
-  handshakeAgeMs: number | null;
-  rxBytes: number;
-  txBytes: number;
-  /** Agents: whether its control connection is up. Clients: the path to each agent, as that agent reports it. */
-  connected?: boolean;
-  paths?: { agent: string; path: string; directAfterMs: number | null; reason: string | null; handshakeAgeMs: number | null }[];
-  nat?: { mapping: string; mappingWhy: string; filtering: string; filteringWhy: string; lan: string[] };
-}
+type Path = NonNullable<NodeStatusJson['paths']>[number];
 
-type Path = NonNullable<HubStatusNode['paths']>[number];
-
-/** One pass over the nodes and one over the reports: at 10,000 nodes and 1,000 agents, not nodes × agents. */
-export function nodeStatus(nodes: Iterable<NodeRecord>, device: DeviceState | undefined, sessions: Iterable<{ node: NodeRecord; reports: Map<string, PeerReport> }>, facts: Map<string, NatFacts>): HubStatusNode[] {
+/**
+ * What `wgp2p status` shows of each node: how the hub's device sees it, what the hub knows of its
+ * NAT, and the paths agents report to it. One pass over the nodes and one over the reports: at
+ * 10,000 nodes and 1,000 agents, not nodes × agents.
+ */
+export function nodeStatus(nodes: Iterable<NodeRecord>, seen: (publicKey: string) => PeerState | undefined, sessions: Iterable<AgentSession>, nat: (publicKey: string) => NatStatus | undefined): NodeStatusJson[] {
   const now = Date.now();
-  const seen = new Map((device?.peers ?? []).map((p) => [p.publicKey, p]));
   const connected = new Set<string>();
   const paths = new Map<string, Path[]>();
   for (const s of sessions) {
@@ -34,22 +23,21 @@ export function nodeStatus(nodes: Iterable<NodeRecord>, device: DeviceState | un
       list.push({ agent: s.node.name, path: r.path, directAfterMs: r.directAfterMs, reason: r.reason, handshakeAgeMs: r.handshakeAgeMs });
     }
   }
-  const out: HubStatusNode[] = [];
+  const out: NodeStatusJson[] = [];
   for (const n of nodes) {
-    const p = seen.get(n.publicKey);
-    const row: HubStatusNode = {
+    const p = seen(n.publicKey);
+    const row: NodeStatusJson = {
       name: n.name,
       kind: n.kind,
       address: n.address.toString(),
-      endpoint: p?.endpoint ?? null,
+      endpoint: p?.endpoint?.toString() ?? null,
       handshakeAgeMs: p && p.lastHandshakeMs > 0 ? now - p.lastHandshakeMs : null,
       rxBytes: p?.rxBytes ?? 0,
       txBytes: p?.txBytes ?? 0,
     };
     if (n.kind === 'agent') {
       row.connected = connected.has(n.publicKey);
-      const f = facts.get(n.publicKey);
-      if (f) row.nat = { mapping: f.mapping, mappingWhy: f.mappingWhy, filtering: f.filtering, filteringWhy: f.filteringWhy, lan: f.lan };
+      row.nat = nat(n.publicKey);
     }
     row.paths = paths.get(n.publicKey) ?? [];
     out.push(row);

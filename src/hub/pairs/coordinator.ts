@@ -1,9 +1,9 @@
 import { gather, kindOf, type Candidate, type CandidateKind, type NodeView } from '../../core/candidates/index.js';
 import { realClock, KeyedTimers, type Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/log.js';
-import type { Family } from '../../core/net/address.js';
 import type { Endpoint } from '../../core/net/endpoint.js';
 import type { PathCommand, PathEvent, PeerReport } from '../../core/protocol.js';
+import type { PairStatusJson } from '../../core/status.js';
 import type { Observer } from '../nat-knowledge.js';
 import { advance, startAttempt, type Attempt, type AttemptInput, type AttemptTimer, type Side, type Sides, type Step } from './attempt.js';
 
@@ -122,29 +122,8 @@ interface Pair {
   timers: KeyedTimers<TimerName>;
 }
 
-export interface PairStatus {
-  a: string;
-  b: string;
-  mode: PairMode;
-  /** The path both sides confirmed: relay counts only once traffic came through it on both sides. */
-  confirmed: boolean;
-  attempting: boolean;
-  /** Direct: the candidate kind; relay: the relay's address. */
-  via: string | null;
-  /** Direct: the candidate kind it runs over. */
-  candidate: string | null;
-  /** The address family the pair's packets travel over (direct or to the relay). */
-  family: Family | null;
-  /** The pair's relay allocation, while it has one (for its counters). */
-  relayId: string | null;
-  sinceMs: number;
-  directAfterMs: number | null;
-  firstPathMs: number | null;
-  failures: number;
-  nextRetryInMs: number | null;
-  reason: string | null;
-  history: { mode: PairMode; agoMs: number; reason: string | null }[];
-}
+/** A pair as `status` shows it (core/status.ts), without the relay's counters, which the hub adds. */
+export type PairStatus = Omit<PairStatusJson, 'relayed'>;
 
 const pairId = (x: string, y: string) => (x < y ? `${x}|${y}` : `${y}|${x}`);
 const SIDES = ['a', 'b'] as const;

@@ -1,13 +1,13 @@
 import { IpAddress } from '../../../src/core/net/address.js';
 import { Cidr, Prefixed } from '../../../src/core/net/cidr.js';
 import { HostPort } from '../../../src/core/net/endpoint.js';
-import { newKeyPair } from '../../../src/hub/node-keys.js';
+import { generateKeyPair } from '../../../src/core/wireguard/keys.js';
 import type { HubSettings, NodeRecord } from '../../../src/hub/store/model.js';
 
 /** Shared by the hub's unit tests: a hub like `hub init --address 10.99.0.1/24` makes, and node records built by hand. */
 
 export function testHub(address = '10.99.0.1/24', proxiedSubnet?: string): HubSettings {
-  const k = newKeyPair();
+  const k = generateKeyPair();
   const a = Prefixed.parse(address);
   return {
     ...k,

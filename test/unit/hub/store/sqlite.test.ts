@@ -6,7 +6,7 @@ import { afterEach, beforeEach, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { Endpoint } from '../../../../src/core/net/endpoint.js';
 import { addNode } from '../../../../src/hub/directory.js';
-import { newKeyPair } from '../../../../src/hub/node-keys.js';
+import { generateKeyPair } from '../../../../src/core/wireguard/keys.js';
 import type { HubSettings } from '../../../../src/hub/store/model.js';
 import { SqliteStore } from '../../../../src/hub/store/sqlite.js';
 import { createStore, openStore, StoreError, type DirectoryStore } from '../../../../src/hub/store/store.js';
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS nodes (
 PRAGMA user_version = 2;`;
 
 const hubJson = () => {
-  const k = newKeyPair();
+  const k = generateKeyPair();
   return JSON.stringify({ ...k, endpoint: '203.0.113.2:51820', address: '10.99.0.1/24', proxiedSubnet: '10.99.1.0/24', listenPort: 51820, apiPort: 51821, clientHubKeepalive: 1, peerKeepalive: 25, agentHubKeepalive: 25, staleAfterSec: 120 });
 };
 
@@ -74,7 +74,7 @@ test('a store made by the first release is migrated on open: nodes kept, relays 
   const db = new Database(join(dir, 'hub.sqlite'));
   db.exec(V1);
   db.prepare('INSERT INTO hub (id, json) VALUES (1, ?)').run(hubJson());
-  const old = newKeyPair();
+  const old = generateKeyPair();
   db.prepare("INSERT INTO nodes (name, kind, address, public_key, private_key, listen_port, created_at, groups) VALUES ('dev', 'agent', '10.99.0.2', ?, ?, 51820, '2026-01-01', '[\"home\"]')").run(old.publicKey, old.privateKey);
   db.close();
 
@@ -100,10 +100,10 @@ function writeV2(extra: (db: Database.Database) => void = () => undefined): { de
   const db = new Database(join(dir, 'hub.sqlite'));
   db.exec(V2);
   db.prepare('INSERT INTO hub (id, json) VALUES (1, ?)').run(hubJson());
-  const dev = newKeyPair();
-  const phone = newKeyPair();
-  const joining = newKeyPair();
-  const relay = newKeyPair();
+  const dev = generateKeyPair();
+  const phone = generateKeyPair();
+  const joining = generateKeyPair();
+  const relay = generateKeyPair();
   const ins = db.prepare(`INSERT INTO nodes (name, kind, address, proxied_address, public_key, private_key, token_hash, fixed_endpoint, listen_port, routes, observed_endpoint, created_at, enrol_key, enrol_expires_at, enrol_used, groups, proxied)
     VALUES (@name, @kind, @address, @proxied_address, @public_key, @private_key, @token_hash, @fixed_endpoint, @listen_port, @routes, @observed_endpoint, @created_at, @enrol_key, @enrol_expires_at, @enrol_used, @groups, @proxied)`);
   const base = { proxied_address: null, token_hash: null, fixed_endpoint: null, listen_port: null, routes: '[]', observed_endpoint: null, enrol_key: null, enrol_expires_at: null, enrol_used: 0, groups: '["default"]', proxied: 0 };
@@ -157,7 +157,7 @@ test('a store of the current release (schema 2) is migrated in one transaction: 
 
 test('a migration that fails leaves the store as it was', async () => {
   writeV2((db) => {
-    const k = newKeyPair();
+    const k = generateKeyPair();
     db.prepare("INSERT INTO nodes (name, kind, address, public_key, private_key, created_at) VALUES ('stray', 'client', '10.50.0.9', ?, ?, '2026-02-01')").run(k.publicKey, k.privateKey);
   });
   await assert.rejects(openStore(dir), (err: Error) => err instanceof StoreError && /node "stray" has the address 10\.50\.0\.9, which is not a host of the tunnel network 10\.99\.0\.0\/24/.test(err.message));
@@ -295,7 +295,7 @@ test('enrolment completes once: a second attempt and a taken key are refused', a
   await withStore(async (store) => {
     const added = await addNode(store, { name: 'dev', kind: 'agent', joinValidMs: 60_000 });
     const other = (await addNode(store, { name: 'other', kind: 'agent' })).node;
-    const device = newKeyPair().publicKey;
+    const device = generateKeyPair().publicKey;
     await assert.rejects(store.completeEnrolment('dev', other.publicKey, 'h'), /already belongs to another node/);
     await store.recordObservations([{ publicKey: added.node.publicKey, endpoint: Endpoint.parse('203.0.113.30:40000'), at: 1 }]);
     assert.equal((await store.observations([added.node.publicKey])).size, 1, 'the join tunnel was seen');
@@ -303,6 +303,6 @@ test('enrolment completes once: a second attempt and a taken key are refused', a
     assert.equal((await store.observations()).size, 0, 'what was seen of the one-time key goes with it');
     assert.deepEqual([done.publicKey, done.privateKey, done.enrolUsed, done.enrolKey], [device, '', true, added.node.enrolKey]);
     assert.ok(done.revision > added.node.revision);
-    await assert.rejects(store.completeEnrolment('dev', newKeyPair().publicKey, 'h'), (err: Error) => err instanceof StoreError && err.code === 'not-found');
+    await assert.rejects(store.completeEnrolment('dev', generateKeyPair().publicKey, 'h'), (err: Error) => err instanceof StoreError && err.code === 'not-found');
   });
 });

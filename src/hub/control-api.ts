@@ -1,0 +1,115 @@
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from '../core/log.js';
+import { agentMessageSchema, decode } from '../core/protocol.js';
+import { hashToken } from './directory.js';
+import type { DirectoryView } from './directory-view.js';
+import { handleEnrol } from './enrol-api.js';
+import { readBody, reply, sourceAddress } from './http.js';
+import { peerInfo } from './peer-view.js';
+import type { AgentSessions } from './sessions.js';
+import { isPending, type HubSettings, type NodeRecord } from './store/model.js';
+import type { DirectoryStore } from './store/store.js';
+import type { AgentSettings } from '../core/protocol.js';
+import type { PeerState } from '../core/wireguard/uapi.js';
+
+/**
+ * The control API, on the hub's tunnel address only. Inside the tunnel a packet's source address
+ * proves which node sent it (WireGuard's cryptokey routing), so each request must come from a
+ * node's tunnel address *and* carry that node's token. Enrolment is the exception: it comes
+ * through a join code's one-time tunnel (enrol-api.ts).
+ */
+
+export interface ControlApiDeps {
+  hub: HubSettings;
+  store: DirectoryStore;
+  view: DirectoryView;
+  sessions: AgentSessions;
+  settingsFor(node: NodeRecord): AgentSettings;
+  seen(publicKey: string): PeerState | undefined;
+  /** A relay node opened its control connection. */
+  relayConnected(node: NodeRecord, ws: WebSocket): void;
+  /** The device's own key is in the store: put it on the interface (before the reply goes out). */
+  enrolled(node: NodeRecord): Promise<void>;
+  log: Logger;
+}
+
+type Auth = { node: NodeRecord } | { status: number; message: string };
+
+export class ControlApi {
+  private server?: Server;
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4 << 20 });
+
+  constructor(private readonly deps: ControlApiDeps) {}
+
+  async listen(host: string, port: number, ifname: string): Promise<void> {
+    const server = createServer((req, res) => void this.handle(req, res));
+    server.on('upgrade', (req, socket, head) => this.upgrade(req, socket as Socket, head));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new Error(err.code === 'EADDRNOTAVAIL' ? `cannot listen on ${host}:${port}: the hub's tunnel address is not on this machine; is ${ifname} up with ${this.deps.hub.address}?` : err.message)),
+      );
+      server.listen(port, host, resolve);
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+
+  /** Who is calling: the node whose tunnel address is the source and whose token matches. */
+  private authenticate(req: IncomingMessage, kind: 'agent' | 'relay'): Auth {
+    const source = sourceAddress(req);
+    const found = this.deps.view.byAddress(source);
+    const node = found && !isPending(found) ? found : undefined;
+    if (!node) return { status: 403, message: `requests must come through the tunnel from a node's address (${source} is not one)` };
+    if (node.kind !== kind || !node.tokenHash) return { status: 403, message: `node "${node.name}" is not ${kind === 'agent' ? 'an agent' : 'a relay'}` };
+    const header = req.headers.authorization ?? '';
+    const token = header.startsWith('Bearer ') ? header.slice(7) : '';
+    const a = Buffer.from(hashToken(token), 'hex');
+    const b = Buffer.from(node.tokenHash, 'hex');
+    if (!token || a.length !== b.length || !timingSafeEqual(a, b)) return { status: 401, message: 'missing or wrong token (Authorization: Bearer <token from NAME.agent.json>)' };
+    return { node };
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const d = this.deps;
+    if (req.method === 'POST' && req.url === '/v1/enrol') {
+      return handleEnrol(req, res, { hub: d.hub, nodeAt: (h) => d.view.byHost(h), store: d.store, enrolled: (node) => d.enrolled(node) });
+    }
+    const auth = this.authenticate(req, 'agent');
+    if ('status' in auth) return reply(res, auth.status, { error: auth.message });
+    if (req.method === 'GET' && req.url === '/v1/peers') {
+      const now = Date.now();
+      return reply(res, 200, { settings: d.settingsFor(auth.node), peers: d.view.visibleTo(auth.node).map((c) => peerInfo(c, d.seen(c.publicKey), now)) });
+    }
+    if (req.method === 'POST' && req.url === '/v1/report') {
+      const body = await readBody(req, 1 << 20).catch(() => undefined);
+      if (body === undefined) return reply(res, 413, { error: 'body too large' });
+      try {
+        const m = decode(agentMessageSchema, body, 'report');
+        if (m.type !== 'report') return reply(res, 400, { error: 'only {"type":"report"} is accepted here; the rest goes over the WebSocket' });
+        const s = d.sessions.get(auth.node.publicKey);
+        if (s) d.sessions.acceptReport(s, m.peers);
+        return reply(res, 204);
+      } catch (err) {
+        return reply(res, 400, { error: (err as Error).message });
+      }
+    }
+    reply(res, 404, { error: `no such endpoint: ${req.method} ${req.url}` });
+  }
+
+  private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const kind = req.url === '/v1/agent' ? 'agent' : req.url === '/v1/relay' ? 'relay' : undefined;
+    const auth: Auth = kind ? this.authenticate(req, kind) : { status: 404, message: 'not found' };
+    if ('status' in auth) {
+      const status = auth.status;
+      socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : 'Forbidden'}\r\nConnection: close\r\n\r\n`);
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => (kind === 'agent' ? this.deps.sessions.attach(auth.node, ws) : this.deps.relayConnected(auth.node, ws)));
+  }
+}
