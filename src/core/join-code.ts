@@ -1,5 +1,8 @@
 import { z } from 'zod';
-import { endpointSchema, publicKeySchema } from './protocol.js';
+import { HostPort } from './net/endpoint.js';
+import { IpAddress } from './net/address.js';
+import { Prefixed } from './net/cidr.js';
+import { publicKeySchema } from './protocol.js';
 import { isKey } from './wireguard/keys.js';
 
 /**
@@ -11,18 +14,31 @@ import { isKey } from './wireguard/keys.js';
 
 const PREFIX = 'wgp2p-join1.';
 
+/** A string the parser accepts, kept as the text it is (the code travels as JSON). */
+const checked = (parse: (text: string) => unknown) =>
+  z
+    .string()
+    .max(300)
+    .superRefine((text, ctx) => {
+      try {
+        parse(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    });
+
 export const joinCodeSchema = z
   .object({
     name: z.string().min(1).max(15),
     hubPublicKey: publicKeySchema,
-    hubEndpoint: endpointSchema,
+    hubEndpoint: checked((t) => HostPort.parse(t)),
     /** The hub's tunnel address, where its control API listens. */
-    hubAddress: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/),
+    hubAddress: checked((t) => IpAddress.parse(t)),
     apiPort: z.number().int().min(1).max(65535),
     /** One-time private key for the enrolment tunnel. */
     key: z.string().refine(isKey, { message: 'must be a WireGuard key' }),
     /** Address of the enrolment tunnel (with prefix). */
-    address: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/),
+    address: checked((t) => Prefixed.parse(t)),
     expiresAt: z.number().int(),
   })
   .strict();

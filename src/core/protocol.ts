@@ -8,8 +8,6 @@ import { isKey } from './wireguard/keys.js';
 /** Everything that crosses the hub <-> agent boundary, checked on both ends. */
 
 export const publicKeySchema = z.string().refine(isKey, { message: 'must be a WireGuard public key (44 characters of base64)' });
-/** @deprecated HOST:PORT as text, for the join code's hub endpoint until it moves to hostPortSchema. */
-export const endpointSchema = z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT');
 
 /** Agents and plain clients are told which path they are on in the same words (paths.ts). */
 const kindIdSchema = z.enum(KIND_IDS);
@@ -93,12 +91,10 @@ export const pathCommandSchema = z.discriminatedUnion('step', [
 export type PathCommand = z.output<typeof pathCommandSchema>;
 export type PreparePathCommand = Extract<PathCommand, { step: 'prepare' }>;
 
-export const hubMessageSchema = z.union([
-  z.discriminatedUnion('type', [
-    z.object({ type: z.literal('snapshot'), settings: agentSettingsSchema, peers: z.array(peerInfoSchema).max(100_000) }),
-    z.object({ type: z.literal('peer'), peer: peerInfoSchema }),
-    z.object({ type: z.literal('peer-removed'), publicKey: publicKeySchema }),
-  ]),
+export const hubMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('snapshot'), settings: agentSettingsSchema, peers: z.array(peerInfoSchema).max(100_000) }),
+  z.object({ type: z.literal('peer'), peer: peerInfoSchema }),
+  z.object({ type: z.literal('peer-removed'), publicKey: publicKeySchema }),
   pathCommandSchema,
 ]);
 export type HubMessage = z.output<typeof hubMessageSchema>;
@@ -153,12 +149,10 @@ export type NetworkFacts = z.output<typeof networkFactsSchema>;
 /** Hub and agents of one release speak the same protocol; a hello of another version is refused with the reason. */
 export const PROTOCOL_VERSION = 2;
 
-export const agentMessageSchema = z.union([
-  z.discriminatedUnion('type', [
-    z.object({ type: z.literal('report'), peers: z.array(peerReportSchema).max(100_000) }),
-    /** First message after connecting, and again after every change of this device's network. */
-    z.object({ type: z.literal('hello'), protocol: z.literal(PROTOCOL_VERSION), network: networkFactsSchema, changed: z.boolean(), peers: z.array(peerReportSchema).max(100_000) }),
-  ]),
+export const agentMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('report'), peers: z.array(peerReportSchema).max(100_000) }),
+  /** First message after connecting, and again after every change of this device's network. */
+  z.object({ type: z.literal('hello'), protocol: z.literal(PROTOCOL_VERSION), network: networkFactsSchema, changed: z.boolean(), peers: z.array(peerReportSchema).max(100_000) }),
   pathEventSchema,
 ]);
 export type AgentMessage = z.output<typeof agentMessageSchema>;
