@@ -3,10 +3,12 @@ import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { HubLink } from '../core/hub-link.js';
 import type { Logger } from '../core/log.js';
 import type { Prefixed } from '../core/net/cidr.js';
+import { HostPort } from '../core/net/endpoint.js';
 import { hubMessageSchema, PROTOCOL_VERSION, type AgentConfig, type AgentMessage, type AgentSettings, type HubMessage, type PathEvent, type PeerInfo, type PeerReport } from '../core/protocol.js';
 import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
 import { ClientPeer } from './client-peer.js';
+import { HubEndpoints } from './hub-endpoints.js';
 import { MeshPeer } from './mesh-peer.js';
 import { NetworkWatch } from './network-watch.js';
 import { agentSocketPath } from './socket-path.js';
@@ -43,11 +45,18 @@ export class Agent {
   private tickQueued = false;
   private reportTimer?: NodeJS.Timeout;
   private hubRoutes = '';
+  /** The hub's endpoints, when it has more than one: the agent falls back to the next when the hub goes quiet. */
+  private hubEndpoints?: HubEndpoints;
+  private readonly hubEndpointList: string[];
 
-  constructor(private readonly opts: AgentOptions) {}
+  constructor(private readonly opts: AgentOptions) {
+    // Canonical text, to compare with the endpoints the device reports.
+    this.hubEndpointList = (opts.config.hubEndpoints ?? []).map((e) => HostPort.parse(e).toString());
+  }
 
   async start(): Promise<void> {
     this.device = await openDevice(this.opts.ifname);
+    if (this.hubEndpointList.length > 1) this.hubEndpoints = new HubEndpoints(this.hubEndpointList, this.device, this.opts.log, Date.now());
     this.network = new NetworkWatch(this.opts.ifname, (interfaces) => this.enqueue(() => this.onNetworkChange(interfaces)));
     await this.network.start();
     this.link = new HubLink<HubMessage, AgentMessage>({
@@ -234,6 +243,10 @@ export class Agent {
       const dev = await this.devicePeers();
       const t = Date.now();
       for (const st of this.peers.values()) await st.tick(dev.get(st.key), t);
+      if (this.hubEndpoints) {
+        const hub = this.settings ? dev.get(this.settings.hubPublicKey) : [...dev.values()].find((p) => p.endpoint !== undefined && this.hubEndpointList.includes(p.endpoint.toString()));
+        await this.hubEndpoints.check(hub, this.link.connected, hub?.persistentKeepalive ?? 25, t);
+      }
     });
   }
 

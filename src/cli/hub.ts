@@ -1,14 +1,16 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { createLogger } from '../core/log.js';
 import { Cidr, Prefixed } from '../core/net/cidr.js';
 import { HostPort } from '../core/net/endpoint.js';
+import { randomUlaPrefix } from '../hub/address-plan.js';
 import { writeHubConf, nodesDir } from '../hub/files.js';
 import { Hub } from '../hub/hub.js';
 import { generateKeyPair } from '../core/wireguard/keys.js';
 import type { HubSettings } from '../hub/store/model.js';
 import { createStore } from '../hub/store/store.js';
-import { addressWithPrefixArg, endpointArg, portArg, secondsArg, subnetArg } from './validate.js';
+import { address6Arg, addressWithPrefixArg, hubEndpointArg, portArg, secondsArg, subnetArg } from './validate.js';
 
 /**
  * Defaults, chosen from lab measurements (README, "Defaults"):
@@ -19,7 +21,8 @@ export const DEFAULTS = { clientHubKeepalive: 1, peerKeepalive: 25, agentHubKeep
 
 interface InitOptions {
   dir: string;
-  endpoint: string;
+  endpoint: string[];
+  address6?: string;
   address: string;
   listenPort?: number;
   proxiedSubnet?: string;
@@ -30,6 +33,20 @@ interface InitOptions {
   json?: boolean;
 }
 
+function collectEndpoints(v: string, all: string[]): string[] {
+  return [...all, hubEndpointArg(v)];
+}
+
+/** One or two endpoints: at most one address of each family (a DNS name may stand for both). */
+function hubEndpoints(texts: string[]): HostPort[] {
+  const list = texts.map((t) => HostPort.parse(t));
+  if (list.length > 2) throw new Error(`--endpoint was given ${list.length} times; give one, or an IPv4 and an IPv6 one`);
+  for (const family of [4, 6] as const) {
+    if (list.filter((e) => e.address?.family === family).length > 1) throw new Error(`--endpoint was given two IPv${family} addresses; give one IPv4 and one IPv6 endpoint (or a DNS name)`);
+  }
+  return list;
+}
+
 export function registerHub(program: Command): void {
   const hub = program.command('hub').description('the public server: directory, endpoint observer, control API');
 
@@ -37,8 +54,9 @@ export function registerHub(program: Command): void {
     .command('init')
     .description("create the hub's keys, store and hub.conf")
     .requiredOption('--dir <dir>', 'directory for the store, hub.conf and node files')
-    .requiredOption('--endpoint <host:port>', 'how nodes reach the hub from the internet', endpointArg)
+    .requiredOption('--endpoint <host:port>', 'how nodes reach the hub from the internet: an IPv4 address, a bracketed IPv6 address ([2001:db8::2]:51820) or a DNS name, with the port; give it twice for both families', collectEndpoints, [] as string[])
     .requiredOption('--address <addr/prefix>', "the hub's tunnel address; the prefix is the network nodes get addresses from", addressWithPrefixArg)
+    .option('--address6 <prefix/64>', "the tunnel's IPv6 network, a /64 of unique-local space (fd00::/8); every node gets the address prefix + its host number (default: a random one, RFC 4193)", address6Arg)
     .option('--listen-port <port>', "WireGuard listen port (default: the endpoint's port)", portArg)
     .option('--proxied-subnet <cidr>', 'addresses for proxied client configs (default: the block after the tunnel network)', subnetArg)
     .option('--api-port <port>', 'control API port on the tunnel address', portArg, DEFAULTS.apiPort)
@@ -52,16 +70,20 @@ export function registerHub(program: Command): void {
       // The block of the same size right after the tunnel network, so every host number has a proxied address.
       const proxied = o.proxiedSubnet !== undefined ? Cidr.parse(o.proxiedSubnet) : net.next();
       if (proxied.overlaps(net)) throw new Error(`--proxied-subnet ${proxied} overlaps the tunnel network ${net}`);
-      const endpoint = HostPort.parse(o.endpoint);
+      const endpoints = hubEndpoints(o.endpoint);
+      const ula = o.address6 !== undefined ? { tunnel: Cidr.parse(o.address6), proxied: Cidr.parse(o.address6).next() } : randomUlaPrefix(randomBytes);
+      const hubHost = Number(net.offsetOf(address.address));
       mkdirSync(o.dir, { recursive: true, mode: 0o700 });
       const keys = generateKeyPair();
       const h: HubSettings = {
         privateKey: keys.privateKey,
         publicKey: keys.publicKey,
-        endpoint,
+        endpoints,
         address,
+        address6: Prefixed.of(ula.tunnel.nth(hubHost), 64),
         proxiedSubnet: proxied,
-        listenPort: o.listenPort ?? endpoint.port,
+        proxiedSubnet6: ula.proxied,
+        listenPort: o.listenPort ?? endpoints[0].port,
         apiPort: o.apiPort,
         clientHubKeepalive: o.clientHubKeepalive,
         peerKeepalive: o.peerKeepalive,
@@ -71,13 +93,13 @@ export function registerHub(program: Command): void {
       await (await createStore(o.dir, h)).close();
       nodesDir(o.dir);
       const conf = writeHubConf(o.dir, h);
-      const out = { dir: o.dir, config: conf, publicKey: h.publicKey, endpoint: h.endpoint.toString(), address: h.address.toString(), proxiedSubnet: h.proxiedSubnet.toString(), listenPort: h.listenPort, api: `${h.address.address}:${h.apiPort}` };
+      const out = { dir: o.dir, config: conf, publicKey: h.publicKey, endpoints: h.endpoints.map(String), address: h.address.toString(), address6: h.address6.toString(), proxiedSubnet: h.proxiedSubnet.toString(), proxiedSubnet6: h.proxiedSubnet6.toString(), listenPort: h.listenPort, api: `${h.address.address}:${h.apiPort}` };
       if (o.json) console.log(JSON.stringify(out, null, 2));
       else {
         console.log(`hub created in ${o.dir}
   public key      ${out.publicKey}
-  endpoint        ${out.endpoint} (listen port ${out.listenPort})
-  tunnel address  ${out.address}, proxied clients in ${out.proxiedSubnet}
+  endpoint        ${out.endpoints.join(' and ')} (listen port ${out.listenPort})
+  tunnel address  ${out.address} and ${out.address6}, proxied clients in ${out.proxiedSubnet} and ${out.proxiedSubnet6}
   control API     ${out.api} (tunnel only)
 next: wg-quick up ${conf}, then: wgp2p hub run --dir ${o.dir} --interface hub`);
       }

@@ -66,8 +66,8 @@ export function registerStatus(program: Command): void {
         if (o.json) return console.log(JSON.stringify(s, null, 2));
         console.log(
           renderTable(
-            ['NODE', 'KIND', 'ADDRESS', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'NAT', 'PATH'],
-            s.nodes.map((n) => [n.name, n.kind, n.address, n.endpoint ?? '-', age(n.handshakeAgeMs), bytes(n.rxBytes), bytes(n.txBytes), natText(n), hubPathText(n)]),
+            ['NODE', 'KIND', 'ADDRESSES', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'NAT', 'PATH'],
+            s.nodes.map((n) => [n.name, n.kind, `${n.address} ${n.address6}`, n.endpoint ?? '-', age(n.handshakeAgeMs), bytes(n.rxBytes), bytes(n.txBytes), natText(n), hubPathText(n)]),
           ),
         );
         if (s.pairs.length) {

@@ -1,7 +1,8 @@
 import { InvalidArgumentError } from 'commander';
-import { IpAddress, type Scope } from '../core/net/address.js';
+import { IpAddress, publicEndpointProblem, type Scope } from '../core/net/address.js';
 import { Cidr, Prefixed } from '../core/net/cidr.js';
 import { EndpointError, HostPort } from '../core/net/endpoint.js';
+import { address6Problem } from '../hub/address-plan.js';
 
 /**
  * Commander argument parsers: a bad value fails before anything runs, naming the option and the
@@ -48,6 +49,29 @@ export function endpointArg(v: string): string {
   return v;
 }
 
+export function familyArg(v: string): 4 | 6 {
+  if (v !== '4' && v !== '6') throw new InvalidArgumentError(`"${v}" must be 4 or 6 (the address family)`);
+  return v === '4' ? 4 : 6;
+}
+
+/** An endpoint the hub tells nodes to send to: HOST:PORT whose address (if it is one) other machines can reach. */
+export function hubEndpointArg(v: string): string {
+  endpointArg(v);
+  const address = HostPort.parse(v).address;
+  const problem = address && publicEndpointProblem(address);
+  if (problem) throw new InvalidArgumentError(`"${v}" is ${problem}; give the address nodes on the internet reach the hub at, or a DNS name`);
+  return v;
+}
+
+/** The tunnel's IPv6 network: a /64 of unique-local space. */
+export function address6Arg(v: string): string {
+  const c = Cidr.tryParse(v);
+  if (!c) throw new InvalidArgumentError(`"${v}" must be a /64 subnet of unique-local space, like fd3c:1a2b:3c4d::/64 (host bits clear)`);
+  const problem = address6Problem(c);
+  if (problem) throw new InvalidArgumentError(`--address6 ${problem}`);
+  return v;
+}
+
 /**
  * The hub's tunnel address. IPv4 only: the hub allocates node addresses with IPv4 maths today, so
  * an IPv6 tunnel would be accepted here and fail later, far from the option that caused it.
@@ -89,8 +113,17 @@ export function secondsArg(v: string): number {
   return Number(v);
 }
 
+/** Subnets behind a node, of either family, host bits clear. */
 export function routesArg(v: string): string[] {
-  return v.split(',').map((r) => subnetArg(r.trim()));
+  return v.split(',').map((text) => {
+    const r = text.trim();
+    try {
+      Cidr.parse(r);
+    } catch (err) {
+      throw new InvalidArgumentError(`route "${r}" must be a subnet with host bits clear, e.g. 192.168.1.0/24 or 2001:db8:1::/64 (${reasonOf(err)})`);
+    }
+    return r;
+  });
 }
 
 export function durationArg(v: string): number {

@@ -27,22 +27,34 @@ const checked = (parse: (text: string) => unknown) =>
       }
     });
 
-export const joinCodeSchema = z
-  .object({
-    name: z.string().min(1).max(15),
-    hubPublicKey: publicKeySchema,
-    hubEndpoint: checked((t) => HostPort.parse(t)),
-    /** The hub's tunnel address, where its control API listens. */
-    hubAddress: checked((t) => IpAddress.parse(t)),
-    apiPort: z.number().int().min(1).max(65535),
-    /** One-time private key for the enrolment tunnel. */
-    key: z.string().refine(isKey, { message: 'must be a WireGuard key' }),
-    /** Address of the enrolment tunnel (with prefix). */
-    address: checked((t) => Prefixed.parse(t)),
-    expiresAt: z.number().int(),
-  })
-  .strict();
-export type JoinCode = z.infer<typeof joinCodeSchema>;
+export const joinCodeSchema = z.preprocess(
+  // A code from the release before IPv6 names one endpoint.
+  (raw) => {
+    if (raw && typeof raw === 'object' && 'hubEndpoint' in raw && !('hubEndpoints' in raw)) {
+      const { hubEndpoint, ...rest } = raw as Record<string, unknown>;
+      return { ...rest, hubEndpoints: [hubEndpoint] };
+    }
+    return raw;
+  },
+  z
+    .object({
+      name: z.string().min(1).max(15),
+      hubPublicKey: publicKeySchema,
+      /** Every endpoint of the hub (IPv4, IPv6, a DNS name): the device joins through the first that answers. */
+      hubEndpoints: z.array(checked((t) => HostPort.parse(t))).min(1).max(2),
+      /** The hub's tunnel address, where its control API listens. */
+      hubAddress: checked((t) => IpAddress.parse(t)),
+      apiPort: z.number().int().min(1).max(65535),
+      /** One-time private key for the enrolment tunnel. */
+      key: z.string().refine(isKey, { message: 'must be a WireGuard key' }),
+      /** Addresses of the enrolment tunnel (with prefix). */
+      address: checked((t) => Prefixed.parse(t)),
+      address6: checked((t) => Prefixed.parse(t)).optional(),
+      expiresAt: z.number().int(),
+    })
+    .strict(),
+);
+export type JoinCode = z.output<typeof joinCodeSchema>;
 
 export function encodeJoinCode(c: JoinCode): string {
   return PREFIX + Buffer.from(JSON.stringify(c)).toString('base64url');

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { KIND_IDS } from './candidates/kind.js';
 import { Cidr } from './net/cidr.js';
+import { HostPort } from './net/endpoint.js';
 import { endpointSchema as netEndpointSchema, prefixedSchema } from './net/schemas.js';
 import { PEER_STATES } from './paths.js';
 import { isKey } from './wireguard/keys.js';
@@ -157,6 +158,18 @@ export const agentMessageSchema = z.discriminatedUnion('type', [
 ]);
 export type AgentMessage = z.output<typeof agentMessageSchema>;
 
+/** HOST:PORT as a person gave it (an address of either family, or a DNS name), checked and kept as text. */
+const hostPortText = z
+  .string()
+  .max(300)
+  .superRefine((text, ctx) => {
+    try {
+      HostPort.parse(text);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  });
+
 /** NAME.agent.json: what an agent needs to reach its hub. Mode 0600: it holds the token. */
 export const agentConfigSchema = z
   .object({
@@ -167,6 +180,11 @@ export const agentConfigSchema = z
       .refine((u) => u.startsWith('http://') || u.startsWith('https://'), { message: "must be an http(s) URL on the hub's tunnel address" }),
     token: z.string().min(32, 'is too short; regenerate the node with "wgp2p node add"'),
     interface: z.string().max(15).optional(),
+    /**
+     * Every endpoint of the hub, the one in the node's config first: when the hub goes quiet on
+     * one (an IPv6-only network, an IPv4 outage), the agent points its hub peer at the next.
+     */
+    hubEndpoints: z.array(hostPortText).min(1).max(2).optional(),
   })
   .strict();
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

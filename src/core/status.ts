@@ -42,6 +42,7 @@ export const nodeStatusSchema = z.object({
   name: z.string(),
   kind: z.enum(['agent', 'client', 'relay']),
   address: z.string(),
+  address6: z.string(),
   endpoint: z.string().nullable(),
   handshakeAgeMs: z.number().nullable(),
   rxBytes: z.number(),

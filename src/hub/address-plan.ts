@@ -1,5 +1,5 @@
 import type { IpAddress } from '../core/net/address.js';
-import type { Cidr } from '../core/net/cidr.js';
+import { Cidr } from '../core/net/cidr.js';
 import type { HubSettings, NodeKind, Placement } from './store/model.js';
 
 /**
@@ -92,4 +92,36 @@ export function placement(hub: HubSettings, kind: NodeKind, hostNumber: number):
     // A relay's tunnel only carries its control connection: any port will do.
     listenPort: kind === 'agent' ? AGENT_LISTEN_PORT : kind === 'client' ? clientListenPort(hostNumber) : null,
   };
+}
+
+// ---- IPv6 inside the tunnel -------------------------------------------------------------------
+
+/** A node's IPv6 tunnel address: the tunnel's ULA /64 + its host number, so it needs no allocation (and existing nodes got theirs with the prefix). */
+export function nodeAddress6(hub: HubSettings, hostNumber: number): IpAddress {
+  return hub.address6.subnet.nth(hostNumber);
+}
+
+/** A client's proxied IPv6 address (and a joining agent's one-time tunnel's): the proxied /64 + the host number. */
+export function proxiedAddress6(hub: HubSettings, hostNumber: number): IpAddress {
+  return hub.proxiedSubnet6.nth(hostNumber);
+}
+
+/**
+ * A tunnel's IPv6 prefix as RFC 4193 3.2 makes one: fd00::/8 and a random 40-bit global ID, so
+ * two hubs' tunnels (or a tunnel and a LAN's ULA) practically never collide. Subnet 0 is the
+ * tunnel, subnet 1 the proxied clients'.
+ */
+export function randomUlaPrefix(random: (n: number) => Buffer): { tunnel: Cidr; proxied: Cidr } {
+  const id = random(5);
+  const hex = (i: number) => id.readUInt16BE(i).toString(16);
+  const tunnel = Cidr.parse(`fd${id[0].toString(16).padStart(2, '0')}:${hex(1)}:${hex(3)}::/64`);
+  return { tunnel, proxied: tunnel.next() };
+}
+
+/** Why `subnet` cannot be the tunnel's IPv6 network (`--address6`), or null: a /64 of unique-local space (RFC 4193). */
+export function address6Problem(subnet: Cidr): string | null {
+  if (subnet.family !== 6) return `${subnet} is not an IPv6 subnet`;
+  if (subnet.prefix !== 64) return `${subnet} is a /${subnet.prefix}; the tunnel's IPv6 network is a /64 (one per site, as RFC 4193 hands them out)`;
+  if (!Cidr.parse('fd00::/8').covers(subnet)) return `${subnet} is not in fd00::/8; use a unique-local prefix like ${randomUlaPrefix((n) => Buffer.alloc(n, 0x5a)).tunnel}`;
+  return null;
 }

@@ -84,7 +84,7 @@ export class ControlApi {
     if ('status' in auth) return reply(res, auth.status, { error: auth.message });
     if (req.method === 'GET' && req.url === '/v1/peers') {
       const now = Date.now();
-      return reply(res, 200, { settings: d.settingsFor(auth.node), peers: d.view.visibleTo(auth.node).map((c) => peerInfo(c, d.seen(c.publicKey), now)) });
+      return reply(res, 200, { settings: d.settingsFor(auth.node), peers: d.view.visibleTo(auth.node).map((c) => peerInfo(d.hub, c, d.seen(c.publicKey), now)) });
     }
     if (req.method === 'POST' && req.url === '/v1/report') {
       const body = await readBody(req, 1 << 20).catch(() => undefined);

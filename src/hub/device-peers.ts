@@ -1,5 +1,5 @@
 import { Cidr } from '../core/net/cidr.js';
-import { proxiedAddress } from './address-plan.js';
+import { proxiedAddress, proxiedAddress6 } from './address-plan.js';
 import { hubAllowedIps } from './configs.js';
 import { isPending, type HubSettings, type NodeRecord } from './store/model.js';
 
@@ -17,9 +17,9 @@ export interface HubPeer {
  */
 export function desiredPeersOf(n: NodeRecord, hub: HubSettings, now: number): HubPeer[] {
   const peers: HubPeer[] = [];
-  if (!isPending(n)) peers.push({ publicKey: n.publicKey, allowedIps: hubAllowedIps(n) });
+  if (!isPending(n)) peers.push({ publicKey: n.publicKey, allowedIps: hubAllowedIps(hub, n) });
   const enrolAt = proxiedAddress(hub, n.hostNumber);
-  if (n.enrolKey && enrolAt && now < (n.enrolExpiresAt ?? 0) + ENROL_GRACE_MS) peers.push({ publicKey: n.enrolKey, allowedIps: [Cidr.host(enrolAt).toString()] });
+  if (n.enrolKey && enrolAt && now < (n.enrolExpiresAt ?? 0) + ENROL_GRACE_MS) peers.push({ publicKey: n.enrolKey, allowedIps: [Cidr.host(enrolAt).toString(), Cidr.host(proxiedAddress6(hub, n.hostNumber)).toString()] });
   return peers;
 }
 

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { IpAddress } from '../core/net/address.js';
+import { IpAddress, publicEndpointProblem } from '../core/net/address.js';
 import { Cidr } from '../core/net/cidr.js';
 import { HostPort } from '../core/net/endpoint.js';
-import { hostNumberOf, hostRange, hubHostNumber, placement, PlacementError, proxiedAddress, tunnelSubnet } from './address-plan.js';
+import { hostNumberOf, hostRange, hubHostNumber, placement, PlacementError, proxiedAddress, proxiedAddress6, tunnelSubnet } from './address-plan.js';
 import { generateKeyPair } from '../core/wireguard/keys.js';
 import type { HubSettings, NodeDraft, NodeKind, NodeRecord } from './store/model.js';
 import { StoreError, type DirectoryStore } from './store/store.js';
@@ -32,6 +32,8 @@ export interface AddNodeInput {
   groups?: string[];
   /** Agents: reach every peer through the hub (never direct, never the relay). */
   proxied?: boolean;
+  /** Which of the hub's endpoints the node's config names (an IPv6-only network needs the IPv6 one). */
+  hubEndpoint?: string;
 }
 
 export interface AddedNode {
@@ -47,6 +49,24 @@ export function enrolAddress(hub: HubSettings, node: NodeRecord): IpAddress {
   const a = proxiedAddress(hub, node.hostNumber);
   if (!a) throw new InputError(`the proxied subnet ${hub.proxiedSubnet} has no join-tunnel address for ${node.address}`);
   return a;
+}
+
+/** The same for IPv6: the host number in the proxied /64. */
+export function enrolAddress6(hub: HubSettings, node: NodeRecord): IpAddress {
+  return proxiedAddress6(hub, node.hostNumber);
+}
+
+/** One of the hub's endpoints, as `--hub-endpoint` names it. */
+export function hubEndpointOf(hub: HubSettings, text: string): HostPort {
+  let given: HostPort;
+  try {
+    given = HostPort.parse(text);
+  } catch (err) {
+    throw new InputError(`--hub-endpoint "${text}" must be HOST:PORT: ${(err as Error).message}`);
+  }
+  const match = hub.endpoints.find((e) => e.toString() === given.toString());
+  if (!match) throw new InputError(`--hub-endpoint ${given} is not one of the hub's endpoints (${hub.endpoints.join(', ')}); give one of them, or add it with "wgp2p hub init --endpoint"`);
+  return match;
 }
 
 export function hashToken(token: string): string {
@@ -81,6 +101,9 @@ export async function addNode(store: DirectoryStore, input: AddNodeInput): Promi
     }
   }
   if (input.endpoint !== undefined && input.kind !== 'agent') throw new InputError('--endpoint applies to agents only (clients roam)');
+  const problem = fixedEndpoint?.address && publicEndpointProblem(fixedEndpoint.address);
+  if (problem) throw new InputError(`--endpoint ${fixedEndpoint} is ${problem}; give the address clients on the internet reach the agent at, or a DNS name`);
+  const hubEndpoint = input.hubEndpoint !== undefined ? hubEndpointOf(hub, input.hubEndpoint) : null;
   const routes = parseRoutes(input.routes ?? [], hub);
 
   const groups = input.groups ?? ['default'];
@@ -100,6 +123,7 @@ export async function addNode(store: DirectoryStore, input: AddNodeInput): Promi
     privateKey: joining ? '' : keys.privateKey,
     tokenHash: token ? hashToken(token) : null,
     fixedEndpoint,
+    hubEndpoint,
     routes,
     createdAt: new Date().toISOString(),
     enrolKey: joining ? keys.publicKey : null,
@@ -131,13 +155,12 @@ function checkGroups(groups: string[]): void {
   if (groups.length === 0) throw new InputError('--groups needs at least one group');
 }
 
-/** Routes are IPv4 subnets (the hub's forward filter holds IPv4 sets) whose network is outside the tunnel network. */
+/** Routes are subnets of either family whose network is outside the tunnel networks. */
 function parseRoutes(routes: string[], hub: HubSettings): Cidr[] {
-  const tunnel = tunnelSubnet(hub);
   return routes.map((r) => {
     const c = Cidr.tryParse(r);
-    if (!c || c.family !== 4) throw new InputError(`route "${r}" is not a subnet like 192.168.1.0/24`);
-    if (tunnel.contains(c.network)) throw new InputError(`route ${r} overlaps the tunnel network ${tunnel}`);
+    if (!c) throw new InputError(`route "${r}" is not a subnet like 192.168.1.0/24 or 2001:db8:1::/64`);
+    for (const tunnel of [tunnelSubnet(hub), hub.address6.subnet]) if (tunnel.contains(c.network)) throw new InputError(`route ${r} overlaps the tunnel network ${tunnel}`);
     return c;
   });
 }
@@ -146,6 +169,8 @@ export interface NodeChange {
   groups?: string[];
   routes?: string[];
   proxied?: boolean;
+  /** One of the hub's endpoints, or null for the hub's first. */
+  hubEndpoint?: string | null;
 }
 
 /** Changes who a node may see and how it is reached; a running hub pushes the change to every agent concerned. */
@@ -159,8 +184,9 @@ export async function changeNode(store: DirectoryStore, name: string, change: No
     routes = parseRoutes(change.routes, await store.hub());
   }
   if (change.proxied !== undefined && n.kind !== 'agent') throw new InputError('--proxied applies to agents only');
+  const hubEndpoint = change.hubEndpoint === undefined ? undefined : change.hubEndpoint === null ? null : hubEndpointOf(await store.hub(), change.hubEndpoint);
   try {
-    return await store.updateNode(name, { groups: change.groups, routes, proxied: change.proxied });
+    return await store.updateNode(name, { groups: change.groups, routes, proxied: change.proxied, hubEndpoint });
   } catch (err) {
     if (err instanceof StoreError && err.code === 'not-found') throw new InputError(`no node named "${name}" (see "wgp2p node list")`);
     throw err;

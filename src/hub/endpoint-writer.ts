@@ -74,8 +74,10 @@ export class EndpointWriter {
   /** O(1), never throws, never waits. */
   record(publicKey: string, endpoint: Endpoint, at = this.clock.now()): void {
     if (this.closed) return;
-    this.pending.delete(publicKey);
-    this.pending.set(publicKey, { publicKey, endpoint, at });
+    // The latest per node and family: an IPv6 sighting does not replace the IPv4 one.
+    const key = slot(publicKey, endpoint);
+    this.pending.delete(key);
+    this.pending.set(key, { publicKey, endpoint, at });
     this.schedule(this.failures ? this.retryDelay() : this.delayMs);
   }
 
@@ -128,7 +130,7 @@ export class EndpointWriter {
       if (batch.length >= this.maxBatch) break;
       batch.push(o);
     }
-    for (const o of batch) this.pending.delete(o.publicKey);
+    for (const o of batch) this.pending.delete(slot(o.publicKey, o.endpoint));
     if (batch.length === 0) return Promise.resolve();
     const run = (async () => {
       try {
@@ -138,7 +140,7 @@ export class EndpointWriter {
         this.failures = 0;
       } catch (err) {
         // Put back what no newer observation replaced meanwhile.
-        for (const o of batch) if (!this.pending.has(o.publicKey)) this.pending.set(o.publicKey, o);
+        for (const o of batch) if (!this.pending.has(slot(o.publicKey, o.endpoint))) this.pending.set(slot(o.publicKey, o.endpoint), o);
         this.failures++;
         this.stats.failedWrites++;
         if (this.failures === 1) this.opts.log.warn({ err, backlog: this.pending.size }, 'could not record observed endpoints; retrying (logged once until it works again)');
@@ -149,4 +151,8 @@ export class EndpointWriter {
     this.writing = run;
     return run;
   }
+}
+
+function slot(publicKey: string, endpoint: Endpoint): string {
+  return `${publicKey} ${endpoint.family}`;
 }

@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { IpAddress } from '../core/net/address.js';
 import { publicKeySchema } from '../core/protocol.js';
-import { hostNumberOfProxied } from './address-plan.js';
-import { agentHubAllowedIps } from './configs.js';
+import { hostNumberOfProxied, nodeAddress6 } from './address-plan.js';
+import { agentHubAllowedIps, hubEndpointsFor } from './configs.js';
 import { hashToken } from './directory.js';
 import { hubApiUrl } from './files.js';
 import { readBody, reply, sourceAddress } from './http.js';
@@ -55,8 +55,9 @@ export async function handleEnrol(req: IncomingMessage, res: ServerResponse, ctx
   reply(res, 200, {
     name: node.name,
     address: `${node.address}/${hub.address.prefix}`,
+    address6: `${nodeAddress6(hub, node.hostNumber)}/${hub.address6.prefix}`,
     listenPort: node.listenPort,
     token,
-    hub: { publicKey: hub.publicKey, endpoint: hub.endpoint.toString(), allowedIps: agentHubAllowedIps(hub), keepalive: hub.agentHubKeepalive, apiUrl: hubApiUrl(hub) },
+    hub: { publicKey: hub.publicKey, endpoints: hubEndpointsFor(hub, node).map(String), allowedIps: agentHubAllowedIps(hub), keepalive: hub.agentHubKeepalive, apiUrl: hubApiUrl(hub) },
   });
 }

@@ -1,9 +1,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Family } from '../core/net/address.js';
+import type { Endpoint } from '../core/net/endpoint.js';
 import type { AgentConfig } from '../core/protocol.js';
 import { formatWgQuick } from '../core/wgquick.js';
-import { agentConfig, clientConfig, hubConfig, proxiedConfig } from './configs.js';
-import type { HubSettings, NodeRecord, Observation } from './store/model.js';
+import { agentConfig, clientConfig, hubConfig, hubEndpointsFor, proxiedConfig } from './configs.js';
+import type { HubSettings, NodeRecord } from './store/model.js';
 import type { DirectoryStore } from './store/store.js';
 
 /** The files the hub's directory holds besides its store. Everything with a key or token is 0600. */
@@ -35,39 +37,51 @@ export interface NodeFiles {
   agentJson?: string;
 }
 
-/** The agents a client's configs list, and where the hub saw them. */
+/** The agents a client's configs list, and where they were seen: each agent's endpoints, the preferred family first. */
 export interface ClientAgents {
   agents: NodeRecord[];
-  observed: Map<string, Observation>;
+  observed: Map<string, Endpoint[]>;
 }
 
-/** Those sharing a group with the client (one indexed query), never one still waiting to join. */
-async function clientAgents(store: DirectoryStore, node: NodeRecord): Promise<ClientAgents> {
+/**
+ * Those sharing a group with the client (one indexed query), never one still waiting to join.
+ * `family`: which family of an agent's endpoints the client should use first (a phone on an
+ * IPv6 network reaches an agent's IPv6 address directly); default IPv4, the one every network has.
+ */
+async function clientAgents(store: DirectoryStore, node: NodeRecord, family: Family = 4): Promise<ClientAgents> {
   const agents = (await store.members(node.groups, 'agent')).filter((a) => a.publicKey !== node.publicKey);
-  const observed = await store.observations(agents.filter((a) => !a.proxied && !a.fixedEndpoint).map((a) => a.publicKey));
+  const seen = await store.observations(agents.filter((a) => !a.proxied && !a.fixedEndpoint).map((a) => a.publicKey));
+  const observed = new Map([...seen].map(([k, list]) => [k, list.map((o) => o.endpoint).sort((x, y) => (x.family === family ? -1 : 0) - (y.family === family ? -1 : 0))]));
   return { agents, observed };
 }
 
-export async function renderNodeConf(store: DirectoryStore, node: NodeRecord, proxied = false, known?: ClientAgents): Promise<string> {
+export interface RenderOptions {
+  proxied?: boolean;
+  /** Clients: put agents' endpoints of this family first. */
+  family?: Family;
+}
+
+export async function renderNodeConf(store: DirectoryStore, node: NodeRecord, opts: RenderOptions = {}, known?: ClientAgents): Promise<string> {
   const hub = await store.hub();
   if (node.kind !== 'client' && node.privateKey === '') throw new Error(`node "${node.name}" made its own key when it joined; its config is on the device`);
   if (node.kind !== 'client') return formatWgQuick(agentConfig(hub, node));
-  const { agents, observed } = known ?? (await clientAgents(store, node));
-  return formatWgQuick(proxied ? proxiedConfig(hub, node, agents) : clientConfig(hub, node, agents, observed));
+  const { agents, observed } = known ?? (await clientAgents(store, node, opts.family));
+  return formatWgQuick(opts.proxied ? proxiedConfig(hub, node, agents) : clientConfig(hub, node, agents, observed));
 }
 
 export async function writeNodeFiles(dir: string, store: DirectoryStore, node: NodeRecord, token?: string): Promise<NodeFiles> {
   const d = nodesDir(dir);
   const files: NodeFiles = { conf: join(d, `${node.name}.conf`) };
   const known = node.kind === 'client' ? await clientAgents(store, node) : undefined;
-  writeSecret(files.conf, await renderNodeConf(store, node, false, known));
+  writeSecret(files.conf, await renderNodeConf(store, node, {}, known));
   if (node.kind === 'client') {
     files.proxiedConf = join(d, `${node.name}.proxied.conf`);
-    writeSecret(files.proxiedConf, await renderNodeConf(store, node, true, known));
+    writeSecret(files.proxiedConf, await renderNodeConf(store, node, { proxied: true }, known));
   }
   if (node.kind !== 'client' && token) {
     files.agentJson = join(d, `${node.name}.${node.kind}.json`);
-    const cfg: AgentConfig = { name: node.name, hubUrl: hubApiUrl(await store.hub()), token };
+    const hub = await store.hub();
+    const cfg: AgentConfig = { name: node.name, hubUrl: hubApiUrl(hub), token, hubEndpoints: hubEndpointsFor(hub, node).map(String) };
     writeSecret(files.agentJson, JSON.stringify(cfg, null, 2) + '\n');
   }
   return files;

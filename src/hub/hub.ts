@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
+import { ipv6Endpoint } from '../core/candidates/public-ipv6.js';
 import { realClock, KeyedTimers } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { Endpoint } from '../core/net/endpoint.js';
@@ -114,6 +115,7 @@ export class Hub {
       pollMs: this.opts.pollMs,
     });
     this.sessions = new AgentSessions({
+      hub: this.settings,
       view: this.view,
       settingsFor: (n) => this.settingsFor(n),
       seen: (k) => this.watch.peer(k),
@@ -134,7 +136,7 @@ export class Hub {
       releaseRelay: (g) => this.relays.release(g.relayId),
       log,
     });
-    this.forwardFilter = await ForwardFilter.create(this.opts.ifname);
+    this.forwardFilter = await ForwardFilter.create(this.opts.ifname, this.settings);
     if (!this.forwardFilter) log.warn('nftables is not usable (not root?): groups are not enforced for traffic the hub forwards');
     // The whole directory onto the interface and into the group filter (a failure here stops
     // `hub run`); later changes come through refresh().
@@ -159,7 +161,8 @@ export class Hub {
       log,
     });
     await this.api.listen(host, hub.apiPort, this.opts.ifname);
-    const relayAddress = this.opts.relayAddress ?? (hub.endpoint.address?.family === 4 ? hub.endpoint.address.toString() : undefined);
+    // The hub's own relay listens where nodes reach the hub: its IPv4 endpoint's address (the IPv6 one comes with the relay's families).
+    const relayAddress = this.opts.relayAddress ?? hub.endpoints.find((e) => e.address?.family === 4)?.address?.toString();
     if (relayAddress && !this.opts.noBuiltinRelay) {
       const [portMin, portMax] = this.opts.relayPorts ?? [52000, 52999];
       this.builtin = new BuiltinRelay({
@@ -245,8 +248,11 @@ export class Hub {
         return this.sessions.acceptReport(s, m.peers);
       case 'path-event':
         return this.pairs.onEvent(key, m);
-      case 'hello':
+      case 'hello': {
         this.nat.reported(key, m.network.interfaces, m.network.listenPort, m.changed);
+        // Where a plain client on an IPv6 network reaches this agent (`node config --family 6`).
+        const v6 = ipv6Endpoint(this.nat.view(key));
+        if (v6) this.endpoints.record(key, v6);
         this.sessions.acceptReport(s, m.peers);
         if (!s.ready) {
           s.ready = true;
@@ -257,6 +263,7 @@ export class Hub {
           this.settle.arm(key, NETWORK_SETTLE_MS, () => this.pairs.changed(key, `${s.node.name} changed network`));
         }
         return;
+      }
     }
   }
 
@@ -335,7 +342,7 @@ export class Hub {
     const counters = new Map((await this.relays.stats()).map((x) => [x.id, x]));
     return {
       hub: this.counters(),
-      nodes: nodeStatus(this.view.all(), (k) => this.watch.peer(k), this.sessions.values(), (k) => this.nat.status(k)),
+      nodes: nodeStatus(this.settings, this.view.all(), (k) => this.watch.peer(k), this.sessions.values(), (k) => this.nat.status(k)),
       pairs: this.pairs.status().map((p) => {
         const c = p.relayId ? counters.get(p.relayId) : undefined;
         return { ...p, relayed: c ? { aToB: c.aToB, bToA: c.bToA, dropped: c.dropped, relay: c.relay } : null };

@@ -4,7 +4,7 @@ import { agentMessageSchema, decode, PROTOCOL_VERSION, type AgentMessage, type A
 import type { PeerState } from '../core/wireguard/uapi.js';
 import type { DirectoryView, ViewDelta } from './directory-view.js';
 import { canSee, peerInfo } from './peer-view.js';
-import { isPending, type NodeRecord } from './store/model.js';
+import { isPending, type HubSettings, type NodeRecord } from './store/model.js';
 
 /**
  * The agents' control connections (WebSockets inside their tunnels) and everything the hub
@@ -24,6 +24,7 @@ export interface AgentSession {
 }
 
 export interface SessionDeps {
+  hub: HubSettings;
   view: DirectoryView;
   settingsFor(node: NodeRecord): AgentSettings;
   /** The hub device's last reading of a peer. */
@@ -108,7 +109,7 @@ export class AgentSessions {
     const now = Date.now();
     const visible = this.deps.view.visibleTo(s.node);
     s.visible = new Map(visible.map((n) => [n.publicKey, signature(n)] as const));
-    sendTo(s, { type: 'snapshot', settings: this.deps.settingsFor(s.node), peers: visible.map((c) => peerInfo(c, this.deps.seen(c.publicKey), now)) });
+    sendTo(s, { type: 'snapshot', settings: this.deps.settingsFor(s.node), peers: visible.map((c) => peerInfo(this.deps.hub, c, this.deps.seen(c.publicKey), now)) });
   }
 
   snapshotAll(): void {
@@ -124,7 +125,7 @@ export class AgentSessions {
     const now = Date.now();
     for (const s of this.sessions.values()) {
       if (!s.visible.has(node.publicKey)) continue;
-      sendTo(s, { type: 'peer', peer: peerInfo(node, seen, now) });
+      sendTo(s, { type: 'peer', peer: peerInfo(this.deps.hub, node, seen, now) });
       this.pushes++;
     }
   }
@@ -175,7 +176,7 @@ export class AgentSessions {
     const now = Date.now();
     const next = new Map(this.deps.view.visibleTo(s.node).map((n) => [n.publicKey, signature(n)] as const));
     for (const k of s.visible.keys()) if (!next.has(k)) sendTo(s, { type: 'peer-removed', publicKey: k });
-    for (const [k, sig] of next) if (s.visible.get(k) !== sig) sendTo(s, { type: 'peer', peer: peerInfo(this.deps.view.byKey(k)!, this.deps.seen(k), now) });
+    for (const [k, sig] of next) if (s.visible.get(k) !== sig) sendTo(s, { type: 'peer', peer: peerInfo(this.deps.hub, this.deps.view.byKey(k)!, this.deps.seen(k), now) });
     s.visible = next;
   }
 
@@ -191,7 +192,7 @@ export class AgentSessions {
     const sig = signature(n);
     if (had === sig) return;
     s.visible.set(key, sig);
-    sendTo(s, { type: 'peer', peer: peerInfo(n, this.deps.seen(key), Date.now()) });
+    sendTo(s, { type: 'peer', peer: peerInfo(this.deps.hub, n, this.deps.seen(key), Date.now()) });
   }
 }
 

@@ -2,7 +2,8 @@ import type { NodeStatusJson } from '../core/status.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
 import type { NatStatus } from './nat-knowledge.js';
 import type { AgentSession } from './sessions.js';
-import type { NodeRecord } from './store/model.js';
+import { nodeAddress6 } from './address-plan.js';
+import type { HubSettings, NodeRecord } from './store/model.js';
 
 type Path = NonNullable<NodeStatusJson['paths']>[number];
 
@@ -11,7 +12,7 @@ type Path = NonNullable<NodeStatusJson['paths']>[number];
  * NAT, and the paths agents report to it. One pass over the nodes and one over the reports: at
  * 10,000 nodes and 1,000 agents, not nodes × agents.
  */
-export function nodeStatus(nodes: Iterable<NodeRecord>, seen: (publicKey: string) => PeerState | undefined, sessions: Iterable<AgentSession>, nat: (publicKey: string) => NatStatus | undefined): NodeStatusJson[] {
+export function nodeStatus(hub: HubSettings, nodes: Iterable<NodeRecord>, seen: (publicKey: string) => PeerState | undefined, sessions: Iterable<AgentSession>, nat: (publicKey: string) => NatStatus | undefined): NodeStatusJson[] {
   const now = Date.now();
   const connected = new Set<string>();
   const paths = new Map<string, Path[]>();
@@ -30,6 +31,7 @@ export function nodeStatus(nodes: Iterable<NodeRecord>, seen: (publicKey: string
       name: n.name,
       kind: n.kind,
       address: n.address.toString(),
+      address6: nodeAddress6(hub, n.hostNumber).toString(),
       endpoint: p?.endpoint?.toString() ?? null,
       handshakeAgeMs: p && p.lastHandshakeMs > 0 ? now - p.lastHandshakeMs : null,
       rxBytes: p?.rxBytes ?? 0,

@@ -16,6 +16,12 @@ function globalAddress(n: NodeView): IpAddress | undefined {
   return n.interfaces.find((p) => p.family === 6 && p.address.isPublic())?.address;
 }
 
+/** Where others reach `n` over IPv6 (a peer, or a plain client on an IPv6 network), if anywhere. */
+export function ipv6Endpoint(n: NodeView): Endpoint | undefined {
+  const a = globalAddress(n);
+  return a && n.listenPort ? Endpoint.of(a, n.listenPort) : undefined;
+}
+
 export const publicIpv6: CandidateKind = {
   id: 'public6',
   priority: 10,
@@ -24,10 +30,9 @@ export const publicIpv6: CandidateKind = {
   name: 'IPv6',
   crossesNat: false,
   gather(x, y) {
-    const ax = globalAddress(x);
-    const ay = globalAddress(y);
-    if (!ax || !ay || !x.listenPort || !y.listenPort) return undefined;
-    return { forX: Endpoint.of(ay, y.listenPort), forY: Endpoint.of(ax, x.listenPort) };
+    const ex = ipv6Endpoint(x);
+    const ey = ipv6Endpoint(y);
+    return ex && ey ? { forX: ey, forY: ex } : undefined;
   },
   blocked: () => null,
   proves: sameFamily,

@@ -144,3 +144,31 @@ export class IpAddress {
     return this.text;
   }
 }
+
+/**
+ * Why `a` cannot be an endpoint that other machines are told to send to (a hub's, an agent's
+ * fixed one), or null. Loopback, link-local (RFC 4291, zoned to one link), unique-local (RFC 4193,
+ * never routed), unspecified, multicast and reserved addresses are refused. Private and shared
+ * IPv4 space is allowed: a hub on a company network or behind a carrier's NAT serves the nodes
+ * that share it.
+ */
+export function publicEndpointProblem(a: IpAddress): string | null {
+  switch (a.unmapped().scope()) {
+    case 'public':
+    case 'private':
+    case 'shared':
+      return null;
+    case 'loopback':
+      return 'a loopback address (only this machine reaches it)';
+    case 'link-local':
+      return 'a link-local address (reachable on one link only, and it needs a zone to mean anything)';
+    case 'unique-local':
+      return 'a unique-local address (fc00::/7 is never routed on the internet)';
+    case 'unspecified':
+      return 'the unspecified address';
+    case 'multicast':
+      return 'a multicast address';
+    case 'reserved':
+      return 'a reserved address';
+  }
+}

@@ -15,12 +15,20 @@ import { isKey } from '../../core/wireguard/keys.js';
 export interface HubSettings {
   privateKey: string;
   publicKey: string;
-  /** What nodes put in their configs as the hub's Endpoint (an address or a DNS name, and a port). */
-  endpoint: HostPort;
+  /**
+   * How nodes reach the hub: an IPv4 and an IPv6 endpoint, or one of them, or a DNS name (with
+   * A and AAAA records), each with a port. The first is what configs use unless a node was given
+   * another (NodeRecord.hubEndpoint); agents fall back to the others by themselves.
+   */
+  endpoints: HostPort[];
   /** The hub's tunnel address with the tunnel network's prefix, e.g. 10.99.0.1/24. */
   address: Prefixed;
+  /** The hub's IPv6 tunnel address in the tunnel's ULA /64 (RFC 4193), e.g. fd3c:1a2b:3c4d::1/64; nodes get prefix + host number. */
+  address6: Prefixed;
   /** Where clients' proxied configs take their addresses (and joining agents their one-time tunnel's). */
   proxiedSubnet: Cidr;
+  /** The same for IPv6: the /64 after the tunnel's. */
+  proxiedSubnet6: Cidr;
   listenPort: number;
   apiPort: number;
   /** Keepalive in a client's config toward the hub: bounds how fast the hub notices a roam. */
@@ -36,13 +44,19 @@ const keySchema = z.string().refine(isKey, { message: 'must be a WireGuard key (
 const portSchema = z.number().int().min(1).max(65535);
 const secondsSchema = z.number().int().min(0).max(65535);
 
-/** The hub's settings as stored (JSON, the same text the first release wrote), decoded to values. */
+/**
+ * The hub's settings as stored (JSON), decoded to values. Stores written before IPv6 have one
+ * `endpoint` and no IPv6 prefix; the SQLite adapter's migration (schema 4) adds them before this
+ * ever reads them, so here they are required.
+ */
 export const hubSettingsSchema = z.object({
   privateKey: keySchema,
   publicKey: keySchema,
-  endpoint: hostPortSchema,
+  endpoints: z.array(hostPortSchema).min(1).max(2),
   address: prefixedSchema,
+  address6: prefixedSchema.refine((p) => p.family === 6 && p.prefix === 64, { message: 'must be an IPv6 address with prefix /64' }),
   proxiedSubnet: cidrSchema,
+  proxiedSubnet6: cidrSchema.refine((c) => c.family === 6, { message: 'must be an IPv6 subnet' }),
   listenPort: portSchema,
   apiPort: portSchema,
   clientHubKeepalive: secondsSchema,
@@ -52,7 +66,14 @@ export const hubSettingsSchema = z.object({
 });
 
 export function hubSettingsToJson(h: HubSettings): string {
-  return JSON.stringify({ ...h, endpoint: h.endpoint.toString(), address: h.address.toString(), proxiedSubnet: h.proxiedSubnet.toString() });
+  return JSON.stringify({
+    ...h,
+    endpoints: h.endpoints.map(String),
+    address: h.address.toString(),
+    address6: h.address6.toString(),
+    proxiedSubnet: h.proxiedSubnet.toString(),
+    proxiedSubnet6: h.proxiedSubnet6.toString(),
+  });
 }
 
 export const NODE_KINDS = ['agent', 'client', 'relay'] as const;
@@ -75,6 +96,8 @@ export interface NodeRecord {
   privateKey: string;
   tokenHash: string | null;
   fixedEndpoint: HostPort | null;
+  /** Which of the hub's endpoints this node's config uses (an IPv6-only network needs the IPv6 one); null: the first. */
+  hubEndpoint: HostPort | null;
   listenPort: number | null;
   routes: Cidr[];
   createdAt: string;
@@ -126,6 +149,8 @@ export interface NodeUpdate {
   groups?: string[];
   routes?: Cidr[];
   proxied?: boolean;
+  /** null: back to the hub's first endpoint. */
+  hubEndpoint?: HostPort | null;
 }
 
 export interface RemovedNode {
@@ -149,9 +174,14 @@ export interface NodeChanges {
   removed: RemovedNode[];
 }
 
-/** Where the hub's device last saw a node. Kept apart from the directory: a roam is not a directory change. */
+/**
+ * Where a node was last seen, per address family: IPv4 where the hub's device saw it (its NAT's
+ * mapping), IPv6 where the hub saw it or where its agent says it listens (no NAT). Kept apart from
+ * the directory: a roam is not a directory change.
+ */
 export interface Observation {
   publicKey: string;
+  /** Its family is part of the key: a node has at most one of each. */
   endpoint: Endpoint;
   /** When the hub saw it there (ms since the epoch). */
   at: number;

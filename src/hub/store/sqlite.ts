@@ -3,8 +3,10 @@ import { closeSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { IpAddress } from '../../core/net/address.js';
-import { Cidr } from '../../core/net/cidr.js';
+import { randomBytes } from 'node:crypto';
+import { Cidr, Prefixed } from '../../core/net/cidr.js';
 import { Endpoint, HostPort } from '../../core/net/endpoint.js';
+import { randomUlaPrefix } from '../address-plan.js';
 import { StoreError } from './errors.js';
 import {
   hubSettingsSchema,
@@ -40,7 +42,7 @@ export function sqlitePath(dir: string): string {
 }
 
 /** The schema version SCHEMA creates; older stores are migrated on open. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 const NODES_TABLE = `
 CREATE TABLE nodes (
@@ -53,6 +55,7 @@ CREATE TABLE nodes (
   private_key TEXT NOT NULL,
   token_hash TEXT,
   fixed_endpoint TEXT,
+  hub_endpoint TEXT,
   listen_port INTEGER,
   routes TEXT NOT NULL DEFAULT '[]',
   created_at TEXT NOT NULL,
@@ -63,6 +66,9 @@ CREATE TABLE nodes (
   proxied INTEGER NOT NULL DEFAULT 0,
   revision INTEGER NOT NULL
 );`;
+
+/** Where each node was seen, one endpoint per family: written often, never a directory change (no revision). */
+const OBSERVED_TABLE = `CREATE TABLE observed_endpoints (public_key TEXT NOT NULL, family INTEGER NOT NULL CHECK (family IN (4, 6)), endpoint TEXT NOT NULL, observed_at INTEGER NOT NULL, PRIMARY KEY (public_key, family)) WITHOUT ROWID;`;
 
 /** Everything but the nodes table, which a migration creates under another name first. */
 const OTHER_TABLES = `
@@ -76,9 +82,7 @@ CREATE TABLE node_groups (grp TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT N
 CREATE INDEX node_groups_name ON node_groups (name);
 CREATE TABLE removed_nodes (name TEXT PRIMARY KEY, public_key TEXT NOT NULL, revision INTEGER NOT NULL);
 CREATE INDEX removed_nodes_revision ON removed_nodes (revision);
--- Where the hub saw each node: written often, never a directory change (no revision).
-CREATE TABLE observed_endpoints (public_key TEXT PRIMARY KEY, endpoint TEXT NOT NULL, observed_at INTEGER NOT NULL) WITHOUT ROWID;
-`;
+${OBSERVED_TABLE}`;
 
 /** Removals remembered for readers that are behind; one further behind gets a reset (the whole directory). */
 const TOMBSTONES_KEPT = 10_000;
@@ -106,6 +110,7 @@ const rowSchema = z.object({
   private_key: z.string(),
   token_hash: z.string().nullable(),
   fixed_endpoint: z.string().nullable(),
+  hub_endpoint: z.string().nullable(),
   listen_port: z.number().int().nullable(),
   routes: z.string(),
   created_at: z.string(),
@@ -143,6 +148,7 @@ function toRecord(raw: unknown): NodeRecord {
       privateKey: x.private_key,
       tokenHash: x.token_hash,
       fixedEndpoint: parse('fixed_endpoint', () => (x.fixed_endpoint === null ? null : HostPort.parse(x.fixed_endpoint))),
+      hubEndpoint: parse('hub_endpoint', () => (x.hub_endpoint === null ? null : HostPort.parse(x.hub_endpoint))),
       listenPort: x.listen_port,
       routes: parse('routes', () => (x.routes === '[]' ? [] : stringList.parse(JSON.parse(x.routes)).map((c) => Cidr.parse(c)))),
       createdAt: x.created_at,
@@ -169,6 +175,7 @@ function toRow(n: NodeRecord): Record<string, unknown> {
     private_key: n.privateKey,
     token_hash: n.tokenHash,
     fixed_endpoint: n.fixedEndpoint?.toString() ?? null,
+    hub_endpoint: n.hubEndpoint?.toString() ?? null,
     listen_port: n.listenPort,
     routes: JSON.stringify(n.routes.map(String)),
     created_at: n.createdAt,
@@ -181,8 +188,8 @@ function toRow(n: NodeRecord): Record<string, unknown> {
   };
 }
 
-const INSERT_NODE = `INSERT INTO nodes (name, kind, host_number, address, proxied_address, public_key, private_key, token_hash, fixed_endpoint, listen_port, routes, created_at, enrol_key, enrol_expires_at, enrol_used, groups, proxied, revision)
-  VALUES (@name, @kind, @host_number, @address, @proxied_address, @public_key, @private_key, @token_hash, @fixed_endpoint, @listen_port, @routes, @created_at, @enrol_key, @enrol_expires_at, @enrol_used, @groups, @proxied, @revision)`;
+const INSERT_NODE = `INSERT INTO nodes (name, kind, host_number, address, proxied_address, public_key, private_key, token_hash, fixed_endpoint, hub_endpoint, listen_port, routes, created_at, enrol_key, enrol_expires_at, enrol_used, groups, proxied, revision)
+  VALUES (@name, @kind, @host_number, @address, @proxied_address, @public_key, @private_key, @token_hash, @fixed_endpoint, @hub_endpoint, @listen_port, @routes, @created_at, @enrol_key, @enrol_expires_at, @enrol_used, @groups, @proxied, @revision)`;
 
 /** SQLite names the column of a failed UNIQUE constraint; say it the way a person would. */
 function conflict(err: unknown): StoreError | undefined {
@@ -204,14 +211,39 @@ function decodeHub(json: string): HubSettings {
   return r.data;
 }
 
-/** The columns versions 1 and 2 share with version 3 (v1 lacks `proxied`, which defaults to 0). */
+/** The columns versions 1 and 2 share with version 4 (v1 lacks `proxied`, which defaults to 0). */
 const V2_COLUMNS = ['name', 'kind', 'address', 'proxied_address', 'public_key', 'private_key', 'token_hash', 'fixed_endpoint', 'listen_port', 'routes', 'created_at', 'enrol_key', 'enrol_expires_at', 'enrol_used', 'groups'];
 
 /**
+ * The hub record of a store written before IPv6 (schemas 1 to 3) has one `endpoint` and no IPv6
+ * prefix: the endpoint becomes the list of one, and the tunnel gets a ULA /64 of its own (RFC
+ * 4193), in which every existing node then has its address (the prefix + its host number).
+ */
+export function upgradeHubJson(json: string, random: (n: number) => Buffer = randomBytes): string {
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    throw new StoreError('the hub record is not JSON', 'corrupt');
+  }
+  if (raw.endpoints === undefined && typeof raw.endpoint === 'string') raw.endpoints = [raw.endpoint];
+  delete raw.endpoint;
+  if (raw.address6 === undefined) {
+    const { tunnel, proxied } = randomUlaPrefix(random);
+    const v4 = Prefixed.tryParse(String(raw.address));
+    const hubHost = v4 ? Number(v4.subnet.offsetOf(v4.address) ?? 1n) : 1;
+    raw.address6 = Prefixed.of(tunnel.nth(hubHost), 64).toString();
+    raw.proxiedSubnet6 = proxied.toString();
+  }
+  return JSON.stringify(raw);
+}
+
+/**
  * Versions 1 and 2 (the first releases) kept the endpoint the hub observed in the nodes table,
- * had no host numbers and no change feed; version 1 also allowed only agents and clients. The
- * nodes table is rebuilt (SQLite cannot add a NOT NULL column or change a CHECK in place) and
- * the new tables filled, all in one transaction: a store that fails to migrate is left as it was.
+ * had no host numbers and no change feed; version 1 also allowed only agents and clients; the
+ * nodes table is rebuilt (SQLite cannot add a NOT NULL column or change a CHECK in place) and the
+ * new tables filled. Version 3 had no IPv6: it gains a column, observations by family and its
+ * hub record's IPv6 prefix. All in one transaction: a store that fails to migrate is left as it was.
  */
 function migrate(db: Database.Database, file: string): void {
   const version = db.pragma('user_version', { simple: true }) as number;
@@ -220,11 +252,26 @@ function migrate(db: Database.Database, file: string): void {
   db.transaction(() => {
     const hubRow = db.prepare('SELECT json FROM hub WHERE id = 1').get() as { json: string } | undefined;
     if (!hubRow) throw new StoreError('the hub record is missing', 'corrupt');
-    const subnet = decodeHub(hubRow.json).address.subnet;
+    const hubJson = upgradeHubJson(hubRow.json);
+    db.prepare('UPDATE hub SET json = ? WHERE id = 1').run(hubJson);
+    const subnet = decodeHub(hubJson).address.subnet;
+    if (version === 3) {
+      db.exec('ALTER TABLE nodes ADD COLUMN hub_endpoint TEXT;');
+      const old = db.prepare('SELECT public_key, endpoint, observed_at FROM observed_endpoints').all() as { public_key: string; endpoint: string; observed_at: number }[];
+      db.exec(`DROP TABLE observed_endpoints; ${OBSERVED_TABLE}`);
+      const obs = db.prepare('INSERT OR REPLACE INTO observed_endpoints (public_key, family, endpoint, observed_at) VALUES (?, ?, ?, ?)');
+      for (const o of old) {
+        const e = Endpoint.tryParse(o.endpoint);
+        if (e) obs.run(o.public_key, e.family, e.toString(), o.observed_at);
+      }
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      return;
+    }
     const rows = db.prepare('SELECT * FROM nodes ORDER BY created_at, name').all() as Record<string, unknown>[];
-    db.exec(NODES_TABLE.replace('CREATE TABLE nodes', 'CREATE TABLE nodes_v3'));
-    const insert = db.prepare(INSERT_NODE.replace('INSERT INTO nodes ', 'INSERT INTO nodes_v3 '));
-    const observations: [string, string][] = [];
+    db.exec(NODES_TABLE.replace('CREATE TABLE nodes', 'CREATE TABLE nodes_new'));
+    const insert = db.prepare(INSERT_NODE.replace('INSERT INTO nodes ', 'INSERT INTO nodes_new '));
+    const observations: Endpoint[][] = [];
+    const keys: string[] = [];
     const groups: [string, string, string][] = [];
     for (const r of rows) {
       const name = String(r.name);
@@ -232,15 +279,18 @@ function migrate(db: Database.Database, file: string): void {
       const host = address && subnet.offsetOf(address);
       if (host === undefined || host === 0n) throw new StoreError(`node "${name}" has the address ${String(r.address)}, which is not a host of the tunnel network ${subnet}`, 'corrupt');
       const copied = Object.fromEntries(V2_COLUMNS.map((c) => [c, r[c] ?? null]));
-      insert.run({ ...copied, routes: r.routes ?? '[]', enrol_used: r.enrol_used ?? 0, groups: r.groups ?? '["default"]', proxied: r.proxied ?? 0, host_number: Number(host), revision: 1 });
+      insert.run({ ...copied, hub_endpoint: null, routes: r.routes ?? '[]', enrol_used: r.enrol_used ?? 0, groups: r.groups ?? '["default"]', proxied: r.proxied ?? 0, host_number: Number(host), revision: 1 });
       const seen = typeof r.observed_endpoint === 'string' ? Endpoint.tryParse(r.observed_endpoint) : undefined;
-      if (seen) observations.push([String(r.public_key), seen.toString()]);
+      if (seen) {
+        keys.push(String(r.public_key));
+        observations.push([seen]);
+      }
       for (const g of stringList.parse(JSON.parse(String(r.groups ?? '["default"]')))) groups.push([g, String(r.kind), name]);
     }
-    db.exec('DROP TABLE nodes; ALTER TABLE nodes_v3 RENAME TO nodes;');
+    db.exec('DROP TABLE nodes; ALTER TABLE nodes_new RENAME TO nodes;');
     db.exec(OTHER_TABLES);
-    const obs = db.prepare('INSERT INTO observed_endpoints (public_key, endpoint, observed_at) VALUES (?, ?, 0)');
-    for (const [k, e] of observations) obs.run(k, e);
+    const obs = db.prepare('INSERT INTO observed_endpoints (public_key, family, endpoint, observed_at) VALUES (?, ?, ?, 0)');
+    keys.forEach((k, i) => obs.run(k, observations[i][0].family, observations[i][0].toString()));
     const grp = db.prepare('INSERT OR IGNORE INTO node_groups (grp, kind, name) VALUES (?, ?, ?)');
     for (const [g, k, n] of groups) grp.run(g, k, n);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
@@ -368,11 +418,11 @@ export class SqliteStore {
       const row = this.s.byName.get(name);
       if (!row) throw new StoreError(`no node named "${name}"`, 'not-found');
       const before = toRecord(row);
-      const after: NodeRecord = { ...before, groups: change.groups ?? before.groups, routes: change.routes ?? before.routes, proxied: change.proxied ?? before.proxied };
-      const same = JSON.stringify([before.groups, before.routes, before.proxied]) === JSON.stringify([after.groups, after.routes, after.proxied]);
-      if (same) return undefined;
+      const after: NodeRecord = { ...before, groups: change.groups ?? before.groups, routes: change.routes ?? before.routes, proxied: change.proxied ?? before.proxied, hubEndpoint: change.hubEndpoint !== undefined ? change.hubEndpoint : before.hubEndpoint };
+      const key = (n: NodeRecord) => JSON.stringify([n.groups, n.routes, n.proxied, n.hubEndpoint?.toString() ?? null]);
+      if (key(before) === key(after)) return undefined;
       after.revision = this.bump();
-      this.s.update.run(JSON.stringify(after.groups), JSON.stringify(after.routes.map(String)), after.proxied ? 1 : 0, after.revision, name);
+      this.s.update.run(JSON.stringify(after.groups), JSON.stringify(after.routes.map(String)), after.proxied ? 1 : 0, after.hubEndpoint?.toString() ?? null, after.revision, name);
       if (JSON.stringify(before.groups) !== JSON.stringify(after.groups)) {
         this.s.dropGroups.run(name);
         for (const g of new Set(after.groups)) this.s.addGroup.run(g, after.kind, name);
@@ -465,16 +515,19 @@ export class SqliteStore {
 
   async recordObservations(batch: readonly Observation[]): Promise<void> {
     this.db.transaction(() => {
-      for (const o of batch) this.s.observe.run(o.publicKey, o.endpoint.toString(), o.at, o.publicKey);
+      for (const o of batch) this.s.observe.run(o.publicKey, o.endpoint.family, o.endpoint.toString(), o.at, o.publicKey);
     })();
   }
 
-  async observations(publicKeys?: readonly string[]): Promise<Map<string, Observation>> {
+  async observations(publicKeys?: readonly string[]): Promise<Map<string, Observation[]>> {
     const rows = (publicKeys ? this.s.observationsOf.all(JSON.stringify(publicKeys)) : this.s.allObservations.all()) as { public_key: string; endpoint: string; observed_at: number }[];
-    const out = new Map<string, Observation>();
+    const out = new Map<string, Observation[]>();
     for (const r of rows) {
       const endpoint = Endpoint.tryParse(r.endpoint);
-      if (endpoint) out.set(r.public_key, { publicKey: r.public_key, endpoint, at: r.observed_at });
+      if (!endpoint) continue;
+      let list = out.get(r.public_key);
+      if (!list) out.set(r.public_key, (list = []));
+      list.push({ publicKey: r.public_key, endpoint, at: r.observed_at });
     }
     return out;
   }
@@ -546,7 +599,7 @@ function prepare(db: Database.Database) {
     changedSince: db.prepare('SELECT * FROM nodes WHERE revision > ? ORDER BY revision'),
     removedSince: db.prepare('SELECT name, public_key, revision FROM removed_nodes WHERE revision > ? ORDER BY revision'),
     insert: db.prepare(INSERT_NODE),
-    update: db.prepare('UPDATE nodes SET groups = ?, routes = ?, proxied = ?, revision = ? WHERE name = ?'),
+    update: db.prepare('UPDATE nodes SET groups = ?, routes = ?, proxied = ?, hub_endpoint = ?, revision = ? WHERE name = ?'),
     enrol: db.prepare("UPDATE nodes SET public_key = ?, private_key = '', token_hash = ?, enrol_used = 1, revision = ? WHERE name = ? AND enrol_key IS NOT NULL AND enrol_used = 0"),
     remove: db.prepare('DELETE FROM nodes WHERE name = ?'),
     addGroup: db.prepare('INSERT OR IGNORE INTO node_groups (grp, kind, name) VALUES (?, ?, ?)'),
@@ -560,8 +613,8 @@ function prepare(db: Database.Database) {
     setMeta: db.prepare('UPDATE meta SET value = ? WHERE key = ?'),
     lowerHint: db.prepare("UPDATE meta SET value = MIN(value, ?) WHERE key = 'alloc_hint'"),
     gapAfter: db.prepare('SELECT a.host_number + 1 AS free FROM nodes a WHERE a.host_number >= ? AND NOT EXISTS (SELECT 1 FROM nodes b WHERE b.host_number = a.host_number + 1) ORDER BY a.host_number LIMIT 1'),
-    observe: db.prepare(`INSERT INTO observed_endpoints (public_key, endpoint, observed_at) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM nodes WHERE public_key = ?)
-      ON CONFLICT (public_key) DO UPDATE SET endpoint = excluded.endpoint, observed_at = excluded.observed_at WHERE endpoint IS NOT excluded.endpoint`),
+    observe: db.prepare(`INSERT INTO observed_endpoints (public_key, family, endpoint, observed_at) SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM nodes WHERE public_key = ?)
+      ON CONFLICT (public_key, family) DO UPDATE SET endpoint = excluded.endpoint, observed_at = excluded.observed_at WHERE endpoint IS NOT excluded.endpoint`),
     dropObservation: db.prepare('DELETE FROM observed_endpoints WHERE public_key = ?'),
     observationsOf: db.prepare('SELECT public_key, endpoint, observed_at FROM observed_endpoints WHERE public_key IN (SELECT value FROM json_each(?))'),
     allObservations: db.prepare('SELECT public_key, endpoint, observed_at FROM observed_endpoints'),

@@ -50,8 +50,8 @@ export interface DirectoryStore {
 
   /** Where the hub saw these nodes; never a directory change. Observations of unknown keys are dropped. */
   recordObservations(batch: readonly Observation[]): Promise<void>;
-  /** The last observation of each of these keys (all of them when omitted). */
-  observations(publicKeys?: readonly string[]): Promise<Map<string, Observation>>;
+  /** The last observation of each of these keys (all of them when omitted): one per address family. */
+  observations(publicKeys?: readonly string[]): Promise<Map<string, Observation[]>>;
 }
 
 /**

@@ -32,11 +32,13 @@ test('--address (hub tunnel): an IPv4 host address with a prefix of /8 to /30', 
   refuses(() => addressWithPrefixArg('10.99.0.256/24'), /not an IPv4 address/);
 });
 
-test('--proxied-subnet and --routes: IPv4 subnets with host bits clear', () => {
+test('--proxied-subnet: an IPv4 subnet; --routes: subnets of either family; host bits clear', () => {
   assert.equal(subnetArg('10.98.0.0/24'), '10.98.0.0/24');
   assert.deepEqual(routesArg('192.168.10.0/24, 10.1.0.0/16'), ['192.168.10.0/24', '10.1.0.0/16']);
   refuses(() => subnetArg('10.98.0.1/24'), /must be an IPv4 subnet with host bits clear, e\.g\. 10\.98\.0\.0\/24 \(.*the subnet is 10\.98\.0\.0\/24\)/);
-  refuses(() => routesArg('192.168.10.0/24,fd00::/64'), /"fd00::\/64" .*IPv6 subnets are not supported here yet/);
+  assert.deepEqual(routesArg('192.168.10.0/24,2001:db8:1::/64'), ['192.168.10.0/24', '2001:db8:1::/64']);
+  refuses(() => routesArg('192.168.10.0/24,2001:db8:1::1/64'), /route "2001:db8:1::1\/64" must be a subnet with host bits clear.*the subnet is 2001:db8:1::\/64/);
+  refuses(() => subnetArg('fd00::/64'), /IPv6 subnets are not supported here yet/);
 });
 
 test('relay run --address: a public address of either family; loopback, link-local, unique-local and private ones are refused with the fix', () => {

@@ -100,7 +100,7 @@ test('peer sync: a change touches only the changed nodes\' peers and never reads
   v.apply(feed(1, [a, b, pending], [], true));
   assert.deepEqual(await sync.full(v.all()), { set: 3, removed: 1 });
   assert.deepEqual([...dev.peers.keys()].sort(), [keyOf('a'), keyOf('b'), keyOf('p')].sort());
-  assert.deepEqual(dev.peers.get(keyOf('p')), ['10.99.1.4/32'], 'a pending node is only its join key, on the join tunnel\'s address');
+  assert.deepEqual(dev.peers.get(keyOf('p')), ['10.99.1.4/32', 'fd3c:1a2b:3c4d:1::4/128'], 'a pending node is only its join key, on the join tunnel\'s addresses');
 
   dev.reads = 0;
   dev.sets = [];
@@ -113,8 +113,8 @@ test('peer sync: a change touches only the changed nodes\' peers and never reads
     dev.sets.flatMap((s) => s.peers ?? []).map((p) => [p.publicKey === keyOf('b') ? 'b' : p.publicKey === keyOf('a') ? 'a' : 'p-device', p.remove ?? false, p.allowedIps ?? null]),
     [
       ['b', true, null],
-      ['a', false, ['10.99.0.2/32', '192.168.7.0/24']],
-      ['p-device', false, ['10.99.0.4/32']],
+      ['a', false, ['10.99.0.2/32', 'fd3c:1a2b:3c4d::2/128', '192.168.7.0/24']],
+      ['p-device', false, ['10.99.0.4/32', 'fd3c:1a2b:3c4d::4/128']],
     ],
     'removals first; the join key stays for its grace period',
   );

@@ -131,7 +131,7 @@ test('agent files: token only as a hash in the store, files mode 0600', async ()
   for (const f of [files.conf, files.agentJson!]) assert.equal(statSync(f).mode & 0o777, 0o600, f);
   const conf = parseWgQuick(readFileSync(files.conf, 'utf8'));
   assert.equal(conf.peers.length, 1, 'an agent config has only the hub as a peer');
-  assert.deepEqual(conf.peers[0].allowedIps, ['10.99.0.1/32', '10.99.1.0/24']);
+  assert.deepEqual(conf.peers[0].allowedIps, ['10.99.0.1/32', 'fd3c:1a2b:3c4d::1/128', '10.99.1.0/24', 'fd3c:1a2b:3c4d:1::/64'], 'the hub and the proxied clients, both families');
   assert.equal(conf.peers[0].persistentKeepalive, 25);
 });
 
@@ -143,12 +143,13 @@ test('client configs: P2P has hub + each agent at its endpoint; proxied has only
   const p2p = clientConfig(hub, c, agents);
   assert.equal(p2p.interface.listenPort, 41003);
   assert.deepEqual(p2p.peers.map((p) => p.endpoint), ['203.0.113.2:51820', 'home.example.org:51820']);
-  assert.deepEqual(p2p.peers[1].allowedIps, ['10.99.0.2/32', '192.168.10.0/24']);
+  assert.deepEqual(p2p.peers[1].allowedIps, ['10.99.0.2/32', 'fd3c:1a2b:3c4d::2/128', '192.168.10.0/24']);
+  assert.deepEqual(p2p.interface.address, ['10.99.0.3/24', 'fd3c:1a2b:3c4d::3/64'], 'an IPv4 and an IPv6 tunnel address: the ULA /64 + the host number');
   assert.equal(p2p.peers[0].persistentKeepalive, 1);
   const proxied = proxiedConfig(hub, c, agents);
   assert.equal(proxied.peers.length, 1);
-  assert.deepEqual(proxied.peers[0].allowedIps, ['10.99.0.0/24', '10.99.1.0/24', '192.168.10.0/24']);
-  assert.deepEqual(proxied.interface.address, ['10.99.1.3/24']);
+  assert.deepEqual(proxied.peers[0].allowedIps, ['10.99.0.0/24', 'fd3c:1a2b:3c4d::/64', '10.99.1.0/24', 'fd3c:1a2b:3c4d:1::/64', '192.168.10.0/24']);
+  assert.deepEqual(proxied.interface.address, ['10.99.1.3/24', 'fd3c:1a2b:3c4d:1::3/64']);
 });
 
 test('a client config lists only the agents sharing a group with it, joined ones, at the endpoint the hub observed', async () => {
@@ -187,5 +188,6 @@ test('hub.conf lists no peers: the running hub admits nodes from the store', asy
   await addNode(store, { name: 'dev', kind: 'agent' });
   const conf = hubConfig(await store.hub());
   assert.deepEqual(conf.peers, []);
-  assert.deepEqual(conf.interface.address, ['10.99.0.1/24', '10.99.1.1/24']);
+  assert.deepEqual(conf.interface.address, ['10.99.0.1/24', 'fd3c:1a2b:3c4d::1/64', '10.99.1.1/24', 'fd3c:1a2b:3c4d:1::1/64']);
+  assert.ok(conf.interface.postUp.includes('sysctl -q -w net.ipv6.conf.all.forwarding=1'), 'the hub forwards IPv6 for proxied clients too');
 });

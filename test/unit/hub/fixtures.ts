@@ -11,9 +11,11 @@ export function testHub(address = '10.99.0.1/24', proxiedSubnet?: string): HubSe
   const a = Prefixed.parse(address);
   return {
     ...k,
-    endpoint: HostPort.parse('203.0.113.2:51820'),
+    endpoints: [HostPort.parse('203.0.113.2:51820')],
     address: a,
+    address6: Prefixed.parse('fd3c:1a2b:3c4d::1/64'),
     proxiedSubnet: proxiedSubnet ? Cidr.parse(proxiedSubnet) : a.subnet.next(),
+    proxiedSubnet6: Cidr.parse('fd3c:1a2b:3c4d:1::/64'),
     listenPort: 51820,
     apiPort: 51821,
     clientHubKeepalive: 1,
@@ -35,6 +37,7 @@ export function testNode(name: string, host: number, groups: string[] = ['defaul
     privateKey: '',
     tokenHash: null,
     fixedEndpoint: null,
+    hubEndpoint: null,
     listenPort: 51820,
     routes: [],
     createdAt: '',

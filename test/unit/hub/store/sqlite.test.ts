@@ -137,7 +137,7 @@ test('a store of the current release (schema 2) is migrated in one transaction: 
     assert.equal(nodes[2].enrolKey, nodes[2].publicKey);
     // The observed endpoints moved to their own table, keyed by public key.
     const seen = await store.observations();
-    assert.deepEqual([...seen.values()].map((o) => [o.publicKey, o.endpoint.toString()]).sort(), [[keys.dev, '203.0.113.10:51820'], [keys.phone, '203.0.113.20:41003']].sort());
+    assert.deepEqual([...seen.values()].flat().map((o) => [o.publicKey, o.endpoint.toString()]).sort(), [[keys.dev, '203.0.113.10:51820'], [keys.phone, '203.0.113.20:41003']].sort());
     // Groups are queryable: agents of "home" that have joined (not the pending "late").
     assert.deepEqual((await store.members(['home'], 'agent')).map((n) => n.name), ['dev']);
     assert.deepEqual((await store.members(['default'], 'agent')).map((n) => n.name), ['dev']);
@@ -149,7 +149,7 @@ test('a store of the current release (schema 2) is migrated in one transaction: 
     assert.equal((await addNode(store, { name: 'pc', kind: 'agent' })).node.address.toString(), '10.99.0.5');
   });
   const db = new Database(join(dir, 'hub.sqlite'), { readonly: true });
-  assert.equal(db.pragma('user_version', { simple: true }), 3);
+  assert.equal(db.pragma('user_version', { simple: true }), 4);
   assert.ok(!(db.prepare('PRAGMA table_info(nodes)').all() as { name: string }[]).some((c) => c.name === 'observed_endpoint'));
   db.close();
   await (await openStore(dir)).close();
@@ -177,7 +177,7 @@ test('a store from a newer wgp2p is refused with the reason', async () => {
   const db = new Database(join(dir, 'hub.sqlite'));
   db.pragma('user_version = 9');
   db.close();
-  await assert.rejects(openStore(dir), /written by a newer wgp2p \(store schema 9, this one knows 3\); upgrade wgp2p/);
+  await assert.rejects(openStore(dir), /written by a newer wgp2p \(store schema 9, this one knows 4\); upgrade wgp2p/);
 });
 
 test('a new store is mode 0600 and refuses to be created twice; a missing or corrupt one is reported, not created', async () => {
@@ -201,7 +201,8 @@ test('the hub settings round-trip as values', async () => {
   await (await createStore(dir, hub)).close();
   await withStore(async (store) => {
     const h = await store.hub();
-    assert.equal(h.endpoint.toString(), '203.0.113.2:51820');
+    assert.deepEqual(h.endpoints.map(String), ['203.0.113.2:51820']);
+    assert.equal(h.address6.toString(), 'fd3c:1a2b:3c4d::1/64');
     assert.equal(h.address.toString(), '10.99.0.1/24');
     assert.equal(h.address.subnet.toString(), '10.99.0.0/24');
     assert.equal(h.proxiedSubnet.toString(), '10.99.1.0/24');
