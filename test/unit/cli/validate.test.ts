@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InvalidArgumentError } from 'commander';
-import { addressWithPrefixArg, endpointArg, portRangeArg, publicAddressArg, routesArg, subnetArg } from '../../../src/cli/validate.js';
+import { address6Arg, familyArg, hubEndpointArg, addressWithPrefixArg, endpointArg, portRangeArg, publicAddressArg, routesArg, subnetArg } from '../../../src/cli/validate.js';
 
 function refuses(fn: () => unknown, ...fragments: RegExp[]): void {
   assert.throws(fn, (err: unknown) => {
@@ -63,4 +63,28 @@ test('relay run --ports: MIN-MAX with room for one allocation', () => {
   refuses(() => portRangeArg('52000'), /must be MIN-MAX/);
   refuses(() => portRangeArg('52000-52000'), /each allocation takes two ports/);
   refuses(() => portRangeArg('0-10'), /1 <= MIN < MAX <= 65535/);
+});
+
+test('hub endpoints: IPv4, bracketed IPv6 or a DNS name; an unbracketed IPv6, a zone, link-local, loopback and ULA addresses are refused with the fix', () => {
+  assert.equal(hubEndpointArg('203.0.113.2:51820'), '203.0.113.2:51820');
+  assert.equal(hubEndpointArg('[2001:db8::2]:51820'), '[2001:db8::2]:51820');
+  assert.equal(hubEndpointArg('vpn.example.org:51820'), 'vpn.example.org:51820');
+  assert.equal(hubEndpointArg('10.0.0.5:51820'), '10.0.0.5:51820', 'a hub on a private network serves the nodes on it');
+  refuses(() => hubEndpointArg('2001:db8::2:51820'), /needs brackets before the port/);
+  refuses(() => hubEndpointArg('[fe80::1%eth0]:51820'), /zone index/);
+  refuses(() => hubEndpointArg('[fe80::1]:51820'), /a link-local address/, /give the address nodes on the internet reach the hub at/);
+  refuses(() => hubEndpointArg('[::1]:51820'), /a loopback address/);
+  refuses(() => hubEndpointArg('127.0.0.1:51820'), /a loopback address/);
+  refuses(() => hubEndpointArg('[fd00:1::2]:51820'), /a unique-local address/);
+});
+
+test('--address6: a /64 of unique-local space, host bits clear', () => {
+  assert.equal(address6Arg('fd3c:1a2b:3c4d::/64'), 'fd3c:1a2b:3c4d::/64');
+  refuses(() => address6Arg('fd3c:1a2b:3c4d::/48'), /is a \/48; the tunnel's IPv6 network is a \/64/);
+  refuses(() => address6Arg('2001:db8::/64'), /not in fd00::\/8; use a unique-local prefix like fd/);
+  refuses(() => address6Arg('fc00::/64'), /not in fd00::\/8/);
+  refuses(() => address6Arg('fd3c:1a2b:3c4d::1/64'), /must be a \/64 subnet of unique-local space/);
+  refuses(() => address6Arg('10.99.0.0/24'), /not an IPv6 subnet/);
+  assert.equal(familyArg('6'), 6);
+  refuses(() => familyArg('5'), /must be 4 or 6/);
 });

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { Cidr } from '../../../../src/core/net/cidr.js';
 import { Endpoint } from '../../../../src/core/net/endpoint.js';
+import { nodeAddress6 } from '../../../../src/hub/address-plan.js';
 import { addNode } from '../../../../src/hub/directory.js';
 import { generateKeyPair } from '../../../../src/core/wireguard/keys.js';
 import type { HubSettings } from '../../../../src/hub/store/model.js';
@@ -147,12 +149,50 @@ test('a store of the current release (schema 2) is migrated in one transaction: 
     assert.equal(all.upserted.length, 4);
     // Allocation continues at the lowest free host number.
     assert.equal((await addNode(store, { name: 'pc', kind: 'agent' })).node.address.toString(), '10.99.0.5');
+    // IPv6 arrived with schema 4: the hub has a ULA /64 of its own, and every node its address in it.
+    const hub = await store.hub();
+    assert.deepEqual(hub.endpoints.map(String), ['203.0.113.2:51820']);
+    assert.equal(hub.address6.prefix, 64);
+    assert.ok(Cidr.parse('fd00::/8').covers(hub.address6.subnet), `a unique-local prefix: ${hub.address6}`);
+    assert.equal(hub.address6.address.toString(), hub.address6.subnet.nth(1).toString(), 'the hub keeps its host number (.1) in IPv6');
+    assert.equal(hub.proxiedSubnet6.toString(), hub.address6.subnet.next().toString());
+    assert.equal(nodeAddress6(hub, dev.hostNumber).toString(), hub.address6.subnet.nth(2).toString());
   });
   const db = new Database(join(dir, 'hub.sqlite'), { readonly: true });
   assert.equal(db.pragma('user_version', { simple: true }), 4);
   assert.ok(!(db.prepare('PRAGMA table_info(nodes)').all() as { name: string }[]).some((c) => c.name === 'observed_endpoint'));
   db.close();
   await (await openStore(dir)).close();
+});
+
+test('a store of the release before IPv6 (schema 3) gains its IPv6 prefix, per-family observations and per-node hub endpoints', async () => {
+  await (await createStore(dir, testHub())).close();
+  const k = generateKeyPair();
+  // Rewrite the new store into the shape schema 3 had.
+  const db = new Database(join(dir, 'hub.sqlite'));
+  const json = JSON.parse((db.prepare('SELECT json FROM hub').get() as { json: string }).json) as Record<string, unknown>;
+  const { endpoints, address6, proxiedSubnet6, ...rest } = json;
+  void address6;
+  void proxiedSubnet6;
+  db.prepare('UPDATE hub SET json = ?').run(JSON.stringify({ ...rest, endpoint: (endpoints as string[])[0] }));
+  db.exec('ALTER TABLE nodes DROP COLUMN hub_endpoint; DROP TABLE observed_endpoints; CREATE TABLE observed_endpoints (public_key TEXT PRIMARY KEY, endpoint TEXT NOT NULL, observed_at INTEGER NOT NULL) WITHOUT ROWID;');
+  db.prepare("INSERT INTO nodes (name, kind, host_number, address, public_key, private_key, created_at, revision) VALUES ('dev', 'agent', 2, '10.99.0.2', ?, ?, '2026-11-01', 2)").run(k.publicKey, k.privateKey);
+  db.prepare('INSERT INTO observed_endpoints VALUES (?, ?, 5)').run(k.publicKey, '203.0.113.10:51820');
+  db.pragma('user_version = 3');
+  db.close();
+  await withStore(async (store) => {
+    const hub = await store.hub();
+    assert.deepEqual(hub.endpoints.map(String), ['203.0.113.2:51820']);
+    assert.ok(Cidr.parse('fd00::/8').covers(hub.address6.subnet));
+    const dev = (await store.node('dev'))!;
+    assert.equal(dev.hubEndpoint, null);
+    assert.deepEqual([...(await store.observations()).values()].flat().map((o) => o.endpoint.toString()), ['203.0.113.10:51820']);
+    await store.recordObservations([{ publicKey: k.publicKey, endpoint: Endpoint.parse('[2001:db8::10]:51820'), at: 6 }]);
+    assert.deepEqual((await store.observations()).get(k.publicKey)?.map((o) => o.endpoint.toString()).sort(), ['203.0.113.10:51820', '[2001:db8::10]:51820'], 'one per family');
+  });
+  const after = new Database(join(dir, 'hub.sqlite'), { readonly: true });
+  assert.equal(after.pragma('user_version', { simple: true }), 4);
+  after.close();
 });
 
 test('a migration that fails leaves the store as it was', async () => {
