@@ -376,8 +376,12 @@ export class PairPaths {
     return { a: this.deps.nat.view(p.a), b: this.deps.nat.view(p.b) };
   }
 
-  /** Candidates the hub knows cannot work, with the reason of the first. */
-  private viable(p: Pair): { all: Candidate[]; viable: Candidate[]; blocked: string | null } {
+  /**
+   * The pair's candidates, those the hub knows cannot work, and why the first of those cannot.
+   * No candidate at all with both nodes seen means they share no address family (one has only
+   * IPv4, the other only IPv6): only the relay, which bridges families, connects them.
+   */
+  private viable(p: Pair): { all: Candidate[]; viable: Candidate[]; blocked: string | null; bothSeen: boolean } {
     const v = this.views(p);
     const all = gather(v.a, v.b);
     let blocked: string | null = null;
@@ -386,7 +390,9 @@ export class PairPaths {
       blocked ??= why;
       return why === null;
     });
-    return { all, viable, blocked };
+    const bothSeen = v.a.seen !== null && v.b.seen !== null;
+    if (all.length === 0 && bothSeen) blocked = `${v.a.name} and ${v.b.name} have no address family in common (${describe(v.a)}; ${describe(v.b)})`;
+    return { all, viable, blocked, bothSeen };
   }
 
   private evaluate(p: Pair, why: string, force = false): void {
@@ -404,8 +410,8 @@ export class PairPaths {
       this.sendHub(p);
       return;
     }
-    const { all, viable, blocked } = this.viable(p);
-    if (all.length === 0) return; // an endpoint is not known yet: the poll that sees it calls changed()
+    const { all, viable, blocked, bothSeen } = this.viable(p);
+    if (all.length === 0 && !bothSeen) return; // an endpoint is not known yet: the poll that sees it calls changed()
     // A scheduled retry tries even where the hub thinks it cannot work: what it knows may be stale.
     const cands = force ? all : viable;
     if (cands.length === 0) {
@@ -500,8 +506,8 @@ export class PairPaths {
   }
 
   private scheduleRetry(p: Pair): void {
-    const { all, viable } = this.viable(p);
-    const hopeless = all.length > 0 && viable.length === 0;
+    const { viable, bothSeen } = this.viable(p);
+    const hopeless = bothSeen && viable.length === 0;
     const spacing = hopeless || p.unstable >= 2 ? this.t.slowRetryMs : Math.min(this.t.backoffCapMs, this.t.backoffBaseMs * 2 ** Math.max(0, p.failures - 1));
     const delay = Math.max(this.t.backoffBaseMs / 4, (p.lastAttemptAt || this.now()) + spacing - this.now());
     p.retryAt = this.now() + delay;
@@ -607,4 +613,10 @@ export class PairPaths {
     for (const t of ['ready', 'verdict', 'late'] as const) p.timers.disarm(`attempt:${t}`);
     p.attempt = null;
   }
+}
+
+/** The families a node can be reached over, in words, for a reason: "a: IPv4". */
+function describe(n: NodeView): string {
+  const families = [n.seen?.family === 4 ? 'IPv4' : null, n.seen?.family === 6 || n.interfaces.some((i) => i.family === 6 && i.address.isPublic()) ? 'IPv6' : null].filter(Boolean);
+  return `${n.name}: ${families.join(' and ') || 'no address seen'}`;
 }

@@ -213,6 +213,23 @@ test('two symmetric IPv4 NATs with IPv6 on both sides go direct over IPv6 first,
   h.paths.close();
 });
 
+test('an IPv6-only node and an IPv4-only one share no family: the relay (which bridges them) at once, and only slow retries', async () => {
+  const h = harness();
+  h.at('a', '[2001:db8:a::2]:51820', ['2001:db8:a::2/64']);
+  h.at('b', '203.0.113.20:51820', ['192.168.1.2/24']);
+  await h.connect();
+  assert.deepEqual(h.sent.map((s) => h.what(s.cmd)), ['relay', 'relay']);
+  assert.match(h.status().reason ?? '', /a and b have no address family in common \(a: IPv6; b: IPv4\)/);
+  assert.ok((h.status().nextRetryInMs ?? 0) >= 299_000, `nothing to try until a network changes: ${h.status().nextRetryInMs}`);
+  h.paths.close();
+
+  const g = harness();
+  g.at('a', '[2001:db8:a::2]:51820', ['2001:db8:a::2/64']);
+  await g.connect();
+  assert.equal(g.sent.length, 0, 'b not seen yet: wait for it, do not relay');
+  g.paths.close();
+});
+
 test('a failed attempt goes to the relay and retries with backoff spaced from attempt to attempt, up to 8 s, never giving up', async () => {
   const h = await connected('203.0.113.10:51820', '203.0.113.20:51820');
   await h.tick(4300);
