@@ -90,7 +90,7 @@ type PairPath =
 
 export type PairMode = PairPath['via'];
 
-type TimerName = `attempt:${AttemptTimer}` | 'retry' | 'relay-confirm';
+type TimerName = `attempt:${AttemptTimer}` | 'retry' | 'relay-confirm' | 'relay-retry';
 
 interface Pair {
   id: string;
@@ -105,6 +105,8 @@ interface Pair {
   /** A relay allocation in flight, by token: anything that supersedes it clears this. */
   allocating: number | null;
   relayTries: number;
+  /** Relay allocations that failed in a row: their retries back off. */
+  allocationFailures: number;
   failures: number;
   unstable: number;
   directSince: number | null;
@@ -199,6 +201,7 @@ export class PairPaths {
       grant: null,
       allocating: null,
       relayTries: 0,
+      allocationFailures: 0,
       failures: 0,
       unstable: 0,
       directSince: null,
@@ -533,8 +536,10 @@ export class PairPaths {
         if (!grant) {
           p.grant = null;
           this.commit(p, { via: 'no-path' }, `${why}; no relay available`);
+          this.retryRelay(p, why);
           return;
         }
+        p.allocationFailures = 0;
         const fresh = grant.relayId !== p.grant?.relayId;
         const was = p.path;
         p.grant = grant;
@@ -547,7 +552,20 @@ export class PairPaths {
         p.allocating = null;
         this.deps.log.warn({ err, pair: [this.name(p.a), this.name(p.b)] }, 'relay allocation failed');
         this.commit(p, { via: 'no-path' }, `${why}; relay allocation failed`);
+        this.retryRelay(p, why);
       });
+  }
+
+  /**
+   * No relay took the pair (none registered yet, all full, one that did not answer): ask again
+   * with the pair's usual backoff, 1 s doubling to 8 s, never giving up. A direct retry scheduled
+   * meanwhile still runs; whichever works first wins.
+   */
+  private retryRelay(p: Pair, why: string): void {
+    const delay = Math.min(this.t.backoffCapMs, this.t.backoffBaseMs * 2 ** p.allocationFailures++);
+    p.timers.arm('relay-retry', delay, () => {
+      if (p.path.via === 'no-path' && !p.attempt && p.allocating === null) this.goRelay(p, why);
+    });
   }
 
   private sendRelay(p: Pair): void {

@@ -348,6 +348,31 @@ test('a pair exists only while both agents share a group, from the moment both c
   h.paths.close();
 });
 
+test('no relay available: the pair asks again with its usual backoff (1, 2, 4, then every 8 s), not after 5 minutes', async () => {
+  const h = harness();
+  const deps = (h.paths as unknown as { deps: { allocateRelay: (a: string, b: string) => Promise<unknown> } }).deps;
+  const real = deps.allocateRelay;
+  const asked: number[] = [];
+  let relays = 0;
+  deps.allocateRelay = async (a, b) => {
+    asked.push(h.clock.now());
+    return relays > 0 ? real(a, b) : undefined;
+  };
+  h.at('a', '203.0.113.10:40001');
+  h.at('b', '203.0.113.20:40002');
+  await h.connect();
+  assert.equal(h.status().mode, 'no-path');
+  assert.match(h.status().reason ?? '', /no relay available/);
+  await h.tick(1000 + 2000 + 4000 + 8000 + 8000);
+  const gaps = asked.slice(1).map((t, i) => t - asked[i]);
+  assert.deepEqual(gaps, [1000, 2000, 4000, 8000, 8000], 'issue 10, finding 9: retried within the normal backoff');
+  relays = 1; // a relay registers
+  await h.tick(8000);
+  assert.equal(h.status().mode, 'relay');
+  assert.equal(h.lastWhat('a'), 'relay');
+  h.paths.close();
+});
+
 test('a relay allocation that answers after the pair went direct is given back, not used', async () => {
   let release: (() => void) | undefined;
   const h = await connected('203.0.113.10:51820', '203.0.113.20:51820');
