@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { writeSecret } from '../core/secret-file.js';
 import type { Command } from 'commander';
 import QRCode from 'qrcode';
 import { encodeJoinCode } from '../core/join-code.js';
@@ -12,8 +12,9 @@ import { durationArg, familyArg, hubEndpointArg, routesArg } from './validate.js
 
 async function printQr(text: string, opts: { qr?: boolean; qrPng?: string; qrSvg?: string }): Promise<void> {
   if (opts.qr) console.log(await QRCode.toString(text, { type: 'terminal', small: true }));
-  if (opts.qrPng) await QRCode.toFile(opts.qrPng, text, { type: 'png' });
-  if (opts.qrSvg) writeFileSync(opts.qrSvg, await QRCode.toString(text, { type: 'svg' }), { mode: 0o600 });
+  // A QR code of a config or a join code is the secret itself: 0600, like the config.
+  if (opts.qrPng) writeSecret(opts.qrPng, await QRCode.toBuffer(text, { type: 'png' }));
+  if (opts.qrSvg) writeSecret(opts.qrSvg, await QRCode.toString(text, { type: 'svg' }));
 }
 
 /** Opens the store for one command and always closes it. */

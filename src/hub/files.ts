@@ -1,4 +1,5 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { writeSecret } from '../core/secret-file.js';
 import { join } from 'node:path';
 import type { Family } from '../core/net/address.js';
 import type { Endpoint } from '../core/net/endpoint.js';
@@ -9,10 +10,6 @@ import type { HubSettings, NodeRecord } from './store/model.js';
 import type { DirectoryStore } from './store/store.js';
 
 /** The files the hub's directory holds besides its store. Everything with a key or token is 0600. */
-
-export function writeSecret(path: string, text: string): void {
-  writeFileSync(path, text, { mode: 0o600 });
-}
 
 export function nodesDir(dir: string): string {
   const d = join(dir, 'nodes');
