@@ -104,7 +104,7 @@ export async function addNode(store: DirectoryStore, input: AddNodeInput): Promi
   const problem = fixedEndpoint?.address && publicEndpointProblem(fixedEndpoint.address);
   if (problem) throw new InputError(`--endpoint ${fixedEndpoint} is ${problem}; give the address clients on the internet reach the agent at, or a DNS name`);
   const hubEndpoint = input.hubEndpoint !== undefined ? hubEndpointOf(hub, input.hubEndpoint) : null;
-  const routes = parseRoutes(input.routes ?? [], hub);
+  const routes = await parseRoutes(store, input.routes ?? [], hub, input.name);
 
   const groups = input.groups ?? ['default'];
   checkGroups(groups);
@@ -155,14 +155,39 @@ function checkGroups(groups: string[]): void {
   if (groups.length === 0) throw new InputError('--groups needs at least one group');
 }
 
-/** Routes are subnets of either family whose network is outside the tunnel networks. */
-function parseRoutes(routes: string[], hub: HubSettings): Cidr[] {
-  return routes.map((r) => {
+/**
+ * Routes behind an agent: subnets of either family that overlap none of the hub's own networks,
+ * in either direction, and no route of another node. A route that covers the tunnel (10.0.0.0/8
+ * over 10.99.0.0/24, or 0.0.0.0/0) would be one element of a group's set in the hub's filter
+ * that contains other groups' members, and a route into the tunnel in hub.conf's peers: it would
+ * undo group isolation for everyone. A default route meant as an exit node is a feature of its
+ * own, not a route.
+ */
+async function parseRoutes(store: DirectoryStore, routes: string[], hub: HubSettings, self: string): Promise<Cidr[]> {
+  const parsed = routes.map((r) => {
     const c = Cidr.tryParse(r);
     if (!c) throw new InputError(`route "${r}" is not a subnet like 192.168.1.0/24 or 2001:db8:1::/64`);
-    for (const tunnel of [tunnelSubnet(hub), hub.address6.subnet]) if (tunnel.contains(c.network)) throw new InputError(`route ${r} overlaps the tunnel network ${tunnel}`);
+    if (c.prefix === 0) throw new InputError(`route ${r} is a default route: a node that carries all traffic (an exit node) is not a route; give the subnets behind it`);
+    const ours: [Cidr, string][] = [
+      [tunnelSubnet(hub), 'the tunnel network'],
+      [hub.address6.subnet, "the tunnel's IPv6 network"],
+      [hub.proxiedSubnet, 'the proxied clients\' network'],
+      [hub.proxiedSubnet6, "the proxied clients' IPv6 network"],
+    ];
+    for (const [net, what] of ours) if (net.overlaps(c)) throw new InputError(`route ${r} overlaps ${what} ${net}; routes are subnets behind a node, outside the hub's networks`);
     return c;
   });
+  parsed.forEach((c, i) => parsed.slice(i + 1).forEach((d) => {
+    if (c.overlaps(d)) throw new InputError(`routes ${c} and ${d} overlap; give each subnet once`);
+  }));
+  for (const other of await store.routed()) {
+    if (other.name === self) continue;
+    for (const c of parsed) {
+      const clash = other.routes.find((d) => d.overlaps(c));
+      if (clash) throw new InputError(`route ${c} overlaps ${clash}, which node "${other.name}" routes already; one subnet can be behind one node`);
+    }
+  }
+  return parsed;
 }
 
 export interface NodeChange {
@@ -181,7 +206,7 @@ export async function changeNode(store: DirectoryStore, name: string, change: No
   let routes: Cidr[] | undefined;
   if (change.routes) {
     if (n.kind !== 'agent') throw new InputError('--routes applies to agents only');
-    routes = parseRoutes(change.routes, await store.hub());
+    routes = await parseRoutes(store, change.routes, await store.hub(), name);
   }
   if (change.proxied !== undefined && n.kind !== 'agent') throw new InputError('--proxied applies to agents only');
   const hubEndpoint = change.hubEndpoint === undefined ? undefined : change.hubEndpoint === null ? null : hubEndpointOf(await store.hub(), change.hubEndpoint);

@@ -387,6 +387,10 @@ export class SqliteStore {
     return this.s.all.all().map(toRecord);
   }
 
+  async routed(): Promise<NodeRecord[]> {
+    return this.s.routed.all().map(toRecord);
+  }
+
   async members(groups: readonly string[], kind: NodeKind): Promise<NodeRecord[]> {
     return this.s.members.all({ kind, groups: JSON.stringify(groups) }).map(toRecord);
   }
@@ -597,6 +601,7 @@ function prepare(db: Database.Database) {
     members: db.prepare(`SELECT * FROM nodes WHERE kind = @kind AND NOT (enrol_key IS NOT NULL AND enrol_used = 0)
       AND name IN (SELECT name FROM node_groups WHERE kind = @kind AND grp IN (SELECT value FROM json_each(@groups))) ORDER BY created_at, name`),
     changedSince: db.prepare('SELECT * FROM nodes WHERE revision > ? ORDER BY revision'),
+    routed: db.prepare("SELECT * FROM nodes WHERE routes != '[]' ORDER BY created_at, name"),
     removedSince: db.prepare('SELECT name, public_key, revision FROM removed_nodes WHERE revision > ? ORDER BY revision'),
     insert: db.prepare(INSERT_NODE),
     update: db.prepare('UPDATE nodes SET groups = ?, routes = ?, proxied = ?, hub_endpoint = ?, revision = ? WHERE name = ?'),

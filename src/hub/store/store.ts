@@ -27,6 +27,8 @@ export interface DirectoryStore {
   listNodes(): Promise<NodeRecord[]>;
   /** Nodes of `kind` in any of `groups` that are not waiting to join, oldest first. */
   members(groups: readonly string[], kind: NodeKind): Promise<NodeRecord[]>;
+  /** Nodes with routes behind them (a few agents, not every node). */
+  routed(): Promise<NodeRecord[]>;
 
   /** Adds a node at the host number `host` asks for, or the lowest free one; refuses a taken name, key or address. */
   addNode(draft: NodeDraft, host: HostRequest): Promise<NodeRecord>;

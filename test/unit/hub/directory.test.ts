@@ -174,6 +174,23 @@ test('a client config lists only the agents sharing a group with it, joined ones
   );
 });
 
+test('routes are checked both ways: supernets of the tunnel, default routes, the proxied subnets and another node\'s route are refused (issue 10, finding 3)', async () => {
+  const refused: [string[], RegExp][] = [
+    [['0.0.0.0/0'], /route 0\.0\.0\.0\/0 is a default route: .*exit node/],
+    [['::/0'], /default route/],
+    [['10.0.0.0/8'], /route 10\.0\.0\.0\/8 overlaps the tunnel network 10\.99\.0\.0\/24/],
+    [['10.99.1.0/25'], /overlaps the proxied clients' network 10\.99\.1\.0\/24/],
+    [['fd3c:1a2b:3c4d::/48'], /overlaps the tunnel's IPv6 network/],
+    [['192.168.0.0/16', '192.168.5.0/24'], /routes 192\.168\.0\.0\/16 and 192\.168\.5\.0\/24 overlap/],
+  ];
+  for (const [routes, why] of refused) await assert.rejects(addNode(store, { name: 'x', kind: 'agent', routes }), why, routes.join());
+  await addNode(store, { name: 'home', kind: 'agent', routes: ['192.168.10.0/24', '2001:db8:10::/64'] });
+  await assert.rejects(addNode(store, { name: 'x', kind: 'agent', routes: ['192.168.0.0/16'] }), /route 192\.168\.0\.0\/16 overlaps 192\.168\.10\.0\/24, which node "home" routes already/);
+  await assert.rejects(changeNode(store, 'home', { routes: ['10.0.0.0/8'] }), /overlaps the tunnel network/);
+  assert.deepEqual((await changeNode(store, 'home', { routes: ['192.168.10.0/24', '192.168.11.0/24'] })).routes.map(String), ['192.168.10.0/24', '192.168.11.0/24'], 'a node may keep its own routes');
+  assert.equal((await store.listNodes()).length, 1, 'nothing else was stored');
+});
+
 test('node set: groups, routes and proxied change live; a change names what is wrong', async () => {
   await addNode(store, { name: 'dev', kind: 'agent' });
   await addNode(store, { name: 'phone', kind: 'client' });
