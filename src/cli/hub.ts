@@ -70,6 +70,9 @@ export function registerHub(program: Command): void {
       // The block of the same size right after the tunnel network, so every host number has a proxied address.
       const proxied = o.proxiedSubnet !== undefined ? Cidr.parse(o.proxiedSubnet) : net.next();
       if (proxied.overlaps(net)) throw new Error(`--proxied-subnet ${proxied} overlaps the tunnel network ${net}`);
+      // Host number h is a client's proxied address and a joining agent's one-time tunnel address
+      // in this subnet: a smaller one would give two nodes one address, or land inside the tunnel.
+      if (proxied.size < net.size) throw new Error(`--proxied-subnet ${proxied} is smaller than the tunnel network ${net}; give a /${net.prefix} (or larger), e.g. ${net.next()}`);
       const endpoints = hubEndpoints(o.endpoint);
       const ula = o.address6 !== undefined ? { tunnel: Cidr.parse(o.address6), proxied: Cidr.parse(o.address6).next() } : randomUlaPrefix(randomBytes);
       const hubHost = Number(net.offsetOf(address.address));
