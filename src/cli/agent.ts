@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { Agent } from '../agent/agent.js';
 import { createLogger } from '../core/log.js';
+import { keepRunning } from '../core/long-running.js';
 import { agentInterface, loadAgentConfig } from './node-config.js';
 
 export function registerAgent(program: Command): void {
@@ -13,7 +14,9 @@ export function registerAgent(program: Command): void {
     .option('--interface <if>', 'WireGuard interface (default: NAME)')
     .action(async (o: { config: string; interface?: string }) => {
       const cfg = loadAgentConfig(o.config);
-      const agent = new Agent({ config: cfg, ifname: agentInterface(cfg, o.config, o.interface), log: createLogger('agent') });
+      const agentLog = createLogger('agent');
+      keepRunning(agentLog);
+      const agent = new Agent({ config: cfg, ifname: agentInterface(cfg, o.config, o.interface), log: agentLog });
       await agent.start();
       const stop = () => void agent.stop().finally(() => process.exit(0));
       process.once('SIGINT', stop);

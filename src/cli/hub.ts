@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { createLogger } from '../core/log.js';
+import { keepRunning } from '../core/long-running.js';
 import { Cidr, Prefixed } from '../core/net/cidr.js';
 import { HostPort } from '../core/net/endpoint.js';
 import { randomUlaPrefix } from '../hub/address-plan.js';
@@ -10,7 +11,7 @@ import { Hub } from '../hub/hub.js';
 import { generateKeyPair } from '../core/wireguard/keys.js';
 import type { HubSettings } from '../hub/store/model.js';
 import { createStore } from '../hub/store/store.js';
-import { address6Arg, addressWithPrefixArg, hubEndpointArg, portArg, secondsArg, subnetArg } from './validate.js';
+import { address6Arg, addressWithPrefixArg, hubEndpointArg, millisecondsArg, portArg, secondsArg, subnetArg } from './validate.js';
 
 /**
  * Defaults, chosen from lab measurements (README, "Defaults"):
@@ -113,11 +114,12 @@ next: wg-quick up ${conf}, then: wgp2p hub run --dir ${o.dir} --interface hub`);
     .description("attach to the hub's WireGuard interface and serve the control plane")
     .requiredOption('--dir <dir>', 'the hub directory')
     .requiredOption('--interface <if>', 'the WireGuard interface brought up from hub.conf')
-    .option('--poll-ms <ms>', 'device read interval', (v) => Number(v), 20)
+    .option('--poll-ms <ms>', 'shortest device read interval', millisecondsArg, 20)
     .option('--no-relay', 'no relay inside the hub: only relays that register ("wgp2p relay run")')
     .option('--relay-address <ip>', "public address of the hub's own relay (default: the endpoint's, when it is an address)")
     .action(async (o: { dir: string; interface: string; pollMs: number; relay: boolean; relayAddress?: string }) => {
       const log = createLogger('hub');
+      keepRunning(log);
       const h = new Hub({ dir: o.dir, ifname: o.interface, log, pollMs: o.pollMs, noBuiltinRelay: !o.relay, relayAddress: o.relayAddress });
       await h.start();
       const stop = () => void h.stop().finally(() => process.exit(0));

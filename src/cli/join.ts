@@ -4,6 +4,7 @@ import { Agent } from '../agent/agent.js';
 import { enrol } from '../agent/enrol.js';
 import { decodeJoinCode } from '../core/join-code.js';
 import { createLogger } from '../core/log.js';
+import { keepRunning } from '../core/long-running.js';
 
 export function registerJoin(program: Command): void {
   program
@@ -30,7 +31,9 @@ export function registerJoin(program: Command): void {
         console.log(`installed ${unit}; start it with: systemctl enable --now wgp2p-agent-${done.config.name} (and wg-quick@${ifname} for the interface at boot)`);
         return;
       }
-      const agent = new Agent({ config: done.config, ifname, log: createLogger('agent') });
+      const agentLog = createLogger('agent');
+      keepRunning(agentLog);
+      const agent = new Agent({ config: done.config, ifname, log: agentLog });
       await agent.start();
       const stop = () => void agent.stop().finally(() => process.exit(0));
       process.once('SIGINT', stop);

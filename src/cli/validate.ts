@@ -49,6 +49,12 @@ export function endpointArg(v: string): string {
   return v;
 }
 
+/** A whole number of milliseconds from 1 to 60,000 ("abc" used to become NaN, and a poll every 1 ms). */
+export function millisecondsArg(v: string): number {
+  if (!/^\d{1,5}$/.test(v) || Number(v) < 1 || Number(v) > 60_000) throw new InvalidArgumentError(`"${v}" must be a number of milliseconds from 1 to 60000`);
+  return Number(v);
+}
+
 export function familyArg(v: string): 4 | 6 {
   if (v !== '4' && v !== '6') throw new InvalidArgumentError(`"${v}" must be 4 or 6 (the address family)`);
   return v === '4' ? 4 : 6;

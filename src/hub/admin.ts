@@ -24,7 +24,7 @@ export class AdminServer {
 
   async listen(): Promise<void> {
     rmSync(this.path, { force: true });
-    const server = createServer((req, res) => void this.handle(req, res).catch((err: unknown) => reply(res, 500, { error: (err as Error).message })));
+    const server = createServer((req, res) => void this.handle(req, res).catch((err: unknown) => (res.headersSent ? res.destroy() : reply(res, 500, { error: (err as Error).message }))));
     this.server = server;
     await new Promise<void>((resolve) => server.listen(this.path, resolve));
     chmodSync(this.path, 0o600);

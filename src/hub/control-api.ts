@@ -34,9 +34,26 @@ export interface ControlApiDeps {
   /** The device's own key is in the store: put it on the interface (before the reply goes out). */
   enrolled(node: NodeRecord): Promise<void>;
   log: Logger;
+  limits?: Partial<ApiLimits>;
 }
 
 type Auth = { node: NodeRecord } | { status: number; message: string };
+
+/**
+ * What one caller may hold. Every source on the tunnel can reach the API (plain clients, a host
+ * on the hub's link); an agent needs one WebSocket and now and then a request, so 8 connections
+ * per source is ample and 400 idle ones from one phone (seen in review) are not. Headers must
+ * arrive within 5 s (slowloris), a request within 10 s; an idle keep-alive connection goes after 5 s.
+ */
+export interface ApiLimits {
+  perSource: number;
+  total: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  idleMs: number;
+}
+
+export const DEFAULT_API_LIMITS: ApiLimits = { perSource: 8, total: 2048, headersTimeoutMs: 5000, requestTimeoutMs: 10_000, idleMs: 5000 };
 
 export class ControlApi {
   private server?: Server;
@@ -45,7 +62,32 @@ export class ControlApi {
   constructor(private readonly deps: ControlApiDeps) {}
 
   async listen(host: string, port: number, ifname: string): Promise<void> {
-    const server = createServer((req, res) => void this.handle(req, res));
+    const limits = { ...DEFAULT_API_LIMITS, ...this.deps.limits };
+    // Node checks these timeouts every connectionsCheckingInterval (30 s unless told): check often enough to keep them.
+    const server = createServer({ headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, keepAliveTimeout: limits.idleMs, connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs) }, (req, res) => {
+      // A handler that throws answers 500 and the hub goes on serving (issue 10, finding 1).
+      this.handle(req, res).catch((err: unknown) => {
+        this.deps.log.error({ err, url: req.url }, 'control API request failed');
+        if (!res.headersSent) reply(res, 500, { error: 'internal error on the hub; see its log' });
+        else res.destroy();
+      });
+    });
+    server.maxConnections = limits.total;
+    const bySource = new Map<string, number>();
+    server.on('connection', (socket: Socket) => {
+      const source = socket.remoteAddress ?? '';
+      const n = (bySource.get(source) ?? 0) + 1;
+      if (n > limits.perSource) {
+        socket.destroy();
+        return;
+      }
+      bySource.set(source, n);
+      socket.once('close', () => {
+        const left = (bySource.get(source) ?? 1) - 1;
+        if (left > 0) bySource.set(source, left);
+        else bySource.delete(source);
+      });
+    });
     server.on('upgrade', (req, socket, head) => this.upgrade(req, socket as Socket, head));
     this.server = server;
     await new Promise<void>((resolve, reject) => {

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { IpAddress } from '../core/net/address.js';
 import { publicKeySchema } from '../core/protocol.js';
+import { isLowOrder } from '../core/wireguard/keys.js';
 import { hostNumberOfProxied, nodeAddress6 } from './address-plan.js';
 import { agentHubAllowedIps, hubEndpointsFor } from './configs.js';
 import { hashToken } from './directory.js';
@@ -34,8 +35,8 @@ export async function handleEnrol(req: IncomingMessage, res: ServerResponse, ctx
   const host = source && hostNumberOfProxied(ctx.hub, source);
   const node = host === undefined ? undefined : ctx.nodeAt(host);
   if (!node || !node.enrolKey) return reply(res, 403, { error: 'enrolment must come through the tunnel of a join code' });
-  if (node.enrolUsed) return reply(res, 409, { error: `this join code was already used (node "${node.name}" is enrolled); ask for a new one` });
-  if (Date.now() > (node.enrolExpiresAt ?? 0)) return reply(res, 410, { error: `this join code expired at ${new Date(node.enrolExpiresAt ?? 0).toISOString()}; ask for a new one` });
+  const expired = () => Date.now() > (node.enrolExpiresAt ?? 0);
+  if (!node.enrolUsed && expired()) return reply(res, 410, { error: `this join code expired at ${new Date(node.enrolExpiresAt ?? 0).toISOString()}; ask for a new one` });
   const body = await readBody(req, 4096).catch(() => undefined);
   let publicKey: string;
   try {
@@ -43,6 +44,12 @@ export async function handleEnrol(req: IncomingMessage, res: ServerResponse, ctx
   } catch {
     return reply(res, 400, { error: 'body must be {"publicKey": "<the device\'s WireGuard public key>"}' });
   }
+  if (publicKey === ctx.hub.publicKey || isLowOrder(publicKey)) return reply(res, 400, { error: 'that public key cannot be a device\'s (it is the hub\'s own, or a weak key that every private key agrees on); let the device make a fresh one' });
+  // The same device asking again: its reply was lost on the way. Anyone else: the code is spent.
+  const retry = node.enrolUsed && node.publicKey === publicKey;
+  if (node.enrolUsed && !retry) return reply(res, 409, { error: `this join code was already used (node "${node.name}" is enrolled); ask for a new one` });
+  // Again at the commit: the body may have taken a while.
+  if (!retry && expired()) return reply(res, 410, { error: `this join code expired at ${new Date(node.enrolExpiresAt ?? 0).toISOString()}; ask for a new one` });
   const token = randomBytes(32).toString('base64url');
   let enrolled: NodeRecord;
   try {
@@ -50,8 +57,15 @@ export async function handleEnrol(req: IncomingMessage, res: ServerResponse, ctx
   } catch (err) {
     return reply(res, 409, { error: (err as Error).message });
   }
+  try {
+    await ctx.enrolled(enrolled);
+  } catch (err) {
+    // The device's key could not be put on the interface: take the completion back, so that
+    // the code is still good and the device can simply try again (issue 10, finding 1).
+    if (!retry) await ctx.store.undoEnrolment(node.name, publicKey);
+    throw err;
+  }
   const hub = ctx.hub;
-  await ctx.enrolled(enrolled);
   reply(res, 200, {
     name: node.name,
     address: `${node.address}/${hub.address.prefix}`,

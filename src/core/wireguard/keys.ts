@@ -1,4 +1,4 @@
-import { generateKeyPairSync, createPrivateKey, createPublicKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
 
 /** WireGuard keys are 32-byte Curve25519 values, written as base64 in configs and as hex in the UAPI. */
 export const KEY_BASE64 = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$/;
@@ -41,4 +41,26 @@ export function publicKeyOf(privateKeyBase64: string): string {
   if (d.length !== 32) throw new Error('a WireGuard private key is 32 bytes of base64');
   const key = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, d]), format: 'der', type: 'pkcs8' });
   return rawKey(createPublicKey(key).export({ type: 'spki', format: 'der' }));
+}
+
+/** SPKI wrapping of a raw X25519 public key (RFC 8410). */
+const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
+
+/**
+ * A public key of small order (all zeros, one, the few points of order 8 and their aliases):
+ * every private key agrees on the same shared secret with it (RFC 7748 section 6.1), so it
+ * proves nothing. OpenSSL refuses to derive an all-zero secret, which is exactly this test.
+ */
+export function isLowOrder(publicKeyBase64: string): boolean {
+  const raw = Buffer.from(publicKeyBase64, 'base64');
+  if (raw.length !== 32) return true;
+  try {
+    // DER out, as everywhere here (see generateKeyPair): no key object of the generation job is exported.
+    const der = generateKeyPairSync('x25519', { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } }).privateKey;
+    const ours = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+    diffieHellman({ privateKey: ours, publicKey: createPublicKey({ key: Buffer.concat([SPKI_X25519, raw]), format: 'der', type: 'spki' }) });
+    return false;
+  } catch {
+    return true;
+  }
 }

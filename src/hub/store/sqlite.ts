@@ -471,7 +471,7 @@ export class SqliteStore {
       let changes: number;
       try {
         // One conditional UPDATE, so two racing enrolments cannot both win.
-        changes = this.s.enrol.run(publicKey, tokenHash, revision, name).changes;
+        changes = this.s.enrol.run({ key: publicKey, token: tokenHash, revision, name }).changes;
       } catch (err) {
         const c = conflict(err);
         if (c?.field === 'public key') throw new StoreError('that public key already belongs to another node', 'conflict', 'public key');
@@ -485,6 +485,15 @@ export class SqliteStore {
     const node = tx.immediate();
     this.wrote(node.revision);
     return node;
+  }
+
+  async undoEnrolment(name: string, publicKey: string): Promise<void> {
+    const tx = this.db.transaction((): number | undefined => {
+      const revision = this.bump();
+      return this.s.unenrol.run({ revision, name, key: publicKey }).changes === 1 ? revision : undefined;
+    });
+    const revision = tx.immediate();
+    if (revision !== undefined) this.wrote(revision);
   }
 
   async changesSince(since: number): Promise<NodeChanges> {
@@ -605,7 +614,8 @@ function prepare(db: Database.Database) {
     removedSince: db.prepare('SELECT name, public_key, revision FROM removed_nodes WHERE revision > ? ORDER BY revision'),
     insert: db.prepare(INSERT_NODE),
     update: db.prepare('UPDATE nodes SET groups = ?, routes = ?, proxied = ?, hub_endpoint = ?, revision = ? WHERE name = ?'),
-    enrol: db.prepare("UPDATE nodes SET public_key = ?, private_key = '', token_hash = ?, enrol_used = 1, revision = ? WHERE name = ? AND enrol_key IS NOT NULL AND enrol_used = 0"),
+    enrol: db.prepare("UPDATE nodes SET public_key = @key, private_key = '', token_hash = @token, enrol_used = 1, revision = @revision WHERE name = @name AND enrol_key IS NOT NULL AND (enrol_used = 0 OR public_key = @key)"),
+    unenrol: db.prepare('UPDATE nodes SET public_key = enrol_key, token_hash = NULL, enrol_used = 0, revision = @revision WHERE name = @name AND enrol_used = 1 AND public_key = @key'),
     remove: db.prepare('DELETE FROM nodes WHERE name = ?'),
     addGroup: db.prepare('INSERT OR IGNORE INTO node_groups (grp, kind, name) VALUES (?, ?, ?)'),
     dropGroups: db.prepare('DELETE FROM node_groups WHERE name = ?'),

@@ -37,9 +37,12 @@ export interface DirectoryStore {
   removeNode(name: string): Promise<boolean>;
   /**
    * Completes a join: the device's own public key replaces the code's one-time key and the code
-   * is spent, atomically (two racing enrolments cannot both win).
+   * is spent, atomically (two racing enrolments cannot both win). The same device asking again
+   * (its reply was lost) succeeds again with a new token; another key is refused.
    */
   completeEnrolment(name: string, publicKey: string, tokenHash: string): Promise<NodeRecord>;
+  /** Takes back a completion whose device key could not be admitted: the code is usable again. */
+  undoEnrolment(name: string, publicKey: string): Promise<void>;
 
   /** What changed after revision `since` (0: everything, as a reset). */
   changesSince(since: number): Promise<NodeChanges>;

@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { generateKeyPair } from '../../../src/core/wireguard/keys.js';
+import { addNode, hashToken } from '../../../src/hub/directory.js';
+import { handleEnrol } from '../../../src/hub/enrol-api.js';
+import type { NodeRecord } from '../../../src/hub/store/model.js';
+import { createStore } from '../../../src/hub/store/store.js';
+import { testHub } from './fixtures.js';
+
+/** POST /v1/enrol from `source` (a join tunnel's address; on loopback any 127.x address can be a source). */
+function enrol(port: number, source: string, publicKey: string): Promise<{ status: number; body: { token?: string; error?: string } }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, localAddress: source, method: 'POST', path: '/v1/enrol', headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text || '{}') as { token?: string; error?: string } }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify({ publicKey }));
+  });
+}
+
+test('enrolment is atomic and can be retried: a failed device update leaves the code usable, a lost reply is asked again with the same key (issue 10, finding 1)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wgp2p-enrol-'));
+  // Join tunnels live in the proxied subnet: make it loopback's, so this test can be the device.
+  const hub = testHub('10.99.0.1/24', '127.0.1.0/24');
+  const store = await createStore(dir, hub);
+  let server: Server | undefined;
+  try {
+    const { node } = await addNode(store, { name: 'dev', kind: 'agent', joinValidMs: 60_000 });
+    let current: NodeRecord = node;
+    let failNext = true;
+    server = createServer((req, res) => {
+      handleEnrol(req, res, {
+        hub,
+        nodeAt: (h) => (h === current.hostNumber ? current : undefined),
+        store,
+        enrolled: async () => {
+          if (failNext) {
+            failNext = false;
+            throw new Error('UAPI set failed (errno 1)');
+          }
+        },
+      }).then(
+        async () => (current = (await store.node('dev'))!),
+        async () => {
+          current = (await store.node('dev'))!;
+          res.writeHead(500).end('{}');
+        },
+      );
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const source = '127.0.1.2';
+    const device = generateKeyPair().publicKey;
+
+    assert.equal((await enrol(port, source, device)).status, 500, 'the device update failed');
+    const after = (await store.node('dev'))!;
+    assert.equal(after.enrolUsed, false, 'the code is not spent');
+    assert.equal(after.publicKey, node.enrolKey, 'the node is known by the code\'s key again');
+
+    const ok = await enrol(port, source, device);
+    assert.equal(ok.status, 200);
+    const again = await enrol(port, source, device);
+    assert.equal(again.status, 200, 'the same device asking again (its reply was lost) gets in');
+    assert.notEqual(again.body.token, ok.body.token, 'with a new token');
+    assert.equal((await store.node('dev'))!.tokenHash, hashToken(again.body.token!), 'and only the new one is valid');
+
+    const other = await enrol(port, source, generateKeyPair().publicKey);
+    assert.equal(other.status, 409);
+    assert.match(other.body.error ?? '', /already used/);
+    assert.equal((await enrol(port, source, hub.publicKey)).status, 400, "the hub's own key is refused");
+    assert.equal((await enrol(port, source, Buffer.alloc(32).toString('base64'))).status, 400, 'a low-order key is refused');
+  } finally {
+    await new Promise((r) => (server ? server.close(r) : r(undefined)));
+    await store.close();
+    rmSync(dir, { recursive: true });
+  }
+});
