@@ -73,7 +73,8 @@ export function registerNode(program: Command): void {
           expiresAt: added.node.enrolExpiresAt!,
         });
         if (o.json) console.log(JSON.stringify({ name, address: added.node.address.toString(), address6: address6.toString(), code, expiresAt: new Date(added.node.enrolExpiresAt!).toISOString() }, null, 2));
-        else console.log(`agent ${name} will get ${added.node.address} and ${address6}. On the device, within ${Math.round(o.joinValid / 60_000)} min, run:\n  wgp2p join ${code}`);
+        // The code is a key: the instructions keep it out of the device's argv and shell history.
+        else console.log(`agent ${name} will get ${added.node.address} and ${address6}. On the device, within ${Math.round(o.joinValid / 60_000)} min, run\n  wgp2p join -\nand paste this code when it asks:\n  ${code}`);
         await printQr(code, o);
         return;
       }
