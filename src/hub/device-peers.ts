@@ -19,7 +19,9 @@ export function desiredPeersOf(n: NodeRecord, hub: HubSettings, now: number): Hu
   const peers: HubPeer[] = [];
   if (!isPending(n)) peers.push({ publicKey: n.publicKey, allowedIps: hubAllowedIps(hub, n) });
   const enrolAt = proxiedAddress(hub, n.hostNumber);
-  if (n.enrolKey && enrolAt && now < (n.enrolExpiresAt ?? 0) + ENROL_GRACE_MS) peers.push({ publicKey: n.enrolKey, allowedIps: [Cidr.host(enrolAt).toString(), Cidr.host(proxiedAddress6(hub, n.hostNumber)).toString()] });
+  // A used code's key is nobody's peer (issue 10, finding 6): peer-sync.ts retires it once the
+  // enrolment's reply has gone out through it.
+  if (isPending(n) && n.enrolKey && enrolAt && now < (n.enrolExpiresAt ?? 0) + ENROL_GRACE_MS) peers.push({ publicKey: n.enrolKey, allowedIps: [Cidr.host(enrolAt).toString(), Cidr.host(proxiedAddress6(hub, n.hostNumber)).toString()] });
   return peers;
 }
 

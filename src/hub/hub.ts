@@ -191,6 +191,7 @@ export class Hub {
   async stop(): Promise<void> {
     this.unsubscribe?.();
     this.watch.stop();
+    this.peerSync.close();
     this.pairs.close();
     await this.builtin?.close();
     this.timers.forEach(clearInterval);

@@ -3,7 +3,7 @@ import type { WireGuardDevice } from '../core/wireguard/device.js';
 import type { PeerUpdate } from '../core/wireguard/uapi.js';
 import { desiredHubPeers, desiredPeersOf, type HubPeer } from './device-peers.js';
 import type { ViewDelta } from './directory-view.js';
-import type { HubSettings, NodeRecord } from './store/model.js';
+import { isPending, type HubSettings, type NodeRecord } from './store/model.js';
 
 /**
  * Keeps the hub's WireGuard peers equal to the directory. A change touches only the peers of the
@@ -22,12 +22,27 @@ export interface SyncCounts {
 
 const sameIps = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().join() === [...b].sort().join();
 
+/**
+ * A node that just joined: its code's one-time key goes this long after the change, not at once.
+ * The enrolment's reply (the device's token) goes out through that key's tunnel after the store
+ * changed; 5 s covers it and its TCP retransmits.
+ */
+export const ENROL_RETIRE_MS = 5000;
+
 export class PeerSync {
+  private retiring = new Map<string, NodeJS.Timeout>();
+
   constructor(
     private readonly device: WireGuardDevice,
     private readonly hub: HubSettings,
     private readonly log: Logger,
+    private readonly retireMs = ENROL_RETIRE_MS,
   ) {}
+
+  close(): void {
+    for (const t of this.retiring.values()) clearTimeout(t);
+    this.retiring.clear();
+  }
 
   /** Reads the device and makes it hold exactly the directory's peers. */
   async full(nodes: Iterable<NodeRecord>, now = Date.now()): Promise<SyncCounts> {
@@ -50,17 +65,34 @@ export class PeerSync {
       remove.add(n.publicKey);
       if (n.enrolKey) remove.add(n.enrolKey);
     }
+    const later: string[] = [];
     for (const { before, after } of delta.changed) {
       const old = new Map(desiredPeersOf(before, this.hub, now).map((p) => [p.publicKey, p]));
       const next = desiredPeersOf(after, this.hub, now);
-      for (const k of old.keys()) if (!next.some((p) => p.publicKey === k)) remove.add(k);
+      const joinedNow = isPending(before) && !isPending(after);
+      for (const k of old.keys()) {
+        if (next.some((p) => p.publicKey === k)) continue;
+        if (joinedNow && k === before.enrolKey) later.push(k);
+        else remove.add(k);
+      }
       for (const p of next) if (!old.has(p.publicKey) || !sameIps(old.get(p.publicKey)!.allowedIps, p.allowedIps)) set.set(p.publicKey, p);
     }
     for (const n of delta.added) for (const p of desiredPeersOf(n, this.hub, now)) set.set(p.publicKey, p);
     // A key removed with one node and added with another (remove, then add again under a new name) stays.
     for (const k of set.keys()) remove.delete(k);
     await this.write([...remove], [...set.values()]);
+    for (const k of later) this.retireLater(k);
     return { set: set.size, removed: remove.size };
+  }
+
+  private retireLater(key: string): void {
+    clearTimeout(this.retiring.get(key));
+    const t = setTimeout(() => {
+      this.retiring.delete(key);
+      this.write([key], []).catch((err: unknown) => this.log.warn({ err }, 'could not remove a used join key; the periodic resync will'));
+    }, this.retireMs);
+    t.unref();
+    this.retiring.set(key, t);
   }
 
   /** Removals first: an address freed by one node and taken by another moves to the new peer, never back. */
