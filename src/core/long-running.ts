@@ -1,4 +1,5 @@
 import type { Logger } from './log.js';
+import { LogThrottle } from './rate.js';
 
 /**
  * For the processes that must stay up (hub, agent, relay): an error that escaped a handler is
@@ -7,18 +8,8 @@ import type { Logger } from './log.js';
  * so that a peer that can trigger errors cannot fill the disk with them.
  */
 export function keepRunning(log: Logger, intervalMs = 10_000): void {
-  let last = 0;
-  let suppressed = 0;
-  const report = (kind: string, err: unknown) => {
-    const now = Date.now();
-    if (now - last < intervalMs) {
-      suppressed++;
-      return;
-    }
-    log.error({ err, suppressed }, `${kind}: the process goes on; this is a bug, please report it`);
-    last = now;
-    suppressed = 0;
-  };
+  const throttle = new LogThrottle(intervalMs);
+  const report = (kind: string, err: unknown) => throttle.note(Date.now(), (suppressed) => log.error({ err, suppressed }, `${kind}: the process goes on; this is a bug, please report it`));
   process.on('unhandledRejection', (err) => report('unhandled rejection', err));
   process.on('uncaughtException', (err) => report('uncaught exception', err));
 }

@@ -2,6 +2,7 @@ import type { WebSocket } from 'ws';
 import type { Logger } from '../core/log.js';
 import { agentMessageSchema, decode, PROTOCOL_VERSION, type AgentMessage, type AgentSettings, type HubMessage, type PeerReport } from '../core/protocol.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
+import { LogThrottle, TokenBucket } from '../core/rate.js';
 import type { DirectoryView, ViewDelta } from './directory-view.js';
 import { canSee, peerInfo } from './peer-view.js';
 import { isPending, type HubSettings, type NodeRecord } from './store/model.js';
@@ -21,7 +22,18 @@ export interface AgentSession {
   /** What this agent was told about each peer it may see (a signature, to push only changes). */
   visible: Map<string, string>;
   proxied: boolean;
+  /** How much this agent may make the hub decode (see MESSAGE_BUDGET). */
+  budget: { messages: TokenBucket; bytes: TokenBucket; dropped: number; log: LogThrottle };
 }
+
+/**
+ * What one agent may make the hub do. A working agent sends a hello, a report every 10 s and a
+ * few path events per attempt; a 4 MiB message costs the hub ~74 ms of CPU to decode (measured in
+ * review). So: 50 messages a second (200 saved up) and 1 MiB a second (8 MiB saved up); beyond
+ * that messages are dropped undecoded and counted, and the agent's next in-budget message goes on.
+ * At most one log line per agent per 30 s says what was dropped or malformed.
+ */
+const MESSAGE_BUDGET = { messagesPerSec: 50, messageBurst: 200, bytesPerSec: 1 << 20, byteBurst: 8 << 20, logEveryMs: 30_000 };
 
 export interface SessionDeps {
   hub: HubSettings;
@@ -70,10 +82,28 @@ export class AgentSessions {
   attach(node: NodeRecord, ws: WebSocket): void {
     const key = node.publicKey;
     this.sessions.get(key)?.ws.terminate();
-    const session: AgentSession = { node, ws, ready: false, reports: new Map(), visible: new Map(), proxied: node.proxied };
+    const now = Date.now();
+    const b = MESSAGE_BUDGET;
+    const session: AgentSession = {
+      node,
+      ws,
+      ready: false,
+      reports: new Map(),
+      visible: new Map(),
+      proxied: node.proxied,
+      budget: { messages: new TokenBucket(b.messagesPerSec, b.messageBurst, now), bytes: new TokenBucket(b.bytesPerSec, b.byteBurst, now), dropped: 0, log: new LogThrottle(b.logEveryMs) },
+    };
     this.sessions.set(key, session);
     this.deps.log.info({ agent: node.name }, 'agent connected');
-    ws.on('message', (data) => {
+    ws.on('message', (data, isBinary) => {
+      const size = Array.isArray(data) ? data.reduce((n, d) => n + d.length, 0) : data instanceof ArrayBuffer ? data.byteLength : data.length;
+      const at = Date.now();
+      const budget = session.budget;
+      if (isBinary || !budget.messages.take(1, at) || !budget.bytes.take(size, at)) {
+        budget.dropped++;
+        budget.log.note(at, (more) => this.deps.log.warn({ agent: session.node.name, dropped: budget.dropped, more }, 'agent over its message budget (or binary): messages dropped'));
+        return;
+      }
       const text = data.toString();
       let m: AgentMessage;
       try {
@@ -84,7 +114,7 @@ export class AgentSessions {
           ws.close(4002, `protocol ${PROTOCOL_VERSION} required: upgrade wgp2p on this node`);
           return;
         }
-        this.deps.log.warn({ agent: session.node.name, err: (err as Error).message }, 'malformed message ignored');
+        budget.log.note(at, (more) => this.deps.log.warn({ agent: session.node.name, err: (err as Error).message.slice(0, 200), more }, 'malformed message ignored'));
         return;
       }
       this.deps.onMessage(session, m);
@@ -130,10 +160,10 @@ export class AgentSessions {
     }
   }
 
-  /** The agent's latest report of every peer it has (only nodes of the directory are kept). */
+  /** The agent's latest report of every peer it has: only of the peers it may see (another group's nodes are none of its business). */
   acceptReport(s: AgentSession, peers: PeerReport[]): void {
     s.reports.clear();
-    for (const p of peers) if (this.deps.view.byKey(p.publicKey)) s.reports.set(p.publicKey, p);
+    for (const p of peers) if (s.visible.has(p.publicKey)) s.reports.set(p.publicKey, p);
   }
 
   /** Tells each connected agent about the changed nodes it may now see, see differently, or no longer see. */
