@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { WebSocket } from 'ws';
 import { ipv6Endpoint } from '../core/candidates/public-ipv6.js';
 import { realClock, KeyedTimers } from '../core/clock.js';
+import { Spacer } from '../core/rate.js';
 import type { Logger } from '../core/log.js';
 import { Endpoint } from '../core/net/endpoint.js';
 import type { AgentMessage, AgentSettings } from '../core/protocol.js';
@@ -62,6 +63,14 @@ export interface HubOptions {
 
 /** After a network change without a new endpoint (only the LAN changed), re-decide the node's pairs after this. */
 const NETWORK_SETTLE_MS = 300;
+/**
+ * A node whose endpoint flaps (a broken NAT, or a peer playing games) costs a new attempt per
+ * pair and a push to every agent that serves it per change: the first change acts at once, later
+ * ones at most once a second (pairs) or twice (pushes), the latest one winning. A real roam is
+ * one change, so it pays nothing.
+ */
+const REDECIDE_GAP_MS = 1000;
+const PUSH_GAP_MS = 500;
 
 export class Hub {
   private store!: DirectoryStore;
@@ -83,6 +92,8 @@ export class Hub {
   /** Set by the safety net: the next refresh diffs the whole device. */
   private fullSyncNext = true;
   private readonly settle = new KeyedTimers(realClock);
+  private readonly redecide = new Spacer(REDECIDE_GAP_MS, realClock);
+  private readonly push = new Spacer(PUSH_GAP_MS, realClock);
   private timers: NodeJS.Timeout[] = [];
 
   constructor(private readonly opts: HubOptions) {}
@@ -107,10 +118,12 @@ export class Hub {
       known: (k) => this.view.byKey(k) !== undefined,
       staleAfterMs: () => this.settings.staleAfterSec * 1000,
       onEndpoint: (k, e) => this.endpointChanged(k, e),
-      onPeer: (k, p) => {
-        const n = this.view.byKey(k);
-        if (n) this.sessions.pushPeer(n, p);
-      },
+      onPeer: (k) =>
+        this.push.run(k, () => {
+          const n = this.view.byKey(k);
+          const p = this.watch.peer(k);
+          if (n && p) this.sessions.pushPeer(n, p);
+        }),
       log,
       pollMs: this.opts.pollMs,
     });
@@ -196,6 +209,8 @@ export class Hub {
     await this.builtin?.close();
     this.timers.forEach(clearInterval);
     this.settle.clear();
+    this.redecide.clear();
+    this.push.clear();
     this.sessions.closeAll();
     await Promise.all([this.api.close(), this.admin.close()]);
     await this.endpoints.close();
@@ -217,7 +232,8 @@ export class Hub {
     if (this.nat.sighted(key, endpoint).addressChanged) this.relays.updateIp(key, endpoint.address.toString());
     const pending = this.settle.armed(key);
     this.settle.disarm(key);
-    this.pairs.changed(key, pending ? `${node.name} changed network` : `${node.name}'s endpoint changed`);
+    const why = pending ? `${node.name} changed network` : `${node.name}'s endpoint changed`;
+    this.redecide.run(key, () => this.pairs.changed(key, why));
   }
 
   private relayLatched(key: string, endpoint: string): void {
@@ -297,6 +313,8 @@ export class Hub {
     for (const n of delta.removed) {
       this.nat.forget(n.publicKey);
       this.watch.forget(n.publicKey);
+      this.redecide.forget(n.publicKey);
+      this.push.forget(n.publicKey);
     }
     this.sessions.apply(delta);
     for (const key of agentsWhosePairsChanged(delta, this.view.all())) this.pairs.refresh(key);

@@ -81,3 +81,21 @@ test('token bucket and log throttle, on a clock given to them', () => {
   for (const at of [0, 10, 20, 999, 1000, 1001]) lt.note(at, (more) => written.push(more));
   assert.deepEqual(written, [0, 3]);
 });
+
+test('a flapping endpoint is acted on at once, then at most once per gap, the latest winning (issue 10, finding 11)', async () => {
+  const { Spacer } = await import('../../../src/core/rate.js');
+  const { FakeClock } = await import('../fake-clock.js');
+  const clock = new FakeClock(0);
+  const spacer = new Spacer(1000, clock);
+  const ran: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    spacer.run('node', () => ran.push(`change ${i} at ${clock.now()}`));
+    await clock.advance(30); // 100 changes in 3 s
+  }
+  await clock.advance(1000);
+  assert.ok(ran.length <= 5, `a handful of re-decisions, not 100: ${ran.join('; ')}`);
+  assert.equal(ran[0], 'change 0 at 0', 'the first one (a real roam) without delay');
+  assert.match(ran.at(-1)!, /^change 99 /, 'and the last one always happens');
+  spacer.run('other', () => ran.push('other'));
+  assert.equal(ran.at(-1), 'other', 'keys are spaced apart from each other');
+});
