@@ -15,14 +15,46 @@ import { Prefixed } from '../core/net/cidr.js';
  * addresses (preferred lifetime over) are on their way out and left out too.
  */
 
+/**
+ * `ip -j addr show scope global`, as iproute2 6.1 prints it: an address its scope filter hides
+ * still leaves an empty `{}` in addr_info (a WireGuard interface with an IPv6 tunnel address
+ * does), so every field is optional and entries without an address are skipped. Rejecting the
+ * whole output for one of those made the agent report no interfaces at all.
+ */
 const ipAddrJson = z.array(
-  z.object({
-    ifname: z.string(),
-    addr_info: z
-      .array(z.object({ family: z.string(), local: z.string(), prefixlen: z.number(), scope: z.string().optional(), temporary: z.boolean().optional(), deprecated: z.boolean().optional() }).passthrough())
-      .optional(),
-  }).passthrough(),
+  z
+    .object({
+      ifname: z.string(),
+      addr_info: z
+        .array(z.object({ family: z.string().optional(), local: z.string().optional(), prefixlen: z.number().optional(), scope: z.string().optional(), temporary: z.boolean().optional(), deprecated: z.boolean().optional() }).passthrough())
+        .optional(),
+    })
+    .passthrough(),
 );
+
+/** This machine's global addresses of both families from `ip -j addr` output, sorted; `exclude` is the WireGuard interface. */
+export function globalInterfaces(json: string, exclude: string): Prefixed[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json || '[]');
+  } catch {
+    return [];
+  }
+  const parsed = ipAddrJson.safeParse(raw);
+  if (!parsed.success) return [];
+  const out: Prefixed[] = [];
+  for (const link of parsed.data) {
+    if (link.ifname === exclude) continue;
+    for (const a of link.addr_info ?? []) {
+      if (a.local === undefined || a.prefixlen === undefined) continue;
+      if (a.temporary || a.deprecated || (a.scope !== undefined && a.scope !== 'global')) continue;
+      const ip = IpAddress.tryParse(a.local);
+      if (!ip || ip.scope() === 'loopback') continue;
+      out.push(Prefixed.of(ip, a.prefixlen));
+    }
+  }
+  return out.sort((x, y) => (x.toString() < y.toString() ? -1 : 1));
+}
 
 export class NetworkWatch {
   private child?: ChildProcess;
@@ -60,19 +92,6 @@ export class NetworkWatch {
   /** This machine's global addresses of both families with their prefixes, sorted. */
   async interfaces(): Promise<Prefixed[]> {
     const r = await run('ip', ['-j', 'addr', 'show', 'scope', 'global'], { allowFail: true });
-    if (r.code !== 0) return [];
-    const parsed = ipAddrJson.safeParse(JSON.parse(r.stdout || '[]'));
-    if (!parsed.success) return [];
-    const out: Prefixed[] = [];
-    for (const link of parsed.data) {
-      if (link.ifname === this.exclude) continue;
-      for (const a of link.addr_info ?? []) {
-        if (a.temporary || a.deprecated || (a.scope !== undefined && a.scope !== 'global')) continue;
-        const ip = IpAddress.tryParse(a.local);
-        if (!ip || ip.scope() === 'loopback') continue;
-        out.push(Prefixed.of(ip, a.prefixlen));
-      }
-    }
-    return out.sort((x, y) => (x.toString() < y.toString() ? -1 : 1));
+    return r.code === 0 ? globalInterfaces(r.stdout, this.exclude) : [];
   }
 }

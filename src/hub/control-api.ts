@@ -61,7 +61,8 @@ export class ControlApi {
 
   constructor(private readonly deps: ControlApiDeps) {}
 
-  async listen(host: string, port: number, ifname: string): Promise<void> {
+  /** Resolves with the port it listens on (port 0: one the system chose). */
+  async listen(host: string, port: number, ifname: string): Promise<number> {
     const limits = { ...DEFAULT_API_LIMITS, ...this.deps.limits };
     // Node checks these timeouts every connectionsCheckingInterval (30 s unless told): check often enough to keep them.
     const server = createServer({ headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, keepAliveTimeout: limits.idleMs, connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs) }, (req, res) => {
@@ -96,6 +97,7 @@ export class ControlApi {
       );
       server.listen(port, host, resolve);
     });
+    return (server.address() as { port: number }).port;
   }
 
   close(): Promise<void> {
