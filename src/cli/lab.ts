@@ -8,7 +8,7 @@ import { loadTopology } from '../lab/topology.js';
 import type { Behaviour } from '../lab/truth-table.js';
 import { verifyProfiles, type VerifyResult } from '../lab/verify.js';
 import { runDemo, type DemoRow } from '../lab/demo.js';
-import { renderMatrix, runMatrix } from '../lab/nat-matrix.js';
+import { renderFamilyMatrix, renderMatrix, runFamilyMatrix, runMatrix } from '../lab/nat-matrix.js';
 import { age } from './status.js';
 import { progressPrinter, renderTable } from './table.js';
 
@@ -211,13 +211,16 @@ export function registerLab(program: Command): void {
 
   lab
     .command('matrix')
-    .description('two agents for every pair of NAT profiles, all at once: which path each pair gets (direct, relay), how fast, and whether traffic flows')
-    .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }) => {
+    .description('two agents for every pair of NAT profiles, then for every pair of address families (IPv4-only, dual-stack, IPv6-only), all at once: which path each pair gets (direct over which family, relay), how fast, and whether traffic flows')
+    .option('--only <table>', 'run one table: "nat" (NAT profiles) or "family" (address families)')
+    .option('--json', 'print JSON: { nat: [cells], family: [cells] }')
+    .action(async (opts: { only?: string; json?: boolean }) => {
+      if (opts.only !== undefined && opts.only !== 'nat' && opts.only !== 'family') throw new Error(`--only must be "nat" or "family", not "${opts.only}"`);
       teardownOnExit();
-      const cells = await runMatrix({ onProgress: progressPrinter('matrix') });
-      if (opts.json) console.log(JSON.stringify(cells, null, 2));
-      else console.log(renderMatrix(cells));
-      if (cells.some((c) => (c.path === 'direct' || c.path === 'relay') && c.replies < c.sent - 1)) process.exitCode = 1;
+      const nat = opts.only === 'family' ? undefined : await runMatrix({ onProgress: progressPrinter('matrix') });
+      const family = opts.only === 'nat' ? undefined : await runFamilyMatrix({ onProgress: progressPrinter('family matrix') });
+      if (opts.json) console.log(JSON.stringify({ nat, family }, null, 2));
+      else console.log([nat && renderMatrix(nat), family && renderFamilyMatrix(family)].filter(Boolean).join('\n\n'));
+      if ([...(nat ?? []), ...(family ?? [])].some((c) => (c.path === 'direct' || c.path === 'relay') && c.replies < c.sent - 1)) process.exitCode = 1;
     });
 }

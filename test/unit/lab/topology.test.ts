@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { preflight } from '../../../src/lab/preflight.js';
 import { decodePlan } from '../../../src/lab/plan.js';
 import { loadTopology, parseTopology, TopologyError, type TopologyInput } from '../../../src/lab/topology.js';
+import { familyTopology, matrixTopology } from '../../../src/lab/nat-matrix.js';
 import { verifyTopology } from '../../../src/lab/truth-table.js';
 
 const base = (): TopologyInput => ({
@@ -92,6 +93,12 @@ test('every shipped topology and the verify topology are valid', async () => {
   assert.ok(files.includes('seed000.yaml'));
   for (const f of files) await loadTopology(new URL(f, dir).pathname);
   parseTopology(verifyTopology('v'));
+  parseTopology(matrixTopology('m'));
+  const fam = parseTopology(familyTopology('f'));
+  assert.deepEqual(fam.hosts.filter((h) => h.addresses.every((a) => a.family === 6)).map((h) => h.name), ['v6a', 'v6b'], 'the family matrix has two IPv6-only hosts');
+  const ds = await loadTopology(new URL('dualstack.yaml', dir).pathname);
+  assert.deepEqual(ds.hosts.find((h) => h.name === 'phone')!.addresses.map(String), ['2001:db8:20::3']);
+  assert.equal(ds.routers.find((r) => r.name === 'cafe')!.ipv6, undefined);
 });
 
 test('preflight names the package that provides a missing tool, and refuses non-root', () => {
