@@ -5,9 +5,11 @@
  *   server  --ports 3478,3479 [--ipv6] [--peer IP:PORT,…] [--tcp 80,443,8080]
  *   observe --port P --servers IP:PORT,…          mapping seen by each server
  *   filter  --port P --server IP:PORT             which unsolicited senders get through
- *   listen  --port P [--server IP:PORT | --family 6] --ms N   prints {"observed"} at once, then what arrived
+ *   listen  --port P [--server IP:PORT | --family 6] --ms N [--stdin]
+ *                                                 prints {"observed"} at once, then what arrived
+ *                                                 (after N ms, or --stdin: once stdin closes)
  *   send    --port P --to IP:PORT --tag T [--count N] [--via SERVER]
- *   punch   --port P --to IP:PORT --ms N          both sides at once: does the other's datagram get in?
+ *   punch   --port P --to IP:PORT --ms MAX        both sides at once: does the other's datagram get in?
  *   tcp     --to IP:PORT                          can we open a TCP connection?
  *
  * A client's socket has the family of the endpoints it is given (IPv6 written [addr]:port); a
@@ -20,6 +22,10 @@ import { Endpoint } from '../core/net/endpoint.js';
 import { decodeProbe, encodeProbe, type ProbeMessage } from './probe-protocol.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A datagram sent before the sender exited is in our socket's queue by then; this covers reading it on a loaded machine. */
+const IN_FLIGHT_MS = 250;
+/** How long a punching side keeps sending after it heard the peer: ten datagrams, for a peer that started later. */
+const LINGER_MS = 500;
 
 function opt(name: string, fallback?: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -145,9 +151,16 @@ async function listen(): Promise<void> {
     observed = r[0]?.observed ?? null;
   }
   out({ observed });
-  await sleep(Number(opt('ms')));
+  if (process.argv.includes('--stdin')) {
+    // Until the caller closes our stdin (its sender has exited), then a moment for datagrams still being read.
+    await Promise.race([sleep(Number(opt('ms'))), new Promise((r) => process.stdin.once('close', r).once('end', r).resume())]);
+    await sleep(IN_FLIGHT_MS);
+  } else {
+    await sleep(Number(opt('ms')));
+  }
   out({ received });
   s.close();
+  process.stdin.destroy();
 }
 
 async function sendMode(): Promise<void> {
@@ -165,10 +178,11 @@ async function sendMode(): Promise<void> {
 }
 
 /**
- * One side of a hole punch: send to the peer every 50 ms for --ms while listening for the peer's
- * datagrams. Run on both hosts at once; each firewall lets the other's datagrams in once its own
- * host has sent to that address and port. Sending for the whole window makes the outcome
- * independent of which process started first (starting Node takes a few hundred ms under load).
+ * One side of a hole punch: send to the peer every 50 ms while listening for the peer's datagrams,
+ * until LINGER_MS after the first of them arrived (so that the peer gets ours too), or --ms. Run on
+ * both hosts at once; each firewall lets the other's datagrams in once its own host has sent to
+ * that address and port. Sending until then makes the outcome independent of which process
+ * started first: starting one took up to 1.3 s under load (measured), more than any fixed overlap.
  */
 async function punch(): Promise<void> {
   const to = endpointOpt('to');
@@ -183,7 +197,7 @@ async function punch(): Promise<void> {
     firstMs ??= Math.round(performance.now() - start);
   });
   const ms = Number(opt('ms'));
-  while (performance.now() - start < ms) {
+  while (performance.now() - start < ms && (firstMs === null || performance.now() - start < firstMs + LINGER_MS)) {
     send(s, to, { op: 'reply', id: 'p', tag: 'punch' });
     await sleep(50);
   }
@@ -194,11 +208,16 @@ async function punch(): Promise<void> {
 async function tcp(): Promise<void> {
   const to = endpointOpt('to');
   const ok = await new Promise<boolean>((resolve) => {
+    let connected = false;
     const c = connect({ host: to.address.toString(), port: to.port, timeout: 1000 }, () => {
+      connected = true;
       c.destroy();
       resolve(true);
     });
-    c.on('timeout', () => (c.destroy(), resolve(false)));
+    // After a process stall longer than the timeout, timers run before I/O in the next loop turn:
+    // the timeout would win over a connection the kernel had long completed (a cone row read "tcp:
+    // none" at load average 9). setImmediate lets that I/O be read first.
+    c.on('timeout', () => setImmediate(() => (c.destroy(), resolve(connected))));
     c.on('error', () => resolve(false));
   });
   out({ ok });

@@ -20,12 +20,14 @@ const SERVERS = {
   6: { s1: at(PROBE_SERVERS6.s1, 3478), s1Alt: at(PROBE_SERVERS6.s1, 3479), s2: at(PROBE_SERVERS6.s2, 3478), tcp: PROBE_SERVERS6.s1 },
 } as const;
 /**
- * How long a listening probe waits for a datagram sent by another probe process. Starting that
- * process (Node) can take a few hundred ms on a loaded 2-core CI machine; 1.5 s leaves margin.
+ * A listening probe waits until the probe that sends to it has exited, not for a fixed time: with
+ * other labs running on the 2 cores (load average 7-10), a sending probe took 0.8-1.3 s from start
+ * to exit, and a fixed 1.5 s window lost its datagrams (hairpin and open-firewall rows failed).
+ * This is only the bound for a sender that never runs.
  */
-const LISTEN_MS = 1500;
-/** How long each side of an IPv6 punch sends; both start together, so this only has to outlast the skew of two Node starts. */
-const PUNCH_MS = 1500;
+const LISTEN_MAX_MS = 15_000;
+/** The bound of an IPv6 punch that does not get through; one that does ends 0.5 s after both sides heard each other. */
+const PUNCH_MAX_MS = 5000;
 
 export interface VerifyResult {
   row: string;
@@ -44,10 +46,12 @@ async function probe(lab: Lab, host: string, args: string[]): Promise<Record<str
 }
 
 /**
- * Starts a `listen` probe; resolves its mapping as soon as it prints it, and what it received at the end.
+ * Starts a `listen` probe; resolves its mapping as soon as it prints it, and what it received once
+ * `stop` was called (when whatever was to send to it has sent).
  */
-function listener(lab: Lab, host: string, args: string[]): { observed: Promise<string | null>; received: Promise<string[]> } {
-  const child = spawn('ip', ['netns', 'exec', lab.ns(host), process.execPath, PROBE, 'listen', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+function listener(lab: Lab, host: string, args: string[]): { observed: Promise<string | null>; received: Promise<string[]>; stop: () => void } {
+  const child = spawn('ip', ['netns', 'exec', lab.ns(host), process.execPath, PROBE, 'listen', ...args, '--stdin', '--ms', String(LISTEN_MAX_MS)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  child.stdin.on('error', () => undefined);
   const lines = createInterface({ input: child.stdout });
   let onObserved: (v: string | null) => void = () => undefined;
   let onReceived: (v: string[]) => void = () => undefined;
@@ -62,7 +66,7 @@ function listener(lab: Lab, host: string, args: string[]): { observed: Promise<s
     onObserved(null);
     onReceived([]);
   });
-  return { observed, received };
+  return { observed, received, stop: () => child.stdin.end() };
 }
 
 const sendFrom = (lab: Lab, host: string, to: string, tag: string, via?: string) =>
@@ -108,17 +112,19 @@ async function measureRow(lab: Lab, v: VerifyRow, index: number): Promise<Behavi
   // A host with no address of this family anywhere (IPv6-only over IPv4, no IPv6 at all) cannot even be addressed.
   let unsolicited = false;
   if (pub !== undefined) {
-    const quiet = listener(lab, a, ['--port', '40002', ...familyArgs, '--ms', String(LISTEN_MS)]);
+    const quiet = listener(lab, a, ['--port', '40002', ...familyArgs]);
     await quiet.observed;
     await sendFrom(lab, 's2', at(pub, 40002), 'unsolicited');
+    quiet.stop();
     unsolicited = (await quiet.received).includes('unsolicited');
   }
 
   let hairpin: boolean | null = null;
   if (nat && udp) {
-    const l = listener(lab, a, ['--port', '40003', '--server', srv.s1, '--ms', String(LISTEN_MS)]);
+    const l = listener(lab, a, ['--port', '40003', '--server', srv.s1]);
     const mapped = await l.observed;
     if (mapped) await sendFrom(lab, b, mapped, 'hairpin');
+    l.stop();
     hairpin = (await l.received).includes('hairpin');
   }
 
@@ -146,8 +152,8 @@ async function measureRow(lab: Lab, v: VerifyRow, index: number): Promise<Behavi
     const peer = lab.address(PUNCH_PEER.host, 6);
     const peerPort = 40100 + index;
     const [x, y] = (await Promise.all([
-      probe(lab, a, ['punch', '--port', '40007', '--to', at(peer, peerPort), '--ms', String(PUNCH_MS)]),
-      probe(lab, PUNCH_PEER.host, ['punch', '--port', String(peerPort), '--to', at(own, 40007), '--ms', String(PUNCH_MS)]),
+      probe(lab, a, ['punch', '--port', '40007', '--to', at(peer, peerPort), '--ms', String(PUNCH_MAX_MS)]),
+      probe(lab, PUNCH_PEER.host, ['punch', '--port', String(peerPort), '--to', at(own, 40007), '--ms', String(PUNCH_MAX_MS)]),
     ])) as { received: number }[];
     punch = x.received > 0 && y.received > 0;
   }
@@ -159,9 +165,10 @@ async function measureRow(lab: Lab, v: VerifyRow, index: number): Promise<Behavi
 async function portMapForwards(lab: Lab, host: string, pub: string, inside: number, outside: number, request: () => Promise<{ code: number }>): Promise<boolean> {
   const r = await request();
   if (r.code !== 0) return false;
-  const l = listener(lab, host, ['--port', String(inside), '--ms', String(LISTEN_MS)]);
+  const l = listener(lab, host, ['--port', String(inside)]);
   await l.observed;
   await sendFrom(lab, 's2', at(pub, outside), 'mapped');
+  l.stop();
   return (await l.received).includes('mapped');
 }
 

@@ -37,9 +37,15 @@ const family: Record<string, 4 | 6> = { stateful6: 6, open6: 6, v6only: 6, nov6:
 test('every NAT profile and IPv6 firewall behaves as named, measured from outside with plain UDP', async () => {
   const results = await verifyProfiles({ name: uniqueLabName('tt') });
   assert.deepEqual(results.map((r) => r.row).sort(), Object.keys(want).sort(), 'one row per profile');
+  // Every row is checked before failing, so that one run shows everything that is off.
+  const off: string[] = [];
+  const columns = (x: Behaviour, y: Behaviour) => (Object.keys(y) as (keyof Behaviour)[]).filter((k) => x[k] !== y[k]).map((k) => `${k} ${String(x[k])} (want ${String(y[k])})`);
   for (const r of results) {
-    assert.equal(r.family, family[r.row] ?? 4, `${r.row} is measured over IPv${family[r.row] ?? 4}`);
-    assert.deepEqual(r.measured, want[r.row], `${r.profile} (${r.row}, IPv${r.family}) does not behave as named`);
-    assert.deepEqual(r.expected, want[r.row], `lab verify's printed expectation for ${r.row} disagrees with this table`);
+    if (r.family !== (family[r.row] ?? 4)) off.push(`${r.row} is measured over IPv${r.family}, want IPv${family[r.row] ?? 4}`);
+    const measured = columns(r.measured, want[r.row]);
+    if (measured.length) off.push(`${r.profile} (${r.row}, IPv${r.family}) does not behave as named: ${measured.join(', ')}`);
+    const expected = columns(r.expected, want[r.row]);
+    if (expected.length) off.push(`lab verify's printed expectation for ${r.row} disagrees with this table: ${expected.join(', ')}`);
   }
+  assert.deepEqual(off, []);
 });
