@@ -109,7 +109,10 @@ async function exchange(s: Socket, to: Endpoint, m: ProbeMessage, collectMs: num
   s.on('message', onMsg);
   for (let i = 0; i < 3 && got.length === 0; i++) {
     send(s, to, m);
-    for (let w = 0; w < 30 && got.length === 0; w++) await sleep(10);
+    // A deadline, not a count of 10 ms sleeps: at load average 19 those stretched a path that
+    // answers nothing (udp-blocked, a family the host lacks) past the caller's 10 s.
+    const deadline = performance.now() + 300;
+    while (got.length === 0 && performance.now() < deadline) await sleep(10);
   }
   if (got.length) await sleep(collectMs);
   s.off('message', onMsg);

@@ -41,7 +41,8 @@ export interface VerifyResult {
 }
 
 async function probe(lab: Lab, host: string, args: string[]): Promise<Record<string, unknown>> {
-  const r = await lab.exec(host, process.execPath, [PROBE, ...args], { timeoutMs: 10_000 });
+  // A bound, not a measurement: an observe that nothing answers takes about 3 s, plus starting Node under load.
+  const r = await lab.exec(host, process.execPath, [PROBE, ...args], { timeoutMs: 20_000 });
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
 }
 
