@@ -107,7 +107,7 @@ export function registerLab(program: Command): void {
 
   lab
     .command('up')
-    .description('build a lab from a topology file (YAML or JSON)')
+    .description('build a lab from a topology file (YAML or JSON; IPv4, and IPv6 where it asks: topologies/dualstack.yaml)')
     .argument('<topology>', 'topology file, e.g. topologies/seed000.yaml')
     .option('--json', 'print the status as JSON')
     .action(async (file: string, opts: { json?: boolean }) => {
@@ -126,7 +126,7 @@ export function registerLab(program: Command): void {
 
   lab
     .command('status')
-    .description('hosts, addresses, NAT profiles and WireGuard interfaces of the labs that are up')
+    .description('hosts, addresses of both families, NAT profiles and IPv6 firewalls, WireGuard interfaces of the labs that are up')
     .argument('[lab]', 'only this lab')
     .option('--json', 'print JSON')
     .action(async (name: string | undefined, opts: { json?: boolean }) => {
@@ -199,7 +199,7 @@ export function registerLab(program: Command): void {
 
   lab
     .command('verify')
-    .description('build one router per NAT profile and prove each behaves as named (the truth table)')
+    .description('build one router per NAT profile and IPv6 firewall (stateful, open; IPv6-only hosts) and prove each behaves as named, over IPv4 and IPv6 (the truth table)')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       teardownOnExit();
