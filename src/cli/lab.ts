@@ -8,7 +8,7 @@ import { loadTopology } from '../lab/topology.js';
 import type { Behaviour } from '../lab/truth-table.js';
 import { verifyProfiles, type VerifyResult } from '../lab/verify.js';
 import { runDemo, type DemoRow } from '../lab/demo.js';
-import { renderMatrix, runMatrix } from '../lab/nat-matrix.js';
+import { renderFamilyMatrix, renderMatrix, runFamilyMatrix, runMatrix } from '../lab/nat-matrix.js';
 import { age } from './status.js';
 import { progressPrinter, renderTable } from './table.js';
 
@@ -27,14 +27,14 @@ interface StatusRow {
 async function statusRows(lab: Lab): Promise<StatusRow[]> {
   const rows: StatusRow[] = [];
   for (const r of lab.plan.routers) {
-    const flags = [r.hairpin ? 'hairpin' : '', r.upnp ? 'upnp' : ''].filter(Boolean);
+    const flags = [r.hairpin ? 'hairpin' : '', r.upnp ? 'upnp' : '', r.ipv6 ? `ipv6 ${r.ipv6.firewall}` : ''].filter(Boolean);
     rows.push({
       lab: lab.name,
       node: r.name,
       kind: 'router',
       network: r.upstream,
       address: `${r.wan.join(', ')} / lan ${r.lan.subnets.map((x) => x.subnet).join(', ')}`,
-      public: lab.publicAddress(r.name),
+      public: lab.publicAddresses(r.name).join(', '),
       profile: (r.carrierOf ? `carrier NAT of ${r.carrierOf}` : r.profile) + (flags.length ? ` +${flags.join(' +')}` : ''),
       wireguard: [],
       up: namespaceExists(lab.ns(r.name)),
@@ -47,8 +47,8 @@ async function statusRows(lab: Lab): Promise<StatusRow[]> {
       kind: 'host',
       network: h.network,
       address: h.addresses.join(', '),
-      public: lab.publicAddress(h.name),
-      profile: h.network === 'internet' ? 'public' : lab.router(h.network).profile,
+      public: lab.publicAddresses(h.name).join(', ') || '-',
+      profile: (h.network === 'internet' ? 'public' : lab.router(h.network).profile) + (h.addresses.every((a) => a.family === 6) ? ' (IPv6-only)' : ''),
       wireguard: lab.wireguardInterfaces.filter((w) => w.host === h.name).map((w) => w.interface),
       up: namespaceExists(lab.ns(h.name)),
     });
@@ -75,18 +75,31 @@ async function pickLab(name: string | undefined): Promise<Lab> {
 
 const fmt = (v: Behaviour[keyof Behaviour]) => (v === null ? '-' : v === true ? 'yes' : v === false ? 'no' : v);
 
+/** Columns of each family's table: IPv6 has no NAT, so hairpin, port survival and port mapping do not apply there. */
+const VERIFY_COLUMNS: Record<4 | 6, [keyof Behaviour, string][]> = {
+  4: [['udp', 'UDP'], ['tcp', 'TCP'], ['mapping', 'MAPPING'], ['portPreserved', 'PORT KEPT'], ['addressKept', 'ADDRESS KEPT'], ['filtering', 'FILTERING'], ['unsolicited', 'UNSOLICITED IN'], ['hairpin', 'HAIRPIN'], ['portSurvivesProbe', 'PORT AFTER WAN PROBE'], ['upnp', 'UPNP'], ['natpmp', 'NAT-PMP']],
+  6: [['udp', 'UDP'], ['tcp', 'TCP'], ['mapping', 'MAPPING'], ['portPreserved', 'PORT KEPT'], ['addressKept', 'ADDRESS KEPT'], ['filtering', 'FILTERING'], ['unsolicited', 'UNSOLICITED IN'], ['punch', 'HOLE PUNCH']],
+};
+
 export function printVerify(results: VerifyResult[]): void {
-  const cols: (keyof Behaviour)[] = ['udp', 'tcp', 'mapping', 'portPreserved', 'filtering', 'unsolicited', 'hairpin', 'portSurvivesProbe', 'upnp', 'natpmp'];
-  console.log(
-    renderTable(
-      ['PROFILE', 'UDP', 'TCP', 'MAPPING', 'PORT KEPT', 'FILTERING', 'UNSOLICITED IN', 'HAIRPIN', 'PORT AFTER WAN PROBE', 'UPNP', 'NAT-PMP', 'AS NAMED'],
-      results.map((r) => [
-        r.profile,
-        ...cols.map((c) => (r.mismatches.includes(c) ? `${fmt(r.measured[c])} (want ${fmt(r.expected[c])})` : fmt(r.measured[c]))),
-        r.mismatches.length ? 'NO' : 'yes',
-      ]),
-    ),
-  );
+  const tables = ([4, 6] as const).filter((f) => results.some((r) => r.family === f));
+  tables.forEach((family, i) => {
+    const cols = VERIFY_COLUMNS[family];
+    const rows = results.filter((r) => r.family === family);
+    // A mismatch in a column this table leaves out still shows, in AS NAMED.
+    const hidden = (r: VerifyResult) => r.mismatches.filter((m) => !cols.some(([c]) => c === m));
+    if (i > 0) console.log('');
+    console.log(
+      renderTable(
+        [family === 4 ? 'IPv4 PROFILE' : 'IPv6 ROUTER', ...cols.map(([, h]) => h), 'AS NAMED'],
+        rows.map((r) => [
+          r.profile,
+          ...cols.map(([c]) => (r.mismatches.includes(c) ? `${fmt(r.measured[c])} (want ${fmt(r.expected[c])})` : fmt(r.measured[c]))),
+          r.mismatches.length ? `NO${hidden(r).length ? ` (${hidden(r).join(', ')})` : ''}` : 'yes',
+        ]),
+      ),
+    );
+  });
 }
 
 export function registerLab(program: Command): void {
@@ -94,7 +107,7 @@ export function registerLab(program: Command): void {
 
   lab
     .command('up')
-    .description('build a lab from a topology file (YAML or JSON)')
+    .description('build a lab from a topology file (YAML or JSON; IPv4, and IPv6 where it asks: topologies/dualstack.yaml)')
     .argument('<topology>', 'topology file, e.g. topologies/seed000.yaml')
     .option('--json', 'print the status as JSON')
     .action(async (file: string, opts: { json?: boolean }) => {
@@ -113,7 +126,7 @@ export function registerLab(program: Command): void {
 
   lab
     .command('status')
-    .description('hosts, addresses, NAT profiles and WireGuard interfaces of the labs that are up')
+    .description('hosts, addresses of both families, NAT profiles and IPv6 firewalls, WireGuard interfaces of the labs that are up')
     .argument('[lab]', 'only this lab')
     .option('--json', 'print JSON')
     .action(async (name: string | undefined, opts: { json?: boolean }) => {
@@ -186,7 +199,7 @@ export function registerLab(program: Command): void {
 
   lab
     .command('verify')
-    .description('build one router per NAT profile and prove each behaves as named (the truth table)')
+    .description('build one router per NAT profile and IPv6 firewall (stateful, open; IPv6-only hosts) and prove each behaves as named, over IPv4 and IPv6 (the truth table)')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       teardownOnExit();
@@ -198,13 +211,16 @@ export function registerLab(program: Command): void {
 
   lab
     .command('matrix')
-    .description('two agents for every pair of NAT profiles, all at once: which path each pair gets (direct, relay), how fast, and whether traffic flows')
-    .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }) => {
+    .description('two agents for every pair of NAT profiles, then for every pair of address families (IPv4-only, dual-stack, IPv6-only), all at once: which path each pair gets (direct over which family, relay), how fast, and whether traffic flows')
+    .option('--only <table>', 'run one table: "nat" (NAT profiles) or "family" (address families)')
+    .option('--json', 'print JSON: { nat: [cells], family: [cells] }')
+    .action(async (opts: { only?: string; json?: boolean }) => {
+      if (opts.only !== undefined && opts.only !== 'nat' && opts.only !== 'family') throw new Error(`--only must be "nat" or "family", not "${opts.only}"`);
       teardownOnExit();
-      const cells = await runMatrix({ onProgress: progressPrinter('matrix') });
-      if (opts.json) console.log(JSON.stringify(cells, null, 2));
-      else console.log(renderMatrix(cells));
-      if (cells.some((c) => (c.path === 'direct' || c.path === 'relay') && c.replies < c.sent - 1)) process.exitCode = 1;
+      const nat = opts.only === 'family' ? undefined : await runMatrix({ onProgress: progressPrinter('matrix') });
+      const family = opts.only === 'nat' ? undefined : await runFamilyMatrix({ onProgress: progressPrinter('family matrix') });
+      if (opts.json) console.log(JSON.stringify({ nat, family }, null, 2));
+      else console.log([nat && renderMatrix(nat), family && renderFamilyMatrix(family)].filter(Boolean).join('\n\n'));
+      if ([...(nat ?? []), ...(family ?? [])].some((c) => (c.path === 'direct' || c.path === 'relay') && c.replies < c.sent - 1)) process.exitCode = 1;
     });
 }

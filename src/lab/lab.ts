@@ -7,7 +7,7 @@ import { getDevice, setDevice } from '../core/wireguard/uapi.js';
 import { spawnDaemon } from './daemon.js';
 import { natRuleset } from './nat-rules.js';
 import { addNamespace, deleteNamespace, ipBatch, killAllIn, listNamespaces, namespaceExists, sysctl } from './netns.js';
-import { decodePlan, ipv4Of, ipv4SubnetOf, subnetOf, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan } from './plan.js';
+import { addressOf, decodePlan, ipv4Of, ipv4SubnetOf, ipv6Of, subnetOf, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan } from './plan.js';
 import { preflight } from './preflight.js';
 import { LAB_STATE_DIR, listStates, readState, removeState, writeState, type LabState } from './state.js';
 import { segmentOf } from './topology.js';
@@ -132,8 +132,21 @@ export class Lab {
     const ns = this.ns(INTERNET);
     await addNamespace(ns);
     const inet = this.plan.internet;
-    await sysctl(ns, { 'net.ipv4.ip_forward': 1, 'net.ipv4.conf.all.send_redirects': 0, 'net.ipv6.conf.all.disable_ipv6': 1 });
-    await ipBatch(ns, ['link add br0 type bridge', ...gatewayAddresses(inet, 'br0'), 'link set br0 up']);
+    const v6 = this.ipv6Stack(INTERNET);
+    await sysctl(ns, { 'net.ipv4.ip_forward': 1, 'net.ipv4.conf.all.send_redirects': 0, ...(v6 ? { ...IPV6_ON, 'net.ipv6.conf.all.forwarding': 1 } : { 'net.ipv6.conf.all.disable_ipv6': 1 }) });
+    await ipBatch(ns, [bridgeLine('br0', v6), ...gatewayAddresses(inet, 'br0'), 'link set br0 up']);
+  }
+
+  /**
+   * Whether a node's namespace runs IPv6 at all. Hosts always do, because tunnels carry IPv6 inside
+   * (wg-quick adds the node's IPv6 tunnel address), but their link to the network gets IPv6 only
+   * where the network has it. Routers and the internet core run it only when given IPv6, so that
+   * an IPv4 lab has no IPv6 path outside the tunnels.
+   */
+  private ipv6Stack(node: string): boolean {
+    if (node === INTERNET) return subnetOf(this.plan.internet, 6) !== undefined;
+    const r = this.plan.routers.find((x) => x.name === node);
+    return r ? r.ipv6 !== undefined : true;
   }
 
   /**
@@ -144,32 +157,42 @@ export class Lab {
     const segNs = this.ns(seg.name);
     const bridge = seg.name === INTERNET ? 'br0' : 'lan';
     await run('ip', ['link', 'add', 'name', ifname, 'netns', this.ns(node), 'type', 'veth', 'peer', 'name', node, 'netns', segNs]);
+    // A bridge port is layer 2: no link-local address of its own. Both ends are still down here,
+    // and an interface gets its link-local address only when it comes up.
+    if (this.ipv6Stack(seg.name)) await sysctl(segNs, { [`net.ipv6.conf.${node}.disable_ipv6`]: 1 });
     await ipBatch(segNs, [`link set dev ${node} master ${bridge}`, `link set dev ${node} up`]);
+    if (this.ipv6Stack(node) && !addresses.some((a) => a.family === 6)) await sysctl(this.ns(node), { [`net.ipv6.conf.${ifname}.disable_ipv6`]: 1 });
     const lines = addresses.flatMap((a) => {
       const sub = subnetOf(seg, a.family);
       if (!sub) throw new Error(`${node}: ${a} is IPv${a.family} and network "${seg.name}" has no IPv${a.family} subnet`);
-      return [`addr add ${a}/${sub.subnet.prefix} dev ${ifname}`];
+      // nodad: the lab assigns every address itself, and a tentative address cannot be bound for ~1 s.
+      return [`addr add ${a}/${sub.subnet.prefix} dev ${ifname}${a.family === 6 ? ' nodad' : ''}`];
     });
-    const routes = addresses.map((a) => `route replace default via ${subnetOf(seg, a.family)!.gateway}`);
+    const routes = addresses.map((a) => `route replace ${a.family === 4 ? 'default' : '::/0'} via ${subnetOf(seg, a.family)!.gateway}`);
     await ipBatch(this.ns(node), [...lines, `link set dev ${ifname} up`, ...routes]);
   }
 
   private async buildRouter(r: RouterPlan): Promise<void> {
     const ns = this.ns(r.name);
     await addNamespace(ns);
+    const v6 = this.ipv6Stack(r.name);
     await sysctl(ns, {
       'net.ipv4.ip_forward': 1,
       'net.ipv4.conf.all.send_redirects': 0,
       'net.ipv4.conf.all.rp_filter': 0,
-      'net.ipv6.conf.all.disable_ipv6': 1,
+      ...(v6 ? { ...IPV6_ON, 'net.ipv6.conf.all.forwarding': 1 } : { 'net.ipv6.conf.all.disable_ipv6': 1 }),
     });
     await bridgesStayLayer2(ns);
-    await ipBatch(ns, ['link add lan type bridge', ...gatewayAddresses(r.lan, 'lan'), 'link set lan up']);
+    await ipBatch(ns, [bridgeLine('lan', v6), ...gatewayAddresses(r.lan, 'lan'), 'link set lan up']);
     await this.plug(r.name, 'wan', segmentOf(this.plan, r.upstream)!, r.wan);
     if (r.upstream === INTERNET && (r.nat === 'open' || r.nat === 'firewall')) {
       // Public (un-NATed) LANs are routed by the internet core via the router's WAN address.
       const wan = ipv4Of(r.wan, `router "${r.name}"`);
       await ipBatch(this.ns(INTERNET), [`route add ${ipv4SubnetOf(r.lan).subnet} via ${wan}`]);
+    }
+    if (r.ipv6) {
+      // The whole prefix is the router's, as a delegated prefix is a home router's.
+      await ipBatch(this.ns(INTERNET), [`route add ${r.ipv6.prefix} via ${ipv6Of(r.wan, `router "${r.name}"`)}`]);
     }
     await run('nft', ['-f', '-'], { netns: ns, input: natRuleset(r) });
     if (r.hairpin) {
@@ -196,7 +219,7 @@ export class Lab {
   private async buildHost(h: HostPlan): Promise<void> {
     const ns = this.ns(h.name);
     await addNamespace(ns);
-    await sysctl(ns, { 'net.ipv6.conf.all.disable_ipv6': 1, 'net.ipv4.conf.all.rp_filter': 0 });
+    await sysctl(ns, { ...IPV6_ON, 'net.ipv4.conf.all.rp_filter': 0 });
     await this.plug(h.name, 'eth0', segmentOf(this.plan, h.network)!, h.addresses);
     if (h.wireguard) {
       await startWireGuard(ns, h.wireguard.interface, { listenPort: h.wireguard.listenPort, logFile: join(this.logDir, `${h.name}.wireguard-go.log`) });
@@ -217,13 +240,21 @@ export class Lab {
     return r;
   }
 
-  /** A host's IPv4 address on its segment. */
-  address(host: string): string {
-    return ipv4Of(this.host(host).addresses, `host "${host}"`).toString();
+  /** A host's address of one family on its segment. */
+  address(host: string, family: Family = 4): string {
+    const what = `host "${host}"`;
+    return (family === 4 ? ipv4Of(this.host(host).addresses, what) : ipv6Of(this.host(host).addresses, what)).toString();
   }
 
-  /** The IPv4 address the internet sees for a node: its own if public, else its outermost router's WAN address. */
-  publicAddress(node: string): string {
+  /**
+   * The address the internet sees for a node. IPv4: its own if public, else its outermost
+   * router's WAN address. IPv6 is never translated: the node's own.
+   */
+  publicAddress(node: string, family: Family = 4): string {
+    if (family === 6) {
+      const h = this.plan.hosts.find((x) => x.name === node);
+      return ipv6Of(h ? h.addresses : this.router(node).wan, node).toString();
+    }
     let network = this.plan.hosts.find((h) => h.name === node)?.network;
     let addr = ipv4Of(network === undefined ? this.router(node).wan : this.host(node).addresses, node);
     if (network === undefined) network = this.router(node).upstream;
@@ -234,6 +265,12 @@ export class Lab {
       network = r.upstream;
     }
     return addr.toString();
+  }
+
+  /** Every public address of a node, IPv4 first. */
+  publicAddresses(node: string): string[] {
+    const own = this.plan.hosts.find((h) => h.name === node)?.addresses ?? this.router(node).wan;
+    return ([4, 6] as const).filter((f) => addressOf(own, f)).map((f) => this.publicAddress(node, f));
   }
 
   exec(node: string, cmd: string, args: readonly string[] = [], opts: Omit<RunOptions, 'netns'> = {}): Promise<RunResult> {
@@ -333,7 +370,27 @@ async function bridgesStayLayer2(ns: string): Promise<void> {
 
 /** `ip addr add` lines for a segment owner's gateway addresses on `dev`. */
 function gatewayAddresses(seg: SegmentPlan, dev: string): string[] {
-  return seg.subnets.map((s) => `addr add ${s.gateway}/${s.subnet.prefix} dev ${dev}`);
+  return seg.subnets.map((s) => `addr add ${s.gateway}/${s.subnet.prefix} dev ${dev}${s.subnet.family === 6 ? ' nodad' : ''}`);
+}
+
+/**
+ * IPv6 in a namespace, without duplicate address detection: the lab assigns every address itself,
+ * and DAD would keep each new address tentative (unusable for binding) for about a second.
+ */
+const IPV6_ON = {
+  'net.ipv6.conf.all.disable_ipv6': 0,
+  'net.ipv6.conf.default.disable_ipv6': 0,
+  'net.ipv6.conf.all.accept_dad': 0,
+  'net.ipv6.conf.default.accept_dad': 0,
+} as const;
+
+/**
+ * A segment's bridge. With IPv6 its multicast snooping is off: neighbour discovery goes to
+ * solicited-node multicast groups, and a snooping bridge forwards those only to ports whose MLD
+ * reports it saw, which it may not have (reports sent before the port joined the bridge).
+ */
+function bridgeLine(name: string, ipv6: boolean): string {
+  return `link add ${name} type bridge${ipv6 ? ' mcast_snooping 0' : ''}`;
 }
 
 function parseAddress(text: string, seg: SegmentPlan): IpAddress {

@@ -1,3 +1,4 @@
+import type { KindId } from '../core/candidates/kind.js';
 import { Lab, type Progress } from './lab.js';
 import { Scenario } from './scenario.js';
 import { parseTopology, type TopologyInput } from './topology.js';
@@ -8,25 +9,37 @@ import { msUntilPingReply } from './wireguard.js';
  * hub with its relay, real WireGuard. Each cell is its own group, so the hub coordinates exactly
  * one pair per cell while all of them run at once. What each cell did is read from the hub's pair
  * status and checked on the agents' devices and with pings through the tunnel.
+ *
+ * The family matrix is the same for address families (the eduVPN report's table of IPv4-only,
+ * dual-stack and IPv6-only hosts against each other), in a lab of its own with a dual-stack hub.
  */
 
 export const MATRIX_PROFILES = ['open', 'firewall', 'cone', 'restricted', 'symmetric'] as const;
 export type MatrixProfile = (typeof MATRIX_PROFILES)[number] | 'udp-blocked';
 export type CellPath = 'direct' | 'relay' | 'not connected' | 'none';
 
-export interface MatrixCell {
-  a: MatrixProfile;
-  b: MatrixProfile;
+/** What one pair did, whatever the table. */
+export interface CellOutcome {
   nodes: [string, string];
   path: CellPath;
   /** How the path was verified on the first agent's device: the endpoint it sends to. */
   endpoint: string | null;
+  /** The same on the second agent's device (a relay bridging families has one side in each). */
+  endpointB: string | null;
+  /** The family and candidate kind the hub reports for the pair. */
+  family: 4 | 6 | null;
+  candidate: KindId | null;
   /** From both agents connected to the path carrying traffic (hub's measurement). */
   firstPathMs: number | null;
-  /** Ping replies out of those sent through the tunnel, after the path was decided. */
+  /** Ping replies out of those sent through the tunnel (to the second agent's IPv4 tunnel address), after the path was decided. */
   replies: number;
   sent: number;
   reason: string | null;
+}
+
+export interface MatrixCell extends CellOutcome {
+  a: MatrixProfile;
+  b: MatrixProfile;
 }
 
 const SHORT: Record<MatrixProfile, string> = { open: 'o', firewall: 'f', cone: 'c', restricted: 'r', symmetric: 's', 'udp-blocked': 'u' };
@@ -66,14 +79,67 @@ export function matrixTopology(name: string): TopologyInput {
   return { name, routers, hosts };
 }
 
-interface PairRow {
-  a: string;
-  b: string;
-  mode: string;
-  confirmed: boolean;
-  firstPathMs: number | null;
-  reason: string | null;
+// ---- the family matrix --------------------------------------------------------------------------
+
+/** Hosts by address family: IPv4-only, dual-stack, IPv6-only; and dual-stack behind a symmetric IPv4 NAT. */
+export const FAMILY_CLASSES = ['ipv4', 'dual', 'ipv6', 'sym-dual'] as const;
+export type FamilyClass = (typeof FAMILY_CLASSES)[number];
+
+export interface FamilyCell extends CellOutcome {
+  a: FamilyClass;
+  b: FamilyClass;
 }
+
+/** As the report's table heads them. */
+export const FAMILY_LABEL: Record<FamilyClass, string> = { ipv4: 'IPv4', dual: 'IPv4+IPv6', ipv6: 'IPv6', 'sym-dual': 'symmetric IPv4+IPv6' };
+const FAMILY_SHORT: Record<FamilyClass, string> = { ipv4: 'v4', dual: 'ds', ipv6: 'v6', 'sym-dual': 'sd' };
+
+export function familyHost(c: FamilyClass, which: 'a' | 'b'): string {
+  return `${FAMILY_SHORT[c]}${which}`;
+}
+
+/**
+ * The report's table (IPv4, IPv4+IPv6 and IPv6 against each other, a pair once), and a pair of
+ * dual-stack hosts whose IPv4 NATs are both symmetric: relayed over IPv4, direct over IPv6.
+ */
+export function familyCells(): { a: FamilyClass; b: FamilyClass; nodes: [string, string] }[] {
+  const classes = ['ipv4', 'dual', 'ipv6'] as const;
+  const cells: { a: FamilyClass; b: FamilyClass; nodes: [string, string] }[] = [];
+  classes.forEach((a, i) => {
+    for (const b of classes.slice(i)) cells.push({ a, b, nodes: [familyHost(a, 'a'), familyHost(b, a === b ? 'b' : 'a')] });
+  });
+  cells.push({ a: 'sym-dual', b: 'sym-dual', nodes: [familyHost('sym-dual', 'a'), familyHost('sym-dual', 'b')] });
+  return cells;
+}
+
+/**
+ * A dual-stack hub and two hosts per class, each behind its own home router: a restricted IPv4
+ * NAT (symmetric for sym-dual) and, for every class but ipv4, an IPv6 prefix behind RFC 6092's
+ * stateful firewall. IPv6-only hosts sit on such a router's LAN without an IPv4 address.
+ */
+export function familyTopology(name: string): TopologyInput {
+  const routers: NonNullable<TopologyInput['routers']> = [];
+  const hosts: TopologyInput['hosts'] = [{ name: 'hub', network: 'internet', address: '203.0.113.2', address6: '2001:db8::2' }];
+  let i = 0;
+  for (const c of FAMILY_CLASSES) {
+    for (const which of ['a', 'b'] as const) {
+      i++;
+      const router = `${FAMILY_SHORT[c]}-${which}`;
+      const prefix = `2001:db8:${10 + i}::`;
+      const ipv6 = c === 'ipv4' ? {} : { ipv6: { prefix: `${prefix}/48`, firewall: 'stateful' as const } };
+      routers.push({ name: router, profile: c === 'sym-dual' ? 'symmetric' : 'restricted', wan: `203.0.113.${10 + i}`, lan: `192.168.${10 + i}.0/24`, ...ipv6 });
+      hosts.push({
+        name: familyHost(c, which),
+        network: router,
+        ...(c === 'ipv6' ? {} : { address: `192.168.${10 + i}.2` }),
+        ...(c === 'ipv4' ? {} : { address6: `${prefix}2` }),
+      });
+    }
+  }
+  return { name, internet: { subnet: '203.0.113.0/24', subnet6: '2001:db8::/64' }, routers, hosts };
+}
+
+// ---- running ------------------------------------------------------------------------------------
 
 /** Builds the matrix lab, runs every cell at once, and tears the lab down. */
 export async function runMatrix(opts: { name?: string; onProgress?: Progress } = {}): Promise<MatrixCell[]> {
@@ -85,24 +151,45 @@ export async function runMatrix(opts: { name?: string; onProgress?: Progress } =
   }
 }
 
+/** Builds the family lab, runs every cell at once, and tears the lab down. */
+export async function runFamilyMatrix(opts: { name?: string; onProgress?: Progress } = {}): Promise<FamilyCell[]> {
+  const lab = await Lab.up(parseTopology(familyTopology(opts.name ?? 'fammatrix')), { onProgress: opts.onProgress });
+  try {
+    return await familiesIn(lab, opts.onProgress);
+  } finally {
+    await lab.down();
+  }
+}
+
 export async function matrixIn(lab: Lab, onProgress?: Progress): Promise<MatrixCell[]> {
   const cells = matrixCells();
+  const outcomes = await runCells(lab, cells, hostFor('udp-blocked', 'a'), onProgress);
+  return cells.map((c, i) => ({ a: c.a, b: c.b, ...outcomes[i] }));
+}
+
+export async function familiesIn(lab: Lab, onProgress?: Progress): Promise<FamilyCell[]> {
+  const cells = familyCells();
+  const outcomes = await runCells(lab, cells, undefined, onProgress);
+  return cells.map((c, i) => ({ a: c.a, b: c.b, ...outcomes[i] }));
+}
+
+/** Every cell at once: one agent per host, each pair its own group; then what each pair did. */
+async function runCells(lab: Lab, cells: { nodes: [string, string] }[], blocked: string | undefined, onProgress?: Progress): Promise<CellOutcome[]> {
   const s = new Scenario(lab);
   await s.initHub();
   const groups = new Map<string, string[]>();
   for (const c of cells) for (const n of c.nodes) groups.set(n, [...(groups.get(n) ?? []), `${c.nodes[0]}-${c.nodes[1]}`]);
   const names = [...groups.keys()];
   for (const n of names) await s.addNode(n, 'agent', n, ['--groups', groups.get(n)!.join(',')]);
-  const blocked = hostFor('udp-blocked', 'a');
   let done = 0;
   for (const n of names) {
     // An agent behind udp-blocked never reaches the hub (WireGuard is UDP): do not wait for it.
     await s.startAgent(n, { wait: n !== blocked });
     onProgress?.(`agent ${n} up`, ++done, names.length + cells.length);
   }
-  const live = cells.filter((c) => c.b !== 'udp-blocked');
-  const pairRows = async (): Promise<PairRow[]> => (await s.hubStatus()).pairs ?? [];
-  const rowOf = (rows: PairRow[], [x, y]: [string, string]) => rows.find((r) => (r.a === x && r.b === y) || (r.a === y && r.b === x));
+  const live = cells.filter((c) => blocked === undefined || !c.nodes.includes(blocked));
+  const pairRows = async () => (await s.hubStatus()).pairs ?? [];
+  const rowOf = (rows: Awaited<ReturnType<typeof pairRows>>, [x, y]: [string, string]) => rows.find((r) => (r.a === x && r.b === y) || (r.a === y && r.b === x));
   await s
     .waitFor(async () => {
       const rows = await pairRows();
@@ -110,13 +197,14 @@ export async function matrixIn(lab: Lab, onProgress?: Progress): Promise<MatrixC
     }, 45_000, 'every cell to settle on a working path')
     .catch(() => undefined);
   const rows = await pairRows();
-  const out: MatrixCell[] = [];
+  const out: CellOutcome[] = [];
   for (const c of cells) {
     const row = rowOf(rows, c.nodes);
     const [x, y] = c.nodes.map((n) => s.nodes.get(n)!);
     let path: CellPath = row?.confirmed ? (row.mode === 'relay' ? 'relay' : row.mode === 'direct' ? 'direct' : 'none') : 'none';
-    if (c.b === 'udp-blocked' && (await s.hubStatus()).nodes.find((n) => n.name === blocked)?.handshakeAgeMs === null) path = 'not connected';
+    if (blocked !== undefined && c.nodes.includes(blocked) && (await s.hubStatus()).nodes.find((n) => n.name === blocked)?.handshakeAgeMs === null) path = 'not connected';
     const endpoint = (await s.endpointOn(x.ifname, await s.publicKey(y.name)).catch(() => undefined)) ?? null;
+    const endpointB = (await s.endpointOn(y.ifname, await s.publicKey(x.name)).catch(() => undefined)) ?? null;
     let replies = 0;
     const sent = 10;
     if (path === 'direct' || path === 'relay') {
@@ -124,24 +212,57 @@ export async function matrixIn(lab: Lab, onProgress?: Progress): Promise<MatrixC
       const r = await lab.exec(x.host, 'ping', ['-n', '-q', '-c', String(sent), '-i', '0.05', '-W', '1', y.address], { allowFail: true });
       replies = Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
     }
-    out.push({ a: c.a, b: c.b, nodes: c.nodes, path, endpoint, firstPathMs: row?.firstPathMs ?? null, replies, sent: path === 'direct' || path === 'relay' ? sent : 0, reason: row?.reason ?? null });
-    onProgress?.(`${c.a} x ${c.b}: ${path}`, ++done, names.length + cells.length);
+    out.push({
+      nodes: c.nodes,
+      path,
+      endpoint,
+      endpointB,
+      family: row?.family ?? null,
+      candidate: row?.candidate ?? null,
+      firstPathMs: row?.firstPathMs ?? null,
+      replies,
+      sent: path === 'direct' || path === 'relay' ? sent : 0,
+      reason: row?.reason ?? null,
+    });
+    onProgress?.(`${c.nodes.join(' x ')}: ${path}`, ++done, names.length + cells.length);
   }
   return out;
+}
+
+// ---- rendering ----------------------------------------------------------------------------------
+
+const cellText = (c: CellOutcome | undefined, withFamily: boolean): string => {
+  if (!c) return '';
+  if (c.path === 'not connected') return 'not connected';
+  const over = withFamily && c.path === 'direct' && c.family !== null ? ` IPv${c.family}` : '';
+  const ok = c.replies === c.sent ? '' : ` (${c.replies}/${c.sent} replies)`;
+  return `${c.path}${over}${c.firstPathMs !== null ? ` ${c.firstPathMs} ms` : ''}${ok}`;
+};
+
+/** Upper triangle only, as in the report: a pair appears once. */
+function triangle(heads: string[], rowHeads: string[], text: (r: number, col: number) => string): string {
+  const rows = rowHeads.map((h, r) => [h, ...heads.map((_, col) => text(r, col))]);
+  const widths = ['', ...heads].map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd();
+  return [line(['', ...heads]), ...rows.map(line)].join('\n');
 }
 
 /** The matrix as the eduVPN report's Table 1 lays it out: profiles down and across, one cell per pair. */
 export function renderMatrix(cells: MatrixCell[]): string {
   const cols: MatrixProfile[] = [...MATRIX_PROFILES, 'udp-blocked'];
-  const text = (c: MatrixCell | undefined) => {
-    if (!c) return '';
-    if (c.path === 'not connected') return 'not connected';
-    const ok = c.replies === c.sent ? '' : ` (${c.replies}/${c.sent} replies)`;
-    return `${c.path}${c.firstPathMs !== null ? ` ${c.firstPathMs} ms` : ''}${ok}`;
-  };
-  // Upper triangle only, as in the report: a pair appears once.
-  const rows = MATRIX_PROFILES.map((a) => [a, ...cols.map((b) => text(cells.find((c) => c.a === a && c.b === b)))]);
-  const widths = ['', ...cols].map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd();
-  return [line(['', ...cols]), ...rows.map(line)].join('\n');
+  return triangle(cols, [...MATRIX_PROFILES], (r, col) => cellText(cells.find((c) => c.a === MATRIX_PROFILES[r] && c.b === cols[col]), false));
+}
+
+/** The family matrix as the report lays its table out, then the symmetric-NAT pair on a line of its own. */
+export function renderFamilyMatrix(cells: FamilyCell[]): string {
+  const classes = ['ipv4', 'dual', 'ipv6'] as const;
+  const table = triangle(
+    classes.map((c) => FAMILY_LABEL[c]),
+    classes.map((c) => FAMILY_LABEL[c]),
+    (r, col) => cellText(cells.find((c) => c.a === classes[r] && c.b === classes[col]), true),
+  );
+  const extra = cells
+    .filter((c) => !classes.includes(c.a as (typeof classes)[number]) || !classes.includes(c.b as (typeof classes)[number]))
+    .map((c) => `${FAMILY_LABEL[c.a]} x ${FAMILY_LABEL[c.b]}: ${cellText(c, true)}`);
+  return [table, ...extra].join('\n');
 }

@@ -1,4 +1,4 @@
-import { ipv4Of, ipv4SubnetOf, type RouterPlan } from './plan.js';
+import { ipv4Of, ipv4SubnetOf, type Firewall6, type RouterPlan } from './plan.js';
 
 /** nftables table that holds a lab router's whole behaviour; miniupnpd is pointed at it too. */
 export const NFT_TABLE = 'lab';
@@ -7,7 +7,8 @@ export const HAIRPIN_MAP = 'hairpin';
 /**
  * The nftables ruleset that makes a router namespace behave like its NAT profile.
  * Interface names are fixed by the builder: "wan" upstream, "lan" (a bridge) for the inside.
- * The NAT is IPv4's; an IPv6 prefix (RFC 6092's firewall, no NAT) would get rules of its own.
+ * The NAT is IPv4's. A router with an IPv6 prefix forwards IPv6 untranslated (no NAT66) through
+ * the firewall its `ipv6.firewall` names; one without has IPv6 off in its namespace.
  */
 export function natRuleset(r: RouterPlan): string {
   const wan = ipv4Of(r.wan, `router "${r.name}"`).toString();
@@ -16,7 +17,7 @@ export function natRuleset(r: RouterPlan): string {
   const pre: string[] = [];
   const post: string[] = [];
   const input: string[] = [];
-  const forward: string[] = ['ct state established,related accept'];
+  const forward: string[] = ['ct state established,related accept', ...(r.ipv6 ? forward6(r.ipv6.firewall) : [])];
 
   if (r.upnp) {
     pre.push('jump prerouting_miniupnpd');
@@ -40,7 +41,11 @@ export function natRuleset(r: RouterPlan): string {
 
   if (r.nat !== 'open' && r.nat !== 'restricted-leaky') {
     // Home routers drop unsolicited WAN input; an accepted packet would be confirmed in conntrack and poison the port.
-    input.push('iifname "wan" ct state established,related accept', 'iifname "wan" drop');
+    input.push('iifname "wan" ct state established,related accept');
+    // Neighbour discovery is not tracked by conntrack (an advertisement is "invalid" to it); without
+    // it the internet core cannot resolve the router's IPv6 WAN address and nothing is routed in.
+    if (r.ipv6) input.push('iifname "wan" icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept');
+    input.push('iifname "wan" drop');
   }
 
   if (r.nat === 'open') {
@@ -68,4 +73,19 @@ export function natRuleset(r: RouterPlan): string {
   out += chain('forward', 'type filter hook forward priority filter; policy drop;', forward);
   out += '}\n';
   return out;
+}
+
+/**
+ * IPv6 forwarding rules from the WAN side, after the established/related accept (which lets every
+ * reply in, and the ICMPv6 errors about a flow). Outbound IPv6 then follows the profile's LAN rules,
+ * so udp-blocked blocks UDP in both families.
+ */
+function forward6(firewall: Firewall6): string[] {
+  if (firewall === 'open') return ['iifname "wan" meta nfproto ipv6 accept'];
+  return [
+    // RFC 4890 4.3.1: these errors must not be dropped (Packet Too Big is what PMTU discovery needs).
+    'iifname "wan" icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } accept',
+    // RFC 6092: only replies come in; unsolicited inbound is dropped, not rejected.
+    'iifname "wan" meta nfproto ipv6 drop',
+  ];
 }

@@ -17,7 +17,7 @@ export function namespaceExists(name: string): boolean {
 
 export async function addNamespace(name: string): Promise<void> {
   await run('ip', ['netns', 'add', name]);
-  // Loopback is needed by anything that binds 127.0.0.1 inside; IPv6 is off so the lab's only paths are the IPv4 ones it builds.
+  // Loopback is needed by anything that binds 127.0.0.1 inside. Whether IPv6 runs is decided per node (Lab.ipv6Stack).
   await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
 }
 

@@ -9,11 +9,18 @@ import { cidrSchema, ipAddressSchema } from '../core/net/schemas.js';
  *
  * Addresses are kept per family as lists (at most one entry per family), not as one IPv4 field:
  * a dual-stack internet, a router's IPv6 prefix beside its NATed IPv4 LAN, or an IPv6-only host
- * is then more entries, not another shape. The lab builds IPv4 only today.
+ * is then more entries, not another shape.
  */
 
 export const NAT_PROFILES = ['open', 'firewall', 'cone', 'restricted', 'restricted-leaky', 'symmetric', 'udp-blocked', 'cgnat'] as const;
 export type NatProfile = (typeof NAT_PROFILES)[number];
+
+/**
+ * What a router does with IPv6 it forwards (there is no NAT66): `stateful` is RFC 6092's home
+ * router, which lets in only replies to what went out; `open` forwards everything.
+ */
+export const FIREWALLS6 = ['stateful', 'open'] as const;
+export type Firewall6 = (typeof FIREWALLS6)[number];
 
 /** One family's addressing on a segment. */
 export interface SubnetPlan {
@@ -46,6 +53,8 @@ export interface RouterPlan {
   exposedHost?: IpAddress;
   /** True for the carrier NAT that a cgnat router expands into. */
   carrierOf?: string;
+  /** The IPv6 prefix routed to the router (its LAN is the first /64) and its firewall; absent: no IPv6. */
+  ipv6?: { prefix: Cidr; firewall: Firewall6 };
 }
 
 export interface HostPlan {
@@ -79,6 +88,13 @@ export function ipv4Of(addresses: readonly IpAddress[], what: string): IpAddress
   return a;
 }
 
+/** The IPv6 address where the lab needs one; `what` names the node in the error. */
+export function ipv6Of(addresses: readonly IpAddress[], what: string): IpAddress {
+  const a = addressOf(addresses, 6);
+  if (!a) throw new Error(`${what} has no IPv6 address`);
+  return a;
+}
+
 export function ipv4SubnetOf(seg: SegmentPlan): SubnetPlan {
   const s = subnetOf(seg, 4);
   if (!s) throw new Error(`network "${seg.name}" has no IPv4 subnet`);
@@ -105,6 +121,7 @@ const labPlanSchema = z.object({
       upnp: z.boolean(),
       exposedHost: ipAddressSchema.optional(),
       carrierOf: z.string().optional(),
+      ipv6: z.object({ prefix: cidrSchema, firewall: z.enum(FIREWALLS6) }).optional(),
     }),
   ),
   hosts: z.array(

@@ -1,8 +1,8 @@
 import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
 import { run } from '../core/exec.js';
-import { IpAddress } from '../core/net/address.js';
 import { Endpoint } from '../core/net/endpoint.js';
 import { getDevice } from '../core/wireguard/uapi.js';
 import { decode } from '../core/protocol.js';
@@ -20,12 +20,18 @@ const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export const HUB_TUNNEL = '10.99.0.1';
+const HUB_PORT = 51820;
+
+/** What `node add --json` prints that the driver uses. */
+const addedNodeSchema = z.object({ address: z.string(), address6: z.string().optional() });
 
 export interface ScenarioNode {
   name: string;
   host: string;
   ifname: string;
+  /** Tunnel addresses: every node has one of each family. */
   address: string;
+  address6?: string;
   kind: 'agent' | 'client';
   /** pid of the agent process (agents only). */
   pid?: number;
@@ -58,9 +64,18 @@ export class Scenario {
     return host ? this.lab.exec(host, process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: 30_000 }) : run(process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: 30_000 });
   }
 
+  /** The hub's endpoints on the lab's internet, IPv4 first: one per family its host has. */
+  hubEndpoints(): Endpoint[] {
+    return this.lab.host(this.hubHost).addresses
+      .slice()
+      .sort((x, y) => x.family - y.family)
+      .map((a) => Endpoint.of(a, HUB_PORT));
+  }
+
+  /** `hub init` with an endpoint for each family the hub's host has. */
   async initHub(extra: string[] = []): Promise<void> {
-    const hubEndpoint = Endpoint.of(IpAddress.parse(this.lab.address(this.hubHost)), 51820);
-    await this.cli(undefined, ['hub', 'init', '--dir', this.dir, '--endpoint', hubEndpoint.toString(), '--address', `${HUB_TUNNEL}/24`, ...extra]);
+    const endpoints = this.hubEndpoints().flatMap((e) => ['--endpoint', e.toString()]);
+    await this.cli(undefined, ['hub', 'init', '--dir', this.dir, ...endpoints, '--address', `${HUB_TUNNEL}/24`, ...extra]);
     await this.upConf(this.hubHost, join(this.dir, 'hub.conf'), this.hubIf);
     await this.startHub();
   }
@@ -109,10 +124,23 @@ export class Scenario {
     await run('wg-quick', ['down', join(this.lab.logDir, 'conf', host, `${ifname}.conf`)], { netns: this.lab.ns(host), allowFail: true });
   }
 
+  /** Whether a lab host has no IPv4 address (an IPv6-only network): its configs must use IPv6 endpoints. */
+  ipv6Only(host: string): boolean {
+    return this.lab.host(host).addresses.every((a) => a.family === 6);
+  }
+
+  /** `--hub-endpoint` for a node on `host`: the hub's IPv6 endpoint for an IPv6-only host, else the default (the first). */
+  private hubEndpointArgs(host: string): string[] {
+    if (!this.ipv6Only(host)) return [];
+    const v6 = this.hubEndpoints().find((e) => e.family === 6);
+    if (!v6) throw new Error(`host "${host}" is IPv6-only and the hub's host "${this.hubHost}" has no IPv6 address; give it address6`);
+    return ['--hub-endpoint', v6.toString()];
+  }
+
   async addNode(name: string, kind: 'agent' | 'client', host: string, extra: string[] = []): Promise<ScenarioNode> {
-    const r = await this.cli(undefined, ['node', 'add', name, '--dir', this.dir, `--${kind}`, '--json', ...extra]);
-    const out = JSON.parse(r.stdout) as { address: string };
-    const n: ScenarioNode = { name, host, ifname: this.ifname(name.slice(0, 5)), address: out.address, kind };
+    const r = await this.cli(undefined, ['node', 'add', name, '--dir', this.dir, `--${kind}`, '--json', ...this.hubEndpointArgs(host), ...extra]);
+    const out = decode(addedNodeSchema, r.stdout, 'wgp2p node add --json');
+    const n: ScenarioNode = { name, host, ifname: this.ifname(name.slice(0, 5)), address: out.address, address6: out.address6, kind };
     this.nodes.set(name, n);
     return n;
   }
@@ -131,7 +159,8 @@ export class Scenario {
     const r = await this.cli(undefined, ['node', 'add', name, '--dir', this.dir, '--relay', '--json']);
     const n: ScenarioNode = { name, host, ifname: this.ifname(name.slice(0, 5)), address: (JSON.parse(r.stdout) as { address: string }).address, kind: 'agent' };
     await this.upConf(host, join(this.dir, 'nodes', `${name}.conf`), n.ifname);
-    n.pid = this.lab.spawn(host, `relay-${name}`, process.execPath, [CLI, 'relay', 'run', '--config', join(this.dir, 'nodes', `${name}.relay.json`), '--address', this.lab.address(host), '--ports', ports], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
+    const address = this.lab.address(host, this.ipv6Only(host) ? 6 : 4);
+    n.pid = this.lab.spawn(host, `relay-${name}`, process.execPath, [CLI, 'relay', 'run', '--config', join(this.dir, 'nodes', `${name}.relay.json`), '--address', address, '--ports', ports], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
     this.nodes.set(name, n);
     await this.waitFor(async () => ((await this.hubStatus()).relays ?? []).some((x) => x.name === name), 15_000, `relay ${name} to register`);
     return n;
@@ -156,11 +185,16 @@ export class Scenario {
     return n;
   }
 
-  /** Writes the client's current P2P (or proxied) config and brings it up; returns ms until `target` answers. */
-  async startClient(name: string, opts: { proxied?: boolean; pingTarget?: string } = {}): Promise<number | undefined> {
+  /**
+   * Writes the client's current P2P (or proxied) config and brings it up; returns ms until `target`
+   * answers. A client on an IPv6-only host gets the agents' IPv6 endpoints (`--family 6`).
+   */
+  async startClient(name: string, opts: { proxied?: boolean; pingTarget?: string; family?: 4 | 6 } = {}): Promise<number | undefined> {
     const n = this.nodes.get(name)!;
     const conf = join(this.lab.logDir, `${name}${opts.proxied ? '.proxied' : ''}.conf`);
-    const text = (await this.cli(undefined, ['node', 'config', name, '--dir', this.dir, ...(opts.proxied ? ['--proxied'] : [])])).stdout;
+    const family = opts.family ?? (this.ipv6Only(n.host) ? 6 : 4);
+    const args = ['node', 'config', name, '--dir', this.dir, ...(opts.proxied ? ['--proxied'] : family === 6 ? ['--family', '6'] : [])];
+    const text = (await this.cli(undefined, args)).stdout;
     writeFileSync(conf, text, { mode: 0o600 });
     const t0 = performance.now();
     await this.upConf(n.host, conf, n.ifname);

@@ -1,13 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import YAML from 'yaml';
-import type { IpAddress } from '../core/net/address.js';
+import { publicEndpointProblem, type IpAddress } from '../core/net/address.js';
 import { Cidr } from '../core/net/cidr.js';
 import { cidrSchema, ipAddressSchema } from '../core/net/schemas.js';
-import { ipv4Of, ipv4SubnetOf, NAT_PROFILES, subnetOf, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan } from './plan.js';
+import { addressOf, FIREWALLS6, ipv4SubnetOf, NAT_PROFILES, subnetOf, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan } from './plan.js';
 import { upnpRefusesWan } from './upnp-reserved.js';
 
-export { NAT_PROFILES, type NatProfile, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan, type SubnetPlan } from './plan.js';
+export { FIREWALLS6, NAT_PROFILES, type Firewall6, type NatProfile, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan, type SubnetPlan } from './plan.js';
 
 /** Names become namespace suffixes and veth names inside namespaces, so they must fit in IFNAMSIZ. */
 const NODE_NAME = /^[a-z][a-z0-9-]{0,14}$/;
@@ -18,9 +18,25 @@ const nodeName = z
   .string()
   .regex(NODE_NAME, 'must be 1-15 characters: lower-case letters, digits and "-", starting with a letter')
   .refine((n) => !RESERVED_NAMES.has(n), { message: `is reserved (${[...RESERVED_NAMES].join(', ')})` });
-// The lab builds IPv4 networks only, for now: an IPv6 address is refused here, not half-built.
-const ipv4 = ipAddressSchema.refine((a) => a.family === 4, { message: 'must be an IPv4 address like 192.168.1.2 (the lab builds IPv4 networks only, for now)' });
-const subnet = cidrSchema.refine((c) => c.family === 4, { message: 'must be an IPv4 subnet like 192.168.1.0/24 (the lab builds IPv4 networks only, for now)' });
+// Each family has its own fields, so an address in the wrong one is refused with where it goes.
+const ipv4 = (example: string, v6Field: string) =>
+  ipAddressSchema.refine((a) => a.family === 4, { message: `must be an IPv4 address like ${example}; an IPv6 address goes in ${v6Field}` });
+const ipv6 = (example: string, v4Field: string) =>
+  ipAddressSchema.refine((a) => a.family === 6, { message: `must be an IPv6 address like ${example}; an IPv4 address goes in ${v4Field}` });
+const subnet4 = (example: string, v6Field: string) =>
+  cidrSchema.refine((c) => c.family === 4, { message: `must be an IPv4 subnet like ${example}; an IPv6 one goes in ${v6Field}` });
+const subnet6 = (example: string) => cidrSchema.refine((c) => c.family === 6, { message: `must be an IPv6 prefix like ${example}` });
+
+/** The internet's IPv6 segment when IPv6 is asked for and `internet.subnet6` is not given (RFC 3849 documentation space). */
+export const DEFAULT_INTERNET6 = '2001:db8::/64';
+
+const ipv6RouterSchema = z
+  .object({
+    prefix: subnet6('2001:db8:10::/48').describe('routed to the router; its LAN is the first /64'),
+    wan: ipv6('2001:db8::10', 'wan').optional().describe("the router's IPv6 address on the internet (default: the internet's IPv6 subnet + the host number of wan)"),
+    firewall: z.enum(FIREWALLS6, { error: () => `must be one of ${FIREWALLS6.join(', ')}` }).default('stateful'),
+  })
+  .strict();
 
 const wireguardSchema = z
   .object({
@@ -38,13 +54,14 @@ const routerSchema = z
     profile: z.enum(NAT_PROFILES, {
       error: () => `must be one of ${NAT_PROFILES.join(', ')}`,
     }),
-    wan: ipv4.describe('the router\'s address on its upstream network'),
-    lan: subnet,
+    wan: ipv4('203.0.113.10', 'ipv6.wan').describe('the router\'s address on its upstream network'),
+    lan: subnet4('192.168.1.0/24', 'ipv6.prefix'),
     upstream: nodeName.optional().describe('a router whose LAN this router sits on (default: the internet)'),
     hairpin: z.boolean().default(false),
     upnp: z.boolean().default(false),
     exposedHost: nodeName.optional().describe('cone: the inside host that unsolicited inbound UDP is forwarded to'),
-    carrierLan: subnet.optional().describe('cgnat: the carrier network between the two NATs'),
+    carrierLan: subnet4('100.64.0.0/24', 'ipv6.prefix').optional().describe('cgnat: the carrier network between the two NATs'),
+    ipv6: ipv6RouterSchema.optional().describe('absent: no IPv6 behind this router'),
   })
   .strict();
 
@@ -52,7 +69,8 @@ const hostSchema = z
   .object({
     name: nodeName,
     network: z.string().describe('"internet" or the name of a router'),
-    address: ipv4,
+    address: ipv4('192.168.1.2', 'address6').optional().describe('absent: an IPv6-only host'),
+    address6: ipv6('2001:db8:10::2', 'address').optional(),
     wireguard: wireguardSchema.optional(),
   })
   .strict();
@@ -61,7 +79,10 @@ export const topologySchema = z
   .object({
     name: z.string().regex(/^[a-z][a-z0-9]{0,11}$/, 'must be 1-12 lower-case letters or digits, starting with a letter'),
     description: z.string().optional(),
-    internet: z.object({ subnet }).strict().default({ subnet: Cidr.parse('203.0.113.0/24') }),
+    internet: z
+      .object({ subnet: subnet4('203.0.113.0/24', 'subnet6'), subnet6: subnet6(DEFAULT_INTERNET6).optional() })
+      .strict()
+      .default({ subnet: Cidr.parse('203.0.113.0/24') }),
     routers: z.array(routerSchema).default([]),
     hosts: z.array(hostSchema).min(1, 'a topology needs at least one host'),
   })
@@ -107,7 +128,11 @@ export async function loadTopology(file: string): Promise<LabPlan> {
 
 function plan(t: Topology): LabPlan {
   const problems: string[] = [];
-  const internet: SegmentPlan = segment('internet', t.internet.subnet);
+  // The internet gets IPv6 only when something asks for it, so an IPv4 topology builds what it always did.
+  const wantsIpv6 = t.routers.some((r) => r.ipv6) || t.hosts.some((h) => h.address6);
+  const inet6 = t.internet.subnet6 ?? (wantsIpv6 ? Cidr.parse(DEFAULT_INTERNET6) : undefined);
+  const internet: SegmentPlan = segment('internet', t.internet.subnet, inet6);
+  if (t.internet.subnet6) globalPrefix('internet.subnet6', t.internet.subnet6, problems);
 
   const names = new Map<string, string>();
   const claim = (name: string, where: string) => {
@@ -128,25 +153,45 @@ function plan(t: Topology): LabPlan {
     carrierNames.set(r.name, carrier);
   });
 
-  // Segments and their overlaps.
-  const segments: { where: string; seg: SegmentPlan }[] = [{ where: 'internet.subnet', seg: internet }];
+  // IPv6 behind a router: a global prefix routed to it by the internet core; its LAN is the first /64.
+  const lan6 = new Map<string, Cidr>();
   t.routers.forEach((r, i) => {
-    segments.push({ where: `routers[${i}].lan`, seg: segment(r.name, r.lan) });
+    if (!r.ipv6) return;
+    const where = `routers[${i}].ipv6`;
+    if (r.upstream !== undefined || r.profile === 'cgnat') {
+      // Nested routers would need prefix delegation through their upstream, which the lab does not build.
+      problems.push(`${where}: only a router on the internet gets an IPv6 prefix (this one ${r.upstream !== undefined ? `sits behind "${r.upstream}"` : 'is a cgnat router, built behind a carrier NAT'}); remove ipv6, or ${r.upstream !== undefined ? 'remove upstream' : 'use another profile'}`);
+      return;
+    }
+    if (!globalPrefix(`${where}.prefix`, r.ipv6.prefix, problems)) return;
+    if (r.ipv6.prefix.prefix > 64) {
+      problems.push(`${where}.prefix: ${r.ipv6.prefix} is longer than /64; the LAN is the prefix's first /64, so give a /64 or shorter, like 2001:db8:10::/48`);
+      return;
+    }
+    lan6.set(r.name, Cidr.of(r.ipv6.prefix.network, 64));
+  });
+
+  // Subnets that must not overlap: segments, and whole routed IPv6 prefixes.
+  const claims: { where: string; cidr: Cidr }[] = [{ where: 'internet.subnet', cidr: t.internet.subnet }];
+  if (inet6) claims.push({ where: t.internet.subnet6 ? 'internet.subnet6' : `internet.subnet6 (default ${DEFAULT_INTERNET6})`, cidr: inet6 });
+  const segments: SegmentPlan[] = [internet];
+  t.routers.forEach((r, i) => {
+    claims.push({ where: `routers[${i}].lan`, cidr: r.lan });
+    if (r.ipv6 && lan6.has(r.name)) claims.push({ where: `routers[${i}].ipv6.prefix`, cidr: r.ipv6.prefix });
+    segments.push(segment(r.name, r.lan, lan6.get(r.name)));
     if (r.profile === 'cgnat') {
       const carrierLan = r.carrierLan ?? Cidr.parse(`100.64.${i}.0/24`);
-      segments.push({ where: `routers[${i}].carrierLan`, seg: segment(carrierNames.get(r.name)!, carrierLan) });
+      claims.push({ where: `routers[${i}].carrierLan`, cidr: carrierLan });
+      segments.push(segment(carrierNames.get(r.name)!, carrierLan));
     }
   });
-  for (let a = 0; a < segments.length; a++) {
-    for (let b = a + 1; b < segments.length; b++) {
-      for (const x of segments[a].seg.subnets) {
-        for (const y of segments[b].seg.subnets) {
-          if (x.subnet.overlaps(y.subnet)) problems.push(`${segments[b].where}: ${y.subnet} overlaps ${segments[a].where} (${x.subnet}); choose a subnet that does not`);
-        }
-      }
+  for (let a = 0; a < claims.length; a++) {
+    for (let b = a + 1; b < claims.length; b++) {
+      const [x, y] = [claims[a], claims[b]];
+      if (x.cidr.overlaps(y.cidr)) problems.push(`${y.where}: ${y.cidr} overlaps ${x.where} (${x.cidr}); choose a subnet that does not`);
     }
   }
-  const segmentByName = new Map(segments.map((s) => [s.seg.name, s.seg]));
+  const segmentByName = new Map(segments.map((s) => [s.name, s]));
 
   // Upstream references, cycles, and where public (un-NATed) LANs may sit.
   t.routers.forEach((r, i) => {
@@ -160,27 +205,32 @@ function plan(t: Topology): LabPlan {
 
   // Addresses: inside their segment's subnet of their family, usable, not the gateway, unique.
   const used = new Map<string, string>();
-  const placeAddress = (where: string, ip: IpAddress, seg: SegmentPlan | undefined, segName: string) => {
+  const placeAddress = (where: string, ip: IpAddress, seg: SegmentPlan | undefined, segName: string): boolean => {
     if (!seg) {
       problems.push(`${where}: network "${segName}" does not exist; use "internet" or a router's name`);
-      return;
+      return false;
     }
     const sub = subnetOf(seg, ip.family);
     if (!sub) {
-      problems.push(`${where}: ${ip} is IPv${ip.family} and ${segName} has no IPv${ip.family} subnet`);
-      return;
+      const fix = segName === 'internet' ? 'give the internet an IPv6 subnet (internet.subnet6)' : `give router "${segName}" an IPv6 prefix (ipv6: { prefix: … })`;
+      problems.push(`${where}: ${ip} is IPv${ip.family} and ${segName} has no IPv${ip.family} subnet; ${ip.family === 6 ? fix : 'remove it'}`);
+      return false;
     }
     if (!sub.subnet.isUsableHost(ip)) {
       problems.push(`${where}: ${ip} is outside ${segName}'s subnet ${sub.subnet} or is its network/broadcast address`);
-      return;
+      return false;
     }
     if (ip.equals(sub.gateway)) {
       problems.push(`${where}: ${ip} is ${segName}'s gateway address; pick another`);
-      return;
+      return false;
     }
     const prior = used.get(ip.toString());
-    if (prior) problems.push(`${where}: ${ip} is already used by ${prior}`);
-    else used.set(ip.toString(), where);
+    if (prior) {
+      problems.push(`${where}: ${ip} is already used by ${prior}`);
+      return false;
+    }
+    used.set(ip.toString(), where);
+    return true;
   };
 
   const routers: RouterPlan[] = [];
@@ -197,7 +247,15 @@ function plan(t: Topology): LabPlan {
       routers.push({ name: carrier, profile: 'restricted', nat: 'restricted', wan: [wan], upstream, lan: carrierLan, hairpin: false, upnp: false, carrierOf: r.name });
       routers.push({ name: r.name, profile: 'cgnat', nat: 'restricted', wan: [ipv4SubnetOf(carrierLan).subnet.nth(2)], upstream: carrier, lan, hairpin: r.hairpin, upnp: r.upnp });
     } else {
-      routers.push({ name: r.name, profile: r.profile, nat: r.profile, wan: [wan], upstream, lan, hairpin: r.hairpin, upnp: r.upnp });
+      const rp: RouterPlan = { name: r.name, profile: r.profile, nat: r.profile, wan: [wan], upstream, lan, hairpin: r.hairpin, upnp: r.upnp };
+      if (r.ipv6 && lan6.has(r.name) && inet6) {
+        const wan6 = r.ipv6.wan ?? defaultWan6(wan, t.internet.subnet, inet6);
+        const where = r.ipv6.wan ? `routers[${i}].ipv6.wan` : `routers[${i}].ipv6.wan (default ${wan6 ?? 'none'})`;
+        if (!wan6) problems.push(`${where}: ${inet6} has no address with the host number of wan ${wan}; give ipv6.wan`);
+        else if (placeAddress(where, wan6, internet, 'internet')) rp.wan.push(wan6);
+        rp.ipv6 = { prefix: r.ipv6.prefix, firewall: r.ipv6.firewall };
+      }
+      routers.push(rp);
     }
     if (r.upnp && upstream === 'internet' && upnpRefusesWan(wan)) {
       problems.push(`routers[${i}].upnp: miniupnpd refuses to map ports on a reserved WAN address (${r.wan}); put the internet on a public-looking subnet such as 192.0.3.0/24`);
@@ -207,11 +265,15 @@ function plan(t: Topology): LabPlan {
 
   const ifnames = new Map<string, string>();
   const hosts: HostPlan[] = t.hosts.map((h, i) => {
-    const address = h.address;
+    const addresses: IpAddress[] = [];
     if (h.network !== 'internet' && !routersByName.has(h.network)) {
       problems.push(`hosts[${i}].network: no router is named "${h.network}"; use "internet" or a router's name`);
+    } else if (h.address === undefined && h.address6 === undefined) {
+      problems.push(`hosts[${i}].address: missing; give address (IPv4), address6 (IPv6; alone, the host is IPv6-only) or both`);
     } else {
-      placeAddress(`hosts[${i}].address`, address, segmentByName.get(h.network), h.network);
+      for (const [field, ip] of [['address', h.address], ['address6', h.address6]] as const) {
+        if (ip && placeAddress(`hosts[${i}].${field}`, ip, segmentByName.get(h.network), h.network)) addresses.push(ip);
+      }
     }
     if (h.wireguard) {
       const prior = ifnames.get(h.wireguard.interface);
@@ -219,26 +281,43 @@ function plan(t: Topology): LabPlan {
       if (prior) problems.push(`hosts[${i}].wireguard.interface: "${h.wireguard.interface}" is already used by ${prior}; WireGuard interface names must be unique across the lab`);
       else ifnames.set(h.wireguard.interface, `hosts[${i}]`);
     }
-    return { name: h.name, network: h.network, addresses: [address], wireguard: h.wireguard };
+    return { name: h.name, network: h.network, addresses, wireguard: h.wireguard };
   });
 
-  // Cone routers forward unsolicited UDP to one inside host.
+  // Cone routers forward unsolicited UDP to one inside host (IPv4: it is the NAT that forwards).
   t.routers.forEach((r, i) => {
     if (r.profile !== 'cone') return;
     const inside = hosts.filter((h) => h.network === r.name);
-    const exposedName = r.exposedHost ?? inside[0]?.name;
-    const exposed = inside.find((h) => h.name === exposedName);
+    const exposed = r.exposedHost !== undefined ? inside.find((h) => h.name === r.exposedHost) : inside.find((h) => addressOf(h.addresses, 4));
     if (r.exposedHost !== undefined && !exposed) problems.push(`routers[${i}].exposedHost: "${r.exposedHost}" is not a host behind router "${r.name}"`);
+    const v4 = exposed && addressOf(exposed.addresses, 4);
+    if (exposed && !v4) problems.push(`routers[${i}].exposedHost: "${exposed.name}" has no IPv4 address for the NAT to forward to; give it one, or expose another host`);
     const rp = routers.find((x) => x.name === r.name);
-    if (rp && exposed) rp.exposedHost = ipv4Of(exposed.addresses, `host "${exposed.name}"`);
+    if (rp && v4) rp.exposedHost = v4;
   });
 
   if (problems.length) throw new TopologyError(problems);
   return { name: t.name, internet, routers, hosts };
 }
 
-function segment(name: string, subnet: Cidr): SegmentPlan {
-  return { name, subnets: [{ subnet, gateway: subnet.nth(1) }] };
+function segment(name: string, subnet: Cidr, subnet6?: Cidr): SegmentPlan {
+  const subnets = [{ subnet, gateway: subnet.nth(1) }];
+  if (subnet6) subnets.push({ subnet: subnet6, gateway: subnet6.nth(1) });
+  return { name, subnets };
+}
+
+/** A routed IPv6 prefix must be global: with no NAT66, a unique-local or link-local one reaches nothing. */
+function globalPrefix(where: string, prefix: Cidr, problems: string[]): boolean {
+  const why = publicEndpointProblem(prefix.network);
+  if (why === null) return true;
+  problems.push(`${where}: ${prefix} is ${why}; IPv6 in the lab is routed without NAT, so use global space such as 2001:db8::/32 (documentation)`);
+  return false;
+}
+
+/** A router's IPv6 WAN address by default: the internet's IPv6 subnet + the host number its IPv4 WAN address has. */
+function defaultWan6(wan: IpAddress, subnet4: Cidr, subnet6: Cidr): IpAddress | undefined {
+  const n = subnet4.offsetOf(wan);
+  return n !== undefined && n < subnet6.size ? subnet6.nth(n) : undefined;
 }
 
 /** Orders routers so that each comes after its upstream; reports cycles. */

@@ -2,29 +2,38 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { run } from '../core/exec.js';
-import { IpAddress } from '../core/net/address.js';
+import { IpAddress, type Family } from '../core/net/address.js';
 import { Endpoint } from '../core/net/endpoint.js';
 import { Lab } from './lab.js';
-import { ipv4SubnetOf } from './plan.js';
+import { addressOf, ipv4SubnetOf } from './plan.js';
 import { parseTopology } from './topology.js';
-import { EXPECTED, PROBE_SERVERS, VERIFY_ROWS, verifyTopology, type Behaviour } from './truth-table.js';
+import { EXPECTED, PROBE_SERVERS, PROBE_SERVERS6, PUNCH_PEER, VERIFY_ROWS, verifyTopology, type Behaviour, type VerifyRow } from './truth-table.js';
 
 const PROBE = fileURLToPath(new URL('./probe.js', import.meta.url));
 /** The probes' command lines and output carry endpoints as text. */
 const at = (ip: string, port: number) => Endpoint.of(IpAddress.parse(ip), port).toString();
 const portOf = (endpoint: string | null | undefined) => Endpoint.tryParse(endpoint)?.port;
-const S1 = at(PROBE_SERVERS.s1, 3478);
-const S1_ALT = at(PROBE_SERVERS.s1, 3479);
-const S2 = at(PROBE_SERVERS.s2, 3478);
+const addressOfText = (endpoint: string | null | undefined) => Endpoint.tryParse(endpoint)?.address.toString();
+/** The probe servers' endpoints in each family. */
+const SERVERS = {
+  4: { s1: at(PROBE_SERVERS.s1, 3478), s1Alt: at(PROBE_SERVERS.s1, 3479), s2: at(PROBE_SERVERS.s2, 3478), tcp: PROBE_SERVERS.s1 },
+  6: { s1: at(PROBE_SERVERS6.s1, 3478), s1Alt: at(PROBE_SERVERS6.s1, 3479), s2: at(PROBE_SERVERS6.s2, 3478), tcp: PROBE_SERVERS6.s1 },
+} as const;
 /**
- * How long a listening probe waits for a datagram sent by another probe process. Starting that
- * process (Node) can take a few hundred ms on a loaded 2-core CI machine; 1.5 s leaves margin.
+ * A listening probe waits until the probe that sends to it has exited, not for a fixed time: with
+ * other labs running on the 2 cores (load average 7-10), a sending probe took 0.8-1.3 s from start
+ * to exit, and a fixed 1.5 s window lost its datagrams (hairpin and open-firewall rows failed).
+ * This is only the bound for a sender that never runs.
  */
-const LISTEN_MS = 1500;
+const LISTEN_MAX_MS = 15_000;
+/** The bound of an IPv6 punch that does not get through; one that does ends 0.5 s after both sides heard each other. */
+const PUNCH_MAX_MS = 5000;
 
 export interface VerifyResult {
   row: string;
   profile: string;
+  /** The family the row was measured in. */
+  family: Family;
   measured: Behaviour;
   expected: Behaviour;
   /** Names of the columns where measured and expected differ. */
@@ -32,15 +41,18 @@ export interface VerifyResult {
 }
 
 async function probe(lab: Lab, host: string, args: string[]): Promise<Record<string, unknown>> {
-  const r = await lab.exec(host, process.execPath, [PROBE, ...args], { timeoutMs: 10_000 });
+  // A bound, not a measurement: an observe that nothing answers takes about 3 s, plus starting Node under load.
+  const r = await lab.exec(host, process.execPath, [PROBE, ...args], { timeoutMs: 20_000 });
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
 }
 
 /**
- * Starts a `listen` probe; resolves its mapping as soon as it prints it, and what it received at the end.
+ * Starts a `listen` probe; resolves its mapping as soon as it prints it, and what it received once
+ * `stop` was called (when whatever was to send to it has sent).
  */
-function listener(lab: Lab, host: string, args: string[]): { observed: Promise<string | null>; received: Promise<string[]> } {
-  const child = spawn('ip', ['netns', 'exec', lab.ns(host), process.execPath, PROBE, 'listen', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+function listener(lab: Lab, host: string, args: string[]): { observed: Promise<string | null>; received: Promise<string[]>; stop: () => void } {
+  const child = spawn('ip', ['netns', 'exec', lab.ns(host), process.execPath, PROBE, 'listen', ...args, '--stdin', '--ms', String(LISTEN_MAX_MS)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  child.stdin.on('error', () => undefined);
   const lines = createInterface({ input: child.stdout });
   let onObserved: (v: string | null) => void = () => undefined;
   let onReceived: (v: string[]) => void = () => undefined;
@@ -55,75 +67,109 @@ function listener(lab: Lab, host: string, args: string[]): { observed: Promise<s
     onObserved(null);
     onReceived([]);
   });
-  return { observed, received };
+  return { observed, received, stop: () => child.stdin.end() };
 }
 
 const sendFrom = (lab: Lab, host: string, to: string, tag: string, via?: string) =>
   probe(lab, host, ['send', '--port', '0', '--to', to, '--tag', tag, ...(via ? ['--via', via] : [])]).catch(() => undefined);
 
-async function measureRow(lab: Lab, row: string, hasUpnp: boolean): Promise<Behaviour> {
-  const a = `${row}-a`;
-  const b = `${row}-b`;
-  const pub = lab.publicAddress(a);
-  const nat = pub !== lab.address(a);
+/** The address of `family` anyone on the internet could send to for `node`, if there is one. */
+function reachableAt(lab: Lab, node: string, family: Family): string | undefined {
+  try {
+    return lab.publicAddress(node, family);
+  } catch {
+    return undefined;
+  }
+}
 
-  const obs = (await probe(lab, a, ['observe', '--port', '40000', '--servers', [S1, S1_ALT, S2].join(',')])) as { observed: Record<string, string | null> };
+async function measureRow(lab: Lab, v: VerifyRow, index: number): Promise<Behaviour> {
+  const router = v.router ?? v.row;
+  const a = `${router}-a`;
+  const b = `${router}-b`;
+  const family = v.family;
+  const srv = SERVERS[family];
+  const own = addressOf(lab.host(a).addresses, family)?.toString();
+  const pub = reachableAt(lab, a, family);
+  const nat = own !== undefined && pub !== own;
+  const familyArgs = ['--family', String(family)];
+
+  const obs = (await probe(lab, a, ['observe', '--port', '40000', '--servers', [srv.s1, srv.s1Alt, srv.s2].join(',')])) as { observed: Record<string, string | null> };
   const seen = Object.values(obs.observed);
   const udp = seen.some((x) => x !== null);
   const mapping = !udp ? null : new Set(seen).size === 1 && seen[0] !== null ? 'independent' : 'dependent';
-  const portPreserved = !udp ? null : portOf(obs.observed[S1]) === 40000;
+  const portPreserved = !udp ? null : portOf(obs.observed[srv.s1]) === 40000;
+  const addressKept = !udp ? null : addressOfText(obs.observed[srv.s1]) === own;
 
-  const tcp443 = ((await probe(lab, a, ['tcp', '--to', at(PROBE_SERVERS.s1, 443)])) as { ok: boolean }).ok;
-  const tcp8080 = ((await probe(lab, a, ['tcp', '--to', at(PROBE_SERVERS.s1, 8080)])) as { ok: boolean }).ok;
+  const tcp443 = ((await probe(lab, a, ['tcp', '--to', at(srv.tcp, 443)])) as { ok: boolean }).ok;
+  const tcp8080 = ((await probe(lab, a, ['tcp', '--to', at(srv.tcp, 8080)])) as { ok: boolean }).ok;
   const tcp = tcp8080 && tcp443 ? 'all' : tcp443 ? '80/443' : 'none';
 
   let filtering: Behaviour['filtering'] = null;
   if (udp) {
-    const f = (await probe(lab, a, ['filter', '--port', '40001', '--server', S1])) as { tags: string[] };
+    const f = (await probe(lab, a, ['filter', '--port', '40001', '--server', srv.s1])) as { tags: string[] };
     filtering = f.tags.includes('other-addr') ? 'independent' : f.tags.includes('other-port') ? 'address' : 'address+port';
   }
 
-  const quiet = listener(lab, a, ['--port', '40002', '--ms', String(LISTEN_MS)]);
-  await quiet.observed;
-  await sendFrom(lab, 's2', at(pub, 40002), 'unsolicited');
-  const unsolicited = (await quiet.received).includes('unsolicited');
+  // A host with no address of this family anywhere (IPv6-only over IPv4, no IPv6 at all) cannot even be addressed.
+  let unsolicited = false;
+  if (pub !== undefined) {
+    const quiet = listener(lab, a, ['--port', '40002', ...familyArgs]);
+    await quiet.observed;
+    await sendFrom(lab, 's2', at(pub, 40002), 'unsolicited');
+    quiet.stop();
+    unsolicited = (await quiet.received).includes('unsolicited');
+  }
 
   let hairpin: boolean | null = null;
   if (nat && udp) {
-    const l = listener(lab, a, ['--port', '40003', '--server', S1, '--ms', String(LISTEN_MS)]);
+    const l = listener(lab, a, ['--port', '40003', '--server', srv.s1]);
     const mapped = await l.observed;
     if (mapped) await sendFrom(lab, b, mapped, 'hairpin');
+    l.stop();
     hairpin = (await l.received).includes('hairpin');
   }
 
   let portSurvivesProbe: boolean | null = null;
-  if (nat && udp) {
+  if (nat && udp && pub !== undefined) {
     // Poison from s2's own probe port, the remote that the host then talks to.
-    await sendFrom(lab, 's1', at(pub, 40004), 'poison', S2);
-    const after = (await probe(lab, a, ['observe', '--port', '40004', '--servers', S2])) as { observed: Record<string, string | null> };
-    portSurvivesProbe = portOf(after.observed[S2]) === 40004;
+    await sendFrom(lab, 's1', at(pub, 40004), 'poison', srv.s2);
+    const after = (await probe(lab, a, ['observe', '--port', '40004', '--servers', srv.s2])) as { observed: Record<string, string | null> };
+    portSurvivesProbe = portOf(after.observed[srv.s2]) === 40004;
   }
 
   let upnp: boolean | null = null;
   let natpmp: boolean | null = null;
-  if (hasUpnp) {
+  if (v.upnp && pub !== undefined) {
     upnp = await portMapForwards(lab, a, pub, 40005, 41005, () =>
       lab.exec(a, 'upnpc', ['-e', 'wgp2p-verify', '-a', lab.address(a), '40005', '41005', 'UDP', '60'], { timeoutMs: 8000, allowFail: true }));
-    const gw = ipv4SubnetOf(lab.router(row).lan).gateway;
+    const gw = ipv4SubnetOf(lab.router(router).lan).gateway;
     natpmp = await portMapForwards(lab, a, pub, 40006, 41006, () =>
       lab.exec(a, 'natpmpc', ['-g', gw.toString(), '-a', '41006', '40006', 'udp', '60'], { timeoutMs: 8000, allowFail: true }));
   }
 
-  return { udp, tcp, mapping, portPreserved, filtering, unsolicited, hairpin, portSurvivesProbe, upnp, natpmp };
+  let punch: boolean | null = null;
+  if (family === 6 && udp && own !== undefined) {
+    // Both at once, each to the other's own address and port; the peer uses a port per row, as rows run in parallel.
+    const peer = lab.address(PUNCH_PEER.host, 6);
+    const peerPort = 40100 + index;
+    const [x, y] = (await Promise.all([
+      probe(lab, a, ['punch', '--port', '40007', '--to', at(peer, peerPort), '--ms', String(PUNCH_MAX_MS)]),
+      probe(lab, PUNCH_PEER.host, ['punch', '--port', String(peerPort), '--to', at(own, 40007), '--ms', String(PUNCH_MAX_MS)]),
+    ])) as { received: number }[];
+    punch = x.received > 0 && y.received > 0;
+  }
+
+  return { udp, tcp, mapping, portPreserved, addressKept, filtering, unsolicited, hairpin, portSurvivesProbe, upnp, natpmp, punch };
 }
 
 /** Asks the router for a mapping with `request`, then checks that a datagram from the internet to it arrives. */
 async function portMapForwards(lab: Lab, host: string, pub: string, inside: number, outside: number, request: () => Promise<{ code: number }>): Promise<boolean> {
   const r = await request();
   if (r.code !== 0) return false;
-  const l = listener(lab, host, ['--port', String(inside), '--ms', String(LISTEN_MS)]);
+  const l = listener(lab, host, ['--port', String(inside)]);
   await l.observed;
   await sendFrom(lab, 's2', at(pub, outside), 'mapped');
+  l.stop();
   return (await l.received).includes('mapped');
 }
 
@@ -136,8 +182,8 @@ export async function verifyProfiles(opts: { name?: string; onProgress?: (msg: s
   const name = opts.name ?? `verify${process.pid % 10000}`;
   const lab = await Lab.up(parseTopology(verifyTopology(name)), { onProgress: (m, d, t) => opts.onProgress?.(`build: ${m}`, d, t) });
   try {
-    lab.spawn('s1', 'probe', process.execPath, [PROBE, 'server', '--ports', '3478,3479', '--peer', S2, '--tcp', '80,443,8080']);
-    lab.spawn('s2', 'probe', process.execPath, [PROBE, 'server', '--ports', '3478']);
+    lab.spawn('s1', 'probe', process.execPath, [PROBE, 'server', '--ipv6', '--ports', '3478,3479', '--peer', `${SERVERS[4].s2},${SERVERS[6].s2}`, '--tcp', '80,443,8080']);
+    lab.spawn('s2', 'probe', process.execPath, [PROBE, 'server', '--ipv6', '--ports', '3478']);
     await waitForProbeServer(lab);
     // Rows share only the probe servers, so a few run at once; more would just queue on two cores.
     const results: VerifyResult[] = new Array(VERIFY_ROWS.length);
@@ -146,9 +192,9 @@ export async function verifyProfiles(opts: { name?: string; onProgress?: (msg: s
     const worker = async () => {
       for (let i = next++; i < VERIFY_ROWS.length; i = next++) {
         const v = VERIFY_ROWS[i];
-        const measured = await measureRow(lab, v.row, v.upnp);
+        const measured = await measureRow(lab, v, i);
         const expected = EXPECTED[v.row];
-        results[i] = { row: v.row, profile: describe(v), measured, expected, mismatches: mismatches(measured, expected) };
+        results[i] = { row: v.row, profile: describe(v), family: v.family, measured, expected, mismatches: mismatches(measured, expected) };
         opts.onProgress?.(`probed ${v.row}`, ++done, VERIFY_ROWS.length);
       }
     };
@@ -159,8 +205,11 @@ export async function verifyProfiles(opts: { name?: string; onProgress?: (msg: s
   }
 }
 
-function describe(v: (typeof VERIFY_ROWS)[number]): string {
-  return [v.profile, v.hairpin ? '+hairpin' : '', v.upnp ? '+upnp' : ''].join('');
+function describe(v: VerifyRow): string {
+  if (v.family === 4 && v.router === undefined) return [v.profile, v.hairpin ? '+hairpin' : '', v.upnp ? '+upnp' : ''].join('');
+  const r = VERIFY_ROWS.find((x) => x.row === (v.router ?? v.row))!;
+  if (r.ipv6Only) return 'IPv6-only host';
+  return r.ipv6 ? `${r.ipv6} firewall` : `${r.profile}, no IPv6`;
 }
 
 async function waitForProbeServer(lab: Lab): Promise<void> {

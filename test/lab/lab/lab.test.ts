@@ -96,3 +96,50 @@ test('a lab that fails half-way is removed completely', async () => {
     await other.down();
   }
 });
+
+const dualStack = (name: string) => ({
+  name,
+  internet: { subnet: '203.0.113.0/24', subnet6: '2001:db8::/64' },
+  routers: [
+    { name: 'home', profile: 'restricted' as const, wan: '203.0.113.10', lan: '192.168.1.0/24', ipv6: { prefix: '2001:db8:10::/48' } },
+    { name: 'cafe', profile: 'restricted' as const, wan: '203.0.113.20', lan: '192.168.2.0/24' },
+  ],
+  hosts: [
+    { name: 'hub', network: 'internet', address: '203.0.113.2', address6: '2001:db8::2' },
+    { name: 'dev', network: 'home', address: '192.168.1.2', address6: '2001:db8:10::2' },
+    { name: 'phone', network: 'home', address6: '2001:db8:10::3' },
+    { name: 'guest', network: 'cafe', address: '192.168.2.2' },
+  ],
+});
+
+test('a dual-stack lab: IPv6 routed and firewalled, IPv6-only and IPv4-only hosts without the other family, tunnels carry IPv6 everywhere', async () => {
+  const guestIf = uniqueIfname('wt6');
+  await withLab(dualStack(uniqueLabName('ds')), async (lab) => {
+    const ping = async (node: string, target: string) => (await lab.exec(node, 'ping', ['-n', '-c1', '-W1', target], { allowFail: true })).code === 0;
+    assert.ok(await ping('dev', '2001:db8::2'), 'a dual-stack host reaches the hub over IPv6');
+    assert.ok(await ping('dev', '203.0.113.2'), '… and over IPv4');
+    assert.ok(!(await ping('hub', '2001:db8:10::2')), 'the stateful firewall drops what nobody inside asked for');
+    assert.ok(await ping('phone', '2001:db8::2'), 'an IPv6-only host reaches the hub over IPv6');
+    assert.ok(!(await ping('phone', '203.0.113.2')), '… and has no IPv4 path');
+    assert.equal((await lab.exec('phone', 'ip', ['-4', 'addr', 'show', 'dev', 'eth0'])).stdout.trim(), '', 'no IPv4 address on an IPv6-only host');
+    assert.equal((await lab.exec('phone', 'ip', ['-4', 'route'])).stdout.trim(), '', 'no IPv4 route on an IPv6-only host');
+    assert.ok(!(await ping('guest', '2001:db8::2')), 'a network without IPv6 has no IPv6 path');
+    assert.equal((await lab.exec('guest', 'ip', ['-6', 'addr', 'show', 'dev', 'eth0'])).stdout.trim(), '', 'not even a link-local address on a link without IPv6');
+    assert.doesNotMatch((await lab.exec('cafe', 'ip', ['-6', 'addr'])).stdout, /inet6/, 'a router without IPv6 runs none');
+    for (const family of ['-4', '-6']) assert.doesNotMatch((await lab.exec('internet', 'ip', [family, 'route'])).stdout, /default/, `the internet core has no ${family} default route out of the lab`);
+    // wg-quick adds the node's IPv6 tunnel address: that must work on an IPv4-only network too.
+    await lab.startWireGuard('guest', guestIf, { address: 'fd00:77::2/64' });
+    assert.match((await lab.exec('guest', 'ip', ['-6', 'addr', 'show', 'dev', guestIf])).stdout, /fd00:77::2\/64/);
+    assert.deepEqual(lab.publicAddresses('dev'), ['203.0.113.10', '2001:db8:10::2'], 'IPv4 through the NAT, IPv6 its own');
+    assert.deepEqual(lab.publicAddresses('phone'), ['2001:db8:10::3']);
+
+    // Roaming takes the families of the new network: none of IPv6 in the cafe, both at home.
+    await lab.moveHost('dev', 'cafe');
+    assert.deepEqual(lab.host('dev').addresses.map(String), ['192.168.2.3']);
+    assert.ok(!(await ping('dev', '2001:db8::2')));
+    assert.equal((await lab.exec('dev', 'ip', ['-6', 'addr', 'show', 'dev', 'eth0'])).stdout.trim(), '');
+    await lab.moveHost('dev', 'home');
+    assert.deepEqual(lab.host('dev').addresses.map(String), ['192.168.1.2', '2001:db8:10::2']);
+    assert.ok(await ping('dev', '2001:db8::2'), 'back home, IPv6 works again at once (no DAD wait)');
+  });
+});

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { matrixIn, matrixTopology, renderMatrix, type CellPath } from '../../../src/lab/nat-matrix.js';
+import { familiesIn, familyTopology, matrixIn, matrixTopology, renderFamilyMatrix, renderMatrix, type CellPath } from '../../../src/lab/nat-matrix.js';
 import { uniqueLabName, withLab } from '../helpers.js';
 
 /**
@@ -46,5 +46,54 @@ test('NAT matrix: every pair of profiles gets the path Table 1 predicts, and tra
       // One reply may be lost while a relayed pair moves into the relay's kernel path.
       if (c.path === 'direct' || c.path === 'relay') assert.ok(c.replies >= c.sent - 1, `${key}: ${c.replies}/${c.sent} pings answered`);
     }
+  });
+});
+
+/**
+ * The eduVPN report's table of address families (section 6.9: "only between IPv4-only hosts and
+ * IPv6-only hosts, peer to peer communication is not possible"), written out here independently of
+ * src/: IPv4-only, dual-stack and IPv6-only hosts behind home routers (restricted IPv4 NAT, RFC 6092
+ * stateful IPv6 firewall). Where both sides have IPv6 the pair goes direct over IPv6 first (no NAT,
+ * both firewalls opened by the simultaneous send), also when both IPv4 NATs are symmetric; IPv4-only
+ * with IPv6-only has no common family and goes through the hub's relay, which bridges them.
+ */
+const wantFamily: Record<string, { path: CellPath; family?: 4 | 6; candidate?: 'public4' | 'public6' }> = {
+  'ipv4/ipv4': { path: 'direct', family: 4, candidate: 'public4' },
+  'ipv4/dual': { path: 'direct', family: 4, candidate: 'public4' },
+  'ipv4/ipv6': { path: 'relay' },
+  'dual/dual': { path: 'direct', family: 6, candidate: 'public6' },
+  'dual/ipv6': { path: 'direct', family: 6, candidate: 'public6' },
+  'ipv6/ipv6': { path: 'direct', family: 6, candidate: 'public6' },
+  'sym-dual/sym-dual': { path: 'direct', family: 6, candidate: 'public6' },
+};
+
+test('family matrix: IPv4-only, dual-stack and IPv6-only agents get the paths the eduVPN report predicts, direct over IPv6 first', async (t) => {
+  await withLab(familyTopology(uniqueLabName('fx')), async (lab) => {
+    const cells = await familiesIn(lab);
+    for (const line of renderFamilyMatrix(cells).split('\n')) t.diagnostic(line);
+    for (const c of cells) t.diagnostic(`${c.a}/${c.b} (${c.nodes.join('-')}): ${c.path}, family ${c.family}, candidate ${c.candidate}, endpoints ${c.endpoint} / ${c.endpointB}, ${c.replies}/${c.sent} pings${c.reason ? `, ${c.reason}` : ''}`);
+    assert.deepEqual(Object.keys(wantFamily).sort(), cells.map((c) => `${c.a}/${c.b}`).sort(), 'one cell per pair of families');
+    const failures: string[] = [];
+    const check = (ok: boolean, what: string) => ok || failures.push(what);
+    for (const c of cells) {
+      const key = `${c.a}/${c.b}`;
+      const w = wantFamily[key];
+      const [x, y] = c.nodes;
+      check(c.path === w.path, `${key} (${x}-${y}): path ${c.path}, want ${w.path} (${c.reason ?? ''})`);
+      if (w.path === 'direct') {
+        check(c.family === w.family, `${key}: the hub reports family ${c.family}, want ${w.family}`);
+        check(c.candidate === w.candidate, `${key}: the hub reports candidate ${c.candidate}, want ${w.candidate}`);
+        // Over IPv6 each side sends to the other's own address (no NAT); over IPv4 to its NAT, never the hub.
+        if (w.family === 6) check(c.endpoint?.startsWith(`[${lab.address(y, 6)}]:`) === true, `${key}: ${x} sends to ${c.endpoint}, want ${y}'s own IPv6 address ${lab.address(y, 6)}`);
+        else check(c.endpoint !== null && !c.endpoint.startsWith('203.0.113.2:') && !c.endpoint.startsWith('['), `${key}: ${x} sends to ${c.endpoint}, want ${y}'s IPv4 NAT`);
+      }
+      if (w.path === 'relay') {
+        // The relay bridges: each side reaches it over the only family it has.
+        check(/^203\.0\.113\.2:\d+$/.test(c.endpoint ?? ''), `${key}: the IPv4-only ${x} sends to ${c.endpoint}, want the hub's relay on 203.0.113.2`);
+        check(/^\[2001:db8::2\]:\d+$/.test(c.endpointB ?? ''), `${key}: the IPv6-only ${y} sends to ${c.endpointB}, want the hub's relay on [2001:db8::2]`);
+      }
+      if (c.path === 'direct' || c.path === 'relay') check(c.replies >= c.sent - 1, `${key}: ${c.replies}/${c.sent} pings answered`);
+    }
+    assert.deepEqual(failures, [], 'every cell as the report predicts');
   });
 });
