@@ -100,11 +100,12 @@ async function statOf(r: Relay, id: string): Promise<AllocationStats> {
   return st;
 }
 
-const SETUPS: { name: string; A: Family; B: Family; skip: string | false }[] = [
-  { name: 'IPv4', A: V4, B: V4, skip: false },
-  { name: 'IPv6', A: V6, B: V6, skip: NO_V6 },
-  { name: 'bridged, A on IPv6 and B on IPv4', A: V6, B: V4, skip: NO_V6 },
-  { name: 'bridged, A on IPv4 and B on IPv6', A: V4, B: V6, skip: NO_V6 },
+/** `idle`: the idle expiry (1.5 s of waiting) is the sweeper's, the same for every family: run it for two. */
+const SETUPS: { name: string; A: Family; B: Family; skip: string | false; idle: boolean }[] = [
+  { name: 'IPv4', A: V4, B: V4, skip: false, idle: true },
+  { name: 'IPv6', A: V6, B: V6, skip: NO_V6, idle: false },
+  { name: 'bridged, A on IPv6 and B on IPv4', A: V6, B: V4, skip: NO_V6, idle: true },
+  { name: 'bridged, A on IPv4 and B on IPv6', A: V4, B: V6, skip: NO_V6, idle: false },
 ];
 
 for (const setup of SETUPS) {
@@ -312,7 +313,7 @@ for (const setup of SETUPS) {
       relay.release(id);
     });
 
-    test('a released allocation forwards nothing; an idle one expires and says so', async () => {
+    test(`a released allocation forwards nothing${setup.idle ? '; an idle one expires and says so' : ''}`, async () => {
       released.length = 0;
       const [i6, i7, i8] = [`${tag}6`, `${tag}7`, `${tag}8`];
       const r1 = await confirm(i6);
@@ -326,14 +327,16 @@ for (const setup of SETUPS) {
       assert.equal(r1.a.got.length + r1.b.got.length, 0);
       assert.deepEqual(released, [`${i6} released`]);
 
-      const r2 = await confirm(i7);
-      r2.a.send(transport(), r2.portA, toA);
-      await sleep(50);
-      assert.equal(r2.b.got.length, 1);
-      await sleep(1500); // idleMs is 600; the sweeper looks every 300 ms
-      assert.equal(relay.has(i7), false);
-      assert.deepEqual(released, [`${i6} released`, `${i7} idle`]);
-      assert.equal((await relay.stats()).some((x) => x.id === i7), false);
+      if (setup.idle) {
+        const r2 = await confirm(i7);
+        r2.a.send(transport(), r2.portA, toA);
+        await sleep(50);
+        assert.equal(r2.b.got.length, 1);
+        await sleep(1500); // idleMs is 600; the sweeper looks every 300 ms
+        assert.equal(relay.has(i7), false);
+        assert.deepEqual(released, [`${i6} released`, `${i7} idle`]);
+        assert.equal((await relay.stats()).some((x) => x.id === i7), false);
+      }
 
       // After all of the above, a fresh pair still works.
       const r3 = await confirm(i8);
