@@ -534,13 +534,16 @@ export class Relay {
       // ipv6Only stays false: a socket on "::" is the dual-stack one IPv4 nodes may be served on;
       // on a specific IPv6 address it changes nothing.
       const socket = createSocket({ type: local.family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
-      const ok = await new Promise<boolean>((resolve) => {
-        socket.once('error', () => resolve(false));
-        socket.bind(port, local.toString(), () => resolve(true));
+      const failed = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+        socket.once('error', (err) => resolve(err));
+        socket.bind(port, local.toString(), () => resolve(undefined));
       });
-      if (!ok) {
+      if (failed) {
         socket.close();
-        continue;
+        // Only a taken port is worth trying the next one for; an address this machine does not
+        // have (an IPv6 hub endpoint behind a port forward, say) fails the same on every port.
+        if (failed.code === 'EADDRINUSE' || failed.code === 'EACCES') continue;
+        throw new RelayError(`cannot bind the relay address ${local.toString()} (${failed.code ?? failed.message}): it must be an address of this machine; give the relay the address of its family that nodes reach it at, and that is on a local interface`);
       }
       this.usedPorts.add(port);
       socket.on('error', () => undefined);

@@ -567,3 +567,18 @@ test("relay protocol: the hello carries the relay's addresses, one or one per fa
   assert.match(refused({}), /^addresses: required/);
   assert.match(refused({ addresses: ['2001:db8::5%eth0'] }), /zone index/);
 });
+
+test('a relay address this machine does not have is said at once, not as a full port range', async () => {
+  const r = new Relay({ addresses: ['127.0.0.1', '2001:db8::77'], portMin: 46400, portMax: 46900 });
+  try {
+    const t0 = performance.now();
+    await assert.rejects(r.allocate('nb', { publicKey: A, ip: '127.0.0.1' }, { publicKey: B, ip: '2001:db8::5' }), /cannot bind the relay address 2001:db8::77 \(EADDRNOTAVAIL\): it must be an address of this machine/);
+    assert.ok(performance.now() - t0 < 1000, 'one bind, not five hundred');
+    assert.equal((await r.stats()).length, 0);
+    // The IPv4 side it had opened first is closed again: its port is free for the next pair.
+    const { portA } = await r.allocate('ok', { publicKey: A, ip: '127.0.0.1' }, { publicKey: B, ip: '127.0.0.1' });
+    assert.equal(portA, 46400);
+  } finally {
+    await r.close();
+  }
+});
