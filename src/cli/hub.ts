@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { createLogger } from '../core/log.js';
 import { keepRunning } from '../core/long-running.js';
+import { IpAddress } from '../core/net/address.js';
 import { Cidr, Prefixed } from '../core/net/cidr.js';
 import { HostPort } from '../core/net/endpoint.js';
 import { randomUlaPrefix } from '../hub/address-plan.js';
@@ -11,6 +12,7 @@ import { Hub } from '../hub/hub.js';
 import { generateKeyPair } from '../core/wireguard/keys.js';
 import type { HubSettings } from '../hub/store/model.js';
 import { createStore } from '../hub/store/store.js';
+import { relayAddressesProblem } from '../core/relay-protocol.js';
 import { address6Arg, addressWithPrefixArg, hubEndpointArg, millisecondsArg, portArg, secondsArg, subnetArg } from './validate.js';
 
 /**
@@ -45,6 +47,20 @@ function hubEndpoints(texts: string[]): HostPort[] {
   for (const family of [4, 6] as const) {
     if (list.filter((e) => e.address?.family === family).length > 1) throw new Error(`--endpoint was given two IPv${family} addresses; give one IPv4 and one IPv6 endpoint (or a DNS name)`);
   }
+  return list;
+}
+
+/** `--relay-address`, repeatable: one address, or one of each family, each one nodes can reach. */
+function collectRelayAddresses(v: string, all: IpAddress[] | undefined): IpAddress[] {
+  let a: IpAddress;
+  try {
+    a = IpAddress.parse(v);
+  } catch (err) {
+    throw new InvalidArgumentError(`"${v}" must be the IPv4 or IPv6 address of the hub's relay (${(err as Error).message})`);
+  }
+  const list = [...(all ?? []), a];
+  const why = relayAddressesProblem(list);
+  if (why) throw new InvalidArgumentError(why);
   return list;
 }
 
@@ -116,11 +132,11 @@ next: wg-quick up ${conf}, then: wgp2p hub run --dir ${o.dir} --interface hub`);
     .requiredOption('--interface <if>', 'the WireGuard interface brought up from hub.conf')
     .option('--poll-ms <ms>', 'shortest device read interval', millisecondsArg, 20)
     .option('--no-relay', 'no relay inside the hub: only relays that register ("wgp2p relay run")')
-    .option('--relay-address <ip>', "public address of the hub's own relay (default: the endpoint's, when it is an address)")
-    .action(async (o: { dir: string; interface: string; pollMs: number; relay: boolean; relayAddress?: string }) => {
+    .option('--relay-address <ip>', "address of the hub's own relay, where nodes send relayed traffic; give it twice for IPv4 and IPv6 (an IPv6-only node and an IPv4-only node are then bridged). Default: the hub's endpoints (hub init --endpoint) that are IP addresses, one per family", collectRelayAddresses)
+    .action(async (o: { dir: string; interface: string; pollMs: number; relay: boolean; relayAddress?: IpAddress[] }) => {
       const log = createLogger('hub');
       keepRunning(log);
-      const h = new Hub({ dir: o.dir, ifname: o.interface, log, pollMs: o.pollMs, noBuiltinRelay: !o.relay, relayAddress: o.relayAddress });
+      const h = new Hub({ dir: o.dir, ifname: o.interface, log, pollMs: o.pollMs, noBuiltinRelay: !o.relay, relayAddresses: o.relayAddress });
       await h.start();
       const stop = () => void h.stop().finally(() => process.exit(0));
       process.once('SIGINT', stop);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { publicEndpointProblem, type IpAddress } from './net/address.js';
 import { endpointSchema, ipAddressSchema } from './net/schemas.js';
 import { publicKeySchema } from './protocol.js';
 
@@ -9,6 +10,40 @@ import { publicKeySchema } from './protocol.js';
  * Addresses and endpoints are of either family and decode to core/net values; each message type
  * has a `…Wire` form: what a sender builds, with addresses and endpoints as their text.
  */
+
+/**
+ * Why `a` cannot be an address of a relay that nodes on other machines are told to send to, or
+ * null: the rule of the hub's own endpoints (loopback, link-local, unique-local, unspecified,
+ * multicast and reserved are refused; private and shared IPv4 serve the nodes that share them),
+ * and an IPv4-mapped address is refused for the IPv4 address itself.
+ */
+export function relayAddressProblem(a: IpAddress): string | null {
+  if (!a.unmapped().equals(a)) return `${a.toString()} is an IPv4-mapped IPv6 address; give the IPv4 address itself (${a.unmapped().toString()})`;
+  const why = publicEndpointProblem(a);
+  return why && `${a.toString()} is ${why}; give an address nodes on other machines reach the relay at`;
+}
+
+/** What is wrong with a relay's list of addresses (one or two, at most one per family, each a relay address), or null. */
+export function relayAddressesProblem(addresses: readonly IpAddress[]): string | null {
+  if (addresses.length === 0) return 'a relay needs an address: one, or one of each family';
+  for (const f of [4, 6]) {
+    const of = addresses.filter((a) => a.unmapped().family === f);
+    if (of.length > 1) return `${of.map(String).join(' and ')} are both IPv${f}; a relay has at most one address per family`;
+  }
+  for (const a of addresses) {
+    const why = relayAddressProblem(a);
+    if (why) return why;
+  }
+  return null;
+}
+
+const relayAddresses = z
+  .array(ipAddressSchema)
+  .max(2)
+  .superRefine((xs, ctx) => {
+    const why = relayAddressesProblem(xs);
+    if (why) ctx.addIssue({ code: 'custom', message: why });
+  });
 
 const allocationId = z.string().regex(/^[0-9a-f]{16}$/, 'must be 16 hex digits');
 const side = z.object({ publicKey: publicKeySchema, ip: ipAddressSchema });
@@ -43,9 +78,25 @@ export function toRelayStats(s: { id: string; portA: number; portB: number; a: {
   return { id: s.id, portA: s.portA, portB: s.portB, a: { latched: s.a.latched }, b: { latched: s.b.latched }, aToB: s.aToB, bToA: s.bToA, dropped: { ...(s.dropped as Record<string, number>) } };
 }
 
+/**
+ * First message: where nodes reach this relay (one address, or one of each family), and how many
+ * allocations it can hold. `address` alone is the hello of a relay from before IPv6 (one address);
+ * it is read as a list of one, so such a relay keeps serving while the hub is upgraded first.
+ */
+const hello = z
+  .object({ type: z.literal('hello'), addresses: relayAddresses.optional(), address: ipAddressSchema.optional(), portMin: port, portMax: port })
+  .superRefine((h, ctx) => {
+    if (h.addresses !== undefined) return;
+    if (h.address === undefined) ctx.addIssue({ code: 'custom', path: ['addresses'], message: 'required: the relay\'s addresses (one, or one of each family)' });
+    else {
+      const why = relayAddressProblem(h.address);
+      if (why) ctx.addIssue({ code: 'custom', path: ['address'], message: why });
+    }
+  })
+  .transform((h) => ({ type: h.type, addresses: h.addresses ?? (h.address ? [h.address] : []), portMin: h.portMin, portMax: h.portMax }));
+
 export const relayToHubSchema = z.discriminatedUnion('type', [
-  /** First message: where nodes reach this relay, and how many allocations it can hold. */
-  z.object({ type: z.literal('hello'), address: ipAddressSchema, portMin: port, portMax: port }),
+  hello,
   z.object({ type: z.literal('allocated'), id: allocationId, portA: port, portB: port }),
   z.object({ type: z.literal('allocate-failed'), id: allocationId, error: z.string().max(300) }),
   z.object({ type: z.literal('latched'), id: allocationId, publicKey: publicKeySchema, endpoint: endpointSchema }),

@@ -23,8 +23,10 @@ export const pairStatusSchema = z.object({
   via: z.string().nullable(),
   /** Direct: the candidate kind it runs over. */
   candidate: z.enum(KIND_IDS).nullable(),
-  /** The address family the pair's packets travel over (direct, or to the relay). */
+  /** The address family the pair's packets travel over (direct, or to the relay); null for a relay that bridges them. */
   family: z.union([z.literal(4), z.literal(6)]).nullable(),
+  /** On a relay with one side on IPv4 and the other on IPv6 (an IPv4-only node with an IPv6-only one). */
+  bridged: z.boolean(),
   relayId: z.string().nullable(),
   sinceMs: z.number(),
   directAfterMs: z.number().nullable(),
@@ -67,7 +69,7 @@ export const hubStatusSchema = z.object({
   }).passthrough(),
   nodes: z.array(nodeStatusSchema),
   pairs: z.array(pairStatusSchema),
-  relays: z.array(z.object({ name: z.string(), address: z.string(), allocations: z.number() })),
+  relays: z.array(z.object({ name: z.string(), address: z.string(), addresses: z.array(z.string()), allocations: z.number() })),
 });
 export type HubStatusJson = z.infer<typeof hubStatusSchema>;
 

@@ -1,6 +1,29 @@
-import { toRelayStats, type RelayStats } from '../core/relay-protocol.js';
+import type { IpAddress } from '../core/net/address.js';
+import type { HostPort } from '../core/net/endpoint.js';
+import { relayAddressesProblem, relayAddressProblem, toRelayStats, type RelayStats } from '../core/relay-protocol.js';
 import { Relay, type RelayOptions, type RelaySideSpec } from '../relay/relay.js';
 import type { RelayBackend } from './relay-pool.js';
+
+/**
+ * The addresses of the hub's own relay: those given (`hub run --relay-address`, repeatable), or
+ * else the hub's endpoints that are IP literals, the first of each family: nodes reach the hub
+ * there, so they reach its relay there too. An endpoint that is a DNS name gives none (which
+ * address it resolves to is the resolver's business, and the relay must bind one); with no
+ * address at all the hub runs without a relay of its own.
+ */
+export function builtinRelayAddresses(given: readonly IpAddress[] | undefined, endpoints: readonly HostPort[]): IpAddress[] {
+  if (given !== undefined && given.length > 0) {
+    const why = relayAddressesProblem(given);
+    if (why) throw new Error(`--relay-address: ${why}`);
+    return [...given].sort((x, y) => x.family - y.family);
+  }
+  const out: IpAddress[] = [];
+  for (const e of endpoints) {
+    const a = e.address;
+    if (a && !out.some((x) => x.family === a.family) && relayAddressProblem(a) === null) out.push(a);
+  }
+  return out.sort((x, y) => x.family - y.family);
+}
 
 /** The relay inside the hub process, as one of the pool's relays. */
 export class BuiltinRelay implements RelayBackend {
@@ -18,8 +41,8 @@ export class BuiltinRelay implements RelayBackend {
     });
   }
 
-  get address(): string {
-    return this.relay.address;
+  get addresses(): readonly IpAddress[] {
+    return this.relay.addresses;
   }
 
   get allocationCount(): number {
@@ -32,7 +55,7 @@ export class BuiltinRelay implements RelayBackend {
     return ports;
   }
 
-  updateIp(id: string, publicKey: string, ip: string): void {
+  updateIp(id: string, publicKey: string, ip: IpAddress): void {
     this.relay.updateIp(id, publicKey, ip);
   }
 

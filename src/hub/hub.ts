@@ -4,13 +4,14 @@ import { ipv6Endpoint } from '../core/candidates/public-ipv6.js';
 import { realClock, KeyedTimers } from '../core/clock.js';
 import { Spacer } from '../core/rate.js';
 import type { Logger } from '../core/log.js';
+import type { IpAddress } from '../core/net/address.js';
 import { Endpoint } from '../core/net/endpoint.js';
 import type { AgentMessage, AgentSettings } from '../core/protocol.js';
 import type { HubStatusJson } from '../core/status.js';
 import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import { KernelPath } from '../relay/kernel-path.js';
 import { AdminServer } from './admin.js';
-import { BuiltinRelay } from './builtin-relay.js';
+import { BuiltinRelay, builtinRelayAddresses } from './builtin-relay.js';
 import { coalesced } from './coalesce.js';
 import { agentHubAllowedIps } from './configs.js';
 import { ControlApi } from './control-api.js';
@@ -54,8 +55,12 @@ export interface HubOptions {
   deviceResyncMs?: number;
   /** Address for the control API; default: the hub's tunnel address. */
   listenAddress?: string;
-  /** Public address the built-in relay binds to; default: the hub endpoint's host when it is an IPv4 address. */
-  relayAddress?: string;
+  /**
+   * Where the built-in relay binds and nodes send to: one address, or one of each family (then an
+   * IPv6-only node and an IPv4-only node are bridged). Default: the hub's endpoints that are IP
+   * addresses, one per family (builtin-relay.ts).
+   */
+  relayAddresses?: readonly IpAddress[];
   relayPorts?: [number, number];
   /** No relay inside the hub: only relays that register (`wgp2p relay run`). */
   noBuiltinRelay?: boolean;
@@ -174,15 +179,17 @@ export class Hub {
       log,
     });
     await this.api.listen(host, hub.apiPort, this.opts.ifname);
-    // The hub's own relay listens where nodes reach the hub: its IPv4 endpoint's address (the IPv6 one comes with the relay's families).
-    const relayAddress = this.opts.relayAddress ?? hub.endpoints.find((e) => e.address?.family === 4)?.address?.toString();
-    if (relayAddress && !this.opts.noBuiltinRelay) {
+    // The hub's own relay listens where nodes reach the hub: its endpoints' addresses, one per family.
+    const relayAddresses = this.opts.noBuiltinRelay ? [] : builtinRelayAddresses(this.opts.relayAddresses, hub.endpoints);
+    if (relayAddresses.length > 0) {
       const [portMin, portMax] = this.opts.relayPorts ?? [52000, 52999];
+      const kernel = await KernelPath.forAddresses(relayAddresses);
+      for (const u of kernel.userspace) log.info({ address: u.address.toString(), why: u.reason }, 'relay forwards this family in userspace');
       this.builtin = new BuiltinRelay({
-        address: relayAddress,
+        addresses: relayAddresses,
         portMin,
         portMax,
-        kernel: await KernelPath.create(relayAddress),
+        kernel: kernel.kernels,
         onError: (err) => log.warn({ err }, 'relay'),
         onLatched: (_id, key, endpoint) => this.relayLatched(key, endpoint),
         onReleased: (id, reason) => reason === 'idle' && this.relays.released(id),
@@ -198,7 +205,7 @@ export class Hub {
       this.fullSyncNext = true;
       return this.refresh();
     });
-    log.info({ api: `${host}:${hub.apiPort}`, device: this.device.kind, nodes: this.view.size, relay: relayAddress ?? null }, 'hub running');
+    log.info({ api: `${host}:${hub.apiPort}`, device: this.device.kind, nodes: this.view.size, relay: relayAddresses.length > 0 ? relayAddresses.map(String) : null }, 'hub running');
   }
 
   async stop(): Promise<void> {
@@ -247,9 +254,14 @@ export class Hub {
     const ipA = this.nat.seen(a)?.address;
     const ipB = this.nat.seen(b)?.address;
     if (!ipA || !ipB) return undefined;
-    const alloc = await this.relays.allocate({ publicKey: a, ip: ipA }, { publicKey: b, ip: ipB });
-    if (alloc) this.opts.log.info({ pair: [this.view.byKey(a)?.name, this.view.byKey(b)?.name], relay: alloc.relay, forA: alloc.forA.toString(), forB: alloc.forB.toString() }, 'relay allocated');
-    return alloc && { relayId: alloc.relayId, forA: alloc.forA, forB: alloc.forB };
+    const { allocation: alloc, reason } = await this.relays.tryAllocate({ publicKey: a, ip: ipA }, { publicKey: b, ip: ipB });
+    const pair = [this.view.byKey(a)?.name, this.view.byKey(b)?.name];
+    if (!alloc) {
+      this.opts.log.warn({ pair, reason }, 'no relay can take the pair');
+      return undefined;
+    }
+    this.opts.log.info({ pair, relay: alloc.relay, forA: alloc.forA.toString(), forB: alloc.forB.toString() }, 'relay allocated');
+    return { relayId: alloc.relayId, forA: alloc.forA, forB: alloc.forB };
   }
 
   private relayConnected(node: NodeRecord, ws: WebSocket): void {

@@ -6,19 +6,20 @@ import type { RelaySideSpec } from '../relay/relay.js';
 
 /**
  * The relays the hub can hand pairs to: the one inside the hub (by default) and any number of
- * `wgp2p relay run` processes that registered over their tunnels. A pair goes to the relay with
- * the fewest allocations; an allocation id is random, so an agent can tell a new allocation (a
- * restarted hub or relay) from the one it uses.
+ * `wgp2p relay run` processes that registered over their tunnels. A pair goes to the least loaded
+ * relay that has an address of each side's family (an IPv6-only node and an IPv4-only node need a
+ * relay with both, and get one side on each); an allocation id is random, so an agent can tell a
+ * new allocation (a restarted hub or relay) from the one it uses.
  */
 
 export interface RelayBackend {
   /** Unique among the pool's relays: "builtin" or the relay node's name. */
   readonly name: string;
-  /** The public address nodes send to, of either family (canonical text). */
-  readonly address: string;
+  /** Where nodes send to: one or two addresses, at most one per family. */
+  readonly addresses: readonly IpAddress[];
   readonly allocationCount: number;
   allocate(id: string, a: RelaySideSpec, b: RelaySideSpec): Promise<{ portA: number; portB: number }>;
-  updateIp(id: string, publicKey: string, ip: string): void;
+  updateIp(id: string, publicKey: string, ip: IpAddress): void;
   release(id: string): void;
   has(id: string): boolean;
   stats(): Promise<RelayStats[]>;
@@ -29,10 +30,16 @@ export interface Allocation {
   relay: string;
   a: string;
   b: string;
-  /** Where a sends to reach b, and b to reach a: the relay's endpoints, `a.b.c.d:p` or `[v6]:p`. */
+  /**
+   * Where a sends to reach b, and b to reach a: the relay's endpoint on each node's own family
+   * (`a.b.c.d:p` or `[v6]:p`), so the two differ in address as well as port for a bridged pair.
+   */
   forA: Endpoint;
   forB: Endpoint;
 }
+
+/** An allocation, or why no relay of the pool could take the pair (one clause per relay tried). */
+export type AllocateResult = { allocation: Allocation; reason?: undefined } | { allocation: undefined; reason: string };
 
 export class RelayPool {
   private backends = new Map<string, RelayBackend>();
@@ -55,7 +62,7 @@ export class RelayPool {
     }
   }
 
-  /** The backend released an allocation by itself (idle expiry). */
+  /** The backend released an allocation by itself (idle expiry, or it refused a change). */
   released(relayId: string): void {
     if (this.allocations.delete(relayId)) this.onGone(relayId);
   }
@@ -64,23 +71,43 @@ export class RelayPool {
     return this.backends.size;
   }
 
+  /** An allocation, or undefined when no relay can take the pair (tryAllocate() says why). */
   async allocate(a: RelaySideSpec, b: RelaySideSpec): Promise<Allocation | undefined> {
+    return (await this.tryAllocate(a, b)).allocation;
+  }
+
+  /**
+   * Tries the relays from the least loaded. A relay without an address of a side's family could
+   * never reach that node: it is passed over before anything is allocated on it.
+   */
+  async tryAllocate(a: RelaySideSpec, b: RelaySideSpec): Promise<AllocateResult> {
+    const ipA = nodeIp(a);
+    const ipB = nodeIp(b);
+    if (!ipA || !ipB) return { allocation: undefined, reason: `side ${ipA ? 'B' : 'A'}'s node IP "${String((ipA ? b : a).ip)}" is not an IP address` };
+    const pair = ipA.family === ipB.family ? `an IPv${ipA.family} pair` : `a bridged pair (A on IPv${ipA.family}, B on IPv${ipB.family})`;
+    if (this.backends.size === 0) return { allocation: undefined, reason: `no relay for ${pair}: the pool is empty (the hub runs with --no-relay and no relay registered)` };
+    const refusals: string[] = [];
     const candidates = [...this.backends.values()].sort((x, y) => x.allocationCount - y.allocationCount);
     for (const backend of candidates) {
-      // A relay whose address is no address could never be reached: skip it before it allocates.
-      const address = IpAddress.tryParse(backend.address);
-      if (!address) continue;
+      const relayA = backend.addresses.find((x) => x.family === ipA.family);
+      const relayB = backend.addresses.find((x) => x.family === ipB.family);
+      if (!relayA || !relayB) {
+        const missing = [...new Set([relayA ? [] : [ipA.family], relayB ? [] : [ipB.family]].flat())];
+        refusals.push(`${backend.name} has no IPv${missing.join('/IPv')} address (it has ${backend.addresses.map(String).join(', ')})`);
+        continue;
+      }
       const relayId = randomBytes(8).toString('hex');
       try {
-        const ports = await backend.allocate(relayId, a, b);
-        const alloc: Allocation = { relayId, relay: backend.name, a: a.publicKey, b: b.publicKey, forA: Endpoint.of(address, ports.portA), forB: Endpoint.of(address, ports.portB) };
+        const ports = await backend.allocate(relayId, { publicKey: a.publicKey, ip: ipA }, { publicKey: b.publicKey, ip: ipB });
+        const alloc: Allocation = { relayId, relay: backend.name, a: a.publicKey, b: b.publicKey, forA: Endpoint.of(relayA, ports.portA), forB: Endpoint.of(relayB, ports.portB) };
         this.allocations.set(relayId, alloc);
-        return alloc;
-      } catch {
+        return { allocation: alloc };
+      } catch (err) {
         // Full or gone: the next relay may have room.
+        refusals.push(`${backend.name}: ${(err as Error).message}`);
       }
     }
-    return undefined;
+    return { allocation: undefined, reason: `no relay could take ${pair}: ${refusals.join('; ')}` };
   }
 
   alive(relayId: string): boolean {
@@ -88,16 +115,34 @@ export class RelayPool {
     return a !== undefined && this.backends.get(a.relay)?.has(relayId) === true;
   }
 
-  /** A node's public IP changed: its allocations accept the new one (the port is learned again from a handshake). */
-  updateIp(publicKey: string, ip: string): void {
-    for (const a of this.allocations.values()) {
+  /**
+   * A node's public IP changed: its allocations accept the new one (the port is learned again
+   * from a handshake). One whose side was on the other family is released instead, and the pair
+   * moves (onGone): the node was told a relay endpoint of the family it no longer has.
+   */
+  updateIp(publicKey: string, ip: string | IpAddress): void {
+    const next = (typeof ip === 'string' ? IpAddress.tryParse(ip) : ip)?.unmapped();
+    if (!next) return;
+    for (const a of [...this.allocations.values()]) {
       if (a.a !== publicKey && a.b !== publicKey) continue;
+      const relayEndpoint = a.a === publicKey ? a.forA : a.forB;
+      if (relayEndpoint.family !== next.family) {
+        this.drop(a.relayId);
+        continue;
+      }
       try {
-        this.backends.get(a.relay)?.updateIp(a.relayId, publicKey, ip);
+        this.backends.get(a.relay)?.updateIp(a.relayId, publicKey, next);
       } catch {
-        this.released(a.relayId);
+        this.drop(a.relayId);
       }
     }
+  }
+
+  /** Released here (the backend too, so nothing of it stays allocated there), and the pair moves. */
+  private drop(relayId: string): void {
+    if (!this.allocations.has(relayId)) return;
+    this.release(relayId);
+    this.onGone(relayId);
   }
 
   release(relayId: string): void {
@@ -107,8 +152,9 @@ export class RelayPool {
     this.backends.get(a.relay)?.release(relayId);
   }
 
-  relays(): { name: string; address: string; allocations: number }[] {
-    return [...this.backends.values()].map((b) => ({ name: b.name, address: b.address, allocations: b.allocationCount }));
+  /** `address` is every address as one text (what `status` shows); `addresses` lists them. */
+  relays(): { name: string; address: string; addresses: string[]; allocations: number }[] {
+    return [...this.backends.values()].map((b) => ({ name: b.name, address: b.addresses.map(String).join(', '), addresses: b.addresses.map(String), allocations: b.allocationCount }));
   }
 
   async stats(): Promise<(RelayStats & { relay: string })[]> {
@@ -116,4 +162,8 @@ export class RelayPool {
     for (const b of this.backends.values()) for (const s of await b.stats().catch(() => [])) out.push({ ...s, relay: b.name });
     return out;
   }
+}
+
+function nodeIp(s: RelaySideSpec): IpAddress | undefined {
+  return (typeof s.ip === 'string' ? IpAddress.tryParse(s.ip) : s.ip)?.unmapped();
 }

@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws';
 import type { Logger } from '../core/log.js';
+import type { IpAddress } from '../core/net/address.js';
 import { decode } from '../core/protocol.js';
 import { relayToHubSchema, type HubToRelayWire, type RelayStats, type RelayToHub } from '../core/relay-protocol.js';
 import type { RelaySideSpec } from '../relay/relay.js';
@@ -16,7 +17,8 @@ export class RemoteRelay implements RelayBackend {
 
   constructor(
     readonly name: string,
-    readonly address: string,
+    /** From its hello: checked there to be one or two relay addresses, at most one per family. */
+    readonly addresses: readonly IpAddress[],
     private readonly ws: WebSocket,
     private readonly events: { latched(id: string, publicKey: string, endpoint: string): void; released(id: string): void },
   ) {}
@@ -41,8 +43,8 @@ export class RemoteRelay implements RelayBackend {
     });
   }
 
-  updateIp(id: string, publicKey: string, ip: string): void {
-    this.send({ type: 'update-ip', id, publicKey, ip });
+  updateIp(id: string, publicKey: string, ip: IpAddress): void {
+    this.send({ type: 'update-ip', id, publicKey, ip: ip.toString() });
   }
 
   release(id: string): void {
@@ -113,9 +115,9 @@ export function acceptRelay(name: string, ws: WebSocket, pool: RelayPool, latche
       return;
     }
     if (m.type === 'hello' && !relay) {
-      relay = new RemoteRelay(name, m.address.toString(), ws, { latched: (_id, key, endpoint) => latched(key, endpoint), released: (id) => pool.released(id) });
+      relay = new RemoteRelay(name, m.addresses, ws, { latched: (_id, key, endpoint) => latched(key, endpoint), released: (id) => pool.released(id) });
       pool.add(relay);
-      log.info({ relay: name, address: m.address.toString(), ports: [m.portMin, m.portMax] }, 'relay registered');
+      log.info({ relay: name, addresses: m.addresses.map(String), ports: [m.portMin, m.portMax] }, 'relay registered');
       return;
     }
     relay?.onMessage(m);

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { run, type RunResult } from '../core/exec.js';
-import { IpAddress } from '../core/net/address.js';
+import { IpAddress, type Family } from '../core/net/address.js';
 
 /**
  * The relay's kernel fast path. Userspace forwarding in Node costs one system call per datagram
@@ -20,11 +20,18 @@ import { IpAddress } from '../core/net/address.js';
  *     `fwd` (neighbour output to the route's next hop), skipping conntrack, routing and the
  *     netfilter hooks of the host. Nothing is tracked, so nothing needs flushing.
  *
- * IPv4 only for now (the maps are keyed by ipv4_addr, the table is of the ip family): a relay
- * bound to an IPv6 address gets no kernel path and forwards in userspace.
+ * One KernelPath serves one relay address, so one family: a relay with an address of each family
+ * has up to two (forAddresses()), in tables of their own. IPv6 has the ingress mode only (`fwd ip6`
+ * in a netdev table keyed by ipv6_addr); the conntrack NAT mode exists for IPv4 alone, so where
+ * ingress cannot be set up for an IPv6 address its pairs forward in userspace. A bridged pair
+ * (one side on each family) never comes here: the kernel would have to translate between the
+ * families, and neither mode does.
  */
 
+/** The IPv4 table (ip or netdev family, by mode); existing readers (bench/relay-memory.ts) know this name. */
 export const RELAY_TABLE = 'wgp2p_relay';
+/** The IPv6 table (netdev family, ingress mode). */
+export const RELAY_TABLE6 = 'wgp2p_relay6';
 export type KernelMode = 'nat' | 'ingress';
 
 export interface Leg {
@@ -65,8 +72,24 @@ export class KernelPath {
     readonly mode: KernelMode,
   ) {}
 
+  /** The relay address this path forwards for: the destination it matches, the source it writes. */
+  get address(): IpAddress {
+    return this.relayIp;
+  }
+
+  /** The address family of the relay address, and of every leg this path forwards. */
+  get family(): Family {
+    return this.relayIp.family;
+  }
+
   private get table(): string {
+    if (this.relayIp.family === 6) return `netdev ${RELAY_TABLE6}`;
     return `${this.mode === 'nat' ? 'ip' : 'netdev'} ${RELAY_TABLE}`;
+  }
+
+  /** The header fields of this path's family, as nft names them. */
+  private get l3(): 'ip' | 'ip6' {
+    return this.relayIp.family === 6 ? 'ip6' : 'ip';
   }
 
   /**
@@ -78,32 +101,62 @@ export class KernelPath {
   }
 
   /**
-   * Sets up the table, or says why the relay forwards in userspace only: an IPv6 relay address,
-   * not root, or nftables refused the table. None of these is an error: the userspace path works
-   * everywhere, only slower. Ingress mode (the default) falls back to nat mode where it cannot be
-   * set up (the relay address is on no local interface, or the kernel lacks the netdev family or
-   * `fwd`); `mode` tells which one runs.
+   * A kernel path per relay address that can have one, and why each other address forwards in
+   * userspace (to be logged once, where the relay starts).
+   */
+  static async forAddresses(addresses: readonly IpAddress[], opts: KernelPathOptions = {}): Promise<{ kernels: KernelPath[]; userspace: { address: IpAddress; reason: string }[] }> {
+    const kernels: KernelPath[] = [];
+    const userspace: { address: IpAddress; reason: string }[] = [];
+    for (const address of addresses) {
+      const r = await KernelPath.tryCreate(address, opts);
+      if (r.kernel) kernels.push(r.kernel);
+      else userspace.push({ address, reason: r.reason });
+    }
+    return { kernels, userspace };
+  }
+
+  /**
+   * Sets up the table, or says why the relay forwards in userspace only: not root, or nftables
+   * refused the table (for IPv6: the address is on no local interface, the kernel lacks `fwd ip6`,
+   * or nat mode was asked for, which is IPv4 only). None of these is an error: the userspace path
+   * works everywhere, only slower. For IPv4, ingress mode (the default) falls back to nat mode
+   * where it cannot be set up (the relay address is on no local interface, or the kernel lacks the
+   * netdev family or `fwd`); `mode` tells which one runs.
    */
   static async tryCreate(relayIp: string | IpAddress, opts: KernelPathOptions = {}): Promise<{ kernel: KernelPath; reason?: undefined } | { kernel: undefined; reason: string }> {
-    const ip = typeof relayIp === 'string' ? IpAddress.tryParse(relayIp) : relayIp;
+    const ip = (typeof relayIp === 'string' ? IpAddress.tryParse(relayIp) : relayIp)?.unmapped();
     if (!ip) return { kernel: undefined, reason: `the relay address "${String(relayIp)}" is not an IP address` };
-    if (ip.family !== 4) return { kernel: undefined, reason: `the kernel fast path is IPv4 only and the relay address ${ip.toString()} is IPv6: forwarding in userspace` };
+    if (ip.scope() === 'unspecified') return { kernel: undefined, reason: `the relay address ${ip.toString()} is unspecified: the kernel path rewrites to one source address, so forwarding in userspace` };
+    const mode = opts.mode ?? 'ingress';
+    if (ip.family === 6 && mode === 'nat') return { kernel: undefined, reason: `the kernel's nat mode is IPv4 only and the relay address ${ip.toString()} is IPv6: its pairs forward in userspace (the ingress mode has an IPv6 variant)` };
     if (process.getuid?.() !== 0) return { kernel: undefined, reason: 'the kernel fast path needs root (nftables): forwarding in userspace' };
-    // A table left by a relay that crashed would hold stale state: start from an empty one.
-    for (const family of ['ip', 'netdev']) await run('nft', ['delete', 'table', family, RELAY_TABLE], { allowFail: true }).catch(() => undefined);
-    if ((opts.mode ?? 'ingress') === 'ingress') {
-      const r = await run('ip', ['-j', '-4', 'addr', 'show'], { allowFail: true }).catch(() => ({ code: 1, stdout: '' }));
+    let device: string | undefined;
+    if (mode === 'ingress') {
+      const r = await run('ip', ['-j', `-${ip.family}`, 'addr', 'show'], { allowFail: true }).catch(() => ({ code: 1, stdout: '' }));
       const links = r.code === 0 ? (JSON.parse(r.stdout) as { ifname: string; addr_info: { local: string }[] }[]) : [];
-      const device = links.find((l) => l.addr_info.some((x) => ip.equals(IpAddress.tryParse(x.local))))?.ifname;
-      const ruleset = `table netdev ${RELAY_TABLE} {
-  map pairs { type ipv4_addr . inet_service . inet_service : verdict; }
+      device = links.find((l) => l.addr_info.some((x) => ip.equals(IpAddress.tryParse(x.local))))?.ifname;
+      // Said before nftables is touched: IPv6 has no nat mode to fall back to.
+      if (!device && ip.family === 6) return { kernel: undefined, reason: `the kernel's ingress path for IPv6 needs the relay address on a local interface and ${ip.toString()} is on none: IPv6 pairs forward in userspace` };
+    }
+    // A table left by a relay that crashed would hold stale state: start from an empty one.
+    const stale = ip.family === 6 ? [`netdev ${RELAY_TABLE6}`] : [`ip ${RELAY_TABLE}`, `netdev ${RELAY_TABLE}`];
+    for (const t of stale) await run('nft', ['delete', 'table', ...t.split(' ')], { allowFail: true }).catch(() => undefined);
+    if (device) {
+      const l3 = ip.family === 6 ? 'ip6' : 'ip';
+      const table = ip.family === 6 ? RELAY_TABLE6 : RELAY_TABLE;
+      const ruleset = `table netdev ${table} {
+  map pairs { type ipv${ip.family}_addr . inet_service . inet_service : verdict; }
   chain ingress {
     type filter hook ingress device "${device}" priority -500; policy accept;
-    ip daddr ${ip} ip saddr . udp sport . udp dport vmap @pairs
+    ${l3} daddr ${ip} ${l3} saddr . udp sport . udp dport vmap @pairs
   }
 }
 `;
-      if (device && (await run('nft', ['-f', '-'], { input: ruleset, allowFail: true }).catch(() => ({ code: 1 }))).code === 0) return { kernel: new KernelPath(ip, 'ingress') };
+      const loaded = await run('nft', ['-f', '-'], { input: ruleset, allowFail: true }).catch((err: unknown) => ({ code: 1, stderr: (err as Error).message }));
+      if (loaded.code === 0) return { kernel: new KernelPath(ip, 'ingress') };
+      if (ip.family === 6) {
+        return { kernel: undefined, reason: `nftables refused the IPv6 ingress table (${loaded.stderr.trim().split('\n')[0] || `exit ${loaded.code}`}; \`fwd ip6\` needs the netdev family and nft_fwd_netdev): IPv6 pairs forward in userspace` };
+      }
     }
     const ruleset = `table ip ${RELAY_TABLE} {
   map to_peer { type ipv4_addr . inet_service . inet_service : ipv4_addr . inet_service; }
@@ -165,14 +218,16 @@ export class KernelPath {
   }
 
   async install(id: string, a: Leg, b: Leg): Promise<void> {
+    if (a.ip.family !== this.family || b.ip.family !== this.family) throw new Error(`the IPv${this.family} kernel path cannot forward ${a.ip} <-> ${b.ip}: no translation between families in the kernel, the pair stays in userspace`);
     await this.remove(id);
     const inst: Installed = { counter: `c${this.nextCounter++}`, a, b };
     const T = this.table;
     if (this.mode === 'ingress') {
       const R = this.relayIp;
+      const L = this.l3;
       const [hopA, hopB] = await Promise.all([this.nextHop(a.ip), this.nextHop(b.ip)]);
       const rule = (name: string, to: Leg, via: { via: string; dev: string }, fromRelayPort: number) =>
-        `add rule ${T} ${name} counter name "${name}" ip saddr set ${R} ip daddr set ${to.ip} udp sport set ${fromRelayPort} udp dport set ${to.port} fwd ip to ${via.via} device "${via.dev}"`;
+        `add rule ${T} ${name} counter name "${name}" ${L} saddr set ${R} ${L} daddr set ${to.ip} udp sport set ${fromRelayPort} udp dport set ${to.port} fwd ${L} to ${via.via} device "${via.dev}"`;
       const ab = `${inst.counter}ab`;
       const ba = `${inst.counter}ba`;
       await this.nft(

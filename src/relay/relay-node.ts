@@ -2,15 +2,15 @@ import type { Logger } from '../core/log.js';
 import { HubLink } from '../core/hub-link.js';
 import type { IpAddress } from '../core/net/address.js';
 import type { AgentConfig } from '../core/protocol.js';
-import { hubToRelaySchema, toRelayStats, type HubToRelay, type RelayToHubWire } from '../core/relay-protocol.js';
+import { hubToRelaySchema, relayAddressesProblem, toRelayStats, type HubToRelay, type RelayToHubWire } from '../core/relay-protocol.js';
 import { KernelPath } from './kernel-path.js';
 import { Relay } from './relay.js';
 
 export interface RelayNodeOptions {
   /** NAME.relay.json: the hub's API URL on the tunnel and this relay's token. */
   config: AgentConfig;
-  /** The public address nodes send to, of either family; the relay's ports bind to it. */
-  address: IpAddress;
+  /** Where nodes send to and the ports bind: one address, or one of each family (an IPv6-only node and an IPv4-only node then meet here). */
+  addresses: readonly IpAddress[];
   portMin: number;
   portMax: number;
   /** Forward in userspace only, even where the kernel fast path is available. */
@@ -30,30 +30,42 @@ export class RelayNode {
   private relay!: Relay;
   private link?: HubLink<HubToRelay, RelayToHubWire>;
   private timers: NodeJS.Timeout[] = [];
-  private kernel?: KernelPath;
 
   constructor(private readonly opts: RelayNodeOptions) {}
 
   async start(): Promise<void> {
-    const kernel = this.opts.userspace ? { kernel: undefined, reason: '--userspace' } : await KernelPath.tryCreate(this.opts.address);
-    this.kernel = kernel.kernel;
+    const addresses = this.opts.addresses;
+    // The hub refuses such a hello (relay-protocol.ts): say so here, where it can be fixed.
+    const why = relayAddressesProblem(addresses);
+    if (why) throw new Error(`--address: ${why}`);
+    const kernel = this.opts.userspace ? { kernels: [], userspace: addresses.map((address) => ({ address, reason: '--userspace' })) } : await KernelPath.forAddresses(addresses);
     this.relay = new Relay({
-      address: this.opts.address,
+      addresses,
       portMin: this.opts.portMin,
       portMax: this.opts.portMax,
-      kernel: this.kernel,
+      kernel: kernel.kernels,
       onError: (err) => this.opts.log.warn({ err }, 'relay'),
       onLatched: (id, publicKey, endpoint) => this.send({ type: 'latched', id, publicKey, endpoint }),
       onReleased: (id, reason) => this.send({ type: 'released', id, reason }),
     });
-    const address = this.opts.address.toString();
-    this.opts.log.info({ address, ports: [this.opts.portMin, this.opts.portMax], kernel: this.kernel?.mode ?? false, ...(kernel.reason ? { userspaceBecause: kernel.reason } : {}) }, 'relay started');
+    const texts = this.relay.addresses.map(String);
+    // Logged once, here: which families the kernel forwards, and why the others stay in userspace.
+    this.opts.log.info(
+      {
+        addresses: texts,
+        ports: [this.opts.portMin, this.opts.portMax],
+        kernel: Object.fromEntries(kernel.kernels.map((k) => [`ipv${k.family}`, k.mode])),
+        ...(kernel.userspace.length > 0 ? { userspaceBecause: Object.fromEntries(kernel.userspace.map((u) => [`ipv${u.address.family}`, u.reason])) } : {}),
+        ...(texts.length > 1 ? { bridged: 'pairs with one side on each family forward in userspace (the kernel path does not translate between families)' } : {}),
+      },
+      'relay started',
+    );
     this.link = new HubLink<HubToRelay, RelayToHubWire>({
       config: this.opts.config,
       path: '/v1/relay',
       schema: hubToRelaySchema,
       log: this.opts.log,
-      onOpen: () => this.send({ type: 'hello', address, portMin: this.opts.portMin, portMax: this.opts.portMax }),
+      onOpen: () => this.send({ type: 'hello', addresses: texts, portMin: this.opts.portMin, portMax: this.opts.portMax }),
       onMessage: (m) => void this.onMessage(m),
       onClose: () => void this.releaseAll(),
     });

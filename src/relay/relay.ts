@@ -2,7 +2,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { IpAddress } from '../core/net/address.js';
 import { Endpoint } from '../core/net/endpoint.js';
 import { mac1Key, messageType, MESSAGE, verifyMac1 } from '../core/wireguard/packet.js';
-import type { KernelCounters, KernelPath, Leg } from './kernel-path.js';
+import { KernelPath, type KernelCounters, type Leg } from './kernel-path.js';
 
 /**
  * A relay for WireGuard datagrams it cannot decrypt. Each allocation serves one pair of nodes and
@@ -22,8 +22,15 @@ import type { KernelCounters, KernelPath, Leg } from './kernel-path.js';
  * A confirmed side keeps its port until another port is confirmed this way (roaming inside one NAT
  * re-handshakes from the new port, and the other side answers).
  *
- * Either family: the relay's sockets are of the family of the address it binds. Bound to "::" a
- * socket is dual-stack and reports IPv4 nodes as ::ffff:a.b.c.d; such a source is the IPv4 node.
+ * Both families, and bridged: a relay has up to one address per family, and each side's socket is
+ * on the relay address of its node's family, so an IPv6-only node and an IPv4-only node meet in
+ * one allocation (one side on each family; only the port numbers tie the two sockets together).
+ * Sources are compared as addresses, so the rules above hold for IPv6 as they do for IPv4. A
+ * relay whose only IPv6 address is "::" (tests, the lab) serves IPv4 nodes on dual-stack sockets,
+ * which report them as ::ffff:a.b.c.d; such a source is the IPv4 node.
+ *
+ * The kernel fast path takes a pair whose two sides are on one family and that family has a
+ * KernelPath; a bridged pair stays here (the kernel would have to translate between families).
  */
 
 export interface RelaySideSpec {
@@ -59,6 +66,8 @@ export interface DropCounters {
 export interface SideStats {
   /** The node's IP, canonical text. */
   ip: string;
+  /** The relay address this side's socket is on (the node's family, or "::" for a dual-stack socket). */
+  relayAddress: string;
   /** The confirmed ip:port (kept under this name for existing readers), or null. */
   latched: string | null;
   /** Ports seen initiating and not yet answered. */
@@ -92,6 +101,8 @@ interface Side {
   ip: IpAddress;
   /** The node's IP as this side's socket writes a source address and takes a destination. */
   socketText: string;
+  /** The relay address the socket is bound to. */
+  local: IpAddress;
   socket: Socket;
   port: number;
   /** mac1 key of the *other* side: handshake messages arriving here are addressed to it. */
@@ -111,6 +122,8 @@ interface Allocation {
   lastActive: number;
   packetsSeen: number;
   dropped: Omit<DropCounters, 'notLatched'>;
+  /** The kernel path of the pair's family, when both sides are on it; a bridged pair has none. */
+  kernel?: KernelPath;
   /** Legs the kernel forwards now (set once installed). */
   kernelLegs?: { a: Leg; b: Leg };
   /** Kernel changes for this pair run one after another, each deciding from the state at its turn. */
@@ -123,14 +136,22 @@ const MAX_CANDIDATES = 4;
 const CANDIDATE_MS = 10_000;
 
 export interface RelayOptions {
-  /** Address the relay's ports bind to, of either family ("::" binds dual-stack sockets). */
-  address: string | IpAddress;
+  /**
+   * Where nodes send to and the ports bind: one or two addresses, at most one per family. A side
+   * gets its socket on the address of its node's family ("::" as the IPv6 one also takes IPv4
+   * nodes, on dual-stack sockets, when there is no IPv4 address).
+   */
+  addresses: readonly (string | IpAddress)[];
+  /** Ports of both families come from this one range (a port is taken on one address at a time). */
   portMin: number;
   portMax: number;
   /** An allocation with no forwarded traffic for this long is released. */
   idleMs?: number;
-  /** Kernel forwarding for confirmed pairs (see kernel-path.ts); userspace only when absent. */
-  kernel?: KernelPath;
+  /**
+   * Kernel forwarding for confirmed pairs (see kernel-path.ts), at most one per family, each for
+   * one of `addresses`; pairs of a family without one, and bridged pairs, forward in userspace.
+   */
+  kernel?: KernelPath | readonly KernelPath[];
   onError?: (err: unknown) => void;
   /**
    * A side's confirmed endpoint changed (its first confirmation included): `endpoint` is the
@@ -168,42 +189,66 @@ export class Relay {
   private usedPorts = new Set<number>();
   private sweeper: NodeJS.Timeout;
   readonly idleMs: number;
-  /** The address the ports bind to. */
-  readonly ip: IpAddress;
+  /** The addresses the ports bind to, at most one per family, IPv4 first. */
+  readonly addresses: readonly IpAddress[];
+  private readonly kernels: readonly KernelPath[];
 
   constructor(private readonly opts: RelayOptions) {
-    this.ip = typeof opts.address === 'string' ? parseIp(opts.address, 'the relay address') : opts.address;
+    this.addresses = relayAddresses(opts.addresses);
+    const given = opts.kernel;
+    this.kernels = given === undefined ? [] : given instanceof KernelPath ? [given] : [...given];
+    for (const k of this.kernels) {
+      if (!this.addresses.some((a) => a.equals(k.address))) throw new RelayError(`a kernel path for ${k.address.toString()} was given, and the relay's addresses are ${this.describe()}: give each kernel path the address of its family`);
+      if (this.kernels.filter((x) => x.family === k.family).length > 1) throw new RelayError(`two kernel paths for IPv${k.family}: give at most one per family`);
+    }
     this.idleMs = opts.idleMs ?? 120_000;
     this.sweeper = setInterval(() => this.sweep(), Math.min(5000, this.idleMs / 2));
     this.sweeper.unref();
   }
 
-  get address(): string {
-    return this.ip.toString();
+  /**
+   * The relay address a node of `ip`'s family sends to, or undefined when this relay has none it
+   * could reach that node from: its own family's, else "::" for an IPv4 node.
+   */
+  addressFor(ip: IpAddress): IpAddress | undefined {
+    const node = ip.unmapped();
+    return this.addresses.find((a) => a.family === node.family) ?? this.addresses.find((a) => node.family === 4 && a.family === 6 && a.scope() === 'unspecified');
   }
 
-  /** A dual-stack socket ("::") reaches nodes of both families; any other only nodes of its own. */
-  private reaches(ip: IpAddress): boolean {
-    return ip.family === this.ip.family || (this.ip.family === 6 && this.ip.scope() === 'unspecified');
+  private describe(): string {
+    return this.addresses.map((a) => `${a.toString()} (IPv${a.family})`).join(' and ');
   }
 
   /** The node's IP of a side spec, checked to be one this relay can exchange datagrams with. */
-  private nodeIp(spec: RelaySideSpec, which: string): IpAddress {
+  private nodeIp(spec: RelaySideSpec, which: string): { ip: IpAddress; local: IpAddress } {
     const ip = (typeof spec.ip === 'string' ? parseIp(spec.ip, `side ${which}'s node IP`) : spec.ip).unmapped();
-    if (!this.reaches(ip)) {
-      throw new RelayError(`side ${which}'s node IP ${ip.toString()} is IPv${ip.family} and this relay binds ${this.address} (IPv${this.ip.family}): it could never reach that node; use a relay with an IPv${ip.family} address`);
+    const local = this.addressFor(ip);
+    if (!local) {
+      throw new RelayError(`side ${which}'s node IP ${ip.toString()} is IPv${ip.family} and this relay has no IPv${ip.family} address (it has ${this.describe()}): it could never reach that node; use a relay with an IPv${ip.family} address`);
     }
-    return ip;
+    return { ip, local };
+  }
+
+  /** The kernel path for a pair: both sides on one relay address of the nodes' own family (not bridged, not dual-stack). */
+  private kernelFor(a: Side, b: Side): KernelPath | undefined {
+    if (!a.local.equals(b.local) || a.ip.family !== a.local.family || b.ip.family !== b.local.family) return undefined;
+    return this.kernels.find((k) => k.address.equals(a.local));
+  }
+
+  private async kernelCounters(): Promise<Map<string, KernelCounters>> {
+    const out = new Map<string, KernelCounters>();
+    for (const m of await Promise.all(this.kernels.map((k) => k.counters()))) for (const [id, c] of m) out.set(id, c);
+    return out;
   }
 
   async allocate(id: string, a: RelaySideSpec, b: RelaySideSpec): Promise<{ portA: number; portB: number }> {
     if (this.allocations.has(id)) throw new RelayError(`allocation ${id} exists`);
     const ipA = this.nodeIp(a, 'A');
     const ipB = this.nodeIp(b, 'B');
-    const sideA = await this.openSide(a.publicKey, ipA, b.publicKey);
+    const sideA = await this.openSide(a.publicKey, ipA.ip, ipA.local, b.publicKey);
     let sideB: Side;
     try {
-      sideB = await this.openSide(b.publicKey, ipB, a.publicKey);
+      sideB = await this.openSide(b.publicKey, ipB.ip, ipB.local, a.publicKey);
     } catch (err) {
       this.closeSide(sideA);
       throw err;
@@ -215,6 +260,7 @@ export class Relay {
       lastActive: Date.now(),
       packetsSeen: 0,
       dropped: { malformed: 0, wrongSource: 0, badMac1: 0, unconfirmed: 0, unknownIndex: 0, replayed: 0, noDestination: 0 },
+      kernel: this.kernelFor(sideA, sideB),
       kernelQueue: Promise.resolve(),
     };
     sideA.socket.on('message', (buf, rinfo) => this.onDatagram(alloc, sideA, sideB, buf, rinfo));
@@ -225,16 +271,22 @@ export class Relay {
 
   /**
    * A node's public IP changed: accept the new one, and confirm its port again from a handshake.
-   * The same IP again changes nothing (the port the relay confirmed is its own evidence).
+   * The same IP again changes nothing (the port the relay confirmed is its own evidence). A new
+   * IP of the other family is refused: the node was told a relay endpoint of its old family, and
+   * the side's socket is on that family's address; the allocation must be made anew.
    */
   updateIp(id: string, publicKey: string, ip: string | IpAddress): void {
     const alloc = this.allocations.get(id);
     const side = alloc && [alloc.a, alloc.b].find((s) => s.publicKey === publicKey);
     if (!alloc || !side) throw new RelayError(`allocation ${id} has no side for that key`);
-    const next = this.nodeIp({ publicKey, ip }, side === alloc.a ? 'A' : 'B');
+    const which = side === alloc.a ? 'A' : 'B';
+    const next = this.nodeIp({ publicKey, ip }, which).ip;
     if (side.ip.equals(next)) return;
+    if (!this.addressFor(next)?.equals(side.local)) {
+      throw new RelayError(`side ${which}'s node moved from IPv${side.ip.family} (${side.ip.toString()}) to IPv${next.family} (${next.toString()}) and its socket is on the relay's address ${side.local.toString()}: release allocation ${id} and allocate anew, so that the node is told the relay's IPv${next.family} endpoint`);
+    }
     side.ip = next;
-    side.socketText = this.socketText(next);
+    side.socketText = socketText(next, side.local);
     side.confirmed = undefined;
     side.candidates = [];
     void this.kernelSync(alloc);
@@ -250,11 +302,12 @@ export class Relay {
 
   /** Counters include what the kernel fast path forwarded. */
   async stats(): Promise<AllocationStats[]> {
-    const kernel = (await this.opts.kernel?.counters()) ?? new Map<string, KernelCounters>();
+    const kernel = await this.kernelCounters();
     const now = Date.now();
     const plus = (a: DirectionCounters, b?: DirectionCounters) => ({ packets: a.packets + (b?.packets ?? 0), bytes: a.bytes + (b?.bytes ?? 0) });
     const side = (s: Side): SideStats => ({
       ip: s.ip.toString(),
+      relayAddress: s.local.toString(),
       latched: s.confirmed?.toString() ?? null,
       candidates: s.candidates.map((c) => c.endpoint.toString()),
     });
@@ -281,13 +334,12 @@ export class Relay {
       this.closeSide(a.b);
       this.opts.onReleased?.(a.id, 'released');
     }
-    const k = this.opts.kernel;
-    if (!k) return;
+    if (this.kernels.length === 0) return;
     // One table delete instead of a removal per pair (a thousand pairs took seconds); the pairs'
     // conntrack entries still have to go, or the kernel keeps forwarding them.
     await Promise.allSettled(allocs.map((a) => a.kernelQueue));
-    await k.close();
-    await Promise.allSettled(allocs.flatMap((a) => (a.kernelLegs ? [k.flush(a.kernelLegs.a, a.kernelLegs.b)] : [])));
+    await Promise.allSettled(this.kernels.map((k) => k.close()));
+    await Promise.allSettled(allocs.flatMap((a) => (a.kernel && a.kernelLegs ? [a.kernel.flush(a.kernelLegs.a, a.kernelLegs.b)] : [])));
   }
 
   private releaseAs(id: string, reason: 'idle' | 'released'): boolean {
@@ -322,7 +374,7 @@ export class Relay {
 
   /** Brings the kernel in line with wantedLegs(); resolves when this and every earlier change for the pair is done. */
   private kernelSync(alloc: Allocation): Promise<void> {
-    const k = this.opts.kernel;
+    const k = alloc.kernel;
     if (!k) return Promise.resolve();
     const step = async () => {
       const want = this.wantedLegs(alloc);
@@ -360,9 +412,9 @@ export class Relay {
 
   private onDatagram(alloc: Allocation, from: Side, to: Side, buf: Buffer, rinfo: RemoteInfo): void {
     // The text comparison is the per-datagram path. An IPv4 socket writes sources exactly as we
-    // do; on an IPv6 one a source may be spelt otherwise, so it is parsed (once) and compared as
-    // an address.
-    if (rinfo.address !== from.socketText && (this.ip.family === 4 || !from.ip.equals(sourceAddress(rinfo.address)))) {
+    // do; on an IPv6 one a source may be spelt otherwise (and an IPv4 node on a dual-stack socket
+    // is ::ffff:a.b.c.d), so it is parsed (once) and compared as an address.
+    if (rinfo.address !== from.socketText && (from.local.family === 4 || !from.ip.equals(sourceAddress(rinfo.address)))) {
       alloc.dropped.wrongSource++;
       return;
     }
@@ -427,7 +479,7 @@ export class Relay {
       }
       this.send(to, buf, dest);
     };
-    if (this.opts.kernel && !sameEndpoint(from.confirmed, source)) {
+    if (alloc.kernel && !sameEndpoint(from.confirmed, source)) {
       // The answer must reach our socket, not be forwarded by the kernel to the old port: forward
       // once the pair is out of the kernel (behind any install still under way).
       void this.kernelSync(alloc).then(() => {
@@ -474,28 +526,28 @@ export class Relay {
     to.out.bytes += buf.length;
   }
 
-  /** How this relay's sockets write `ip`: an IPv4 node on a dual-stack socket is ::ffff:a.b.c.d (a plain dotted quad is EINVAL there). */
-  private socketText(ip: IpAddress): string {
-    return this.ip.family === 6 && ip.family === 4 ? `::ffff:${ip.toString()}` : ip.toString();
-  }
-
-  private async openSide(publicKey: string, ip: IpAddress, otherPublicKey: string): Promise<Side> {
+  private async openSide(publicKey: string, ip: IpAddress, local: IpAddress, otherPublicKey: string): Promise<Side> {
     const key = Buffer.from(otherPublicKey, 'base64');
     if (key.length !== 32) throw new RelayError('public keys must be 32 bytes of base64');
     for (let port = this.opts.portMin; port <= this.opts.portMax; port++) {
       if (this.usedPorts.has(port)) continue;
-      const socket = createSocket({ type: this.ip.family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
-      const ok = await new Promise<boolean>((resolve) => {
-        socket.once('error', () => resolve(false));
-        socket.bind(port, this.address, () => resolve(true));
+      // ipv6Only stays false: a socket on "::" is the dual-stack one IPv4 nodes may be served on;
+      // on a specific IPv6 address it changes nothing.
+      const socket = createSocket({ type: local.family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+      const failed = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+        socket.once('error', (err) => resolve(err));
+        socket.bind(port, local.toString(), () => resolve(undefined));
       });
-      if (!ok) {
+      if (failed) {
         socket.close();
-        continue;
+        // Only a taken port is worth trying the next one for; an address this machine does not
+        // have (an IPv6 hub endpoint behind a port forward, say) fails the same on every port.
+        if (failed.code === 'EADDRINUSE' || failed.code === 'EACCES') continue;
+        throw new RelayError(`cannot bind the relay address ${local.toString()} (${failed.code ?? failed.message}): it must be an address of this machine; give the relay the address of its family that nodes reach it at, and that is on a local interface`);
       }
       this.usedPorts.add(port);
       socket.on('error', () => undefined);
-      return { publicKey, ip, socketText: this.socketText(ip), socket, port, peerMac1Key: mac1Key(key), candidates: [], out: { packets: 0, bytes: 0 } };
+      return { publicKey, ip, socketText: socketText(ip, local), local, socket, port, peerMac1Key: mac1Key(key), candidates: [], out: { packets: 0, bytes: 0 } };
     }
     throw new RelayError(`no free relay port in ${this.opts.portMin}-${this.opts.portMax}`);
   }
@@ -508,7 +560,7 @@ export class Relay {
   private sweep(): void {
     void (async () => {
       // Traffic the kernel forwards never reaches us: its counters count as activity too.
-      const kernel = (await this.opts.kernel?.counters()) ?? new Map<string, KernelCounters>();
+      const kernel = await this.kernelCounters();
       const now = Date.now();
       const tick = performance.now();
       for (const a of [...this.allocations.values()]) {
@@ -535,6 +587,22 @@ export class Relay {
 
 function prune(side: Side, now: number): void {
   while (side.candidates.length > 0 && now - side.candidates[0].seenAt > CANDIDATE_MS) side.candidates.shift();
+}
+
+/** How a socket on `local` writes `ip`: an IPv4 node on a dual-stack socket is ::ffff:a.b.c.d (a plain dotted quad is EINVAL there). */
+function socketText(ip: IpAddress, local: IpAddress): string {
+  return local.family === 6 && ip.family === 4 ? `::ffff:${ip.toString()}` : ip.toString();
+}
+
+/** The relay's addresses, checked: one or two, at most one per family (an IPv4-mapped address is the IPv4 one), IPv4 first. */
+function relayAddresses(given: readonly (string | IpAddress)[]): IpAddress[] {
+  if (!Array.isArray(given) || given.length === 0) throw new RelayError('addresses: give the relay one address, or one of each family');
+  const out = given.map((x, i) => (typeof x === 'string' ? parseIp(x, `addresses[${i}]`) : x).unmapped());
+  for (const f of [4, 6]) {
+    const of = out.filter((a) => a.family === f);
+    if (of.length > 1) throw new RelayError(`addresses: ${of.map(String).join(' and ')} are both IPv${f}; a relay has at most one address per family`);
+  }
+  return out.sort((x, y) => x.family - y.family);
 }
 
 function parseIp(text: string, what: string): IpAddress {

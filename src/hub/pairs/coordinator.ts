@@ -308,9 +308,11 @@ export class PairPaths {
         mode: path.via,
         confirmed: path.via === 'direct' || path.via === 'hub' || (path.via === 'relay' && path.ok.a && path.ok.b),
         attempting: p.attempt !== null,
-        via: path.via === 'relay' ? (p.grant?.forA.address.toString() ?? null) : path.via === 'direct' ? path.kind.id : null,
+        via: path.via === 'relay' ? relayVia(p.grant) : path.via === 'direct' ? path.kind.id : null,
         candidate: path.via === 'direct' ? path.kind.id : null,
-        family: path.via === 'direct' ? path.endpoints.a.family : path.via === 'relay' && p.grant ? p.grant.forA.family : null,
+        // A relay that bridges the families has one side on each: no one family to name.
+        family: path.via === 'direct' ? path.endpoints.a.family : path.via === 'relay' && p.grant && p.grant.forA.family === p.grant.forB.family ? p.grant.forA.family : null,
+        bridged: path.via === 'relay' && p.grant !== null && p.grant.forA.family !== p.grant.forB.family,
         relayId: p.grant?.relayId ?? null,
         sinceMs: now - p.since,
         directAfterMs: p.directAfterMs,
@@ -637,4 +639,10 @@ export class PairPaths {
 function describe(n: NodeView): string {
   const families = [n.seen?.family === 4 ? 'IPv4' : null, n.seen?.family === 6 || n.interfaces.some((i) => i.family === 6 && i.address.isPublic()) ? 'IPv6' : null].filter(Boolean);
   return `${n.name}: ${families.join(' and ') || 'no address seen'}`;
+}
+
+/** The relay's address a pair's packets go to: one, or one per family when it bridges them. */
+function relayVia(g: RelayGrant | null): string | null {
+  if (!g) return null;
+  return g.forA.address.equals(g.forB.address) ? g.forA.address.toString() : `${g.forA.address} and ${g.forB.address}`;
 }
