@@ -196,7 +196,9 @@ export class Lab {
   private async buildHost(h: HostPlan): Promise<void> {
     const ns = this.ns(h.name);
     await addNamespace(ns);
-    await sysctl(ns, { 'net.ipv6.conf.all.disable_ipv6': 1, 'net.ipv4.conf.all.rp_filter': 0 });
+    // Tunnel configs carry an IPv6 address now and wg-quick cannot add it where IPv6 is off (the
+    // lab6 branch does the same, with IPv6 on the hosts' links where the network has it).
+    await sysctl(ns, { 'net.ipv6.conf.all.disable_ipv6': 0, 'net.ipv6.conf.default.disable_ipv6': 0, 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0, 'net.ipv4.conf.all.rp_filter': 0 });
     await this.plug(h.name, 'eth0', segmentOf(this.plan, h.network)!, h.addresses);
     if (h.wireguard) {
       await startWireGuard(ns, h.wireguard.interface, { listenPort: h.wireguard.listenPort, logFile: join(this.logDir, `${h.name}.wireguard-go.log`) });
