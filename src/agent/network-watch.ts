@@ -15,11 +15,15 @@ import { Prefixed } from '../core/net/cidr.js';
  * addresses (preferred lifetime over) are on their way out and left out too.
  */
 
+// `ip -j addr show scope global` prints an empty object for every address its scope filter left
+// out (measured with this iproute2: `"addr_info":[{...192.168.5.2...},{}]` for an IPv6 link-local
+// address). Requiring the fields made the whole reading fail, so a host with IPv6 on (every real
+// one) reported no addresses and never saw a network change.
 const ipAddrJson = z.array(
   z.object({
     ifname: z.string(),
     addr_info: z
-      .array(z.object({ family: z.string(), local: z.string(), prefixlen: z.number(), scope: z.string().optional(), temporary: z.boolean().optional(), deprecated: z.boolean().optional() }).passthrough())
+      .array(z.object({ family: z.string().optional(), local: z.string().optional(), prefixlen: z.number().optional(), scope: z.string().optional(), temporary: z.boolean().optional(), deprecated: z.boolean().optional() }).passthrough())
       .optional(),
   }).passthrough(),
 );
@@ -67,6 +71,7 @@ export class NetworkWatch {
     for (const link of parsed.data) {
       if (link.ifname === this.exclude) continue;
       for (const a of link.addr_info ?? []) {
+        if (a.local === undefined || a.prefixlen === undefined) continue;
         if (a.temporary || a.deprecated || (a.scope !== undefined && a.scope !== 'global')) continue;
         const ip = IpAddress.tryParse(a.local);
         if (!ip || ip.scope() === 'loopback') continue;
