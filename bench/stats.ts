@@ -8,8 +8,12 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-export function summary(xs: number[]): { runs: number[]; median: number; min: number; max: number } {
-  return { runs: xs, median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
+/**
+ * Runs with their median and p95: a target on the median alone hid a 6.7 s join in 25 runs whose
+ * median was 1.2 s. With fewer than 20 runs the p95 is the maximum (nearest rank).
+ */
+export function summary(xs: number[]): { runs: number[]; median: number; p95: number; min: number; max: number } {
+  return { runs: xs, median: median(xs), p95: percentile(xs, 95), min: Math.min(...xs), max: Math.max(...xs) };
 }
 
 export function argNumber(name: string, fallback: number): number {

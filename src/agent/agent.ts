@@ -9,6 +9,7 @@ import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
 import { ClientPeer } from './client-peer.js';
 import { HubEndpoints } from './hub-endpoints.js';
+import { HubKeepalive } from './hub-keepalive.js';
 import { MeshPeer } from './mesh-peer.js';
 import { NetworkWatch } from './network-watch.js';
 import { agentSocketPath } from './socket-path.js';
@@ -48,6 +49,7 @@ export class Agent {
   /** The hub's endpoints, when it has more than one: the agent falls back to the next when the hub goes quiet. */
   private hubEndpoints?: HubEndpoints;
   private readonly hubEndpointList: string[];
+  private hubKeepalive!: HubKeepalive;
 
   constructor(private readonly opts: AgentOptions) {
     // Canonical text, to compare with the endpoints the device reports.
@@ -56,6 +58,7 @@ export class Agent {
 
   async start(): Promise<void> {
     this.device = await openDevice(this.opts.ifname);
+    this.hubKeepalive = new HubKeepalive(this.device, this.opts.log);
     if (this.hubEndpointList.length > 1) this.hubEndpoints = new HubEndpoints(this.hubEndpointList, this.device, this.opts.log, Date.now());
     this.network = new NetworkWatch(this.opts.ifname, (interfaces) => this.enqueue(() => this.onNetworkChange(interfaces)));
     await this.network.start();
@@ -243,6 +246,7 @@ export class Agent {
       const dev = await this.devicePeers();
       const t = Date.now();
       for (const st of this.peers.values()) await st.tick(dev.get(st.key), t);
+      if (this.settings) await this.hubKeepalive.check(dev.get(this.settings.hubPublicKey));
       if (this.hubEndpoints) {
         const hub = this.settings ? dev.get(this.settings.hubPublicKey) : [...dev.values()].find((p) => p.endpoint !== undefined && this.hubEndpointList.includes(p.endpoint.toString()));
         await this.hubEndpoints.check(hub, this.link.connected, hub?.persistentKeepalive ?? 25, t);

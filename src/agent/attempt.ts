@@ -15,6 +15,22 @@ import type { PeerState } from '../core/wireguard/uapi.js';
  * Phases: ready (prepared, nothing sent, waiting for the hub's punch) -> punched (the window
  * runs) -> over (the window ended, waiting for the hub's verdict). A late answer still counts in
  * every phase: an agent that was busy starts its window late, and its punch still arrives.
+ *
+ * Roles, when the peer was re-added (no session, so the punch is a handshake initiation): one
+ * side initiates, the other only answers. If both send an initiation and each one passes the
+ * other's NAT (both opened it by sending), the two cross: each side takes the other's
+ * initiation, which replaces its own handshake state, and answers it; each then refuses the
+ * answer to its own initiation, and holds only a key that the peer must use first. Neither may
+ * send until WireGuard's 5 s retransmit (REKEY_TIMEOUT). In the lab, where both initiations
+ * meet only if they leave within a fraction of a millisecond, that was the join's slow tail
+ * (6.3 and 6.7 s, about one join in 25; bench/crossing.ts: 1 of 20 simultaneous punches); with
+ * ~110 ms between the routers, 16 of 20 crossed, so on real paths it would be the rule. The
+ * responder therefore opens its NAT before it says ready with an initiation nobody can take
+ * (mesh-peer.ts, a throwaway peer), keeps its real peer silent (no allowed IPs, so no traffic
+ * makes WireGuard initiate), and sends only once the handshake completed; the initiator's one
+ * initiation then always meets a NAT already open and a peer with nothing outstanding. `both`
+ * is the behaviour without roles: a live session (punches are keepalives) or a hub that names
+ * none.
  */
 
 /** Extra punches after evidence, so the peer also hears from us directly (a ping-pong of keepalives). */
@@ -22,8 +38,12 @@ const MAX_PUNCHES = 3;
 /** If the hub does not answer (it went away), stop waiting for its punch or its verdict after this. */
 export const VERDICT_TIMEOUT_MS = 10_000;
 
+export type AttemptRole = 'both' | 'initiator' | 'responder';
+
 export interface AgentAttempt {
   readonly phase: 'ready' | 'punched' | 'over';
+  /** See the header: who sends the handshake initiation. */
+  readonly role: AttemptRole;
   readonly seq: number;
   readonly kind: CandidateKind;
   /** Where the hub told us to send. */
@@ -73,9 +93,10 @@ export interface AttemptStep {
   effects: AttemptEffect[];
 }
 
-export function readyAttempt(o: { seq: number; kind: CandidateKind; candidate: Endpoint; fallback: Endpoint | null; windowMs: number; holdMs: number; now: number; baselineRx: number | null }): AgentAttempt {
+export function readyAttempt(o: { seq: number; kind: CandidateKind; candidate: Endpoint; fallback: Endpoint | null; windowMs: number; holdMs: number; now: number; baselineRx: number | null; role?: AttemptRole }): AgentAttempt {
   return {
     phase: 'ready',
+    role: o.role ?? 'both',
     seq: o.seq,
     kind: o.kind,
     candidate: o.candidate,
@@ -95,6 +116,11 @@ export function readyAttempt(o: { seq: number; kind: CandidateKind; candidate: E
   };
 }
 
+/** The attempt keeps the re-added peer without addresses: the initiator until its punch, the responder until its answer. */
+export function keepsSilent(at: AgentAttempt): boolean {
+  return (at.role === 'initiator' && at.phase === 'ready') || (at.role === 'responder' && at.punches === 0);
+}
+
 /** The peer's packets reach us on the candidate: report it once, and answer so the peer hears us directly too. */
 function evidence(at: AgentAttempt, peer: PeerState | undefined, relay: Endpoint | null, now: number): AttemptStep | null {
   const e = peer?.endpoint;
@@ -112,7 +138,10 @@ function evidence(at: AgentAttempt, peer: PeerState | undefined, relay: Endpoint
     next = { ...next, evidence: e };
     effects.push({ type: 'heard', endpoint: e, afterMs: now - at.readyAt });
   }
-  if (next.punches < MAX_PUNCHES) {
+  // A responder whose handshake is not complete yet would send an initiation of its own: wait for
+  // the initiator's first packet on the new session (it comes within a round trip), then answer.
+  const waiting = at.role === 'responder' && !((peer?.lastHandshakeMs ?? 0) > (at.pointedAt ?? Infinity));
+  if (next.punches < MAX_PUNCHES && !waiting) {
     next = { ...next, punches: next.punches + 1 };
     // No endpoint: WireGuard already points where the peer's packet came from.
     effects.push({ type: 'punch' });
@@ -163,6 +192,8 @@ export function stepAttempt(at: AgentAttempt, input: AttemptInput, now: number):
       const base = ev?.attempt ?? at;
       const punched: AgentAttempt = { ...base, phase: 'punched', windowEnd: now + at.windowMs, holdUntil: now + (at.fallback ? at.holdMs : at.windowMs) };
       if (punched.evidence) return { attempt: punched, effects: ev?.effects ?? [] };
+      // The responder's NAT is open already; it answers the initiator instead of punching.
+      if (at.role === 'responder') return { attempt: punched, effects: [] };
       if (!at.fallback) {
         // The endpoint was set when we got ready; WireGuard may since have moved it to where the
         // peer's packets really come from (a symmetric NAT's new port): keep that.

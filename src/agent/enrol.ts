@@ -32,6 +32,7 @@ export interface Enrolled {
  * A DNS name keeps its place: the resolver picks the family.
  */
 async function reachableFirst(endpoints: readonly string[]): Promise<string[]> {
+  if (endpoints.length < 2) return [...endpoints];
   const routed = await Promise.all(
     endpoints.map(async (e) => {
       const address = HostPort.parse(e).address;
@@ -43,6 +44,14 @@ async function reachableFirst(endpoints: readonly string[]): Promise<string[]> {
 }
 
 const wgQuick = (action: 'up' | 'down', conf: string) => run('wg-quick', [action, conf], { env: { ...process.env, WG_QUICK_USERSPACE_IMPLEMENTATION: 'wireguard-go' }, timeoutMs: 20_000, allowFail: action === 'down' });
+
+/**
+ * The one-time tunnel goes by deleting its link, which is all `wg-quick down` does for a config
+ * without hooks, DNS or a default route (its routes and, with wireguard-go, the daemon go with
+ * the link), without the 0.1-0.3 s of the script (measured in the lab's joins). It has to be gone
+ * before the real config comes up: both route the hub's address.
+ */
+const dropTunnel = (ifname: string) => run('ip', ['link', 'delete', 'dev', ifname], { allowFail: true });
 
 /**
  * Joins this device with a code: makes its own key, proves itself to the hub over a one-time
@@ -103,7 +112,7 @@ export async function enrol(code: JoinCode, opts: { dir: string; ifname: string;
     if (res.status !== 200) throw new Error(`the hub refused: ${body.error ?? `HTTP ${res.status}`}`);
     reply = body;
   } finally {
-    await wgQuick('down', tmpConf);
+    await dropTunnel(tmpIf);
     rmSync(tmp, { recursive: true, force: true });
   }
   // The hub put our own key on its interface before it replied: our first handshake finds it.

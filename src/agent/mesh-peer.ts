@@ -4,8 +4,9 @@ import type { PeerStateName } from '../core/paths.js';
 import type { PathCommand, PathEvent, PeerInfo, PeerReport, PreparePathCommand } from '../core/protocol.js';
 import type { WireGuardDevice } from '../core/wireguard/device.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
-import { readyAttempt, stepAttempt, type AgentAttempt, type AttemptEffect, type AttemptInput } from './attempt.js';
+import { keepsSilent, readyAttempt, stepAttempt, type AgentAttempt, type AttemptEffect, type AttemptInput, type AttemptRole } from './attempt.js';
 import { Liveness } from './liveness.js';
+import { openNat } from './open-nat.js';
 import { enterPath, nonePath, point, punch, type CommittedPath, type PeerContext } from './paths/index.js';
 
 /**
@@ -91,6 +92,8 @@ export class MeshPeer {
   /** The peer entry with its addresses, so that WireGuard accepts it even before any path is chosen. */
   async ensure(p: PeerState | undefined): Promise<void> {
     if (!this.path.hasEntry) return;
+    // An attempt keeps the peer without addresses until it may send (attempt.ts, roles).
+    if (this.attempt && keepsSilent(this.attempt)) return;
     const same = p && p.allowedIps.slice().sort().join() === this.info.allowedIps.slice().sort().join();
     if (!same) await this.deps.device.set({ peers: [{ publicKey: this.key, allowedIps: this.info.allowedIps }] });
   }
@@ -107,6 +110,9 @@ export class MeshPeer {
     this.attempt = null;
     const prev = this.path;
     this.path = await enterPath(this.ctx, prev, cmd.path, cmd.seq, p);
+    // Direct while this side was still silent (its answer had not gone out yet): give the peer its
+    // addresses and keepalive now. The peer's handshake is done by then, so this cannot cross it.
+    if (this.path.via === 'direct' && wasAttempt && keepsSilent(wasAttempt)) await punch(this.ctx);
     this.liveness.restart(this.now(), this.path.reAdded ? 0 : (p?.txBytes ?? 0));
     if (this.path.via === 'direct') {
       this.reason = null;
@@ -132,10 +138,16 @@ export class MeshPeer {
     // 5 s (REKEY_TIMEOUT): right after a failed LAN attempt it would send nothing toward the next
     // candidate. A re-added peer starts with a clean handshake state.
     const readd = !fallback && (p?.lastHandshakeMs ?? 0) < now - SESSION_MS;
+    // Roles matter only for a handshake (attempt.ts): with a session the punches are keepalives.
+    const role: AttemptRole = readd && cmd.initiates !== undefined ? (cmd.initiates ? 'initiator' : 'responder') : 'both';
     if (readd) await this.deps.device.set({ peers: [{ publicKey: this.key, remove: true }] });
     // From the relay, the relay keeps carrying our data until the punch borrows the direct path.
-    if (!fallback) await this.deps.device.set({ peers: [{ publicKey: this.key, allowedIps: this.info.allowedIps, endpoint: cmd.candidate.endpoint, persistentKeepalive: 0 }] });
+    // With a role, the re-added peer gets no addresses yet: no packet of ours can make it initiate.
+    if (!fallback) await this.deps.device.set({ peers: [{ publicKey: this.key, ...(role === 'both' ? { allowedIps: this.info.allowedIps } : {}), endpoint: cmd.candidate.endpoint, persistentKeepalive: 0 }] });
+    // The responder's NAT is open before it says ready, so the initiator's one initiation gets in.
+    if (role === 'responder') await openNat(this.deps.device, cmd.candidate.endpoint);
     this.attempt = readyAttempt({
+      role,
       seq: cmd.seq,
       kind: kindOf(cmd.candidate.kind),
       candidate: cmd.candidate.endpoint,
@@ -147,7 +159,7 @@ export class MeshPeer {
       // the relay nothing of ours changed, so this reading is the baseline; otherwise the next one.
       baselineRx: readd ? 0 : fallback ? (p?.rxBytes ?? 0) : null,
     });
-    this.deps.log.debug({ peer: this.info.name, seq: cmd.seq, candidate: cmd.candidate.endpoint.toString(), kind: cmd.candidate.kind, fallback: fallback?.toString() ?? null, readd }, 'attempt ready');
+    this.deps.log.debug({ peer: this.info.name, seq: cmd.seq, candidate: cmd.candidate.endpoint.toString(), kind: cmd.candidate.kind, fallback: fallback?.toString() ?? null, readd, role }, 'attempt ready');
     this.reason = null;
     this.deps.emit({ type: 'path-event', event: 'ready', publicKey: this.key, seq: cmd.seq });
     this.deps.changed();
@@ -197,7 +209,7 @@ export class MeshPeer {
       case 'abandon': {
         // The hub went away: keep what was committed.
         const back = this.path.endpoint;
-        await this.deps.device.set({ peers: [{ publicKey: this.key, ...(back ? { endpoint: back } : {}), persistentKeepalive: this.deps.keepalive() }] });
+        await this.deps.device.set({ peers: [{ publicKey: this.key, allowedIps: this.info.allowedIps, ...(back ? { endpoint: back } : {}), persistentKeepalive: this.deps.keepalive() }] });
         this.deps.changed();
         return;
       }

@@ -85,6 +85,12 @@ export const pathCommandSchema = z.discriminatedUnion('step', [
     fallback: z.object({ endpoint: netEndpointSchema, relayId: relayIdSchema }).nullable(),
     windowMs: z.number().int().min(0).max(60_000),
     holdMs: z.number().int().min(0).max(60_000),
+    /**
+     * Which side starts the handshake when the peer is re-added (no session): true on exactly one
+     * side. The other only opens its NAT and answers (agent/attempt.ts says why). Absent (a hub
+     * of an earlier release): both sides punch at once, as before.
+     */
+    initiates: z.boolean().optional(),
   }),
   z.object({ type: z.literal('path'), step: z.literal('punch'), publicKey: publicKeySchema, seq: seqSchema }),
   z.object({ type: z.literal('path'), step: z.literal('use'), publicKey: publicKeySchema, seq: seqSchema, path: pathSchema }),

@@ -5,7 +5,7 @@ import { run, type RunOptions, type RunResult } from '../core/exec.js';
 import { IpAddress, type Family } from '../core/net/address.js';
 import { getDevice, setDevice } from '../core/wireguard/uapi.js';
 import { spawnDaemon } from './daemon.js';
-import { natRuleset } from './nat-rules.js';
+import { NFT_TABLE, natRuleset } from './nat-rules.js';
 import { addNamespace, deleteNamespace, ipBatch, killAllIn, listNamespaces, namespaceExists, sysctl } from './netns.js';
 import { addressOf, decodePlan, ipv4Of, ipv4SubnetOf, ipv6Of, subnetOf, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan } from './plan.js';
 import { preflight } from './preflight.js';
@@ -329,6 +329,40 @@ export class Lab {
       }
     }
     return ipv4Of(addresses, `host "${host}"`).toString();
+  }
+
+  /**
+   * The ISP hands a router a new public IPv4 address (a DHCP renew, a PPPoE reconnect): its WAN
+   * address, default route and NAT rules move to `address` (default: the first free one of its
+   * upstream), and every conntrack entry of the old address dies, as on a real router, where
+   * the mappings are bound to the address that is gone. Nothing changes on the hosts behind it:
+   * their links, addresses and routes stay, so `ip monitor` on them says nothing. Returns the new
+   * address.
+   */
+  async renumberWan(router: string, address?: string): Promise<string> {
+    const r = this.router(router);
+    // Their daemons were started with the old address; the lab has no need to renumber them yet.
+    if (r.hairpin || r.upnp) throw new Error(`router "${router}" runs ${r.hairpin ? 'a hairpin' : 'a UPnP'} daemon bound to its WAN address; renumbering is only built for routers without one`);
+    const seg = segmentOf(this.plan, r.upstream)!;
+    const sub = ipv4SubnetOf(seg);
+    const old = ipv4Of(r.wan, `router "${router}"`);
+    const next = address !== undefined ? parseAddress(address, seg) : this.freeAddress(r.upstream, 4);
+    if (next.family !== 4) throw new Error(`renumberWan: ${address} is not an IPv4 address of ${seg.name} (${sub.subnet})`);
+    // Deleting the address takes the default route with it (its gateway is on that prefix).
+    await ipBatch(this.ns(router), [`addr del ${old}/${sub.subnet.prefix} dev wan`, `addr add ${next}/${sub.subnet.prefix} dev wan`, `route replace default via ${sub.gateway}`]);
+    r.wan = [next, ...r.wan.filter((a) => a.family !== 4)];
+    // One nft transaction: the old table goes and the new one comes, with no moment without rules.
+    await run('nft', ['-f', '-'], { netns: this.ns(router), input: `table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n${natRuleset(r)}` });
+    // The kernel already drops masqueraded entries of a removed address; entries toward the old
+    // address (DNAT, inbound) are dropped here too. conntrack exits 1 when nothing matched.
+    await run('conntrack', ['-D', '--reply-dst', old.toString()], { netns: this.ns(router), allowFail: true });
+    await run('conntrack', ['-D', '--orig-dst', old.toString()], { netns: this.ns(router), allowFail: true });
+    if (r.upstream === INTERNET && (r.nat === 'open' || r.nat === 'firewall')) {
+      await ipBatch(this.ns(INTERNET), [`route replace ${ipv4SubnetOf(r.lan).subnet} via ${next}`]);
+    }
+    this.state.plan = this.plan;
+    await writeState(this.state);
+    return next.toString();
   }
 
   /** Starts a userspace WireGuard interface in a host and records it for teardown. */

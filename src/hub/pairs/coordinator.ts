@@ -6,6 +6,7 @@ import type { PathCommand, PathEvent, PeerReport } from '../../core/protocol.js'
 import type { PairStatusJson } from '../../core/status.js';
 import type { Observer } from '../nat-knowledge.js';
 import { advance, startAttempt, type Attempt, type AttemptInput, type AttemptTimer, type Side, type Sides, type Step } from './attempt.js';
+import { initiatorOf } from './initiator.js';
 
 /**
  * Chooses the path of every agent pair, continuously: direct where hole punching works, the
@@ -451,8 +452,10 @@ export class PairPaths {
           // The relay keeps carrying the pair meanwhile, if it was on one and still is.
           const relay = p.attempt?.fromRelay && p.grant ? p.grant : null;
           const base = { type: 'path', step: 'prepare', seq: o.seq, windowMs: o.windowMs, holdMs: o.holdMs } as const;
-          this.deps.send(p.a, { ...base, publicKey: p.b, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forX }, fallback: relay && { endpoint: relay.forA, relayId: relay.relayId } });
-          this.deps.send(p.b, { ...base, publicKey: p.a, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forY }, fallback: relay && { endpoint: relay.forB, relayId: relay.relayId } });
+          const v = this.views(p);
+          const first = initiatorOf(v.a, v.b, p.failures);
+          this.deps.send(p.a, { ...base, publicKey: p.b, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forX }, fallback: relay && { endpoint: relay.forA, relayId: relay.relayId }, initiates: first === 'a' });
+          this.deps.send(p.b, { ...base, publicKey: p.a, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forY }, fallback: relay && { endpoint: relay.forB, relayId: relay.relayId }, initiates: first === 'b' });
           break;
         }
         case 'punch':

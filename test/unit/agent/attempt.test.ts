@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { readyAttempt, stepAttempt, VERDICT_TIMEOUT_MS, type AgentAttempt, type AttemptInput } from '../../../src/agent/attempt.js';
+import { keepsSilent, readyAttempt, stepAttempt, VERDICT_TIMEOUT_MS, type AgentAttempt, type AttemptInput } from '../../../src/agent/attempt.js';
 import { kindOf } from '../../../src/core/candidates/index.js';
 import { Endpoint } from '../../../src/core/net/endpoint.js';
 import type { PeerState } from '../../../src/core/wireguard/uapi.js';
@@ -81,4 +81,29 @@ test('a new handshake on the candidate counts even before its bytes do; the rela
     [20, { type: 'observe', peer: peer(200, RELAY, 15), relay: RELAY }],
   ]);
   assert.deepEqual(relayed.effects, ['punch']);
+});
+
+test('roles: the responder never punches; it answers only once the initiator\'s handshake completed; the initiator punches on the hub\'s word', () => {
+  // Ready at 0 (the re-added peer counts from zero). The initiator's initiation (148 bytes) comes in
+  // at 12 ms: heard, but no answer yet (it would be an initiation of our own). Its first packet on
+  // the new session (a 32-byte keepalive) completes the handshake: now answer.
+  const responder = start({ role: 'responder', now: 0 });
+  assert.equal(keepsSilent(responder), true);
+  const r = run(responder, [
+    [10, { type: 'punch', peer: peer(0, DIRECT), relay: null }],
+    [12, { type: 'observe', peer: peer(148, DIRECT), relay: null }],
+    [14, { type: 'observe', peer: peer(180, DIRECT, 13), relay: null }],
+  ]);
+  assert.deepEqual(r.effects, ['heard 203.0.113.20:51820', 'punch']);
+  assert.equal(keepsSilent(r.at!), false, 'its answer gave the peer its addresses');
+
+  const initiator = start({ role: 'initiator', now: 0 });
+  assert.equal(keepsSilent(initiator), true, 'silent until the punch');
+  const i = run(initiator, [
+    [10, { type: 'punch', peer: peer(0, DIRECT), relay: null }],
+    [12, { type: 'observe', peer: peer(92, DIRECT, 12), relay: null }],
+  ]);
+  assert.deepEqual(i.effects, ['punch', 'heard 203.0.113.20:51820', 'punch']);
+  assert.equal(keepsSilent(i.at!), false);
+  assert.equal(keepsSilent(start()), false, 'without roles nothing is held back');
 });

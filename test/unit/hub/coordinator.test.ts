@@ -397,3 +397,20 @@ test('a relay allocation that answers after the pair went direct is given back, 
   assert.equal(h.alive.size, 0, 'and it was released');
   h.paths.close();
 });
+
+test('exactly one side initiates each attempt: the one whose NAT maps per destination, else they take turns from one failure to the next', async () => {
+  const initiators = (h: ReturnType<typeof harness>, from = 0) =>
+    h.sent.slice(from).filter((s) => s.cmd.step === 'prepare').map((s) => `${s.to}:${s.cmd.step === 'prepare' && s.cmd.initiates}`);
+  const home = await connected('203.0.113.10:51820', '203.0.113.20:51820');
+  assert.deepEqual(initiators(home), ['a:true', 'b:false']);
+  await home.answer('unheard');
+  const before = home.sent.length;
+  while (!home.sent.slice(before).some((s) => s.cmd.step === 'prepare')) await home.tick(50);
+  assert.deepEqual(initiators(home, before), ['a:false', 'b:true'], 'the retry swaps the roles');
+  home.paths.close();
+
+  // b's NAT changed its port (40002 for 51820): only b's own initiation can show a where it is.
+  const sym = await connected('203.0.113.10:51820', '203.0.113.20:40002');
+  assert.deepEqual(initiators(sym), ['a:false', 'b:true']);
+  sym.paths.close();
+});
