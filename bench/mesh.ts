@@ -73,7 +73,7 @@ async function joined(i: number): Promise<number> {
     const added = JSON.parse((await s.cli(undefined, ['node', 'add', 'b', '--dir', s.dir, '--agent', '--join', '--json'])).stdout) as { address: string; code: string };
     const startedAt = Date.now();
     const t0 = performance.now();
-    lab.spawn('b', 'join-b', process.execPath, [CLI, 'join', added.code, '--interface', s.ifname('b'), '--dir', `${lab.logDir}/device-b`]);
+    lab.spawn('b', 'join-b', process.execPath, [CLI, 'join', '--code-file', s.codeFile('b', added.code), '--interface', s.ifname('b'), '--dir', `${lab.logDir}/device-b`]);
     await lab.recordWireGuard('b', s.ifname('b'));
     await msUntilPingReply(lab.ns('a'), added.address, 20_000);
     const ms = Math.round(performance.now() - t0);
@@ -95,7 +95,7 @@ async function joinedTogether(i: number): Promise<number> {
     for (const h of ['a', 'b']) await lab.recordWireGuard(h, s.ifname(h));
     const startedAt = Date.now();
     const t0 = performance.now();
-    for (const [h, n] of [['a', a], ['b', b]] as const) lab.spawn(h, `join-${h}`, process.execPath, [CLI, 'join', n.code, '--interface', s.ifname(h), '--dir', `${lab.logDir}/device-${h}`], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
+    for (const [h, n] of [['a', a], ['b', b]] as const) lab.spawn(h, `join-${h}`, process.execPath, [CLI, 'join', '--code-file', s.codeFile(h, n.code), '--interface', s.ifname(h), '--dir', `${lab.logDir}/device-${h}`], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
     const ms = await firstReplyMs(lab, 'a', b.address, t0);
     await keepIfSlow(lab, ms, startedAt);
     return ms;

@@ -1,9 +1,10 @@
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { run } from '../core/exec.js';
 import { Endpoint } from '../core/net/endpoint.js';
+import { publicKeyOf } from '../core/wireguard/keys.js';
 import { getDevice } from '../core/wireguard/uapi.js';
 import { decode } from '../core/protocol.js';
 import { hubStatusSchema, type HubStatusJson, type PairStatusJson as PairStatus } from '../core/status.js';
@@ -173,11 +174,18 @@ export class Scenario {
   }
 
   /** `wgp2p join CODE` on a host; it stays running as the agent. Waits until the hub sees it. */
+  /** Writes a join code where `wgp2p join --code-file` reads it, 0600 as a user would keep it: never in argv. */
+  codeFile(name: string, code: string): string {
+    const file = join(this.lab.logDir, `${name}.${Date.now()}.join-code`);
+    writeFileSync(file, code + '\n', { mode: 0o600 });
+    return file;
+  }
+
   async join(name: string, host: string, code: string): Promise<ScenarioNode> {
     const ifname = this.ifname(name.slice(0, 5));
     const dir = join(this.lab.logDir, 'device', host);
     await this.lab.recordWireGuard(host, ifname);
-    const pid = this.lab.spawn(host, `join-${name}`, process.execPath, [CLI, 'join', code, '--interface', ifname, '--dir', dir], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
+    const pid = this.lab.spawn(host, `join-${name}`, process.execPath, [CLI, 'join', '--code-file', this.codeFile(name, code), '--interface', ifname, '--dir', dir], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
     await this.waitFor(async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 20_000, `${name} to join`);
     const list = JSON.parse((await this.cli(undefined, ['node', 'list', '--dir', this.dir, '--json'])).stdout) as { name: string; address: string }[];
     const n: ScenarioNode = { name, host, ifname, address: list.find((x) => x.name === name)!.address, kind: 'agent', pid };
@@ -230,6 +238,13 @@ export class Scenario {
   /** The endpoint an interface has for a peer, read from its own device. */
   async endpointOn(ifname: string, publicKey: string): Promise<string | undefined> {
     return (await getDevice(ifname)).peers.find((p) => p.publicKey === publicKey)?.endpoint?.toString();
+  }
+
+  /** The hub's public key, from the private key in its hub.conf (a WireGuard device reading has only the private half). */
+  hubPublicKey(): string {
+    const m = /^PrivateKey\s*=\s*(\S+)/m.exec(readFileSync(join(this.dir, 'hub.conf'), 'utf8'));
+    if (!m) throw new Error(`no PrivateKey in ${join(this.dir, 'hub.conf')}`);
+    return publicKeyOf(m[1]);
   }
 
   async publicKey(name: string): Promise<string> {

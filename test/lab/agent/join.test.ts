@@ -3,6 +3,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { decodeJoinCode, encodeJoinCode } from '../../../src/core/join-code.js';
+import { ENROL_RETIRE_MS } from '../../../src/hub/peer-sync.js';
 import { generateKeyPair } from '../../../src/core/wireguard/keys.js';
 import { Scenario } from '../../../src/lab/scenario.js';
 import { uniqueLabName, withLab } from '../helpers.js';
@@ -29,7 +30,7 @@ test('join codes: a device enrols with its own key and goes direct; bad codes ar
       const code = await s.joinCode('device');
       const tryJoin = async (host: string, text: string) => {
         const dir = join(lab.logDir, 'attempt', host, String(Date.now()));
-        const r = await s.cli(host, ['join', text, '--interface', 'wgjt', '--dir', dir], { allowFail: true });
+        const r = await s.cli(host, ['join', '--code-file', s.codeFile(host, text), '--interface', 'wgjt', '--dir', dir], { allowFail: true });
         const created = existsSync(dir) ? readdirSync(dir) : [];
         return { code: r.code, stderr: r.stderr, created };
       };
@@ -49,7 +50,15 @@ test('join codes: a device enrols with its own key and goes direct; bad codes ar
       const cfg = await s.cli(undefined, ['node', 'config', 'device', '--dir', s.dir], { allowFail: true });
       assert.match(cfg.stderr, /made its own key when it joined/);
 
-      // The same code again: its key is nobody's peer any more, so the hub does not answer it.
+      // The same code again, at once: the hub still answers on its key (a lost reply can be
+      // retried), and refuses to enrol anyone else with it.
+      const joinedAt = Date.now();
+      const early = await tryJoin('intruder', code);
+      assert.notEqual(early.code, 0);
+      assert.match(early.stderr, /this join code was already used/);
+      assert.deepEqual(early.created, []);
+      // Once the grace is over its key is nobody's peer, so the hub does not answer it at all.
+      await new Promise((r) => setTimeout(r, Math.max(0, joinedAt + ENROL_RETIRE_MS + 1500 - Date.now())));
       const reused = await tryJoin('intruder', code);
       assert.notEqual(reused.code, 0);
       assert.match(reused.stderr, /no WireGuard handshake with the hub .* no longer accepts this code/);

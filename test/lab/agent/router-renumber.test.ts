@@ -22,7 +22,7 @@ test('a router that gets a new public address: the hub sees it, the pair is dire
     await s.startAgent('a');
     await s.startAgent('b');
     await s.waitPath('a', 'b', 'direct');
-    const hubKey = (await getDevice(s.hubIf)).publicKey!;
+    const hubKey = s.hubPublicKey();
     const bKey = await s.publicKey('b');
     const a = s.nodes.get('a')!;
 
