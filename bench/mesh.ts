@@ -16,14 +16,20 @@
  * p95 target is about, so run at least 25 of the join scenarios (`--only join,join2 --runs 25`).
  * `--keep-logs DIR` copies the lab's logs of every join run slower than 1.5 s there.
  *
- *   node dist/bench/mesh.js [--runs 5] [--only direct,relayed,failed,join,join2] [--keep-logs DIR]
+ *  - dual stack (home NATs, IPv6 behind stateful firewalls): direct over IPv6, which comes first;
+ *  - dual stack behind symmetric IPv4 NATs: IPv4 could only be relayed, IPv6 goes direct;
+ *  - an IPv6-only host with an IPv4-only one: no family in common, so the relay bridges them.
+ *    In these three the path the hub reports (mode, family) is checked after the reply: a run
+ *    that took another path is an error, not a figure.
+ *
+ *   node dist/bench/mesh.js [--runs 5] [--only direct,relayed,failed,join,join2,direct6,sym6,bridged] [--keep-logs DIR]
  */
 import { cp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, teardownOnExit } from '../src/lab/lab.js';
 import { Scenario } from '../src/lab/scenario.js';
-import { natPair } from '../src/lab/topologies.js';
+import { dualStackPair, natPair, type DualStackSide } from '../src/lab/topologies.js';
 import { parseTopology } from '../src/lab/topology.js';
 import { msUntilPingReply } from '../src/lab/wireguard.js';
 import { argNumber, argString, progress, summary } from './stats.js';
@@ -33,7 +39,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 teardownOnExit();
 const runs = argNumber('runs', 5);
-const SCENARIOS = ['direct', 'relayed', 'failed', 'join', 'join2'] as const;
+const SCENARIOS = ['direct', 'relayed', 'failed', 'join', 'join2', 'direct6', 'sym6', 'bridged'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 const only = argString('only', SCENARIOS.join(',')).split(',');
 for (const o of only) if (!(SCENARIOS as readonly string[]).includes(o)) throw new Error(`--only: unknown scenario "${o}" (scenarios: ${SCENARIOS.join(', ')})`);
@@ -124,6 +130,33 @@ async function once(profile: 'restricted' | 'symmetric', i: number, profileB = p
   }
 }
 
+/**
+ * `once` on a dual-stack internet: b's agent started → first ping reply from a (to b's tunnel
+ * IPv4 address, whatever family carries it), then the pair's path must be `want`.
+ */
+async function onceDual(i: number, tag: string, a: DualStackSide, b: DualStackSide, want: { mode: 'direct' | 'relay'; family?: 4 | 6 }): Promise<number> {
+  const lab = await Lab.up(parseTopology(dualStackPair(`bds${process.pid % 100}${i}${tag}`, a, b)));
+  try {
+    const s = new Scenario(lab, 'relay');
+    await s.initHub();
+    await s.addNode('a', 'agent', 'a');
+    const nb = await s.addNode('b', 'agent', 'b');
+    await s.startAgent('a');
+    const t0 = performance.now();
+    await s.startAgent('b', { wait: false });
+    await msUntilPingReply(lab.ns('a'), nb.address, 20_000);
+    const ms = Math.round(performance.now() - t0);
+    await s.waitFor(async () => (await s.pair('a', 'b'))?.confirmed === true, 10_000, 'the pair to be confirmed').catch(() => undefined);
+    const p = await s.pair('a', 'b');
+    if (p?.mode !== want.mode || (want.family !== undefined && p.family !== want.family)) {
+      throw new Error(`${tag}: expected ${want.mode}${want.family ? ` over IPv${want.family}` : ''}, the hub reports ${JSON.stringify(p)}`);
+    }
+    return ms;
+  } finally {
+    await lab.down();
+  }
+}
+
 const NOTES: Record<ScenarioName, { key: string; extra: Record<string, unknown>; run: (i: number) => Promise<number> }> = {
   direct: { key: 'twoAgentsDirectMs', extra: { target: 1000, anchor: 7000 }, run: (i) => once('restricted', i) },
   relayed: { key: 'directImpossibleRelayedMs', extra: { target: 3000, anchor: 7000, note: 'symmetric NATs both sides: the hub relays without an attempt' }, run: (i) => once('symmetric', i) },
@@ -133,6 +166,21 @@ const NOTES: Record<ScenarioName, { key: string; extra: Record<string, unknown>;
     key: 'twoJoinCodesAtOnceToDirectMs',
     extra: { target: { median: 1000, p95: 1500 }, anchor: '0.87-2.05 s in 24 of 25 tries, one 6.7 s', note: 'both devices run "wgp2p join CODE" together; from both starts to the first ping reply between them' },
     run: joinedTogether,
+  },
+  direct6: {
+    key: 'dualStackDirectIpv6Ms',
+    extra: { target: 1000, note: 'both dual stack (home NATs, IPv6 behind stateful firewalls): direct over IPv6' },
+    run: (i) => onceDual(i, 'ds', { ipv4: 'restricted', ipv6: true }, { ipv4: 'restricted', ipv6: true }, { mode: 'direct', family: 6 }),
+  },
+  sym6: {
+    key: 'symmetricIpv4DirectIpv6Ms',
+    extra: { target: 1000, note: 'both dual stack behind symmetric IPv4 NATs: IPv4 could only be relayed, IPv6 goes direct' },
+    run: (i) => onceDual(i, 'sd', { ipv4: 'symmetric', ipv6: true }, { ipv4: 'symmetric', ipv6: true }, { mode: 'direct', family: 6 }),
+  },
+  bridged: {
+    key: 'ipv6OnlyWithIpv4OnlyRelayedMs',
+    extra: { target: 3000, note: 'an IPv6-only host and an IPv4-only one: the relay bridges the families' },
+    run: (i) => onceDual(i, 'br', { ipv6: true }, { ipv4: 'restricted' }, { mode: 'relay' }),
   },
 };
 const chosen = SCENARIOS.filter((n) => only.includes(n));

@@ -58,3 +58,41 @@ export function behindRouters(name: string, hosts: HostBehind[], opts: { empty?:
   }
   return { name, routers, hosts: out };
 }
+
+/** One side of `dualStackPair`: its router's IPv4 NAT (none: the host has no IPv4 address) and whether it has IPv6. */
+export interface DualStackSide {
+  ipv4?: 'restricted' | 'symmetric';
+  ipv6?: boolean;
+}
+
+/**
+ * `natPair` on a dual-stack internet: hosts "a" and "b" behind their own routers, each with the
+ * IPv4 NAT its side names and, where it has IPv6, a prefix behind RFC 6092's stateful firewall;
+ * a side without IPv4 is an IPv6-only host. The public host "relay" has both families.
+ */
+export function dualStackPair(name: string, a: DualStackSide, b: DualStackSide): TopologyInput {
+  const sides = [
+    ['a', 'home1', a, 10],
+    ['b', 'home2', b, 20],
+  ] as const;
+  return {
+    name,
+    internet: { subnet: '203.0.113.0/24', subnet6: '2001:db8::/64' },
+    routers: sides.map(([, router, side, n]) => ({
+      name: router,
+      profile: side.ipv4 ?? 'restricted',
+      wan: `203.0.113.${n}`,
+      lan: `192.168.${n}.0/24`,
+      ...(side.ipv6 ? { ipv6: { prefix: `2001:db8:${n}::/48`, firewall: 'stateful' as const } } : {}),
+    })),
+    hosts: [
+      { name: 'relay', network: 'internet', address: '203.0.113.2', address6: '2001:db8::2' },
+      ...sides.map(([host, router, side, n]) => ({
+        name: host,
+        network: router,
+        ...(side.ipv4 ? { address: `192.168.${n}.2` } : {}),
+        ...(side.ipv6 ? { address6: `2001:db8:${n}::2` } : {}),
+      })),
+    ],
+  };
+}
