@@ -47,7 +47,7 @@ export function execWord(word: string): string {
   // A lone ";" separates commands; systemd.service(5) escapes it as "\;".
   if (word === ';') return '\\;';
   const e = word.replace(/%/g, '%%').replace(/\$/g, '$$$$');
-  if (/^[A-Za-z0-9_./:=,+@-]+$/.test(e)) return e;
+  if (/^[A-Za-z0-9_./:=,+@%$-]+$/.test(e)) return e;
   return `"${e.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
