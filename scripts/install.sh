@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(wireguard-tools wireguard-go iproute2 nftables iptables conntrack iperf3 procps iputils-ping
-          miniupnpd-nftables miniupnpc natpmpc util-linux netsniff-ng)
+          miniupnpd-nftables miniupnpc natpmpc util-linux netsniff-ng
+          systemd)  # systemd-analyze: the unit tests verify the units wgp2p writes (no running systemd needed)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

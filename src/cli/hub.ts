@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { createLogger } from '../core/log.js';
 import { keepRunning } from '../core/long-running.js';
@@ -13,6 +14,8 @@ import { generateKeyPair } from '../core/wireguard/keys.js';
 import type { HubSettings } from '../hub/store/model.js';
 import { createStore } from '../hub/store/store.js';
 import { relayAddressesProblem } from '../core/relay-protocol.js';
+import { hubUnit } from '../core/systemd/units.js';
+import { enableHint, installUnit, SYSTEMD_DIR, thisPrograms } from './service.js';
 import { address6Arg, addressWithPrefixArg, hubEndpointArg, millisecondsArg, portArg, secondsArg, subnetArg } from './validate.js';
 
 /**
@@ -34,6 +37,8 @@ interface InitOptions {
   peerKeepalive: number;
   staleAfter: number;
   json?: boolean;
+  service?: boolean;
+  systemdDir: string;
 }
 
 function collectEndpoints(v: string, all: string[]): string[] {
@@ -81,7 +86,11 @@ export function registerHub(program: Command): void {
     .option('--peer-keepalive <s>', 'keepalive between clients and agents', secondsArg, DEFAULTS.peerKeepalive)
     .option('--stale-after <s>', "stop keepalives to a client silent at the hub this long", secondsArg, DEFAULTS.staleAfterSec)
     .option('--json', 'print JSON')
+    .option('--service', 'also install the systemd unit wgp2p-hub.service (brings hub.conf up, then "hub run")')
+    .option('--systemd-dir <dir>', 'where --service installs the unit', SYSTEMD_DIR)
     .action(async (o: InitOptions) => {
+      // Rendered first: a directory a unit cannot name fails before anything is created.
+      const unit = hubUnit(thisPrograms(), { dir: resolve(o.dir) });
       const address = Prefixed.parse(o.address);
       const net = address.subnet;
       // The block of the same size right after the tunnel network, so every host number has a proxied address.
@@ -113,7 +122,8 @@ export function registerHub(program: Command): void {
       await (await createStore(o.dir, h)).close();
       nodesDir(o.dir);
       const conf = writeHubConf(o.dir, h);
-      const out = { dir: o.dir, config: conf, publicKey: h.publicKey, endpoints: h.endpoints.map(String), address: h.address.toString(), address6: h.address6.toString(), proxiedSubnet: h.proxiedSubnet.toString(), proxiedSubnet6: h.proxiedSubnet6.toString(), listenPort: h.listenPort, api: `${h.address.address}:${h.apiPort}` };
+      const installed = o.service ? installUnit(unit, o.systemdDir) : undefined;
+      const out = { unit: installed, dir: o.dir, config: conf, publicKey: h.publicKey, endpoints: h.endpoints.map(String), address: h.address.toString(), address6: h.address6.toString(), proxiedSubnet: h.proxiedSubnet.toString(), proxiedSubnet6: h.proxiedSubnet6.toString(), listenPort: h.listenPort, api: `${h.address.address}:${h.apiPort}` };
       if (o.json) console.log(JSON.stringify(out, null, 2));
       else {
         console.log(`hub created in ${o.dir}
@@ -121,7 +131,7 @@ export function registerHub(program: Command): void {
   endpoint        ${out.endpoints.join(' and ')} (listen port ${out.listenPort})
   tunnel address  ${out.address} and ${out.address6}, proxied clients in ${out.proxiedSubnet} and ${out.proxiedSubnet6}
   control API     ${out.api} (tunnel only)
-next: wg-quick up ${conf}, then: wgp2p hub run --dir ${o.dir} --interface hub`);
+${installed ? `installed ${installed}; start the hub now and at every boot with:\n  ${enableHint(unit)}` : `next, at every boot: wgp2p service hub --dir ${resolve(o.dir)} --install (or by hand: wg-quick up ${conf}, then wgp2p hub run --dir ${o.dir} --interface hub)`}`);
       }
     });
 

@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { Agent } from '../agent/agent.js';
@@ -6,6 +7,8 @@ import { enrol } from '../agent/enrol.js';
 import { decodeJoinCode } from '../core/join-code.js';
 import { createLogger } from '../core/log.js';
 import { keepRunning } from '../core/long-running.js';
+import { agentUnit } from '../core/systemd/units.js';
+import { enableHint, installUnit, SYSTEMD_DIR, thisPrograms } from './service.js';
 
 /**
  * The join code holds a private key: from stdin or a 0600 file, it never appears in argv (ps,
@@ -39,24 +42,25 @@ export function registerJoin(program: Command): void {
     .option('--code-file <file>', 'read the code from a file (mode 0600: the code is a key)')
     .option('--interface <if>', 'WireGuard interface to create (default: the node name)')
     .option('--dir <dir>', 'where to write the config and agent file', '/etc/wgp2p')
-    .option('--service', 'install a systemd service for the agent instead of running it now')
-    .action(async (arg: string | undefined, o: { codeFile?: string; interface?: string; dir: string; service?: boolean }) => {
+    .option('--service', 'install a systemd unit (wgp2p-agent@IF.service) for the interface and the agent instead of running it now')
+    .option('--systemd-dir <dir>', 'where --service installs the unit', SYSTEMD_DIR)
+    .action(async (arg: string | undefined, o: { codeFile?: string; interface?: string; dir: string; service?: boolean; systemdDir: string }) => {
       const code = decodeJoinCode(await readCode(arg, o.codeFile));
       const ifname = o.interface ?? code.name;
       if (!/^[A-Za-z0-9_=+.-]{1,15}$/.test(ifname)) throw new Error(`--interface "${ifname}" is not a valid interface name (1-15 characters)`);
+      // Rendered before the code is spent: a directory a unit cannot name fails with nothing changed.
+      const unitFor = (name: string) => agentUnit(thisPrograms(), { name, ifname, dir: resolve(o.dir) });
+      if (o.service) unitFor(code.name);
       mkdirSync(o.dir, { recursive: true, mode: 0o700 });
       if (existsSync(`${o.dir}/${ifname}.conf`)) throw new Error(`${o.dir}/${ifname}.conf exists already; this device seems to have joined before`);
       const done = await enrol(code, { dir: o.dir, ifname });
       console.log(`joined as ${done.config.name}: ${done.conf} is up, agent settings in ${done.agentJson}`);
       if (o.service) {
-        const unit = `/etc/systemd/system/wgp2p-agent-${done.config.name}.service`;
-        writeFileSync(
-          unit,
-          `[Unit]\nDescription=wgp2p agent ${done.config.name}\nAfter=network-online.target wg-quick@${ifname}.service\n\n[Service]\nExecStart=${process.execPath} ${process.argv[1]} agent run --config ${done.agentJson}\nRestart=always\n\n[Install]\nWantedBy=multi-user.target\n`,
-        );
-        console.log(`installed ${unit}; start it with: systemctl enable --now wgp2p-agent-${done.config.name} (and wg-quick@${ifname} for the interface at boot)`);
+        const unit = unitFor(done.config.name);
+        console.log(`installed ${installUnit(unit, o.systemdDir)}; it brings ${ifname} up from ${done.conf} and runs the agent. Start it now and at every boot with:\n  ${enableHint(unit)}`);
         return;
       }
+      console.log(`to run the agent at every boot instead: wgp2p service agent --name ${done.config.name} --interface ${ifname} --dir ${resolve(o.dir)} --install`);
       const agentLog = createLogger('agent');
       keepRunning(agentLog);
       const agent = new Agent({ config: done.config, ifname, log: agentLog });

@@ -12,6 +12,7 @@ const groups = {
   agent: async () => (await import('./agent.js')).registerAgent,
   join: async () => (await import('./join.js')).registerJoin,
   relay: async () => (await import('./relay.js')).registerRelay,
+  service: async () => (await import('./service.js')).registerService,
   status: async () => (await import('./status.js')).registerStatus,
   lab: async () => (await import('./lab.js')).registerLab,
 } as const;

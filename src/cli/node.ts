@@ -10,6 +10,12 @@ import { openStore, type DirectoryStore } from '../hub/store/store.js';
 import { renderTable } from './table.js';
 import { durationArg, familyArg, hubEndpointArg, routesArg } from './validate.js';
 
+/** What to run on the node's machine once its two files are there; the unit comes from `wgp2p service`. */
+function serviceHint(name: string, kind: 'agent' | 'relay'): string {
+  const run = kind === 'relay' ? `wgp2p service relay --name ${name} --address PUBLIC_IP --install` : `wgp2p service agent --name ${name} --install`;
+  return `on the ${kind}'s machine: copy ${name}.conf and ${name}.${kind}.json to /etc/wgp2p/ (mode 0600), then, to run it at every boot:\n  ${run}`;
+}
+
 async function printQr(text: string, opts: { qr?: boolean; qrPng?: string; qrSvg?: string }): Promise<void> {
   if (opts.qr) console.log(await QRCode.toString(text, { type: 'terminal', small: true }));
   // A QR code of a config or a join code is the secret itself: 0600, like the config.
@@ -85,6 +91,7 @@ export function registerNode(program: Command): void {
       else {
         console.log(`${n.kind} ${n.name} added: ${n.address} and ${address6}${n.proxiedAddress ? ` (proxied ${n.proxiedAddress})` : ''}`);
         for (const f of Object.values(files)) console.log(`  wrote ${f}`);
+        if (n.kind !== 'client') console.log(serviceHint(n.name, n.kind));
       }
       await printQr(await renderNodeConf(store, n), o);
     });

@@ -1,19 +1,9 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import type { IpAddress } from '../core/net/address.js';
 import { createLogger } from '../core/log.js';
-import { relayAddressesProblem } from '../core/relay-protocol.js';
 import { RelayNode } from '../relay/relay-node.js';
 import { loadAgentConfig } from './node-config.js';
-import { portRangeArg, publicAddressArg } from './validate.js';
-
-/** `--address`, repeatable: at most one of each family. */
-function collectAddresses(v: string, all: IpAddress[] | undefined): IpAddress[] {
-  // No default list: requiredOption would count an empty default as given.
-  const list = [...(all ?? []), publicAddressArg(v)];
-  const why = relayAddressesProblem(list);
-  if (why) throw new InvalidArgumentError(why);
-  return list;
-}
+import { collectRelayMachineAddresses, portRangeArg } from './validate.js';
 
 export function registerRelay(program: Command): void {
   program
@@ -22,7 +12,7 @@ export function registerRelay(program: Command): void {
     .command('run')
     .description('register with the hub over this machine\'s tunnel and relay the pairs it allocates here')
     .requiredOption('--config <file>', 'NAME.relay.json from "wgp2p node add NAME --relay"')
-    .requiredOption('--address <ip>', "this machine's public IPv4 or IPv6 address: nodes send to it, the relay's ports bind to it. Give it twice, once per family, to serve both and bridge an IPv6-only node with an IPv4-only one", collectAddresses)
+    .requiredOption('--address <ip>', "this machine's public IPv4 or IPv6 address: nodes send to it, the relay's ports bind to it. Give it twice, once per family, to serve both and bridge an IPv6-only node with an IPv4-only one", collectRelayMachineAddresses)
     .option('--ports <min-max>', 'UDP ports for allocations (two per relayed pair)', portRangeArg, [52000, 52999] as [number, number])
     .option('--userspace', 'forward in userspace only (no nftables fast path)')
     .action(async (o: { config: string; address: IpAddress[]; ports: [number, number]; userspace?: boolean }) => {

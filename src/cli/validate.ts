@@ -2,6 +2,7 @@ import { InvalidArgumentError } from 'commander';
 import { IpAddress, publicEndpointProblem, type Scope } from '../core/net/address.js';
 import { Cidr, Prefixed } from '../core/net/cidr.js';
 import { EndpointError, HostPort } from '../core/net/endpoint.js';
+import { relayAddressesProblem } from '../core/relay-protocol.js';
 import { address6Problem } from '../hub/address-plan.js';
 
 /**
@@ -170,6 +171,15 @@ export function publicAddressArg(v: string): IpAddress {
 }
 
 /** MIN-MAX, at least two ports: each allocation takes one per side. */
+/** A relay machine's `--address`, repeatable: at most one of each family (relay run, service relay). */
+export function collectRelayMachineAddresses(v: string, all: IpAddress[] | undefined): IpAddress[] {
+  // No default list: requiredOption would count an empty default as given.
+  const list = [...(all ?? []), publicAddressArg(v)];
+  const why = relayAddressesProblem(list);
+  if (why) throw new InvalidArgumentError(why);
+  return list;
+}
+
 export function portRangeArg(v: string): [number, number] {
   const m = /^(\d{1,5})-(\d{1,5})$/.exec(v);
   const [min, max] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
