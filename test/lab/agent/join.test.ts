@@ -50,12 +50,13 @@ test('join codes: a device enrols with its own key and goes direct; bad codes ar
       const cfg = await s.cli(undefined, ['node', 'config', 'device', '--dir', s.dir], { allowFail: true });
       assert.match(cfg.stderr, /made its own key when it joined/);
 
-      // The same code again, at once: the hub still answers on its key (a lost reply can be
-      // retried), and refuses to enrol anyone else with it.
+      // The same code again, at once: within the 5 s grace the hub still answers on its key (a
+      // lost reply can be retried) and refuses to enrol anyone else with it; a join slower than
+      // the grace (a loaded machine) finds the key gone. Either way: refused, nothing written.
       const joinedAt = Date.now();
       const early = await tryJoin('intruder', code);
       assert.notEqual(early.code, 0);
-      assert.match(early.stderr, /this join code was already used/);
+      assert.match(early.stderr, /this join code was already used|no WireGuard handshake with the hub .* no longer accepts this code/);
       assert.deepEqual(early.created, []);
       // Once the grace is over its key is nobody's peer, so the hub does not answer it at all.
       await new Promise((r) => setTimeout(r, Math.max(0, joinedAt + ENROL_RETIRE_MS + 1500 - Date.now())));
