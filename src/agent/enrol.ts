@@ -1,24 +1,16 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { enrolReplySchema } from '../core/enrol-reply.js';
 import { run } from '../core/exec.js';
 import { HostPort } from '../core/net/endpoint.js';
 import type { JoinCode } from '../core/join-code.js';
 import type { AgentConfig } from '../core/protocol.js';
+import { writeSecret } from '../core/secret-file.js';
 import { formatWgQuick } from '../core/wgquick.js';
 import { generateKeyPair } from '../core/wireguard/keys.js';
+import { removeJoinNote, removeLeftoverJoin, tmpPrefix, writeJoinNote } from './join-leftover.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface EnrolReply {
-  name: string;
-  address: string;
-  /** Absent from hubs of the release before IPv6. */
-  address6?: string;
-  listenPort: number | null;
-  token: string;
-  hub: { publicKey: string; endpoints?: string[]; endpoint?: string; allowedIps: string[]; keepalive: number; apiUrl: string };
-}
 
 export interface Enrolled {
   conf: string;
@@ -54,29 +46,86 @@ const wgQuick = (action: 'up' | 'down', conf: string) => run('wg-quick', [action
 const dropTunnel = (ifname: string) => run('ip', ['link', 'delete', 'dev', ifname], { allowFail: true });
 
 /**
+ * Checks the hub's reply and writes the device's files from it: nothing is written unless every
+ * field passes (enrol-reply.ts), and the reply must be for the node the code names. Exported for
+ * the tests: the rest of the join needs root.
+ */
+export function writeEnrolment(raw: unknown, opts: { dir: string; ifname: string; privateKey: string; joinedVia: string; codeName: string }): Enrolled {
+  const r = enrolReplySchema.safeParse(raw);
+  if (!r.success) {
+    const fields = r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ');
+    throw new Error(`the hub's enrolment reply is not valid (${fields}); nothing was written. Is the hub of this release?`);
+  }
+  const reply = r.data;
+  if (reply.name !== opts.codeName) throw new Error(`the hub answered for node "${reply.name}", but the join code is for "${opts.codeName}"; nothing was written`);
+  // The hub put our own key on its interface before it replied: our first handshake finds it.
+  const conf = join(opts.dir, `${opts.ifname}.conf`);
+  const confText = formatWgQuick({
+    interface: { privateKey: opts.privateKey, address: [reply.address, ...(reply.address6 ? [reply.address6] : [])], listenPort: reply.listenPort ?? undefined, preUp: [], postUp: [], preDown: [], postDown: [] },
+    peers: [{ publicKey: reply.hub.publicKey, endpoint: opts.joinedVia, allowedIps: reply.hub.allowedIps, persistentKeepalive: reply.hub.keepalive, comment: 'hub' }],
+  });
+  // The endpoint that answered goes first: the agent falls back to the others by itself.
+  const all = reply.hub.endpoints ?? (reply.hub.endpoint ? [reply.hub.endpoint] : []);
+  const hubEndpoints = [opts.joinedVia, ...all.filter((e) => e !== opts.joinedVia)].slice(0, 2);
+  const config: AgentConfig = { name: reply.name, hubUrl: reply.hub.apiUrl, token: reply.token, interface: opts.ifname, hubEndpoints };
+  const agentJson = join(opts.dir, `${reply.name}.agent.json`);
+  writeSecret(conf, confText);
+  writeSecret(agentJson, JSON.stringify(config, null, 2) + '\n');
+  return { conf, agentJson, config };
+}
+
+/**
+ * Takes the one-time tunnel down and its key file away on SIGINT and SIGTERM as well as at the
+ * end; the note (join-leftover.ts) covers what a signal cannot (SIGKILL). The exit codes are the
+ * shell's for a death by that signal, so a script still sees that the join was interrupted.
+ */
+function cleanupOnSignal(cleanup: () => Promise<void>): () => void {
+  const onSignal = (sig: NodeJS.Signals) => {
+    void cleanup().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
+/**
  * Joins this device with a code: makes its own key, proves itself to the hub over a one-time
  * tunnel (which also proves the hub: the handshake needs the private key of the hub the code
  * names), registers its public key, then writes and brings up its real config. On any failure
  * nothing is left behind.
  */
 export async function enrol(code: JoinCode, opts: { dir: string; ifname: string; handshakeTimeoutMs?: number }): Promise<Enrolled> {
+  const left = await removeLeftoverJoin(opts.dir, dropTunnel);
+  if (left) process.stderr.write(`wgp2p: removed what an interrupted join left behind (interface ${left.ifname} and its one-time key)\n`);
   const keys = generateKeyPair();
-  const tmp = mkdtempSync(join(tmpdir(), 'wgp2p-join-'));
   const tmpIf = `wgj${process.pid % 1_000_000}`;
-  const tmpConf = join(tmp, `${tmpIf}.conf`);
   const endpoints = await reachableFirst(code.hubEndpoints);
   const hubRoute = [`${code.hubAddress}/32`];
-  writeFileSync(
-    tmpConf,
-    formatWgQuick({
-      interface: { privateKey: code.key, address: [code.address, ...(code.address6 ? [code.address6] : [])], preUp: [], postUp: [], preDown: [], postDown: [] },
-      peers: [{ publicKey: code.hubPublicKey, endpoint: endpoints[0], allowedIps: hubRoute, persistentKeepalive: 1 }],
-    }),
-    { mode: 0o600 },
-  );
-  let reply: EnrolReply;
+  const tmp = mkdtempSync(tmpPrefix());
+  let cleaned = false;
+  const cleanup = async () => {
+    if (cleaned) return;
+    cleaned = true;
+    await dropTunnel(tmpIf);
+    rmSync(tmp, { recursive: true, force: true });
+    removeJoinNote(opts.dir);
+  };
+  const release = cleanupOnSignal(cleanup);
+  let raw: unknown;
   let joinedVia: string | undefined;
   try {
+    writeJoinNote(opts.dir, { pid: process.pid, ifname: tmpIf, tmp });
+    const tmpConf = join(tmp, `${tmpIf}.conf`);
+    writeSecret(
+      tmpConf,
+      formatWgQuick({
+        interface: { privateKey: code.key, address: [code.address, ...(code.address6 ? [code.address6] : [])], preUp: [], postUp: [], preDown: [], postDown: [] },
+        peers: [{ publicKey: code.hubPublicKey, endpoint: endpoints[0], allowedIps: hubRoute, persistentKeepalive: 1 }],
+      }),
+    );
     await wgQuick('up', tmpConf);
     // Each endpoint gets an equal share of the time; the next one gets a fresh peer entry, because
     // wireguard-go sends at most one handshake initiation per 5 s to a peer it already tried.
@@ -108,29 +157,19 @@ export async function enrol(code: JoinCode, opts: { dir: string; ifname: string;
       body: JSON.stringify({ publicKey: keys.publicKey }),
       signal: AbortSignal.timeout(10_000),
     });
-    const body = (await res.json()) as EnrolReply & { error?: string };
-    if (res.status !== 200) throw new Error(`the hub refused: ${body.error ?? `HTTP ${res.status}`}`);
-    reply = body;
+    const body: unknown = await res.json().catch(() => undefined);
+    if (res.status !== 200) {
+      const error = (body as { error?: unknown } | undefined)?.error;
+      // The hub's words go to a terminal: one line, no control characters, bounded.
+      const said = typeof error === 'string' ? error.replace(/[\x00-\x1f\x7f]+/g, ' ').slice(0, 300) : `HTTP ${res.status}`;
+      throw new Error(`the hub refused: ${said}`);
+    }
+    raw = body;
   } finally {
-    await dropTunnel(tmpIf);
-    rmSync(tmp, { recursive: true, force: true });
+    await cleanup();
+    release();
   }
-  // The hub put our own key on its interface before it replied: our first handshake finds it.
-  const conf = join(opts.dir, `${opts.ifname}.conf`);
-  writeFileSync(
-    conf,
-    formatWgQuick({
-      interface: { privateKey: keys.privateKey, address: [reply.address, ...(reply.address6 ? [reply.address6] : [])], listenPort: reply.listenPort ?? undefined, preUp: [], postUp: [], preDown: [], postDown: [] },
-      peers: [{ publicKey: reply.hub.publicKey, endpoint: joinedVia, allowedIps: reply.hub.allowedIps, persistentKeepalive: reply.hub.keepalive, comment: 'hub' }],
-    }),
-    { mode: 0o600 },
-  );
-  // The endpoint that answered goes first: the agent falls back to the others by itself.
-  const all = reply.hub.endpoints ?? (reply.hub.endpoint ? [reply.hub.endpoint] : []);
-  const hubEndpoints = [joinedVia!, ...all.filter((e) => e !== joinedVia)];
-  const config: AgentConfig = { name: reply.name, hubUrl: reply.hub.apiUrl, token: reply.token, interface: opts.ifname, hubEndpoints };
-  const agentJson = join(opts.dir, `${reply.name}.agent.json`);
-  writeFileSync(agentJson, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
-  await wgQuick('up', conf);
-  return { conf, agentJson, config };
+  const done = writeEnrolment(raw, { dir: opts.dir, ifname: opts.ifname, privateKey: keys.privateKey, joinedVia: joinedVia!, codeName: code.name });
+  await wgQuick('up', done.conf);
+  return done;
 }

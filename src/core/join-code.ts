@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { HostPort } from './net/endpoint.js';
 import { IpAddress } from './net/address.js';
 import { Prefixed } from './net/cidr.js';
+import { nodeNameSchema } from './node-name.js';
 import { publicKeySchema } from './protocol.js';
 import { isKey } from './wireguard/keys.js';
 
@@ -38,7 +39,8 @@ export const joinCodeSchema = z.preprocess(
   },
   z
     .object({
-      name: z.string().min(1).max(15),
+      /** The device makes its interface and files of it (agent/enrol.ts). */
+      name: nodeNameSchema,
       hubPublicKey: publicKeySchema,
       /** Every endpoint of the hub (IPv4, IPv6, a DNS name): the device joins through the first that answers. */
       hubEndpoints: z.array(checked((t) => HostPort.parse(t))).min(1).max(2),

@@ -1,22 +1,28 @@
 import { z } from 'zod';
 import { KIND_IDS } from './candidates/kind.js';
+import { isLanAddress } from './candidates/lan.js';
 import { Cidr } from './net/cidr.js';
-import { HostPort } from './net/endpoint.js';
+import { type Endpoint, HostPort } from './net/endpoint.js';
 import { endpointSchema as netEndpointSchema, prefixedSchema } from './net/schemas.js';
+import { existingNodeNameSchema } from './node-name.js';
 import { PEER_STATES } from './paths.js';
 import { isKey } from './wireguard/keys.js';
 
-/** Everything that crosses the hub <-> agent boundary, checked on both ends. */
+/**
+ * Everything that crosses the hub <-> agent boundary, checked on both ends. What the hub sends is
+ * strict (an unknown field is refused, not ignored): an agent runs as root, and a hub that says
+ * more than this protocol has words for is not one to follow (issue 10, finding 13).
+ */
 
 export const publicKeySchema = z.string().refine(isKey, { message: 'must be a WireGuard public key (44 characters of base64)' });
 
 /** Agents and plain clients are told which path they are on in the same words (paths.ts). */
 const kindIdSchema = z.enum(KIND_IDS);
 /** AllowedIPs go into the device as UAPI lines: only a subnet may pass, never a newline. */
-const allowedIpSchema = z.string().max(60).refine((s) => Cidr.tryParse(s) !== undefined, { message: 'must be a subnet like 10.99.0.3/32 or 192.168.1.0/24' });
+export const allowedIpSchema = z.string().max(60).refine((s) => Cidr.tryParse(s) !== undefined, { message: 'must be a subnet like 10.99.0.3/32 or 192.168.1.0/24' });
 
 export const peerInfoSchema = z.object({
-  name: z.string().max(15),
+  name: existingNodeNameSchema,
   /** Agents run wgp2p and can move to a relay; plain clients cannot. */
   kind: z.enum(['agent', 'client']),
   publicKey: publicKeySchema,
@@ -30,7 +36,7 @@ export const peerInfoSchema = z.object({
   handshakeAgeMs: z.number().nonnegative().nullable(),
   /** The port the peer's config listens on; an observed port that differs means its NAT rewrote it. */
   listenPort: z.number().int().min(1).max(65535).nullable(),
-});
+}).strict();
 export type PeerInfo = z.output<typeof peerInfoSchema>;
 
 export const agentSettingsSchema = z.object({
@@ -44,24 +50,34 @@ export const agentSettingsSchema = z.object({
   hubAllowedIps: z.array(allowedIpSchema).max(1000),
   /** This node chose proxied mode: every peer is reached through the hub. */
   proxied: z.boolean(),
-});
+}).strict();
 export type AgentSettings = z.output<typeof agentSettingsSchema>;
 
 const seqSchema = z.number().int().nonnegative();
 const relayIdSchema = z.string().regex(/^[0-9a-f]{1,64}$/, 'must be a relay allocation id (hex)');
 
+/** A LAN candidate's endpoint is a LAN address (candidates/lan.ts): never loopback, multicast or the internet. */
+function lanOnly(c: object, ctx: z.RefinementCtx): void {
+  const { kind, endpoint } = c as { kind?: string; endpoint?: Endpoint };
+  if (kind === 'lan' && endpoint && !isLanAddress(endpoint.address)) {
+    ctx.addIssue({ code: 'custom', path: ['endpoint'], message: `${endpoint} is not a LAN address (10/8, 172.16/12, 192.168/16, 100.64/10, fe80::/10, fd00::/8); a LAN candidate must be one` });
+  }
+}
+
 /** One candidate, as one side is told it: the kind, and where to send. */
-export const candidateSchema = z.object({ kind: kindIdSchema, endpoint: netEndpointSchema });
+export const candidateSchema = z.object({ kind: kindIdSchema, endpoint: netEndpointSchema }).strict().superRefine(lanOnly);
 export type CandidateCommand = z.output<typeof candidateSchema>;
 
 /** A committed path, as one side is told it. */
-export const pathSchema = z.discriminatedUnion('via', [
-  z.object({ via: z.literal('direct'), kind: kindIdSchema, endpoint: netEndpointSchema }),
-  /** A relayId different from the current one is a new allocation that has to learn our port from a fresh handshake. */
-  z.object({ via: z.literal('relay'), endpoint: netEndpointSchema, relayId: relayIdSchema }),
-  /** One side chose proxied mode: no peer entry, the peer's addresses are routed through the hub peer. */
-  z.object({ via: z.literal('hub') }),
-]);
+export const pathSchema = z
+  .discriminatedUnion('via', [
+    z.object({ via: z.literal('direct'), kind: kindIdSchema, endpoint: netEndpointSchema }).strict(),
+    /** A relayId different from the current one is a new allocation that has to learn our port from a fresh handshake. */
+    z.object({ via: z.literal('relay'), endpoint: netEndpointSchema, relayId: relayIdSchema }).strict(),
+    /** One side chose proxied mode: no peer entry, the peer's addresses are routed through the hub peer. */
+    z.object({ via: z.literal('hub') }).strict(),
+  ])
+  .superRefine(lanOnly);
 export type PathCommandPath = z.output<typeof pathSchema>;
 
 /**
@@ -82,7 +98,7 @@ export const pathCommandSchema = z.discriminatedUnion('step', [
     publicKey: publicKeySchema,
     seq: seqSchema,
     candidate: candidateSchema,
-    fallback: z.object({ endpoint: netEndpointSchema, relayId: relayIdSchema }).nullable(),
+    fallback: z.object({ endpoint: netEndpointSchema, relayId: relayIdSchema }).strict().nullable(),
     windowMs: z.number().int().min(0).max(60_000),
     holdMs: z.number().int().min(0).max(60_000),
     /**
@@ -91,17 +107,17 @@ export const pathCommandSchema = z.discriminatedUnion('step', [
      * of an earlier release): both sides punch at once, as before.
      */
     initiates: z.boolean().optional(),
-  }),
-  z.object({ type: z.literal('path'), step: z.literal('punch'), publicKey: publicKeySchema, seq: seqSchema }),
-  z.object({ type: z.literal('path'), step: z.literal('use'), publicKey: publicKeySchema, seq: seqSchema, path: pathSchema }),
+  }).strict(),
+  z.object({ type: z.literal('path'), step: z.literal('punch'), publicKey: publicKeySchema, seq: seqSchema }).strict(),
+  z.object({ type: z.literal('path'), step: z.literal('use'), publicKey: publicKeySchema, seq: seqSchema, path: pathSchema }).strict(),
 ]);
 export type PathCommand = z.output<typeof pathCommandSchema>;
 export type PreparePathCommand = Extract<PathCommand, { step: 'prepare' }>;
 
 export const hubMessageSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('snapshot'), settings: agentSettingsSchema, peers: z.array(peerInfoSchema).max(100_000) }),
-  z.object({ type: z.literal('peer'), peer: peerInfoSchema }),
-  z.object({ type: z.literal('peer-removed'), publicKey: publicKeySchema }),
+  z.object({ type: z.literal('snapshot'), settings: agentSettingsSchema, peers: z.array(peerInfoSchema).max(100_000) }).strict(),
+  z.object({ type: z.literal('peer'), peer: peerInfoSchema }).strict(),
+  z.object({ type: z.literal('peer-removed'), publicKey: publicKeySchema }).strict(),
   pathCommandSchema,
 ]);
 export type HubMessage = z.output<typeof hubMessageSchema>;
@@ -164,6 +180,9 @@ export const agentMessageSchema = z.discriminatedUnion('type', [
 ]);
 export type AgentMessage = z.output<typeof agentMessageSchema>;
 
+/** What `ip link` and wg-quick take as an interface name (the kernel's IFNAMSIZ, no "/" or space). */
+export const interfaceNameSchema = z.string().regex(/^[A-Za-z0-9_=+.-]{1,15}$/, 'must be an interface name: 1-15 letters, digits and _=+.-');
+
 /** HOST:PORT as a person gave it (an address of either family, or a DNS name), checked and kept as text. */
 const hostPortText = z
   .string()
@@ -179,13 +198,13 @@ const hostPortText = z
 /** NAME.agent.json: what an agent needs to reach its hub. Mode 0600: it holds the token. */
 export const agentConfigSchema = z
   .object({
-    name: z.string(),
+    name: existingNodeNameSchema,
     hubUrl: z
       .string()
       .url()
       .refine((u) => u.startsWith('http://') || u.startsWith('https://'), { message: "must be an http(s) URL on the hub's tunnel address" }),
     token: z.string().min(32, 'is too short; regenerate the node with "wgp2p node add"'),
-    interface: z.string().max(15).optional(),
+    interface: interfaceNameSchema.optional(),
     /**
      * Every endpoint of the hub, the one in the node's config first: when the hub goes quiet on
      * one (an IPv6-only network, an IPv4 outage), the agent points its hub peer at the next.

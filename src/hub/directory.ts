@@ -3,6 +3,7 @@ import { IpAddress, publicEndpointProblem } from '../core/net/address.js';
 import { Cidr } from '../core/net/cidr.js';
 import { HostPort } from '../core/net/endpoint.js';
 import { hostNumberOf, hostRange, hubHostNumber, placement, PlacementError, proxiedAddress, proxiedAddress6, tunnelSubnet } from './address-plan.js';
+import { nodeNameProblem } from '../core/node-name.js';
 import { generateKeyPair } from '../core/wireguard/keys.js';
 import type { HubSettings, NodeDraft, NodeKind, NodeRecord } from './store/model.js';
 import { StoreError, type DirectoryStore } from './store/store.js';
@@ -12,9 +13,6 @@ import { StoreError, type DirectoryStore } from './store/store.js';
  * allocates the address inside its write transaction. Nothing here reads every node: a name, an
  * address and a free host number are each one indexed query.
  */
-
-/** A node's config is NAME.conf and wg-quick names the interface after the file: 15 characters at most. */
-export const NODE_NAME = /^[a-z0-9][a-z0-9-]{0,14}$/;
 
 export class InputError extends Error {
   override name = 'InputError';
@@ -88,7 +86,8 @@ async function requestedHost(store: DirectoryStore, hub: HubSettings, text: stri
 
 export async function addNode(store: DirectoryStore, input: AddNodeInput): Promise<AddedNode> {
   const hub = await store.hub();
-  if (!NODE_NAME.test(input.name)) throw new InputError(`node name "${input.name}" is invalid: use 1-15 lower-case letters, digits and "-"`);
+  const nameProblem = nodeNameProblem(input.name, input.kind);
+  if (nameProblem) throw new InputError(`node name ${JSON.stringify(input.name)} is invalid: ${nameProblem}`);
   if (await store.node(input.name)) throw new InputError(`a node named "${input.name}" already exists; remove it first or pick another name`);
   const hostNumber = input.address !== undefined ? await requestedHost(store, hub, input.address) : undefined;
 

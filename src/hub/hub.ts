@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
 import { ipv6Endpoint } from '../core/candidates/public-ipv6.js';
+import { keptReported } from '../core/candidates/reported.js';
 import { realClock, KeyedTimers } from '../core/clock.js';
-import { Spacer } from '../core/rate.js';
+import { LogThrottle, Spacer } from '../core/rate.js';
 import type { Logger } from '../core/log.js';
 import type { IpAddress } from '../core/net/address.js';
 import { Endpoint } from '../core/net/endpoint.js';
@@ -97,6 +98,8 @@ export class Hub {
   /** Set by the safety net: the next refresh diffs the whole device. */
   private fullSyncNext = true;
   private readonly settle = new KeyedTimers(realClock);
+  /** An agent decides how often it says hello: one line a minute, however many it sends. */
+  private readonly droppedAddressLog = new LogThrottle(60_000);
   private readonly redecide = new Spacer(REDECIDE_GAP_MS, realClock);
   private readonly push = new Spacer(PUSH_GAP_MS, realClock);
   private timers: NodeJS.Timeout[] = [];
@@ -278,7 +281,13 @@ export class Hub {
       case 'path-event':
         return this.pairs.onEvent(key, m);
       case 'hello': {
-        this.nat.reported(key, m.network.interfaces, m.network.listenPort, m.changed);
+        const { kept, dropped } = keptReported(m.network.interfaces);
+        if (dropped.length > 0) {
+          this.droppedAddressLog.note(realClock.now(), (suppressed) =>
+            this.opts.log.warn({ node: s.node.name, dropped: dropped.map(String), suppressed }, 'agent reported addresses that are neither LAN nor public; they are no candidates'),
+          );
+        }
+        this.nat.reported(key, kept, m.network.listenPort, m.changed);
         // Where a plain client on an IPv6 network reaches this agent (`node config --family 6`).
         const v6 = ipv6Endpoint(this.nat.view(key));
         if (v6) this.endpoints.record(key, v6);

@@ -1,3 +1,4 @@
+import type { IpAddress } from '../net/address.js';
 import { Endpoint } from '../net/endpoint.js';
 import type { Prefixed } from '../net/cidr.js';
 import { sameFamily, type CandidateKind, type NodeView } from './kind.js';
@@ -12,7 +13,19 @@ import { sameFamily, type CandidateKind, type NodeView } from './kind.js';
  * window keeps the next candidate (the router's public address) close.
  */
 
-const lanAddresses = (n: NodeView): Prefixed[] => n.interfaces.filter((p) => p.family === 4 && ['private', 'shared'].includes(p.address.scope()));
+/**
+ * What may be a LAN address: RFC 1918 and RFC 6598 IPv4, IPv6 link-local (fe80::/10) and
+ * unique-local in its assigned half (fd00::/8; fc00::/8 has no allocation rule). Anything else a
+ * peer offers as "its LAN" (loopback, multicast, a public or reserved address) would make the
+ * other side send to a place that is not a LAN.
+ */
+export function isLanAddress(a: IpAddress): boolean {
+  if (a.family === 4) return a.scope() === 'private' || a.scope() === 'shared';
+  return a.scope() === 'link-local' || (a.scope() === 'unique-local' && a.value >> 120n === 0xfdn);
+}
+
+// IPv6 LAN addresses are accepted but not yet paired: link-local needs a zone, and a ULA proves no shared link.
+const lanAddresses = (n: NodeView): Prefixed[] => n.interfaces.filter((p) => p.family === 4 && isLanAddress(p.address));
 
 /** Prefer two addresses in one subnet; else the first of each. */
 function bestPair(xs: Prefixed[], ys: Prefixed[]): [Prefixed, Prefixed] {

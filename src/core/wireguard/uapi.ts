@@ -1,6 +1,6 @@
 import { createConnection } from 'node:net';
 import { Endpoint } from '../net/endpoint.js';
-import { hexToKey, keyToHex } from './keys.js';
+import { hexToKey, isKey, keyToHex } from './keys.js';
 
 /** Where wireguard-go (and the kernel module's wg(8) compatibility) put the per-interface UAPI socket. */
 export const UAPI_DIR = process.env.WGP2P_UAPI_DIR ?? '/var/run/wireguard';
@@ -145,21 +145,42 @@ export interface DeviceUpdate {
   peers?: PeerUpdate[];
 }
 
+/**
+ * A second line of defence behind the protocol's schemas: UAPI is one `key=value` per line, so a
+ * value with a line break would be a command of its own ("...\nprivate_key=..."), and "=" has no
+ * place in any value we write. Keys are checked as keys: Buffer's base64 decoder skips what it
+ * does not know, so a mangled key would otherwise become some other key without a word.
+ */
+function value(key: string, v: string): string {
+  if (/[\n\r=]/.test(v)) throw new UapiError(`${key} ${JSON.stringify(v)} cannot be sent to WireGuard: it contains a line break or "="`);
+  return v;
+}
+
+function hexKey(key: string, base64: string): string {
+  if (!isKey(base64)) throw new UapiError(`${key} ${JSON.stringify(base64)} is not a WireGuard key (44 characters of base64)`);
+  return keyToHex(base64);
+}
+
+function integer(key: string, n: number, max: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > max) throw new UapiError(`${key} ${n} must be a whole number from 0 to ${max}`);
+  return n;
+}
+
 export function formatSet(update: DeviceUpdate): string {
   let out = 'set=1\n';
-  if (update.privateKey !== undefined) out += `private_key=${keyToHex(update.privateKey)}\n`;
-  if (update.listenPort !== undefined) out += `listen_port=${update.listenPort}\n`;
+  if (update.privateKey !== undefined) out += `private_key=${hexKey('private key', update.privateKey)}\n`;
+  if (update.listenPort !== undefined) out += `listen_port=${integer('listen_port', update.listenPort, 65535)}\n`;
   for (const p of update.peers ?? []) {
-    out += `public_key=${keyToHex(p.publicKey)}\n`;
+    out += `public_key=${hexKey('public key', p.publicKey)}\n`;
     if (p.remove) {
       out += 'remove=true\n';
       continue;
     }
-    if (p.endpoint !== undefined) out += `endpoint=${p.endpoint.toString()}\n`;
-    if (p.persistentKeepalive !== undefined) out += `persistent_keepalive_interval=${p.persistentKeepalive}\n`;
+    if (p.endpoint !== undefined) out += `endpoint=${value('endpoint', p.endpoint.toString())}\n`;
+    if (p.persistentKeepalive !== undefined) out += `persistent_keepalive_interval=${integer('persistent_keepalive_interval', p.persistentKeepalive, 65535)}\n`;
     if (p.allowedIps !== undefined) {
       out += 'replace_allowed_ips=true\n';
-      for (const ip of p.allowedIps) out += `allowed_ip=${ip}\n`;
+      for (const ip of p.allowedIps) out += `allowed_ip=${value('allowed_ip', ip)}\n`;
     }
   }
   return out + '\n';

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { gather, KINDS, kindOf, type NodeView } from '../../../src/core/candidates/index.js';
+import { isLanAddress } from '../../../src/core/candidates/lan.js';
+import { keptReported } from '../../../src/core/candidates/reported.js';
 import type { NatBehaviour } from '../../../src/core/nat.js';
 import { Prefixed } from '../../../src/core/net/cidr.js';
 import { Endpoint } from '../../../src/core/net/endpoint.js';
@@ -48,4 +50,16 @@ test('a proof is an authenticated packet over the candidate\'s family', () => {
   }
   assert.ok(!kindOf('public6').proves(v4, v6), 'an IPv4 packet during an IPv6 attempt proves nothing about IPv6');
   assert.ok(!kindOf('public4').proves(v6, v4));
+});
+
+test('of the addresses an agent reports, the hub keeps LAN (RFC 1918, RFC 6598, fe80::/10, fd00::/8) and public ones and drops the rest (issue 10, LAN candidates)', () => {
+  const reported = ['10.0.0.2/8', '172.16.1.2/12', '192.168.1.2/24', '100.64.0.2/10', 'fe80::1/64', 'fd12::1/64', '203.0.113.10/24', '2001:db8::10/64', '127.0.0.2/8', '169.254.3.4/16', '224.0.0.5/24', '240.0.0.1/8', 'fc00::1/64', '::1/128'].map((s) => Prefixed.parse(s));
+  const { kept, dropped } = keptReported(reported);
+  assert.deepEqual(kept.map(String), ['10.0.0.2/8', '172.16.1.2/12', '192.168.1.2/24', '100.64.0.2/10', 'fe80::1/64', 'fd12::1/64', '203.0.113.10/24', '2001:db8::10/64']);
+  assert.deepEqual(dropped.map(String), ['127.0.0.2/8', '169.254.3.4/16', '224.0.0.5/24', '240.0.0.1/8', 'fc00::1/64', '::1/128']);
+  assert.deepEqual(kept.filter((p) => isLanAddress(p.address)).length, 6, 'public addresses are kept, but are no LAN addresses');
+  // Behind one public address, a loopback "LAN" address is never offered to the peer.
+  const a = node('a', '203.0.113.10:51820', ['127.0.0.2/8']);
+  const b = node('b', '203.0.113.10:40000', ['192.168.1.3/24']);
+  assert.equal(ids(a, b).some((s) => s.startsWith('lan')), false);
 });

@@ -32,3 +32,14 @@ test('wg show dump parses like the UAPI', () => {
   const dump = `priv\tpub\t51820\toff\n${k}\t(none)\t203.0.113.20:41003\t10.99.0.3/32\t100\t92\t180\t25\n`;
   assert.deepEqual(parseDump(dump).peers[0], { publicKey: k, endpoint: Endpoint.parse('203.0.113.20:41003'), allowedIps: ['10.99.0.3/32'], lastHandshakeMs: 100_000, rxBytes: 92, txBytes: 180, persistentKeepalive: 25 });
 });
+
+test('UAPI set refuses a value with a line break or "=" and a key that is no key: the second line of defence behind the schemas (issue 10, finding 13)', () => {
+  const k = generateKeyPair().publicKey;
+  assert.throws(() => formatSet({ peers: [{ publicKey: k, allowedIps: ['10.0.0.1/32\nprivate_key=00'] }] }), /allowed_ip "10\.0\.0\.1\/32\\nprivate_key=00" cannot be sent to WireGuard: it contains a line break or "="/);
+  assert.throws(() => formatSet({ peers: [{ publicKey: k, allowedIps: ['10.0.0.1/32=x'] }] }), /allowed_ip .* contains a line break or "="/);
+  assert.throws(() => formatSet({ peers: [{ publicKey: `${k}\nremove=true` }] }), /public key .* is not a WireGuard key/);
+  assert.throws(() => formatSet({ privateKey: 'short' }), /private key "short" is not a WireGuard key/);
+  assert.throws(() => formatSet({ listenPort: 70000 }), /listen_port 70000 must be a whole number from 0 to 65535/);
+  assert.throws(() => formatSet({ peers: [{ publicKey: k, persistentKeepalive: 1.5 }] }), /persistent_keepalive_interval 1\.5 must be a whole number/);
+  assert.match(formatSet({ peers: [{ publicKey: k, allowedIps: ['10.0.0.1/32', 'fd00::/8'] }] }), /allowed_ip=10\.0\.0\.1\/32\nallowed_ip=fd00::\/8\n/);
+});

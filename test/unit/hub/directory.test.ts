@@ -81,8 +81,8 @@ test('a proxied subnet smaller than the tunnel network: clients beyond it are re
   await addNode(store, { name: 'a', kind: 'client' });
   await addNode(store, { name: 'b', kind: 'client' });
   await assert.rejects(addNode(store, { name: 'c', kind: 'client' }), /the proxied subnet 10\.99\.1\.0\/30 has no address for host number 4 \(10\.99\.0\.4\)/);
-  assert.equal(await addressOf('dev', 'agent'), '10.99.0.4', 'an agent needs no proxied address');
-  assert.deepEqual(await names(), ['a', 'b', 'dev']);
+  assert.equal(await addressOf('laptop', 'agent'), '10.99.0.4', 'an agent needs no proxied address');
+  assert.deepEqual(await names(), ['a', 'b', 'laptop']);
 });
 
 test('client listen ports: 41000 + host number up to 65534, then down from 40999, valid and distinct for 64,510 host numbers', () => {
@@ -121,6 +121,29 @@ test('bad input is refused with the problem named, and nothing is stored', async
   ];
   for (const [input, message] of cases) await assert.rejects(addNode(store, input), message);
   assert.deepEqual(await names(), ['device']);
+});
+
+test('node names that an interface, ip(8) or the relay pool already use are refused, naming the fix (issue 10, names)', async () => {
+  const cases: [Parameters<typeof addNode>[1], RegExp][] = [
+    [{ name: 'lo', kind: 'agent' }, /node name "lo" is invalid: "lo" is a system interface name .*; pick another/],
+    [{ name: 'eth0', kind: 'agent' }, /"eth0" is a system interface name/],
+    [{ name: 'wlan1', kind: 'client' }, /"wlan1" is a system interface name/],
+    [{ name: 'wg0', kind: 'agent' }, /"wg0" is a system interface name/],
+    [{ name: 'wgj4242', kind: 'agent' }, /"wgj4242" is a system interface name/],
+    ...['dev', 'name', 'type', 'help', 'all', 'link', 'default'].map((w): [Parameters<typeof addNode>[1], RegExp] => [{ name: w, kind: 'agent' }, new RegExp(`"${w}" is a keyword of ip\\(8\\).*pick another`)]),
+    [{ name: 'builtin', kind: 'relay' }, /"builtin" is the name of the hub's own relay; pick another/],
+    [{ name: 'a..b', kind: 'agent' }, /node name "a\.\.b" is invalid: use 1-15 lower-case letters/],
+    [{ name: '../../etc/x', kind: 'agent' }, /is invalid: use 1-15/],
+    [{ name: 'a\nb', kind: 'agent' }, /node name "a\\nb" is invalid/],
+    [{ name: 'x', kind: 'agent', endpoint: '999.1.1.1:5' }, /--endpoint "999\.1\.1\.1:5" must be HOST:PORT.*not an IPv4 address/],
+    [{ name: 'x', kind: 'agent', endpoint: '999.999.999.999:99999' }, /out of range \(1-65535\)/],
+    [{ name: 'x', kind: 'agent', endpoint: '198.51.100.7:0' }, /port 0 is out of range/],
+  ];
+  for (const [input, message] of cases) await assert.rejects(addNode(store, input), message);
+  assert.deepEqual(await names(), []);
+  // Names that merely contain those words stay valid, and "builtin" is only a relay's problem.
+  for (const name of ['eth0-node', 'devbox', 'lo1', 'builtin']) await addNode(store, { name, kind: 'agent' });
+  assert.deepEqual((await names()).sort(), ['builtin', 'devbox', 'eth0-node', 'lo1']);
 });
 
 test('agent files: token only as a hash in the store, files mode 0600', async () => {
@@ -192,17 +215,17 @@ test('routes are checked both ways: supernets of the tunnel, default routes, the
 });
 
 test('node set: groups, routes and proxied change live; a change names what is wrong', async () => {
-  await addNode(store, { name: 'dev', kind: 'agent' });
+  await addNode(store, { name: 'laptop', kind: 'agent' });
   await addNode(store, { name: 'phone', kind: 'client' });
-  const n = await changeNode(store, 'dev', { groups: ['a', 'b'], routes: ['192.168.5.0/24'], proxied: true });
+  const n = await changeNode(store, 'laptop', { groups: ['a', 'b'], routes: ['192.168.5.0/24'], proxied: true });
   assert.deepEqual([n.groups, n.routes.map(String), n.proxied], [['a', 'b'], ['192.168.5.0/24'], true]);
   await assert.rejects(changeNode(store, 'nobody', { groups: ['a'] }), /no node named "nobody"/);
   await assert.rejects(changeNode(store, 'phone', { routes: ['192.168.6.0/24'] }), /--routes applies to agents only/);
-  await assert.rejects(changeNode(store, 'dev', { groups: ['Bad'] }), /group "Bad" is invalid/);
+  await assert.rejects(changeNode(store, 'laptop', { groups: ['Bad'] }), /group "Bad" is invalid/);
 });
 
 test('hub.conf lists no peers: the running hub admits nodes from the store', async () => {
-  await addNode(store, { name: 'dev', kind: 'agent' });
+  await addNode(store, { name: 'laptop', kind: 'agent' });
   const conf = hubConfig(await store.hub());
   assert.deepEqual(conf.peers, []);
   assert.deepEqual(conf.interface.address, ['10.99.0.1/24', 'fd3c:1a2b:3c4d::1/64', '10.99.1.1/24', 'fd3c:1a2b:3c4d:1::1/64']);

@@ -4,6 +4,7 @@ import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { enrolReplySchema } from '../../../src/core/enrol-reply.js';
 import { generateKeyPair } from '../../../src/core/wireguard/keys.js';
 import { addNode, hashToken } from '../../../src/hub/directory.js';
 import { handleEnrol } from '../../../src/hub/enrol-api.js';
@@ -31,7 +32,7 @@ test('enrolment is atomic and can be retried: a failed device update leaves the 
   const store = await createStore(dir, hub);
   let server: Server | undefined;
   try {
-    const { node } = await addNode(store, { name: 'dev', kind: 'agent', joinValidMs: 60_000 });
+    const { node } = await addNode(store, { name: 'laptop', kind: 'agent', joinValidMs: 60_000 });
     let current: NodeRecord = node;
     let failNext = true;
     server = createServer((req, res) => {
@@ -46,9 +47,9 @@ test('enrolment is atomic and can be retried: a failed device update leaves the 
           }
         },
       }).then(
-        async () => (current = (await store.node('dev'))!),
+        async () => (current = (await store.node('laptop'))!),
         async () => {
-          current = (await store.node('dev'))!;
+          current = (await store.node('laptop'))!;
           res.writeHead(500).end('{}');
         },
       );
@@ -59,16 +60,19 @@ test('enrolment is atomic and can be retried: a failed device update leaves the 
     const device = generateKeyPair().publicKey;
 
     assert.equal((await enrol(port, source, device)).status, 500, 'the device update failed');
-    const after = (await store.node('dev'))!;
+    const after = (await store.node('laptop'))!;
     assert.equal(after.enrolUsed, false, 'the code is not spent');
     assert.equal(after.publicKey, node.enrolKey, 'the node is known by the code\'s key again');
 
     const ok = await enrol(port, source, device);
     assert.equal(ok.status, 200);
+    // The device checks the reply strictly (issue 10, finding 13): the hub's must pass that check.
+    const checked = enrolReplySchema.safeParse(ok.body);
+    assert.ok(checked.success, `the hub's reply passes the device's schema: ${checked.error?.message}`);
     const again = await enrol(port, source, device);
     assert.equal(again.status, 200, 'the same device asking again (its reply was lost) gets in');
     assert.notEqual(again.body.token, ok.body.token, 'with a new token');
-    assert.equal((await store.node('dev'))!.tokenHash, hashToken(again.body.token!), 'and only the new one is valid');
+    assert.equal((await store.node('laptop'))!.tokenHash, hashToken(again.body.token!), 'and only the new one is valid');
 
     const other = await enrol(port, source, generateKeyPair().publicKey);
     assert.equal(other.status, 409);

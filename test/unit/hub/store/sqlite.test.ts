@@ -334,16 +334,16 @@ test('subscribers hear of this process\'s writes at once and of another process\
 test('enrolment completes once: a second attempt and a taken key are refused', async () => {
   await (await createStore(dir, testHub())).close();
   await withStore(async (store) => {
-    const added = await addNode(store, { name: 'dev', kind: 'agent', joinValidMs: 60_000 });
+    const added = await addNode(store, { name: 'laptop', kind: 'agent', joinValidMs: 60_000 });
     const other = (await addNode(store, { name: 'other', kind: 'agent' })).node;
     const device = generateKeyPair().publicKey;
-    await assert.rejects(store.completeEnrolment('dev', other.publicKey, 'h'), /already belongs to another node/);
+    await assert.rejects(store.completeEnrolment('laptop', other.publicKey, 'h'), /already belongs to another node/);
     await store.recordObservations([{ publicKey: added.node.publicKey, endpoint: Endpoint.parse('203.0.113.30:40000'), at: 1 }]);
     assert.equal((await store.observations([added.node.publicKey])).size, 1, 'the join tunnel was seen');
-    const done = await store.completeEnrolment('dev', device, 'hash');
+    const done = await store.completeEnrolment('laptop', device, 'hash');
     assert.equal((await store.observations()).size, 0, 'what was seen of the one-time key goes with it');
     assert.deepEqual([done.publicKey, done.privateKey, done.enrolUsed, done.enrolKey], [device, '', true, added.node.enrolKey]);
     assert.ok(done.revision > added.node.revision);
-    await assert.rejects(store.completeEnrolment('dev', generateKeyPair().publicKey, 'h'), (err: Error) => err instanceof StoreError && err.code === 'not-found');
+    await assert.rejects(store.completeEnrolment('laptop', generateKeyPair().publicKey, 'h'), (err: Error) => err instanceof StoreError && err.code === 'not-found');
   });
 });
