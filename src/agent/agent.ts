@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { HubLink } from '../core/hub-link.js';
+import { listenPrivate } from '../core/admin-socket.js';
 import type { Logger } from '../core/log.js';
 import type { Prefixed } from '../core/net/cidr.js';
 import { HostPort } from '../core/net/endpoint.js';
@@ -79,7 +80,6 @@ export class Agent {
     this.timers.push(setInterval(() => this.report(), 10_000));
     mkdirSync('/run/wgp2p', { recursive: true, mode: 0o700 });
     const sock = agentSocketPath(this.opts.ifname);
-    rmSync(sock, { force: true });
     this.admin = createServer((req, res) => {
       if (req.url !== '/v1/status') {
         res.writeHead(404).end();
@@ -94,8 +94,7 @@ export class Agent {
         (err: Error) => res.writeHead(500).end(JSON.stringify({ error: err.message })),
       );
     });
-    await new Promise<void>((r) => this.admin!.listen(sock, r));
-    chmodSync(sock, 0o600);
+    await listenPrivate(this.admin, sock);
   }
 
   async stop(): Promise<void> {

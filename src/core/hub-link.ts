@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
 import type { z } from 'zod';
+import { HEARTBEAT, heartbeat, type HeartbeatOptions } from './heartbeat.js';
 import type { Logger } from './log.js';
 import { decode, type AgentConfig } from './protocol.js';
 
@@ -16,6 +17,8 @@ export interface HubLinkOptions<In> {
   /** Messages that passed the schema, in the order they came. */
   onMessage(m: In): void;
   onClose?(): void;
+  /** Ping/pong toward the hub (core/heartbeat.ts); tests pass a fake clock. */
+  heartbeat?: HeartbeatOptions;
 }
 
 /**
@@ -59,6 +62,7 @@ export class HubLink<In, Out> {
     ws.on('open', () => {
       this.backoff = RECONNECT_MIN_MS;
       log.info({ hub: config.hubUrl }, 'connected to hub');
+      heartbeat(ws, this.opts.heartbeat ?? HEARTBEAT, () => log.warn({ hub: config.hubUrl }, 'the hub stopped answering pings: reconnecting'));
       this.opts.onOpen();
     });
     ws.on('message', (data) => {

@@ -1,5 +1,6 @@
-import { chmodSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { listenPrivate } from '../core/admin-socket.js';
 import type { HubStatusJson } from '../core/status.js';
 import { reply } from './http.js';
 
@@ -23,11 +24,9 @@ export class AdminServer {
   ) {}
 
   async listen(): Promise<void> {
-    rmSync(this.path, { force: true });
     const server = createServer((req, res) => void this.handle(req, res).catch((err: unknown) => (res.headersSent ? res.destroy() : reply(res, 500, { error: (err as Error).message }))));
     this.server = server;
-    await new Promise<void>((resolve) => server.listen(this.path, resolve));
-    chmodSync(this.path, 0o600);
+    await listenPrivate(server, this.path);
   }
 
   async close(): Promise<void> {

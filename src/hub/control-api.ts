@@ -8,6 +8,8 @@ import { hashToken } from './directory.js';
 import type { DirectoryView } from './directory-view.js';
 import { handleEnrol } from './enrol-api.js';
 import { readBody, reply, sourceAddress } from './http.js';
+import { joinTunnelNode, joinTunnelRoute } from './join-fence.js';
+import { IpAddress } from '../core/net/address.js';
 import { peerInfo } from './peer-view.js';
 import type { AgentSessions } from './sessions.js';
 import { isPending, type HubSettings, type NodeRecord } from './store/model.js';
@@ -119,8 +121,18 @@ export class ControlApi {
     return { node };
   }
 
+  /** A join tunnel's address may only enrol (join-fence.ts): whatever else it asks is refused before anything is looked at. */
+  private fenced(req: IncomingMessage): Auth | undefined {
+    const source = IpAddress.tryParse(sourceAddress(req));
+    const node = source && joinTunnelNode(this.deps.hub, (h) => this.deps.view.byHost(h), source);
+    if (!node || joinTunnelRoute(req.method, req.url)) return undefined;
+    return { status: 403, message: `${source} is the join tunnel of "${node.name}": it reaches only POST /v1/enrol; once joined, the device talks to the hub from ${node.address}` };
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const d = this.deps;
+    const fence = this.fenced(req);
+    if (fence && 'status' in fence) return reply(res, fence.status, { error: fence.message });
     if (req.method === 'POST' && req.url === '/v1/enrol') {
       return handleEnrol(req, res, { hub: d.hub, nodeAt: (h) => d.view.byHost(h), store: d.store, enrolled: (node) => d.enrolled(node) });
     }
@@ -148,7 +160,7 @@ export class ControlApi {
 
   private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     const kind = req.url === '/v1/agent' ? 'agent' : req.url === '/v1/relay' ? 'relay' : undefined;
-    const auth: Auth = kind ? this.authenticate(req, kind) : { status: 404, message: 'not found' };
+    const auth: Auth = this.fenced(req) ?? (kind ? this.authenticate(req, kind) : { status: 404, message: 'not found' });
     if ('status' in auth) {
       const status = auth.status;
       socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : 'Forbidden'}\r\nConnection: close\r\n\r\n`);

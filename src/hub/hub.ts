@@ -24,6 +24,7 @@ import { NatKnowledge } from './nat-knowledge.js';
 import { PairPaths, type RelayGrant } from './pairs/coordinator.js';
 import { PeerSync } from './peer-sync.js';
 import { RelayPool } from './relay-pool.js';
+import { JoinFence } from './join-fence.js';
 import { acceptRelay } from './remote-relay.js';
 import { AgentSessions, type AgentSession } from './sessions.js';
 import { nodeStatus } from './status.js';
@@ -94,6 +95,7 @@ export class Hub {
   private api!: ControlApi;
   private admin!: AdminServer;
   private forwardFilter?: ForwardFilter;
+  private joinFence?: JoinFence;
   private unsubscribe?: () => void;
   /** Set by the safety net: the next refresh diffs the whole device. */
   private fullSyncNext = true;
@@ -159,6 +161,8 @@ export class Hub {
     });
     this.forwardFilter = await ForwardFilter.create(this.opts.ifname, this.settings);
     if (!this.forwardFilter) log.warn('nftables is not usable (not root?): groups are not enforced for traffic the hub forwards');
+    this.joinFence = await JoinFence.create(this.opts.ifname, this.settings, log);
+    if (!this.joinFence) log.warn('policy rules cannot be set (not root?): the hub forwards what comes through a join code\'s tunnel');
     // The whole directory onto the interface and into the group filter (a failure here stops
     // `hub run`); later changes come through refresh().
     await this.applyChanges();
@@ -213,6 +217,7 @@ export class Hub {
 
   async stop(): Promise<void> {
     this.unsubscribe?.();
+    this.joinFence?.close();
     this.watch.stop();
     this.peerSync.close();
     this.pairs.close();
@@ -322,6 +327,8 @@ export class Hub {
   private async applyChanges(): Promise<void> {
     const changes = await this.store.changesSince(this.view.revision);
     const delta = this.view.apply(changes);
+    // Fence a join tunnel's address before its one-time peer is on the device (join-fence.ts).
+    await this.joinFence?.apply(this.view.all()).catch((err: unknown) => this.opts.log.error({ err }, 'fencing join tunnels failed; retrying at the next change or resync'));
     const full = this.fullSyncNext || delta.reset;
     this.fullSyncNext = false;
     if (full) await this.peerSync.full(this.view.all());

@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws';
 import type { Logger } from '../core/log.js';
+import { HEARTBEAT, heartbeat } from '../core/heartbeat.js';
 import type { IpAddress } from '../core/net/address.js';
 import { decode } from '../core/protocol.js';
 import { relayToHubSchema, type HubToRelayWire, type RelayStats, type RelayToHub } from '../core/relay-protocol.js';
@@ -131,4 +132,6 @@ export function acceptRelay(name: string, ws: WebSocket, pool: RelayPool, latche
   };
   ws.on('close', gone);
   ws.on('error', gone);
+  // A relay that died silently would keep its pairs on it until TCP gave up.
+  heartbeat(ws, HEARTBEAT, () => log.info({ relay: name }, 'relay stopped answering pings: disconnected'));
 }

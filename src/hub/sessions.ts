@@ -1,4 +1,5 @@
 import type { WebSocket } from 'ws';
+import { HEARTBEAT, heartbeat, type HeartbeatOptions } from '../core/heartbeat.js';
 import type { Logger } from '../core/log.js';
 import { agentMessageSchema, decode, PROTOCOL_VERSION, type AgentMessage, type AgentSettings, type HubMessage, type PeerReport } from '../core/protocol.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
@@ -46,6 +47,8 @@ export interface SessionDeps {
   /** The session's agent disconnected (a replaced session does not count). */
   onGone(s: AgentSession): void;
   log: Logger;
+  /** Ping/pong on every session (core/heartbeat.ts); tests pass a fake clock. */
+  heartbeat?: HeartbeatOptions;
 }
 
 /** What an agent is told about a peer, apart from where the hub sees it: a change of it is pushed. */
@@ -126,6 +129,7 @@ export class AgentSessions {
     };
     ws.on('close', gone);
     ws.on('error', gone);
+    heartbeat(ws, this.deps.heartbeat ?? HEARTBEAT, () => this.deps.log.info({ agent: node.name }, 'agent stopped answering pings: disconnected'));
     this.sendSnapshot(session);
   }
 

@@ -91,6 +91,7 @@ test('client listen ports: 41000 + host number up to 65534, then down from 40999
   assert.equal(clientListenPort(24534), 65534);
   assert.equal(clientListenPort(24535), 40999);
   assert.equal(clientListenPort(32766), 40999 - (32766 - 24535), 'the last host of a /17');
+  assert.equal(clientListenPort(30_000), 35534, 'host 30,000: 41000 + 30,000 would be 71000, past 65535 (issue 10, low)');
   assert.equal(clientListenPort(64510), 1024);
   assert.equal(clientListenPort(64511), 41001, 'beyond that the sequence repeats');
   assert.equal(DISTINCT_CLIENT_PORTS, 64510);

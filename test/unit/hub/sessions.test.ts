@@ -23,6 +23,7 @@ class FakeSocket extends EventEmitter {
   terminate(): void {
     this.readyState = 3;
   }
+  ping(): void {}
 }
 
 function setup() {
