@@ -90,6 +90,31 @@ const TOMBSTONES_KEPT = 10_000;
 export interface SqliteOptions {
   /** Tests: keep fewer tombstones. */
   tombstonesKept?: number;
+  /**
+   * How long a write waits for another connection's write lock (SQLite's busy_timeout). The wait
+   * is a sleep inside the synchronous call: the process does nothing else meanwhile. Default
+   * 5000 ms (better-sqlite3's), right for a CLI command; a long-running process passes less.
+   */
+  lockWaitMs?: number;
+}
+
+/** better-sqlite3's default, kept for one-shot commands: waiting is what a person at a shell wants. */
+const DEFAULT_LOCK_WAIT_MS = 5000;
+
+/**
+ * An engine failure as a StoreError, so that callers decide by `code`: a held lock is worth
+ * retrying soon, a full disk or an I/O error later. Anything else (a StoreError, a caller's
+ * PlacementError) goes through as it is.
+ */
+function engineFailure(err: unknown, file: string): unknown {
+  if (!(err instanceof Database.SqliteError)) return err;
+  if (err.code.startsWith('SQLITE_BUSY') || err.code.startsWith('SQLITE_LOCKED')) {
+    return new StoreError(`the hub store ${file} is locked by another wgp2p process (a "node" command, or the hub) for longer than this one waits; nothing was changed, try again`, 'busy');
+  }
+  if (err.code.startsWith('SQLITE_FULL') || err.code.startsWith('SQLITE_IOERR') || err.code.startsWith('SQLITE_READONLY') || err.code.startsWith('SQLITE_CANTOPEN')) {
+    return new StoreError(`the hub store ${file} cannot be written (${err.code}: ${err.message}); nothing was changed: free disk space or fix the file's permissions and try again`, 'unavailable');
+  }
+  return err;
 }
 
 /** How often a subscriber's store is checked for another process's commit: a `node add` takes effect within this. */
@@ -160,7 +185,7 @@ function toRecord(raw: unknown): NodeRecord {
       revision: x.revision,
     };
   } catch (err) {
-    throw new StoreError(`the hub store's node ${name} has a bad ${column} (${(err as Error).message}); restore the store from a backup`, 'corrupt');
+    throw new StoreError(`the hub store's node ${name} has a bad ${column || 'row'} (${(err as Error).message}); remove it with "wgp2p node remove ${name === undefined ? 'NAME' : String(JSON.parse(name))}" and add it again, or restore the store from a backup`, 'corrupt');
   }
 }
 
@@ -317,6 +342,16 @@ export class SqliteStore {
   ) {
     this.s = prepare(db);
     this.tombstonesKept = opts.tombstonesKept ?? TOMBSTONES_KEPT;
+    db.pragma(`busy_timeout = ${opts.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS}`);
+  }
+
+  /** Runs a write; an engine failure comes out as a StoreError (engineFailure says which). */
+  private write<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw engineFailure(err, this.file);
+    }
   }
 
   static create(dir: string, hub: HubSettings, opts: SqliteOptions = {}): SqliteStore {
@@ -412,7 +447,7 @@ export class SqliteStore {
       return node;
     });
     // IMMEDIATE: take the write lock before reading the free host number, so concurrent adds queue instead of failing on upgrade.
-    const node = tx.immediate();
+    const node = this.write(() => tx.immediate());
     this.wrote(node.revision);
     return node;
   }
@@ -433,7 +468,7 @@ export class SqliteStore {
       }
       return after;
     });
-    const after = tx.immediate();
+    const after = this.write(() => tx.immediate());
     if (after) {
       this.wrote(after.revision);
       return after;
@@ -458,7 +493,7 @@ export class SqliteStore {
       }
       return revision;
     });
-    const revision = tx.immediate();
+    const revision = this.write(() => tx.immediate());
     if (revision === undefined) return false;
     this.wrote(revision);
     return true;
@@ -482,7 +517,7 @@ export class SqliteStore {
       if (before) this.s.dropObservation.run(before.public_key);
       return toRecord(this.s.byName.get(name));
     });
-    const node = tx.immediate();
+    const node = this.write(() => tx.immediate());
     this.wrote(node.revision);
     return node;
   }
@@ -492,7 +527,7 @@ export class SqliteStore {
       const revision = this.bump();
       return this.s.unenrol.run({ revision, name, key: publicKey }).changes === 1 ? revision : undefined;
     });
-    const revision = tx.immediate();
+    const revision = this.write(() => tx.immediate());
     if (revision !== undefined) this.wrote(revision);
   }
 
@@ -527,9 +562,10 @@ export class SqliteStore {
   }
 
   async recordObservations(batch: readonly Observation[]): Promise<void> {
-    this.db.transaction(() => {
+    const tx = this.db.transaction(() => {
       for (const o of batch) this.s.observe.run(o.publicKey, o.endpoint.family, o.endpoint.toString(), o.at, o.publicKey);
-    })();
+    });
+    this.write(() => tx.immediate());
   }
 
   async observations(publicKeys?: readonly string[]): Promise<Map<string, Observation[]>> {

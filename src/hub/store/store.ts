@@ -63,8 +63,17 @@ export interface DirectoryStore {
  * Opens the store in `dir` (migrating an older one, in one transaction). One engine exists: the
  * SQLite file DIR/hub.sqlite; another would be chosen here from what the directory holds.
  */
-export async function openStore(dir: string): Promise<DirectoryStore> {
-  return SqliteStore.open(dir);
+export async function openStore(dir: string, opts: OpenOptions = {}): Promise<DirectoryStore> {
+  return SqliteStore.open(dir, { lockWaitMs: opts.lockWaitMs });
+}
+
+export interface OpenOptions {
+  /**
+   * How long a write may wait for another process's lock before it fails with code 'busy'. An
+   * engine that waits synchronously (SQLite) blocks the process meanwhile; default: 5 s, for
+   * one-shot commands.
+   */
+  lockWaitMs?: number;
 }
 
 /** Creates a new store in `dir` holding the hub's settings; refuses if one is there. */
