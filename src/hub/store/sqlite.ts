@@ -220,7 +220,10 @@ const INSERT_NODE = `INSERT INTO nodes (name, kind, host_number, address, proxie
 function conflict(err: unknown): StoreError | undefined {
   const column = /UNIQUE constraint failed: nodes\.(\w+)/.exec((err as Error).message)?.[1];
   if (!column) return undefined;
-  const field = column === 'host_number' ? 'address' : column.replace('_', ' ');
+  // The address, the proxied address and the host number follow from each other: which of their
+  // indexes SQLite checks first is chance, and "proxied address" would send the operator looking
+  // at the wrong option.
+  const field = column === 'host_number' || column === 'address' || column === 'proxied_address' ? 'address' : column.replace('_', ' ');
   return new StoreError(`a node with this ${field} already exists`, 'conflict', field);
 }
 
