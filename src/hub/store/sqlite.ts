@@ -313,7 +313,7 @@ function migrate(db: Database.Database, file: string): void {
         keys.push(String(r.public_key));
         observations.push([seen]);
       }
-      for (const g of stringList.parse(JSON.parse(String(r.groups ?? '["default"]')))) groups.push([g, String(r.kind), name]);
+      for (const g of oldGroups(name, r.groups)) groups.push([g, String(r.kind), name]);
     }
     db.exec('DROP TABLE nodes; ALTER TABLE nodes_new RENAME TO nodes;');
     db.exec(OTHER_TABLES);
@@ -323,6 +323,19 @@ function migrate(db: Database.Database, file: string): void {
     for (const [g, k, n] of groups) grp.run(g, k, n);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   })();
+}
+
+/** A node's groups in a store being migrated; a damaged list is named with its node (the migration then changes nothing). */
+function oldGroups(name: string, json: unknown): string[] {
+  const r = stringList.safeParse((() => {
+    try {
+      return JSON.parse(String(json ?? '["default"]'));
+    } catch {
+      return undefined;
+    }
+  })());
+  if (!r.success) throw new StoreError(`node "${name}" has a bad groups column (${JSON.stringify(json)}, not a JSON list of names); set it to '["default"]' with sqlite3 and open the store again, or restore it from a backup`, 'corrupt');
+  return r.data;
 }
 
 type Listener = (revision: number) => void;
