@@ -515,6 +515,17 @@ export class SqliteStore {
     return true;
   }
 
+  async replaceToken(name: string, tokenHash: string): Promise<NodeRecord> {
+    const tx = this.db.transaction((): NodeRecord => {
+      const revision = this.bump();
+      if (this.s.retoken.run({ token: tokenHash, revision, name }).changes !== 1) throw new StoreError(`node "${name}" is not an agent or relay with a token from the hub`, 'not-found');
+      return toRecord(this.s.byName.get(name));
+    });
+    const node = this.write(() => tx.immediate());
+    this.wrote(node.revision);
+    return node;
+  }
+
   async completeEnrolment(name: string, publicKey: string, tokenHash: string): Promise<NodeRecord> {
     const tx = this.db.transaction((): NodeRecord => {
       const before = this.s.byName.get(name) as { public_key: string } | undefined;
@@ -667,6 +678,7 @@ function prepare(db: Database.Database) {
     insert: db.prepare(INSERT_NODE),
     update: db.prepare('UPDATE nodes SET groups = ?, routes = ?, proxied = ?, hub_endpoint = ?, revision = ? WHERE name = ?'),
     enrol: db.prepare("UPDATE nodes SET public_key = @key, private_key = '', token_hash = @token, enrol_used = 1, revision = @revision WHERE name = @name AND enrol_key IS NOT NULL AND (enrol_used = 0 OR public_key = @key)"),
+    retoken: db.prepare("UPDATE nodes SET token_hash = @token, revision = @revision WHERE name = @name AND kind != 'client' AND enrol_key IS NULL AND token_hash IS NOT NULL"),
     unenrol: db.prepare('UPDATE nodes SET public_key = enrol_key, token_hash = NULL, enrol_used = 0, revision = @revision WHERE name = @name AND enrol_used = 1 AND public_key = @key'),
     remove: db.prepare('DELETE FROM nodes WHERE name = ?'),
     addGroup: db.prepare('INSERT OR IGNORE INTO node_groups (grp, kind, name) VALUES (?, ?, ?)'),

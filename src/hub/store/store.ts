@@ -36,6 +36,11 @@ export interface DirectoryStore {
   /** False if there was no such node. */
   removeNode(name: string): Promise<boolean>;
   /**
+   * A new token for an agent or relay that was given one by the hub (not one that joined with a
+   * code): the old token stops working. Refused (not-found) for any other node.
+   */
+  replaceToken(name: string, tokenHash: string): Promise<NodeRecord>;
+  /**
    * Completes a join: the device's own public key replaces the code's one-time key and the code
    * is spent, atomically (two racing enrolments cannot both win). The same device asking again
    * (its reply was lost) succeeds again with a new token; another key is refused.
