@@ -150,7 +150,8 @@ const rowSchema = z.object({
 const stringList = z.array(z.string());
 
 function toRecord(raw: unknown): NodeRecord {
-  const name = JSON.stringify((raw as { name?: unknown } | undefined)?.name);
+  const rawName = (raw as { name?: unknown } | undefined)?.name;
+  const name = JSON.stringify(rawName);
   let column = '';
   try {
     const r = rowSchema.safeParse(raw);
@@ -185,7 +186,7 @@ function toRecord(raw: unknown): NodeRecord {
       revision: x.revision,
     };
   } catch (err) {
-    throw new StoreError(`the hub store's node ${name} has a bad ${column || 'row'} (${(err as Error).message}); remove it with "wgp2p node remove ${name === undefined ? 'NAME' : String(JSON.parse(name))}" and add it again, or restore the store from a backup`, 'corrupt');
+    throw new StoreError(`the hub store's node ${name} has a bad ${column || 'row'} (${(err as Error).message}); remove it with "wgp2p node remove ${typeof rawName === 'string' ? rawName : 'NAME'}" and add it again, or restore the store from a backup`, 'corrupt');
   }
 }
 
