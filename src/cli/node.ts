@@ -4,8 +4,8 @@ import QRCode from 'qrcode';
 import { encodeJoinCode } from '../core/join-code.js';
 import { nodeAddress6 } from '../hub/address-plan.js';
 import { hubEndpointFor, hubEndpointsFor } from '../hub/configs.js';
-import { addNode, changeNode, enrolAddress, enrolAddress6 } from '../hub/directory.js';
-import { renderNodeConf, writeNodeFiles } from '../hub/files.js';
+import { addNode, changeNode, enrolAddress, enrolAddress6, reissueToken, type AddedNode } from '../hub/directory.js';
+import { halfMadeNode, renderNodeConf, writeNodeFiles } from '../hub/files.js';
 import { openStore, type DirectoryStore } from '../hub/store/store.js';
 import { renderTable } from './table.js';
 import { durationArg, familyArg, hubEndpointArg, routesArg } from './validate.js';
@@ -62,8 +62,12 @@ export function registerNode(program: Command): void {
       .option('--json', 'print JSON'),
   ).action(async (name: string, o: { dir: string; agent?: boolean; client?: boolean; relay?: boolean; proxied?: boolean; address?: string; endpoint?: string; hubEndpoint?: string; routes?: string[]; groups?: string[]; join?: boolean; joinValid: number; json?: boolean; qr?: boolean; qrPng?: string; qrSvg?: string }) => {
     if ([o.agent, o.client, o.relay].filter(Boolean).length !== 1) throw new Error('say what the node is: --agent, --client or --relay');
+    const kind = o.agent ? 'agent' : o.client ? 'client' : 'relay';
     await withStore(o.dir, async (store) => {
-      const added = await addNode(store, { name, kind: o.agent ? 'agent' : o.client ? 'client' : 'relay', address: o.address, endpoint: o.endpoint, hubEndpoint: o.hubEndpoint, routes: o.routes, groups: o.groups, proxied: o.proxied, joinValidMs: o.join ? o.joinValid : undefined });
+      // Run again after a `node add` that stopped between the store and the files: finish that node.
+      const half = o.join ? undefined : await halfMadeNode(o.dir, store, name, kind);
+      if (half) console.error(`node ${name} was in the store without its files (an earlier "node add" stopped before writing them): writing them now${kind === 'client' ? '' : ', with a new token'}; it keeps its address and the options of that first run (change them with "node set")`);
+      const added: AddedNode = half ? (kind === 'client' ? { node: half } : await reissueToken(store, name)) : await addNode(store, { name, kind, address: o.address, endpoint: o.endpoint, hubEndpoint: o.hubEndpoint, routes: o.routes, groups: o.groups, proxied: o.proxied, joinValidMs: o.join ? o.joinValid : undefined });
       const hub = await store.hub();
       const address6 = nodeAddress6(hub, added.node.hostNumber);
       if (added.enrolPrivateKey) {

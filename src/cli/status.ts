@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { agentSocketPath } from '../agent/socket-path.js';
 import { KINDS, type KindId } from '../core/candidates/index.js';
 import { adminGet } from '../core/admin-socket.js';
-import { agentStatusSchema, hubStatusSchema, type HubStatusJson, type NodeStatusJson } from '../core/status.js';
+import { agentStatusSchema, hubStatusSchema, type HubStatusJson, type NodeStatusJson, type StoreHealthJson } from '../core/status.js';
 import { agentInterface, loadAgentConfig } from './node-config.js';
 import { renderTable } from './table.js';
 
@@ -45,6 +45,13 @@ function natText(n: NodeStatusJson): string {
   return `${m}${f}`;
 }
 
+/** One line while the hub's store writes fail; nothing while they work. */
+export function storeText(s: StoreHealthJson | undefined): string | undefined {
+  if (!s || s.state === 'ok') return undefined;
+  const since = s.failingForMs === null ? '' : ` for ${age(s.failingForMs)}`;
+  return `store: degraded${since} (${s.pendingWrites} writes pending, last error: ${s.lastError ?? 'unknown'}); the hub goes on and retries`;
+}
+
 function pairRow(p: HubStatusJson['pairs'][number]): string[] {
   const path =
     p.mode === 'relay' ? `relay${p.confirmed ? '' : ' (starting)'}${p.bridged ? ' bridging IPv4 and IPv6' : p.family === 6 ? ' over IPv6' : ''}` : p.mode === 'direct' ? `direct (${CANDIDATE_NAMES[p.candidate ?? 'public4']})` : p.mode === 'hub' ? 'via hub (proxied)' : p.mode;
@@ -78,6 +85,8 @@ export function registerStatus(program: Command): void {
           console.log('');
           console.log(renderTable(['RELAY', 'ADDRESS', 'ALLOCATIONS'], s.relays.map((r) => [r.name, r.address, String(r.allocations)])));
         }
+        const store = storeText(s.hub.store);
+        if (store) console.log(`\n${store}`);
         if (!s.hub.groupsEnforced) console.log('\nwarning: the hub cannot use nftables: groups are not enforced for traffic it forwards');
       } else if (o.config) {
         const cfg = loadAgentConfig(o.config);

@@ -57,6 +57,22 @@ export const nodeStatusSchema = z.object({
 });
 export type NodeStatusJson = z.infer<typeof nodeStatusSchema>;
 
+/**
+ * The hub's store as the hub sees it: degraded while its writes fail (a lock held by another
+ * process, a full disk, an I/O error). The hub goes on meanwhile; what waits is written when the
+ * store works again.
+ */
+export const storeHealthSchema = z.object({
+  state: z.enum(['ok', 'degraded']),
+  /** Writes waiting for the store (observed endpoints, latest per node and family). */
+  pendingWrites: z.number(),
+  /** Failed writes in a row. */
+  failures: z.number(),
+  lastError: z.string().nullable(),
+  failingForMs: z.number().nullable(),
+});
+export type StoreHealthJson = z.infer<typeof storeHealthSchema>;
+
 export const hubStatusSchema = z.object({
   hub: z.object({
     interface: z.string(),
@@ -66,6 +82,8 @@ export const hubStatusSchema = z.object({
     meanPollMs: z.number(),
     pushes: z.number(),
     groupsEnforced: z.boolean(),
+    /** Absent from hubs before it. */
+    store: storeHealthSchema.optional(),
   }).passthrough(),
   nodes: z.array(nodeStatusSchema),
   pairs: z.array(pairStatusSchema),

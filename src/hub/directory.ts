@@ -71,6 +71,17 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
+/** An agent's or relay's token: 256 random bits, given to the node once, kept only as a hash. */
+function newToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** A new token for a node the hub gave one (files.ts halfMadeNode says when `node add` does this); the old one stops working. */
+export async function reissueToken(store: DirectoryStore, name: string): Promise<{ node: NodeRecord; token: string }> {
+  const token = newToken();
+  return { node: await store.replaceToken(name, hashToken(token)), token };
+}
+
 /** The host number `--address` asks for, after checking it is free; the hub and other nodes are named when they hold it. */
 async function requestedHost(store: DirectoryStore, hub: HubSettings, text: string): Promise<number> {
   const given = IpAddress.tryParse(text.replace(/\/32$/, ''));
@@ -113,7 +124,7 @@ export async function addNode(store: DirectoryStore, input: AddNodeInput): Promi
   const joining = input.joinValidMs !== undefined;
   const keys = generateKeyPair();
   // A joining agent gets its token at enrolment, over the tunnel; until then it has none.
-  const token = input.kind !== 'client' && !joining ? randomBytes(32).toString('base64url') : undefined;
+  const token = input.kind !== 'client' && !joining ? newToken() : undefined;
   const draft: NodeDraft = {
     name: input.name,
     kind: input.kind,

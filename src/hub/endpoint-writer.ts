@@ -6,8 +6,20 @@ import type { Observation } from './store/model.js';
  * only puts the latest endpoint per node in a map; a timer writes the map in batches. A failed
  * write puts its batch back (unless a newer endpoint came meanwhile: the latest always wins) and
  * is retried with backoff; it is logged once per run of failures, and once more when writes work
- * again. Nothing here throws into the caller or waits for the store.
+ * again; `health` says so meanwhile (the hub's `status` shows it). Nothing here throws into the
+ * caller or waits for the store.
  */
+
+/** While writes fail: how many observations wait, since when, and why the last write failed. */
+export interface WriterHealth {
+  degraded: boolean;
+  pendingWrites: number;
+  /** Failed writes in a row (0 when the last write worked). */
+  failures: number;
+  lastError: string | null;
+  /** When the current run of failures began (clock ms), or null. */
+  failingSince: number | null;
+}
 
 export interface Clock {
   now(): number;
@@ -50,6 +62,8 @@ export class EndpointWriter {
   private timer: unknown;
   private writing?: Promise<void>;
   private failures = 0;
+  private lastError: string | null = null;
+  private failingSince: number | null = null;
   private closed = false;
   private readonly clock: Clock;
   private readonly delayMs: number;
@@ -69,6 +83,10 @@ export class EndpointWriter {
   /** Observations not yet written. */
   get backlog(): number {
     return this.pending.size;
+  }
+
+  get health(): WriterHealth {
+    return { degraded: this.failures > 0, pendingWrites: this.pending.size, failures: this.failures, lastError: this.lastError, failingSince: this.failingSince };
   }
 
   /** O(1), never throws, never waits. */
@@ -138,11 +156,15 @@ export class EndpointWriter {
         this.stats.written += batch.length;
         if (this.failures > 0) this.opts.log.info({ failedWrites: this.failures, backlog: this.pending.size }, 'observed endpoints are written again');
         this.failures = 0;
+        this.lastError = null;
+        this.failingSince = null;
       } catch (err) {
         // Put back what no newer observation replaced meanwhile.
         for (const o of batch) if (!this.pending.has(slot(o.publicKey, o.endpoint))) this.pending.set(slot(o.publicKey, o.endpoint), o);
         this.failures++;
         this.stats.failedWrites++;
+        this.lastError = err instanceof Error ? err.message : String(err);
+        this.failingSince ??= this.clock.now();
         if (this.failures === 1) this.opts.log.warn({ err, backlog: this.pending.size }, 'could not record observed endpoints; retrying (logged once until it works again)');
       } finally {
         this.writing = undefined;

@@ -9,7 +9,8 @@ import { hashToken } from './directory.js';
 import { hubApiUrl } from './files.js';
 import { readBody, reply, sourceAddress } from './http.js';
 import type { HubSettings, NodeRecord } from './store/model.js';
-import type { DirectoryStore } from './store/store.js';
+import { retryWhileBusy } from './store/busy.js';
+import { StoreError, type DirectoryStore } from './store/store.js';
 
 export interface EnrolContext {
   hub: HubSettings;
@@ -53,16 +54,18 @@ export async function handleEnrol(req: IncomingMessage, res: ServerResponse, ctx
   const token = randomBytes(32).toString('base64url');
   let enrolled: NodeRecord;
   try {
-    enrolled = await ctx.store.completeEnrolment(node.name, publicKey, hashToken(token));
+    enrolled = await retryWhileBusy(() => ctx.store.completeEnrolment(node.name, publicKey, hashToken(token)));
   } catch (err) {
-    return reply(res, 409, { error: (err as Error).message });
+    // The store could not be written: the code is still unused, the device may simply try again.
+    const unavailable = err instanceof StoreError && (err.code === 'busy' || err.code === 'unavailable');
+    return reply(res, unavailable ? 503 : 409, { error: unavailable ? 'the hub cannot write its store just now; the join code is still good, run "wgp2p join" again in a minute' : (err as Error).message });
   }
   try {
     await ctx.enrolled(enrolled);
   } catch (err) {
     // The device's key could not be put on the interface: take the completion back, so that
     // the code is still good and the device can simply try again (issue 10, finding 1).
-    if (!retry) await ctx.store.undoEnrolment(node.name, publicKey);
+    if (!retry) await retryWhileBusy(() => ctx.store.undoEnrolment(node.name, publicKey));
     throw err;
   }
   const hub = ctx.hub;

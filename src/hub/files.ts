@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { writeSecret } from '../core/secret-file.js';
 import { join } from 'node:path';
 import type { Family } from '../core/net/address.js';
@@ -6,7 +6,7 @@ import type { Endpoint } from '../core/net/endpoint.js';
 import type { AgentConfig } from '../core/protocol.js';
 import { formatWgQuick } from '../core/wgquick.js';
 import { agentConfig, clientConfig, hubConfig, hubEndpointsFor, proxiedConfig } from './configs.js';
-import type { HubSettings, NodeRecord } from './store/model.js';
+import type { HubSettings, NodeKind, NodeRecord } from './store/model.js';
 import type { DirectoryStore } from './store/store.js';
 
 /** The files the hub's directory holds besides its store. Everything with a key or token is 0600. */
@@ -66,17 +66,40 @@ export async function renderNodeConf(store: DirectoryStore, node: NodeRecord, op
   return formatWgQuick(opts.proxied ? proxiedConfig(hub, node, agents) : clientConfig(hub, node, agents, observed));
 }
 
+/** Where a node's files go: a client's two configs, an agent's or relay's config and its agent file (with the token). */
+export function nodeFilePaths(dir: string, node: Pick<NodeRecord, 'name' | 'kind'>): Required<Pick<NodeFiles, 'conf'>> & NodeFiles {
+  const d = join(dir, 'nodes');
+  return node.kind === 'client' ? { conf: join(d, `${node.name}.conf`), proxiedConf: join(d, `${node.name}.proxied.conf`) } : { conf: join(d, `${node.name}.conf`), agentJson: join(d, `${node.name}.${node.kind}.json`) };
+}
+
+/**
+ * A node `node add` put in the store but whose files it never finished writing (it was killed
+ * in between): the store commits first, because the node's address is chosen inside its
+ * transaction. Such a node was never seen by the hub (nobody has its key or token), so writing
+ * its files again, with a new token, takes nothing from anyone. A node that joined with a code
+ * has no files here and is never half made; one that was ever seen is not either, even if its
+ * files were moved off the hub.
+ */
+export async function halfMadeNode(dir: string, store: DirectoryStore, name: string, kind: NodeKind): Promise<NodeRecord | undefined> {
+  const node = await store.node(name);
+  if (!node || node.kind !== kind || node.enrolKey !== null || (node.kind !== 'client' && node.tokenHash === null)) return undefined;
+  const paths = Object.values(nodeFilePaths(dir, node));
+  if (paths.every((p) => existsSync(p))) return undefined;
+  return (await store.observations([node.publicKey])).size === 0 ? node : undefined;
+}
+
 export async function writeNodeFiles(dir: string, store: DirectoryStore, node: NodeRecord, token?: string): Promise<NodeFiles> {
-  const d = nodesDir(dir);
-  const files: NodeFiles = { conf: join(d, `${node.name}.conf`) };
+  nodesDir(dir);
+  const paths = nodeFilePaths(dir, node);
+  const files: NodeFiles = { conf: paths.conf };
   const known = node.kind === 'client' ? await clientAgents(store, node) : undefined;
   writeSecret(files.conf, await renderNodeConf(store, node, {}, known));
   if (node.kind === 'client') {
-    files.proxiedConf = join(d, `${node.name}.proxied.conf`);
+    files.proxiedConf = paths.proxiedConf!;
     writeSecret(files.proxiedConf, await renderNodeConf(store, node, { proxied: true }, known));
   }
   if (node.kind !== 'client' && token) {
-    files.agentJson = join(d, `${node.name}.${node.kind}.json`);
+    files.agentJson = paths.agentJson!;
     const hub = await store.hub();
     const cfg: AgentConfig = { name: node.name, hubUrl: hubApiUrl(hub), token, hubEndpoints: hubEndpointsFor(hub, node).map(String) };
     writeSecret(files.agentJson, JSON.stringify(cfg, null, 2) + '\n');

@@ -1,4 +1,5 @@
-import type { NodeStatusJson } from '../core/status.js';
+import type { NodeStatusJson, StoreHealthJson } from '../core/status.js';
+import type { WriterHealth } from './endpoint-writer.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
 import type { NatStatus } from './nat-knowledge.js';
 import type { AgentSession } from './sessions.js';
@@ -45,4 +46,9 @@ export function nodeStatus(hub: HubSettings, nodes: Iterable<NodeRecord>, seen: 
     out.push(row);
   }
   return out;
+}
+
+/** The store's health as `status` shows it: what the endpoint writer knows of its last writes. */
+export function storeStatus(h: WriterHealth, now: number): StoreHealthJson {
+  return { state: h.degraded ? 'degraded' : 'ok', pendingWrites: h.pendingWrites, failures: h.failures, lastError: h.lastError, failingForMs: h.failingSince === null ? null : now - h.failingSince };
 }

@@ -17,7 +17,11 @@ export type StoreErrorCode =
   /** No free host number is left in the network. */
   | 'full'
   /** The node (or the state a change needs, such as an unused join code) is not there. */
-  | 'not-found';
+  | 'not-found'
+  /** Another process holds the write lock longer than this connection waits: try again. */
+  | 'busy'
+  /** The engine could not write: disk full, an I/O error, a read-only file. Nothing was changed. */
+  | 'unavailable';
 
 export class StoreError extends Error {
   override name = 'StoreError';

@@ -90,6 +90,31 @@ const TOMBSTONES_KEPT = 10_000;
 export interface SqliteOptions {
   /** Tests: keep fewer tombstones. */
   tombstonesKept?: number;
+  /**
+   * How long a write waits for another connection's write lock (SQLite's busy_timeout). The wait
+   * is a sleep inside the synchronous call: the process does nothing else meanwhile. Default
+   * 5000 ms (better-sqlite3's), right for a CLI command; a long-running process passes less.
+   */
+  lockWaitMs?: number;
+}
+
+/** better-sqlite3's default, kept for one-shot commands: waiting is what a person at a shell wants. */
+const DEFAULT_LOCK_WAIT_MS = 5000;
+
+/**
+ * An engine failure as a StoreError, so that callers decide by `code`: a held lock is worth
+ * retrying soon, a full disk or an I/O error later. Anything else (a StoreError, a caller's
+ * PlacementError) goes through as it is.
+ */
+function engineFailure(err: unknown, file: string): unknown {
+  if (!(err instanceof Database.SqliteError)) return err;
+  if (err.code.startsWith('SQLITE_BUSY') || err.code.startsWith('SQLITE_LOCKED')) {
+    return new StoreError(`the hub store ${file} is locked by another wgp2p process (a "node" command, or the hub) for longer than this one waits; nothing was changed, try again`, 'busy');
+  }
+  if (err.code.startsWith('SQLITE_FULL') || err.code.startsWith('SQLITE_IOERR') || err.code.startsWith('SQLITE_READONLY') || err.code.startsWith('SQLITE_CANTOPEN')) {
+    return new StoreError(`the hub store ${file} cannot be written (${err.code}: ${err.message}); nothing was changed: free disk space or fix the file's permissions and try again`, 'unavailable');
+  }
+  return err;
 }
 
 /** How often a subscriber's store is checked for another process's commit: a `node add` takes effect within this. */
@@ -125,7 +150,8 @@ const rowSchema = z.object({
 const stringList = z.array(z.string());
 
 function toRecord(raw: unknown): NodeRecord {
-  const name = JSON.stringify((raw as { name?: unknown } | undefined)?.name);
+  const rawName = (raw as { name?: unknown } | undefined)?.name;
+  const name = JSON.stringify(rawName);
   let column = '';
   try {
     const r = rowSchema.safeParse(raw);
@@ -160,7 +186,7 @@ function toRecord(raw: unknown): NodeRecord {
       revision: x.revision,
     };
   } catch (err) {
-    throw new StoreError(`the hub store's node ${name} has a bad ${column} (${(err as Error).message}); restore the store from a backup`, 'corrupt');
+    throw new StoreError(`the hub store's node ${name} has a bad ${column || 'row'} (${(err as Error).message}); remove it with "wgp2p node remove ${typeof rawName === 'string' ? rawName : 'NAME'}" and add it again, or restore the store from a backup`, 'corrupt');
   }
 }
 
@@ -195,7 +221,10 @@ const INSERT_NODE = `INSERT INTO nodes (name, kind, host_number, address, proxie
 function conflict(err: unknown): StoreError | undefined {
   const column = /UNIQUE constraint failed: nodes\.(\w+)/.exec((err as Error).message)?.[1];
   if (!column) return undefined;
-  const field = column === 'host_number' ? 'address' : column.replace('_', ' ');
+  // The address, the proxied address and the host number follow from each other: which of their
+  // indexes SQLite checks first is chance, and "proxied address" would send the operator looking
+  // at the wrong option.
+  const field = column === 'host_number' || column === 'address' || column === 'proxied_address' ? 'address' : column.replace('_', ' ');
   return new StoreError(`a node with this ${field} already exists`, 'conflict', field);
 }
 
@@ -285,7 +314,7 @@ function migrate(db: Database.Database, file: string): void {
         keys.push(String(r.public_key));
         observations.push([seen]);
       }
-      for (const g of stringList.parse(JSON.parse(String(r.groups ?? '["default"]')))) groups.push([g, String(r.kind), name]);
+      for (const g of oldGroups(name, r.groups)) groups.push([g, String(r.kind), name]);
     }
     db.exec('DROP TABLE nodes; ALTER TABLE nodes_new RENAME TO nodes;');
     db.exec(OTHER_TABLES);
@@ -295,6 +324,19 @@ function migrate(db: Database.Database, file: string): void {
     for (const [g, k, n] of groups) grp.run(g, k, n);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   })();
+}
+
+/** A node's groups in a store being migrated; a damaged list is named with its node (the migration then changes nothing). */
+function oldGroups(name: string, json: unknown): string[] {
+  const r = stringList.safeParse((() => {
+    try {
+      return JSON.parse(String(json ?? '["default"]'));
+    } catch {
+      return undefined;
+    }
+  })());
+  if (!r.success) throw new StoreError(`node "${name}" has a bad groups column (${JSON.stringify(json)}, not a JSON list of names); set it to '["default"]' with sqlite3 and open the store again, or restore it from a backup`, 'corrupt');
+  return r.data;
 }
 
 type Listener = (revision: number) => void;
@@ -317,6 +359,16 @@ export class SqliteStore {
   ) {
     this.s = prepare(db);
     this.tombstonesKept = opts.tombstonesKept ?? TOMBSTONES_KEPT;
+    db.pragma(`busy_timeout = ${opts.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS}`);
+  }
+
+  /** Runs a write; an engine failure comes out as a StoreError (engineFailure says which). */
+  private write<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw engineFailure(err, this.file);
+    }
   }
 
   static create(dir: string, hub: HubSettings, opts: SqliteOptions = {}): SqliteStore {
@@ -412,7 +464,7 @@ export class SqliteStore {
       return node;
     });
     // IMMEDIATE: take the write lock before reading the free host number, so concurrent adds queue instead of failing on upgrade.
-    const node = tx.immediate();
+    const node = this.write(() => tx.immediate());
     this.wrote(node.revision);
     return node;
   }
@@ -433,7 +485,7 @@ export class SqliteStore {
       }
       return after;
     });
-    const after = tx.immediate();
+    const after = this.write(() => tx.immediate());
     if (after) {
       this.wrote(after.revision);
       return after;
@@ -458,10 +510,21 @@ export class SqliteStore {
       }
       return revision;
     });
-    const revision = tx.immediate();
+    const revision = this.write(() => tx.immediate());
     if (revision === undefined) return false;
     this.wrote(revision);
     return true;
+  }
+
+  async replaceToken(name: string, tokenHash: string): Promise<NodeRecord> {
+    const tx = this.db.transaction((): NodeRecord => {
+      const revision = this.bump();
+      if (this.s.retoken.run({ token: tokenHash, revision, name }).changes !== 1) throw new StoreError(`node "${name}" is not an agent or relay with a token from the hub`, 'not-found');
+      return toRecord(this.s.byName.get(name));
+    });
+    const node = this.write(() => tx.immediate());
+    this.wrote(node.revision);
+    return node;
   }
 
   async completeEnrolment(name: string, publicKey: string, tokenHash: string): Promise<NodeRecord> {
@@ -482,7 +545,7 @@ export class SqliteStore {
       if (before) this.s.dropObservation.run(before.public_key);
       return toRecord(this.s.byName.get(name));
     });
-    const node = tx.immediate();
+    const node = this.write(() => tx.immediate());
     this.wrote(node.revision);
     return node;
   }
@@ -492,7 +555,7 @@ export class SqliteStore {
       const revision = this.bump();
       return this.s.unenrol.run({ revision, name, key: publicKey }).changes === 1 ? revision : undefined;
     });
-    const revision = tx.immediate();
+    const revision = this.write(() => tx.immediate());
     if (revision !== undefined) this.wrote(revision);
   }
 
@@ -527,9 +590,10 @@ export class SqliteStore {
   }
 
   async recordObservations(batch: readonly Observation[]): Promise<void> {
-    this.db.transaction(() => {
+    const tx = this.db.transaction(() => {
       for (const o of batch) this.s.observe.run(o.publicKey, o.endpoint.family, o.endpoint.toString(), o.at, o.publicKey);
-    })();
+    });
+    this.write(() => tx.immediate());
   }
 
   async observations(publicKeys?: readonly string[]): Promise<Map<string, Observation[]>> {
@@ -615,6 +679,7 @@ function prepare(db: Database.Database) {
     insert: db.prepare(INSERT_NODE),
     update: db.prepare('UPDATE nodes SET groups = ?, routes = ?, proxied = ?, hub_endpoint = ?, revision = ? WHERE name = ?'),
     enrol: db.prepare("UPDATE nodes SET public_key = @key, private_key = '', token_hash = @token, enrol_used = 1, revision = @revision WHERE name = @name AND enrol_key IS NOT NULL AND (enrol_used = 0 OR public_key = @key)"),
+    retoken: db.prepare("UPDATE nodes SET token_hash = @token, revision = @revision WHERE name = @name AND kind != 'client' AND enrol_key IS NULL AND token_hash IS NOT NULL"),
     unenrol: db.prepare('UPDATE nodes SET public_key = enrol_key, token_hash = NULL, enrol_used = 0, revision = @revision WHERE name = @name AND enrol_used = 1 AND public_key = @key'),
     remove: db.prepare('DELETE FROM nodes WHERE name = ?'),
     addGroup: db.prepare('INSERT OR IGNORE INTO node_groups (grp, kind, name) VALUES (?, ?, ?)'),

@@ -36,6 +36,11 @@ export interface DirectoryStore {
   /** False if there was no such node. */
   removeNode(name: string): Promise<boolean>;
   /**
+   * A new token for an agent or relay that was given one by the hub (not one that joined with a
+   * code): the old token stops working. Refused (not-found) for any other node.
+   */
+  replaceToken(name: string, tokenHash: string): Promise<NodeRecord>;
+  /**
    * Completes a join: the device's own public key replaces the code's one-time key and the code
    * is spent, atomically (two racing enrolments cannot both win). The same device asking again
    * (its reply was lost) succeeds again with a new token; another key is refused.
@@ -63,8 +68,17 @@ export interface DirectoryStore {
  * Opens the store in `dir` (migrating an older one, in one transaction). One engine exists: the
  * SQLite file DIR/hub.sqlite; another would be chosen here from what the directory holds.
  */
-export async function openStore(dir: string): Promise<DirectoryStore> {
-  return SqliteStore.open(dir);
+export async function openStore(dir: string, opts: OpenOptions = {}): Promise<DirectoryStore> {
+  return SqliteStore.open(dir, { lockWaitMs: opts.lockWaitMs });
+}
+
+export interface OpenOptions {
+  /**
+   * How long a write may wait for another process's lock before it fails with code 'busy'. An
+   * engine that waits synchronously (SQLite) blocks the process meanwhile; default: 5 s, for
+   * one-shot commands.
+   */
+  lockWaitMs?: number;
 }
 
 /** Creates a new store in `dir` holding the hub's settings; refuses if one is there. */

@@ -9,7 +9,7 @@ import { clientListenPort, DISTINCT_CLIENT_PORTS } from '../../../src/hub/addres
 import { clientConfig, hubConfig, proxiedConfig } from '../../../src/hub/configs.js';
 import { addNode, changeNode, hashToken } from '../../../src/hub/directory.js';
 import { renderNodeConf, writeNodeFiles } from '../../../src/hub/files.js';
-import { createStore, type DirectoryStore } from '../../../src/hub/store/store.js';
+import { createStore, openStore, type DirectoryStore } from '../../../src/hub/store/store.js';
 import { testHub } from './fixtures.js';
 
 let dir: string;
@@ -231,4 +231,34 @@ test('hub.conf lists no peers: the running hub admits nodes from the store', asy
   assert.deepEqual(conf.peers, []);
   assert.deepEqual(conf.interface.address, ['10.99.0.1/24', 'fd3c:1a2b:3c4d::1/64', '10.99.1.1/24', 'fd3c:1a2b:3c4d:1::1/64']);
   assert.ok(conf.interface.postUp.includes('sysctl -q -w net.ipv6.conf.all.forwarding=1'), 'the hub forwards IPv6 for proxied clients too');
+});
+
+test('two node add at once (two processes, one address or one name): one wins, the other is told what was taken and what to do', async () => {
+  const second = await openStore(dir);
+  try {
+    // Both pass their checks before either writes: what two `node add` processes racing see.
+    const sameAddress = await Promise.allSettled([addNode(store, { name: 'x1', kind: 'client', address: '10.99.0.50' }), addNode(second, { name: 'x2', kind: 'client', address: '10.99.0.50' })]);
+    assert.deepEqual(sameAddress.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+    const lost = sameAddress.find((r) => r.status === 'rejected')!;
+    assert.match(String(lost.reason), /--address 10\.99\.0\.50 (was taken by another node just now|is already used by node "x[12]"); pick another/, 'not "a node with this proxied address already exists"');
+
+    const sameName = await Promise.allSettled([addNode(store, { name: 'dup', kind: 'agent' }), addNode(second, { name: 'dup', kind: 'agent' })]);
+    assert.deepEqual(sameName.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+    assert.match(String(sameName.find((r) => r.status === 'rejected')!.reason), /a node named "dup" already exists; remove it first or pick another name/);
+    assert.deepEqual((await names()).sort(), ['dup', sameAddress[0].status === 'fulfilled' ? 'x1' : 'x2']);
+  } finally {
+    await second.close();
+  }
+});
+
+test('node set from two processes at once: each change lands, none undoes the other', async () => {
+  await addNode(store, { name: 'laptop', kind: 'agent' });
+  const second = await openStore(dir);
+  try {
+    await Promise.all([changeNode(store, 'laptop', { groups: ['a', 'b'] }), changeNode(second, 'laptop', { proxied: true }), changeNode(store, 'laptop', { routes: ['192.168.5.0/24'] })]);
+    const n = (await second.node('laptop'))!;
+    assert.deepEqual([n.groups, n.proxied, n.routes.map(String)], [['a', 'b'], true, ['192.168.5.0/24']]);
+  } finally {
+    await second.close();
+  }
 });

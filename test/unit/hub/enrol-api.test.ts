@@ -4,12 +4,15 @@ import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import Database from 'better-sqlite3';
 import { enrolReplySchema } from '../../../src/core/enrol-reply.js';
 import { generateKeyPair } from '../../../src/core/wireguard/keys.js';
 import { addNode, hashToken } from '../../../src/hub/directory.js';
 import { handleEnrol } from '../../../src/hub/enrol-api.js';
 import type { NodeRecord } from '../../../src/hub/store/model.js';
-import { createStore } from '../../../src/hub/store/store.js';
+import { HUB_LOCK_WAIT_MS } from '../../../src/hub/hub.js';
+import { sqlitePath } from '../../../src/hub/store/sqlite.js';
+import { createStore, openStore } from '../../../src/hub/store/store.js';
 import { testHub } from './fixtures.js';
 
 /** POST /v1/enrol from `source` (a join tunnel's address; on loopback any 127.x address can be a source). */
@@ -83,5 +86,41 @@ test('enrolment is atomic and can be retried: a failed device update leaves the 
     await new Promise((r) => (server ? server.close(r) : r(undefined)));
     await store.close();
     rmSync(dir, { recursive: true });
+  }
+});
+
+test('an enrolment while another process holds the store\'s lock waits for it without blocking the hub, and is refused as "try again" (code still good) if it never comes (issue 10, finding 2)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wgp2p-enrol-'));
+  const hub = testHub('10.99.0.1/24', '127.0.1.0/24');
+  await (await createStore(dir, hub)).close();
+  const store = await openStore(dir, { lockWaitMs: HUB_LOCK_WAIT_MS });
+  const other = new Database(sqlitePath(dir));
+  let server: Server | undefined;
+  try {
+    const a = (await addNode(store, { name: 'laptop', kind: 'agent', joinValidMs: 60_000 })).node;
+    const b = (await addNode(store, { name: 'dev2', kind: 'agent', joinValidMs: 60_000 })).node;
+    const byHost = new Map([a, b].map((n) => [n.hostNumber, n]));
+    server = createServer((req, res) => void handleEnrol(req, res, { hub, nodeAt: (h) => byHost.get(h), store, enrolled: async () => undefined }));
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+
+    other.exec('BEGIN IMMEDIATE');
+    const released = setTimeout(() => other.exec('COMMIT'), 300);
+    const ok = await enrol(port, `127.0.1.${a.hostNumber}`, generateKeyPair().publicKey);
+    clearTimeout(released);
+    assert.equal(ok.status, 200, `enrolled once the lock was released: ${JSON.stringify(ok.body)}`);
+
+    other.exec('BEGIN IMMEDIATE'); // and never released
+    const refused = await enrol(port, `127.0.1.${b.hostNumber}`, generateKeyPair().publicKey);
+    assert.equal(refused.status, 503);
+    assert.match(refused.body.error ?? '', /the join code is still good, run "wgp2p join" again/);
+    other.exec('ROLLBACK');
+    assert.equal((await store.node('dev2'))!.enrolUsed, false, 'the code is not spent');
+  } finally {
+    if (other.inTransaction) other.exec('ROLLBACK');
+    other.close();
+    await new Promise((r) => (server ? server.close(r) : r(undefined)));
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

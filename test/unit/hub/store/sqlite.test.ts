@@ -347,3 +347,30 @@ test('enrolment completes once: a second attempt and a taken key are refused', a
     await assert.rejects(store.completeEnrolment('laptop', generateKeyPair().publicKey, 'h'), (err: Error) => err instanceof StoreError && err.code === 'not-found');
   });
 });
+
+test('a damaged row is named with its node, its field and the fix, never a raw SyntaxError; the fix works (issue 10, Low)', async () => {
+  const created = await createStore(dir, testHub());
+  await addNode(created, { name: 'laptop', kind: 'agent' });
+  await addNode(created, { name: 'phone', kind: 'client' });
+  await created.close();
+  const db = new Database(join(dir, 'hub.sqlite'));
+  db.prepare("UPDATE nodes SET groups = '[\"home\"' WHERE name = 'laptop'").run();
+  db.close();
+  await withStore(async (store) => {
+    const named = (err: unknown) => err instanceof StoreError && err.code === 'corrupt' && /node "laptop" has a bad groups \(.*\); remove it with "wgp2p node remove laptop" and add it again, or restore the store from a backup/.test(err.message);
+    await assert.rejects(store.node('laptop'), named);
+    await assert.rejects(store.listNodes(), named);
+    await assert.rejects(store.changesSince(0), named);
+    assert.equal((await store.node('phone'))?.name, 'phone', 'the other rows still read');
+    assert.equal(await store.removeNode('laptop'), true, 'the fix the message gives works on the damaged row');
+    assert.deepEqual((await store.listNodes()).map((n) => n.name), ['phone']);
+  });
+});
+
+test('a migration that meets a damaged row names the node and the field, and changes nothing', async () => {
+  writeV2((db) => db.prepare("UPDATE nodes SET groups = 'home' WHERE name = 'phone'").run());
+  await assert.rejects(openStore(dir), (err: Error) => err instanceof StoreError && /node "phone" has a bad groups column \("home", not a JSON list of names\); set it to '\["default"\]'/.test(err.message));
+  const db = new Database(join(dir, 'hub.sqlite'), { readonly: true });
+  assert.equal(db.pragma('user_version', { simple: true }), 2);
+  db.close();
+});
