@@ -265,7 +265,7 @@ export class Hub {
   }
 
   private relayConnected(node: NodeRecord, ws: WebSocket): void {
-    acceptRelay(node.name, ws, this.relays, (key, endpoint) => this.relayLatched(key, endpoint), this.opts.log);
+    acceptRelay(node, ws, this.relays, (key, endpoint) => this.relayLatched(key, endpoint), this.opts.log);
   }
 
   // ---- what agents say ------------------------------------------------------------------------
