@@ -22,6 +22,18 @@ import { KernelPath, type KernelCounters, type Leg } from './kernel-path.js';
  * A confirmed side keeps its port until another port is confirmed this way (roaming inside one NAT
  * re-handshakes from the new port, and the other side answers).
  *
+ * Handshake messages alone are not enough against someone who can spoof *both* nodes' IPs: a
+ * forged initiation from a new port of A's IP and a forged response (valid mac1, naming it) from
+ * a new port of B's IP would move both sides and black-hole the genuine pair. So a pair that is
+ * carrying transport both ways (within ACTIVE_MS, 10 s) is not moved by a handshake: the new
+ * ports become a *pending move*, and meanwhile transport is routed by its receiver index. The new
+ * session's transport (the indices the handshake set up) goes between the new ports, everything
+ * else between the confirmed ones, so a genuine roam flows at once and a forged one takes nothing
+ * from the genuine pair. The move is made once the new port has carried transport of that session
+ * and the old port has carried none for ACTIVE_MS: a node that roamed has left its old port, and
+ * a node that keeps sending from it is still there. A pending move keeps the pair out of the
+ * kernel (the kernel routes by 5-tuple, not by index), as a candidate does.
+ *
  * Both families, and bridged: a relay has up to one address per family, and each side's socket is
  * on the relay address of its node's family, so an IPv6-only node and an IPv4-only node meet in
  * one allocation (one side on each family; only the port numbers tie the two sockets together).
@@ -159,12 +171,15 @@ const MAX_CANDIDATES = 4;
 /** Longer than WireGuard's 5 s retry, so a response to the previous try still finds its initiation. */
 const CANDIDATE_MS = 10_000;
 /**
- * A side heard within this long is "carrying transport". WireGuard answers data with a keepalive
- * within KEEPALIVE_TIMEOUT (10 s), and a peer that sent data and heard nothing for
- * KEEPALIVE_TIMEOUT + REKEY_TIMEOUT (15 s) starts a new handshake: a live session is heard both
- * ways within 15 s, and a port silent for 15 s has been given up by its WireGuard.
+ * A side heard within this long is "carrying transport". A WireGuard that received data and has
+ * nothing to send sends a keepalive within KEEPALIVE_TIMEOUT (10 s), so a pair carrying data is
+ * heard from both sides within 10 s. A WireGuard whose data goes unanswered (its NAT gave it a new
+ * port) re-handshakes after KEEPALIVE_TIMEOUT + REKEY_TIMEOUT (15 s): by then its old port has
+ * been silent for longer than this, even at the sweeper's resolution (ACTIVE_MS / 4), and that
+ * handshake moves it at once, as before. Pairs idle between persistent keepalives (25 s) are not
+ * busy either: for them a handshake still moves a side by itself.
  */
-const ACTIVE_MS = 15_000;
+const ACTIVE_MS = 10_000;
 
 export interface RelayOptions {
   /**
@@ -239,7 +254,7 @@ export class Relay {
     }
     this.idleMs = opts.idleMs ?? 120_000;
     this.activeMs = opts.activeMs ?? ACTIVE_MS;
-    this.sweeper = setInterval(() => this.sweep(), Math.min(5000, this.idleMs / 2, this.activeMs / 2));
+    this.sweeper = setInterval(() => this.sweep(), Math.min(5000, this.idleMs / 2, this.activeMs / 4));
     this.sweeper.unref();
   }
 

@@ -624,14 +624,21 @@ test("a relay's addresses: one or two, at most one per family", () => {
 test('the kernel fast path per family: IPv6 has the ingress mode only, and says why it is not used', async () => {
   const { KernelPath } = await import('../../../src/relay/kernel-path.js');
   // None of these touches nftables: each is refused before (a unit test must not change the host).
-  const nat = await KernelPath.tryCreate('2001:db8::7', { mode: 'nat' });
+  const nat = await KernelPath.tryCreate(IpAddress.parse('2001:db8::7'), { mode: 'nat', port: 52000 });
   assert.equal(nat.kernel, undefined);
   assert.match(nat.reason ?? '', /nat mode is IPv4 only and the relay address 2001:db8::7 is IPv6: its pairs forward in userspace/);
-  const absent = await KernelPath.tryCreate('2001:db8::7');
+  const absent = await KernelPath.tryCreate(IpAddress.parse('2001:db8::7'), { port: 52000 });
   assert.equal(absent.kernel, undefined);
   assert.match(absent.reason ?? '', process.getuid?.() === 0 ? /IPv6 needs the relay address on a local interface and 2001:db8::7 is on none: IPv6 pairs forward in userspace/ : /needs root/);
-  assert.match((await KernelPath.tryCreate('::')).reason ?? '', /unspecified/);
-  const both = await KernelPath.forAddresses([IpAddress.parse('::')], { mode: 'nat' });
+  assert.match((await KernelPath.tryCreate(IpAddress.parse('::'), { port: 52000 })).reason ?? '', /unspecified/);
+  // Text never reaches a script: only an address value does (the CLI parses --relay-address).
+  const text = await KernelPath.tryCreate('198.51.100.1 } ; flush ruleset ; table ip x {' as unknown as IpAddress, { port: 52000 });
+  assert.match(text.reason ?? '', /is not an IP address value: parse it \(core\/net\) first/);
+  assert.match((await KernelPath.tryCreate(IpAddress.parse('198.51.100.1'), { port: 0 })).reason ?? '', /first port 0 is not a port/);
+  const { relayTable } = await import('../../../src/relay/kernel-path.js');
+  assert.notEqual(relayTable(4, 52000), relayTable(4, 53000), 'two relays on one host, two tables');
+  assert.notEqual(relayTable(4, 52000), relayTable(6, 52000));
+  const both = await KernelPath.forAddresses([IpAddress.parse('::')], { mode: 'nat', port: 52000 });
   assert.deepEqual(both.kernels, []);
   assert.deepEqual(both.userspace.map((u) => u.address.toString()), ['::']);
 });
