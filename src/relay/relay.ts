@@ -164,6 +164,8 @@ interface Allocation {
   kernelLegs?: { a: Leg; b: Leg };
   /** Kernel changes for this pair run one after another, each deciding from the state at its turn. */
   kernelQueue: Promise<void>;
+  /** Counts the pair's removals from the kernel: a sweep whose counter reading spans one must not use it (its counters restarted). */
+  kernelEpoch: number;
 }
 
 /** A few handshakes in flight per side: WireGuard retries every 5 s with a fresh index. */
@@ -337,6 +339,7 @@ export class Relay {
       dropped: { malformed: 0, wrongSource: 0, badMac1: 0, unconfirmed: 0, unknownIndex: 0, replayed: 0, noDestination: 0 },
       kernel: this.kernelFor(sideA, sideB),
       kernelQueue: Promise.resolve(),
+      kernelEpoch: 0,
     };
     sideA.socket.on('message', (buf, rinfo) => this.onDatagram(alloc, sideA, sideB, buf, rinfo));
     sideB.socket.on('message', (buf, rinfo) => this.onDatagram(alloc, sideB, sideA, buf, rinfo));
@@ -470,6 +473,7 @@ export class Relay {
         }
         alloc.a.kernelSeen = 0;
         alloc.b.kernelSeen = 0;
+        alloc.kernelEpoch++;
         await k.flush(have.a, have.b);
       }
       if (want) {
@@ -735,6 +739,7 @@ export class Relay {
   private sweep(): void {
     void (async () => {
       // Traffic the kernel forwards never reaches us: its counters count as activity too.
+      const epochs = new Map([...this.allocations.values()].map((a) => [a, a.kernelEpoch]));
       const kernel = await this.kernelCounters();
       const now = Date.now();
       const tick = performance.now();
@@ -755,8 +760,12 @@ export class Relay {
         prune(a.a, tick);
         prune(a.b, tick);
         let changed = a.a.candidates.length + a.b.candidates.length !== had;
-        this.hear(a.a, k?.ab.packets ?? 0, tick);
-        this.hear(a.b, k?.ba.packets ?? 0, tick);
+        // A reading from before the pair left the kernel would count its packets twice (they were
+        // added to transportIn when it left) and make an idle side look busy: skip this round.
+        if (epochs.get(a) === a.kernelEpoch) {
+          this.hear(a.a, k?.ab.packets ?? 0, tick);
+          this.hear(a.b, k?.ba.packets ?? 0, tick);
+        }
         if (this.settle(a, a.a, tick)) changed = true;
         if (this.settle(a, a.b, tick)) changed = true;
         if (changed) void this.kernelSync(a);

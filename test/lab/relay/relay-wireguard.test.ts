@@ -99,6 +99,16 @@ for (const mode of ['ingress', 'nat']) {
       console.log(`# ${mode}: pings resumed ${ms} ms after A's NAT changed its port`);
       await sleep(1500);
       await pings(lab, 20);
+      // If the relay still counted the pair as busy when A's handshake came (A's old port heard
+      // within 10 s, at the sweeper's resolution), the new session flows by its receiver index at
+      // once and A is moved once its old port has been silent for 10 s: wait for that.
+      const t0 = performance.now();
+      for (let i = 0; i < 80 && (relayLog(lab).stats.a.latched === before.a.latched || !relayLog(lab).stats.kernel); i++) {
+        await lab.exec('a', 'ping', ['-n', '-q', '-c', '1', '-W', '1', '10.77.0.2'], { allowFail: true });
+        await sleep(250);
+      }
+      console.log(`# ${mode}: A moved and the pair was back in the kernel ${Math.round(performance.now() - t0)} ms after the pings`);
+      await pings(lab, 20);
       await sleep(600);
       const log = relayLog(lab);
       assert.match(log.stats.a.latched ?? '', /^203\.0\.113\.10:\d+$/);
