@@ -22,7 +22,7 @@ import { run } from '../src/core/exec.js';
 import { fakeInitiation, fakeResponse, fakeTransport, senderIndex } from '../src/lab/fake-wireguard.js';
 import { Lab, teardownOnExit } from '../src/lab/lab.js';
 import { parseTopology } from '../src/lab/topology.js';
-import { RELAY_TABLE } from '../src/relay/kernel-path.js';
+import { relayTable } from '../src/relay/kernel-path.js';
 import { argNumber, median, progress, rssMiB } from './stats.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -125,8 +125,8 @@ interface Measured {
 }
 
 async function nftSize(lab: Lab): Promise<{ rules: number; elements: number }> {
-  let r = await lab.exec('relay', 'nft', ['-j', 'list', 'table', 'ip', RELAY_TABLE], { allowFail: true });
-  if (r.code !== 0) r = await lab.exec('relay', 'nft', ['-j', 'list', 'table', 'netdev', RELAY_TABLE], { allowFail: true });
+  let r = await lab.exec('relay', 'nft', ['-j', 'list', 'table', 'ip', relayTable(4, PORT_MIN)], { allowFail: true });
+  if (r.code !== 0) r = await lab.exec('relay', 'nft', ['-j', 'list', 'table', 'netdev', relayTable(4, PORT_MIN)], { allowFail: true });
   if (r.code !== 0) return { rules: 0, elements: 0 };
   const items = (JSON.parse(r.stdout) as { nftables: Record<string, { elem?: unknown[] }>[] }).nftables;
   return { rules: items.filter((x) => 'rule' in x).length, elements: items.reduce((n, x) => n + (x.map?.elem?.length ?? 0) + (x.set?.elem?.length ?? 0), 0) };
@@ -196,7 +196,7 @@ async function measure(lab: Lab, n: number, mode: string, packets: number): Prom
     for (let t = 0; t < 600 && !exited(); t++) await sleep(100);
     // The relay deletes its table on SIGTERM; make sure nothing is left for the next process (the
     // next relay's table must not be deleted by this one still closing: hence the wait above).
-    for (const family of ['ip', 'netdev']) await lab.exec('relay', 'nft', ['delete', 'table', family, RELAY_TABLE], { allowFail: true });
+    for (const family of ['ip', 'netdev']) await lab.exec('relay', 'nft', ['delete', 'table', family, relayTable(4, PORT_MIN)], { allowFail: true });
     await lab.exec('relay', 'conntrack', ['-F'], { allowFail: true });
   }
 }

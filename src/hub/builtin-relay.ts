@@ -2,7 +2,7 @@ import type { IpAddress } from '../core/net/address.js';
 import type { HostPort } from '../core/net/endpoint.js';
 import { relayAddressesProblem, relayAddressProblem, toRelayStats, type RelayStats } from '../core/relay-protocol.js';
 import { Relay, type RelayOptions, type RelaySideSpec } from '../relay/relay.js';
-import type { RelayBackend } from './relay-pool.js';
+import { BUILTIN_RELAY, type RelayBackend } from './relay-pool.js';
 
 /**
  * The addresses of the hub's own relay: those given (`hub run --relay-address`, repeatable), or
@@ -27,7 +27,9 @@ export function builtinRelayAddresses(given: readonly IpAddress[] | undefined, e
 
 /** The relay inside the hub process, as one of the pool's relays. */
 export class BuiltinRelay implements RelayBackend {
-  readonly name = 'builtin';
+  readonly name = BUILTIN_RELAY;
+  readonly identity = BUILTIN_RELAY;
+  readonly key = BUILTIN_RELAY;
   private readonly relay: Relay;
   private count = 0;
 
@@ -50,9 +52,14 @@ export class BuiltinRelay implements RelayBackend {
   }
 
   async allocate(id: string, a: RelaySideSpec, b: RelaySideSpec): Promise<{ portA: number; portB: number }> {
-    const ports = await this.relay.allocate(id, a, b);
+    // Counted before the await: the pool picks the least loaded relay, and concurrent requests must see each other.
     this.count++;
-    return ports;
+    try {
+      return await this.relay.allocate(id, a, b);
+    } catch (err) {
+      this.count--;
+      throw err;
+    }
   }
 
   updateIp(id: string, publicKey: string, ip: IpAddress): void {

@@ -199,7 +199,7 @@ export class Hub {
     const relayAddresses = this.opts.noBuiltinRelay ? [] : builtinRelayAddresses(this.opts.relayAddresses, hub.endpoints);
     if (relayAddresses.length > 0) {
       const [portMin, portMax] = this.opts.relayPorts ?? [52000, 52999];
-      const kernel = await KernelPath.forAddresses(relayAddresses);
+      const kernel = await KernelPath.forAddresses(relayAddresses, { port: portMin });
       for (const u of kernel.userspace) log.info({ address: u.address.toString(), why: u.reason }, 'relay forwards this family in userspace');
       this.builtin = new BuiltinRelay({
         addresses: relayAddresses,
@@ -282,7 +282,7 @@ export class Hub {
   }
 
   private relayConnected(node: NodeRecord, ws: WebSocket): void {
-    acceptRelay(node.name, ws, this.relays, (key, endpoint) => this.relayLatched(key, endpoint), this.opts.log);
+    acceptRelay(node, ws, this.relays, (key, endpoint) => this.relayLatched(key, endpoint), this.opts.log);
   }
 
   // ---- what agents say ------------------------------------------------------------------------

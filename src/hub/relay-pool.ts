@@ -12,9 +12,19 @@ import type { RelaySideSpec } from '../relay/relay.js';
  * new allocation (a restarted hub or relay) from the one it uses.
  */
 
+/** The name and registration key of the hub's own relay; no relay node may be called this. */
+export const BUILTIN_RELAY = 'builtin';
+
 export interface RelayBackend {
-  /** Unique among the pool's relays: "builtin" or the relay node's name. */
+  /** What `status` and the logs call it: "builtin" or the relay node's name. */
   readonly name: string;
+  /**
+   * Which relay this is, whatever its name: "builtin", or the relay node's public key. A newer
+   * registration of the same relay (it reconnected) takes the place of the older one.
+   */
+  readonly identity: string;
+  /** This registration (one connection of the relay): what the pool's entries are keyed by. */
+  readonly key: string;
   /** Where nodes send to: one or two addresses, at most one per family. */
   readonly addresses: readonly IpAddress[];
   readonly allocationCount: number;
@@ -23,11 +33,16 @@ export interface RelayBackend {
   release(id: string): void;
   has(id: string): boolean;
   stats(): Promise<RelayStats[]>;
+  /** A newer registration of the same relay took this one's place: stop acting on what it says. */
+  retire?(): void;
 }
 
 export interface Allocation {
   relayId: string;
+  /** The relay's name (for status and logs). */
   relay: string;
+  /** The registration it was made on (RelayBackend.key). */
+  backend: string;
   a: string;
   b: string;
   /**
@@ -47,16 +62,32 @@ export class RelayPool {
 
   constructor(private readonly onGone: (relayId: string) => void) {}
 
+  /**
+   * Registers a relay. A relay node called "builtin" is refused (it would be taken for the hub's
+   * own); an earlier registration of the same relay is retired and its pairs move.
+   */
   add(b: RelayBackend): void {
-    this.remove(b.name);
-    this.backends.set(b.name, b);
+    if ((b.name === BUILTIN_RELAY) !== (b.identity === BUILTIN_RELAY)) {
+      throw new Error(`a relay node may not be called "${BUILTIN_RELAY}": that is the hub's own relay; remove the node and add it again under another name`);
+    }
+    for (const old of [...this.backends.values()]) {
+      if (old.identity !== b.identity || old === b) continue;
+      this.remove(old);
+      old.retire?.();
+    }
+    this.backends.set(b.key, b);
   }
 
-  /** A relay went away: every allocation it held is gone, and the pairs on it must move. */
-  remove(name: string): void {
-    if (!this.backends.delete(name)) return;
+  /**
+   * A relay's registration went away: every allocation it held is gone, and the pairs on it must
+   * move. Only that registration: a late close of a connection the relay has since replaced
+   * changes nothing for the one that replaced it.
+   */
+  remove(b: RelayBackend): void {
+    if (this.backends.get(b.key) !== b) return;
+    this.backends.delete(b.key);
     for (const a of [...this.allocations.values()]) {
-      if (a.relay !== name) continue;
+      if (a.backend !== b.key) continue;
       this.allocations.delete(a.relayId);
       this.onGone(a.relayId);
     }
@@ -99,7 +130,7 @@ export class RelayPool {
       const relayId = randomBytes(8).toString('hex');
       try {
         const ports = await backend.allocate(relayId, { publicKey: a.publicKey, ip: ipA }, { publicKey: b.publicKey, ip: ipB });
-        const alloc: Allocation = { relayId, relay: backend.name, a: a.publicKey, b: b.publicKey, forA: Endpoint.of(relayA, ports.portA), forB: Endpoint.of(relayB, ports.portB) };
+        const alloc: Allocation = { relayId, relay: backend.name, backend: backend.key, a: a.publicKey, b: b.publicKey, forA: Endpoint.of(relayA, ports.portA), forB: Endpoint.of(relayB, ports.portB) };
         this.allocations.set(relayId, alloc);
         return { allocation: alloc };
       } catch (err) {
@@ -112,7 +143,7 @@ export class RelayPool {
 
   alive(relayId: string): boolean {
     const a = this.allocations.get(relayId);
-    return a !== undefined && this.backends.get(a.relay)?.has(relayId) === true;
+    return a !== undefined && this.backends.get(a.backend)?.has(relayId) === true;
   }
 
   /**
@@ -131,7 +162,7 @@ export class RelayPool {
         continue;
       }
       try {
-        this.backends.get(a.relay)?.updateIp(a.relayId, publicKey, next);
+        this.backends.get(a.backend)?.updateIp(a.relayId, publicKey, next);
       } catch {
         this.drop(a.relayId);
       }
@@ -149,7 +180,7 @@ export class RelayPool {
     const a = this.allocations.get(relayId);
     if (!a) return;
     this.allocations.delete(relayId);
-    this.backends.get(a.relay)?.release(relayId);
+    this.backends.get(a.backend)?.release(relayId);
   }
 
   /** `address` is every address as one text (what `status` shows); `addresses` lists them. */

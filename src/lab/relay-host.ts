@@ -32,7 +32,7 @@ if (addresses.length === 0 || !min || !max) throw new Error('relay-host: --addre
 const modeText = opt('kernel-mode');
 if (modeText !== undefined && modeText !== 'nat' && modeText !== 'ingress') throw new Error('relay-host: --kernel-mode is nat or ingress');
 const mode: KernelMode | undefined = modeText;
-const { kernels, userspace } = process.argv.includes('--userspace') ? { kernels: [], userspace: addresses.map((address) => ({ address, reason: '--userspace' })) } : await KernelPath.forAddresses(addresses, { mode });
+const { kernels, userspace } = process.argv.includes('--userspace') ? { kernels: [], userspace: addresses.map((address) => ({ address, reason: '--userspace' })) } : await KernelPath.forAddresses(addresses, { mode, port: min });
 const relay = new Relay({
   addresses,
   portMin: min,

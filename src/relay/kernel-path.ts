@@ -28,11 +28,26 @@ import { IpAddress, type Family } from '../core/net/address.js';
  * families, and neither mode does.
  */
 
-/** The IPv4 table (ip or netdev family, by mode); existing readers (bench/relay-memory.ts) know this name. */
+/** Stem of the IPv4 table's name (ip or netdev family, by mode). */
 export const RELAY_TABLE = 'wgp2p_relay';
-/** The IPv6 table (netdev family, ingress mode). */
+/** Stem of the IPv6 table's name (netdev family, ingress mode). */
 export const RELAY_TABLE6 = 'wgp2p_relay6';
 export type KernelMode = 'nat' | 'ingress';
+
+/**
+ * The table of the relay whose port range starts at `port`: two relays on one host (the hub's
+ * and a `relay run`, or two of those) have ranges of their own, so tables of their own, and each
+ * deletes only its own on start and on close.
+ */
+export function relayTable(family: Family, port: number): string {
+  return `${family === 6 ? RELAY_TABLE6 : RELAY_TABLE}_${port}`;
+}
+
+/**
+ * Only names of this shape go into an nft script: an interface name (at most 15 bytes, IFNAMSIZ)
+ * is nearly free-form in Linux, and a quote in one would end the string it is written in.
+ */
+const SAFE_IFNAME = /^[A-Za-z0-9_.@:+-]{1,15}$/;
 
 export interface Leg {
   ip: IpAddress;
@@ -56,6 +71,8 @@ interface Installed {
 export interface KernelPathOptions {
   /** Default 'ingress' (measured faster); it needs the relay address on a local interface. */
   mode?: KernelMode;
+  /** The first port of the relay's range: it names the relay's tables (relayTable()). */
+  port: number;
 }
 
 /** At most this many nft/conntrack processes at once: a thousand pairs confirming together must not fork a thousand. */
@@ -70,6 +87,8 @@ export class KernelPath {
   private constructor(
     private readonly relayIp: IpAddress,
     readonly mode: KernelMode,
+    /** The table's name (relayTable()). */
+    readonly tableName: string,
   ) {}
 
   /** The relay address this path forwards for: the destination it matches, the source it writes. */
@@ -83,8 +102,7 @@ export class KernelPath {
   }
 
   private get table(): string {
-    if (this.relayIp.family === 6) return `netdev ${RELAY_TABLE6}`;
-    return `${this.mode === 'nat' ? 'ip' : 'netdev'} ${RELAY_TABLE}`;
+    return `${this.relayIp.family === 4 && this.mode === 'nat' ? 'ip' : 'netdev'} ${this.tableName}`;
   }
 
   /** The header fields of this path's family, as nft names them. */
@@ -96,7 +114,7 @@ export class KernelPath {
    * Sets up the table, or returns undefined where the kernel path cannot be used (see tryCreate()
    * for why not).
    */
-  static async create(relayIp: string | IpAddress, opts: KernelPathOptions = {}): Promise<KernelPath | undefined> {
+  static async create(relayIp: IpAddress, opts: KernelPathOptions): Promise<KernelPath | undefined> {
     return (await KernelPath.tryCreate(relayIp, opts)).kernel;
   }
 
@@ -104,7 +122,7 @@ export class KernelPath {
    * A kernel path per relay address that can have one, and why each other address forwards in
    * userspace (to be logged once, where the relay starts).
    */
-  static async forAddresses(addresses: readonly IpAddress[], opts: KernelPathOptions = {}): Promise<{ kernels: KernelPath[]; userspace: { address: IpAddress; reason: string }[] }> {
+  static async forAddresses(addresses: readonly IpAddress[], opts: KernelPathOptions): Promise<{ kernels: KernelPath[]; userspace: { address: IpAddress; reason: string }[] }> {
     const kernels: KernelPath[] = [];
     const userspace: { address: IpAddress; reason: string }[] = [];
     for (const address of addresses) {
@@ -123,9 +141,13 @@ export class KernelPath {
    * where it cannot be set up (the relay address is on no local interface, or the kernel lacks the
    * netdev family or `fwd`); `mode` tells which one runs.
    */
-  static async tryCreate(relayIp: string | IpAddress, opts: KernelPathOptions = {}): Promise<{ kernel: KernelPath; reason?: undefined } | { kernel: undefined; reason: string }> {
-    const ip = (typeof relayIp === 'string' ? IpAddress.tryParse(relayIp) : relayIp)?.unmapped();
-    if (!ip) return { kernel: undefined, reason: `the relay address "${String(relayIp)}" is not an IP address` };
+  static async tryCreate(relayIp: IpAddress, opts: KernelPathOptions): Promise<{ kernel: KernelPath; reason?: undefined } | { kernel: undefined; reason: string }> {
+    // Only an address value, written by its own toString(), goes into a script: a caller's text
+    // (`--relay-address`) is parsed before it gets here, and checked again here in case it was not.
+    const ip = relayIp instanceof IpAddress ? relayIp.unmapped() : undefined;
+    if (!ip) return { kernel: undefined, reason: `the relay address "${String(relayIp)}" is not an IP address value: parse it (core/net) first` };
+    if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) return { kernel: undefined, reason: `the relay's first port ${String(opts.port)} is not a port (1-65535): it names the relay's nftables table` };
+    const name = relayTable(ip.family, opts.port);
     if (ip.scope() === 'unspecified') return { kernel: undefined, reason: `the relay address ${ip.toString()} is unspecified: the kernel path rewrites to one source address, so forwarding in userspace` };
     const mode = opts.mode ?? 'ingress';
     if (ip.family === 6 && mode === 'nat') return { kernel: undefined, reason: `the kernel's nat mode is IPv4 only and the relay address ${ip.toString()} is IPv6: its pairs forward in userspace (the ingress mode has an IPv6 variant)` };
@@ -135,16 +157,20 @@ export class KernelPath {
       const r = await run('ip', ['-j', `-${ip.family}`, 'addr', 'show'], { allowFail: true }).catch(() => ({ code: 1, stdout: '' }));
       const links = r.code === 0 ? (JSON.parse(r.stdout) as { ifname: string; addr_info: { local: string }[] }[]) : [];
       device = links.find((l) => l.addr_info.some((x) => ip.equals(IpAddress.tryParse(x.local))))?.ifname;
+      if (device !== undefined && !SAFE_IFNAME.test(device)) {
+        if (ip.family === 6) return { kernel: undefined, reason: `the interface of the relay address is called ${JSON.stringify(device)}, which is not written into an nft script: IPv6 pairs forward in userspace` };
+        device = undefined; // the nat mode names no interface
+      }
       // Said before nftables is touched: IPv6 has no nat mode to fall back to.
       if (!device && ip.family === 6) return { kernel: undefined, reason: `the kernel's ingress path for IPv6 needs the relay address on a local interface and ${ip.toString()} is on none: IPv6 pairs forward in userspace` };
     }
-    // A table left by a relay that crashed would hold stale state: start from an empty one.
-    const stale = ip.family === 6 ? [`netdev ${RELAY_TABLE6}`] : [`ip ${RELAY_TABLE}`, `netdev ${RELAY_TABLE}`];
+    // A table left by this relay's last run (it crashed) would hold stale state: start from an
+    // empty one. Only ours: another relay on this host has a table of its own.
+    const stale = ip.family === 6 ? [`netdev ${name}`] : [`ip ${name}`, `netdev ${name}`];
     for (const t of stale) await run('nft', ['delete', 'table', ...t.split(' ')], { allowFail: true }).catch(() => undefined);
     if (device) {
       const l3 = ip.family === 6 ? 'ip6' : 'ip';
-      const table = ip.family === 6 ? RELAY_TABLE6 : RELAY_TABLE;
-      const ruleset = `table netdev ${table} {
+      const ruleset = `table netdev ${name} {
   map pairs { type ipv${ip.family}_addr . inet_service . inet_service : verdict; }
   chain ingress {
     type filter hook ingress device "${device}" priority -500; policy accept;
@@ -153,12 +179,12 @@ export class KernelPath {
 }
 `;
       const loaded = await run('nft', ['-f', '-'], { input: ruleset, allowFail: true }).catch((err: unknown) => ({ code: 1, stderr: (err as Error).message }));
-      if (loaded.code === 0) return { kernel: new KernelPath(ip, 'ingress') };
+      if (loaded.code === 0) return { kernel: new KernelPath(ip, 'ingress', name) };
       if (ip.family === 6) {
         return { kernel: undefined, reason: `nftables refused the IPv6 ingress table (${loaded.stderr.trim().split('\n')[0] || `exit ${loaded.code}`}; \`fwd ip6\` needs the netdev family and nft_fwd_netdev): IPv6 pairs forward in userspace` };
       }
     }
-    const ruleset = `table ip ${RELAY_TABLE} {
+    const ruleset = `table ip ${name} {
   map to_peer { type ipv4_addr . inet_service . inet_service : ipv4_addr . inet_service; }
   map from_relay { type ipv4_addr . inet_service . ipv4_addr . inet_service : ipv4_addr . inet_service; }
   map counts { type ipv4_addr . inet_service . ipv4_addr . inet_service : counter; }
@@ -180,7 +206,7 @@ export class KernelPath {
     if (r.code !== 0) return { kernel: undefined, reason: `nftables refused the relay's table (${r.stderr.trim().split('\n')[0] || `exit ${r.code}`}): forwarding in userspace` };
     // Forwarding between two remote nodes is routing: the host must forward IPv4.
     if (readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() !== '1') writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
-    return { kernel: new KernelPath(ip, 'nat') };
+    return { kernel: new KernelPath(ip, 'nat', name) };
   }
 
   private async limited<T>(fn: () => Promise<T>): Promise<T> {
@@ -214,7 +240,10 @@ export class KernelPath {
   private async nextHop(ip: IpAddress): Promise<{ via: string; dev: string }> {
     const r = await this.limited(() => run('ip', ['-j', 'route', 'get', ip.toString()]));
     const [route] = JSON.parse(r.stdout) as { gateway?: string; dev: string }[];
-    return { via: route.gateway ?? ip.toString(), dev: route.dev };
+    // Both go into an nft script: the gateway as an address value, the device only if plainly named.
+    const gateway = route.gateway === undefined ? ip : IpAddress.tryParse(route.gateway);
+    if (!gateway || !SAFE_IFNAME.test(route.dev)) throw new Error(`the route to ${ip.toString()} (${JSON.stringify(route)}) is not one the kernel path writes into nft: the pair stays in userspace`);
+    return { via: gateway.toString(), dev: route.dev };
   }
 
   async install(id: string, a: Leg, b: Leg): Promise<void> {

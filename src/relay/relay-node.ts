@@ -38,7 +38,7 @@ export class RelayNode {
     // The hub refuses such a hello (relay-protocol.ts): say so here, where it can be fixed.
     const why = relayAddressesProblem(addresses);
     if (why) throw new Error(`--address: ${why}`);
-    const kernel = this.opts.userspace ? { kernels: [], userspace: addresses.map((address) => ({ address, reason: '--userspace' })) } : await KernelPath.forAddresses(addresses);
+    const kernel = this.opts.userspace ? { kernels: [], userspace: addresses.map((address) => ({ address, reason: '--userspace' })) } : await KernelPath.forAddresses(addresses, { port: this.opts.portMin });
     this.relay = new Relay({
       addresses,
       portMin: this.opts.portMin,

@@ -22,6 +22,18 @@ import { KernelPath, type KernelCounters, type Leg } from './kernel-path.js';
  * A confirmed side keeps its port until another port is confirmed this way (roaming inside one NAT
  * re-handshakes from the new port, and the other side answers).
  *
+ * Handshake messages alone are not enough against someone who can spoof *both* nodes' IPs: a
+ * forged initiation from a new port of A's IP and a forged response (valid mac1, naming it) from
+ * a new port of B's IP would move both sides and black-hole the genuine pair. So a pair that is
+ * carrying transport both ways (within ACTIVE_MS, 10 s) is not moved by a handshake: the new
+ * ports become a *pending move*, and meanwhile transport is routed by its receiver index. The new
+ * session's transport (the indices the handshake set up) goes between the new ports, everything
+ * else between the confirmed ones, so a genuine roam flows at once and a forged one takes nothing
+ * from the genuine pair. The move is made once the new port has carried transport of that session
+ * and the old port has carried none for ACTIVE_MS: a node that roamed has left its old port, and
+ * a node that keeps sending from it is still there. A pending move keeps the pair out of the
+ * kernel (the kernel routes by 5-tuple, not by index), as a candidate does.
+ *
  * Both families, and bridged: a relay has up to one address per family, and each side's socket is
  * on the relay address of its node's family, so an IPv6-only node and an IPv4-only node meet in
  * one allocation (one side on each family; only the port numbers tie the two sockets together).
@@ -66,6 +78,8 @@ export interface DropCounters {
 export interface SideStats {
   /** The node's IP, canonical text. */
   ip: string;
+  /** A handshake from this ip:port was answered while the pair was carrying transport: see "pending move" above. */
+  moving: string | null;
   /** The relay address this side's socket is on (the node's family, or "::" for a dual-stack socket). */
   relayAddress: string;
   /** The confirmed ip:port (kept under this name for existing readers), or null. */
@@ -95,6 +109,20 @@ interface Candidate {
   seenAt: number;
 }
 
+/** Ports a handshake set up for a side of a busy pair, not yet moved to (see the header). */
+interface PendingMove {
+  endpoint: Endpoint;
+  /** The receiver index on the new session's transport *from* this side (the peer's index). */
+  sends: number;
+  /** The receiver index on the new session's transport *toward* this side (its own index). */
+  receives: number;
+  /** Transport from the new port (counted on the datagram path, read by the sweeper). */
+  heard: number;
+  /** `heard` at the sweeper's last look, and when it last changed (performance.now()). */
+  heardSeen: number;
+  heardAt: number;
+}
+
 interface Side {
   publicKey: string;
   /** The node's IP (IPv4-mapped addresses unmapped); every endpoint of this side has it. */
@@ -112,6 +140,14 @@ interface Side {
   candidates: Candidate[];
   /** What was forwarded out of this side's socket, plus what the kernel forwarded toward it before it was taken back. */
   out: DirectionCounters;
+  /** Transport datagrams accepted from the confirmed port (userspace; the sweeper adds the kernel's). */
+  transportIn: number;
+  /** What the kernel forwarded from this side's confirmed port, at the sweeper's last look. */
+  kernelSeen: number;
+  /** transportIn plus kernelSeen at the sweeper's last look, and when that last changed (performance.now()). */
+  heardSeen: number;
+  heardAt: number;
+  pending?: PendingMove;
 }
 
 interface Allocation {
@@ -128,12 +164,24 @@ interface Allocation {
   kernelLegs?: { a: Leg; b: Leg };
   /** Kernel changes for this pair run one after another, each deciding from the state at its turn. */
   kernelQueue: Promise<void>;
+  /** Counts the pair's removals from the kernel: a sweep whose counter reading spans one must not use it (its counters restarted). */
+  kernelEpoch: number;
 }
 
 /** A few handshakes in flight per side: WireGuard retries every 5 s with a fresh index. */
 const MAX_CANDIDATES = 4;
 /** Longer than WireGuard's 5 s retry, so a response to the previous try still finds its initiation. */
 const CANDIDATE_MS = 10_000;
+/**
+ * A side heard within this long is "carrying transport". A WireGuard that received data and has
+ * nothing to send sends a keepalive within KEEPALIVE_TIMEOUT (10 s), so a pair carrying data is
+ * heard from both sides within 10 s. A WireGuard whose data goes unanswered (its NAT gave it a new
+ * port) re-handshakes after KEEPALIVE_TIMEOUT + REKEY_TIMEOUT (15 s): by then its old port has
+ * been silent for longer than this, even at the sweeper's resolution (ACTIVE_MS / 4), and that
+ * handshake moves it at once, as before. Pairs idle between persistent keepalives (25 s) are not
+ * busy either: for them a handshake still moves a side by itself.
+ */
+const ACTIVE_MS = 10_000;
 
 export interface RelayOptions {
   /**
@@ -147,6 +195,8 @@ export interface RelayOptions {
   portMax: number;
   /** An allocation with no forwarded traffic for this long is released. */
   idleMs?: number;
+  /** How recently a side must have carried transport to count as busy (default ACTIVE_MS; tests shorten it). */
+  activeMs?: number;
   /**
    * Kernel forwarding for confirmed pairs (see kernel-path.ts), at most one per family, each for
    * one of `addresses`; pairs of a family without one, and bridged pairs, forward in userspace.
@@ -189,6 +239,9 @@ export class Relay {
   private usedPorts = new Set<number>();
   private sweeper: NodeJS.Timeout;
   readonly idleMs: number;
+  private readonly activeMs: number;
+  /** Ids being allocated (not yet in `allocations`): a second request for one is refused at once. */
+  private allocating = new Set<string>();
   /** The addresses the ports bind to, at most one per family, IPv4 first. */
   readonly addresses: readonly IpAddress[];
   private readonly kernels: readonly KernelPath[];
@@ -202,7 +255,8 @@ export class Relay {
       if (this.kernels.filter((x) => x.family === k.family).length > 1) throw new RelayError(`two kernel paths for IPv${k.family}: give at most one per family`);
     }
     this.idleMs = opts.idleMs ?? 120_000;
-    this.sweeper = setInterval(() => this.sweep(), Math.min(5000, this.idleMs / 2));
+    this.activeMs = opts.activeMs ?? ACTIVE_MS;
+    this.sweeper = setInterval(() => this.sweep(), Math.min(5000, this.idleMs / 2, this.activeMs / 4));
     this.sweeper.unref();
   }
 
@@ -242,16 +296,39 @@ export class Relay {
   }
 
   async allocate(id: string, a: RelaySideSpec, b: RelaySideSpec): Promise<{ portA: number; portB: number }> {
-    if (this.allocations.has(id)) throw new RelayError(`allocation ${id} exists`);
+    if (this.allocations.has(id) || this.allocating.has(id)) throw new RelayError(`allocation ${id} exists`);
     const ipA = this.nodeIp(a, 'A');
     const ipB = this.nodeIp(b, 'B');
-    const sideA = await this.openSide(a.publicKey, ipA.ip, ipA.local, b.publicKey);
+    checkKey(a.publicKey);
+    checkKey(b.publicKey);
+    // Both ports are reserved before the first await: concurrent requests each see the others'
+    // reservations, so a full relay refuses exactly the requests it has no room for, whatever the
+    // interleaving and family (a port number is taken on one address at a time).
+    const portA = this.reservePort();
+    const portB = portA === undefined ? undefined : this.reservePort();
+    if (portA === undefined || portB === undefined) {
+      if (portA !== undefined) this.usedPorts.delete(portA);
+      throw new RelayError(`no free relay port in ${this.opts.portMin}-${this.opts.portMax}`);
+    }
+    this.allocating.add(id);
+    let sideA: Side;
     let sideB: Side;
     try {
-      sideB = await this.openSide(b.publicKey, ipB.ip, ipB.local, a.publicKey);
-    } catch (err) {
-      this.closeSide(sideA);
-      throw err;
+      // openSide gives its port back when it fails; the other reservation is given back here.
+      try {
+        sideA = await this.openSide(portA, a.publicKey, ipA.ip, ipA.local, b.publicKey);
+      } catch (err) {
+        this.usedPorts.delete(portB);
+        throw err;
+      }
+      try {
+        sideB = await this.openSide(portB, b.publicKey, ipB.ip, ipB.local, a.publicKey);
+      } catch (err) {
+        this.closeSide(sideA);
+        throw err;
+      }
+    } finally {
+      this.allocating.delete(id);
     }
     const alloc: Allocation = {
       id,
@@ -262,6 +339,7 @@ export class Relay {
       dropped: { malformed: 0, wrongSource: 0, badMac1: 0, unconfirmed: 0, unknownIndex: 0, replayed: 0, noDestination: 0 },
       kernel: this.kernelFor(sideA, sideB),
       kernelQueue: Promise.resolve(),
+      kernelEpoch: 0,
     };
     sideA.socket.on('message', (buf, rinfo) => this.onDatagram(alloc, sideA, sideB, buf, rinfo));
     sideB.socket.on('message', (buf, rinfo) => this.onDatagram(alloc, sideB, sideA, buf, rinfo));
@@ -288,6 +366,7 @@ export class Relay {
     side.ip = next;
     side.socketText = socketText(next, side.local);
     side.confirmed = undefined;
+    side.pending = undefined;
     side.candidates = [];
     void this.kernelSync(alloc);
   }
@@ -307,6 +386,7 @@ export class Relay {
     const plus = (a: DirectionCounters, b?: DirectionCounters) => ({ packets: a.packets + (b?.packets ?? 0), bytes: a.bytes + (b?.bytes ?? 0) });
     const side = (s: Side): SideStats => ({
       ip: s.ip.toString(),
+      moving: s.pending?.endpoint.toString() ?? null,
       relayAddress: s.local.toString(),
       latched: s.confirmed?.toString() ?? null,
       candidates: s.candidates.map((c) => c.endpoint.toString()),
@@ -365,7 +445,7 @@ export class Relay {
     if (!this.allocations.has(alloc.id)) return undefined;
     const { a, b } = alloc;
     if (!a.confirmed || !b.confirmed) return undefined;
-    for (const s of [a, b]) if (s.candidates.some((c) => !sameEndpoint(c.endpoint, s.confirmed))) return undefined;
+    for (const s of [a, b]) if (s.pending || s.candidates.some((c) => !sameEndpoint(c.endpoint, s.confirmed))) return undefined;
     return {
       a: { ip: a.confirmed.address, port: a.confirmed.port, relayPort: a.port },
       b: { ip: b.confirmed.address, port: b.confirmed.port, relayPort: b.port },
@@ -387,7 +467,13 @@ export class Relay {
         if (counted) {
           add(alloc.b.out, counted.ab);
           add(alloc.a.out, counted.ba);
+          // And as heard from the sides (kernelSeen, the kernel's count, starts again from 0).
+          alloc.a.transportIn += counted.ab.packets;
+          alloc.b.transportIn += counted.ba.packets;
         }
+        alloc.a.kernelSeen = 0;
+        alloc.b.kernelSeen = 0;
+        alloc.kernelEpoch++;
         await k.flush(have.a, have.b);
       }
       if (want) {
@@ -420,12 +506,21 @@ export class Relay {
     }
     switch (messageType(buf)) {
       case MESSAGE.transport: {
-        const dest = to.confirmed;
-        if (!dest || from.confirmed?.port !== rinfo.port) {
-          alloc.dropped.unconfirmed++;
+        // While a move is pending, the receiver index says which session, so which port, a
+        // datagram is for (see the header); otherwise the confirmed ports are all there is.
+        const dest = to.pending === undefined ? to.confirmed : routeTransport(to, buf);
+        if (dest && from.confirmed?.port === rinfo.port) {
+          from.transportIn++;
+          this.send(to, buf, dest);
           return;
         }
-        this.send(to, buf, dest);
+        const moving = from.pending;
+        if (dest && moving && moving.endpoint.port === rinfo.port && buf.readUInt32LE(4) === moving.sends) {
+          moving.heard++;
+          this.send(to, buf, dest);
+          return;
+        }
+        alloc.dropped.unconfirmed++;
         return;
       }
       case MESSAGE.initiation:
@@ -478,6 +573,8 @@ export class Relay {
         return;
       }
       this.send(to, buf, dest);
+      // A side in the middle of a move may be at either port; its WireGuard drops the copy it does not need.
+      if (to.pending && !sameEndpoint(to.pending.endpoint, dest)) this.send(to, buf, to.pending.endpoint);
     };
     if (alloc.kernel && !sameEndpoint(from.confirmed, source)) {
       // The answer must reach our socket, not be forwarded by the kernel to the old port: forward
@@ -503,9 +600,30 @@ export class Relay {
     // One answer per initiation: a second response naming the same index proves nothing new.
     to.candidates = to.candidates.filter((c) => c !== cand);
     this.send(to, buf, cand.endpoint);
-    this.confirm(alloc, to, cand.endpoint);
-    this.confirm(alloc, from, Endpoint.of(from.ip, rinfo.port));
+    const now = performance.now();
+    // Decided once for both sides: moving the first must not make the pair look idle for the second.
+    const busy = this.carrying(alloc.a, now) && this.carrying(alloc.b, now);
+    const responderIndex = buf.readUInt32LE(4);
+    // The initiator's transport names the responder's index, and the other way round.
+    this.handshook(alloc, to, cand.endpoint, busy, { sends: responderIndex, receives: cand.index }, now);
+    this.handshook(alloc, from, Endpoint.of(from.ip, rinfo.port), busy, { sends: cand.index, receives: responderIndex }, now);
     void this.kernelSync(alloc);
+  }
+
+  /** A side completed a handshake from `ep`: confirmed there, or (a busy pair, another port) a pending move. */
+  private handshook(alloc: Allocation, side: Side, ep: Endpoint, busy: boolean, session: { sends: number; receives: number }, now: number): void {
+    if (sameEndpoint(side.confirmed, ep)) return;
+    if (!side.confirmed || !busy) {
+      side.pending = undefined;
+      this.confirm(alloc, side, ep);
+      return;
+    }
+    side.pending = { endpoint: ep, ...session, heard: 0, heardSeen: 0, heardAt: now };
+  }
+
+  /** Whether a side's confirmed port carried transport within activeMs (to the sweeper's resolution, and what came since its last look). */
+  private carrying(side: Side, now: number): boolean {
+    return side.transportIn + side.kernelSeen !== side.heardSeen || now - side.heardAt <= this.activeMs;
   }
 
   private candidateFor(side: Side, index: number): Candidate | undefined {
@@ -516,7 +634,33 @@ export class Relay {
   private confirm(alloc: Allocation, side: Side, ep: Endpoint): void {
     if (sameEndpoint(side.confirmed, ep)) return;
     side.confirmed = ep;
+    // A new port carries nothing yet: it is not "carrying" until it does.
+    side.heardAt = -Infinity;
+    side.heardSeen = side.transportIn + side.kernelSeen;
     this.opts.onLatched?.(alloc.id, side.publicKey, ep.toString());
+  }
+
+  /**
+   * The sweeper's look at a pending move: made once the new port carried the new session and the
+   * old port has been silent for activeMs; dropped once the new port has been silent that long.
+   */
+  private settle(alloc: Allocation, side: Side, now: number): boolean {
+    const p = side.pending;
+    if (!p) return false;
+    if (p.heard !== p.heardSeen) {
+      p.heardSeen = p.heard;
+      p.heardAt = now;
+    }
+    if (p.heard > 0 && !this.carrying(side, now)) {
+      side.pending = undefined;
+      this.confirm(alloc, side, p.endpoint);
+      return true;
+    }
+    if (now - p.heardAt > this.activeMs) {
+      side.pending = undefined;
+      return true;
+    }
+    return false;
   }
 
   /** Every destination of a side has the side's IP: only the port comes from `dest`. */
@@ -526,11 +670,20 @@ export class Relay {
     to.out.bytes += buf.length;
   }
 
-  private async openSide(publicKey: string, ip: IpAddress, local: IpAddress, otherPublicKey: string): Promise<Side> {
-    const key = Buffer.from(otherPublicKey, 'base64');
-    if (key.length !== 32) throw new RelayError('public keys must be 32 bytes of base64');
+  /** The lowest port of the range nobody holds or has reserved (and not in `skip`), now reserved; undefined when the range is full. */
+  private reservePort(skip?: ReadonlySet<number>): number | undefined {
     for (let port = this.opts.portMin; port <= this.opts.portMax; port++) {
-      if (this.usedPorts.has(port)) continue;
+      if (this.usedPorts.has(port) || skip?.has(port)) continue;
+      this.usedPorts.add(port);
+      return port;
+    }
+    return undefined;
+  }
+
+  /** Binds the reserved `port` (another one if something else on this machine holds it); gives its reservation back when it fails. */
+  private async openSide(reserved: number, publicKey: string, ip: IpAddress, local: IpAddress, otherPublicKey: string): Promise<Side> {
+    const tried = new Set<number>();
+    for (let port: number | undefined = reserved; port !== undefined; port = this.reservePort(tried)) {
       // ipv6Only stays false: a socket on "::" is the dual-stack one IPv4 nodes may be served on;
       // on a specific IPv6 address it changes nothing.
       const socket = createSocket({ type: local.family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
@@ -540,16 +693,42 @@ export class Relay {
       });
       if (failed) {
         socket.close();
+        this.usedPorts.delete(port);
         // Only a taken port is worth trying the next one for; an address this machine does not
         // have (an IPv6 hub endpoint behind a port forward, say) fails the same on every port.
-        if (failed.code === 'EADDRINUSE' || failed.code === 'EACCES') continue;
+        if (failed.code === 'EADDRINUSE' || failed.code === 'EACCES') {
+          tried.add(port);
+          continue;
+        }
         throw new RelayError(`cannot bind the relay address ${local.toString()} (${failed.code ?? failed.message}): it must be an address of this machine; give the relay the address of its family that nodes reach it at, and that is on a local interface`);
       }
-      this.usedPorts.add(port);
       socket.on('error', () => undefined);
-      return { publicKey, ip, socketText: socketText(ip, local), local, socket, port, peerMac1Key: mac1Key(key), candidates: [], out: { packets: 0, bytes: 0 } };
+      return {
+        publicKey,
+        ip,
+        socketText: socketText(ip, local),
+        local,
+        socket,
+        port,
+        peerMac1Key: mac1Key(Buffer.from(otherPublicKey, 'base64')),
+        candidates: [],
+        out: { packets: 0, bytes: 0 },
+        transportIn: 0,
+        kernelSeen: 0,
+        heardSeen: 0,
+        heardAt: -Infinity,
+      };
     }
     throw new RelayError(`no free relay port in ${this.opts.portMin}-${this.opts.portMax}`);
+  }
+
+  /** The sweeper's look at what a side's confirmed port carried: `kernel` is what the kernel forwarded from it since it was installed. */
+  private hear(side: Side, kernel: number, now: number): void {
+    side.kernelSeen = kernel;
+    const total = side.transportIn + kernel;
+    if (total === side.heardSeen) return;
+    side.heardSeen = total;
+    side.heardAt = now;
   }
 
   private closeSide(s: Side): void {
@@ -560,6 +739,7 @@ export class Relay {
   private sweep(): void {
     void (async () => {
       // Traffic the kernel forwards never reaches us: its counters count as activity too.
+      const epochs = new Map([...this.allocations.values()].map((a) => [a, a.kernelEpoch]));
       const kernel = await this.kernelCounters();
       const now = Date.now();
       const tick = performance.now();
@@ -579,10 +759,28 @@ export class Relay {
         const had = a.a.candidates.length + a.b.candidates.length;
         prune(a.a, tick);
         prune(a.b, tick);
-        if (a.a.candidates.length + a.b.candidates.length !== had) void this.kernelSync(a);
+        let changed = a.a.candidates.length + a.b.candidates.length !== had;
+        // A reading from before the pair left the kernel would count its packets twice (they were
+        // added to transportIn when it left) and make an idle side look busy: skip this round.
+        if (epochs.get(a) === a.kernelEpoch) {
+          this.hear(a.a, k?.ab.packets ?? 0, tick);
+          this.hear(a.b, k?.ba.packets ?? 0, tick);
+        }
+        if (this.settle(a, a.a, tick)) changed = true;
+        if (this.settle(a, a.b, tick)) changed = true;
+        if (changed) void this.kernelSync(a);
       }
     })().catch((err: unknown) => this.opts.onError?.(err));
   }
+}
+
+/** Where transport toward a side with a pending move goes: its new port for the new session's index, else the confirmed one. */
+function routeTransport(to: Side, buf: Buffer): Endpoint | undefined {
+  return to.pending && buf.readUInt32LE(4) === to.pending.receives ? to.pending.endpoint : to.confirmed;
+}
+
+function checkKey(publicKey: string): void {
+  if (Buffer.from(publicKey, 'base64').length !== 32) throw new RelayError('public keys must be 32 bytes of base64');
 }
 
 function prune(side: Side, now: number): void {

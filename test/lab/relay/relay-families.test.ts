@@ -19,7 +19,7 @@ import { Endpoint } from '../../../src/core/net/endpoint.js';
 import { setDevice } from '../../../src/core/wireguard/uapi.js';
 import { addNamespace, deleteNamespace, sysctl } from '../../../src/lab/netns.js';
 import { msUntilPingReply, removeWireGuardSockets, startWireGuard, waitForHandshake, type StartedWireGuard } from '../../../src/lab/wireguard.js';
-import { RELAY_TABLE6 } from '../../../src/relay/kernel-path.js';
+import { relayTable } from '../../../src/relay/kernel-path.js';
 import type { AllocationStats } from '../../../src/relay/relay.js';
 
 const RELAY_HOST = fileURLToPath(new URL('../../../src/lab/relay-host.js', import.meta.url));
@@ -160,7 +160,7 @@ test('real WireGuard through one relay: an IPv6-only node with an IPv4-only one 
         assert.equal(s.kernel, true, 'an IPv6 pair is forwarded by the kernel');
         // Not just flagged: the kernel's own counters moved (a rule that never matched would leave
         // the datagrams to the sockets, which forward them too).
-        const listed = await run('nft', ['list', 'counters', 'table', 'netdev', RELAY_TABLE6], { netns: NS.relay });
+        const listed = await run('nft', ['list', 'counters', 'table', 'netdev', relayTable(6, 47000)], { netns: NS.relay });
         const counted = [...listed.stdout.matchAll(/packets (\d+)/g)].map((m) => Number(m[1]));
         assert.ok(counted.length === 2 && counted.every((n) => n >= 50), `kernel counters: ${listed.stdout}`);
       }

@@ -1,13 +1,14 @@
 import { Endpoint } from '../../../src/core/net/endpoint.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setDevice } from '../../../src/core/wireguard/uapi.js';
 import type { Lab } from '../../../src/lab/lab.js';
 import { natPair } from '../../../src/lab/topologies.js';
 import { msUntilPingReply, startWireGuard, waitForHandshake, type StartedWireGuard } from '../../../src/lab/wireguard.js';
+import { relayTable } from '../../../src/relay/kernel-path.js';
 import type { AllocationStats } from '../../../src/relay/relay.js';
 import { uniqueIfname, uniqueLabName, withLab } from '../helpers.js';
 
@@ -98,6 +99,16 @@ for (const mode of ['ingress', 'nat']) {
       console.log(`# ${mode}: pings resumed ${ms} ms after A's NAT changed its port`);
       await sleep(1500);
       await pings(lab, 20);
+      // If the relay still counted the pair as busy when A's handshake came (A's old port heard
+      // within 10 s, at the sweeper's resolution), the new session flows by its receiver index at
+      // once and A is moved once its old port has been silent for 10 s: wait for that.
+      const t0 = performance.now();
+      for (let i = 0; i < 80 && (relayLog(lab).stats.a.latched === before.a.latched || !relayLog(lab).stats.kernel); i++) {
+        await lab.exec('a', 'ping', ['-n', '-q', '-c', '1', '-W', '1', '10.77.0.2'], { allowFail: true });
+        await sleep(250);
+      }
+      console.log(`# ${mode}: A moved and the pair was back in the kernel ${Math.round(performance.now() - t0)} ms after the pings`);
+      await pings(lab, 20);
       await sleep(600);
       const log = relayLog(lab);
       assert.match(log.stats.a.latched ?? '', /^203\.0\.113\.10:\d+$/);
@@ -109,3 +120,36 @@ for (const mode of ['ingress', 'nat']) {
     });
   });
 }
+
+test("two relays on one host keep their own nftables tables: the second's start and stop leave the first forwarding in the kernel", async () => {
+  await withLab(natPair(uniqueLabName('r2tab'), 'symmetric'), async (lab) => {
+    await relayedPair(lab, uniqueIfname('wtta'), uniqueIfname('wttb'), 'ingress');
+    await pings(lab, 5);
+    /** Packets the first relay's kernel path counted (its table must exist). */
+    const firstCounted = async () => {
+      const r = await lab.exec('relay', 'nft', ['list', 'counters', 'table', 'netdev', relayTable(4, 47000)], { allowFail: true });
+      assert.equal(r.code, 0, `the first relay's table is gone: ${r.stderr}`);
+      return [...r.stdout.matchAll(/packets (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    const before = await firstCounted();
+    const log = join(lab.logDir, 'relay.relay2.log');
+    const pid = lab.spawn('relay', 'relay2', process.execPath, [RELAY_HOST, '--address', '203.0.113.2', '--ports', '47100-47110', '--kernel-mode', 'ingress', '--quiet']);
+    const alive = () => existsSync(`/proc/${pid}`) && !/ Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    try {
+      for (let i = 0; i < 100 && !(existsSync(log) && readFileSync(log, 'utf8').includes('"ready":true')); i++) await sleep(100);
+      assert.match(readFileSync(log, 'utf8'), /"kernel":true/, 'the second relay runs its own kernel path');
+      const second = await lab.exec('relay', 'nft', ['list', 'table', 'netdev', relayTable(4, 47100)], { allowFail: true });
+      assert.equal(second.code, 0, "the second relay's table exists beside the first's");
+      await firstCounted();
+    } finally {
+      if (alive()) process.kill(pid, 'SIGTERM');
+    }
+    for (let i = 0; i < 100 && alive(); i++) await sleep(100);
+    assert.equal(alive(), false, 'the second relay stopped');
+    const left = await lab.exec('relay', 'nft', ['list', 'table', 'netdev', relayTable(4, 47100)], { allowFail: true });
+    assert.notEqual(left.code, 0, 'the second relay deleted its own table');
+    await pings(lab, 20);
+    const after = await firstCounted();
+    assert.ok(after - before >= 40, `the first relay's kernel path still forwards: ${before} -> ${after} packets`);
+  });
+});

@@ -23,4 +23,6 @@ test('relay run --address: repeatable, at most one per family', () => {
 test('hub run --relay-address: repeatable, never link-local (nor loopback or unique-local)', () => {
   const run = (...a: string[]) => refusal(['hub', 'run', '--dir', '/nonexistent', '--interface', 'x', ...a]);
   assert.match(run('--relay-address', '203.0.113.1', '--relay-address', 'fe80::1'), /fe80::1 is a link-local address .*give an address nodes on other machines reach the relay at/);
+  // It ends up in an nft script (the kernel path): anything but an address is refused here.
+  assert.match(run('--relay-address', '203.0.113.1 } ; flush ruleset'), /must be the IPv4 or IPv6 address of the hub's relay/);
 });

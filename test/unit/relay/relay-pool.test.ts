@@ -27,6 +27,8 @@ class FakeBackend implements RelayBackend {
     readonly name: string,
     readonly addresses: readonly IpAddress[],
     public allocationCount = 0,
+    readonly identity = name,
+    readonly key = `${name}#1`,
   ) {}
 
   async allocate(id: string, a: RelaySideSpec, b: RelaySideSpec): Promise<{ portA: number; portB: number }> {
@@ -166,7 +168,7 @@ test('a remote relay joins the pool with the addresses of its hello; a hello wit
   const pool = new RelayPool(() => undefined);
   const log = createLogger('test', 'silent');
   const ws = new FakeWs();
-  acceptRelay('rly1', ws as unknown as WebSocket, pool, () => undefined, log);
+  acceptRelay({ name: 'rly1', publicKey: generateKeyPair().publicKey }, ws as unknown as WebSocket, pool, () => undefined, log);
   ws.emit('message', Buffer.from(JSON.stringify({ type: 'hello', addresses: ['::1'], portMin: 53000, portMax: 53999 })));
   assert.equal(pool.size, 0, 'refused: nodes could never reach ::1');
   ws.emit('message', Buffer.from(JSON.stringify({ type: 'hello', addresses: ['203.0.113.4', '2001:db8::4'], portMin: 53000, portMax: 53999 })));
@@ -179,4 +181,133 @@ test('a remote relay joins the pool with the addresses of its hello; a hello wit
   assert.deepEqual([r.allocation?.forA.toString(), r.allocation?.forB.toString()], ['[2001:db8::4]:53000', '203.0.113.4:53001']);
   ws.emit('close');
   assert.equal(pool.size, 0);
+});
+
+/** What a relay connection sends the hub, as the relay would. */
+const say = (ws: FakeWs, m: object) => ws.emit('message', Buffer.from(JSON.stringify(m)));
+const hello = { type: 'hello', addresses: ['203.0.113.4'], portMin: 53000, portMax: 53999 };
+
+/** A logger that keeps its warnings (the only level these tests read). */
+function captureLog(): { log: ReturnType<typeof createLogger>; lines: { msg: string; suppressed?: number }[] } {
+  const lines: { msg: string; suppressed?: number }[] = [];
+  const quiet = createLogger('test', 'silent');
+  const log = Object.assign(Object.create(quiet) as typeof quiet, { warn: (obj: object, msg: string) => void lines.push({ ...obj, msg }) });
+  return { log, lines };
+}
+
+test('finding 8: a relay node called "builtin" cannot take the place of the hub\'s own relay', async () => {
+  const pool = new RelayPool(() => undefined);
+  const own = new FakeBackend('builtin', [ip('203.0.113.1')], 0, 'builtin', 'builtin');
+  pool.add(own);
+  const x = await pool.allocate({ publicKey: A, ip: '198.51.100.10' }, { publicKey: B, ip: '198.51.100.20' });
+  assert.ok(x);
+  const ws = new FakeWs();
+  let closed: [number, string] | undefined;
+  (ws as unknown as { close: (code: number, why: string) => void }).close = (code, why) => void (closed = [code, why]);
+  acceptRelay({ name: 'builtin', publicKey: generateKeyPair().publicKey }, ws as unknown as WebSocket, pool, () => undefined, createLogger('test', 'silent'));
+  say(ws, hello);
+  assert.deepEqual(pool.relays().map((r) => [r.name, r.address]), [['builtin', '203.0.113.1']], "the hub's relay is still the one registered");
+  assert.equal(pool.alive(x.relayId), true, 'and its pairs stay where they are');
+  assert.equal(closed?.[0], 4003);
+  assert.match(closed?.[1] ?? '', /may not be called "builtin"/);
+  assert.throws(() => pool.add(new FakeBackend('builtin', [ip('203.0.113.9')], 0, 'some-key')), /a relay node may not be called "builtin": that is the hub's own relay; remove the node and add it again under another name/);
+});
+
+test("finding 8: a stale connection's late close leaves the relay's live connection registered", async () => {
+  const gone: string[] = [];
+  const pool = new RelayPool((id) => gone.push(id));
+  const log = createLogger('test', 'silent');
+  const key = generateKeyPair().publicKey;
+  const node = { name: 'rly1', publicKey: key };
+  const old = new FakeWs();
+  let oldClosed = false;
+  (old as unknown as { close: () => void }).close = () => void (oldClosed = true);
+  acceptRelay(node, old as unknown as WebSocket, pool, () => undefined, log);
+  say(old, hello);
+  const first = pool.tryAllocate({ publicKey: A, ip: '198.51.100.10' }, { publicKey: B, ip: '198.51.100.20' });
+  const ask1 = old.sent[0] as { id: string };
+  say(old, { type: 'allocated', id: ask1.id, portA: 53000, portB: 53001 });
+  const x = (await first).allocation;
+  assert.ok(x);
+
+  // The relay reconnects (its old connection half-open): the new registration replaces the old,
+  // whose pairs move, and the old connection is closed.
+  const fresh = new FakeWs();
+  acceptRelay(node, fresh as unknown as WebSocket, pool, () => undefined, log);
+  say(fresh, { ...hello, addresses: ['203.0.113.5'] });
+  assert.deepEqual(gone, [x.relayId], "the old connection's allocation is gone with it");
+  assert.equal(oldClosed, true);
+  assert.deepEqual(pool.relays().map((r) => [r.name, r.address]), [['rly1', '203.0.113.5']]);
+  const second = pool.tryAllocate({ publicKey: A, ip: '198.51.100.10' }, { publicKey: B, ip: '198.51.100.20' });
+  const ask2 = fresh.sent[0] as { id: string };
+  say(fresh, { type: 'allocated', id: ask2.id, portA: 53000, portB: 53001 });
+  const y = (await second).allocation;
+  assert.ok(y);
+
+  // The old connection's close arrives late, and what it still says is not acted on.
+  say(old, { type: 'released', id: ask1.id });
+  old.emit('close');
+  assert.deepEqual(pool.relays().map((r) => r.name), ['rly1'], 'the live connection is still registered');
+  assert.equal(pool.alive(y.relayId), true, 'and its pair is still alive');
+  assert.deepEqual(gone, [x.relayId]);
+  fresh.emit('close');
+  assert.equal(pool.size, 0);
+  assert.deepEqual(gone, [x.relayId, y.relayId]);
+});
+
+test("a relay's claims are checked against what the hub allocated: ports in its range, latched only at the side's node IP; drops are logged, throttled", async () => {
+  const pool = new RelayPool(() => undefined);
+  const { log, lines } = captureLog();
+  const learned: string[] = [];
+  const ws = new FakeWs();
+  acceptRelay({ name: 'rly1', publicKey: generateKeyPair().publicKey }, ws as unknown as WebSocket, pool, (k, e) => learned.push(`${k === A ? 'A' : 'B'} ${e}`), log);
+  say(ws, { ...hello, portMin: 53000, portMax: 53009 });
+
+  // Ports outside the relay's range: refused, and released on the relay.
+  const bad = pool.tryAllocate({ publicKey: A, ip: '198.51.100.10' }, { publicKey: B, ip: '198.51.100.20' });
+  const ask1 = ws.sent.at(-1) as { id: string };
+  say(ws, { type: 'allocated', id: ask1.id, portA: 22, portB: 53001 });
+  const r1 = await bad;
+  assert.equal(r1.allocation, undefined);
+  assert.match(r1.reason ?? '', /answered ports 22 and 53001, which are not two ports of its range 53000-53009/);
+  assert.deepEqual(ws.sent.at(-1), { type: 'release', id: ask1.id });
+
+  const good = pool.tryAllocate({ publicKey: A, ip: '198.51.100.10' }, { publicKey: B, ip: '198.51.100.20' });
+  const ask2 = ws.sent.at(-1) as { id: string };
+  say(ws, { type: 'allocated', id: ask2.id, portA: 53000, portB: 53001 });
+  assert.ok((await good).allocation);
+  const C = generateKeyPair().publicKey;
+  say(ws, { type: 'latched', id: ask2.id, publicKey: A, endpoint: '192.0.2.66:4000' }); // not A's IP
+  say(ws, { type: 'latched', id: ask2.id, publicKey: C, endpoint: '198.51.100.10:4000' }); // not a side
+  say(ws, { type: 'latched', id: 'ffffffffffffffff', publicKey: A, endpoint: '198.51.100.10:4000' }); // no such allocation
+  assert.deepEqual(learned, [], 'none of these is learned');
+  say(ws, { type: 'latched', id: ask2.id, publicKey: A, endpoint: '198.51.100.10:4000' });
+  say(ws, { type: 'latched', id: ask2.id, publicKey: B, endpoint: '198.51.100.20:4001' });
+  assert.deepEqual(learned, ['A 198.51.100.10:4000', 'B 198.51.100.20:4001']);
+  // A node's new IP: the check follows it.
+  pool.updateIp(A, '198.51.100.11');
+  say(ws, { type: 'latched', id: ask2.id, publicKey: A, endpoint: '198.51.100.10:4002' });
+  say(ws, { type: 'latched', id: ask2.id, publicKey: A, endpoint: '198.51.100.11:4002' });
+  assert.deepEqual(learned.at(-1), 'A 198.51.100.11:4002');
+  assert.equal(learned.length, 3);
+  const drops = lines.filter((l) => l.msg.startsWith('relay message dropped'));
+  assert.equal(drops.length, 1, `one line for five drops within the throttle window: ${JSON.stringify(lines)}`);
+
+  // A relay that floods latched events is cut off at the bucket, not followed.
+  for (let i = 0; i < 5000; i++) say(ws, { type: 'latched', id: ask2.id, publicKey: B, endpoint: `198.51.100.20:${5000 + (i % 1000)}` });
+  assert.ok(learned.length < 3 + 2100, `${learned.length - 3} of 5000 latched events were acted on`);
+  assert.equal(lines.filter((l) => l.msg.startsWith('relay message dropped')).length, 1, 'and the flood costs no more log lines');
+});
+
+test('a remote relay holds as many pairs as its port range has room for; concurrent requests beyond it are refused without asking', async () => {
+  const pool = new RelayPool(() => undefined);
+  const ws = new FakeWs();
+  acceptRelay({ name: 'small', publicKey: generateKeyPair().publicKey }, ws as unknown as WebSocket, pool, () => undefined, createLogger('test', 'silent'));
+  say(ws, { ...hello, portMin: 53000, portMax: 53004 }); // five ports: two pairs
+  const asks = Array.from({ length: 5 }, () => pool.tryAllocate({ publicKey: A, ip: '198.51.100.10' }, { publicKey: B, ip: '198.51.100.20' }));
+  assert.equal(ws.sent.length, 2, 'only two requests reach the relay');
+  ws.sent.forEach((m, i) => say(ws, { type: 'allocated', id: (m as { id: string }).id, portA: 53000 + 2 * i, portB: 53001 + 2 * i }));
+  const got = await Promise.all(asks);
+  assert.equal(got.filter((g) => g.allocation).length, 2);
+  for (const g of got.filter((x) => !x.allocation)) assert.match(g.reason ?? '', /relay small is full \(2 pairs in ports 53000-53004\)/);
 });

@@ -10,6 +10,17 @@ import { Relay, type AllocationStats } from '../../../src/relay/relay.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const transport = (n = 1400) => fakeTransport(n);
+/** Transport of the session whose receiving side chose `index` (what WireGuard writes at bytes 4..8). */
+function transportTo(index: number, n = 100): Buffer {
+  const t = fakeTransport(n);
+  t.writeUInt32LE(index >>> 0, 4);
+  return t;
+}
+/** Waits for `done` (the relay's sweeper acts on its own clock); fails with `what` if it never comes. */
+async function until(done: () => boolean | Promise<boolean>, what: string, ms = 8000): Promise<void> {
+  for (const end = performance.now() + ms; performance.now() < end; await sleep(50)) if (await done()) return;
+  assert.fail(`never happened: ${what}`);
+}
 
 type Peer = Socket & { got: Buffer[]; port: number };
 
@@ -53,6 +64,9 @@ const V6: Family = { ip: '::1' };
 const A = generateKeyPair().publicKey;
 const B = generateKeyPair().publicKey;
 let relay: Relay;
+/** A relay whose "carrying transport" window is 600 ms instead of 15 s, so a pending move settles within a test. */
+let quick: Relay;
+const quickLatched: string[] = [];
 const latched: string[] = [];
 const released: string[] = [];
 const open: Socket[] = [];
@@ -72,6 +86,14 @@ before(async () => {
     onLatched: (id, key, endpoint) => latched.push(`${id} ${key === A ? 'A' : key === B ? 'B' : '?'} ${endpoint}`),
     onReleased: (id, reason) => released.push(`${id} ${reason}`),
   });
+  quick = new Relay({
+    addresses: HAS_V6_LOOPBACK ? ['127.0.0.1', '::1'] : ['127.0.0.1'],
+    portMin: 46120,
+    portMax: 46180,
+    idleMs: 60_000,
+    activeMs: 600,
+    onLatched: (id, key, endpoint) => quickLatched.push(`${id} ${key === A ? 'A' : key === B ? 'B' : '?'} ${endpoint}`),
+  });
   // Sockets nobody has any business sending to: on the nodes' IPs, and on another.
   bystanders = [await socket('127.0.0.1'), await socket('127.0.0.3'), ...(HAS_V6_LOOPBACK ? [await socket('::1')] : [])];
   open.push(...bystanders);
@@ -86,6 +108,7 @@ afterEach(() =>
 after(async () => {
   open.forEach((s) => s.close());
   await relay.close();
+  await quick.close();
 });
 
 async function peers(n: number, address: string): Promise<Peer[]> {
@@ -122,8 +145,8 @@ for (const setup of SETUPS) {
      * The handshake as two WireGuards make it through a fresh allocation: A's first initiation
      * finds nobody to go to, B's reaches A's candidate port, A answers it, which confirms both.
      */
-    async function confirm(id: string): Promise<{ portA: number; portB: number; a: Peer; b: Peer }> {
-      const { portA, portB } = await relay.allocate(id, { publicKey: A, ip: fa.ip }, { publicKey: B, ip: fb.ip });
+    async function confirm(id: string, r = relay): Promise<{ portA: number; portB: number; a: Peer; b: Peer }> {
+      const { portA, portB } = await r.allocate(id, { publicKey: A, ip: fa.ip }, { publicKey: B, ip: fb.ip });
       const [a] = await peers(1, fa.ip);
       const [b] = await peers(1, fb.ip);
       a.send(fakeInitiation(B), portA, toA);
@@ -311,6 +334,95 @@ for (const setup of SETUPS) {
       assert.equal((await stat(id)).dropped.unknownIndex, 1);
       assert.equal(a2.got.length, 2);
       relay.release(id);
+    });
+
+    test('a forged handshake from new ports of both IPs does not move a pair that carries transport: the genuine pair keeps flowing', async () => {
+      const id = `${tag}f`;
+      const { portA, portB, a, b } = await confirm(id);
+      latched.length = 0;
+      // The genuine pair is busy both ways.
+      for (let i = 0; i < 3; i++) a.send(transport(), portA, toA);
+      for (let i = 0; i < 3; i++) b.send(transport(), portB, toB);
+      await sleep(50);
+      assert.deepEqual([a.got.length, b.got.length], [3, 3]);
+      a.got.length = 0;
+      b.got.length = 0;
+
+      // Someone who can spoof both IPs: an initiation from a new port of A's IP, a valid-mac1
+      // response naming it from a new port of B's IP, then transport of the session they made up.
+      const [fakeA] = await peers(1, fa.ip);
+      const [fakeB] = await peers(1, fb.ip);
+      const forged = fakeInitiation(B);
+      fakeA.send(forged, portA, toA);
+      await sleep(30);
+      assert.equal(b.got.length, 1, 'the initiation is forwarded to B like any other (its WireGuard ignores it)');
+      b.got.length = 0;
+      const forgedResponse = fakeResponse(A, senderIndex(forged));
+      fakeB.send(forgedResponse, portB, toB);
+      await sleep(30);
+      for (let i = 0; i < 4; i++) fakeA.send(transportTo(senderIndex(forgedResponse)), portA, toA);
+      for (let i = 0; i < 4; i++) fakeB.send(transportTo(senderIndex(forged)), portB, toB);
+      await sleep(30);
+
+      // The genuine pair goes on as before: every datagram reaches its peer, and nothing forged does.
+      for (let i = 0; i < 10; i++) a.send(transport(), portA, toA);
+      for (let i = 0; i < 10; i++) b.send(transport(), portB, toB);
+      await sleep(80);
+      assert.equal(b.got.length, 10, "all of A's data reached B, and nothing else did");
+      assert.equal(a.got.length, 10, "all of B's data reached A, and nothing else did");
+      assert.deepEqual(latched, [], 'no side moved');
+      const st = await stat(id);
+      assert.equal(st.a.latched, ep(fa.ip, a.port));
+      assert.equal(st.b.latched, ep(fb.ip, b.port));
+      assert.equal(st.a.moving, ep(fa.ip, fakeA.port), 'the forged ports are only a pending move');
+      relay.release(id);
+    });
+
+    test('roaming while the pair is busy: the new session flows at once, and the side moves once its old port is silent', async () => {
+      const id = `${tag}r`;
+      const { portA, portB, a, b } = await confirm(id, quick);
+      quickLatched.length = 0;
+      for (let i = 0; i < 3; i++) a.send(transport(), portA, toA);
+      for (let i = 0; i < 3; i++) b.send(transport(), portB, toB);
+      await sleep(50);
+      a.got.length = 0;
+      b.got.length = 0;
+
+      // A's NAT gives it a new port; A re-handshakes from there and B answers from where it is.
+      const [a2] = await peers(1, fa.ip);
+      const ia = fakeInitiation(B);
+      a2.send(ia, portA, toA);
+      await sleep(30);
+      assert.equal(b.got.length, 1);
+      const rb = fakeResponse(A, senderIndex(ia));
+      b.send(rb, portB, toB);
+      await sleep(30);
+      assert.equal(a2.got.length, 1, 'the response reached A at its new port');
+      // The new session, both ways, at once: A's first data names B's index, B's names A's.
+      a2.send(transportTo(senderIndex(rb)), portA, toA);
+      await sleep(30);
+      assert.equal(b.got.length, 2, "A's new-session data reached B without waiting for the move");
+      b.send(transportTo(senderIndex(ia)), portB, toB);
+      await sleep(30);
+      assert.equal(a2.got.length, 2, "B's new-session data reached A's new port");
+
+      // A's old port is silent now; while the new one carries, the move is made.
+      await until(async () => {
+        a2.send(transportTo(senderIndex(rb)), portA, toA);
+        b.send(transportTo(senderIndex(ia)), portB, toB);
+        return (await statOf(quick, id)).a.latched === ep(fa.ip, a2.port);
+      }, 'A moved to its new port');
+      assert.deepEqual(quickLatched, [`${id} A ${ep(fa.ip, a2.port)}`]);
+      await sleep(50); // the last round of the loop is still arriving
+      const before = [a.got.length, a2.got.length];
+      b.send(transport(), portB, toB); // any index now goes to A's new port
+      a.send(transport(), portA, toA); // and the old port is no longer A's
+      await sleep(50);
+      assert.deepEqual([a.got.length, a2.got.length], [before[0], before[1] + 1]);
+      const st = await statOf(quick, id);
+      assert.equal(st.a.moving, null);
+      assert.equal(st.b.latched, ep(fb.ip, b.port), 'B never moved');
+      quick.release(id);
     });
 
     test(`a released allocation forwards nothing${setup.idle ? '; an idle one expires and says so' : ''}`, async () => {
@@ -512,14 +624,21 @@ test("a relay's addresses: one or two, at most one per family", () => {
 test('the kernel fast path per family: IPv6 has the ingress mode only, and says why it is not used', async () => {
   const { KernelPath } = await import('../../../src/relay/kernel-path.js');
   // None of these touches nftables: each is refused before (a unit test must not change the host).
-  const nat = await KernelPath.tryCreate('2001:db8::7', { mode: 'nat' });
+  const nat = await KernelPath.tryCreate(IpAddress.parse('2001:db8::7'), { mode: 'nat', port: 52000 });
   assert.equal(nat.kernel, undefined);
   assert.match(nat.reason ?? '', /nat mode is IPv4 only and the relay address 2001:db8::7 is IPv6: its pairs forward in userspace/);
-  const absent = await KernelPath.tryCreate('2001:db8::7');
+  const absent = await KernelPath.tryCreate(IpAddress.parse('2001:db8::7'), { port: 52000 });
   assert.equal(absent.kernel, undefined);
   assert.match(absent.reason ?? '', process.getuid?.() === 0 ? /IPv6 needs the relay address on a local interface and 2001:db8::7 is on none: IPv6 pairs forward in userspace/ : /needs root/);
-  assert.match((await KernelPath.tryCreate('::')).reason ?? '', /unspecified/);
-  const both = await KernelPath.forAddresses([IpAddress.parse('::')], { mode: 'nat' });
+  assert.match((await KernelPath.tryCreate(IpAddress.parse('::'), { port: 52000 })).reason ?? '', /unspecified/);
+  // Text never reaches a script: only an address value does (the CLI parses --relay-address).
+  const text = await KernelPath.tryCreate('198.51.100.1 } ; flush ruleset ; table ip x {' as unknown as IpAddress, { port: 52000 });
+  assert.match(text.reason ?? '', /is not an IP address value: parse it \(core\/net\) first/);
+  assert.match((await KernelPath.tryCreate(IpAddress.parse('198.51.100.1'), { port: 0 })).reason ?? '', /first port 0 is not a port/);
+  const { relayTable } = await import('../../../src/relay/kernel-path.js');
+  assert.notEqual(relayTable(4, 52000), relayTable(4, 53000), 'two relays on one host, two tables');
+  assert.notEqual(relayTable(4, 52000), relayTable(6, 52000));
+  const both = await KernelPath.forAddresses([IpAddress.parse('::')], { mode: 'nat', port: 52000 });
   assert.deepEqual(both.kernels, []);
   assert.deepEqual(both.userspace.map((u) => u.address.toString()), ['::']);
 });
@@ -578,6 +697,35 @@ test('a relay address this machine does not have is said at once, not as a full 
     // The IPv4 side it had opened first is closed again: its port is free for the next pair.
     const { portA } = await r.allocate('ok', { publicKey: A, ip: '127.0.0.1' }, { publicKey: B, ip: '127.0.0.1' });
     assert.equal(portA, 46400);
+  } finally {
+    await r.close();
+  }
+});
+
+test('concurrent allocations on a full relay: exactly as many succeed as it has room for, whatever their families', async () => {
+  // Four ports: room for two pairs. Requests of both families (when there is IPv6) race for them.
+  const r = new Relay({ addresses: HAS_V6_LOOPBACK ? ['127.0.0.1', '::1'] : ['127.0.0.1'], portMin: 46500, portMax: 46503 });
+  try {
+    const v6 = HAS_V6_LOOPBACK ? '::1' : '127.0.0.1';
+    const asks = Array.from({ length: 8 }, (_, i) => {
+      const ip = i % 2 === 0 ? '127.0.0.1' : v6;
+      return r.allocate(`cap${i}`, { publicKey: A, ip }, { publicKey: B, ip });
+    });
+    const got = await Promise.allSettled(asks);
+    const ok = got.filter((g) => g.status === 'fulfilled');
+    assert.equal(ok.length, 2, `room for two pairs, ${ok.length} allocated`);
+    const ports = ok.flatMap((g) => (g.status === 'fulfilled' ? [g.value.portA, g.value.portB] : []));
+    assert.equal(new Set(ports).size, 4, 'no port number is handed out twice, not even on the two families');
+    for (const g of got) if (g.status === 'rejected') assert.match((g.reason as Error).message, /no free relay port in 46500-46503/);
+    assert.equal((await r.stats()).length, 2);
+    // Released room is room again.
+    for (const s of await r.stats()) r.release(s.id);
+    // A request for an id still being allocated is refused, not allocated twice.
+    const first = r.allocate('dup', { publicKey: A, ip: '127.0.0.1' }, { publicKey: B, ip: v6 });
+    await assert.rejects(r.allocate('dup', { publicKey: A, ip: '127.0.0.1' }, { publicKey: B, ip: '127.0.0.1' }), /allocation dup exists/);
+    await first;
+    await r.allocate('again', { publicKey: A, ip: v6 }, { publicKey: B, ip: '127.0.0.1' });
+    assert.equal((await r.stats()).length, 2);
   } finally {
     await r.close();
   }
