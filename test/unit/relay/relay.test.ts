@@ -154,9 +154,11 @@ for (const setup of SETUPS) {
       const ib = fakeInitiation(A);
       b.send(ib, portB, toB);
       await sleep(30);
+      await until(() => a.got.length >= 1, 'the datagrams to arrive', 3000);
       assert.deepEqual(a.got, [ib], "B's initiation went to A's candidate port");
       a.send(fakeResponse(B, senderIndex(ib)), portA, toA);
       await sleep(30);
+      await until(() => b.got.length >= 1, 'the datagrams to arrive', 3000);
       assert.equal(b.got.length, 1, "A's response reached B");
       a.got.length = 0;
       b.got.length = 0;
@@ -172,6 +174,7 @@ for (const setup of SETUPS) {
       for (let i = 0; i < 10; i++) a.send(transport(), portA, toA);
       for (let i = 0; i < 3; i++) b.send(transport(200), portB, toB);
       await sleep(100);
+      await until(() => b.got.length >= 10 && a.got.length >= 3, 'the datagrams to arrive', 3000);
       assert.equal(b.got.length, 10);
       assert.equal(a.got.length, 3);
       const st = await stat(id);
@@ -264,10 +267,12 @@ for (const setup of SETUPS) {
       // decrypt it and never answers, so the spoofer's port stays a candidate.
       spoofer.send(fakeInitiation(B), portA, toA);
       await sleep(30);
+      await until(() => b.got.length >= 1, 'the datagrams to arrive', 3000);
       assert.equal(b.got.length, 1, 'forwarded to B like any initiation');
       for (let i = 0; i < 5; i++) spoofer.send(transport(), portA, toA);
       for (let i = 0; i < 5; i++) b.send(transport(), portB, toB);
       await sleep(50);
+      await until(() => a.got.length >= 5, 'the datagrams to arrive', 3000);
       assert.equal(a.got.length, 5, "B's data still reaches the real A");
       assert.equal(spoofer.got.length, 0);
 
@@ -280,6 +285,7 @@ for (const setup of SETUPS) {
       await sleep(20);
       b.send(fakeResponse(A, senderIndex(genuine)), portB, toB);
       await sleep(30);
+      await until(() => a.got.length >= 6, 'the datagrams to arrive', 3000);
       assert.equal(a.got.length, 6, 'the response went to the real A');
       // The same initiation replayed again after it was answered: a fresh candidate at the
       // spoofer's port, which B (a real WireGuard rejects replays) never answers.
@@ -288,11 +294,13 @@ for (const setup of SETUPS) {
       // A cookie reply naming the spoofer's candidate goes to that candidate and confirms nothing.
       b.send(fakeCookieReply(senderIndex(genuine)), portB, toB);
       await sleep(20);
+      await until(() => spoofer.got.length >= 1, 'the datagrams to arrive', 3000);
       assert.equal(spoofer.got.length, 1);
       assert.equal(spoofer.got[0][0], 3);
       for (let i = 0; i < 5; i++) b.send(transport(), portB, toB);
       for (let i = 0; i < 5; i++) a.send(transport(), portA, toA);
       await sleep(50);
+      await until(() => a.got.length >= 11 && spoofer.got.length >= 1, 'the datagrams to arrive', 3000);
       assert.equal(a.got.length, 11, "B's data still reaches the real A");
       assert.equal(spoofer.got.length, 1);
       const st = await stat(id);
@@ -314,6 +322,7 @@ for (const setup of SETUPS) {
       await sleep(30);
       b.send(transport(), portB, toB); // until B answers, A is still where it was
       await sleep(30);
+      await until(() => a.got.length >= 1, 'the datagrams to arrive', 3000);
       assert.equal(a.got.length, 1);
       b.send(fakeResponse(A, senderIndex(ia)), portB, toB);
       await sleep(30);
@@ -322,6 +331,7 @@ for (const setup of SETUPS) {
       a.send(transport(), portA, toA); // the old port is no longer A's
       a2.send(transport(), portA, toA);
       await sleep(50);
+      await until(() => a2.got.length >= 2 && a.got.length >= 1 && b.got.length >= 2, 'the datagrams to arrive', 3000);
       assert.equal(a2.got.length, 2, 'the response and the data reach A at its new port');
       assert.equal(a.got.length, 1, 'and no longer the old one');
       assert.equal(b.got.length, 2, "B got A's initiation and its data from the new port, not the old one's");
@@ -355,6 +365,7 @@ for (const setup of SETUPS) {
       const forged = fakeInitiation(B);
       fakeA.send(forged, portA, toA);
       await sleep(30);
+      await until(() => b.got.length >= 1, 'the datagrams to arrive', 3000);
       assert.equal(b.got.length, 1, 'the initiation is forwarded to B like any other (its WireGuard ignores it)');
       b.got.length = 0;
       const forgedResponse = fakeResponse(A, senderIndex(forged));
@@ -368,6 +379,7 @@ for (const setup of SETUPS) {
       for (let i = 0; i < 10; i++) a.send(transport(), portA, toA);
       for (let i = 0; i < 10; i++) b.send(transport(), portB, toB);
       await sleep(80);
+      await until(() => b.got.length >= 10 && a.got.length >= 10, 'the datagrams to arrive', 3000);
       assert.equal(b.got.length, 10, "all of A's data reached B, and nothing else did");
       assert.equal(a.got.length, 10, "all of B's data reached A, and nothing else did");
       assert.deepEqual(latched, [], 'no side moved');
@@ -393,17 +405,21 @@ for (const setup of SETUPS) {
       const ia = fakeInitiation(B);
       a2.send(ia, portA, toA);
       await sleep(30);
+      await until(() => b.got.length >= 1, 'the datagrams to arrive', 3000);
       assert.equal(b.got.length, 1);
       const rb = fakeResponse(A, senderIndex(ia));
       b.send(rb, portB, toB);
       await sleep(30);
+      await until(() => a2.got.length >= 1, 'the datagrams to arrive', 3000);
       assert.equal(a2.got.length, 1, 'the response reached A at its new port');
       // The new session, both ways, at once: A's first data names B's index, B's names A's.
       a2.send(transportTo(senderIndex(rb)), portA, toA);
       await sleep(30);
+      await until(() => b.got.length >= 2, 'the datagrams to arrive', 3000);
       assert.equal(b.got.length, 2, "A's new-session data reached B without waiting for the move");
       b.send(transportTo(senderIndex(ia)), portB, toB);
       await sleep(30);
+      await until(() => a2.got.length >= 2, 'the datagrams to arrive', 3000);
       assert.equal(a2.got.length, 2, "B's new-session data reached A's new port");
 
       // A's old port is silent now; while the new one carries, the move is made.
@@ -474,6 +490,7 @@ for (const setup of SETUPS) {
         await sleep(30);
         b.send(transport(), portB, toB);
         await sleep(30);
+        await until(() => a2.got.length >= 2, 'the datagrams to arrive', 3000);
         assert.equal(a.got.length, 0);
         assert.equal(a2.got.length, 2);
         const st = await stat(id);
