@@ -1,7 +1,7 @@
 import { Endpoint } from '../../../src/core/net/endpoint.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseDump } from '../../../src/core/wireguard/device.js';
+import { DeviceError, parseDump } from '../../../src/core/wireguard/device.js';
 import { generateKeyPair, hexToKey, keyToHex, publicKeyOf } from '../../../src/core/wireguard/keys.js';
 import { formatSet, parseGet } from '../../../src/core/wireguard/uapi.js';
 
@@ -31,4 +31,28 @@ test('wg show dump parses like the UAPI', () => {
   const k = generateKeyPair().publicKey;
   const dump = `priv\tpub\t51820\toff\n${k}\t(none)\t203.0.113.20:41003\t10.99.0.3/32\t100\t92\t180\t25\n`;
   assert.deepEqual(parseDump(dump).peers[0], { publicKey: k, endpoint: Endpoint.parse('203.0.113.20:41003'), allowedIps: ['10.99.0.3/32'], lastHandshakeMs: 100_000, rxBytes: 92, txBytes: 180, persistentKeepalive: 25 });
+});
+
+test('wg show dump: short or garbage lines are refused with the line and what is missing, never a TypeError', () => {
+  const k = generateKeyPair().publicKey;
+  const head = 'priv\tpub\t51820\toff';
+  const cases: [string, RegExp][] = [
+    ['', /line 1: the interface line has 1 tab-separated fields, expected 4/],
+    ['garbage', /line 1: .*expected 4/],
+    [`${head}\n${k}`, /line 2: a peer line has 1 tab-separated fields, expected 8/],
+    [`${head}\n${k}\t(none)\t203.0.113.20:41003`, /line 2: a peer line has 3 tab-separated fields/],
+    [`${head}\n${k}\t(none)\t(none)\t(none)\t0\t0\t0\toff\nshort\tline`, /line 3: a peer line has 2/],
+    [`${head}\nnot-a-key\t(none)\t(none)\t(none)\t0\t0\t0\toff`, /line 2: the peer's public key is not a WireGuard key/],
+    [`${head}\n${k}\t(none)\t(none)\t(none)\tsoon\t0\t0\toff`, /line 2: latest handshake is not a number/],
+    ['priv\tpub\tport\toff', /line 1: the listen port is not a number/],
+  ];
+  for (const [text, message] of cases) {
+    assert.throws(
+      () => parseDump(text),
+      (err: unknown) => err instanceof DeviceError && message.test(err.message),
+      `for ${JSON.stringify(text)}`,
+    );
+  }
+  // Blank lines between peers are what a trailing newline leaves; they are not peers.
+  assert.equal(parseDump(`${head}\n${k}\t(none)\t(none)\t(none)\t0\t0\t0\toff\n\n`).peers.length, 1);
 });
