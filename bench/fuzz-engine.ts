@@ -180,14 +180,14 @@ function jsonValue(rng: Rng, max: number, depth = 0): unknown {
     case 6:
       return rng.pick(RUNS).repeat(rng.size(Math.min(100_000, max)));
     case 7:
-      return Array.from({ length: rng.size(3000) }, () => (rng.chance(0.9) ? rng.int(10) : jsonValue(rng, max, depth + 1)));
+      return Array.from({ length: rng.size(Math.min(3000, max >> 2)) }, () => (rng.chance(0.9) ? rng.int(10) : jsonValue(rng, max, depth + 1)));
     case 8:
       return Object.fromEntries(Array.from({ length: rng.size(8) }, () => [rng.pick(['type', 'a', '__proto__', 'constructor', 'peers', 'id', '']), jsonValue(rng, max, depth + 1)]));
     default: {
       // Nesting as a tree stays shallow enough for the encoders here (YAML.stringify recurses);
       // the deep-nesting mutator writes 100,000 levels as text.
       let v: unknown = 1;
-      for (let i = rng.size(300); i > 0; i--) v = rng.chance(0.5) ? [v] : { a: v };
+      for (let i = rng.size(Math.min(300, max >> 3)); i > 0; i--) v = rng.chance(0.5) ? [v] : { a: v };
       return v;
     }
   }
@@ -229,7 +229,7 @@ function mutateJson(rng: Rng, t: FuzzTarget, input: Buffer): Buffer {
         break;
       }
       case 2:
-        if (Array.isArray(cur)) (parent as Record<string | number, unknown>)[key] = Array.from({ length: rng.size(5000) }, () => structuredClone(cur[0]));
+        if (Array.isArray(cur)) (parent as Record<string | number, unknown>)[key] = Array.from({ length: rng.size(Math.min(5000, t.maxLength >> 4)) }, () => structuredClone(cur[0]));
         else (parent as Record<string | number, unknown>)[key] = jsonValue(rng, t.maxLength);
         break;
       case 3:
