@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { KIND_IDS } from './candidates/kind.js';
 import { isLanAddress } from './candidates/lan.js';
 import { Cidr } from './net/cidr.js';
-import { type Endpoint, HostPort } from './net/endpoint.js';
+import { Endpoint, HostPort } from './net/endpoint.js';
 import { endpointSchema as netEndpointSchema, prefixedSchema } from './net/schemas.js';
 import { existingNodeNameSchema } from './node-name.js';
 import { PEER_STATES } from './paths.js';
@@ -58,8 +58,10 @@ const relayIdSchema = z.string().regex(/^[0-9a-f]{1,64}$/, 'must be a relay allo
 
 /** A LAN candidate's endpoint is a LAN address (candidates/lan.ts): never loopback, multicast or the internet. */
 function lanOnly(c: object, ctx: z.RefinementCtx): void {
-  const { kind, endpoint } = c as { kind?: string; endpoint?: Endpoint };
-  if (kind === 'lan' && endpoint && !isLanAddress(endpoint.address)) {
+  // zod runs this even when the endpoint already failed to parse: then it is still the raw value
+  // (found by bench/fuzz.ts), and that failure is the issue already reported.
+  const { kind, endpoint } = c as { kind?: string; endpoint?: unknown };
+  if (kind === 'lan' && endpoint instanceof Endpoint && !isLanAddress(endpoint.address)) {
     ctx.addIssue({ code: 'custom', path: ['endpoint'], message: `${endpoint} is not a LAN address (10/8, 172.16/12, 192.168/16, 100.64/10, fe80::/10, fd00::/8); a LAN candidate must be one` });
   }
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { publicEndpointProblem, type IpAddress } from './net/address.js';
+import { IpAddress, publicEndpointProblem } from './net/address.js';
 import { endpointSchema, ipAddressSchema } from './net/schemas.js';
 import { publicKeySchema } from './protocol.js';
 
@@ -41,6 +41,9 @@ const relayAddresses = z
   .array(ipAddressSchema)
   .max(2)
   .superRefine((xs, ctx) => {
+    // zod runs this refinement even when an item failed (that item is then not an IpAddress):
+    // the item's own issue says what is wrong, so only a list of addresses is judged here.
+    if (!xs.every((x) => x instanceof IpAddress)) return;
     const why = relayAddressesProblem(xs);
     if (why) ctx.addIssue({ code: 'custom', message: why });
   });
@@ -88,7 +91,7 @@ const hello = z
   .superRefine((h, ctx) => {
     if (h.addresses !== undefined) return;
     if (h.address === undefined) ctx.addIssue({ code: 'custom', path: ['addresses'], message: 'required: the relay\'s addresses (one, or one of each family)' });
-    else {
+    else if (h.address instanceof IpAddress) {
       const why = relayAddressProblem(h.address);
       if (why) ctx.addIssue({ code: 'custom', path: ['address'], message: why });
     }

@@ -98,6 +98,17 @@ function endpointProblem(text: string): string | undefined {
   }
 }
 
+/**
+ * The name in a "[Name]" header line (already trimmed), or undefined when the line is not one.
+ * Plain string operations, not a regex: the pattern /^\[\s*([^\]]*?)\s*\]$/ backtracked
+ * cubically, and "[" followed by 5,000 spaces and any other character did not finish.
+ */
+function sectionName(line: string): string | undefined {
+  if (!line.startsWith('[') || !line.endsWith(']') || line.length < 2) return undefined;
+  const inner = line.slice(1, -1);
+  return inner.includes(']') ? undefined : inner.trim();
+}
+
 type Section = { kind: 'interface'; line: number; seen: Map<string, number> } | { kind: 'peer'; line: number; seen: Map<string, number>; peer: WgQuickPeer };
 
 export function parseWgQuick(text: string, source = 'config'): WgQuickConfig {
@@ -131,9 +142,9 @@ export function parseWgQuick(text: string, source = 'config'): WgQuickConfig {
     const line = trimmed.split('#')[0].trim();
     if (line === '') continue;
 
-    const header = /^\[\s*([^\]]*?)\s*\]$/.exec(line);
-    if (header) {
-      const name = header[1].toLowerCase();
+    const header = sectionName(line);
+    if (header !== undefined) {
+      const name = header.toLowerCase();
       if (name === 'interface') {
         if (iface) fail(n, `a second [Interface] section (the first is on line ${ifaceLine}); a config has exactly one, so merge them`);
         iface = { privateKey: '', address: [], preUp: [], postUp: [], preDown: [], postDown: [] };
@@ -145,7 +156,7 @@ export function parseWgQuick(text: string, source = 'config'): WgQuickConfig {
         peers.push({ peer, line: n });
         section = { kind: 'peer', line: n, seen: new Map(), peer };
       } else {
-        fail(n, `unknown section [${header[1]}]; wg-quick knows only [Interface] and [Peer]`);
+        fail(n, `unknown section [${header}]; wg-quick knows only [Interface] and [Peer]`);
       }
       continue;
     }
@@ -164,7 +175,9 @@ export function parseWgQuick(text: string, source = 'config'): WgQuickConfig {
       const other = section.kind === 'interface' ? PEER_KEYS : INTERFACE_KEYS;
       const elsewhere = other.find((k) => k.toLowerCase() === key.toLowerCase());
       if (elsewhere) fail(n, `${where} has no key ${key}; it belongs under ${section.kind === 'interface' ? '[Peer]' : '[Interface]'}`);
-      fail(n, `unknown key ${key} in ${where}; the keys there are ${known.join(', ')}`);
+      // A bare WireGuard key on a line of its own splits at its trailing "=": never echo it, it may be a private key.
+      const shown = /^[A-Za-z0-9+/]{40,}$/.test(key) ? 'that looks like a bare key (not shown)' : key;
+      fail(n, `unknown key ${shown} in ${where}; the keys there are ${known.join(', ')}`);
     }
     const label = `${where} ${canonical}`;
 

@@ -117,6 +117,26 @@ export async function loadTopology(file: string): Promise<LabPlan> {
   } catch (err) {
     throw new TopologyError([`${file}: cannot read the topology file (${(err as Error).message})`]);
   }
+  return parseTopologyText(text, file);
+}
+
+const MAX_TOPOLOGY_TEXT = 16 << 10;
+const MAX_TOPOLOGY_NESTING = 64;
+
+/** A topology file's text: JSON when `file` ends in .json, else YAML. Every refusal is a TopologyError. */
+export function parseTopologyText(text: string, file: string): LabPlan {
+  // A lab topology is a page of text; the YAML parser takes seconds on some large garbage (the
+  // fuzzer found 3 s for 128 KiB), so larger text is refused before it is parsed.
+  if (text.length > MAX_TOPOLOGY_TEXT) throw new TopologyError([`${file}: ${text.length} characters; a topology file is at most ${MAX_TOPOLOGY_TEXT} (split the lab, or generate it in code)`]);
+  // The YAML parser recurses per flow level: 2 KiB of "[" overflowed its stack and took 100 ms to
+  // report. A topology nests a few levels; brackets inside strings count too, hence the margin.
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5b || c === 0x7b) depth++;
+    else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
+    if (depth > MAX_TOPOLOGY_NESTING) throw new TopologyError([`${file}: brackets nest over ${MAX_TOPOLOGY_NESTING} deep at character ${i + 1}; a topology needs a few levels`]);
+  }
   let raw: unknown;
   try {
     raw = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);

@@ -1,7 +1,8 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { IpAddress } from '../core/net/address.js';
 import { Endpoint } from '../core/net/endpoint.js';
-import { mac1Key, messageType, MESSAGE, verifyMac1 } from '../core/wireguard/packet.js';
+import { mac1Key } from '../core/wireguard/packet.js';
+import { classifyDatagram } from './datagram.js';
 import { KernelPath, type KernelCounters, type Leg } from './kernel-path.js';
 
 /**
@@ -504,8 +505,9 @@ export class Relay {
       alloc.dropped.wrongSource++;
       return;
     }
-    switch (messageType(buf)) {
-      case MESSAGE.transport: {
+    const d = classifyDatagram(buf, from.peerMac1Key);
+    switch (d.kind) {
+      case 'transport': {
         // While a move is pending, the receiver index says which session, so which port, a
         // datagram is for (see the header); otherwise the confirmed ports are all there is.
         const dest = to.pending === undefined ? to.confirmed : routeTransport(to, buf);
@@ -523,15 +525,14 @@ export class Relay {
         alloc.dropped.unconfirmed++;
         return;
       }
-      case MESSAGE.initiation:
-        this.onInitiation(alloc, from, to, buf, rinfo);
+      case 'initiation':
+        this.onInitiation(alloc, from, to, buf, d.senderIndex, rinfo);
         return;
-      case MESSAGE.response:
-        this.onResponse(alloc, from, to, buf, rinfo);
+      case 'response':
+        this.onResponse(alloc, from, to, buf, d.receiverIndex, rinfo);
         return;
-      case MESSAGE.cookie: {
-        // Routed like a response, confirms nothing: a cookie reply proves no handshake was accepted.
-        const cand = this.candidateFor(to, buf.readUInt32LE(4));
+      case 'cookie': {
+        const cand = this.candidateFor(to, d.receiverIndex);
         if (!cand) {
           alloc.dropped.unknownIndex++;
           return;
@@ -539,19 +540,18 @@ export class Relay {
         this.send(to, buf, cand.endpoint);
         return;
       }
-      default:
+      case 'bad-mac1':
+        alloc.dropped.badMac1++;
+        return;
+      case 'malformed':
         alloc.dropped.malformed++;
     }
   }
 
-  private onInitiation(alloc: Allocation, from: Side, to: Side, buf: Buffer, rinfo: RemoteInfo): void {
-    if (!verifyMac1(buf, from.peerMac1Key)) {
-      alloc.dropped.badMac1++;
-      return;
-    }
+  /** `index`: the initiation's sender index (its mac1 is already checked). */
+  private onInitiation(alloc: Allocation, from: Side, to: Side, buf: Buffer, index: number, rinfo: RemoteInfo): void {
     const now = performance.now();
     prune(from, now);
-    const index = buf.readUInt32LE(4);
     const known = from.candidates.find((c) => c.index === index);
     if (known && known.endpoint.port !== rinfo.port) {
       // WireGuard draws a fresh index for every initiation, retries included, so the first port
@@ -587,12 +587,9 @@ export class Relay {
     forward();
   }
 
-  private onResponse(alloc: Allocation, from: Side, to: Side, buf: Buffer, rinfo: RemoteInfo): void {
-    if (!verifyMac1(buf, from.peerMac1Key)) {
-      alloc.dropped.badMac1++;
-      return;
-    }
-    const cand = this.candidateFor(to, buf.readUInt32LE(8));
+  /** `receiverIndex`: the initiation this response answers (its mac1 is already checked). */
+  private onResponse(alloc: Allocation, from: Side, to: Side, buf: Buffer, receiverIndex: number, rinfo: RemoteInfo): void {
+    const cand = this.candidateFor(to, receiverIndex);
     if (!cand) {
       alloc.dropped.unknownIndex++;
       return;

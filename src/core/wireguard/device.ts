@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { run } from '../exec.js';
 import { Endpoint } from '../net/endpoint.js';
+import { isKey } from './keys.js';
 import { getDevice, setDevice, uapiSocketPath, type DeviceState, type DeviceUpdate, type PeerState } from './uapi.js';
 
 /**
@@ -29,23 +30,47 @@ class UapiDevice implements WireGuardDevice {
   }
 }
 
-/** Parses `wg show IF dump` (tab-separated; first line is the interface). */
+const DUMP_PEER_FIELDS = 'public key, preshared key, endpoint, allowed ips, latest handshake, rx bytes, tx bytes, keepalive';
+const COUNT = /^\d{1,20}$/;
+
+/**
+ * Parses `wg show IF dump` (tab-separated; first line is the interface, then one line per peer).
+ * A line that is not what wg(8) prints is refused with a DeviceError naming it, never read as a
+ * partial peer: half a reading would tell the hub a peer lost its endpoint or allowed IPs.
+ */
 export function parseDump(text: string): DeviceState {
-  const [head, ...rest] = text.trim().split('\n');
-  const h = head.split('\t');
-  const peers: PeerState[] = rest.filter(Boolean).map((line) => {
-    const f = line.split('\t');
-    return {
+  const fail = (line: number, message: string): never => {
+    throw new DeviceError(`wg show dump line ${line}: ${message}; is this the output of "wg show IF dump" (one interface)?`);
+  };
+  const lines = text.trim().split('\n');
+  const h = lines[0].split('\t');
+  if (h.length !== 4) fail(1, `the interface line has ${h.length} tab-separated fields, expected 4 (private key, public key, listen port, fwmark)`);
+  const listenPort = Number(h[2]);
+  if (!COUNT.test(h[2]) || listenPort > 65535) fail(1, 'the listen port is not a number from 0 to 65535');
+  const fwmark = h[3] === 'off' ? 0 : Number(h[3]);
+  if (h[3] !== 'off' && (!/^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(h[3]) || fwmark > 0xffffffff)) fail(1, 'the fwmark is neither off nor a 32-bit number');
+  const peers: PeerState[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    if (lines[i] === '') continue;
+    const f = lines[i].split('\t');
+    const n = i + 1;
+    if (f.length !== 8) fail(n, `a peer line has ${f.length} tab-separated fields, expected 8 (${DUMP_PEER_FIELDS})`);
+    if (!isKey(f[0])) fail(n, 'the peer\'s public key is not a WireGuard key');
+    for (const [at, what] of [[4, 'latest handshake'], [5, 'rx bytes'], [6, 'tx bytes']] as const) {
+      if (!COUNT.test(f[at])) fail(n, `${what} is not a number`);
+    }
+    if (f[7] !== 'off' && !(COUNT.test(f[7]) && Number(f[7]) <= 65535)) fail(n, 'the keepalive is neither off nor seconds from 0 to 65535');
+    peers.push({
       publicKey: f[0],
       endpoint: f[2] === '(none)' ? undefined : Endpoint.tryParse(f[2]),
-      allowedIps: f[3] === '(none)' ? [] : f[3].split(','),
+      allowedIps: f[3] === '(none)' || f[3] === '' ? [] : f[3].split(','),
       lastHandshakeMs: Number(f[4]) * 1000,
       rxBytes: Number(f[5]),
       txBytes: Number(f[6]),
       persistentKeepalive: f[7] === 'off' ? 0 : Number(f[7]),
-    };
-  });
-  return { publicKey: h[1], listenPort: Number(h[2]), fwmark: h[3] === 'off' ? 0 : Number(h[3]), peers };
+    });
+  }
+  return { publicKey: h[1], listenPort, fwmark, peers };
 }
 
 class WgToolDevice implements WireGuardDevice {

@@ -80,8 +80,12 @@ function cachedKey(hex: string): string {
 export function parseGet(text: string): DeviceState {
   const device: DeviceState = { listenPort: 0, fwmark: 0, peers: [] };
   let peer: PeerState | undefined;
+  // The next "=" is found once and kept until the lines pass it: searching from every line's start
+  // rescanned the rest of the text for each line without one (quadratic; 800 KB took a second).
+  let eq = -1;
   for (let start = 0, end = text.indexOf('\n'); end >= 0; start = end + 1, end = text.indexOf('\n', start)) {
-    const eq = text.indexOf('=', start);
+    if (eq !== -2 && eq < start) eq = text.indexOf('=', start);
+    if (eq === -1) eq = -2;
     if (eq < 0 || eq > end) continue;
     const key = text.slice(start, eq);
     const value = text.slice(eq + 1, end);

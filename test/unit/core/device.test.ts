@@ -1,7 +1,7 @@
 import { Endpoint } from '../../../src/core/net/endpoint.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseDump } from '../../../src/core/wireguard/device.js';
+import { DeviceError, parseDump } from '../../../src/core/wireguard/device.js';
 import { generateKeyPair, hexToKey, keyToHex, publicKeyOf } from '../../../src/core/wireguard/keys.js';
 import { formatSet, parseGet } from '../../../src/core/wireguard/uapi.js';
 
@@ -42,4 +42,28 @@ test('UAPI set refuses a value with a line break or "=" and a key that is no key
   assert.throws(() => formatSet({ listenPort: 70000 }), /listen_port 70000 must be a whole number from 0 to 65535/);
   assert.throws(() => formatSet({ peers: [{ publicKey: k, persistentKeepalive: 1.5 }] }), /persistent_keepalive_interval 1\.5 must be a whole number/);
   assert.match(formatSet({ peers: [{ publicKey: k, allowedIps: ['10.0.0.1/32', 'fd00::/8'] }] }), /allowed_ip=10\.0\.0\.1\/32\nallowed_ip=fd00::\/8\n/);
+});
+
+test('wg show dump: short or garbage lines are refused with the line and what is missing, never a TypeError', () => {
+  const k = generateKeyPair().publicKey;
+  const head = 'priv\tpub\t51820\toff';
+  const cases: [string, RegExp][] = [
+    ['', /line 1: the interface line has 1 tab-separated fields, expected 4/],
+    ['garbage', /line 1: .*expected 4/],
+    [`${head}\n${k}`, /line 2: a peer line has 1 tab-separated fields, expected 8/],
+    [`${head}\n${k}\t(none)\t203.0.113.20:41003`, /line 2: a peer line has 3 tab-separated fields/],
+    [`${head}\n${k}\t(none)\t(none)\t(none)\t0\t0\t0\toff\nshort\tline`, /line 3: a peer line has 2/],
+    [`${head}\nnot-a-key\t(none)\t(none)\t(none)\t0\t0\t0\toff`, /line 2: the peer's public key is not a WireGuard key/],
+    [`${head}\n${k}\t(none)\t(none)\t(none)\tsoon\t0\t0\toff`, /line 2: latest handshake is not a number/],
+    ['priv\tpub\tport\toff', /line 1: the listen port is not a number/],
+  ];
+  for (const [text, message] of cases) {
+    assert.throws(
+      () => parseDump(text),
+      (err: unknown) => err instanceof DeviceError && message.test(err.message),
+      `for ${JSON.stringify(text)}`,
+    );
+  }
+  // Blank lines between peers are what a trailing newline leaves; they are not peers.
+  assert.equal(parseDump(`${head}\n${k}\t(none)\t(none)\t(none)\t0\t0\t0\toff\n\n`).peers.length, 1);
 });

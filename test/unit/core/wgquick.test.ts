@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import assert from 'node:assert/strict';
 import { formatWgQuick, parseWgQuick, WgQuickError, type WgQuickConfig } from '../../../src/core/wgquick.js';
 
@@ -142,6 +143,8 @@ const errors: [string, string, RegExp][] = [
   ['line that is not Key = Value', `${I}\nListenPort 51820`, /^config line 3: "ListenPort 51820" is neither/],
   ['unknown key in [Peer]', `${P}\nColour = blue`, /^config line 5: unknown key Colour in \[Peer\]; the keys there are PublicKey, /],
   ['unknown key in [Interface]', `${I}\nAdress = 10.0.0.1/24`, /^config line 3: unknown key Adress in \[Interface\]/],
+  // A private key pasted on a line of its own: refused without echoing it (issue 10: secrets are never in messages).
+  ['a bare key on its own line', `${I}\n${HUB_PRIV}`, /^config line 3: unknown key that looks like a bare key \(not shown\) in \[Interface\]/],
   ['[Interface] key under [Peer]', `${P}\nListenPort = 51820`, /^config line 5: \[Peer\] has no key ListenPort; it belongs under \[Interface\]$/],
   ['missing PrivateKey', `# x\n[Interface]\nAddress = 10.0.0.1/24`, /^config line 2: \[Interface\] has no PrivateKey; add "PrivateKey = /],
   ['no [Interface] at all', `[Peer]\nPublicKey = ${HUB_PUB}`, /^config: no \[Interface\] section/],
@@ -220,4 +223,53 @@ test('formatWgQuick refuses values that wg-quick would cut short', () => {
     peers: [],
   };
   assert.throws(() => formatWgQuick(cfg), /PostUp "echo a # b" cannot be written/);
+});
+
+/**
+ * Parses in a worker, stopped after `limitMs`: a parser stuck in a regex blocks its thread, so
+ * only another thread can turn the hang into a failure. Resolves to the error message, or to
+ * "parsed" when the text was accepted. The limit is a liveness bound, far above the milliseconds
+ * this takes, not a timing figure. One worker for all the texts: starting one costs more than parsing.
+ */
+function parseInWorker(texts: string[], limitMs = 10_000): Promise<string[]> {
+  const url = new URL('../../../src/core/wgquick.js', import.meta.url).href;
+  const worker = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads');
+     import(workerData.url).then(({ parseWgQuick }) => {
+       parentPort.postMessage(workerData.texts.map((text) => {
+         try { parseWgQuick(text); return 'parsed'; } catch (e) { return e.name + ': ' + e.message; }
+       }));
+     });`,
+    { eval: true, workerData: { url, texts } },
+  );
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      void worker.terminate();
+      reject(new Error(`parseWgQuick did not finish ${texts.length} configs within ${limitMs} ms`));
+    }, limitMs);
+    worker.once('message', (m: string[]) => {
+      clearTimeout(timer);
+      void worker.terminate();
+      resolve(m);
+    });
+    worker.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+// Issue 10: the section-header regex backtracked cubically, and these lines never finished.
+test('a "[" line with 5,000 or 100,000 spaces is refused with its line number, not left to hang', async () => {
+  const bad = [5_000, 100_000].flatMap((n) => ['x', ']]'].map((tail) => `[Interface]\nPrivateKey = ${HUB_PRIV}\n[${' '.repeat(n)}${tail}\n`));
+  // Spaces inside a real header are still only padding.
+  const good = [5_000, 100_000].map((n) => `[${' '.repeat(n)}Interface${' '.repeat(n)}]\nPrivateKey = ${HUB_PRIV}\n`);
+  const messages = await parseInWorker([...bad, ...good]);
+  for (const m of messages.slice(0, bad.length)) assert.match(m, /^WgQuickError: config line 3: .* is neither a \[Section\] header nor "Key = Value"$/s);
+  assert.deepEqual(messages.slice(bad.length), ['parsed', 'parsed']);
+});
+
+test('a header with a "]" inside its name is not a section header', () => {
+  throwsAt(`[Interface]\nPrivateKey = ${HUB_PRIV}\n[Peer]]\n`, /line 3: "\[Peer\]\]" is neither a \[Section\] header/);
+  throwsAt(`[]\n`, /line 1: unknown section \[\]/);
 });
