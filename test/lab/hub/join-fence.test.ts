@@ -28,7 +28,7 @@ test('an unused join code\'s tunnel reaches the hub but is not forwarded to any 
       await s.initHub();
       const a1 = await s.addNode('a1', 'agent', 'a1');
       await s.startAgent('a1');
-      const code = decodeJoinCode(await s.joinCode('dev'));
+      const code = decodeJoinCode(await s.joinCode('laptop'));
       // As on a hub without nftables: the group filter is gone, iptables (hub.conf) accepts wg -> wg.
       await lab.exec('hub', 'nft', ['delete', 'table', 'inet', FORWARD_TABLE], { allowFail: true });
       await s.waitFor(async () => (await lab.exec('hub', 'ip', ['rule', 'show', 'priority', String(JOIN_FENCE_PRIORITY)])).stdout.includes(`from ${code.address.split("/")[0]} `), 10_000, 'the join tunnel\'s fence');
