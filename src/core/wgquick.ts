@@ -215,7 +215,8 @@ export function parseWgQuick(text: string, source = 'config'): WgQuickConfig {
           break;
         case 'DNS': {
           const servers = list(value);
-          if (servers.length > 0) iface.dns = [...(iface.dns ?? []), ...servers];
+          // Appended in place: copying the list on every DNS line made 12,000 of them take 0.6 s (bench/fuzz.ts).
+          if (servers.length > 0) (iface.dns ??= []).push(...servers);
           break;
         }
         case 'MTU':
