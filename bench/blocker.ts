@@ -40,12 +40,7 @@ async function once(i: number): Promise<{ outageMs: number; toDirectMs: number; 
   const lab = await Lab.up(parseTopology(natPair(`bblk${process.pid % 100}${i}`, 'restricted')));
   try {
     const s = new Scenario(lab, 'relay');
-    await s.initHub();
-    await s.addNode('a', 'agent', 'a');
-    const b = await s.addNode('b', 'agent', 'b');
-    await s.startAgent('a');
-    await s.startAgent('b');
-    await s.waitPath('a', 'b', 'direct');
+    const [, b] = await s.directPair('a', 'b');
     const pair = async () => hubStatusSchema.parse(await adminGet<unknown>(join(s.dir, 'hub.sock'), '/v1/status')).pairs[0];
     const waitPair = async (pred: (p: PairStatus) => boolean, timeoutMs: number, what: string) => {
       const deadline = Date.now() + timeoutMs;

@@ -69,12 +69,7 @@ async function once(i: number): Promise<Run> {
 
 async function measure(lab: Lab): Promise<Run> {
   const s = new Scenario(lab, 'relay');
-  await s.initHub();
-  await s.addNode('a', 'agent', 'a');
-  const b = await s.addNode('b', 'agent', 'b');
-  await s.startAgent('a');
-  await s.startAgent('b');
-  await s.waitPath('a', 'b', 'direct');
+  const [, b] = await s.directPair('a', 'b');
   const bKey = await s.publicKey('b');
   const ping = startPing(lab, 'a', b.address);
   try {

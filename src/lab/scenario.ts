@@ -174,6 +174,20 @@ export class Scenario {
   }
 
   /** `wgp2p join CODE` on a host; it stays running as the agent. Waits until the hub sees it. */
+  /**
+   * The common start of a mesh test: the hub, agents x and y on the hosts of the same names,
+   * both running, and their pair direct.
+   */
+  async directPair(x: string, y: string): Promise<[ScenarioNode, ScenarioNode]> {
+    await this.initHub();
+    const nx = await this.addNode(x, 'agent', x);
+    const ny = await this.addNode(y, 'agent', y);
+    await this.startAgent(x);
+    await this.startAgent(y);
+    await this.waitPath(x, y, 'direct');
+    return [nx, ny];
+  }
+
   /** Writes a join code where `wgp2p join --code-file` reads it, 0600 as a user would keep it: never in argv. */
   codeFile(name: string, code: string): string {
     const file = join(this.lab.logDir, `${name}.${Date.now()}.join-code`);

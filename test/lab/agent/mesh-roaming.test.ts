@@ -15,12 +15,7 @@ test('roaming: an agent moves from a home NAT to a symmetric one and back; the p
     ], { empty: [{ router: 'mobile', profile: 'symmetric' }] }),
     async (lab) => {
       const s = new Scenario(lab);
-      await s.initHub();
-      await s.addNode('laptop', 'agent', 'laptop');
-      const server = await s.addNode('server', 'agent', 'server');
-      await s.startAgent('laptop');
-      await s.startAgent('server');
-      await s.waitPath('laptop', 'server', 'direct');
+      const [, server] = await s.directPair('laptop', 'server');
       await msUntilPingReply(lab.ns('laptop'), server.address, 5000);
 
       // Only the host moves (no rebind by the lab): the agent notices and acts on its own.

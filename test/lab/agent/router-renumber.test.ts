@@ -16,12 +16,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 test('a router that gets a new public address: the hub sees it, the pair is direct again over it and stays direct', async () => {
   await withLab(natPair(uniqueLabName('renum'), 'restricted'), async (lab) => {
     const s = new Scenario(lab, 'relay');
-    await s.initHub();
-    await s.addNode('a', 'agent', 'a');
-    const b = await s.addNode('b', 'agent', 'b');
-    await s.startAgent('a');
-    await s.startAgent('b');
-    await s.waitPath('a', 'b', 'direct');
+    const [, b] = await s.directPair('a', 'b');
     const hubKey = s.hubPublicKey();
     const bKey = await s.publicKey('b');
     const a = s.nodes.get('a')!;

@@ -23,12 +23,7 @@ test('a roam while another process holds the store lock: the pair follows at onc
     ], { empty: [{ router: 'cafe' }] }),
     async (lab) => {
       const s = new Scenario(lab);
-      await s.initHub();
-      await s.addNode('laptop', 'agent', 'laptop');
-      const server = await s.addNode('server', 'agent', 'server');
-      await s.startAgent('laptop');
-      await s.startAgent('server');
-      await s.waitPath('laptop', 'server', 'direct');
+      const [, server] = await s.directPair('laptop', 'server');
       const sock = join(s.dir, 'hub.sock');
       const status = async () => hubStatusSchema.parse(await adminGet<unknown>(sock, '/v1/status'));
       const endpointSeen = async () => (await status()).nodes.find((n) => n.name === 'laptop')!.endpoint;
