@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runFuzz, type FuzzTarget } from '../../../bench/fuzz-engine.js';
-import { fuzzTargets } from '../../../bench/fuzz-targets.js';
+import { runFuzz, type FuzzTarget } from '../../bench/fuzz-engine.js';
+import { fuzzTargets } from '../../bench/fuzz-targets.js';
 
 // The CI slice of bench/fuzz.ts: the same engine and parsers, 20,000 inputs, one fixed seed, and
 // inputs of at most 2 KiB (the bench goes to 128 KiB; the long-line findings have their own tests).
