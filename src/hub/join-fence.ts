@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { run } from '../core/exec.js';
 import { IpAddress } from '../core/net/address.js';
+import { Prefixed } from '../core/net/cidr.js';
 import type { Logger } from '../core/log.js';
 import { hostNumberOfProxied } from './address-plan.js';
 import { desiredPeersOf } from './device-peers.js';
@@ -51,7 +52,7 @@ export function fencedAddresses(hub: HubSettings, nodes: Iterable<NodeRecord>, n
   const out: IpAddress[] = [];
   for (const n of nodes) {
     if (!n.enrolKey) continue;
-    for (const p of desiredPeersOf(n, hub, now)) if (p.publicKey === n.enrolKey) for (const a of p.allowedIps) out.push(IpAddress.parse(a.replace(/\/\d+$/, '')));
+    for (const p of desiredPeersOf(n, hub, now)) if (p.publicKey === n.enrolKey) for (const a of p.allowedIps) out.push(Prefixed.parse(a).address);
   }
   return out;
 }
@@ -78,7 +79,10 @@ export class JoinFence {
       const r = await run('ip', [family, '-j', 'rule', 'show', 'priority', String(JOIN_FENCE_PRIORITY)], { allowFail: true }).catch(() => ({ code: 1, stdout: '' }));
       if (r.code !== 0) return undefined;
       const parsed = ruleListSchema.safeParse(JSON.parse(r.stdout.trim() || '[]'));
-      for (const rule of parsed.success ? parsed.data : []) if (IpAddress.tryParse(rule.src)) fence.current.add(IpAddress.parse(rule.src).toString());
+      for (const rule of parsed.success ? parsed.data : []) {
+        const ip = IpAddress.tryParse(rule.src);
+        if (ip) fence.current.add(ip.toString());
+      }
     }
     return fence;
   }

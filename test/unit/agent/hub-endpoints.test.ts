@@ -3,27 +3,16 @@ import { test } from 'node:test';
 import { HubEndpoints } from '../../../src/agent/hub-endpoints.js';
 import { createLogger } from '../../../src/core/log.js';
 import { Endpoint } from '../../../src/core/net/endpoint.js';
-import type { WireGuardDevice } from '../../../src/core/wireguard/device.js';
-import type { DeviceState, DeviceUpdate, PeerState } from '../../../src/core/wireguard/uapi.js';
+import type { PeerState } from '../../../src/core/wireguard/uapi.js';
+import { RecordingDevice } from '../recording-device.js';
 
 const HUB = 'H'.repeat(43) + '=';
 
-class Device implements WireGuardDevice {
-  readonly ifname = 'x';
-  readonly kind = 'uapi';
-  sets: DeviceUpdate[] = [];
-  async get(): Promise<DeviceState> {
-    return { listenPort: 51820, fwmark: 0, peers: [] };
-  }
-  async set(u: DeviceUpdate): Promise<void> {
-    this.sets.push(u);
-  }
-}
 
 const hubPeer = (lastHandshakeMs: number): PeerState => ({ publicKey: HUB, endpoint: Endpoint.parse('203.0.113.2:51820'), allowedIps: [], persistentKeepalive: 25, lastHandshakeMs, rxBytes: 0, txBytes: 0 });
 
 test('a hub quiet on its first endpoint for 5 s is tried on the next, and WireGuard is made to send at once', async () => {
-  const dev = new Device();
+  const dev = new RecordingDevice();
   const h = new HubEndpoints(['203.0.113.2:51820', '[2001:db8::2]:51820'], dev, createLogger('test', 'silent'), 0);
   await h.check(hubPeer(0), false, 25, 4900);
   assert.equal(dev.sets.length, 0, 'wireguard-go retries its handshake after 5 s anyway: not sooner');
@@ -36,7 +25,7 @@ test('a hub quiet on its first endpoint for 5 s is tried on the next, and WireGu
 });
 
 test('a hub that answers, or a control connection that is up, is never switched; one endpoint has nothing to switch to', async () => {
-  const dev = new Device();
+  const dev = new RecordingDevice();
   const h = new HubEndpoints(['203.0.113.2:51820', '[2001:db8::2]:51820'], dev, createLogger('test', 'silent'), 0);
   await h.check(hubPeer(100_000), false, 25, 103_000);
   await h.check(hubPeer(0), true, 25, 200_000);

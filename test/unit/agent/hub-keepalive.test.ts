@@ -2,22 +2,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HUB_KEEPALIVE_S, HubKeepalive } from '../../../src/agent/hub-keepalive.js';
 import { createLogger } from '../../../src/core/log.js';
-import type { WireGuardDevice } from '../../../src/core/wireguard/device.js';
-import type { DeviceState, DeviceUpdate, PeerState } from '../../../src/core/wireguard/uapi.js';
+import type { PeerState } from '../../../src/core/wireguard/uapi.js';
+import { RecordingDevice } from '../recording-device.js';
 
 const HUB = 'H'.repeat(43) + '=';
 
-class RecordingDevice implements WireGuardDevice {
-  readonly ifname = 'fake0';
-  readonly kind = 'uapi';
-  sets: DeviceUpdate[] = [];
-  async get(): Promise<DeviceState> {
-    return { listenPort: 51820, fwmark: 0, peers: [] };
-  }
-  async set(update: DeviceUpdate): Promise<void> {
-    this.sets.push(update);
-  }
-}
 
 const hubPeer = (persistentKeepalive: number): PeerState => ({ publicKey: HUB, allowedIps: ['10.99.0.1/32'], persistentKeepalive, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0 });
 
