@@ -72,10 +72,10 @@ export class NetlinkDevice {
     });
   }
 
-  set(update: DeviceUpdate): Promise<void> {
+  async set(update: DeviceUpdate): Promise<void> {
     // Encoded before the first message goes out: a bad key in the last peer must not leave the first ones applied.
     const bodies = setDeviceBodies(this.ifname, update);
-    return this.withFamily(async (id) => {
+    await this.withFamily(async (id) => {
       for (const body of bodies) await this.client.ack(id, WG_CMD_SET_DEVICE, WG_GENL_VERSION, body, `changing WireGuard interface ${this.ifname}`);
     });
   }
