@@ -4,7 +4,8 @@ import { Endpoint } from '../net/endpoint.js';
 import { isKey } from './keys.js';
 import { NetlinkDevice } from './netlink-device.js';
 import { netlinkUnavailable } from '../netlink/transport.js';
-import { getDevice, setDevice, uapiSocketPath, type DeviceState, type DeviceUpdate, type PeerState } from './uapi.js';
+import { errnoOf, formatSet, parseGet, UapiError, uapiSocketPath, type DeviceState, type DeviceUpdate, type PeerState } from './uapi.js';
+import { UapiConnection } from './uapi-connection.js';
 
 /**
  * The one way wgp2p reads and changes a WireGuard interface. Userspace implementations expose the
@@ -23,14 +24,23 @@ export class DeviceError extends Error {
   override name = 'DeviceError';
 }
 
+/** Userspace WireGuard over one kept UAPI connection (see uapi-connection.ts for why it is kept). */
 class UapiDevice implements WireGuardDevice {
   readonly kind = 'uapi';
-  constructor(readonly ifname: string) {}
-  get(): Promise<DeviceState> {
-    return getDevice(this.ifname);
+  private readonly conn: UapiConnection;
+  constructor(readonly ifname: string) {
+    this.conn = new UapiConnection(ifname);
   }
-  set(update: DeviceUpdate): Promise<void> {
-    return setDevice(this.ifname, update);
+  async get(): Promise<DeviceState> {
+    const text = await this.conn.request('get=1\n\n');
+    const errno = errnoOf(text);
+    if (errno !== 0) throw new UapiError(`${this.ifname}: UAPI get failed (errno ${errno})`);
+    return parseGet(text);
+  }
+  async set(update: DeviceUpdate): Promise<void> {
+    const text = await this.conn.request(formatSet(update));
+    const errno = errnoOf(text);
+    if (errno !== 0) throw new UapiError(`${this.ifname}: UAPI set failed (errno ${errno})`);
   }
 }
 

@@ -60,7 +60,8 @@ export function uapiRequest(ifname: string, request: string, timeoutMs = 2000): 
   });
 }
 
-function errnoOf(text: string): number {
+/** The errno line of a UAPI response (0 is success), -1 if it has none. */
+export function errnoOf(text: string): number {
   const m = /(?:^|\n)errno=(-?\d+)\n/.exec(text);
   return m ? Number(m[1]) : -1;
 }
