@@ -160,6 +160,24 @@ function decodePeer(value: Buffer): PeerState {
 }
 
 /**
+ * An idle peer's attributes are the same bytes read after read (the kernel writes its public key
+ * first): its decoded state is reused, so a read costs what changed, not every peer's fields.
+ * Nothing mutates a PeerState once decoded.
+ */
+const lastPeers = new Map<string, { raw: Buffer; peer: PeerState }>();
+function reusedPeer(value: Buffer): PeerState {
+  const keyFirst = value.length >= 36 && host.u16(value, 0) === 36 && (host.u16(value, 2) & 0x3fff) === WGPEER_A.PUBLIC_KEY;
+  if (!keyFirst) return decodePeer(value);
+  const id = value.toString('latin1', 4, 36);
+  const seen = lastPeers.get(id);
+  if (seen && seen.raw.equals(value)) return seen.peer;
+  const peer = decodePeer(value);
+  if (lastPeers.size >= CACHE_MAX) lastPeers.clear();
+  lastPeers.set(id, { raw: Buffer.from(value), peer });
+  return peer;
+}
+
+/**
  * The parts of one WG_CMD_GET_DEVICE dump (their generic netlink payloads, in order) as one
  * device. The private key is never kept: nothing in wgp2p reads it back from the device.
  */
@@ -187,11 +205,11 @@ export function decodeDevice(parts: Buffer[]): DeviceState {
           break;
         case WGDEVICE_A.PEERS:
           for (const p of nestedAttributes(a.value, 'WGDEVICE_A_PEERS')) {
-            const peer = decodePeer(p.value);
+            const peer = reusedPeer(p.value);
             const last = dev.peers.at(-1);
-            if (last && last.publicKey === peer.publicKey) {
-              for (const ip of peer.allowedIps) last.allowedIps.push(ip);
-            } else dev.peers.push(peer);
+            // A continued peer: a new object, since a decoded PeerState may be shared with earlier reads.
+            if (last && last.publicKey === peer.publicKey) dev.peers[dev.peers.length - 1] = { ...last, allowedIps: [...last.allowedIps, ...peer.allowedIps] };
+            else dev.peers.push(peer);
           }
           break;
       }

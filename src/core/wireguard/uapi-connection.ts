@@ -13,7 +13,7 @@ export class UapiConnection {
   private sock: Socket | undefined;
   private connecting: Promise<Socket> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
-  private buf = '';
+  private chunks: Buffer[] = [];
   private waiting: { resolve(text: string): void; reject(err: Error): void } | undefined;
 
   constructor(
@@ -37,7 +37,6 @@ export class UapiConnection {
     if (this.sock) return Promise.resolve(this.sock);
     this.connecting ??= new Promise<Socket>((resolve, reject) => {
       const sock = createConnection(uapiSocketPath(this.ifname));
-      sock.setEncoding('utf8');
       // An idle kept connection must not keep a finished process alive.
       sock.unref();
       sock.once('connect', () => {
@@ -45,7 +44,7 @@ export class UapiConnection {
         this.sock = sock;
         resolve(sock);
       });
-      sock.on('data', (d: string) => this.receive(d));
+      sock.on('data', (d: Buffer) => this.receive(d));
       sock.on('error', (err: NodeJS.ErrnoException) => {
         const hint = err.code === 'ENOENT' ? ` (no WireGuard interface "${this.ifname}" is up: ${uapiSocketPath(this.ifname)} is missing)` : '';
         const e = new UapiError(`${this.ifname}: ${err.message}${hint}`);
@@ -67,7 +66,7 @@ export class UapiConnection {
         // A late answer would be read as the next request's: this connection is done.
         this.drop(new UapiError(`${this.ifname}: UAPI did not answer within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
-      this.buf = '';
+      this.chunks = [];
       this.waiting = {
         resolve: (t) => {
           clearTimeout(timer);
@@ -82,14 +81,16 @@ export class UapiConnection {
     });
   }
 
-  private receive(d: string): void {
-    this.buf += d;
-    // A response ends with an empty line, after the errno line.
-    if (!this.buf.endsWith('\n\n')) return;
+  private receive(d: Buffer): void {
+    this.chunks.push(d);
+    // A response ends with an empty line, after the errno line; the two newlines may be split across chunks.
+    const last = d.length >= 2 ? d.subarray(-2) : Buffer.concat(this.chunks.slice(-2)).subarray(-2);
+    if (last.length < 2 || last[0] !== 0x0a || last[1] !== 0x0a) return;
     const w = this.waiting;
-    const text = this.buf;
+    // UAPI is ASCII: latin1 decodes it once, at the end, without UTF-8's cost (a 1,000-peer read is 340 KB).
+    const text = Buffer.concat(this.chunks).toString('latin1');
     this.waiting = undefined;
-    this.buf = '';
+    this.chunks = [];
     w?.resolve(text);
   }
 
@@ -97,7 +98,7 @@ export class UapiConnection {
     if (which && which !== this.sock) return;
     const sock = this.sock;
     this.sock = undefined;
-    this.buf = '';
+    this.chunks = [];
     sock?.destroy();
     const w = this.waiting;
     this.waiting = undefined;

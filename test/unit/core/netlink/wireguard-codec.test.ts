@@ -199,3 +199,22 @@ test('a bad key or allowed IP in an update is refused before anything is sent, n
   assert.throws(() => setDeviceBodies('wg0', { peers: [{ publicKey: KEY_22, persistentKeepalive: 70000 }] }), /persistent keepalive 70000/);
   assert.throws(() => setDeviceBodies('a-very-long-interface-name', {}), /1-15 bytes/);
 });
+
+test('read after read: a peer whose counters moved is seen with the new ones, and a continued peer is not doubled', () => {
+  const k1 = Buffer.alloc(32, 1);
+  const k2 = Buffer.alloc(32, 2);
+  const rx = (n: number) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(n));
+    return attr.raw(WGPEER_A.RX_BYTES, b);
+  };
+  const dump = (rx2: number) => [
+    part([attr.nested(WGDEVICE_A.PEERS, [peerNest(k1, [attr.nested(WGPEER_A.ALLOWEDIPS, [allowed(1, 32)])])])]),
+    part([attr.nested(WGDEVICE_A.PEERS, [peerNest(k1, [attr.nested(WGPEER_A.ALLOWEDIPS, [allowed(2, 32)])]), peerNest(k2, [rx(rx2)])])]),
+  ];
+  const first = decodeDevice(dump(100));
+  const again = decodeDevice(dump(100));
+  const moved = decodeDevice(dump(164));
+  for (const d of [first, again, moved]) assert.deepEqual(d.peers[0].allowedIps, ['10.0.0.1/32', '10.0.0.2/32']);
+  assert.deepEqual([first, again, moved].map((d) => d.peers[1].rxBytes), [100, 100, 164]);
+});
