@@ -63,6 +63,10 @@ const routerSchema = z
     upnp: z.boolean().default(false),
     exposedHost: nodeName.optional().describe('cone: the inside host that unsolicited inbound UDP is forwarded to'),
     carrierLan: subnet4('100.64.0.0/24', 'ipv6.prefix').optional().describe('cgnat: the carrier network between the two NATs'),
+    carrier: z
+      .enum(['restricted', 'symmetric'], { error: () => 'must be restricted (endpoint-independent, as RFC 6888 asks) or symmetric (a carrier NAT that maps per destination)' })
+      .optional()
+      .describe('cgnat: how the carrier NAT maps (default restricted)'),
     ipv6: ipv6RouterSchema.optional().describe('absent: no IPv6 behind this router'),
   })
   .strict();
@@ -260,8 +264,10 @@ function plan(t: Topology): LabPlan {
     if (r.profile === 'cgnat') {
       const carrier = carrierNames.get(r.name)!;
       const carrierLan = segmentByName.get(carrier)!;
-      // A carrier-grade NAT maps endpoint-independently (RFC 6888 REQ-1 via RFC 4787) and filters like a home router.
-      routers.push({ name: carrier, profile: 'restricted', nat: 'restricted', wan: [wan], upstream, lan: carrierLan, hairpin: false, upnp: false, carrierOf: r.name });
+      // A carrier-grade NAT should map endpoint-independently (RFC 6888 REQ-1 via RFC 4787) and filter like a home
+      // router; many mobile carriers map per destination instead, which `carrier: symmetric` builds.
+      const nat = r.carrier ?? 'restricted';
+      routers.push({ name: carrier, profile: nat, nat, wan: [wan], upstream, lan: carrierLan, hairpin: false, upnp: false, carrierOf: r.name });
       routers.push({ name: r.name, profile: 'cgnat', nat: 'restricted', wan: [ipv4SubnetOf(carrierLan).subnet.nth(2)], upstream: carrier, lan, hairpin: r.hairpin, upnp: r.upnp });
     } else {
       const rp: RouterPlan = { name: r.name, profile: r.profile, nat: r.profile, wan: [wan], upstream, lan, hairpin: r.hairpin, upnp: r.upnp };
@@ -277,6 +283,7 @@ function plan(t: Topology): LabPlan {
     if (r.upnp && upstream === 'internet' && upnpRefusesWan(wan)) {
       problems.push(`routers[${i}].upnp: miniupnpd refuses to map ports on a reserved WAN address (${r.wan}); put the internet on a public-looking subnet such as 192.0.3.0/24`);
     }
+    if (r.carrier !== undefined && r.profile !== 'cgnat') problems.push(`routers[${i}].carrier: only a cgnat router has a carrier NAT; remove carrier or use profile cgnat`);
     if (r.exposedHost !== undefined && r.profile !== 'cone') problems.push(`routers[${i}].exposedHost: only a cone router forwards unsolicited traffic to a host; remove it`);
   }
 
