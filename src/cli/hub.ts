@@ -143,10 +143,12 @@ ${installed ? `installed ${installed}; start the hub now and at every boot with:
     .option('--poll-ms <ms>', 'shortest device read interval', millisecondsArg, 20)
     .option('--no-relay', 'no relay inside the hub: only relays that register ("wgp2p relay run")')
     .option('--relay-address <ip>', "address of the hub's own relay, where nodes send relayed traffic; give it twice for IPv4 and IPv6 (an IPv6-only node and an IPv4-only node are then bridged). Default: the hub's endpoints (hub init --endpoint) that are IP addresses, one per family", collectRelayAddresses)
-    .action(async (o: { dir: string; interface: string; pollMs: number; relay: boolean; relayAddress?: IpAddress[] }) => {
+    .option('--stun-port <port>', 'UDP port (and the next one) of the STUN responder that "wgp2p doctor" measures networks with, on the relay\'s addresses', portArg, 3478)
+    .option('--no-stun', 'no STUN responder: doctor then learns only what WireGuard and the hub see')
+    .action(async (o: { dir: string; interface: string; pollMs: number; relay: boolean; relayAddress?: IpAddress[]; stunPort: number; stun: boolean }) => {
       const log = createLogger('hub');
       keepRunning(log);
-      const h = new Hub({ dir: o.dir, ifname: o.interface, log, pollMs: o.pollMs, noBuiltinRelay: !o.relay, relayAddresses: o.relayAddress });
+      const h = new Hub({ dir: o.dir, ifname: o.interface, log, pollMs: o.pollMs, noBuiltinRelay: !o.relay, relayAddresses: o.relayAddress, stunPort: o.stun ? o.stunPort : null });
       await h.start();
       const stop = () => void h.stop().finally(() => process.exit(0));
       process.once('SIGINT', stop);
