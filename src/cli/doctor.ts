@@ -64,7 +64,9 @@ export function registerDoctor(program: Command): void {
         portMapping: o.portMapping,
         onProgress: o.json ? undefined : progressPrinter('doctor'),
       });
-      if (o.json) return console.log(JSON.stringify(report, null, 2));
-      printReport(report);
+      if (o.json) console.log(JSON.stringify(report, null, 2));
+      else printReport(report);
+      // The UPnP client can leave sockets and timers behind after an aborted search: doctor is done, so it ends here.
+      process.exit(0);
     });
 }

@@ -27,24 +27,29 @@ const TEST_LEASE_MS = 60_000;
 
 const abortAfter = (ms: number) => AbortSignal.timeout(ms);
 
+/** The library's calls take an abort signal; this bounds them even where one is not honoured. */
+function within<T>(ms: number, p: Promise<T>): Promise<T | null> {
+  return Promise.race([p.catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), ms).unref())]);
+}
+
 function gatewayMapper(protocol: 'upnp' | 'natpmp', find: () => Promise<Gateway | null>, lanAddress: IpAddress): PortMapper {
   let gw: Gateway | null | undefined;
-  const gateway = async () => (gw === undefined ? (gw = await find().catch(() => null)) : gw);
+  const gateway = async () => (gw === undefined ? (gw = await within(DISCOVERY_MS + 500, find())) : gw);
   return {
     protocol,
     async probe() {
       const g = await gateway();
       if (!g) return { answered: false, externalAddress: null, detail: protocol === 'upnp' ? 'no UPnP-IGD gateway answered the SSDP search' : 'no NAT-PMP answer from the gateway' };
-      const ext = await g.externalIp({ signal: abortAfter(DISCOVERY_MS) }).catch(() => null);
+      const ext = await within(DISCOVERY_MS + 500, g.externalIp({ signal: abortAfter(DISCOVERY_MS) }));
       if (ext === null) return { answered: false, externalAddress: null, detail: `${PROTOCOL_NAMES[protocol]} found at ${g.host} but gave no external address` };
       return { answered: true, externalAddress: ext, detail: `${PROTOCOL_NAMES[protocol]} at ${g.host}` };
     },
     async map(internalPort) {
       const g = await gateway();
       if (!g) return null;
-      const m = await g.map(internalPort, lanAddress.toString(), { protocol: 'udp', ttl: TEST_LEASE_MS, autoRefresh: false, description: 'wgp2p doctor test', signal: abortAfter(DISCOVERY_MS * 2) }).catch(() => null);
+      const m = await within(DISCOVERY_MS * 2 + 500, g.map(internalPort, lanAddress.toString(), { protocol: 'udp', ttl: TEST_LEASE_MS, autoRefresh: false, description: 'wgp2p doctor test', signal: abortAfter(DISCOVERY_MS * 2) }));
       if (!m) return null;
-      return { externalPort: m.externalPort, unmap: () => g.unmap(internalPort, { signal: abortAfter(DISCOVERY_MS) }).catch(() => undefined) };
+      return { externalPort: m.externalPort, unmap: async () => void (await within(DISCOVERY_MS + 500, g.unmap(internalPort, { signal: abortAfter(DISCOVERY_MS) }))) };
     },
   };
 }

@@ -25,12 +25,23 @@ export function punchWorks(x: Side, y: Side): boolean {
 }
 
 /** The kinds of peer users meet, as sides of a pair. */
-const PEERS: { peer: string; side: Side; words: string }[] = [
-  { peer: 'public hosts and full-cone NATs', side: { dependent: false, portFilter: false }, words: 'they let anyone in' },
-  { peer: 'home routers', side: { dependent: false, portFilter: true }, words: 'they keep one port per socket and filter by address and port' },
-  { peer: 'symmetric NATs (many mobile carriers)', side: { dependent: true, portFilter: true }, words: 'they map per destination' },
-  { peer: 'symmetric NATs whose router maps a port', side: { dependent: false, portFilter: false }, words: 'their mapped port lets anyone in' },
+const PEERS: { peer: string; side: Side }[] = [
+  { peer: 'public hosts and full-cone NATs', side: { dependent: false, portFilter: false } },
+  { peer: 'home routers', side: { dependent: false, portFilter: true } },
+  { peer: 'symmetric NATs (many mobile carriers)', side: { dependent: true, portFilter: true } },
+  { peer: 'symmetric NATs whose router maps a port', side: { dependent: false, portFilter: false } },
 ];
+
+/** Why a pair of this side with a peer gets its path, in a sentence. */
+function reason(me: Side, peer: Side, ok: boolean, mapped: PortMappingFact | undefined, anyAnswers: boolean): string {
+  if (ok && mapped && peer.dependent) return `this router's ${PROTOCOL_NAMES[mapped.protocol]} mapping lets their packets in from any port`;
+  if (ok && me.dependent) return 'this NAT maps per destination, but they let anyone in';
+  if (ok && peer.dependent) return 'their NAT maps per destination, but this side lets them in';
+  if (ok) return 'both NATs keep one port per socket, so each side can be told where to send';
+  if (me.dependent && peer.dependent) return 'both NATs map per destination: neither side can be told the port to send to; direct if a router maps a port (UPnP, NAT-PMP, PCP)';
+  if (me.dependent) return 'this NAT maps per destination and their routers filter by address and port; direct if this router maps a port (UPnP, NAT-PMP, PCP)';
+  return `their NAT maps per destination, and this router filters by address and port${anyAnswers ? '' : ' and offers no port mapping'}`;
+}
 
 export function forwardingMapping(pm: readonly PortMappingFact[]): PortMappingFact | undefined {
   return pm.find((m) => m.forwards === true);
@@ -51,12 +62,7 @@ export function outlook(v4: FamilyFacts, v6: FamilyFacts, pm: readonly PortMappi
   if (v4.udp && me) {
     for (const p of PEERS) {
       const ok = punchWorks(me, p.side);
-      let why: string;
-      if (ok && mapped && p.side.dependent !== me.dependent) why = `this router's ${PROTOCOL_NAMES[mapped.protocol]} mapping lets their packets in`;
-      else if (ok) why = me.dependent ? `this NAT maps per destination, and ${p.words}` : `both sides keep their port toward each other; ${p.words}`;
-      else if (me.dependent && p.side.dependent) why = 'both NATs map per destination: neither side can be told the port to send to';
-      else if (me.dependent) why = `this NAT maps per destination and ${p.words.replace('they', 'their routers')}; direct if this router maps a port (UPnP, NAT-PMP, PCP)`;
-      else why = `${p.words.replace('they', 'their NAT')}, and this router filters by address and port${pm.some((m) => m.answered) ? '' : ' and offers no port mapping'}`;
+      let why = reason(me, p.side, ok, mapped, pm.some((m) => m.answered));
       if (ok && v4.leaky && p.side.portFilter && !mapped) why += '; this router takes a port when the peer\'s packet arrives first, so this side has to send first';
       out.push({ peer: `${p.peer} (IPv4)`, path: ok ? 'direct' : 'relay', why });
     }

@@ -13,8 +13,11 @@ import { decode, encode, METHOD_BINDING, newTransactionId, type StunMessage } fr
 /** RFC 8489 suggests 500 ms; the hub answers in well under a millisecond, and doctor runs many probes. */
 const RETRANSMIT_MS = 250;
 const TRIES = 3;
-/** Pads requests that ask for an answer elsewhere: the hub answers those only with no more bytes than it got. */
-const REDIRECT_PADDING = 80;
+/**
+ * Every request is padded (RFC 5780 PADDING): the hub answers no request with more bytes than it
+ * got, and without room a plain request's answer leaves out OTHER-ADDRESS, which the mapping test needs.
+ */
+const PADDING = 80;
 
 export interface Received {
   message: StunMessage;
@@ -55,8 +58,7 @@ export class StunSocket {
   }
 
   static request(opts: { changePort?: boolean; responsePort?: number } = {}): StunMessage {
-    const redirected = opts.changePort === true || opts.responsePort !== undefined;
-    return { cls: 'request', method: METHOD_BINDING, transactionId: newTransactionId(randomBytes), ...opts, ...(redirected ? { padding: REDIRECT_PADDING } : {}) };
+    return { cls: 'request', method: METHOD_BINDING, transactionId: newTransactionId(randomBytes), ...opts, padding: PADDING };
   }
 
   send(to: Endpoint, m: StunMessage): void {
