@@ -87,20 +87,24 @@ export function defaultMappers(gateway4: IpAddress | null, lanAddress: IpAddress
   ];
 }
 
-/** Probes each mapper; for those that answer, makes a test mapping and checks that the hub's datagram comes through it. */
+/**
+ * Probes every mapper at once (each waits on its own timeout: 1.5 s for an SSDP search nothing
+ * answers); for those that answer, makes a test mapping and checks that the hub's datagram comes
+ * through it.
+ */
 export async function probePortMapping(mappers: PortMapper[], stun: Endpoint | null, step: (what: string) => void = () => undefined): Promise<PortMappingFact[]> {
-  const out: PortMappingFact[] = [];
-  for (const m of mappers) {
-    step(`asking the router for ${PROTOCOL_NAMES[m.protocol]}`);
-    const p = await m.probe();
-    const fact: PortMappingFact = { protocol: m.protocol, answered: p.answered, externalAddress: p.externalAddress, forwards: null, detail: p.detail };
-    if (p.answered && m.map && stun) {
-      step(`${PROTOCOL_NAMES[m.protocol]}: a test mapping, and a datagram from the hub through it`);
-      fact.forwards = await forwards(m, stun, fact);
-    }
-    out.push(fact);
-  }
-  return out;
+  step(`asking the router for ${mappers.map((m) => PROTOCOL_NAMES[m.protocol]).join(', ')}`);
+  return Promise.all(
+    mappers.map(async (m) => {
+      const p = await m.probe();
+      const fact: PortMappingFact = { protocol: m.protocol, answered: p.answered, externalAddress: p.externalAddress, forwards: null, detail: p.detail };
+      if (p.answered && m.map && stun) {
+        step(`${PROTOCOL_NAMES[m.protocol]}: a test mapping, and a datagram from the hub through it`);
+        fact.forwards = await forwards(m, stun, fact);
+      }
+      return fact;
+    }),
+  );
 }
 
 async function forwards(m: PortMapper, stun: Endpoint, fact: PortMappingFact): Promise<boolean | null> {
