@@ -1,6 +1,8 @@
 import { getDevice } from '../../core/wireguard/uapi.js';
 import { hubViewSchema, type HubView } from '../../core/doctor/report.js';
 import type { AgentConfig } from '../../core/protocol.js';
+import { IpAddress } from '../../core/net/address.js';
+import { Cidr } from '../../core/net/cidr.js';
 import { Endpoint } from '../../core/net/endpoint.js';
 import { z } from 'zod';
 
@@ -35,7 +37,8 @@ export interface WireGuardSelf {
 export async function wireguardSelf(ifname: string, hubTunnelAddress: string): Promise<WireGuardSelf | { error: string }> {
   try {
     const d = await getDevice(ifname);
-    const hub = d.peers.find((p) => p.allowedIps.some((a) => a.split('/')[0] === hubTunnelAddress)) ?? d.peers.find((p) => p.allowedIps.some((a) => a.startsWith(`${hubTunnelAddress}/`)));
+    const hubIp = IpAddress.tryParse(hubTunnelAddress);
+    const hub = hubIp && d.peers.find((p) => p.allowedIps.some((a) => Cidr.tryParse(a)?.contains(hubIp)));
     return { listenPort: d.listenPort || null, hubHandshakeAgeMs: hub && hub.lastHandshakeMs > 0 ? Date.now() - hub.lastHandshakeMs : null };
   } catch (err) {
     return { error: `cannot read WireGuard interface ${ifname}: ${(err as Error).message}` };

@@ -37,24 +37,28 @@ export function parseAnnounceResponse(b: Buffer): PcpAnswer {
 
 export async function pcpAnnounce(gateway: IpAddress, client: IpAddress, timeoutMs = 1000): Promise<PcpAnswer> {
   const s = createSocket('udp4');
+  const timers: NodeJS.Timeout[] = [];
+  const req = announceRequest(client);
+  const send = () => {
+    try {
+      s.send(req, PCP_PORT, gateway.toString(), () => undefined);
+    } catch {
+      // closed meanwhile: the answer is in
+    }
+  };
   try {
     return await new Promise<PcpAnswer>((resolve) => {
-      const t = setTimeout(() => resolve({ ok: false, reason: 'no answer' }), timeoutMs);
-      s.on('error', (err) => {
-        clearTimeout(t);
-        resolve({ ok: false, reason: err.message });
-      });
+      timers.push(setTimeout(() => resolve({ ok: false, reason: 'no answer' }), timeoutMs));
+      s.on('error', (err) => resolve({ ok: false, reason: err.message }));
       s.on('message', (msg, rinfo) => {
-        if (rinfo.address !== gateway.toString() || rinfo.port !== PCP_PORT) return;
-        clearTimeout(t);
-        resolve(parseAnnounceResponse(msg));
+        if (rinfo.address === gateway.toString() && rinfo.port === PCP_PORT) resolve(parseAnnounceResponse(msg));
       });
-      const req = announceRequest(client);
       // RFC 6887 section 8.1.1 retransmits from 3 s; doctor waits a second in all and sends twice.
-      s.send(req, PCP_PORT, gateway.toString());
-      setTimeout(() => s.send(req, PCP_PORT, gateway.toString(), () => undefined), timeoutMs / 2).unref();
+      send();
+      timers.push(setTimeout(send, timeoutMs / 2));
     });
   } finally {
+    timers.forEach(clearTimeout);
     s.close();
   }
 }

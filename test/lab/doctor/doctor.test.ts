@@ -80,10 +80,18 @@ test('doctor behind every truth-table profile gives the verdict the truth table 
     const r = doctorReportSchema.parse(JSON.parse(out.stdout));
     t.diagnostic(JSON.stringify({ wireguard: r.wireguard, pairs: r.pairs }));
     assert.equal(r.node, 'sy');
-    assert.equal(r.wireguard?.listenPort !== null, true, 'WireGuard port read');
-    assert.ok(r.wireguard?.hubSeen, 'the hub sees its WireGuard port');
+    assert.equal(typeof r.wireguard?.listenPort, 'number', 'WireGuard port read');
+    assert.equal(typeof r.wireguard?.hubHandshakeAgeMs, 'number', 'a handshake with the hub peer');
+    // The hub and the relay, two observers of WireGuard's own port, see two ports: a NAT that maps per destination.
+    assert.ok(r.wireguard?.hubSeen && r.wireguard.relaySeen, `both observers saw it: ${r.wireguard?.hubSeen} / ${r.wireguard?.relaySeen}`);
+    assert.equal(r.wireguard.mapping, 'dependent');
     const pair = r.pairs.find((p) => p.pair.includes('sy') && p.pair.includes('re'));
     assert.ok(pair, 'the relayed pair is explained');
     assert.match(pair.explanation, /relayed: sy's NAT maps per destination/);
+    assert.match(pair.explanation, /re's router filters by address and port/);
+    // On the hub, the same pair from the hub's knowledge alone.
+    const onHub = JSON.parse((await s.cli(undefined, ['doctor', '--dir', s.dir, '--json'])).stdout) as { pairs: { pair: string; explanation: string }[] };
+    t.diagnostic(JSON.stringify(onHub));
+    assert.match(onHub.pairs.find((p) => p.pair === pair.pair)?.explanation ?? '', /relayed: sy's NAT maps per destination .*re's router filters by address and port/);
   });
 });
