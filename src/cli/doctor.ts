@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { adminGet } from '../core/admin-socket.js';
 import { explainPair } from '../core/doctor/explain-pair.js';
-import { PROTOCOL_NAMES, type DoctorReport } from '../core/doctor/report.js';
+import { hubDoctorReportSchema, PROTOCOL_NAMES, type DoctorReport } from '../core/doctor/report.js';
 import { hubStatusSchema } from '../core/status.js';
 import { agentInterface, loadAgentConfig } from './node-config.js';
 import { portArg } from './validate.js';
@@ -46,10 +46,13 @@ export function registerDoctor(program: Command): void {
       if (o.dir) {
         const s = hubStatusSchema.parse(await adminGet<unknown>(join(o.dir, 'hub.sock'), '/v1/status'));
         const byName = new Map(s.nodes.map((n) => [n.name, n]));
-        const pairs = s.pairs.filter((p) => p.mode !== 'direct').map((p) => ({ pair: `${p.a} <-> ${p.b}`, path: p.mode, explanation: explainPair(p, { name: p.a, nat: byName.get(p.a)?.nat }, { name: p.b, nat: byName.get(p.b)?.nat }) }));
-        if (o.json) return console.log(JSON.stringify({ pairs }, null, 2));
-        if (!pairs.length) console.log(`every pair is direct (${s.pairs.length} pairs)`);
-        for (const p of pairs) console.log(printable(p.explanation));
+        const report = hubDoctorReportSchema.parse({
+          total: s.pairs.length,
+          pairs: s.pairs.filter((p) => p.mode !== 'direct').map((p) => ({ pair: `${p.a} <-> ${p.b}`, path: p.mode, explanation: explainPair(p, { name: p.a, nat: byName.get(p.a)?.nat }, { name: p.b, nat: byName.get(p.b)?.nat }) })),
+        });
+        if (o.json) return console.log(JSON.stringify(report, null, 2));
+        if (!report.pairs.length) console.log(`every pair is direct (${report.total} pairs)`);
+        for (const p of report.pairs) console.log(printable(p.explanation));
         return;
       }
       const { runDoctor } = await import('../agent/doctor/gather.js');

@@ -106,3 +106,7 @@ export const doctorReportSchema = z.object({
   tookMs: z.number(),
 });
 export type DoctorReport = z.infer<typeof doctorReportSchema>;
+
+/** `wgp2p doctor --dir` on the hub: every pair that is not direct, explained from the hub's knowledge. */
+export const hubDoctorReportSchema = z.object({ pairs: z.array(pairExplanationSchema), total: z.number() });
+export type HubDoctorReport = z.infer<typeof hubDoctorReportSchema>;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { doctorReportSchema, type DoctorReport, type FamilyFacts } from '../../../src/core/doctor/report.js';
+import { doctorReportSchema, hubDoctorReportSchema, type DoctorReport, type FamilyFacts } from '../../../src/core/doctor/report.js';
 import { Scenario } from '../../../src/lab/scenario.js';
 import { EXPECTED, PROBE_SERVERS, PROBE_SERVERS6, VERIFY_ROWS, verifyTopology, type Behaviour } from '../../../src/lab/truth-table.js';
 import { uniqueLabName, withLab } from '../helpers.js';
@@ -90,7 +90,7 @@ test('doctor behind every truth-table profile gives the verdict the truth table 
     assert.match(pair.explanation, /relayed: sy's NAT maps per destination/);
     assert.match(pair.explanation, /re's router filters by address and port/);
     // On the hub, the same pair from the hub's knowledge alone.
-    const onHub = JSON.parse((await s.cli(undefined, ['doctor', '--dir', s.dir, '--json'])).stdout) as { pairs: { pair: string; explanation: string }[] };
+    const onHub = hubDoctorReportSchema.parse(JSON.parse((await s.cli(undefined, ['doctor', '--dir', s.dir, '--json'])).stdout));
     t.diagnostic(JSON.stringify(onHub));
     assert.match(onHub.pairs.find((p) => p.pair === pair.pair)?.explanation ?? '', /relayed: sy's NAT maps per destination .*re's router filters by address and port/);
   });
