@@ -125,7 +125,10 @@ export class StunResponder {
   private onMessage(b: Bound, on: Socket, msg: Buffer, rinfo: RemoteInfo): void {
     // Anything else arriving on these ports (scans, stray traffic) is not worth a log line.
     if (!looksLikeStun(msg)) return void this.counters.malformed++;
-    const source = Endpoint.of(IpAddress.parse(rinfo.address).unmapped(), rinfo.port);
+    // A link-local source carries a zone (fe80::1%eth0): no hub answers those, and parse would throw in a socket handler.
+    const ip = IpAddress.tryParse(rinfo.address)?.unmapped();
+    if (!ip || rinfo.port === 0) return void this.counters.malformed++;
+    const source = Endpoint.of(ip, rinfo.port);
     if (!this.allowed(source.address.toString())) return this.drop('limited', source.address.toString());
     const d = decode(msg);
     if (!d.ok) return this.drop('malformed', d.reason);

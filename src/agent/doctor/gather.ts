@@ -15,6 +15,9 @@ import { localAddressToward } from './route.js';
  * the hub's STUN port; on an agent it adds what WireGuard and the hub know of this node.
  */
 
+/** WireGuard re-handshakes every 2 minutes while packets flow; an older handshake says nothing about now. */
+const WIREGUARD_ALIVE_MS = 180_000;
+
 export interface DoctorOptions {
   stun: { 4: Endpoint | null; 6: Endpoint | null };
   agent?: { config: AgentConfig; ifname: string };
@@ -77,8 +80,14 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
   if (hub?.node.nat) lines.push(`The hub's knowledge of this NAT: mapping ${hub.node.nat.mapping} (${hub.node.nat.mappingWhy}); filtering ${hub.node.nat.filtering} (${hub.node.nat.filteringWhy})`);
   lines.push(...notes);
   const pairs = hub ? explainPairs(hub, ipv4, portMapping) : [];
+  let peers = outlook(ipv4, ipv6, portMapping);
+  // WireGuard gets through where STUN does not: the hub runs --no-stun, or a firewall in front of it passes only WireGuard's port.
+  if (!ipv4.udp && !ipv6.udp && wireguard?.hubHandshakeAgeMs !== null && wireguard?.hubHandshakeAgeMs !== undefined && wireguard.hubHandshakeAgeMs < WIREGUARD_ALIVE_MS) {
+    lines.push(`WireGuard reaches the hub, but the hub's STUN port (${o.stun[4] ?? o.stun[6]}) does not answer: the hub runs with --no-stun, or a firewall in front of it passes only WireGuard; doctor could measure nothing else`);
+    peers = [{ peer: 'every peer', path: 'unknown', why: 'nothing about this NAT could be measured without the hub\'s STUN port' }];
+  }
   phase('done');
-  return doctorReportSchema.parse({ node: o.agent?.config.name ?? null, ipv4, ipv6, portMapping, wireguard, hub, summary: lines, outlook: outlook(ipv4, ipv6, portMapping), pairs, tookMs: Date.now() - start });
+  return doctorReportSchema.parse({ node: o.agent?.config.name ?? null, ipv4, ipv6, portMapping, wireguard, hub, summary: lines, outlook: peers, pairs, tookMs: Date.now() - start });
 }
 
 function wireguardLines(w: NonNullable<DoctorReport['wireguard']>): string[] {

@@ -21,7 +21,8 @@ function localAddresses(family: Family): IpAddress[] {
   for (const list of Object.values(networkInterfaces())) {
     for (const a of list ?? []) {
       const ip = IpAddress.tryParse(a.address.split('%')[0]);
-      if (ip && ip.family === family && !a.internal) out.push(ip);
+      // A link-local address reaches no hub: an IPv6 network that gives only fe80:: is no IPv6 at all.
+      if (ip && ip.family === family && !a.internal && ip.scope() !== 'link-local') out.push(ip);
     }
   }
   return out;

@@ -83,7 +83,8 @@ export const wireguardFactsSchema = z.object({
 export const peerOutlookSchema = z.object({
   /** A kind of peer, in words ("home routers", "symmetric NATs"). */
   peer: z.string(),
-  path: z.enum(['direct', 'relay', 'not connected']),
+  /** unknown: nothing could be measured (the hub's STUN port does not answer, but WireGuard reaches the hub). */
+  path: z.enum(['direct', 'relay', 'not connected', 'unknown']),
   why: z.string(),
 });
 export type PeerOutlook = z.infer<typeof peerOutlookSchema>;

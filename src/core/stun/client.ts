@@ -31,9 +31,10 @@ export class StunSocket {
   private constructor(private readonly socket: Socket, readonly family: Family) {
     socket.on('message', (buf: Buffer, rinfo: RemoteInfo) => {
       const d = decode(buf);
-      if (!d.ok) return;
+      const ip = IpAddress.tryParse(rinfo.address)?.unmapped();
+      if (!d.ok || !ip || rinfo.port === 0) return;
       const key = d.message.transactionId.toString('hex');
-      const r = { message: d.message, from: Endpoint.of(IpAddress.parse(rinfo.address).unmapped(), rinfo.port) };
+      const r = { message: d.message, from: Endpoint.of(ip, rinfo.port) };
       const w = this.waiting.get(key);
       if (w) w(r);
       else if (this.early.size < 16) this.early.set(key, r);
