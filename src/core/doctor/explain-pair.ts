@@ -39,3 +39,18 @@ export function explainPair(p: PairStatusJson, a: PairSide, b: PairSide): string
   if (clauses.length && p.reason) text += ` (hub: ${p.reason})`;
   return text;
 }
+
+/**
+ * A plain client whose direct path to an agent does not work, in words: the agent's reason (it
+ * watched the attempt: "direct impossible from this network (its NAT changed the port …)") and
+ * what the hub knows of the agent's router. A client cannot be relayed: it has its proxied config.
+ */
+export function explainClientPath(client: string, agent: PairSide, path: { path: string; reason: string | null }): string {
+  const head = `${client} <-> ${agent.name} ${path.path === 'impossible' ? 'not direct' : path.path}`;
+  const parts = [path.reason ?? 'no reason reported'];
+  if (agent.nat?.filtering === 'dependent') parts.push(`${agent.name}'s router filters by address and port (${agent.nat.filteringWhy})`);
+  let text = `${head}: ${parts.join(', and ')}`;
+  if (agent.portMapping === null) text += `; ${agent.name}'s router offers no port mapping (UPnP, NAT-PMP, PCP), which would let ${client} in directly`;
+  else if (agent.portMapping) text += `; ${agent.name}'s router answers ${PROTOCOL_NAMES[agent.portMapping]}`;
+  return text;
+}

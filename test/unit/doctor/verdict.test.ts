@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { explainPair } from '../../../src/core/doctor/explain-pair.js';
+import { explainClientPath, explainPair } from '../../../src/core/doctor/explain-pair.js';
 import type { FamilyFacts, PortMappingFact } from '../../../src/core/doctor/report.js';
 import { outlook, punchWorks, summary } from '../../../src/core/doctor/verdict.js';
 import type { PairStatusJson } from '../../../src/core/status.js';
@@ -108,4 +108,17 @@ test('a relayed pair is explained from both NATs, naming the one without port ma
   assert.equal(explainPair(pair({ mode: 'direct', candidate: 'public4' }), { name: 'phone' }, { name: 'device' }), 'phone <-> device direct (public4)');
   // Nothing known of the NATs: the hub's own reason.
   assert.equal(explainPair(pair(), { name: 'phone' }, { name: 'device' }), 'phone <-> device relayed: direct failed: phone heard nothing from device on the direct path');
+});
+
+test('a plain client that cannot go direct: the agent\'s reason, its router\'s filter, and the port mapping it lacks', () => {
+  const text = explainClientPath(
+    'phone',
+    { name: 'device', nat: { mapping: 'independent', mappingWhy: 'NAT kept port 51820', filtering: 'dependent', filteringWhy: 'a symmetric peer could not reach it directly', lan: [] }, portMapping: null },
+    { path: 'impossible', reason: 'direct impossible from this network (its NAT changed the port (41003 -> 1834), so it maps per destination (symmetric)); use phone.proxied.conf' },
+  );
+  assert.equal(
+    text,
+    "phone <-> device not direct: direct impossible from this network (its NAT changed the port (41003 -> 1834), so it maps per destination (symmetric)); use phone.proxied.conf, and device's router filters by address and port (a symmetric peer could not reach it directly); device's router offers no port mapping (UPnP, NAT-PMP, PCP), which would let phone in directly",
+  );
+  assert.match(explainClientPath('phone', { name: 'device', portMapping: 'upnp' }, { path: 'impossible', reason: null }), /no reason reported; device's router answers UPnP-IGD/);
 });
