@@ -93,5 +93,17 @@ test('doctor behind every truth-table profile gives the verdict the truth table 
     const onHub = hubDoctorReportSchema.parse(JSON.parse((await s.cli(undefined, ['doctor', '--dir', s.dir, '--json'])).stdout));
     t.diagnostic(JSON.stringify(onHub));
     assert.match(onHub.pairs.find((p) => p.pair === pair.pair)?.explanation ?? '', /relayed: sy's NAT maps per destination .*re's router filters by address and port/);
+
+    // The issue's own example: a phone behind a carrier-like symmetric NAT, a device behind a home router.
+    await s.addNode('ph', 'client', 'symmetric-a');
+    await s.startClient('ph');
+    let phone: string | undefined;
+    await s.waitFor(async () => {
+      const h = hubDoctorReportSchema.parse(JSON.parse((await s.cli(undefined, ['doctor', '--dir', s.dir, '--json'])).stdout));
+      phone = h.pairs.find((p) => p.pair === 'ph <-> re')?.explanation;
+      return phone !== undefined;
+    }, 20_000, 're to report its path to the phone as impossible');
+    t.diagnostic(phone!);
+    assert.match(phone!, /^ph <-> re not direct: direct impossible from this network \(its NAT changed the port/);
   });
 });
