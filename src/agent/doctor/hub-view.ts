@@ -1,6 +1,6 @@
 import { getDevice } from '../../core/wireguard/uapi.js';
 import { hubViewSchema, type HubView } from '../../core/doctor/report.js';
-import type { AgentConfig } from '../../core/protocol.js';
+import { decode, type AgentConfig } from '../../core/protocol.js';
 import { IpAddress } from '../../core/net/address.js';
 import { Cidr } from '../../core/net/cidr.js';
 import { Endpoint } from '../../core/net/endpoint.js';
@@ -20,9 +20,8 @@ export async function fetchHubView(cfg: AgentConfig, timeoutMs = 3000): Promise<
     const text = await res.text();
     if (text.length > MAX_BODY) return { error: 'the hub\'s answer is too large' };
     if (!res.ok) return { error: `the hub answered ${res.status}${res.status === 404 ? ' (a hub without doctor support, or one that has not seen this node yet)' : ''}: ${text.slice(0, 200)}` };
-    const r = hubViewSchema.safeParse(JSON.parse(text));
-    if (!r.success) return { error: `the hub's answer is not valid (${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')})` };
-    return { view: r.data };
+    // decode() refuses deep nesting before parsing and names the field that is wrong.
+    return { view: decode(hubViewSchema, text, "the hub's answer to GET /v1/doctor") };
   } catch (err) {
     return { error: `cannot reach the hub's API at ${cfg.hubUrl} through the tunnel: ${(err as Error).message}` };
   }
