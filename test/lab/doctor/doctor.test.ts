@@ -105,5 +105,6 @@ test('doctor behind every truth-table profile gives the verdict the truth table 
     }, 20_000, 're to report its path to the phone as impossible');
     t.diagnostic(phone!);
     assert.match(phone!, /^ph <-> re not direct: direct impossible from this network \(its NAT changed the port/);
+    assert.match(phone!, /re's router filters by address and port/, 'what the hub learned of re from the relayed agent pair');
   });
 });
