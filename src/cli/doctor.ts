@@ -37,7 +37,7 @@ export function registerDoctor(program: Command): void {
     .description('what this network allows (UDP, NAT mapping and filtering, hairpin, leaky routers, port mapping, IPv6) and what that means for each kind of peer')
     .option('--config <file>', 'on an agent: NAME.agent.json (adds what WireGuard and the hub know of this node)')
     .option('--interface <if>', 'agent interface (default: NAME)')
-    .option('--hub <address>', "the hub's address or DNS name (default on an agent: its hub endpoints); give it twice for IPv4 and IPv6", collect)
+    .option('--hub <address>', "the hub's address or DNS name, optionally with the STUN port (default on an agent: its hub endpoints); give it twice for IPv4 and IPv6", collect)
     .option('--stun-port <port>', "the hub's STUN port (hub run --stun-port)", portArg, 3478)
     .option('--dir <dir>', 'on the hub: explain every pair that is not direct, from what the hub knows')
     .option('--no-port-mapping', 'do not ask the router for a test port mapping')

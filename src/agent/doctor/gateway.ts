@@ -11,9 +11,9 @@ export function parseDefaultGateway(procNetRoute: string): IpAddress | null {
     // Iface Destination Gateway Flags ...; RTF_GATEWAY is 0x2.
     if (f.length < 4 || f[1] !== '00000000' || !/^[0-9A-Fa-f]{8}$/.test(f[2])) continue;
     if ((parseInt(f[3], 16) & 0x2) === 0) continue;
-    const v = parseInt(f[2], 16);
-    const value = BigInt(((v & 0xff) << 24) >>> 0) | BigInt((v >>> 8) & 0xff) << 16n | BigInt((v >>> 16) & 0xff) << 8n | BigInt((v >>> 24) & 0xff);
-    return IpAddress.fromValue(4, value);
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(parseInt(f[2], 16));
+    return IpAddress.fromValue(4, BigInt(b.readUInt32BE(0)));
   }
   return null;
 }

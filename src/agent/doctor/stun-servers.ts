@@ -13,7 +13,8 @@ export async function stunServers(hubs: readonly string[], stunPort: number): Pr
     const bare = IpAddress.tryParse(text);
     const hp = bare ? undefined : HostPort.parse(/:\d+$/.test(text) ? text : `${text}:${stunPort}`);
     const addresses = bare ? [bare] : hp!.address ? [hp!.address] : (await lookup(hp!.host, { all: true }).catch(() => [])).map((a) => IpAddress.parse(a.address));
-    for (const a of addresses) out[a.family] ??= Endpoint.of(a, stunPort);
+    // A port given with the address is the STUN port (the default is only for a bare address or name).
+    for (const a of addresses) out[a.family] ??= Endpoint.of(a, hp?.port ?? stunPort);
   }
   return out;
 }

@@ -84,3 +84,12 @@ test('what an agent is told: itself, its pairs, and of its peers no endpoint and
   assert.equal('paths' in v.peers[0], false);
   assert.equal(doctorView(status, 'nobody', null), undefined);
 });
+
+test('the hub\'s STUN endpoints: bare addresses get the STUN port, a given port is kept, one per family', async () => {
+  const { stunServers } = await import('../../../src/agent/doctor/stun-servers.js');
+  const s = await stunServers(['192.0.3.2', '[2001:db8::2]', '192.0.3.9'], 3478);
+  assert.equal(s[4]?.toString(), '192.0.3.2:3478', 'the first of a family wins');
+  assert.equal(s[6]?.toString(), '[2001:db8::2]:3478');
+  assert.equal((await stunServers(['2001:db8::2'], 3478))[6]?.toString(), '[2001:db8::2]:3478', 'a bare IPv6 address');
+  assert.equal((await stunServers(['192.0.3.2:4000'], 3478))[4]?.toString(), '192.0.3.2:4000');
+});
