@@ -21,7 +21,15 @@ export interface PortMapper {
   map?(internalPort: number): Promise<{ externalPort: number; unmap(): Promise<void> } | null>;
 }
 
-const DISCOVERY_MS = 1500;
+/**
+ * How long a gateway has to answer. A LAN router answers SSDP and NAT-PMP within milliseconds,
+ * but the UPnP client also fetches the device's description over HTTP, and under load (the lab at
+ * load average 15) 1.5 s missed a miniupnpd that was there. Doctor waits for all protocols at once,
+ * so this is about what a run behind a router without any of them costs.
+ */
+const DISCOVERY_MS = 3000;
+/** SSDP is multicast UDP: a lost M-SEARCH is sent again. */
+const SSDP_REPEAT_MS = 1000;
 /** A test mapping lives a minute at most if our unmap is lost. */
 const TEST_LEASE_MS = 60_000;
 
@@ -35,6 +43,7 @@ function within<T>(ms: number, p: Promise<T>): Promise<T | null> {
 function gatewayMapper(protocol: 'upnp' | 'natpmp', find: () => Promise<Gateway | null>, lanAddress: IpAddress): PortMapper {
   let gw: Gateway | null | undefined;
   const gateway = async () => (gw === undefined ? (gw = await within(DISCOVERY_MS + 500, find())) : gw);
+  // externalIp and map come after discovery, on a router that has answered: they get the same bound again.
   return {
     protocol,
     async probe() {
@@ -62,7 +71,7 @@ export function defaultMappers(gateway4: IpAddress | null, lanAddress: IpAddress
       'upnp',
       async () => {
         const client = upnpNat({ autoRefresh: false });
-        for await (const g of client.findGateways({ signal: abortAfter(DISCOVERY_MS) })) if (g.family === 'IPv4') return g;
+        for await (const g of client.findGateways({ signal: abortAfter(DISCOVERY_MS), searchInterval: SSDP_REPEAT_MS })) if (g.family === 'IPv4') return g;
         return null;
       },
       lanAddress,
