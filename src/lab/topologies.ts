@@ -1,7 +1,9 @@
 import type { TopologyInput } from './topology.js';
 
 /** Two hosts "a" and "b", each behind its own router (of `profile`, and `profileB` for b), and a public host "relay". */
-export function natPair(name: string, profile: 'restricted' | 'symmetric', profileB = profile): TopologyInput {
+export type PairProfile = 'restricted' | 'restricted-leaky' | 'symmetric';
+
+export function natPair(name: string, profile: PairProfile, profileB: PairProfile = profile): TopologyInput {
   return {
     name,
     routers: [
@@ -31,7 +33,7 @@ export function hubAndDevice(name: string, extraRouters: string[] = []): Topolog
 export interface HostBehind {
   host: string;
   router: string;
-  profile?: 'open' | 'firewall' | 'cone' | 'restricted' | 'symmetric' | 'udp-blocked' | 'cgnat';
+  profile?: 'open' | 'firewall' | 'cone' | 'restricted' | 'restricted-leaky' | 'symmetric' | 'udp-blocked' | 'cgnat';
 }
 
 /**

@@ -54,6 +54,12 @@ export interface PairDeps {
   releaseRelay(grant: RelayGrant): void;
   log: Logger;
   clock?: Clock;
+  /**
+   * Whether what the hub learns about a node's NAT right after it connects (hub/wan-probe.ts) is
+   * still under way: its pairs' first attempt waits for it, since the order of the punch depends
+   * on it, and the owner calls `natSettled` when it is done.
+   */
+  natPending?(key: string): boolean;
 }
 
 export interface PairTimings {
@@ -244,6 +250,11 @@ export class PairPaths {
     }
   }
 
+  /** What the hub learns about a node's NAT at connect is in (or gave up): pairs that waited for it start. */
+  natSettled(key: string): void {
+    for (const p of this.byNode.get(key) ?? []) if (p.path.via === 'waiting' && !p.attempt && this.bothOnline(p)) this.adopt(p);
+  }
+
   /** A node chose or left proxied mode, or anything else that changes every pair of it. */
   reevaluate(key: string, why: string): void {
     for (const p of this.byNode.get(key) ?? []) this.evaluate(p, why);
@@ -265,7 +276,7 @@ export class PairPaths {
     this.deps.log.debug({ pair: [this.name(p.a), this.name(p.b)], from: this.name(key), event: ev.event, seq: ev.seq, attemptSeq: at?.seq ?? null, endpoint: ev.event === 'heard' ? ev.endpoint.toString() : null }, 'path event');
     switch (ev.event) {
       case 'ready':
-        return this.input(p, { type: 'ready', side, seq: ev.seq });
+        return this.input(p, { type: 'ready', side, seq: ev.seq, opened: ev.opened });
       case 'unheard':
         return this.input(p, { type: 'unheard', side, seq: ev.seq });
       case 'heard':
@@ -406,6 +417,8 @@ export class PairPaths {
     p.retryAt = null;
     if (!this.bothOnline(p)) return;
     p.readyAt ??= this.now();
+    // Only a pair's first attempt waits (natSettled starts it); later ones use what is known.
+    if (p.path.via === 'waiting' && (this.deps.natPending?.(p.a) || this.deps.natPending?.(p.b))) return;
     const a = this.deps.node(p.a);
     const b = this.deps.node(p.b);
     if (!a || !b) return;
@@ -471,7 +484,7 @@ export class PairPaths {
           p.timers.disarm(`attempt:${o.timer}`);
           break;
         case 'succeeded':
-          this.succeeded(p, o.candidate, o.heard, o.afterMs);
+          this.succeeded(p, o.candidate, o.heard, o.afterMs, o.opened);
           break;
         case 'exhausted':
           this.failed(p, o.why, o.tried);
@@ -480,11 +493,13 @@ export class PairPaths {
     }
   }
 
-  private succeeded(p: Pair, c: Candidate, heard: Sides<Endpoint>, afterMs: number): void {
+  private succeeded(p: Pair, c: Candidate, heard: Sides<Endpoint>, afterMs: number, opened: Sides<boolean>): void {
     if (c.kind.crossesNat) {
       // Each side saw the other at some address: that is a second observer of its NAT's mapping.
-      this.deps.nat.observedBy(p.a, heard.b, { kind: 'peer', name: this.name(p.b) });
-      this.deps.nat.observedBy(p.b, heard.a, { kind: 'peer', name: this.name(p.a) });
+      // A side that did not open its NAT first may have had the peer's packet arrive at its
+      // router before its own left: a leaky router then gave it another port (nat-knowledge.ts).
+      this.deps.nat.observedBy(p.a, heard.b, { kind: 'peer', name: this.name(p.b), peerFirst: !opened.a });
+      this.deps.nat.observedBy(p.b, heard.a, { kind: 'peer', name: this.name(p.a), peerFirst: !opened.b });
       this.deps.nat.attemptEnded(p.a, p.b, true);
     }
     p.allocating = null;
