@@ -5,7 +5,10 @@
  * the host's packets out.
  *
  * Scenarios (each in a fresh lab, the hub on the public host):
- *  - leaky2: two agents, both behind restricted-leaky routers;
+ *  - leaky2: two agents, both behind restricted-leaky routers on the lab's one internet link (no
+ *    router between the two NATs, so no TTL can stop between them: expected relayed);
+ *  - leaky2isp: the same, each router behind an ISP router (`ispPair`), as on the internet;
+ *  - home: two agents behind home routers (`restricted`), the baseline of the same run;
  *  - leakyRestricted: a behind restricted-leaky, b (started second) behind a home router;
  *  - restrictedLeaky: the same, the leaky side started second;
  *  - client: the seed-000 scenario, the device (agent) behind restricted-leaky and a plain client
@@ -18,18 +21,18 @@
  * from the client's wg-quick up to the first ping reply from the device, which its P2P config can
  * only get directly. A run that never gets there within the timeout is counted, not averaged.
  *
- *   node dist/bench/leaky.js [--runs 5] [--only leaky2,leakyRestricted,restrictedLeaky,client,clientLeaky] [--timeout 20000]
+ *   node dist/bench/leaky.js [--runs 5] [--only home,leaky2,leaky2isp,leakyRestricted,restrictedLeaky,client,clientLeaky] [--timeout 20000]
  */
 import { Lab, teardownOnExit } from '../src/lab/lab.js';
 import { Scenario } from '../src/lab/scenario.js';
-import { behindRouters, natPair, type PairProfile } from '../src/lab/topologies.js';
+import { behindRouters, ispPair, natPair, type PairProfile } from '../src/lab/topologies.js';
 import { parseTopology } from '../src/lab/topology.js';
 import { argNumber, argString, progress, summary } from './stats.js';
 
 teardownOnExit();
 const runs = argNumber('runs', 5);
 const timeoutMs = argNumber('timeout', 20_000);
-const SCENARIOS = ['leaky2', 'leakyRestricted', 'restrictedLeaky', 'client', 'clientLeaky'] as const;
+const SCENARIOS = ['home', 'leaky2', 'leaky2isp', 'leakyRestricted', 'restrictedLeaky', 'client', 'clientLeaky'] as const;
 type Name = (typeof SCENARIOS)[number];
 const only = argString('only', SCENARIOS.join(',')).split(',');
 for (const o of only) if (!(SCENARIOS as readonly string[]).includes(o)) throw new Error(`--only: unknown scenario "${o}" (scenarios: ${SCENARIOS.join(', ')})`);
@@ -58,8 +61,8 @@ async function pingOnce(lab: Lab, host: string, target: string, t0: number): Pro
 /** One letter per profile in lab names, which have 12 characters and start with this work's tag. */
 const code = (p: PairProfile) => (p === 'restricted-leaky' ? 'l' : p[0]);
 
-async function agents(i: number, pa: PairProfile, pb: PairProfile): Promise<Run> {
-  const lab = await Lab.up(parseTopology(natPair(`leaky${code(pa)}${code(pb)}${process.pid % 100}${i % 10}`, pa, pb)));
+async function agents(i: number, pa: PairProfile, pb: PairProfile, isp = false): Promise<Run> {
+  const lab = await Lab.up(parseTopology((isp ? ispPair : natPair)(`leaky${isp ? 'i' : ''}${code(pa)}${code(pb)}${process.pid % 100}${i % 10}`, pa, pb)));
   try {
     const s = new Scenario(lab, 'relay');
     await s.initHub();
@@ -108,7 +111,9 @@ async function client(i: number, deviceProfile: PairProfile, clientProfile: Pair
 }
 
 const RUN: Record<Name, (i: number) => Promise<Run>> = {
+  home: (i) => agents(i, 'restricted', 'restricted'),
   leaky2: (i) => agents(i, 'restricted-leaky', 'restricted-leaky'),
+  leaky2isp: (i) => agents(i, 'restricted-leaky', 'restricted-leaky', true),
   leakyRestricted: (i) => agents(i, 'restricted-leaky', 'restricted'),
   restrictedLeaky: (i) => agents(i, 'restricted', 'restricted-leaky'),
   client: (i) => client(i, 'restricted-leaky', 'restricted'),
