@@ -154,7 +154,7 @@ export class MeshPeer {
     const kind = kindOf(cmd.candidate.kind);
     const ttl = kind.crossesNat ? (this.deps.punchTtl ?? NO_PUNCH_TTL) : NO_PUNCH_TTL;
     await ttl.settled();
-    const opened = role === 'responder' || ttl.ttl !== null;
+    const opened = role === 'responder' || ttl.ttl !== null || cmd.openFirst === true;
     if (opened) await openNat(this.deps.device, cmd.candidate.endpoint, ttl);
     this.attempt = readyAttempt({
       role,

@@ -109,6 +109,12 @@ export const pathCommandSchema = z.discriminatedUnion('step', [
      * of an earlier release): both sides punch at once, as before.
      */
     initiates: z.boolean().optional(),
+    /**
+     * Send a packet toward the candidate before saying ready, whatever the role: this side's
+     * router takes unsolicited WAN input, so its own packet must leave before the peer's arrives
+     * (hub/pairs/initiator.ts). Absent: only the responder opens first.
+     */
+    openFirst: z.boolean().optional(),
   }).strict(),
   z.object({ type: z.literal('path'), step: z.literal('punch'), publicKey: publicKeySchema, seq: seqSchema }).strict(),
   z.object({ type: z.literal('path'), step: z.literal('use'), publicKey: publicKeySchema, seq: seqSchema, path: pathSchema }).strict(),

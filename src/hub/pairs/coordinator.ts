@@ -6,7 +6,7 @@ import type { PathCommand, PathEvent, PeerReport } from '../../core/protocol.js'
 import type { PairStatusJson } from '../../core/status.js';
 import type { Observer } from '../nat-knowledge.js';
 import { advance, startAttempt, type Attempt, type AttemptInput, type AttemptTimer, type Side, type Sides, type Step } from './attempt.js';
-import { initiatorOf } from './initiator.js';
+import { initiatorOf, opensFirst } from './initiator.js';
 
 /**
  * Chooses the path of every agent pair, continuously: direct where hole punching works, the
@@ -75,6 +75,14 @@ export interface PairTimings {
   stableMs: number;
   /** A relay allocation that carried nothing both ways within this long is replaced (both sides handshake again). */
   relayConfirmMs: number;
+  /**
+   * Retry spacing after a failed attempt with a side whose router takes unsolicited WAN input. A
+   * punch that reached such a router first left a conntrack entry that holds the node's port
+   * toward the peer as long as packets keep coming (Linux: 30 s for unreplied UDP), and every
+   * retry sooner than that refreshes it, so that pair never went direct (measured in the lab,
+   * bench/leaky.ts). Waiting it out lets the next attempt, in the right order, find the port free.
+   */
+  leakyRetryMs: number;
 }
 
 export const DEFAULT_TIMINGS: PairTimings = {
@@ -85,6 +93,7 @@ export const DEFAULT_TIMINGS: PairTimings = {
   slowRetryMs: 300_000,
   stableMs: 60_000,
   relayConfirmMs: 5000,
+  leakyRetryMs: 35_000,
 };
 
 /** The path a pair is committed to (core/paths.ts names the vias); waiting and no-path are the hub's own. */
@@ -467,8 +476,9 @@ export class PairPaths {
           const base = { type: 'path', step: 'prepare', seq: o.seq, windowMs: o.windowMs, holdMs: o.holdMs } as const;
           const v = this.views(p);
           const first = initiatorOf(v.a, v.b, p.failures);
-          this.deps.send(p.a, { ...base, publicKey: p.b, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forX }, fallback: relay && { endpoint: relay.forA, relayId: relay.relayId }, initiates: first === 'a' });
-          this.deps.send(p.b, { ...base, publicKey: p.a, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forY }, fallback: relay && { endpoint: relay.forB, relayId: relay.relayId }, initiates: first === 'b' });
+          const open = (n: NodeView) => (o.candidate.kind.crossesNat && opensFirst(n) ? { openFirst: true } : {});
+          this.deps.send(p.a, { ...base, publicKey: p.b, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forX }, fallback: relay && { endpoint: relay.forA, relayId: relay.relayId }, initiates: first === 'a', ...open(v.a) });
+          this.deps.send(p.b, { ...base, publicKey: p.a, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forY }, fallback: relay && { endpoint: relay.forB, relayId: relay.relayId }, initiates: first === 'b', ...open(v.b) });
           break;
         }
         case 'punch':
@@ -531,7 +541,10 @@ export class PairPaths {
   private scheduleRetry(p: Pair): void {
     const { viable, bothSeen } = this.viable(p);
     const hopeless = bothSeen && viable.length === 0;
-    const spacing = hopeless || p.unstable >= 2 ? this.t.slowRetryMs : Math.min(this.t.backoffCapMs, this.t.backoffBaseMs * 2 ** Math.max(0, p.failures - 1));
+    const v = this.views(p);
+    const leaky = v.a.nat.leaky === 'yes' || v.b.nat.leaky === 'yes';
+    const backoff = Math.min(this.t.backoffCapMs, this.t.backoffBaseMs * 2 ** Math.max(0, p.failures - 1));
+    const spacing = hopeless || p.unstable >= 2 ? this.t.slowRetryMs : leaky && p.path.via !== 'direct' ? Math.max(backoff, this.t.leakyRetryMs) : backoff;
     const delay = Math.max(this.t.backoffBaseMs / 4, (p.lastAttemptAt || this.now()) + spacing - this.now());
     p.retryAt = this.now() + delay;
     p.timers.arm('retry', delay, () => {

@@ -26,3 +26,13 @@ export function initiatorOf(a: NodeView, b: NodeView, failures: number): Side {
   if (aLeaks !== bLeaks && !aMaps) return aLeaks ? 'b' : 'a';
   return failures % 2 === 0 ? 'a' : 'b';
 }
+
+/**
+ * Whether a side must open its NAT before it says ready, in every attempt: its router is known to
+ * take unsolicited WAN input. Roles already make the responder open first, but retries from the
+ * relay and attempts over a live session have no roles (both punch at once), and there the peer's
+ * punch could still arrive first.
+ */
+export function opensFirst(self: NodeView): boolean {
+  return self.nat.leaky === 'yes';
+}

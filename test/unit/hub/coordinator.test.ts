@@ -429,6 +429,16 @@ test('a router known to take unsolicited WAN input opens first: its node answers
   assert.equal(h.nat.view(h.key('a')).nat.leaky, 'yes');
   await h.connect();
   assert.deepEqual(initiators(h), ['a:false', 'b:true']);
+  const opens = (from = 0) => h.sent.slice(from).filter((s) => s.cmd.step === 'prepare').map((s) => `${s.to}:${s.cmd.step === 'prepare' && s.cmd.openFirst === true}`);
+  assert.deepEqual(opens(), ['a:true', 'b:false'], 'and the leaky side opens first in every attempt, roles or not');
+
+  // A failed attempt: the retry waits until the router's conntrack entry of the peer's punch is gone.
+  await h.answer('unheard');
+  const before = h.sent.length;
+  await h.tick(30_000);
+  assert.equal(h.sent.slice(before).filter((s) => s.cmd.step === 'prepare').length, 0, 'no retry within 30 s: it would refresh the entry that holds the port');
+  await h.tick(6000);
+  assert.deepEqual(opens(before), ['a:true', 'b:false'], 'then one, the leaky side opening first again');
   h.paths.close();
 
   // A per-destination mapping still decides first: only its own initiation shows where it is.
