@@ -150,7 +150,9 @@ export class MeshPeer {
     // The responder's NAT is open before it says ready, so the initiator's one initiation gets in.
     // Across NATs, with a TTL that dies before the peer's router, every side opens first: then no
     // punch is the first packet at a router that takes unsolicited WAN input (punch-ttl.ts), and
-    // either order works, whichever router leaks.
+    // either order works, whichever router leaks. Without such a TTL, the hub asks the side behind
+    // a leaky router to open first (openFirst), also without a role: its packet must leave before
+    // the peer's arrives.
     const kind = kindOf(cmd.candidate.kind);
     const ttl = kind.crossesNat ? (this.deps.punchTtl ?? NO_PUNCH_TTL) : NO_PUNCH_TTL;
     await ttl.settled();
