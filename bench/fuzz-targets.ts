@@ -78,6 +78,8 @@ const hubToAgent = [
   { type: 'path', step: 'use', publicKey: K2, seq: 3, path: { via: 'direct', kind: 'lan', endpoint: '192.168.10.3:51820' } },
   { type: 'path', step: 'use', publicKey: K2, seq: 5, path: { via: 'relay', endpoint: '203.0.113.2:40002', relayId: 'ab12' } },
   { type: 'path', step: 'use', publicKey: K2, seq: 6, path: { via: 'hub' } },
+  { type: 'path', step: 'prepare', publicKey: K2, seq: 7, candidate: { kind: 'public4', endpoint: '203.0.113.20:51820' }, fallback: null, windowMs: 2000, holdMs: 2000, initiates: false, openFirst: true },
+  { type: 'nat-probe', port: 43602, from: 37024 },
 ];
 
 const report = { publicKey: K2, path: 'direct', kind: 'lan', endpoint: '192.168.10.3:51820', handshakeAgeMs: 100, rxBytes: 1024, txBytes: 2048, directAfterMs: 300, reason: null, relayId: null };
@@ -85,6 +87,7 @@ const agentToHub = [
   { type: 'report', peers: [report, { ...report, publicKey: K3, path: 'relayed', kind: null, endpoint: '203.0.113.2:40002', directAfterMs: null, reason: 'symmetric NAT', relayId: '00ff00ff00ff00ff' }] },
   { type: 'hello', protocol: 2, network: { listenPort: 51820, interfaces: ['192.168.10.3/24', '2001:db8:10::3/64'] }, changed: false, peers: [report] },
   { type: 'path-event', event: 'ready', publicKey: K2, seq: 3 },
+  { type: 'path-event', event: 'ready', publicKey: K2, seq: 4, opened: true },
   { type: 'path-event', event: 'heard', publicKey: K2, seq: 3, endpoint: '[2001:db8:20::2]:51820', afterMs: 120 },
   { type: 'path-event', event: 'unheard', publicKey: K2, seq: 3 },
   { type: 'path-event', event: 'relay-ok', publicKey: K2, seq: 5 },

@@ -4,7 +4,7 @@ import { HubLink } from '../core/hub-link.js';
 import { listenPrivate } from '../core/admin-socket.js';
 import type { Logger } from '../core/log.js';
 import type { Prefixed } from '../core/net/cidr.js';
-import { HostPort } from '../core/net/endpoint.js';
+import { Endpoint, HostPort } from '../core/net/endpoint.js';
 import { hubMessageSchema, PROTOCOL_VERSION, type AgentConfig, type AgentMessage, type AgentSettings, type HubMessage, type PathEvent, type PeerInfo, type PeerReport } from '../core/protocol.js';
 import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
@@ -13,6 +13,8 @@ import { HubEndpoints } from './hub-endpoints.js';
 import { HubKeepalive } from './hub-keepalive.js';
 import { MeshPeer } from './mesh-peer.js';
 import { NetworkWatch } from './network-watch.js';
+import { NftPunchTtl } from './punch-ttl.js';
+import { answerWanProbe } from './wan-probe-answer.js';
 import { agentSocketPath } from './socket-path.js';
 
 export interface AgentOptions {
@@ -51,6 +53,8 @@ export class Agent {
   private hubEndpoints?: HubEndpoints;
   private readonly hubEndpointList: string[];
   private hubKeepalive!: HubKeepalive;
+  /** Opening packets that die before the peer's router; undefined without nftables. */
+  private punchTtl?: NftPunchTtl;
 
   constructor(private readonly opts: AgentOptions) {
     // Canonical text, to compare with the endpoints the device reports.
@@ -63,6 +67,8 @@ export class Agent {
     if (this.hubEndpointList.length > 1) this.hubEndpoints = new HubEndpoints(this.hubEndpointList, this.device, this.opts.log, Date.now());
     this.network = new NetworkWatch(this.opts.ifname, (interfaces) => this.enqueue(() => this.onNetworkChange(interfaces)));
     await this.network.start();
+    this.punchTtl = await NftPunchTtl.create(this.opts.log);
+    this.learnPunchTtl((await this.device.get()).peers);
     this.link = new HubLink<HubMessage, AgentMessage>({
       config: this.opts.config,
       path: '/v1/agent',
@@ -97,7 +103,18 @@ export class Agent {
     await listenPrivate(this.admin, sock);
   }
 
+  /**
+   * The opening-packet TTL is learned from the hops toward the hub: the hub peer is the one with
+   * the hub's key once the hub said it, before that the only peer the config has an endpoint for.
+   */
+  private learnPunchTtl(peers: readonly PeerState[]): void {
+    if (!this.punchTtl) return;
+    const hub = this.settings ? peers.find((p) => p.publicKey === this.settings!.hubPublicKey) : peers.filter((p) => p.endpoint).length === 1 ? peers.find((p) => p.endpoint) : undefined;
+    if (hub?.endpoint) this.punchTtl.learn(hub.endpoint.address);
+  }
+
   async stop(): Promise<void> {
+    await this.punchTtl?.close();
     this.network?.stop();
     this.timers.forEach(clearInterval);
     clearTimeout(this.reportTimer);
@@ -133,6 +150,7 @@ export class Agent {
     this.opts.log.info({ interfaces: interfaces.map(String) }, 'network changed');
     const before = await this.device.get();
     await this.device.set({ listenPort: before.listenPort });
+    this.learnPunchTtl(before.peers);
     await this.hello(true);
     // Rebinding touches no peer: the reading from before it still holds for them.
     const peers = new Map(before.peers.map((p) => [p.publicKey, p]));
@@ -144,7 +162,9 @@ export class Agent {
     const dev = await this.devicePeers();
     switch (m.type) {
       case 'snapshot': {
+        const first = !this.settings;
         this.settings = m.settings;
+        if (first && this.punchTtl?.ttl === null) this.learnPunchTtl([...dev.values()]);
         const keep = new Set(m.peers.map((p) => p.publicKey));
         await this.removePeers([...this.peers.keys()].filter((k) => !keep.has(k)));
         for (const p of m.peers) await this.upsert(p, dev.get(p.publicKey));
@@ -156,6 +176,11 @@ export class Agent {
         await this.upsert(m.peer, dev.get(m.peer.publicKey));
         await this.syncHubRoutes(dev);
         return;
+      case 'nat-probe': {
+        const hub = this.settings ? dev.get(this.settings.hubPublicKey)?.endpoint : undefined;
+        if (hub?.family === 4) void answerWanProbe(Endpoint.of(hub.address, m.port), m.from, this.opts.log);
+        return;
+      }
       case 'peer-removed':
         await this.removePeers([m.publicKey]);
         await this.syncHubRoutes(dev);
@@ -186,7 +211,7 @@ export class Agent {
     if (!st) {
       st =
         info.kind === 'agent'
-          ? new MeshPeer(info, { device: this.device, keepalive: () => this.settings?.peerKeepalive || 25, emit: (ev) => this.emit(ev), changed: () => this.changed(), log: this.opts.log })
+          ? new MeshPeer(info, { device: this.device, keepalive: () => this.settings?.peerKeepalive || 25, emit: (ev) => this.emit(ev), changed: () => this.changed(), log: this.opts.log, punchTtl: this.punchTtl })
           : new ClientPeer(info, { device: this.device, settings: () => this.settings!, proxied: () => this.settings?.proxied ?? false, changed: () => this.changed(), log: this.opts.log, attemptMs: this.opts.attemptMs ?? 2000 });
       this.peers.set(info.publicKey, st);
     }

@@ -42,7 +42,9 @@ function natText(n: NodeStatusJson): string {
   if (!n.nat) return '-';
   const m = n.nat.mapping === 'dependent' ? 'symmetric' : n.nat.mapping === 'independent' ? 'cone' : '?';
   const f = n.nat.filtering === 'dependent' ? ', filters' : n.nat.filtering === 'independent' ? ', open' : '';
-  return `${m}${f}`;
+  // A router that takes unsolicited WAN input: its node has to send first (hub/pairs/initiator.ts).
+  const l = n.nat.leaky === 'yes' ? ', leaky' : '';
+  return `${m}${f}${l}`;
 }
 
 /** One line while the hub's store writes fail; nothing while they work. */

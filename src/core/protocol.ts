@@ -111,6 +111,12 @@ export const pathCommandSchema = z.discriminatedUnion('step', [
      * of an earlier release): both sides punch at once, as before.
      */
     initiates: z.boolean().optional(),
+    /**
+     * Send a packet toward the candidate before saying ready, whatever the role: this side's
+     * router takes unsolicited WAN input, so its own packet must leave before the peer's arrives
+     * (hub/pairs/initiator.ts). Absent: only the responder opens first.
+     */
+    openFirst: z.boolean().optional(),
   }).strict(),
   z.object({ type: z.literal('path'), step: z.literal('punch'), publicKey: publicKeySchema, seq: seqSchema }).strict(),
   z.object({ type: z.literal('path'), step: z.literal('use'), publicKey: publicKeySchema, seq: seqSchema, path: pathSchema }).strict(),
@@ -123,6 +129,14 @@ export const hubMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('peer'), peer: peerInfoSchema }).strict(),
   z.object({ type: z.literal('peer-removed'), publicKey: publicKeySchema }).strict(),
   pathCommandSchema,
+  /**
+   * Send one datagram from a socket of our own bound to `from` to port `port` of the hub's
+   * address (the address the hub peer's endpoint has): the hub just sent an unsolicited datagram
+   * to our public address at `from`, and the port ours comes from tells whether our router took
+   * it (hub/wan-probe.ts). Never WireGuard's socket: Linux NAT reuses a socket's newest mapping
+   * for its later flows, so a port the probe moved would stay moved for every peer.
+   */
+  z.object({ type: z.literal('nat-probe'), port: z.number().int().min(1).max(65535), from: z.number().int().min(1024).max(65535) }).strict(),
 ]);
 export type HubMessage = z.output<typeof hubMessageSchema>;
 
@@ -154,7 +168,12 @@ export type PeerReport = z.output<typeof peerReportSchema>;
  * - lost: the committed path (direct or relay) carried nothing from the peer for too long.
  */
 export const pathEventSchema = z.discriminatedUnion('event', [
-  z.object({ type: z.literal('path-event'), event: z.literal('ready'), publicKey: publicKeySchema, seq: seqSchema }),
+  /**
+   * `opened`: this side sent a packet toward the candidate before saying ready (the responder's
+   * NAT opening, or a TTL-limited one), so no packet of the peer's arrived at its NAT before one
+   * of its own left. Absent (an earlier agent): not known.
+   */
+  z.object({ type: z.literal('path-event'), event: z.literal('ready'), publicKey: publicKeySchema, seq: seqSchema, opened: z.boolean().optional() }),
   z.object({ type: z.literal('path-event'), event: z.literal('heard'), publicKey: publicKeySchema, seq: seqSchema, endpoint: netEndpointSchema, afterMs: z.number().nonnegative().nullable() }),
   z.object({ type: z.literal('path-event'), event: z.literal('unheard'), publicKey: publicKeySchema, seq: seqSchema }),
   z.object({ type: z.literal('path-event'), event: z.literal('relay-ok'), publicKey: publicKeySchema, seq: seqSchema }),

@@ -53,7 +53,7 @@ export const nodeStatusSchema = z.object({
   connected: z.boolean().optional(),
   /** The path to this node as each agent that serves it reports it. */
   paths: z.array(z.object({ agent: z.string(), path: z.enum(PEER_STATES), directAfterMs: z.number().nullable(), reason: z.string().nullable(), handshakeAgeMs: z.number().nullable() })).optional(),
-  nat: z.object({ mapping: z.string(), mappingWhy: z.string(), filtering: z.string(), filteringWhy: z.string(), lan: z.array(z.string()) }).optional(),
+  nat: z.object({ mapping: z.string(), mappingWhy: z.string(), filtering: z.string(), filteringWhy: z.string(), leaky: z.string().optional(), leakyWhy: z.string().optional(), lan: z.array(z.string()) }).optional(),
 });
 export type NodeStatusJson = z.infer<typeof nodeStatusSchema>;
 

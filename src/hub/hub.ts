@@ -22,6 +22,7 @@ import { DEFAULT_STUN_PORT, StunResponder } from './stun-responder.js';
 import { DirectoryView, isEmptyDelta, type ViewDelta } from './directory-view.js';
 import { EndpointWriter } from './endpoint-writer.js';
 import { ForwardFilter } from './forward-filter.js';
+import { WanProbe } from './wan-probe.js';
 import { NatKnowledge } from './nat-knowledge.js';
 import { PairPaths, type RelayGrant } from './pairs/coordinator.js';
 import { PeerSync } from './peer-sync.js';
@@ -105,6 +106,10 @@ export class Hub {
   private watch!: DeviceWatch;
   private nat!: NatKnowledge;
   private pairs!: PairPaths;
+  /** Learns whether each agent's router takes unsolicited WAN input; undefined if its socket could not be opened. */
+  private wanProbe?: WanProbe;
+  /** The endpoint each node was last probed at: a probe per public endpoint, not per sighting. */
+  private probedAt = new Map<string, Endpoint>();
   private relays!: RelayPool;
   private builtin?: BuiltinRelay;
   private stun?: StunResponder;
@@ -162,7 +167,10 @@ export class Hub {
       settingsFor: (n) => this.settingsFor(n),
       seen: (k) => this.watch.peer(k),
       onMessage: (s, m) => this.onAgentMessage(s, m),
-      onGone: (s) => this.pairs.disconnected(s.node.publicKey),
+      onGone: (s) => {
+        this.wanProbe?.cancel(s.node.publicKey);
+        this.pairs.disconnected(s.node.publicKey);
+      },
       log,
     });
     this.pairs = new PairPaths({
@@ -176,7 +184,16 @@ export class Hub {
       allocateRelay: (a, b) => this.allocateRelay(a, b),
       relayAlive: (g) => this.relays.alive(g.relayId),
       releaseRelay: (g) => this.relays.release(g.relayId),
+      natPending: (k) => this.wanProbe?.probing(k) ?? false,
       log,
+    });
+    this.wanProbe = await WanProbe.open({
+      send: (k, m) => this.sessions.send(k, m),
+      result: (k, port, probed) => this.wanProbed(k, port, probed),
+      log,
+    }).catch((err: unknown) => {
+      log.warn({ err }, 'no WAN probe socket: the hub will not learn which routers take unsolicited packets before their first attempt');
+      return undefined;
     });
     this.forwardFilter = await ForwardFilter.create(this.opts.ifname, this.settings);
     if (!this.forwardFilter) log.warn('nftables is not usable (not root?): groups are not enforced for traffic the hub forwards');
@@ -252,6 +269,7 @@ export class Hub {
     this.push.clear();
     this.sessions.closeAll();
     await Promise.all([this.api.close(), this.admin.close()]);
+    this.wanProbe?.close();
     await this.endpoints.close();
     await this.store.close();
   }
@@ -269,10 +287,27 @@ export class Hub {
     this.endpoints.record(key, endpoint);
     if (node.kind !== 'agent') return;
     if (this.nat.sighted(key, endpoint).addressChanged) this.relays.updateIp(key, endpoint.address.toString());
+    this.probeWan(key);
     const pending = this.settle.armed(key);
     this.settle.disarm(key);
     const why = pending ? `${node.name} changed network` : `${node.name}'s endpoint changed`;
     this.redecide.run(key, () => this.pairs.changed(key, why));
+  }
+
+  /** Probes a connected agent's router once per public endpoint (wan-probe.ts), before its pairs' first attempt. */
+  private probeWan(key: string): void {
+    const seen = this.nat.seen(key);
+    if (!this.wanProbe || !seen || !this.nat.wanProbeable(key) || !this.sessions.ready(key)) return;
+    if (this.probedAt.get(key)?.equals(seen)) return;
+    if (this.wanProbe.probe(key, seen)) this.probedAt.set(key, seen);
+  }
+
+  private wanProbed(key: string, port: number | null, probed: Endpoint): void {
+    if (port !== null && this.nat.wanProbed(key, port, probed.port).leakyChanged) {
+      const nat = this.nat.status(key);
+      this.opts.log.info({ node: this.view.byKey(key)?.name, leaky: nat?.leaky, why: nat?.leakyWhy }, 'router WAN input learned');
+    }
+    this.pairs.natSettled(key);
   }
 
   private relayLatched(key: string, endpoint: string): void {
@@ -322,8 +357,11 @@ export class Hub {
         const v6 = ipv6Endpoint(this.nat.view(key));
         if (v6) this.endpoints.record(key, v6);
         this.sessions.acceptReport(s, m.peers);
+        // A new network is probed afresh; the probe starts before the pairs, whose first attempt waits for it.
+        if (m.changed || !s.ready) this.probedAt.delete(key);
         if (!s.ready) {
           s.ready = true;
+          this.probeWan(key);
           this.pairs.connected(key, m.peers);
         } else if (m.changed) {
           // The hello itself crossed the tunnel from the new network, so the next device read

@@ -1,5 +1,5 @@
 import type { NodeView } from '../core/candidates/index.js';
-import type { Knowledge, NatBehaviour } from '../core/nat.js';
+import type { Knowledge, Leaky, NatBehaviour } from '../core/nat.js';
 import type { Prefixed } from '../core/net/cidr.js';
 import type { Endpoint } from '../core/net/endpoint.js';
 
@@ -9,11 +9,19 @@ import type { Endpoint } from '../core/net/endpoint.js';
  * - the endpoint its own WireGuard device sees the node at (`sighted`);
  * - the node's interface addresses and listen port, from its agent (`reported`);
  * - the endpoint a second observer sees it at: the relay, or a peer on a direct path (`observedBy`);
- * - the outcome of direct attempts with other nodes (`attemptEnded`).
+ * - the outcome of direct attempts with other nodes (`attemptEnded`);
+ * - whether its router takes unsolicited WAN input: the hub's own probe (`wanProbed`), or a
+ *   peer that saw another port than the hub although the NAT keeps ports, when the peer's packet
+ *   may have reached the router first (`observedBy`).
  * Each fact carries its source as data; the words for status and reasons are derived from it.
  */
 
-export type Observer = { kind: 'relay' } | { kind: 'peer'; name: string };
+/**
+ * Who else saw the node. `peerFirst`: the peer's packet may have reached the node's router before
+ * the node's own packet toward it left (the node did not open its NAT first); the relay only
+ * ever answers, so its packets never arrive first.
+ */
+export type Observer = { kind: 'relay' } | { kind: 'peer'; name: string; peerFirst?: boolean };
 
 export type MappingSource =
   | { kind: 'unseen' }
@@ -26,6 +34,14 @@ export type MappingSource =
   | { kind: 'observer'; by: Observer; port: number; hubPort: number }
   | { kind: 'network-changed' };
 
+export type LeakySource =
+  | { kind: 'untested' }
+  | { kind: 'network-changed' }
+  /** The hub sent to the node's public port from another of its ports first; then the node's packet there came from `port`. */
+  | { kind: 'wan-probe'; port: number; hubPort: number }
+  /** A peer whose packet may have come first saw the node at `port`, the hub at `hubPort`, and the NAT keeps ports toward the hub. */
+  | { kind: 'peer-first'; peer: string; port: number; hubPort: number };
+
 export type FilteringSource = { kind: 'untested' } | { kind: 'network-changed' } | { kind: 'accepted-symmetric-peer' } | { kind: 'refused-symmetric-peer' };
 
 interface Facts {
@@ -36,6 +52,8 @@ interface Facts {
   mappingSource: MappingSource;
   filtering: Knowledge;
   filteringSource: FilteringSource;
+  leaky: Leaky;
+  leakySource: LeakySource;
 }
 
 export interface NatStatus {
@@ -43,6 +61,8 @@ export interface NatStatus {
   mappingWhy: string;
   filtering: Knowledge;
   filteringWhy: string;
+  leaky: Leaky;
+  leakyWhy: string;
   /** The node's interface addresses as its agent reported them. */
   lan: string[];
 }
@@ -85,6 +105,23 @@ export function explainFiltering(s: FilteringSource): string {
   }
 }
 
+export function explainLeaky(s: LeakySource): string {
+  switch (s.kind) {
+    case 'untested':
+      return 'not probed yet';
+    case 'network-changed':
+      return 'network changed';
+    case 'wan-probe':
+      return s.port === s.hubPort
+        ? `an unsolicited packet to port ${s.hubPort} left that port to the node: its router drops WAN input`
+        : `after an unsolicited packet to port ${s.hubPort}, the node's packet from that port came from ${s.port}: its router takes WAN input`;
+    case 'peer-first':
+      return `peer ${s.peer} saw it at port ${s.port}, the hub at ${s.hubPort}, after the peer's packet came first: its router takes WAN input`;
+  }
+}
+
+const FRESH = { mapping: 'unknown', mappingSource: { kind: 'unseen' }, filtering: 'unknown', filteringSource: { kind: 'untested' }, leaky: 'unknown', leakySource: { kind: 'untested' } } as const;
+
 export interface NatKnowledgeDeps {
   name(key: string): string;
   /** The listen port the node's config has, until its agent reports one. */
@@ -101,7 +138,7 @@ export class NatKnowledge {
   private get(key: string): Facts {
     let f = this.facts.get(key);
     if (!f) {
-      f = { seen: null, interfaces: [], listenPort: this.deps.configuredListenPort(key), mapping: 'unknown', mappingSource: { kind: 'unseen' }, filtering: 'unknown', filteringSource: { kind: 'untested' } };
+      f = { seen: null, interfaces: [], listenPort: this.deps.configuredListenPort(key), ...FRESH };
       this.facts.set(key, f);
     }
     return f;
@@ -127,7 +164,7 @@ export class NatKnowledge {
     const sameAddress = before !== null && before.address.equals(endpoint.address);
     this.index(key, before, endpoint);
     if (sameAddress) f.seen = endpoint;
-    else this.facts.set(key, { ...f, seen: endpoint, mapping: 'unknown', mappingSource: { kind: 'unseen' }, filtering: 'unknown', filteringSource: { kind: 'untested' } });
+    else this.facts.set(key, { ...f, seen: endpoint, ...FRESH });
     this.classify(key);
     return { addressChanged: before !== null && !sameAddress };
   }
@@ -142,6 +179,8 @@ export class NatKnowledge {
       f.mappingSource = { kind: 'network-changed' };
       f.filtering = 'unknown';
       f.filteringSource = { kind: 'network-changed' };
+      f.leaky = 'unknown';
+      f.leakySource = { kind: 'network-changed' };
     }
     this.classify(key);
   }
@@ -154,6 +193,13 @@ export class NatKnowledge {
   observedBy(key: string, endpoint: Endpoint, by: Observer): { mappingChanged: boolean } {
     const f = this.facts.get(key);
     if (!f?.seen || !f.seen.address.equals(endpoint.address)) return { mappingChanged: false };
+    // A NAT that kept the port toward the hub and gave this peer another one, whose packet may
+    // have come first, is a leaky router: its mapping does not depend on the destination.
+    if (by.kind === 'peer' && by.peerFirst && endpoint.port !== f.seen.port && f.mapping === 'independent' && f.mappingSource.kind === 'port-kept') {
+      f.leaky = 'yes';
+      f.leakySource = { kind: 'peer-first', peer: by.name, port: endpoint.port, hubPort: f.seen.port };
+      return { mappingChanged: false };
+    }
     const before = f.mapping;
     f.mapping = endpoint.port === f.seen.port ? 'independent' : 'dependent';
     f.mappingSource = { kind: 'observer', by, port: endpoint.port, hubPort: f.seen.port };
@@ -172,6 +218,29 @@ export class NatKnowledge {
     };
     learn(fx, fy);
     learn(fy, fx);
+  }
+
+  /**
+   * The hub's probe of the node's router (hub/wan-probe.ts): an unsolicited datagram to port
+   * `probed` of the node's public address, then the node's own datagram from that port inside,
+   * seen at `port`. A router that dropped the probe keeps the port; one that took it gives
+   * another. Only a NAT that keeps ports can tell: a node whose NAT changed its port toward the
+   * hub learns nothing here.
+   */
+  wanProbed(key: string, port: number, probed: number): { leakyChanged: boolean } {
+    const f = this.facts.get(key);
+    if (!f?.seen || f.mapping !== 'independent' || f.mappingSource.kind !== 'port-kept') return { leakyChanged: false };
+    const hubPort = probed;
+    const before = f.leaky;
+    f.leaky = port === hubPort ? 'no' : 'yes';
+    f.leakySource = { kind: 'wan-probe', port, hubPort };
+    return { leakyChanged: f.leaky !== before };
+  }
+
+  /** Whether a WAN probe can tell anything about the node's router: seen over IPv4 behind a NAT that kept its port. */
+  wanProbeable(key: string): boolean {
+    const f = this.facts.get(key);
+    return f?.seen?.family === 4 && f.mappingSource.kind === 'port-kept';
   }
 
   forget(key: string): void {
@@ -194,11 +263,11 @@ export class NatKnowledge {
     const f = this.facts.get(key);
     if (!f) return undefined;
     const b = this.behaviour(f);
-    return { mapping: b.mapping, mappingWhy: b.mappingWhy, filtering: b.filtering, filteringWhy: b.filteringWhy, lan: f.interfaces.map((p) => p.toString()) };
+    return { mapping: b.mapping, mappingWhy: b.mappingWhy, filtering: b.filtering, filteringWhy: b.filteringWhy, leaky: b.leaky, leakyWhy: b.leakyWhy, lan: f.interfaces.map((p) => p.toString()) };
   }
 
   private behaviour(f: Facts): NatBehaviour {
-    return { mapping: f.mapping, filtering: f.filtering, mappingWhy: explainMapping(f.mappingSource), filteringWhy: explainFiltering(f.filteringSource) };
+    return { mapping: f.mapping, filtering: f.filtering, mappingWhy: explainMapping(f.mappingSource), filteringWhy: explainFiltering(f.filteringSource), leaky: f.leaky, leakyWhy: explainLeaky(f.leakySource) };
   }
 
   /** Judges the mapping from the hub's own sighting and the node's report, unless a second observer already settled it. */

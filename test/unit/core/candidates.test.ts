@@ -7,8 +7,8 @@ import type { NatBehaviour } from '../../../src/core/nat.js';
 import { Prefixed } from '../../../src/core/net/cidr.js';
 import { Endpoint } from '../../../src/core/net/endpoint.js';
 
-const cone: NatBehaviour = { mapping: 'independent', filtering: 'unknown', mappingWhy: 'NAT kept port 51820', filteringWhy: 'no attempt yet' };
-const symmetric: NatBehaviour = { mapping: 'dependent', filtering: 'unknown', mappingWhy: 'NAT changed the port', filteringWhy: 'no attempt yet' };
+const cone: NatBehaviour = { mapping: 'independent', filtering: 'unknown', mappingWhy: 'NAT kept port 51820', filteringWhy: 'no attempt yet', leaky: 'unknown', leakyWhy: 'not probed yet' };
+const symmetric: NatBehaviour = { mapping: 'dependent', filtering: 'unknown', mappingWhy: 'NAT changed the port', filteringWhy: 'no attempt yet', leaky: 'unknown', leakyWhy: 'not probed yet' };
 
 const node = (name: string, seen: string | null, interfaces: string[], nat = cone): NodeView => ({ name, seen: seen === null ? null : Endpoint.parse(seen), interfaces: interfaces.map((i) => Prefixed.parse(i)), listenPort: 51820, nat });
 const ids = (x: NodeView, y: NodeView) => gather(x, y).map((c) => `${c.kind.id} ${c.forX.toString()} ${c.forY.toString()}`);

@@ -102,3 +102,52 @@ test('forgetting a node drops what is known of it, and of its port at its public
   nat.sighted('b', Endpoint.parse('203.0.113.10:40001'));
   assert.equal(nat.view('b').nat.mapping, 'dependent', 'nobody else holds 51820 there any more');
 });
+
+test('leaky: the hub\'s WAN probe says whether the router takes unsolicited input; only a NAT that keeps ports can tell, and a new network forgets it', () => {
+  const { nat, seen } = knowledge();
+  seen('l', '203.0.113.10:51820');
+  assert.equal(nat.view('l').nat.leaky, 'unknown');
+  assert.ok(nat.wanProbeable('l'));
+  assert.deepEqual(nat.wanProbed('l', 2027, 30000), { leakyChanged: true });
+  const l = nat.view('l').nat;
+  assert.equal(l.leaky, 'yes');
+  assert.match(l.leakyWhy, /unsolicited packet to port 30000, the node's packet from that port came from 2027/);
+  assert.equal(l.mapping, 'independent', 'a leak is not a per-destination mapping');
+  assert.equal(punchBlocked(l, seen('h', '203.0.113.20:51820').nat, 'l', 'h'), null, 'a leaky router never makes the hub give up on direct');
+
+  seen('r', '203.0.113.30:51820');
+  nat.wanProbed('r', 30001, 30001);
+  assert.equal(nat.view('r').nat.leaky, 'no');
+  assert.match(nat.view('r').nat.leakyWhy, /drops WAN input/);
+
+  const sym = seen('s', '203.0.113.40:40123');
+  assert.equal(nat.wanProbeable('s'), false, 'a symmetric NAT changes the port anyway: a probe says nothing');
+  assert.deepEqual(nat.wanProbed('s', 2027, 30000), { leakyChanged: false });
+  assert.equal(nat.view('s').nat.leaky, 'unknown');
+  assert.equal(sym.nat.mapping, 'dependent');
+
+  nat.reported('l', [], 51820, true);
+  assert.equal(nat.view('l').nat.leaky, 'unknown', 'a network change forgets it');
+  nat.wanProbed('l', 2027, 30000);
+  nat.sighted('l', Endpoint.parse('203.0.113.99:51820'));
+  assert.equal(nat.view('l').nat.leaky, 'unknown', 'so does a new public address');
+  assert.equal(nat.status('l')?.leaky, 'unknown');
+});
+
+test('leaky: a peer that saw another port than the hub after its own packet may have come first marks a leak, not a symmetric NAT', () => {
+  const { nat, seen } = knowledge();
+  seen('l', '203.0.113.10:51820');
+  assert.deepEqual(nat.observedBy('l', Endpoint.parse('203.0.113.10:2027'), { kind: 'peer', name: 'x', peerFirst: true }), { mappingChanged: false });
+  assert.equal(nat.view('l').nat.mapping, 'independent');
+  assert.equal(nat.view('l').nat.leaky, 'yes');
+  assert.match(nat.view('l').nat.leakyWhy, /peer x saw it at port 2027, the hub at 51820, after the peer's packet came first/);
+  // A NAT that changed the port toward the hub too is judged on its mapping as before.
+  seen('s', '203.0.113.11:40123');
+  nat.observedBy('s', Endpoint.parse('203.0.113.11:40999'), { kind: 'peer', name: 'x', peerFirst: true });
+  assert.equal(nat.view('s').nat.mapping, 'dependent');
+  assert.equal(nat.view('s').nat.leaky, 'unknown');
+  // The relay never sends first.
+  seen('r', '203.0.113.12:51820');
+  nat.observedBy('r', Endpoint.parse('203.0.113.12:2027'), { kind: 'relay' });
+  assert.equal(nat.view('r').nat.mapping, 'dependent');
+});
