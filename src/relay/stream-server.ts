@@ -10,6 +10,7 @@ import { LogThrottle } from '../core/rate.js';
 import { STREAM_WS_PATH } from '../core/stream/messages.js';
 import { socketPipe, webSocketPipe, type Pipe } from '../core/stream/pipe.js';
 import type { StreamSide } from './relay.js';
+import { StreamPorts } from './stream-ports.js';
 import { StreamSession, type CloseReason, type SessionCounters } from './stream-session.js';
 
 /**
@@ -38,10 +39,12 @@ export interface StreamLimits {
   maxQueued: number;
   /** A shim that reads nothing for this long while its queue is full is closed. */
   stallMs: number;
+  /** How long a node's sockets toward the relay outlive its stream, so a reconnect keeps its ports (stream-ports.ts). */
+  reconnectGraceMs: number;
 }
 
 /** 512 KiB is about 350 full datagrams: more than a TCP window's worth at LAN speeds, and a stalled reader holds no more than that. */
-export const DEFAULT_STREAM_LIMITS: StreamLimits = { perSource: 8, total: 1024, helloDeadlineMs: 1000, maxChannels: 64, maxQueued: 512 * 1024, stallMs: 10_000 };
+export const DEFAULT_STREAM_LIMITS: StreamLimits = { perSource: 8, total: 1024, helloDeadlineMs: 1000, maxChannels: 64, maxQueued: 512 * 1024, stallMs: 10_000, reconnectGraceMs: 60_000 };
 
 export interface StreamServerOptions {
   /** PEM: the relay's certificate (self-signed and pinned, or the operator's) and key. */
@@ -92,10 +95,12 @@ export class StreamServer {
   private readonly gone: SessionCounters = { up: { packets: 0, bytes: 0 }, down: { packets: 0, bytes: 0 }, dropped: 0 };
   private readonly sweeper: NodeJS.Timeout;
   private readonly throttle = new LogThrottle(10_000);
+  private readonly ports: StreamPorts;
 
   constructor(private readonly opts: StreamServerOptions) {
     this.limits = { ...DEFAULT_STREAM_LIMITS, ...opts.limits };
     this.clock = opts.clock ?? realClock;
+    this.ports = new StreamPorts(this.clock, this.limits.reconnectGraceMs);
     this.tls = createTlsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2', handshakeTimeout: this.limits.helloDeadlineMs });
     this.tls.maxConnections = this.limits.total;
     this.tls.on('connection', (raw: Socket) => this.onConnection(raw));
@@ -143,6 +148,7 @@ export class StreamServer {
   /** An allocation was released: its channels are closed on whichever stream holds them. */
   released(id: string): void {
     for (const s of this.sessions) s.released(id);
+    this.ports.releaseAllocation(id);
   }
 
   stats(): StreamServerStats {
@@ -163,6 +169,7 @@ export class StreamServer {
     clearInterval(this.sweeper);
     for (const s of [...this.sessions]) s.close('ended');
     for (const a of this.accepted.values()) a.raw.destroy();
+    this.ports.close();
     await new Promise<void>((r) => this.tls.close(() => r()));
   }
 
@@ -215,6 +222,7 @@ export class StreamServer {
       authenticate: (k, t) => this.opts.authenticate(k, t),
       streamSide: (id, k) => this.opts.streamSide(id, k),
       hub: this.opts.hub,
+      ports: this.ports,
       opened: (x) => {
         const old = x.publicKey === undefined ? undefined : this.nodes.get(x.publicKey);
         if (old && old !== x) old.close('replaced', 'a newer stream of this node took over');

@@ -1,4 +1,4 @@
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import type { RemoteInfo, Socket } from 'node:dgram';
 import type { Clock, Cancel } from '../core/clock.js';
 import type { IpAddress } from '../core/net/address.js';
 import type { Endpoint } from '../core/net/endpoint.js';
@@ -6,6 +6,7 @@ import { describeProblem, FrameBatcher, FrameDecoder, type Frame } from '../core
 import { decodeShimMessage, type RelayStreamMessage, type ShimMessage, type StreamTarget } from '../core/stream/messages.js';
 import type { Pipe } from '../core/stream/pipe.js';
 import type { StreamSide } from './relay.js';
+import type { StreamPorts } from './stream-ports.js';
 
 /**
  * One stream from a node's shim, from the first byte to the close. Its phases are explicit:
@@ -65,6 +66,8 @@ export interface SessionDeps {
   streamSide(id: string, publicKey: string): StreamSide;
   /** The hub's WireGuard endpoint and the loopback address to send to it from; absent on a relay outside the hub. */
   hub?: { endpoint: Endpoint; source: IpAddress };
+  /** The nodes' sockets toward the relay's ports, kept across reconnects. */
+  ports: StreamPorts;
   /** The session is open: the server makes it the node's only one. */
   opened(s: StreamSession): void;
   closed(s: StreamSession, reason: CloseReason): void;
@@ -162,7 +165,7 @@ export class StreamSession {
     this.phase = sessionStep(this.phase, { kind: 'close', reason });
     if (was.kind === 'closed') return;
     this.deadline?.();
-    for (const ch of this.channels.values()) ch.socket.close();
+    for (const ch of this.channels.values()) if (this.node) this.deps.ports.park(this.node, ch.to, this);
     this.channels.clear();
     if (message && reason !== 'ended') {
       this.batcher.control(JSON.stringify({ type: 'error', reason: message } satisfies RelayStreamMessage));
@@ -252,16 +255,13 @@ export class StreamSession {
           source = side.source;
       }
     }
+    if ([...this.channels.values()].some((c) => sameTarget(c.to, to))) return this.close('garbage', 'a target opened twice on one stream');
     this.ended.delete(id);
-    const socket = createSocket({ type: source.family === 6 ? 'udp6' : 'udp4', recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
-    const destText = dest.address.toString();
-    const ch: Channel = { id, to, socket, dest, destText };
-    socket.on('error', () => undefined);
+    const socket = this.deps.ports.take(publicKey, to, source, this);
+    const ch: Channel = { id, to, socket, dest, destText: dest.address.toString() };
     socket.on('message', (buf, rinfo) => this.down(ch, buf, rinfo));
     this.channels.set(id, ch);
-    socket.bind(0, source.toString(), () => {
-      if (this.channels.get(id) === ch) this.send({ type: 'opened', channel: id });
-    });
+    this.send({ type: 'opened', channel: id });
   }
 
   private refuse(channel: number, reason: string): void {
@@ -284,6 +284,10 @@ export class StreamSession {
 
   private dropChannel(ch: Channel): void {
     this.channels.delete(ch.id);
-    ch.socket.close();
+    if (this.node) this.deps.ports.release(this.node, ch.to, this);
   }
+}
+
+function sameTarget(x: StreamTarget, y: StreamTarget): boolean {
+  return x.kind === 'hub' ? y.kind === 'hub' : y.kind === 'allocation' && y.id === x.id;
 }

@@ -166,6 +166,21 @@ describe('relay stream side: what it carries', () => {
     assert.deepEqual(relay.streamSide(id, A.publicKey), { kind: 'unknown' });
   });
 
+  test("a node that reconnects reaches the hub and the relay from the same port, so what they latched stays valid", async () => {
+    const ports: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const c = await client(main.port, A, i === 0 ? 'tls' : 'websocket');
+      c.send({ type: 'open', channel: i, to: { kind: 'hub' } });
+      hub.from.length = 0;
+      c.data(i, fakeTransport(64));
+      await until(() => hub.from.length === 1, 'the datagram at the hub');
+      ports.push(hub.from[0].port);
+      c.close();
+      await until(() => main.s.stats().nodes === 0, 'the stream gone');
+    }
+    assert.equal(ports[1], ports[0]);
+  });
+
   test('a newer stream of the same node replaces the older one', async () => {
     const first = await client(main.port, A);
     const before = main.s.stats().closes.replaced;
