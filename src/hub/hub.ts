@@ -13,6 +13,8 @@ import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import { KernelPath } from '../relay/kernel-path.js';
 import { AdminServer } from './admin.js';
 import { BuiltinRelay, builtinRelayAddresses } from './builtin-relay.js';
+import { startHubStreamSide } from './stream-side.js';
+import type { StreamServer } from '../relay/stream-server.js';
 import { coalesced } from './coalesce.js';
 import { agentHubAllowedIps } from './configs.js';
 import { ControlApi } from './control-api.js';
@@ -66,6 +68,8 @@ export interface HubOptions {
   relayPorts?: [number, number];
   /** No relay inside the hub: only relays that register (`wgp2p relay run`). */
   noBuiltinRelay?: boolean;
+  /** The stream side's TCP port instead of the one `hub init` chose, or false for none (issue 12). */
+  tcpPort?: number | false;
 }
 
 /** After a network change without a new endpoint (only the LAN changed), re-decide the node's pairs after this. */
@@ -100,6 +104,7 @@ export class Hub {
   private pairs!: PairPaths;
   private relays!: RelayPool;
   private builtin?: BuiltinRelay;
+  private stream?: StreamServer;
   private sessions!: AgentSessions;
   private api!: ControlApi;
   private admin!: AdminServer;
@@ -208,9 +213,22 @@ export class Hub {
         kernel: kernel.kernels,
         onError: (err) => log.warn({ err }, 'relay'),
         onLatched: (_id, key, endpoint) => this.relayLatched(key, endpoint),
-        onReleased: (id, reason) => reason === 'idle' && this.relays.released(id),
+        onReleased: (id, reason) => {
+          this.stream?.released(id);
+          if (reason === 'idle') this.relays.released(id);
+        },
       });
       this.relays.add(this.builtin);
+    }
+    if (this.opts.tcpPort !== false) {
+      const builtin = this.builtin;
+      // A stream side that cannot start (port 443 taken, no root) costs only the nodes that need
+      // it: the hub serves everyone else, and says why loudly.
+      const side = await startHubStreamSide({ dir: this.opts.dir, port: this.opts.tcpPort, byKey: (k) => this.view.byKey(k), relay: builtin && { streamSide: (id, k) => builtin.streamSide(id, k) }, listenPort: hub.listenPort, log }).catch((err: Error) => {
+        log.error({ err: err.message }, 'stream side not started: nodes on networks that block UDP cannot connect');
+        return undefined;
+      });
+      this.stream = side?.server;
     }
     this.admin = new AdminServer(join(this.opts.dir, 'hub.sock'), { counters: () => this.counters(), status: () => this.status() });
     await this.admin.listen();
@@ -230,6 +248,7 @@ export class Hub {
     this.watch.stop();
     this.peerSync.close();
     this.pairs.close();
+    await this.stream?.close();
     await this.builtin?.close();
     this.timers.forEach(clearInterval);
     this.settle.clear();
