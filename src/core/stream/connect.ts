@@ -63,7 +63,7 @@ export function proxyFor(relay: HostPort, env: NodeJS.ProcessEnv = process.env):
 export async function connectStream(opts: ConnectOptions): Promise<Pipe> {
   const timeoutMs = opts.timeoutMs ?? 5000;
   const where = `the relay at ${opts.relay.toString()}`;
-  const tcp = await withTimeout(opts.proxy ? viaProxy(opts.proxy, opts.relay, timeoutMs) : direct(opts.relay), timeoutMs, `no TCP connection to ${where} within ${timeoutMs} ms`);
+  const tcp = await (opts.proxy ? viaProxy(opts.proxy, opts.relay, timeoutMs) : direct(opts.relay, timeoutMs));
   tcp.setNoDelay(true);
   let tls: TLSSocket;
   try {
@@ -98,11 +98,22 @@ export async function connectStream(opts: ConnectOptions): Promise<Pipe> {
   return webSocketPipe(ws);
 }
 
-function direct(relay: HostPort): Promise<Socket> {
+function direct(relay: HostPort, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = netConnect({ host: relay.host, port: relay.port });
-    s.once('connect', () => resolve(s));
-    s.once('error', (err: NodeJS.ErrnoException) => reject(new StreamConnectError(`TCP to ${relay.toString()}: ${err.code ?? err.message}`)));
+    // A network that drops SYNs to 443 must not leave a connect pending per retry: it is destroyed, not abandoned.
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new StreamConnectError(`no TCP connection to the relay at ${relay.toString()} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      resolve(s);
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(new StreamConnectError(`TCP to ${relay.toString()}: ${err.code ?? err.message}`));
+    });
   });
 }
 
@@ -123,7 +134,7 @@ function viaProxy(proxy: URL, relay: HostPort, timeoutMs: number): Promise<Socke
       if (head.length > 0) socket.unshift(head);
       resolve(socket);
     });
-    req.once('timeout', () => req.destroy(new Error('timed out')));
+    req.once('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.once('error', (err: NodeJS.ErrnoException) => reject(new StreamConnectError(`${at}: ${err.code ?? err.message}`)));
     req.end();
   });
