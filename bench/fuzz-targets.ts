@@ -13,6 +13,10 @@ import { parseTopologyText, TopologyError } from '../src/lab/topology.js';
 import { classifyDatagram } from '../src/relay/datagram.js';
 import { encodeControl, encodeData, FrameDecoder } from '../src/core/stream/framing.js';
 import { decodeRelayStreamMessage, decodeShimMessage } from '../src/core/stream/messages.js';
+import { IpAddress } from '../src/core/net/address.js';
+import { Endpoint } from '../src/core/net/endpoint.js';
+import { decode as decodeStun, encode as encodeStun, METHOD_BINDING } from '../src/core/stun/message.js';
+import { answer as stunAnswer } from '../src/hub/stun-responder.js';
 import type { FuzzTarget, Outcome } from './fuzz-engine.js';
 
 /**
@@ -169,6 +173,26 @@ const streamBytes = [
 function datagramsForStream(): Buffer[] {
   return [Buffer.concat([Buffer.from([1, 0, 0, 0]), Buffer.alloc(144, 1)]), Buffer.concat([Buffer.from([4, 0, 0, 0]), Buffer.alloc(1448, 5)])];
 }
+/** STUN datagrams: RFC 5769's sample response, what doctor sends and the hub answers, and bare ones without FINGERPRINT. */
+const STUN_TID = Buffer.from('b7e7a701bc34d686fa87dfae', 'hex');
+const stunHeader = (type: number, body: Buffer) => {
+  const h = Buffer.alloc(20);
+  h.writeUInt16BE(type, 0);
+  h.writeUInt16BE(body.length, 2);
+  h.writeUInt32BE(0x2112a442, 4);
+  STUN_TID.copy(h, 8);
+  return Buffer.concat([h, body]);
+};
+const stunDatagrams = [
+  Buffer.from('0101003c2112a442b7e7a701bc34d686fa87dfae8022000b7465737420766563746f7220002000080001a147e112a64300080014' + '2b91f599fd9e90c38c7489f92af9ba53f06be7d780280004c07d4c96', 'hex'),
+  encodeStun({ cls: 'request', method: METHOD_BINDING, transactionId: STUN_TID, changePort: true, responsePort: 40000, padding: 80 }),
+  encodeStun({ cls: 'success', method: METHOD_BINDING, transactionId: STUN_TID, mapped: Endpoint.parse('[2001:db8::5]:40000'), otherAddress: Endpoint.parse('192.0.3.2:3479') }),
+  encodeStun({ cls: 'error', method: METHOD_BINDING, transactionId: STUN_TID, error: { code: 420, reason: 'Unknown Attribute' }, unknownAttributes: [3] }),
+  stunHeader(0x0001, Buffer.alloc(0)),
+  stunHeader(0x0101, Buffer.from('002000080001a147e112a643', 'hex')),
+  stunHeader(0x0001, Buffer.from('00030004000000060027000209c40000', 'hex')),
+];
+const STUN_HUB = { address: IpAddress.parse('192.0.3.2') };
 
 export function fuzzTargets(): FuzzTarget[] {
   return [
@@ -192,6 +216,18 @@ export function fuzzTargets(): FuzzTarget[] {
     },
     jsonTarget('stream shim->relay', shimToRelay, decodeShimMessage),
     jsonTarget('stream relay->shim', relayToShim, decodeRelayStreamMessage),
+    {
+      name: 'stun',
+      samples: stunDatagrams,
+      maxLength: 2048,
+      run(input) {
+        const d = decodeStun(input);
+        if (!d.ok) return 'refused';
+        // What the hub's responder would do with it, as far as it is pure.
+        if (d.message.cls === 'request') encodeStun(stunAnswer(d.message, Endpoint.parse('198.51.100.9:40000'), STUN_HUB, 3478, 3478).message);
+        return 'accepted';
+      },
+    },
     {
       name: 'relay-datagram',
       samples: datagrams,

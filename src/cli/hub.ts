@@ -160,10 +160,12 @@ ${installed ? `installed ${installed}; start the hub now and at every boot with:
     .option('--tcp-port <port>', "the stream side's TCP port (WireGuard over TLS; default: the one hub init chose, 443)", portArg)
     .option('--no-tcp', 'no stream side: nodes on networks that block UDP cannot connect')
     .option('--relay-address <ip>', "address of the hub's own relay, where nodes send relayed traffic; give it twice for IPv4 and IPv6 (an IPv6-only node and an IPv4-only node are then bridged). Default: the hub's endpoints (hub init --endpoint) that are IP addresses, one per family", collectRelayAddresses)
-    .action(async (o: { dir: string; interface: string; pollMs: number; relay: boolean; relayAddress?: IpAddress[]; tcp: boolean; tcpPort?: number }) => {
+    .option('--stun-port <port>', 'UDP port (and the next one) of the STUN responder that "wgp2p doctor" measures networks with, on the relay\'s addresses', portArg, 3478)
+    .option('--no-stun', 'no STUN responder: doctor then learns only what WireGuard and the hub see')
+    .action(async (o: { dir: string; interface: string; pollMs: number; relay: boolean; relayAddress?: IpAddress[]; stunPort: number; stun: boolean; tcp: boolean; tcpPort?: number }) => {
       const log = createLogger('hub');
       keepRunning(log);
-      const h = new Hub({ dir: o.dir, ifname: o.interface, log, pollMs: o.pollMs, noBuiltinRelay: !o.relay, relayAddresses: o.relayAddress, tcpPort: o.tcp === false ? false : o.tcpPort });
+      const h = new Hub({ dir: o.dir, ifname: o.interface, log, pollMs: o.pollMs, noBuiltinRelay: !o.relay, relayAddresses: o.relayAddress, stunPort: o.stun ? o.stunPort : null, tcpPort: o.tcp === false ? false : o.tcpPort });
       await h.start();
       const stop = () => void h.stop().finally(() => process.exit(0));
       process.once('SIGINT', stop);

@@ -6,6 +6,7 @@ import { nodeNameSchema } from './node-name.js';
 import { publicKeySchema } from './protocol.js';
 import { streamConfigSchema } from './stream/config.js';
 import { isKey } from './wireguard/keys.js';
+import { parseJson } from './json.js';
 
 /**
  * A join code: one line that carries what a device needs to reach the hub and prove it holds the
@@ -70,7 +71,7 @@ export function decodeJoinCode(text: string): JoinCode {
   if (!t.startsWith(PREFIX)) throw new Error(`this is not a wgp2p join code (it should start with "${PREFIX}")`);
   let raw: unknown;
   try {
-    raw = JSON.parse(Buffer.from(t.slice(PREFIX.length), 'base64url').toString('utf8'));
+    raw = parseJson(Buffer.from(t.slice(PREFIX.length), 'base64url').toString('utf8'));
   } catch {
     throw new Error('the join code is damaged (not decodable); copy it again, whole');
   }

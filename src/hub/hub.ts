@@ -19,6 +19,8 @@ import { coalesced } from './coalesce.js';
 import { agentHubAllowedIps } from './configs.js';
 import { ControlApi } from './control-api.js';
 import { DeviceWatch } from './device-watch.js';
+import { doctorView } from './doctor-view.js';
+import { DEFAULT_STUN_PORT, StunResponder } from './stun-responder.js';
 import { DirectoryView, isEmptyDelta, type ViewDelta } from './directory-view.js';
 import { EndpointWriter } from './endpoint-writer.js';
 import { ForwardFilter } from './forward-filter.js';
@@ -70,6 +72,11 @@ export interface HubOptions {
   noBuiltinRelay?: boolean;
   /** The stream side's TCP port instead of the one `hub init` chose, or false for none (issue 12). */
   tcpPort?: number | false;
+  /**
+   * The STUN responder `wgp2p doctor` measures networks against (stun-responder.ts): this port
+   * and the next on the relay's addresses. Default 3478 (STUN's own); null: none.
+   */
+  stunPort?: number | null;
 }
 
 /** After a network change without a new endpoint (only the LAN changed), re-decide the node's pairs after this. */
@@ -105,6 +112,9 @@ export class Hub {
   private relays!: RelayPool;
   private builtin?: BuiltinRelay;
   private stream?: StreamServer;
+  private stun?: StunResponder;
+  /** Where a relay last confirmed each node's WireGuard port: the second observer doctor shows. */
+  private readonly relaySeen = new Map<string, string>();
   private sessions!: AgentSessions;
   private api!: ControlApi;
   private admin!: AdminServer;
@@ -193,6 +203,7 @@ export class Hub {
       settingsFor: (n) => this.settingsFor(n),
       seen: (k) => this.watch.peer(k),
       relayConnected: (node, ws) => this.relayConnected(node, ws),
+      doctorView: async (node) => doctorView(await this.status(), node.name, this.relaySeen.get(node.publicKey) ?? null),
       enrolled: async (node) => {
         log.info({ node: node.name }, 'node enrolled');
         await this.refresh();
@@ -230,6 +241,9 @@ export class Hub {
       });
       this.stream = side?.server;
     }
+    const stunPort = this.opts.stunPort === undefined ? DEFAULT_STUN_PORT : this.opts.stunPort;
+    const stunAddresses = builtinRelayAddresses(this.opts.relayAddresses, hub.endpoints);
+    if (stunPort !== null && stunAddresses.length > 0) this.stun = await StunResponder.start({ addresses: stunAddresses, port: stunPort, log });
     this.admin = new AdminServer(join(this.opts.dir, 'hub.sock'), { counters: () => this.counters(), status: () => this.status() });
     await this.admin.listen();
     this.watch.start();
@@ -250,6 +264,7 @@ export class Hub {
     this.pairs.close();
     await this.stream?.close();
     await this.builtin?.close();
+    this.stun?.close();
     this.timers.forEach(clearInterval);
     this.settle.clear();
     this.redecide.clear();
@@ -281,6 +296,7 @@ export class Hub {
 
   private relayLatched(key: string, endpoint: string): void {
     const e = Endpoint.tryParse(endpoint);
+    if (e && this.view.byKey(key)) this.relaySeen.set(key, e.toString());
     if (!e || !this.nat.observedBy(key, e, { kind: 'relay' }).mappingChanged) return;
     const nat = this.nat.status(key);
     this.opts.log.info({ node: this.view.byKey(key)?.name, mapping: nat?.mapping, why: nat?.mappingWhy }, 'NAT mapping learned');
@@ -368,6 +384,7 @@ export class Hub {
     if (delta.removed.length || delta.added.length) this.opts.log.info({ added: names(delta.added), removed: names(delta.removed) }, 'nodes changed');
     for (const n of delta.removed) {
       this.nat.forget(n.publicKey);
+      this.relaySeen.delete(n.publicKey);
       this.watch.forget(n.publicKey);
       this.redecide.forget(n.publicKey);
       this.push.forget(n.publicKey);

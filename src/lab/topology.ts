@@ -1,11 +1,13 @@
 import { readFile } from 'node:fs/promises';
+import { listOf } from '../core/schema-list.js';
 import { z } from 'zod';
-import YAML from 'yaml';
 import { publicEndpointProblem, type IpAddress } from '../core/net/address.js';
 import { Cidr } from '../core/net/cidr.js';
 import { cidrSchema, ipAddressSchema } from '../core/net/schemas.js';
 import { addressOf, FIREWALLS6, ipv4SubnetOf, NAT_PROFILES, subnetOf, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan } from './plan.js';
 import { upnpRefusesWan } from './upnp-reserved.js';
+import { nestingOver } from '../core/json.js';
+import { parseYaml } from './topology-yaml.js';
 
 export { FIREWALLS6, NAT_PROFILES, type Firewall6, type NatProfile, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan, type SubnetPlan } from './plan.js';
 
@@ -61,6 +63,10 @@ const routerSchema = z
     upnp: z.boolean().default(false),
     exposedHost: nodeName.optional().describe('cone: the inside host that unsolicited inbound UDP is forwarded to'),
     carrierLan: subnet4('100.64.0.0/24', 'ipv6.prefix').optional().describe('cgnat: the carrier network between the two NATs'),
+    carrier: z
+      .enum(['restricted', 'symmetric'], { error: () => 'must be restricted (endpoint-independent, as RFC 6888 asks) or symmetric (a carrier NAT that maps per destination)' })
+      .optional()
+      .describe('cgnat: how the carrier NAT maps (default restricted)'),
     ipv6: ipv6RouterSchema.optional().describe('absent: no IPv6 behind this router'),
   })
   .strict();
@@ -83,8 +89,8 @@ export const topologySchema = z
       .object({ subnet: subnet4('203.0.113.0/24', 'subnet6'), subnet6: subnet6(DEFAULT_INTERNET6).optional() })
       .strict()
       .default({ subnet: Cidr.parse('203.0.113.0/24') }),
-    routers: z.array(routerSchema).default([]),
-    hosts: z.array(hostSchema).min(1, 'a topology needs at least one host'),
+    routers: listOf(routerSchema, { max: 256 }).default([]),
+    hosts: listOf(hostSchema, { min: 1, max: 256 }),
   })
   .strict();
 
@@ -129,17 +135,12 @@ export function parseTopologyText(text: string, file: string): LabPlan {
   // fuzzer found 3 s for 128 KiB), so larger text is refused before it is parsed.
   if (text.length > MAX_TOPOLOGY_TEXT) throw new TopologyError([`${file}: ${text.length} characters; a topology file is at most ${MAX_TOPOLOGY_TEXT} (split the lab, or generate it in code)`]);
   // The YAML parser recurses per flow level: 2 KiB of "[" overflowed its stack and took 100 ms to
-  // report. A topology nests a few levels; brackets inside strings count too, hence the margin.
-  let depth = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x5b || c === 0x7b) depth++;
-    else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
-    if (depth > MAX_TOPOLOGY_NESTING) throw new TopologyError([`${file}: brackets nest over ${MAX_TOPOLOGY_NESTING} deep at character ${i + 1}; a topology needs a few levels`]);
-  }
+  // report. A topology nests a few levels; brackets in single-quoted YAML strings count too, hence the margin.
+  const deep = nestingOver(text, MAX_TOPOLOGY_NESTING);
+  if (deep > 0) throw new TopologyError([`${file}: brackets nest over ${MAX_TOPOLOGY_NESTING} deep at character ${deep}; a topology needs a few levels`]);
   let raw: unknown;
   try {
-    raw = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
     throw new TopologyError([`${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'} (${(err as Error).message})`]);
   }
@@ -263,8 +264,10 @@ function plan(t: Topology): LabPlan {
     if (r.profile === 'cgnat') {
       const carrier = carrierNames.get(r.name)!;
       const carrierLan = segmentByName.get(carrier)!;
-      // A carrier-grade NAT maps endpoint-independently (RFC 6888 REQ-1 via RFC 4787) and filters like a home router.
-      routers.push({ name: carrier, profile: 'restricted', nat: 'restricted', wan: [wan], upstream, lan: carrierLan, hairpin: false, upnp: false, carrierOf: r.name });
+      // A carrier-grade NAT should map endpoint-independently (RFC 6888 REQ-1 via RFC 4787) and filter like a home
+      // router; many mobile carriers map per destination instead, which `carrier: symmetric` builds.
+      const nat = r.carrier ?? 'restricted';
+      routers.push({ name: carrier, profile: nat, nat, wan: [wan], upstream, lan: carrierLan, hairpin: false, upnp: false, carrierOf: r.name });
       routers.push({ name: r.name, profile: 'cgnat', nat: 'restricted', wan: [ipv4SubnetOf(carrierLan).subnet.nth(2)], upstream: carrier, lan, hairpin: r.hairpin, upnp: r.upnp });
     } else {
       const rp: RouterPlan = { name: r.name, profile: r.profile, nat: r.profile, wan: [wan], upstream, lan, hairpin: r.hairpin, upnp: r.upnp };
@@ -280,6 +283,7 @@ function plan(t: Topology): LabPlan {
     if (r.upnp && upstream === 'internet' && upnpRefusesWan(wan)) {
       problems.push(`routers[${i}].upnp: miniupnpd refuses to map ports on a reserved WAN address (${r.wan}); put the internet on a public-looking subnet such as 192.0.3.0/24`);
     }
+    if (r.carrier !== undefined && r.profile !== 'cgnat') problems.push(`routers[${i}].carrier: only a cgnat router has a carrier NAT; remove carrier or use profile cgnat`);
     if (r.exposedHost !== undefined && r.profile !== 'cone') problems.push(`routers[${i}].exposedHost: only a cone router forwards unsolicited traffic to a host; remove it`);
   }
 

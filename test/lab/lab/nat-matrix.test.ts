@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { familiesIn, familyTopology, matrixIn, matrixTopology, renderFamilyMatrix, renderMatrix, type CellPath } from '../../../src/lab/nat-matrix.js';
+import { familiesIn, familyTopology, MATRIX_HUB, matrixIn, matrixTopology, renderFamilyMatrix, renderMatrix, type CellPath } from '../../../src/lab/nat-matrix.js';
 import { uniqueLabName, withLab } from '../helpers.js';
 
 /**
@@ -25,12 +25,59 @@ const want: Record<string, CellPath> = {
   'restricted/restricted': 'direct',
   'restricted/symmetric': 'relay',
   'symmetric/symmetric': 'relay',
+  // Issue 11's rows. A leaky router takes the port when the peer's punch arrives first, so against a
+  // peer that filters by address and port it needs the punch ordered (TAG=leaky); against peers
+  // that filter nothing the port change does not matter. symmetric+upnp is a symmetric NAT until
+  // its router maps a port (TAG=portmap), then it is reachable like a full cone from anyone.
+  // cgnat-sym is a home router behind a carrier NAT that maps per destination: a symmetric NAT
+  // whose home router's UPnP could not help (it maps on the carrier's network only).
+  'open/restricted-leaky': 'direct',
+  'firewall/restricted-leaky': 'direct',
+  'cone/restricted-leaky': 'direct',
+  'restricted/restricted-leaky': 'direct',
+  'symmetric/restricted-leaky': 'relay',
+  'restricted-leaky/restricted-leaky': 'direct',
+  'open/symmetric+upnp': 'direct',
+  'firewall/symmetric+upnp': 'direct',
+  'cone/symmetric+upnp': 'direct',
+  'restricted/symmetric+upnp': 'direct',
+  'symmetric/symmetric+upnp': 'direct',
+  'restricted-leaky/symmetric+upnp': 'direct',
+  'symmetric+upnp/symmetric+upnp': 'direct',
+  'open/cgnat-sym': 'direct',
+  'firewall/cgnat-sym': 'relay',
+  'cone/cgnat-sym': 'direct',
+  'restricted/cgnat-sym': 'relay',
+  'symmetric/cgnat-sym': 'relay',
+  'restricted-leaky/cgnat-sym': 'relay',
+  'symmetric+upnp/cgnat-sym': 'direct',
+  'cgnat-sym/cgnat-sym': 'relay',
   // No TCP fallback yet: WireGuard is UDP, so a node behind udp-blocked never reaches the hub.
   'open/udp-blocked': 'not connected',
   'firewall/udp-blocked': 'not connected',
   'cone/udp-blocked': 'not connected',
   'restricted/udp-blocked': 'not connected',
   'symmetric/udp-blocked': 'not connected',
+  'restricted-leaky/udp-blocked': 'not connected',
+  'symmetric+upnp/udp-blocked': 'not connected',
+  'cgnat-sym/udp-blocked': 'not connected',
+};
+
+/**
+ * Cells whose outcome waits for work on other branches of issue 11 (port mapping, leaky routers):
+ * until it lands they are relayed, which is reported but does not fail the test. The integrator
+ * empties this list when both have landed.
+ */
+const PENDING: Record<string, 'port mapping' | 'leaky routers'> = {
+  'firewall/restricted-leaky': 'leaky routers',
+  'restricted/restricted-leaky': 'leaky routers',
+  'restricted-leaky/restricted-leaky': 'leaky routers',
+  'firewall/symmetric+upnp': 'port mapping',
+  'restricted/symmetric+upnp': 'port mapping',
+  'symmetric/symmetric+upnp': 'port mapping',
+  'restricted-leaky/symmetric+upnp': 'port mapping',
+  'symmetric+upnp/symmetric+upnp': 'port mapping',
+  'symmetric+upnp/cgnat-sym': 'port mapping',
 };
 
 test('NAT matrix: every pair of profiles gets the path Table 1 predicts, and traffic flows in every connected cell', async (t) => {
@@ -38,14 +85,21 @@ test('NAT matrix: every pair of profiles gets the path Table 1 predicts, and tra
     const cells = await matrixIn(lab);
     for (const line of renderMatrix(cells).split('\n')) t.diagnostic(line);
     assert.deepEqual(Object.keys(want).sort(), cells.map((c) => `${c.a}/${c.b}`).sort(), 'one cell per pair of profiles');
+    const relay = new RegExp(`^${MATRIX_HUB.replaceAll('.', '\\.')}:\\d+$`);
+    const failures: string[] = [];
     for (const c of cells) {
       const key = `${c.a}/${c.b}`;
-      assert.equal(c.path, want[key], `${key} (${c.nodes.join('-')}): ${c.reason ?? ''}`);
-      if (c.path === 'relay') assert.match(c.endpoint ?? '', /^203\.0\.113\.2:\d+$/, `${key} sends to the relay on the hub`);
-      if (c.path === 'direct') assert.doesNotMatch(c.endpoint ?? '', /^203\.0\.113\.2:/, `${key} does not go through the hub`);
+      if (c.path !== want[key] && PENDING[key] && c.path === 'relay') {
+        t.diagnostic(`${key}: relay, direct once ${PENDING[key]} lands`);
+        continue;
+      }
+      if (c.path !== want[key]) failures.push(`${key} (${c.nodes.join('-')}): ${c.path}, want ${want[key]}: ${c.reason ?? ''}`);
+      if (c.path === 'relay' && !relay.test(c.endpoint ?? '')) failures.push(`${key} sends to ${c.endpoint}, not to the relay on the hub`);
+      if (c.path === 'direct' && c.endpoint?.startsWith(`${MATRIX_HUB}:`)) failures.push(`${key} goes through the hub (${c.endpoint})`);
       // One reply may be lost while a relayed pair moves into the relay's kernel path.
-      if (c.path === 'direct' || c.path === 'relay') assert.ok(c.replies >= c.sent - 1, `${key}: ${c.replies}/${c.sent} pings answered`);
+      if ((c.path === 'direct' || c.path === 'relay') && c.replies < c.sent - 1) failures.push(`${key}: ${c.replies}/${c.sent} pings answered`);
     }
+    assert.deepEqual(failures, [], 'every cell as expected');
   });
 });
 
