@@ -11,6 +11,8 @@ import { parseGet, UapiError } from '../src/core/wireguard/uapi.js';
 import { behindRouters, dualStackPair, hubAndDevice, natPair } from '../src/lab/topologies.js';
 import { parseTopologyText, TopologyError } from '../src/lab/topology.js';
 import { classifyDatagram } from '../src/relay/datagram.js';
+import { encodeControl, encodeData, FrameDecoder } from '../src/core/stream/framing.js';
+import { decodeRelayStreamMessage, decodeShimMessage } from '../src/core/stream/messages.js';
 import { IpAddress } from '../src/core/net/address.js';
 import { Endpoint } from '../src/core/net/endpoint.js';
 import { decode as decodeStun, encode as encodeStun, METHOD_BINDING } from '../src/core/stun/message.js';
@@ -117,6 +119,7 @@ const JOIN_PREFIX = 'wgp2p-join1.';
 const joinCodes = [
   encodeJoinCode({ name: 'laptop', hubPublicKey: K1, hubEndpoints: ['vpn.example.org:51820'], hubAddress: '10.99.0.1', apiPort: 51821, key: PRIV, address: '10.99.1.5/24', expiresAt: 1_800_000_000_000 }),
   encodeJoinCode({ name: 'phone', hubPublicKey: K1, hubEndpoints: ['203.0.113.2:51820', '[2001:db8::2]:51820'], hubAddress: 'fd99::1', apiPort: 51821, key: PRIV, address: '10.99.1.6/24', address6: 'fd3c:1a2b:3c4d:1::6/64', expiresAt: 1_800_000_000_000 }),
+  encodeJoinCode({ name: 'hotel', hubPublicKey: K1, hubEndpoints: ['203.0.113.2:51820'], hubAddress: '10.99.0.1', apiPort: 51821, key: PRIV, address: '10.99.1.7/24', expiresAt: 1_800_000_000_000, stream: { port: 443, pin: 'sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=' } }),
 ];
 
 const wgQuick = [
@@ -158,6 +161,21 @@ const datagrams = [
   Buffer.concat([Buffer.from([4, 0, 0, 0]), Buffer.alloc(1436, 5)]),
 ];
 
+/** What a shim sends a relay, and the relay a shim, on the stream transport (issue 12). */
+const shimToRelay = [
+  { type: 'hello', v: 1, publicKey: K1, token: 'Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5' },
+  { type: 'open', channel: 0, to: { kind: 'hub' } },
+  { type: 'open', channel: 7, to: { kind: 'allocation', id: '0123456789abcdef' } },
+  { type: 'close', channel: 7 },
+];
+const relayToShim = [{ type: 'welcome' }, { type: 'opened', channel: 3 }, { type: 'closed', channel: 3, reason: 'allocation 0123456789abcdef was released' }, { type: 'error', reason: 'send hello first' }];
+const streamBytes = [
+  Buffer.concat([encodeControl(JSON.stringify(shimToRelay[0])), encodeControl(JSON.stringify(shimToRelay[2])), encodeData(7, datagramsForStream()[0]), encodeData(7, datagramsForStream()[1])]),
+  Buffer.concat([encodeData(0, Buffer.alloc(1452, 4)), encodeData(65535, Buffer.alloc(32, 4))]),
+];
+function datagramsForStream(): Buffer[] {
+  return [Buffer.concat([Buffer.from([1, 0, 0, 0]), Buffer.alloc(144, 1)]), Buffer.concat([Buffer.from([4, 0, 0, 0]), Buffer.alloc(1448, 5)])];
+}
 /** STUN datagrams: RFC 5769's sample response, what doctor sends and the hub answers, and bare ones without FINGERPRINT. */
 const STUN_TID = Buffer.from('b7e7a701bc34d686fa87dfae', 'hex');
 const stunHeader = (type: number, body: Buffer) => {
@@ -181,6 +199,26 @@ const STUN_HUB = { address: IpAddress.parse('192.0.3.2') };
 
 export function fuzzTargets(): FuzzTarget[] {
   return [
+    {
+      name: 'stream-frames',
+      samples: streamBytes,
+      maxLength: 1 << 16,
+      run(input) {
+        // Whole, then cut in three: the decoder must say the same of both (chunking is the network's choice).
+        const whole = new FrameDecoder();
+        let a = 0;
+        const p1 = whole.push(input, () => a++);
+        const cut = new FrameDecoder();
+        let b = 0;
+        const third = Math.max(1, Math.floor(input.length / 3));
+        let p2;
+        for (let i = 0; i < input.length && !p2; i += third) p2 = cut.push(input.subarray(i, i + third), () => b++);
+        if (a !== b || (p1 === undefined) !== (p2 === undefined)) throw new Error(`chunking changed the outcome: ${a} vs ${b} frames`);
+        return p1 ? 'refused' : 'accepted';
+      },
+    },
+    jsonTarget('stream shim->relay', shimToRelay, decodeShimMessage),
+    jsonTarget('stream relay->shim', relayToShim, decodeRelayStreamMessage),
     {
       name: 'stun',
       samples: stunDatagrams,

@@ -8,6 +8,7 @@ import { endpointSchema as netEndpointSchema, prefixedSchema } from './net/schem
 import { existingNodeNameSchema } from './node-name.js';
 import { PEER_STATES } from './paths.js';
 import { isKey } from './wireguard/keys.js';
+import { streamConfigSchema } from './stream/config.js';
 import { parseJson } from './json.js';
 
 /**
@@ -233,6 +234,8 @@ export const agentConfigSchema = z
      * one (an IPv6-only network, an IPv4 outage), the agent points its hub peer at the next.
      */
     hubEndpoints: listOf(hostPortText, { min: 1, max: 2 }).optional(),
+    /** The hub's stream side (TCP port on the hubEndpoints' hosts, TLS pin), for networks that block UDP. */
+    stream: streamConfigSchema.optional(),
   })
   .strict();
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

@@ -13,6 +13,8 @@ import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import { KernelPath } from '../relay/kernel-path.js';
 import { AdminServer } from './admin.js';
 import { BuiltinRelay, builtinRelayAddresses } from './builtin-relay.js';
+import { startHubStreamSide } from './stream-side.js';
+import type { StreamServer } from '../relay/stream-server.js';
 import { coalesced } from './coalesce.js';
 import { agentHubAllowedIps } from './configs.js';
 import { ControlApi } from './control-api.js';
@@ -69,6 +71,8 @@ export interface HubOptions {
   relayPorts?: [number, number];
   /** No relay inside the hub: only relays that register (`wgp2p relay run`). */
   noBuiltinRelay?: boolean;
+  /** The stream side's TCP port instead of the one `hub init` chose, or false for none (issue 12). */
+  tcpPort?: number | false;
   /**
    * The STUN responder `wgp2p doctor` measures networks against (stun-responder.ts): this port
    * and the next on the relay's addresses. Default 3478 (STUN's own); null: none.
@@ -112,6 +116,7 @@ export class Hub {
   private probedAt = new Map<string, Endpoint>();
   private relays!: RelayPool;
   private builtin?: BuiltinRelay;
+  private stream?: StreamServer;
   private stun?: StunResponder;
   /** Where a relay last confirmed each node's WireGuard port: the second observer doctor shows. */
   private readonly relaySeen = new Map<string, string>();
@@ -236,9 +241,22 @@ export class Hub {
         kernel: kernel.kernels,
         onError: (err) => log.warn({ err }, 'relay'),
         onLatched: (_id, key, endpoint) => this.relayLatched(key, endpoint),
-        onReleased: (id, reason) => reason === 'idle' && this.relays.released(id),
+        onReleased: (id, reason) => {
+          this.stream?.released(id);
+          if (reason === 'idle') this.relays.released(id);
+        },
       });
       this.relays.add(this.builtin);
+    }
+    if (this.opts.tcpPort !== false) {
+      const builtin = this.builtin;
+      // A stream side that cannot start (port 443 taken, no root) costs only the nodes that need
+      // it: the hub serves everyone else, and says why loudly.
+      const side = await startHubStreamSide({ dir: this.opts.dir, port: this.opts.tcpPort, byKey: (k) => this.view.byKey(k), relay: builtin && { streamSide: (id, k) => builtin.streamSide(id, k) }, listenPort: hub.listenPort, log }).catch((err: Error) => {
+        log.error({ err: err.message }, 'stream side not started: nodes on networks that block UDP cannot connect');
+        return undefined;
+      });
+      this.stream = side?.server;
     }
     const stunPort = this.opts.stunPort === undefined ? DEFAULT_STUN_PORT : this.opts.stunPort;
     const stunAddresses = builtinRelayAddresses(this.opts.relayAddresses, hub.endpoints);
@@ -261,6 +279,7 @@ export class Hub {
     this.watch.stop();
     this.peerSync.close();
     this.pairs.close();
+    await this.stream?.close();
     await this.builtin?.close();
     this.stun?.close();
     this.timers.forEach(clearInterval);
