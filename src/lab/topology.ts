@@ -99,7 +99,10 @@ export type Topology = z.output<typeof topologySchema>;
 
 export class TopologyError extends Error {
   constructor(readonly problems: string[]) {
-    super(`invalid topology:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    // The first problems are what a person fixes first; a file of 300 copies of one router needs no 300 lines.
+    const shown = problems.slice(0, 20).map((p) => `  - ${p}`);
+    if (problems.length > 20) shown.push(`  - and ${problems.length - 20} more`);
+    super(`invalid topology:\n${shown.join('\n')}`);
     this.name = 'TopologyError';
   }
 }
@@ -206,11 +209,16 @@ function plan(t: Topology): LabPlan {
       segments.push(segment(carrierNames.get(r.name)!, carrierLan));
     }
   });
-  for (let a = 0; a < claims.length; a++) {
-    for (let b = a + 1; b < claims.length; b++) {
-      const [x, y] = [claims[a], claims[b]];
-      if (x.cidr.overlaps(y.cidr)) problems.push(`${y.where}: ${y.cidr} overlaps ${x.where} (${x.cidr}); choose a subnet that does not`);
+  // Subnets are intervals: sorted by start, one overlaps another exactly when it starts before the
+  // widest earlier one ends. Pairwise checks of 256 routers cost 60 ms of BigInt masks.
+  const sorted = claims.map((c, i) => ({ ...c, i, start: c.cidr.network.value, end: c.cidr.network.value + c.cidr.size })).sort((x, y) => x.cidr.family - y.cidr.family || (x.start < y.start ? -1 : x.start > y.start ? 1 : x.i - y.i));
+  let widest: (typeof sorted)[number] | undefined;
+  for (const c of sorted) {
+    if (widest && widest.cidr.family === c.cidr.family && c.start < widest.end) {
+      const [x, y] = widest.i < c.i ? [widest, c] : [c, widest];
+      problems.push(`${y.where}: ${y.cidr} overlaps ${x.where} (${x.cidr}); choose a subnet that does not`);
     }
+    if (!widest || widest.cidr.family !== c.cidr.family || c.end > widest.end) widest = c;
   }
   const segmentByName = new Map(segments.map((s) => [s.name, s]));
 
