@@ -145,7 +145,8 @@ export class MeshPeer {
     // With a role, the re-added peer gets no addresses yet: no packet of ours can make it initiate.
     if (!fallback) await this.deps.device.set({ peers: [{ publicKey: this.key, ...(role === 'both' ? { allowedIps: this.info.allowedIps } : {}), endpoint: cmd.candidate.endpoint, persistentKeepalive: 0 }] });
     // The responder's NAT is open before it says ready, so the initiator's one initiation gets in.
-    if (role === 'responder') await openNat(this.deps.device, cmd.candidate.endpoint);
+    // Not toward a mapped port's peer: the mapping is open already (candidates/mapped.ts says why a packet of ours would hurt).
+    if (role === 'responder' && kindOf(cmd.candidate.kind).responderOpensNat !== false) await openNat(this.deps.device, cmd.candidate.endpoint);
     this.attempt = readyAttempt({
       role,
       seq: cmd.seq,

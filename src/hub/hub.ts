@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
+import { usableMapping } from '../core/candidates/mapped.js';
 import { ipv6Endpoint } from '../core/candidates/public-ipv6.js';
 import { keptReported } from '../core/candidates/reported.js';
 import { realClock, KeyedTimers } from '../core/clock.js';
@@ -251,9 +252,9 @@ export class Hub {
     const node = this.view.byKey(key);
     if (!node) return;
     // Recorded for client configs by the writer, off this path: the poll never waits for the store.
-    this.endpoints.record(key, endpoint);
-    if (node.kind !== 'agent') return;
+    if (node.kind !== 'agent') return this.endpoints.record(key, endpoint);
     if (this.nat.sighted(key, endpoint).addressChanged) this.relays.updateIp(key, endpoint.address.toString());
+    this.endpoints.record(key, this.clientFacing(key) ?? endpoint);
     const pending = this.settle.armed(key);
     this.settle.disarm(key);
     const why = pending ? `${node.name} changed network` : `${node.name}'s endpoint changed`;
@@ -281,6 +282,16 @@ export class Hub {
     return { relayId: alloc.relayId, forA: alloc.forA, forB: alloc.forB };
   }
 
+  /**
+   * Where plain clients should reach an agent over IPv4: its router's port mapping while it has a
+   * usable one (a client behind a symmetric NAT reaches that, as it would a full-cone host), else
+   * where the hub sees it. `node config` writes what is recorded, so it follows the mapping's port.
+   */
+  private clientFacing(key: string): Endpoint | undefined {
+    const v = this.nat.view(key);
+    return usableMapping(v) ?? v.seen ?? undefined;
+  }
+
   private relayConnected(node: NodeRecord, ws: WebSocket): void {
     acceptRelay(node, ws, this.relays, (key, endpoint) => this.relayLatched(key, endpoint), this.opts.log);
   }
@@ -301,11 +312,12 @@ export class Hub {
             this.opts.log.warn({ node: s.node.name, dropped: dropped.map(String), suppressed }, 'agent reported addresses that are neither LAN nor public; they are no candidates'),
           );
         }
-        this.nat.reported(key, kept, m.network.listenPort, m.changed);
+        const { mappingChanged } = this.nat.reported(key, kept, m.network.listenPort, m.changed, m.network.portMapping ?? null);
         // Where a plain client on an IPv6 network reaches this agent (`node config --family 6`).
         const v6 = ipv6Endpoint(this.nat.view(key));
         if (v6) this.endpoints.record(key, v6);
         this.sessions.acceptReport(s, m.peers);
+        const wasReady = s.ready;
         if (!s.ready) {
           s.ready = true;
           this.pairs.connected(key, m.peers);
@@ -313,6 +325,14 @@ export class Hub {
           // The hello itself crossed the tunnel from the new network, so the next device read
           // (≤ 20 ms) sees the new endpoint and re-decides the pairs; if only the LAN changed, do it here.
           this.settle.arm(key, NETWORK_SETTLE_MS, () => this.pairs.changed(key, `${s.node.name} changed network`));
+        }
+        if (mappingChanged) {
+          const facing = this.clientFacing(key);
+          if (facing?.family === 4) this.endpoints.record(key, facing);
+        }
+        if (wasReady && !m.changed && mappingChanged) {
+          // A router that maps (or stopped mapping) the node's port: pairs not yet direct may now be.
+          this.pairs.mappingChanged(key, `${s.node.name}'s router ${m.network.portMapping ? `maps ${m.network.portMapping.external} (${m.network.portMapping.protocol})` : 'no longer maps its port'}`);
         }
         return;
       }

@@ -1,7 +1,9 @@
 import type { NodeView } from '../core/candidates/index.js';
+import { usableMapping } from '../core/candidates/mapped.js';
 import type { Knowledge, NatBehaviour } from '../core/nat.js';
 import type { Prefixed } from '../core/net/cidr.js';
 import type { Endpoint } from '../core/net/endpoint.js';
+import type { PortMappingProtocol } from '../core/protocol.js';
 
 /**
  * Everything the hub knows about each agent's network, and the only place that changes it. It is
@@ -28,8 +30,16 @@ export type MappingSource =
 
 export type FilteringSource = { kind: 'untested' } | { kind: 'network-changed' } | { kind: 'accepted-symmetric-peer' } | { kind: 'refused-symmetric-peer' };
 
+/** A port mapping an agent reported, and when (hub's clock): it counts only until it expires. */
+export interface ReportedMapping {
+  protocol: PortMappingProtocol;
+  external: Endpoint;
+  expiresAt: number;
+}
+
 interface Facts {
   seen: Endpoint | null;
+  portMapping: ReportedMapping | null;
   interfaces: readonly Prefixed[];
   listenPort: number | null;
   mapping: Knowledge;
@@ -45,6 +55,8 @@ export interface NatStatus {
   filteringWhy: string;
   /** The node's interface addresses as its agent reported them. */
   lan: string[];
+  /** What its router maps for it, as its agent reported it (null: nothing). */
+  portMapping: { protocol: PortMappingProtocol; external: string; expiresInMs: number; usable: boolean } | null;
 }
 
 const observerName = (o: Observer) => (o.kind === 'relay' ? 'the relay' : `peer ${o.name}`);
@@ -89,6 +101,8 @@ export interface NatKnowledgeDeps {
   name(key: string): string;
   /** The listen port the node's config has, until its agent reports one. */
   configuredListenPort(key: string): number | null;
+  /** The hub's clock, for how long a reported port mapping lasts. Default: Date.now. */
+  now?(): number;
 }
 
 export class NatKnowledge {
@@ -101,7 +115,7 @@ export class NatKnowledge {
   private get(key: string): Facts {
     let f = this.facts.get(key);
     if (!f) {
-      f = { seen: null, interfaces: [], listenPort: this.deps.configuredListenPort(key), mapping: 'unknown', mappingSource: { kind: 'unseen' }, filtering: 'unknown', filteringSource: { kind: 'untested' } };
+      f = { seen: null, portMapping: null, interfaces: [], listenPort: this.deps.configuredListenPort(key), mapping: 'unknown', mappingSource: { kind: 'unseen' }, filtering: 'unknown', filteringSource: { kind: 'untested' } };
       this.facts.set(key, f);
     }
     return f;
@@ -132,11 +146,17 @@ export class NatKnowledge {
     return { addressChanged: before !== null && !sameAddress };
   }
 
-  /** The agent reported its interfaces and listen port; `changed`: its network changed, so what attempts taught is stale. */
-  reported(key: string, interfaces: readonly Prefixed[], listenPort: number, changed: boolean): void {
+  /**
+   * The agent reported its interfaces, listen port and port mapping; `changed`: its network
+   * changed, so what attempts taught is stale. Returns whether the usable mapping changed (a
+   * new mapped endpoint may open a direct path that was impossible).
+   */
+  reported(key: string, interfaces: readonly Prefixed[], listenPort: number, changed: boolean, portMapping: { protocol: PortMappingProtocol; external: Endpoint; expiresInMs: number } | null = null): { mappingChanged: boolean } {
     const f = this.get(key);
+    const before = this.usableMapping(f);
     f.interfaces = interfaces;
     f.listenPort = listenPort;
+    f.portMapping = portMapping && { protocol: portMapping.protocol, external: portMapping.external, expiresAt: this.now() + portMapping.expiresInMs };
     if (changed) {
       f.mapping = 'unknown';
       f.mappingSource = { kind: 'network-changed' };
@@ -144,6 +164,17 @@ export class NatKnowledge {
       f.filteringSource = { kind: 'network-changed' };
     }
     this.classify(key);
+    const after = this.usableMapping(f);
+    return { mappingChanged: !(before === after || (before !== null && after !== null && before.equals(after))) };
+  }
+
+  private now(): number {
+    return this.deps.now ? this.deps.now() : Date.now();
+  }
+
+  /** The reported mapping while it lasts; what it is worth is for the candidate kind (candidates/mapped.ts) and the attempt to say. */
+  private usableMapping(f: Facts): Endpoint | null {
+    return f.portMapping && f.portMapping.expiresAt > this.now() ? f.portMapping.external : null;
   }
 
   /**
@@ -187,14 +218,16 @@ export class NatKnowledge {
 
   view(key: string): NodeView {
     const f = this.get(key);
-    return { name: this.deps.name(key), seen: f.seen, interfaces: f.interfaces, listenPort: f.listenPort, nat: this.behaviour(f) };
+    return { name: this.deps.name(key), seen: f.seen, interfaces: f.interfaces, listenPort: f.listenPort, nat: this.behaviour(f), mapped: this.usableMapping(f) };
   }
 
   status(key: string): NatStatus | undefined {
     const f = this.facts.get(key);
     if (!f) return undefined;
     const b = this.behaviour(f);
-    return { mapping: b.mapping, mappingWhy: b.mappingWhy, filtering: b.filtering, filteringWhy: b.filteringWhy, lan: f.interfaces.map((p) => p.toString()) };
+    const m = f.portMapping;
+    const portMapping = m && { protocol: m.protocol, external: m.external.toString(), expiresInMs: Math.max(0, m.expiresAt - this.now()), usable: usableMapping(this.view(key)) !== undefined };
+    return { mapping: b.mapping, mappingWhy: b.mappingWhy, filtering: b.filtering, filteringWhy: b.filteringWhy, lan: f.interfaces.map((p) => p.toString()), portMapping };
   }
 
   private behaviour(f: Facts): NatBehaviour {

@@ -244,6 +244,19 @@ export class PairPaths {
     }
   }
 
+  /**
+   * A node's port mapping came, changed or went: its pairs that are not direct try again (one
+   * that is direct keeps its path; if that path ran over the old mapping and it stops forwarding,
+   * the dead-path check moves it).
+   */
+  mappingChanged(key: string, why: string): void {
+    for (const p of this.byNode.get(key) ?? []) {
+      if (p.path.via === 'direct' || p.path.via === 'hub') continue;
+      p.failures = 0;
+      this.evaluate(p, why);
+    }
+  }
+
   /** A node chose or left proxied mode, or anything else that changes every pair of it. */
   reevaluate(key: string, why: string): void {
     for (const p of this.byNode.get(key) ?? []) this.evaluate(p, why);
@@ -453,7 +466,9 @@ export class PairPaths {
           const relay = p.attempt?.fromRelay && p.grant ? p.grant : null;
           const base = { type: 'path', step: 'prepare', seq: o.seq, windowMs: o.windowMs, holdMs: o.holdMs } as const;
           const v = this.views(p);
-          const first = initiatorOf(v.a, v.b, p.failures);
+          // A kind may need one side to send first (a mapped port: the side that is not mapped).
+          const byKind = o.candidate.kind.initiator?.(v.a, v.b) ?? null;
+          const first = byKind === null ? initiatorOf(v.a, v.b, p.failures) : byKind === 'x' ? 'a' : 'b';
           this.deps.send(p.a, { ...base, publicKey: p.b, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forX }, fallback: relay && { endpoint: relay.forA, relayId: relay.relayId }, initiates: first === 'a' });
           this.deps.send(p.b, { ...base, publicKey: p.a, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forY }, fallback: relay && { endpoint: relay.forB, relayId: relay.relayId }, initiates: first === 'b' });
           break;
