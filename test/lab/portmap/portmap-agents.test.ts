@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { agentSocketPath } from '../../../src/agent/socket-path.js';
+import { adminGet } from '../../../src/core/admin-socket.js';
+import { agentStatusSchema, type AgentStatusJson } from '../../../src/core/status.js';
+import { Scenario } from '../../../src/lab/scenario.js';
+import type { TopologyInput } from '../../../src/lab/topology.js';
+import { uniqueLabName, withLab } from '../helpers.js';
+
+/** miniupnpd refuses documentation ranges as its WAN address (src/lab/upnp-reserved.ts): this lab's internet is 192.0.3.0/24. */
+function symPair(name: string, upnpA: boolean): TopologyInput {
+  return {
+    name,
+    internet: { subnet: '192.0.3.0/24' },
+    routers: [
+      { name: 'mob1', profile: 'symmetric', wan: '192.0.3.10', lan: '192.168.10.0/24', upnp: upnpA },
+      { name: 'mob2', profile: 'symmetric', wan: '192.0.3.20', lan: '192.168.20.0/24' },
+    ],
+    hosts: [
+      { name: 'hub', network: 'internet', address: '192.0.3.2' },
+      { name: 's1', network: 'mob1', address: '192.168.10.2' },
+      { name: 's2', network: 'mob2', address: '192.168.20.2' },
+    ],
+  };
+}
+
+async function agentStatus(s: Scenario, name: string): Promise<AgentStatusJson> {
+  const n = s.nodes.get(name)!;
+  // The agent's admin socket is a file in /run/wgp2p, shared by the lab's namespaces.
+  return agentStatusSchema.parse(await adminGet<unknown>(agentSocketPath(n.ifname), '/v1/status'));
+}
+
+test('portmap: symmetric x symmetric goes direct when one router maps the port; the mapping is deleted on a clean exit', async (t) => {
+  await withLab(symPair(uniqueLabName('portmap'), true), async (lab) => {
+    const s = new Scenario(lab);
+    await s.initHub();
+    await s.addNode('s1', 'agent', 's1');
+    await s.addNode('s2', 'agent', 's2');
+    await s.startAgent('s1');
+    await s.waitFor(async () => (await agentStatus(s, 's1')).portMapping?.state === 'mapped', 20_000, 's1 to get a port mapping');
+    const st = await agentStatus(s, 's1');
+    t.diagnostic(`s1 mapping: ${JSON.stringify(st.portMapping)}`);
+    assert.equal(st.portMapping?.mapping?.protocol, 'pcp', 'miniupnpd answers PCP first');
+    assert.match(st.portMapping?.mapping?.external ?? '', /^192\.0\.3\.10:\d+$/);
+    const started = Date.now();
+    await s.startAgent('s2');
+    const pair = await s.waitPath('s1', 's2', 'direct', 20_000);
+    t.diagnostic(`direct ${Date.now() - started} ms after s2 started; ${JSON.stringify({ candidate: pair.candidate, reason: pair.reason })}`);
+    assert.equal(pair.candidate, 'mapped', 'two symmetric NATs: only the mapped port can be direct');
+    const hub = await s.hubStatus();
+    assert.match(hub.nodes.find((n) => n.name === 's1')?.nat?.portMapping?.external ?? '', /^192\.0\.3\.10:/, 'the hub shows what is mapped');
+
+    const port = st.portMapping!.mapping!.external.split(':')[1];
+    const rules = async () => (await lab.exec('mob1', 'nft', ['list', 'ruleset'])).stdout;
+    assert.match(await rules(), new RegExp(`udp dport ${port} .*dnat`), 'the router forwards the mapped port');
+    process.kill(s.nodes.get('s1')!.pid!, 'SIGTERM');
+    await s.waitFor(async () => !new RegExp(`udp dport ${port} .*dnat`).test(await rules()), 10_000, 'the mapping to be deleted');
+  });
+});
+
+test('portmap: with --no-port-mapping nothing is mapped and the symmetric pair is relayed', async () => {
+  await withLab(symPair(uniqueLabName('portmapo'), true), async (lab) => {
+    const s = new Scenario(lab);
+    await s.initHub();
+    await s.addNode('s1', 'agent', 's1');
+    await s.addNode('s2', 'agent', 's2');
+    await s.startAgent('s1', { args: ['--no-port-mapping'] });
+    await s.startAgent('s2');
+    await s.waitPath('s1', 's2', 'relay', 20_000);
+    assert.equal((await agentStatus(s, 's1')).portMapping?.state, 'off');
+    assert.doesNotMatch((await lab.exec('mob1', 'nft', ['list', 'ruleset'])).stdout, /dnat to 192\.168\.10\.2/, 'no mapping at the router');
+    void join;
+  });
+});
