@@ -53,9 +53,9 @@ test('portmap: symmetric x symmetric goes direct when one router maps the port; 
 
     const port = st.portMapping!.mapping!.external.split(':')[1];
     const rules = async () => (await lab.exec('mob1', 'nft', ['list', 'ruleset'])).stdout;
-    assert.match(await rules(), new RegExp(`udp dport ${port} .*dnat`), 'the router forwards the mapped port');
+    assert.match(await rules(), new RegExp(`th dport ${port} dnat ip to 192\\.168\\.10\\.2`), 'the router forwards the mapped port');
     process.kill(s.nodes.get('s1')!.pid!, 'SIGTERM');
-    await s.waitFor(async () => !new RegExp(`udp dport ${port} .*dnat`).test(await rules()), 10_000, 'the mapping to be deleted');
+    await s.waitFor(async () => !new RegExp(`th dport ${port} dnat ip to 192\\.168\\.10\\.2`).test(await rules()), 10_000, 'the mapping to be deleted');
   });
 });
 
