@@ -9,13 +9,13 @@ import type { TopologyInput } from '../../../src/lab/topology.js';
 import { uniqueLabName, withLab } from '../helpers.js';
 
 /** miniupnpd refuses documentation ranges as its WAN address (src/lab/upnp-reserved.ts): this lab's internet is 192.0.3.0/24. */
-function symPair(name: string, upnpA: boolean): TopologyInput {
+function symPair(name: string, upnpA: boolean, profileB: 'symmetric' | 'restricted' = 'symmetric'): TopologyInput {
   return {
     name,
     internet: { subnet: '192.0.3.0/24' },
     routers: [
       { name: 'mob1', profile: 'symmetric', wan: '192.0.3.10', lan: '192.168.10.0/24', upnp: upnpA },
-      { name: 'mob2', profile: 'symmetric', wan: '192.0.3.20', lan: '192.168.20.0/24' },
+      { name: 'mob2', profile: profileB, wan: '192.0.3.20', lan: '192.168.20.0/24' },
     ],
     hosts: [
       { name: 'hub', network: 'internet', address: '192.0.3.2' },
@@ -56,6 +56,24 @@ test('portmap: symmetric x symmetric goes direct when one router maps the port; 
     assert.match(await rules(), new RegExp(`th dport ${port} dnat ip to 192\\.168\\.10\\.2`), 'the router forwards the mapped port');
     process.kill(s.nodes.get('s1')!.pid!, 'SIGTERM');
     await s.waitFor(async () => !new RegExp(`th dport ${port} dnat ip to 192\\.168\\.10\\.2`).test(await rules()), 10_000, 'the mapping to be deleted');
+  });
+});
+
+test('portmap: symmetric x restricted goes direct when only the symmetric side maps its port', async (t) => {
+  await withLab(symPair(uniqueLabName('portmapr'), true, 'restricted'), async (lab) => {
+    const s = new Scenario(lab);
+    await s.initHub();
+    await s.addNode('s1', 'agent', 's1');
+    await s.addNode('s2', 'agent', 's2');
+    await s.startAgent('s1');
+    await s.waitFor(async () => (await agentStatus(s, 's1')).portMapping?.state === 'mapped', 20_000, 's1 to get a port mapping');
+    await s.startAgent('s2');
+    const pair = await s.waitPath('s1', 's2', 'direct', 20_000);
+    t.diagnostic(JSON.stringify({ candidate: pair.candidate, reason: pair.reason }));
+    assert.equal(pair.candidate, 'mapped', "the restricted side sends to the mapped port (a punch toward the symmetric side's port cannot work)");
+    const r = await lab.exec('s2', 'ping', ['-n', '-q', '-i', '0.02', '-c', '20', '-W', '1', s.nodes.get('s1')!.address], { allowFail: true });
+    assert.equal(Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0), 20);
+    assert.notEqual((await agentStatus(s, 's2')).portMapping?.state, 'mapped', 'the restricted router has no UPnP: only one side maps');
   });
 });
 
