@@ -43,7 +43,7 @@ function natText(n: NodeStatusJson): string {
   const m = n.nat.mapping === 'dependent' ? 'symmetric' : n.nat.mapping === 'independent' ? 'cone' : '?';
   const f = n.nat.filtering === 'dependent' ? ', filters' : n.nat.filtering === 'independent' ? ', open' : '';
   const pm = n.nat.portMapping;
-  return `${m}${f}${pm ? `, maps ${pm.external} (${PROTOCOL_NAMES[pm.protocol]}${pm.usable === false ? ', not used' : ''})` : ''}`;
+  return `${m}${f}${pm ? `, maps ${pm.external} (${PROTOCOL_NAMES[pm.protocol]}${pm.problem ? `, not used: ${pm.problem}` : pm.usable === false ? ', not used' : ''})` : ''}`;
 }
 
 const PROTOCOL_NAMES = { pcp: 'PCP', natpmp: 'NAT-PMP', upnp: 'UPnP' } as const;

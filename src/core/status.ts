@@ -50,6 +50,8 @@ export const portMappingStatusSchema = z.object({
   external: z.string(),
   expiresInMs: z.number(),
   usable: z.boolean().optional(),
+  /** Hub: why the hub does not use it now (it did not forward in attempts), or null. */
+  problem: z.string().nullable().optional(),
 });
 export type PortMappingStatusJson = z.infer<typeof portMappingStatusSchema>;
 

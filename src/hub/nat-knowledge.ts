@@ -1,4 +1,4 @@
-import type { NodeView } from '../core/candidates/index.js';
+import type { Candidate, NodeView } from '../core/candidates/index.js';
 import { usableMapping } from '../core/candidates/mapped.js';
 import type { Knowledge, NatBehaviour } from '../core/nat.js';
 import type { Prefixed } from '../core/net/cidr.js';
@@ -11,7 +11,8 @@ import type { PortMappingProtocol } from '../core/protocol.js';
  * - the endpoint its own WireGuard device sees the node at (`sighted`);
  * - the node's interface addresses and listen port, from its agent (`reported`);
  * - the endpoint a second observer sees it at: the relay, or a peer on a direct path (`observedBy`);
- * - the outcome of direct attempts with other nodes (`attemptEnded`).
+ * - the outcome of direct attempts with other nodes (`attemptEnded`), and whether the node's port
+ *   mapping let a peer's packets in (`candidateFailed`, `candidateWorked`).
  * Each fact carries its source as data; the words for status and reasons are derived from it.
  */
 
@@ -37,9 +38,38 @@ export interface ReportedMapping {
   expiresAt: number;
 }
 
+/**
+ * What attempts taught about one reported mapping: how many in a row its router did not forward
+ * (the peer sent to it, both agents were ready, and this node heard nothing), and until when the
+ * hub leaves it out. A router may map and still not forward (a firewall in front of it, a
+ * miniupnpd whose rules are in a table nothing jumps to, a NAT beyond it that answers for the same
+ * address): a pair would otherwise retry it every 8 s for ever.
+ */
+interface MappingTrust {
+  external: Endpoint;
+  failures: number;
+  distrustedUntil: number | null;
+}
+
+/**
+ * Two failures in a row before the mapping is left out: one attempt can fail for reasons of its
+ * own (an agent stalled on a loaded machine), and a pair's first retry comes 1 s later, so a
+ * mapping that does not forward costs two attempts. Then 10 min, doubling with each further
+ * failure, at most 2 h (the lease asked for: by then the agent has renewed or replaced it). A
+ * mapping that carries one attempt, another mapping, or a network change starts over.
+ */
+export const MAPPING_DISTRUST = { afterFailures: 2, firstMs: 10 * 60_000, maxMs: 2 * 3600_000 } as const;
+
+/** The side of an attempt, x (first key) or y: the shape of the attempt machine's Sides. */
+interface BySide<T> {
+  a: T;
+  b: T;
+}
+
 interface Facts {
   seen: Endpoint | null;
   portMapping: ReportedMapping | null;
+  mappingTrust: MappingTrust | null;
   interfaces: readonly Prefixed[];
   listenPort: number | null;
   mapping: Knowledge;
@@ -56,7 +86,7 @@ export interface NatStatus {
   /** The node's interface addresses as its agent reported them. */
   lan: string[];
   /** What its router maps for it, as its agent reported it (null: nothing). */
-  portMapping: { protocol: PortMappingProtocol; external: string; expiresInMs: number; usable: boolean } | null;
+  portMapping: { protocol: PortMappingProtocol; external: string; expiresInMs: number; usable: boolean; problem: string | null } | null;
 }
 
 const observerName = (o: Observer) => (o.kind === 'relay' ? 'the relay' : `peer ${o.name}`);
@@ -103,6 +133,8 @@ export interface NatKnowledgeDeps {
   configuredListenPort(key: string): number | null;
   /** The hub's clock, for how long a reported port mapping lasts. Default: Date.now. */
   now?(): number;
+  /** For the one line when a mapping is left out. Default: silent. */
+  log?: { warn(obj: object, msg: string): void };
 }
 
 export class NatKnowledge {
@@ -115,7 +147,7 @@ export class NatKnowledge {
   private get(key: string): Facts {
     let f = this.facts.get(key);
     if (!f) {
-      f = { seen: null, portMapping: null, interfaces: [], listenPort: this.deps.configuredListenPort(key), mapping: 'unknown', mappingSource: { kind: 'unseen' }, filtering: 'unknown', filteringSource: { kind: 'untested' } };
+      f = { seen: null, portMapping: null, mappingTrust: null, interfaces: [], listenPort: this.deps.configuredListenPort(key), mapping: 'unknown', mappingSource: { kind: 'unseen' }, filtering: 'unknown', filteringSource: { kind: 'untested' } };
       this.facts.set(key, f);
     }
     return f;
@@ -157,6 +189,8 @@ export class NatKnowledge {
     f.interfaces = interfaces;
     f.listenPort = listenPort;
     f.portMapping = portMapping && { protocol: portMapping.protocol, external: portMapping.external, expiresAt: this.now() + portMapping.expiresInMs };
+    // What attempts taught is about that one mapping, on that network.
+    if (changed || !portMapping || (f.mappingTrust && !f.mappingTrust.external.equals(portMapping.external))) f.mappingTrust = null;
     if (changed) {
       f.mapping = 'unknown';
       f.mappingSource = { kind: 'network-changed' };
@@ -172,9 +206,54 @@ export class NatKnowledge {
     return this.deps.now ? this.deps.now() : Date.now();
   }
 
-  /** The reported mapping while it lasts; what it is worth is for the candidate kind (candidates/mapped.ts) and the attempt to say. */
+  /**
+   * The reported mapping while it lasts and attempts have not found that it does not forward;
+   * what it is worth otherwise is for the candidate kind (candidates/mapped.ts) and the attempt.
+   */
   private usableMapping(f: Facts): Endpoint | null {
-    return f.portMapping && f.portMapping.expiresAt > this.now() ? f.portMapping.external : null;
+    if (!f.portMapping || f.portMapping.expiresAt <= this.now()) return null;
+    return this.distrusted(f) ? null : f.portMapping.external;
+  }
+
+  private distrusted(f: Facts): boolean {
+    const t = f.mappingTrust;
+    return t !== null && t.distrustedUntil !== null && t.distrustedUntil > this.now() && f.portMapping !== null && t.external.equals(f.portMapping.external);
+  }
+
+  /** The node whose mapping candidate `c` of pair (x, y) goes through, and its side, if any. */
+  private mappingSide(x: string, y: string, c: Candidate): { key: string; side: 'a' | 'b'; f: Facts } | null {
+    const which = c.kind.reliesOnMappingOf?.(this.view(x), this.view(y)) ?? null;
+    if (which === null) return null;
+    const key = which === 'x' ? x : y;
+    const f = this.get(key);
+    return f.portMapping ? { key, side: which === 'x' ? 'a' : 'b', f } : null;
+  }
+
+  /**
+   * A candidate of pair (x, y) failed. If it went through a node's port mapping, both agents were
+   * ready and that node heard nothing, the mapping did not forward: counted, and after
+   * MAPPING_DISTRUST.afterFailures in a row it is left out of the node's view (so of every pair's
+   * candidates and of plain clients' configs) for a while. Logged once per mapping.
+   */
+  candidateFailed(x: string, y: string, c: Candidate, o: { ready: BySide<boolean>; heard: BySide<boolean> }): void {
+    const m = this.mappingSide(x, y, c);
+    if (!m || !o.ready.a || !o.ready.b || o.heard[m.side]) return;
+    const external = m.f.portMapping!.external;
+    const t = m.f.mappingTrust && m.f.mappingTrust.external.equals(external) ? m.f.mappingTrust : { external, failures: 0, distrustedUntil: null };
+    m.f.mappingTrust = t;
+    t.failures++;
+    const over = t.failures - MAPPING_DISTRUST.afterFailures;
+    if (over < 0) return;
+    const first = t.distrustedUntil === null;
+    const forMs = Math.min(MAPPING_DISTRUST.maxMs, MAPPING_DISTRUST.firstMs * 2 ** Math.min(over, 10));
+    t.distrustedUntil = this.now() + forMs;
+    if (first) this.deps.log?.warn({ node: this.deps.name(m.key), mapping: external.toString(), protocol: m.f.portMapping!.protocol, failures: t.failures, retryInMin: Math.round(forMs / 60_000) }, "the node's router maps this port but did not forward a peer's packets through it; not tried again for a while (logged once per mapping)");
+  }
+
+  /** Candidate `c` of pair (x, y) carried the pair: if it went through a mapping, that mapping forwards. */
+  candidateWorked(x: string, y: string, c: Candidate): void {
+    const m = this.mappingSide(x, y, c);
+    if (m) m.f.mappingTrust = null;
   }
 
   /**
@@ -226,7 +305,9 @@ export class NatKnowledge {
     if (!f) return undefined;
     const b = this.behaviour(f);
     const m = f.portMapping;
-    const portMapping = m && { protocol: m.protocol, external: m.external.toString(), expiresInMs: Math.max(0, m.expiresAt - this.now()), usable: usableMapping(this.view(key)) !== undefined };
+    const t = f.mappingTrust;
+    const problem = this.distrusted(f) && t ? `did not forward in ${t.failures} attempts in a row; tried again in ${Math.ceil((t.distrustedUntil! - this.now()) / 60_000)} min` : null;
+    const portMapping = m && { protocol: m.protocol, external: m.external.toString(), expiresInMs: Math.max(0, m.expiresAt - this.now()), usable: usableMapping(this.view(key)) !== undefined, problem };
     return { mapping: b.mapping, mappingWhy: b.mappingWhy, filtering: b.filtering, filteringWhy: b.filteringWhy, lan: f.interfaces.map((p) => p.toString()), portMapping };
   }
 

@@ -67,8 +67,12 @@ export type MapperState = Common &
 export type MapperInput =
   | { type: 'start' }
   | { type: 'granted'; grant: Grant }
-  /** No protocol gave a usable mapping; `problem` says why (silence, a refusal, garbage). */
-  | { type: 'failed'; problem: string }
+  /**
+   * No protocol gave a usable mapping; `problem` says why (silence, a refusal, garbage).
+   * `answered`: a router spoke (a refusal or a reply we could not use), which is worth a warning;
+   * silence is what most networks say, and only info.
+   */
+  | { type: 'failed'; problem: string; answered?: boolean }
   | { type: 'timer' }
   /** The router's epoch now, from a check; null: the check got no answer. */
   | { type: 'epoch'; serverS: number | null }
@@ -156,7 +160,7 @@ export function stepMapper(s: MapperState, input: MapperInput, now: number, inte
     }
     case 'failed': {
       if (s.phase !== 'requesting') return { state: s, effects: [] };
-      return wait(s, now, input.problem, s.held ? 'warn' : 'info');
+      return wait(s, now, input.problem, s.held || input.answered ? 'warn' : 'info');
     }
     case 'timer': {
       if (s.phase === 'mapped') {

@@ -98,7 +98,7 @@ export class PortMapper {
             if (r.ok) await this.release(r.grant);
             return;
           }
-          this.feed(r.ok ? { type: 'granted', grant: r.grant } : { type: 'failed', problem: r.problem });
+          this.feed(r.ok ? { type: 'granted', grant: r.grant } : { type: 'failed', problem: r.problem, answered: r.answered });
         });
         return;
       }
@@ -130,19 +130,21 @@ export class PortMapper {
     if (client && this.gw) await client.unmap(this.gw, g);
   }
 
-  private async request(renew: Mapping | null): Promise<{ ok: true; grant: Grant } | { ok: false; problem: string }> {
+  private async request(renew: Mapping | null): Promise<{ ok: true; grant: Grant } | { ok: false; problem: string; answered: boolean }> {
     this.port = await this.deps.internalPort();
-    if (!this.port) return { ok: false, problem: 'WireGuard has no listen port yet' };
+    if (!this.port) return { ok: false, problem: 'WireGuard has no listen port yet', answered: false };
     const gw = await this.deps.gateway();
     this.gw = gw;
-    if (!gw) return { ok: false, problem: 'no IPv4 default gateway to ask for a port mapping' };
+    if (!gw) return { ok: false, problem: 'no IPv4 default gateway to ask for a port mapping', answered: false };
     const order = renew ? [...this.deps.clients.filter((c) => c.protocol === renew.protocol), ...this.deps.clients.filter((c) => c.protocol !== renew.protocol)] : this.deps.clients;
     const problems: string[] = [];
+    let answered = false;
     for (const c of order) {
       const r = await c.map(gw, this.port, LEASE_S, renew?.protocol === c.protocol ? renew.handle : undefined);
       if (r.ok) return r;
       problems.push(r.problem);
+      answered ||= r.answered;
     }
-    return { ok: false, problem: `no port mapping from ${gw.gateway}: ${problems.join('; ')}` };
+    return { ok: false, problem: `no port mapping from ${gw.gateway}: ${problems.join('; ')}`, answered };
   }
 }

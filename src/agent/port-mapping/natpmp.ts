@@ -1,5 +1,6 @@
 import { Endpoint } from '../../core/net/endpoint.js';
 import { decodeNatpmpExternal, decodeNatpmpMapUdp, encodeNatpmpExternal, encodeNatpmpMapUdp, NATPMP_SERVER_PORT } from '../../core/portmap/natpmp.js';
+import { PCP_VERSION } from '../../core/portmap/pcp.js';
 import type { GatewayInfo } from './gateway.js';
 import type { PortMapClient } from './protocols.js';
 import { exchange } from './udp-exchange.js';
@@ -19,7 +20,9 @@ export const natpmpClient: PortMapClient = {
       accept: (buf) => {
         const d = decodeNatpmpExternal(buf);
         if (d.ok) return { kind: 'done', value: d.value };
-        return d.resultCode !== undefined || d.version !== undefined ? { kind: 'final', problem: `natpmp: ${d.problem}` } : { kind: 'ignore', problem: `natpmp: ${d.problem}` };
+        // A PCP-only server answers with its own version (2, RFC 6887 section 9): final. Any
+        // other first byte is noise, not an answer.
+        return d.resultCode !== undefined || d.version === PCP_VERSION ? { kind: 'final', problem: `natpmp: ${d.problem}` } : { kind: 'ignore', problem: `natpmp: ${d.problem}` };
       },
     });
     if (!ext.ok) return ext;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { decodePcpAnnounce, decodePcpMap, encodePcpAnnounce, encodePcpMap, PCP_NONCE_LEN, PCP_SERVER_PORT } from '../../core/portmap/pcp.js';
+import { decodePcpAnnounce, decodePcpMap, encodePcpAnnounce, encodePcpMap, PCP_NONCE_LEN, PCP_SERVER_PORT, PCP_VERSION } from '../../core/portmap/pcp.js';
 import { Endpoint } from '../../core/net/endpoint.js';
 import type { GatewayInfo } from './gateway.js';
 import type { PortMapClient } from './protocols.js';
@@ -23,8 +23,10 @@ export const pcpClient: PortMapClient = {
       accept: (buf) => {
         const d = decodePcpMap(buf, { nonce, internalPort });
         if (d.ok) return { kind: 'done', value: d.value };
-        // A refusal or another protocol's answer is the router's last word; anything else may be noise.
-        return d.resultCode !== undefined || d.version !== undefined ? { kind: 'final', problem: `pcp: ${d.problem}` } : { kind: 'ignore', problem: `pcp: ${d.problem}` };
+        // A refusal, or the answer of a server of an older version (NAT-PMP's 0: RFC 6887 section 9),
+        // is the router's last word. Anything else may be noise: a datagram whose first byte is
+        // no version at all once ended the wait before the real answer came.
+        return d.resultCode !== undefined || (d.version !== undefined && d.version < PCP_VERSION) ? { kind: 'final', problem: `pcp: ${d.problem}` } : { kind: 'ignore', problem: `pcp: ${d.problem}` };
       },
     });
     if (!r.ok) return r;

@@ -75,6 +75,12 @@ export interface CandidateKind {
    * says ready (agent/open-nat.ts). Absent: true.
    */
   readonly responderOpensNat?: boolean;
+  /**
+   * Hub: the side whose router's port mapping ('x' or 'y') carries this kind's packets in, or
+   * null. An attempt in which that side heard nothing counts against the mapping
+   * (hub/nat-knowledge.ts), so one that does not forward stops being tried. Absent: null.
+   */
+  reliesOnMappingOf?(x: NodeView, y: NodeView): 'x' | 'y' | null;
 }
 
 /** The usual proof: the peer's packets arrive over the family the candidate is made of. */

@@ -54,4 +54,9 @@ export const mapped: CandidateKind = {
     return usableMapping(x) ? 'y' : null;
   },
   responderOpensNat: false,
+  // The initiator sends to the other side's mapping: that is the one an attempt tests.
+  reliesOnMappingOf(x, y) {
+    if (usableMapping(y)) return 'y';
+    return usableMapping(x) ? 'x' : null;
+  },
 };

@@ -71,7 +71,9 @@ export type AttemptOutput =
   | { type: 'arm'; timer: AttemptTimer; ms: number; seq: number }
   | { type: 'disarm'; timer: AttemptTimer }
   | { type: 'succeeded'; candidate: Candidate; heard: Sides<Endpoint>; afterMs: number }
-  | { type: 'exhausted'; why: string; tried: readonly Candidate[] };
+  | { type: 'exhausted'; why: string; tried: readonly Candidate[] }
+  /** One candidate failed (the attempt may go on with the next): who was ready, who heard the other. */
+  | { type: 'candidate-failed'; candidate: Candidate; ready: Sides<boolean>; heard: Sides<boolean> };
 
 export interface Step {
   attempt: Attempt | null;
@@ -110,7 +112,12 @@ export function startAttempt(candidates: readonly Candidate[], o: { seq: number;
 
 /** The current candidate failed: the next one, or the end of the attempt. */
 function fail(at: Attempt, why: string, ctx: AttemptContext, t: AttemptTimings): Step {
-  const disarm: AttemptOutput[] = [{ type: 'disarm', timer: 'ready' }, { type: 'disarm', timer: 'verdict' }, { type: 'disarm', timer: 'late' }];
+  const disarm: AttemptOutput[] = [
+    { type: 'disarm', timer: 'ready' },
+    { type: 'disarm', timer: 'verdict' },
+    { type: 'disarm', timer: 'late' },
+    { type: 'candidate-failed', candidate: at.candidates[at.index], ready: at.ready, heard: { a: at.heard.a !== null, b: at.heard.b !== null } },
+  ];
   if (at.index + 1 < at.candidates.length) {
     const next = prepare({ ...at, index: at.index + 1 }, ctx.nextSeq, ctx.now, t);
     return { attempt: next.attempt, out: [...disarm, ...next.out] };

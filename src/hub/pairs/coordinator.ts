@@ -41,6 +41,9 @@ export interface NatLearning {
   view(key: string): NodeView;
   observedBy(key: string, endpoint: Endpoint, by: Observer): unknown;
   attemptEnded(x: string, y: string, succeeded: boolean): void;
+  /** A candidate failed or carried the pair: what it says about a port mapping it went through. */
+  candidateFailed(x: string, y: string, c: Candidate, o: { ready: Sides<boolean>; heard: Sides<boolean> }): void;
+  candidateWorked(x: string, y: string, c: Candidate): void;
 }
 
 export interface PairDeps {
@@ -491,6 +494,9 @@ export class PairPaths {
         case 'exhausted':
           this.failed(p, o.why, o.tried);
           break;
+        case 'candidate-failed':
+          this.deps.nat.candidateFailed(p.a, p.b, o.candidate, o);
+          break;
       }
     }
   }
@@ -506,6 +512,7 @@ export class PairPaths {
     p.directAfterMs = afterMs;
     this.firstPath(p);
     p.directSince = this.now();
+    this.deps.nat.candidateWorked(p.a, p.b, c);
     // heard.a is where a heard b from: where a now sends.
     this.commit(p, { via: 'direct', kind: c.kind, endpoints: heard, seq: 0 }, `direct (${c.kind.name})`);
     this.sendDirect(p);

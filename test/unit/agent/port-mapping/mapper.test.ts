@@ -159,3 +159,18 @@ test('a network change withdraws the mapping and maps again on the new network; 
   assert.deepEqual(s2.reports, [], 'an answer after stop is released, not reported');
   assert.equal(slow.unmaps.length, 1);
 });
+
+test('a router that answers garbage every time: nothing is used or reported, one warning across the retries', async () => {
+  const pcp = new FakeRouter('pcp', ['pcp: router answered, but not usably: MAP reply carries another mapping nonce (not an answer to our request)']);
+  const { clock, reports, mapper, warnings } = setup([pcp]);
+  mapper.start();
+  await clock.advance(10);
+  await clock.advance(RETRY_BASE_MS);
+  await clock.advance(2 * RETRY_BASE_MS);
+  assert.equal(pcp.maps.length, 3, 'retried with backoff');
+  assert.deepEqual(reports, []);
+  assert.equal(mapper.status().state, 'waiting');
+  assert.equal(warnings().length, 1, 'a router that speaks but says nothing usable is a warning (silence is only info), once');
+  assert.match(warnings()[0], /another mapping nonce/);
+  await mapper.stop();
+});
