@@ -131,7 +131,16 @@ export class Hub {
     this.device = await openDevice(this.opts.ifname);
     this.peerSync = new PeerSync(this.device, this.settings, log);
     this.endpoints = new EndpointWriter({ write: (batch) => this.store.recordObservations(batch), log });
-    this.nat = new NatKnowledge({ name: (k) => this.view.byKey(k)?.name ?? k.slice(0, 8), configuredListenPort: (k) => this.view.byKey(k)?.listenPort ?? null, log });
+    this.nat = new NatKnowledge({
+      name: (k) => this.view.byKey(k)?.name ?? k.slice(0, 8),
+      configuredListenPort: (k) => this.view.byKey(k)?.listenPort ?? null,
+      log,
+      // Plain clients' configs stop naming a mapping that did not forward.
+      mappingDistrusted: (k) => {
+        const facing = this.clientFacing(k);
+        if (facing) this.endpoints.record(k, facing);
+      },
+    });
     this.relays = new RelayPool((relayId) => this.pairs.relayGone(relayId));
     this.watch = new DeviceWatch({
       device: this.device,

@@ -135,6 +135,8 @@ export interface NatKnowledgeDeps {
   now?(): number;
   /** For the one line when a mapping is left out. Default: silent. */
   log?: { warn(obj: object, msg: string): void };
+  /** A node's mapping was just left out (see candidateFailed): where plain clients reach it changed. */
+  mappingDistrusted?(key: string): void;
 }
 
 export class NatKnowledge {
@@ -247,6 +249,7 @@ export class NatKnowledge {
     const first = t.distrustedUntil === null;
     const forMs = Math.min(MAPPING_DISTRUST.maxMs, MAPPING_DISTRUST.firstMs * 2 ** Math.min(over, 10));
     t.distrustedUntil = this.now() + forMs;
+    this.deps.mappingDistrusted?.(m.key);
     if (first) this.deps.log?.warn({ node: this.deps.name(m.key), mapping: external.toString(), protocol: m.f.portMapping!.protocol, failures: t.failures, retryInMin: Math.round(forMs / 60_000) }, "the node's router maps this port but did not forward a peer's packets through it; not tried again for a while (logged once per mapping)");
   }
 

@@ -106,7 +106,15 @@ test('forgetting a node drops what is known of it, and of its port at its public
 test('a mapping that does not forward: only a failure in which the mapped side heard nothing counts; two in a row leave it out, for 10 min doubling; success, another mapping or a network change start over', () => {
   let now = 1_000_000;
   const warnings: string[] = [];
-  const nat = new NatKnowledge({ name: (k) => k, configuredListenPort: () => 51820, now: () => now, log: { warn: (_o: object, msg: string) => void warnings.push(msg) } });
+  const distrusted: (string | null)[] = [];
+  const nat = new NatKnowledge({
+    name: (k) => k,
+    configuredListenPort: () => 51820,
+    now: () => now,
+    log: { warn: (_o: object, msg: string) => void warnings.push(msg) },
+    // What the hub then records for plain clients' configs: the view as it is at that moment.
+    mappingDistrusted: (k) => void distrusted.push(nat.view(k).mapped?.toString() ?? null),
+  });
   const ifs = [Prefixed.parse('192.168.1.2/24')];
   const map = (external: string, changed = false) => nat.reported('m', ifs, 51820, changed, { protocol: 'natpmp', external: Endpoint.parse(external), expiresInMs: 7200_000 });
   map('203.0.113.10:51820');
@@ -133,6 +141,7 @@ test('a mapping that does not forward: only a failure in which the mapped side h
   assert.match(nat.status('m')?.portMapping?.problem ?? '', /did not forward in 2 attempts/);
   assert.equal(nat.status('m')?.portMapping?.usable, false);
   assert.equal(warnings.length, 1);
+  assert.deepEqual(distrusted, [null], 'the hub is told, and by then the view no longer has it');
 
   now += 10 * 60_000;
   assert.ok(candidate(), 'back after 10 min');
