@@ -77,6 +77,30 @@ test('portmap: symmetric x restricted goes direct when only the symmetric side m
   });
 });
 
+test("portmap: a router that maps but does not forward: the pair is relayed, and the hub stops trying the mapping after two attempts", async (t) => {
+  await withLab(symPair(uniqueLabName('portmapf'), true), async (lab) => {
+    const s = new Scenario(lab);
+    await s.initHub();
+    await s.addNode('s1', 'agent', 's1');
+    await s.addNode('s2', 'agent', 's2');
+    await s.startAgent('s1');
+    await s.waitFor(async () => (await agentStatus(s, 's1')).portMapping?.state === 'mapped', 20_000, 's1 to get a port mapping');
+    // The router grants the mapping and then drops what comes in through it (a firewall that
+    // forgot the mapping's rule); the hub's own packets are replies, not DNAT, and still pass.
+    await lab.exec('mob1', 'nft', ['insert', 'rule', 'inet', 'lab', 'forward', 'iifname', 'wan', 'ct', 'status', 'dnat', 'drop']);
+    await s.startAgent('s2');
+    await s.waitFor(async () => /did not forward/.test((await s.hubStatus()).nodes.find((n) => n.name === 's1')?.nat?.portMapping?.problem ?? ''), 40_000, 'the hub to leave the mapping out');
+    const pair = await s.waitPath('s1', 's2', 'relay', 20_000);
+    const hub = await s.hubStatus();
+    const pm = hub.nodes.find((n) => n.name === 's1')?.nat?.portMapping;
+    t.diagnostic(JSON.stringify({ portMapping: pm, pair: { reason: pair.reason, failures: pair.failures, nextRetryInMs: pair.nextRetryInMs } }));
+    assert.equal(pm?.usable, false);
+    assert.match(pm?.problem ?? '', /did not forward in 2 attempts in a row; tried again in 10 min/);
+    assert.ok((pair.nextRetryInMs ?? 0) > 60_000, `no more retries every few seconds: next in ${pair.nextRetryInMs} ms`);
+    assert.match((await s.cli(undefined, ['status', '--dir', s.dir])).stdout, /maps 192\.0\.3\.10:\d+ \(PCP, not used: did not forward/, 'the status table says so');
+  });
+});
+
 test('portmap: with --no-port-mapping nothing is mapped and the symmetric pair is relayed', async () => {
   await withLab(symPair(uniqueLabName('portmapo'), true), async (lab) => {
     const s = new Scenario(lab);
