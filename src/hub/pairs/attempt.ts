@@ -67,13 +67,13 @@ export type AttemptInput =
 export type AttemptOutput =
   | { type: 'prepare'; seq: number; candidate: Candidate; windowMs: number; holdMs: number }
   | { type: 'punch'; seq: number }
+  /** One candidate failed (the attempt may go on with the next): who was ready, who heard the other. */
+  | { type: 'candidate-failed'; candidate: Candidate; ready: Sides<boolean>; heard: Sides<boolean> }
   /** Replaces any timer of the same name. */
   | { type: 'arm'; timer: AttemptTimer; ms: number; seq: number }
   | { type: 'disarm'; timer: AttemptTimer }
   | { type: 'succeeded'; candidate: Candidate; heard: Sides<Endpoint>; afterMs: number }
-  | { type: 'exhausted'; why: string; tried: readonly Candidate[] }
-  /** One candidate failed (the attempt may go on with the next): who was ready, who heard the other. */
-  | { type: 'candidate-failed'; candidate: Candidate; ready: Sides<boolean>; heard: Sides<boolean> };
+  | { type: 'exhausted'; why: string; tried: readonly Candidate[] };
 
 export interface Step {
   attempt: Attempt | null;
