@@ -16,6 +16,14 @@ import { NetworkWatch } from './network-watch.js';
 import { NftPunchTtl } from './punch-ttl.js';
 import { answerWanProbe } from './wan-probe-answer.js';
 import { agentSocketPath } from './socket-path.js';
+import { realClock } from '../core/clock.js';
+import type { PortMapperStatusJson } from '../core/status.js';
+import { findGateway } from './port-mapping/gateway.js';
+import type { Mapping } from './port-mapping/machine.js';
+import { PortMapper } from './port-mapping/mapper.js';
+import { natpmpClient } from './port-mapping/natpmp.js';
+import { pcpClient } from './port-mapping/pcp.js';
+import { UpnpClient } from './port-mapping/upnp.js';
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -23,7 +31,11 @@ export interface AgentOptions {
   log: Logger;
   /** How long a direct attempt toward a plain client may take before it counts as failed. */
   attemptMs?: number;
+  /** Ask the router to map WireGuard's port (PCP, NAT-PMP, UPnP-IGD). Default: true (`--no-port-mapping`). */
+  portMapping?: boolean;
 }
+
+const MAPPER_OFF: PortMapperStatusJson = { state: 'off', mapping: null, gateway: null, problem: null, nextTryInMs: null };
 
 /** While an attempt runs the device is read every 50 ms; otherwise once a second is enough for liveness. */
 const FAST_TICK_MS = 50;
@@ -55,6 +67,7 @@ export class Agent {
   private hubKeepalive!: HubKeepalive;
   /** Opening packets that die before the peer's router; undefined without nftables. */
   private punchTtl?: NftPunchTtl;
+  private mapper?: PortMapper;
 
   constructor(private readonly opts: AgentOptions) {
     // Canonical text, to compare with the endpoints the device reports.
@@ -69,6 +82,20 @@ export class Agent {
     await this.network.start();
     this.punchTtl = await NftPunchTtl.create(this.opts.log);
     this.learnPunchTtl((await this.device.get()).peers);
+    if (this.opts.portMapping !== false) {
+      this.mapper = new PortMapper({
+        clock: realClock,
+        log: this.opts.log,
+        internalPort: async () => (await this.device.get()).listenPort,
+        gateway: () => findGateway(this.opts.ifname),
+        clients: [pcpClient, natpmpClient, new UpnpClient()],
+        // The hub hears of every grant, renewal and loss in a hello: its facts are the network's.
+        report: () => {
+          if (this.link?.connected) this.enqueue(() => this.hello(false));
+        },
+      });
+      this.mapper.start();
+    }
     this.link = new HubLink<HubMessage, AgentMessage>({
       config: this.opts.config,
       path: '/v1/agent',
@@ -95,7 +122,7 @@ export class Agent {
         (d) => {
           const dev = new Map(d.peers.map((p) => [p.publicKey, p]));
           const peers = this.reports(dev).map((r) => ({ ...r, name: this.peers.get(r.publicKey)?.info.name, peer: this.peers.get(r.publicKey)?.info.kind }));
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: this.opts.config.name, interface: this.opts.ifname, hubConnected: this.link.connected, peers }));
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: this.opts.config.name, interface: this.opts.ifname, hubConnected: this.link.connected, portMapping: this.mapper?.status() ?? MAPPER_OFF, peers }));
         },
         (err: Error) => res.writeHead(500).end(JSON.stringify({ error: err.message })),
       );
@@ -116,6 +143,8 @@ export class Agent {
   async stop(): Promise<void> {
     await this.punchTtl?.close();
     this.network?.stop();
+    // A clean exit deletes the mapping at the router (the lease would otherwise outlive us by hours).
+    await this.mapper?.stop();
     this.timers.forEach(clearInterval);
     clearTimeout(this.reportTimer);
     for (const p of this.peers.values()) if (p instanceof ClientPeer) p.stop();
@@ -136,7 +165,7 @@ export class Agent {
   private async hello(changed: boolean): Promise<void> {
     const d = await this.device.get();
     const interfaces = await this.network!.interfaces();
-    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, changed, network: { listenPort: d.listenPort, interfaces }, peers: this.reports(new Map(d.peers.map((p) => [p.publicKey, p]))) });
+    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, changed, network: { listenPort: d.listenPort, interfaces, portMapping: mappingFacts(this.mapper?.mapping() ?? null, d.listenPort) }, peers: this.reports(new Map(d.peers.map((p) => [p.publicKey, p]))) });
   }
 
   /**
@@ -151,6 +180,8 @@ export class Agent {
     const before = await this.device.get();
     await this.device.set({ listenPort: before.listenPort });
     this.learnPunchTtl(before.peers);
+    // Another router, or the same one renumbered: map again (the hello below already goes without the old mapping).
+    this.mapper?.networkChanged();
     await this.hello(true);
     // Rebinding touches no peer: the reading from before it still holds for them.
     const peers = new Map(before.peers.map((p) => [p.publicKey, p]));
@@ -297,4 +328,10 @@ export class Agent {
       .then((d) => this.send({ type: 'report', peers: this.reports(d) }))
       .catch(() => undefined);
   }
+}
+
+/** The mapping as the hub is told it; none unless it forwards to the port WireGuard listens on now. */
+function mappingFacts(m: Mapping | null, listenPort: number) {
+  if (!m || m.internalPort !== listenPort) return null;
+  return { protocol: m.protocol, external: m.external, internalPort: m.internalPort, expiresInMs: Math.max(0, Math.round(m.expiresAt - Date.now())) };
 }

@@ -156,7 +156,8 @@ export class MeshPeer {
     const kind = kindOf(cmd.candidate.kind);
     const ttl = kind.crossesNat ? (this.deps.punchTtl ?? NO_PUNCH_TTL) : NO_PUNCH_TTL;
     await ttl.settled();
-    const opened = role === 'responder' || ttl.ttl !== null || cmd.openFirst === true;
+    // Never toward a mapped port's peer: the mapping is open already (candidates/mapped.ts says why a packet of ours would hurt).
+    const opened = kind.responderOpensNat !== false && (role === 'responder' || ttl.ttl !== null || cmd.openFirst === true);
     if (opened) await openNat(this.deps.device, cmd.candidate.endpoint, ttl);
     this.attempt = readyAttempt({
       role,

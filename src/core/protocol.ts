@@ -182,15 +182,41 @@ export const pathEventSchema = z.discriminatedUnion('event', [
 ]);
 export type PathEvent = z.output<typeof pathEventSchema>;
 
+export const PORT_MAPPING_PROTOCOLS = ['pcp', 'natpmp', 'upnp'] as const;
+export type PortMappingProtocol = (typeof PORT_MAPPING_PROTOCOLS)[number];
+
+/**
+ * A port mapping as an agent reports it: who granted it, where the router says it forwards from,
+ * and for how much longer (an age, so clocks never need to agree). Only a public IPv4 endpoint
+ * can be a candidate (candidates/mapped.ts); the hub also checks it is where it sees the node.
+ */
+export const portMappingSchema = z
+  .object({
+    protocol: z.enum(PORT_MAPPING_PROTOCOLS),
+    external: netEndpointSchema.refine((e) => e instanceof Endpoint && e.family === 4 && e.address.isPublic(), { message: 'must be a public IPv4 endpoint: a mapping elsewhere reaches nobody outside' }),
+    internalPort: z.number().int().min(1).max(65535),
+    expiresInMs: z.number().int().min(0).max(7 * 24 * 3600_000),
+  })
+  .strict();
+export type PortMappingFacts = z.output<typeof portMappingSchema>;
+
 /**
  * Facts about the agent's own network: its interface addresses of both families with their
  * prefixes (LAN and global IPv6 candidates come from them; a public IPv4 address among them
  * means no NAT) and WireGuard's listen port.
  */
-export const networkFactsSchema = z.object({
-  listenPort: z.number().int().min(0).max(65535),
-  interfaces: listOf(prefixedSchema, { max: 64 }),
-});
+export const networkFactsSchema = z
+  .object({
+    listenPort: z.number().int().min(0).max(65535),
+    interfaces: listOf(prefixedSchema, { max: 64 }),
+    /** The port mapping this agent's router granted (agent/port-mapping/); null or absent: none. */
+    portMapping: portMappingSchema.nullable().optional(),
+  })
+  .superRefine((f, ctx) => {
+    if (f.portMapping && typeof f.portMapping === 'object' && f.portMapping.internalPort !== f.listenPort) {
+      ctx.addIssue({ code: 'custom', path: ['portMapping', 'internalPort'], message: `is ${f.portMapping.internalPort}, not the listen port ${f.listenPort}: a mapping must forward to WireGuard's port` });
+    }
+  });
 export type NetworkFacts = z.output<typeof networkFactsSchema>;
 
 /** Hub and agents of one release speak the same protocol; a hello of another version is refused with the reason. */

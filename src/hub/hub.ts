@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
+import { usableMapping } from '../core/candidates/mapped.js';
 import { ipv6Endpoint } from '../core/candidates/public-ipv6.js';
 import { keptReported } from '../core/candidates/reported.js';
 import { realClock, KeyedTimers } from '../core/clock.js';
@@ -150,7 +151,16 @@ export class Hub {
     this.device = await openDevice(this.opts.ifname);
     this.peerSync = new PeerSync(this.device, this.settings, log);
     this.endpoints = new EndpointWriter({ write: (batch) => this.store.recordObservations(batch), log });
-    this.nat = new NatKnowledge({ name: (k) => this.view.byKey(k)?.name ?? k.slice(0, 8), configuredListenPort: (k) => this.view.byKey(k)?.listenPort ?? null });
+    this.nat = new NatKnowledge({
+      name: (k) => this.view.byKey(k)?.name ?? k.slice(0, 8),
+      configuredListenPort: (k) => this.view.byKey(k)?.listenPort ?? null,
+      log,
+      // Plain clients' configs stop naming a mapping that did not forward.
+      mappingDistrusted: (k) => {
+        const facing = this.clientFacing(k);
+        if (facing) this.endpoints.record(k, facing);
+      },
+    });
     this.relays = new RelayPool((relayId) => this.pairs.relayGone(relayId));
     this.watch = new DeviceWatch({
       device: this.device,
@@ -303,9 +313,9 @@ export class Hub {
     const node = this.view.byKey(key);
     if (!node) return;
     // Recorded for client configs by the writer, off this path: the poll never waits for the store.
-    this.endpoints.record(key, endpoint);
-    if (node.kind !== 'agent') return;
+    if (node.kind !== 'agent') return this.endpoints.record(key, endpoint);
     if (this.nat.sighted(key, endpoint).addressChanged) this.relays.updateIp(key, endpoint.address.toString());
+    this.endpoints.record(key, this.clientFacing(key) ?? endpoint);
     this.probeWan(key);
     const pending = this.settle.armed(key);
     this.settle.disarm(key);
@@ -351,6 +361,16 @@ export class Hub {
     return { relayId: alloc.relayId, forA: alloc.forA, forB: alloc.forB };
   }
 
+  /**
+   * Where plain clients should reach an agent over IPv4: its router's port mapping while it has a
+   * usable one (a client behind a symmetric NAT reaches that, as it would a full-cone host), else
+   * where the hub sees it. `node config` writes what is recorded, so it follows the mapping's port.
+   */
+  private clientFacing(key: string): Endpoint | undefined {
+    const v = this.nat.view(key);
+    return usableMapping(v) ?? v.seen ?? undefined;
+  }
+
   private relayConnected(node: NodeRecord, ws: WebSocket): void {
     acceptRelay(node, ws, this.relays, (key, endpoint) => this.relayLatched(key, endpoint), this.opts.log);
   }
@@ -371,13 +391,14 @@ export class Hub {
             this.opts.log.warn({ node: s.node.name, dropped: dropped.map(String), suppressed }, 'agent reported addresses that are neither LAN nor public; they are no candidates'),
           );
         }
-        this.nat.reported(key, kept, m.network.listenPort, m.changed);
+        const { mappingChanged } = this.nat.reported(key, kept, m.network.listenPort, m.changed, m.network.portMapping ?? null);
         // Where a plain client on an IPv6 network reaches this agent (`node config --family 6`).
         const v6 = ipv6Endpoint(this.nat.view(key));
         if (v6) this.endpoints.record(key, v6);
         this.sessions.acceptReport(s, m.peers);
         // A new network is probed afresh; the probe starts before the pairs, whose first attempt waits for it.
         if (m.changed || !s.ready) this.probedAt.delete(key);
+        const wasReady = s.ready;
         if (!s.ready) {
           s.ready = true;
           this.probeWan(key);
@@ -386,6 +407,14 @@ export class Hub {
           // The hello itself crossed the tunnel from the new network, so the next device read
           // (≤ 20 ms) sees the new endpoint and re-decides the pairs; if only the LAN changed, do it here.
           this.settle.arm(key, NETWORK_SETTLE_MS, () => this.pairs.changed(key, `${s.node.name} changed network`));
+        }
+        if (mappingChanged) {
+          const facing = this.clientFacing(key);
+          if (facing?.family === 4) this.endpoints.record(key, facing);
+        }
+        if (wasReady && !m.changed && mappingChanged) {
+          // A router that maps (or stopped mapping) the node's port: pairs not yet direct may now be.
+          this.pairs.mappingChanged(key, `${s.node.name}'s router ${m.network.portMapping ? `maps ${m.network.portMapping.external} (${m.network.portMapping.protocol})` : 'no longer maps its port'}`);
         }
         return;
       }

@@ -1,7 +1,9 @@
-import type { NodeView } from '../core/candidates/index.js';
+import type { Candidate, NodeView } from '../core/candidates/index.js';
+import { usableMapping } from '../core/candidates/mapped.js';
 import type { Knowledge, Leaky, NatBehaviour } from '../core/nat.js';
 import type { Prefixed } from '../core/net/cidr.js';
 import type { Endpoint } from '../core/net/endpoint.js';
+import type { PortMappingProtocol } from '../core/protocol.js';
 
 /**
  * Everything the hub knows about each agent's network, and the only place that changes it. It is
@@ -9,7 +11,8 @@ import type { Endpoint } from '../core/net/endpoint.js';
  * - the endpoint its own WireGuard device sees the node at (`sighted`);
  * - the node's interface addresses and listen port, from its agent (`reported`);
  * - the endpoint a second observer sees it at: the relay, or a peer on a direct path (`observedBy`);
- * - the outcome of direct attempts with other nodes (`attemptEnded`);
+ * - the outcome of direct attempts with other nodes (`attemptEnded`), and whether the node's port
+ *   mapping let a peer's packets in (`candidateFailed`, `candidateWorked`);
  * - whether its router takes unsolicited WAN input: the hub's own probe (`wanProbed`), or a
  *   peer that saw another port than the hub although the NAT keeps ports, when the peer's packet
  *   may have reached the router first (`observedBy`).
@@ -44,8 +47,45 @@ export type LeakySource =
 
 export type FilteringSource = { kind: 'untested' } | { kind: 'network-changed' } | { kind: 'accepted-symmetric-peer' } | { kind: 'refused-symmetric-peer' };
 
+/** A port mapping an agent reported, and when (hub's clock): it counts only until it expires. */
+export interface ReportedMapping {
+  protocol: PortMappingProtocol;
+  external: Endpoint;
+  expiresAt: number;
+}
+
+/**
+ * What attempts taught about one reported mapping: how many in a row its router did not forward
+ * (the peer sent to it, both agents were ready, and this node heard nothing), and until when the
+ * hub leaves it out. A router may map and still not forward (a firewall in front of it, a
+ * miniupnpd whose rules are in a table nothing jumps to, a NAT beyond it that answers for the same
+ * address): a pair would otherwise retry it every 8 s for ever.
+ */
+interface MappingTrust {
+  external: Endpoint;
+  failures: number;
+  distrustedUntil: number | null;
+}
+
+/**
+ * Two failures in a row before the mapping is left out: one attempt can fail for reasons of its
+ * own (an agent stalled on a loaded machine), and a pair's first retry comes 1 s later, so a
+ * mapping that does not forward costs two attempts. Then 10 min, doubling with each further
+ * failure, at most 2 h (the lease asked for: by then the agent has renewed or replaced it). A
+ * mapping that carries one attempt, another mapping, or a network change starts over.
+ */
+export const MAPPING_DISTRUST = { afterFailures: 2, firstMs: 10 * 60_000, maxMs: 2 * 3600_000 } as const;
+
+/** The side of an attempt, x (first key) or y: the shape of the attempt machine's Sides. */
+interface BySide<T> {
+  a: T;
+  b: T;
+}
+
 interface Facts {
   seen: Endpoint | null;
+  portMapping: ReportedMapping | null;
+  mappingTrust: MappingTrust | null;
   interfaces: readonly Prefixed[];
   listenPort: number | null;
   mapping: Knowledge;
@@ -65,6 +105,8 @@ export interface NatStatus {
   leakyWhy: string;
   /** The node's interface addresses as its agent reported them. */
   lan: string[];
+  /** What its router maps for it, as its agent reported it (null: nothing). */
+  portMapping: { protocol: PortMappingProtocol; external: string; expiresInMs: number; usable: boolean; problem: string | null } | null;
 }
 
 const observerName = (o: Observer) => (o.kind === 'relay' ? 'the relay' : `peer ${o.name}`);
@@ -126,6 +168,12 @@ export interface NatKnowledgeDeps {
   name(key: string): string;
   /** The listen port the node's config has, until its agent reports one. */
   configuredListenPort(key: string): number | null;
+  /** The hub's clock, for how long a reported port mapping lasts. Default: Date.now. */
+  now?(): number;
+  /** For the one line when a mapping is left out. Default: silent. */
+  log?: { warn(obj: object, msg: string): void };
+  /** A node's mapping was just left out (see candidateFailed): where plain clients reach it changed. */
+  mappingDistrusted?(key: string): void;
 }
 
 export class NatKnowledge {
@@ -138,7 +186,7 @@ export class NatKnowledge {
   private get(key: string): Facts {
     let f = this.facts.get(key);
     if (!f) {
-      f = { seen: null, interfaces: [], listenPort: this.deps.configuredListenPort(key), ...FRESH };
+      f = { seen: null, portMapping: null, mappingTrust: null, interfaces: [], listenPort: this.deps.configuredListenPort(key), ...FRESH };
       this.facts.set(key, f);
     }
     return f;
@@ -169,11 +217,19 @@ export class NatKnowledge {
     return { addressChanged: before !== null && !sameAddress };
   }
 
-  /** The agent reported its interfaces and listen port; `changed`: its network changed, so what attempts taught is stale. */
-  reported(key: string, interfaces: readonly Prefixed[], listenPort: number, changed: boolean): void {
+  /**
+   * The agent reported its interfaces, listen port and port mapping; `changed`: its network
+   * changed, so what attempts taught is stale. Returns whether the usable mapping changed (a
+   * new mapped endpoint may open a direct path that was impossible).
+   */
+  reported(key: string, interfaces: readonly Prefixed[], listenPort: number, changed: boolean, portMapping: { protocol: PortMappingProtocol; external: Endpoint; expiresInMs: number } | null = null): { mappingChanged: boolean } {
     const f = this.get(key);
+    const before = this.usableMapping(f);
     f.interfaces = interfaces;
     f.listenPort = listenPort;
+    f.portMapping = portMapping && { protocol: portMapping.protocol, external: portMapping.external, expiresAt: this.now() + portMapping.expiresInMs };
+    // What attempts taught is about that one mapping, on that network.
+    if (changed || !portMapping || (f.mappingTrust && !f.mappingTrust.external.equals(portMapping.external))) f.mappingTrust = null;
     if (changed) {
       f.mapping = 'unknown';
       f.mappingSource = { kind: 'network-changed' };
@@ -183,6 +239,63 @@ export class NatKnowledge {
       f.leakySource = { kind: 'network-changed' };
     }
     this.classify(key);
+    const after = this.usableMapping(f);
+    return { mappingChanged: !(before === after || (before !== null && after !== null && before.equals(after))) };
+  }
+
+  private now(): number {
+    return this.deps.now ? this.deps.now() : Date.now();
+  }
+
+  /**
+   * The reported mapping while it lasts and attempts have not found that it does not forward;
+   * what it is worth otherwise is for the candidate kind (candidates/mapped.ts) and the attempt.
+   */
+  private usableMapping(f: Facts): Endpoint | null {
+    if (!f.portMapping || f.portMapping.expiresAt <= this.now()) return null;
+    return this.distrusted(f) ? null : f.portMapping.external;
+  }
+
+  private distrusted(f: Facts): boolean {
+    const t = f.mappingTrust;
+    return t !== null && t.distrustedUntil !== null && t.distrustedUntil > this.now() && f.portMapping !== null && t.external.equals(f.portMapping.external);
+  }
+
+  /** The node whose mapping candidate `c` of pair (x, y) goes through, and its side, if any. */
+  private mappingSide(x: string, y: string, c: Candidate): { key: string; side: 'a' | 'b'; f: Facts } | null {
+    const which = c.kind.reliesOnMappingOf?.(this.view(x), this.view(y)) ?? null;
+    if (which === null) return null;
+    const key = which === 'x' ? x : y;
+    const f = this.get(key);
+    return f.portMapping ? { key, side: which === 'x' ? 'a' : 'b', f } : null;
+  }
+
+  /**
+   * A candidate of pair (x, y) failed. If it went through a node's port mapping, both agents were
+   * ready and that node heard nothing, the mapping did not forward: counted, and after
+   * MAPPING_DISTRUST.afterFailures in a row it is left out of the node's view (so of every pair's
+   * candidates and of plain clients' configs) for a while. Logged once per mapping.
+   */
+  candidateFailed(x: string, y: string, c: Candidate, o: { ready: BySide<boolean>; heard: BySide<boolean> }): void {
+    const m = this.mappingSide(x, y, c);
+    if (!m || !o.ready.a || !o.ready.b || o.heard[m.side]) return;
+    const external = m.f.portMapping!.external;
+    const t = m.f.mappingTrust && m.f.mappingTrust.external.equals(external) ? m.f.mappingTrust : { external, failures: 0, distrustedUntil: null };
+    m.f.mappingTrust = t;
+    t.failures++;
+    const over = t.failures - MAPPING_DISTRUST.afterFailures;
+    if (over < 0) return;
+    const first = t.distrustedUntil === null;
+    const forMs = Math.min(MAPPING_DISTRUST.maxMs, MAPPING_DISTRUST.firstMs * 2 ** Math.min(over, 10));
+    t.distrustedUntil = this.now() + forMs;
+    this.deps.mappingDistrusted?.(m.key);
+    if (first) this.deps.log?.warn({ node: this.deps.name(m.key), mapping: external.toString(), protocol: m.f.portMapping!.protocol, failures: t.failures, retryInMin: Math.round(forMs / 60_000) }, "the node's router maps this port but did not forward a peer's packets through it; not tried again for a while (logged once per mapping)");
+  }
+
+  /** Candidate `c` of pair (x, y) carried the pair: if it went through a mapping, that mapping forwards. */
+  candidateWorked(x: string, y: string, c: Candidate): void {
+    const m = this.mappingSide(x, y, c);
+    if (m) m.f.mappingTrust = null;
   }
 
   /**
@@ -256,14 +369,18 @@ export class NatKnowledge {
 
   view(key: string): NodeView {
     const f = this.get(key);
-    return { name: this.deps.name(key), seen: f.seen, interfaces: f.interfaces, listenPort: f.listenPort, nat: this.behaviour(f) };
+    return { name: this.deps.name(key), seen: f.seen, interfaces: f.interfaces, listenPort: f.listenPort, nat: this.behaviour(f), mapped: this.usableMapping(f) };
   }
 
   status(key: string): NatStatus | undefined {
     const f = this.facts.get(key);
     if (!f) return undefined;
     const b = this.behaviour(f);
-    return { mapping: b.mapping, mappingWhy: b.mappingWhy, filtering: b.filtering, filteringWhy: b.filteringWhy, leaky: b.leaky, leakyWhy: b.leakyWhy, lan: f.interfaces.map((p) => p.toString()) };
+    const m = f.portMapping;
+    const t = f.mappingTrust;
+    const problem = this.distrusted(f) && t ? `did not forward in ${t.failures} attempts in a row; tried again in ${Math.ceil((t.distrustedUntil! - this.now()) / 60_000)} min` : null;
+    const portMapping = m && { protocol: m.protocol, external: m.external.toString(), expiresInMs: Math.max(0, m.expiresAt - this.now()), usable: usableMapping(this.view(key)) !== undefined, problem };
+    return { mapping: b.mapping, mappingWhy: b.mappingWhy, filtering: b.filtering, filteringWhy: b.filteringWhy, leaky: b.leaky, leakyWhy: b.leakyWhy, lan: f.interfaces.map((p) => p.toString()), portMapping };
   }
 
   private behaviour(f: Facts): NatBehaviour {

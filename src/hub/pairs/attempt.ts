@@ -69,6 +69,8 @@ export type AttemptInput =
 export type AttemptOutput =
   | { type: 'prepare'; seq: number; candidate: Candidate; windowMs: number; holdMs: number }
   | { type: 'punch'; seq: number }
+  /** One candidate failed (the attempt may go on with the next): who was ready, who heard the other. */
+  | { type: 'candidate-failed'; candidate: Candidate; ready: Sides<boolean>; heard: Sides<boolean> }
   /** Replaces any timer of the same name. */
   | { type: 'arm'; timer: AttemptTimer; ms: number; seq: number }
   | { type: 'disarm'; timer: AttemptTimer }
@@ -112,7 +114,12 @@ export function startAttempt(candidates: readonly Candidate[], o: { seq: number;
 
 /** The current candidate failed: the next one, or the end of the attempt. */
 function fail(at: Attempt, why: string, ctx: AttemptContext, t: AttemptTimings): Step {
-  const disarm: AttemptOutput[] = [{ type: 'disarm', timer: 'ready' }, { type: 'disarm', timer: 'verdict' }, { type: 'disarm', timer: 'late' }];
+  const disarm: AttemptOutput[] = [
+    { type: 'disarm', timer: 'ready' },
+    { type: 'disarm', timer: 'verdict' },
+    { type: 'disarm', timer: 'late' },
+    { type: 'candidate-failed', candidate: at.candidates[at.index], ready: at.ready, heard: { a: at.heard.a !== null, b: at.heard.b !== null } },
+  ];
   if (at.index + 1 < at.candidates.length) {
     const next = prepare({ ...at, index: at.index + 1 }, ctx.nextSeq, ctx.now, t);
     return { attempt: next.attempt, out: [...disarm, ...next.out] };

@@ -41,6 +41,9 @@ export interface NatLearning {
   view(key: string): NodeView;
   observedBy(key: string, endpoint: Endpoint, by: Observer): unknown;
   attemptEnded(x: string, y: string, succeeded: boolean): void;
+  /** A candidate failed or carried the pair: what it says about a port mapping it went through. */
+  candidateFailed(x: string, y: string, c: Candidate, o: { ready: Sides<boolean>; heard: Sides<boolean> }): void;
+  candidateWorked(x: string, y: string, c: Candidate): void;
 }
 
 export interface PairDeps {
@@ -265,6 +268,19 @@ export class PairPaths {
     for (const p of this.byNode.get(key) ?? []) if (p.path.via === 'waiting' && !p.attempt && this.bothOnline(p)) this.adopt(p);
   }
 
+  /**
+   * A node's port mapping came, changed or went: its pairs that are not direct try again (one
+   * that is direct keeps its path; if that path ran over the old mapping and it stops forwarding,
+   * the dead-path check moves it).
+   */
+  mappingChanged(key: string, why: string): void {
+    for (const p of this.byNode.get(key) ?? []) {
+      if (p.path.via === 'direct' || p.path.via === 'hub') continue;
+      p.failures = 0;
+      this.evaluate(p, why);
+    }
+  }
+
   /** A node chose or left proxied mode, or anything else that changes every pair of it. */
   reevaluate(key: string, why: string): void {
     for (const p of this.byNode.get(key) ?? []) this.evaluate(p, why);
@@ -476,7 +492,9 @@ export class PairPaths {
           const relay = p.attempt?.fromRelay && p.grant ? p.grant : null;
           const base = { type: 'path', step: 'prepare', seq: o.seq, windowMs: o.windowMs, holdMs: o.holdMs } as const;
           const v = this.views(p);
-          const first = initiatorOf(v.a, v.b, p.failures);
+          // A kind may need one side to send first (a mapped port: the side that is not mapped).
+          const byKind = o.candidate.kind.initiator?.(v.a, v.b) ?? null;
+          const first = byKind === null ? initiatorOf(v.a, v.b, p.failures) : byKind === 'x' ? 'a' : 'b';
           const open = (n: NodeView) => (o.candidate.kind.crossesNat && opensFirst(n) ? { openFirst: true } : {});
           this.deps.send(p.a, { ...base, publicKey: p.b, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forX }, fallback: relay && { endpoint: relay.forA, relayId: relay.relayId }, initiates: first === 'a', ...open(v.a) });
           this.deps.send(p.b, { ...base, publicKey: p.a, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forY }, fallback: relay && { endpoint: relay.forB, relayId: relay.relayId }, initiates: first === 'b', ...open(v.b) });
@@ -500,6 +518,9 @@ export class PairPaths {
         case 'exhausted':
           this.failed(p, o.why, o.tried);
           break;
+        case 'candidate-failed':
+          this.deps.nat.candidateFailed(p.a, p.b, o.candidate, o);
+          break;
       }
     }
   }
@@ -517,6 +538,7 @@ export class PairPaths {
     p.directAfterMs = afterMs;
     this.firstPath(p);
     p.directSince = this.now();
+    this.deps.nat.candidateWorked(p.a, p.b, c);
     // heard.a is where a heard b from: where a now sends.
     this.commit(p, { via: 'direct', kind: c.kind, endpoints: heard, seq: 0 }, `direct (${c.kind.name})`);
     this.sendDirect(p);

@@ -14,7 +14,7 @@ const node = (name: string, seen: string | null, interfaces: string[], nat = con
 const ids = (x: NodeView, y: NodeView) => gather(x, y).map((c) => `${c.kind.id} ${c.forX.toString()} ${c.forY.toString()}`);
 
 test('every kind is registered once, ranked, with a window, and found by its wire name', () => {
-  assert.deepEqual(KINDS.map((k) => k.id), ['public6', 'lan', 'public4'], 'IPv6 first (no NAT), then the LAN behind one router, then IPv4 through the NATs');
+  assert.deepEqual(KINDS.map((k) => k.id), ['public6', 'lan', 'mapped', 'public4'], 'IPv6 first (no NAT), then the LAN behind one router, then a router-mapped port, then IPv4 through the NATs');
   assert.equal(new Set(KINDS.map((k) => k.priority)).size, KINDS.length);
   assert.equal(kindOf('lan').windowMs, 600, 'a LAN answers within a millisecond or not at all');
   assert.equal(kindOf('public4').windowMs, 2000);

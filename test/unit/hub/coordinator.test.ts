@@ -21,7 +21,7 @@ function harness({ autoReady = true, interfaces = ['192.168.0.2/24'], opened = f
   ]);
   const clock = new FakeClock();
   const sent: { to: string; cmd: PathCommand; at: number }[] = [];
-  const nat = new NatKnowledge({ name: (k) => names.get(k) ?? '?', configuredListenPort: () => 51820 });
+  const nat = new NatKnowledge({ name: (k) => names.get(k) ?? '?', configuredListenPort: () => 51820, now: () => clock.now() });
   const proxied = new Set<string>();
   const alive = new Set<string>();
   let groupsShared = true;
@@ -491,4 +491,49 @@ test('a peer that saw a node at another port teaches "leaky" when its packet may
   assert.equal(o.nat.view(o.key('a')).nat.mapping, 'dependent', 'a opened first and still got another port: it maps per destination');
   assert.equal(o.nat.view(o.key('a')).nat.leaky, 'unknown');
   o.paths.close();
+});
+
+test("a router that maps but does not forward: after two failed attempts through it the mapping is left out, not retried every 8 s; it comes back after 10 min, or at once as another mapping", async () => {
+  const h = harness();
+  // Two symmetric NATs; a's router maps a port, which makes the pair possible.
+  h.at('a', '203.0.113.10:40001');
+  h.at('b', '203.0.113.20:40002');
+  const map = (external: string) => h.nat.reported(h.key('a'), [Prefixed.parse('192.168.0.2/24')], 51820, false, { protocol: 'pcp', external: Endpoint.parse(external), expiresInMs: 7200_000 });
+  map('203.0.113.10:51820');
+  await h.connect();
+  const kinds = (from: number) => h.sent.slice(from).filter((s) => s.to === 'a' && s.cmd.step === 'prepare').map((s) => (s.cmd.step === 'prepare' ? s.cmd.candidate.kind : null));
+  assert.deepEqual(kinds(0), ['mapped']);
+  // Nothing comes through the mapping: a failure of the attempt alone could be the agents' own (a stall), so one more.
+  await h.answer('unheard');
+  assert.equal(h.status().mode, 'relay');
+  await h.answer('relay-ok');
+  const second = h.sent.length;
+  while (kinds(second).length === 0) await h.tick(50);
+  assert.deepEqual(kinds(second), ['mapped'], 'the first retry tries the mapping again');
+  await h.answer('unheard'); // mapped
+  await h.answer('unheard'); // the forced retry's public4 as well
+  assert.match(h.nat.status(h.key('a'))?.portMapping?.problem ?? '', /did not forward in 2 attempts in a row; tried again in 10 min/);
+  assert.equal(h.nat.view(h.key('a')).mapped, null, "left out of a's view: of every pair's candidates and of client configs");
+
+  // For the next 10 min the pair is hopeless as far as the hub knows: slow retries, none through the mapping.
+  const third = h.sent.length;
+  const distrustedAt = h.clock.now();
+  assert.ok((h.status().nextRetryInMs ?? 0) >= 200_000, `a slow retry, not every 8 s (next in ${h.status().nextRetryInMs} ms)`);
+  for (let i = 0; i < 3600 && !kinds(third).includes('mapped'); i++) await h.tick(1000);
+  const back = h.clock.now() - distrustedAt;
+  assert.ok(back >= 10 * 60_000 && back <= 15 * 60_000 + 5000, `tried again at the first slow retry after 10 min (after ${back} ms: ${kinds(third).join(', ')})`);
+  assert.ok(kinds(third).filter((k) => k === 'public4').length <= 2, `meanwhile only the slow safety-net retries: ${kinds(third).join(', ')}`);
+
+  // Another mapping (the router gave another port) is trusted afresh, and pairs try it at once.
+  await h.answer('unheard');
+  await h.answer('unheard');
+  assert.equal(h.nat.view(h.key('a')).mapped, null, 'failed again: left out again');
+  assert.deepEqual(map('203.0.113.10:51999'), { mappingChanged: true });
+  const fourth = h.sent.length;
+  h.paths.mappingChanged(h.key('a'), 'a maps another port');
+  assert.deepEqual(kinds(fourth), ['mapped']);
+  await h.answer('heard');
+  assert.equal(h.status().mode, 'direct');
+  assert.equal(h.status().candidate, 'mapped');
+  h.paths.close();
 });

@@ -151,3 +151,71 @@ test('leaky: a peer that saw another port than the hub after its own packet may 
   nat.observedBy('r', Endpoint.parse('203.0.113.12:2027'), { kind: 'relay' });
   assert.equal(nat.view('r').nat.mapping, 'dependent');
 });
+
+test('a mapping that does not forward: only a failure in which the mapped side heard nothing counts; two in a row leave it out, for 10 min doubling; success, another mapping or a network change start over', () => {
+  let now = 1_000_000;
+  const warnings: string[] = [];
+  const distrusted: (string | null)[] = [];
+  const nat = new NatKnowledge({
+    name: (k) => k,
+    configuredListenPort: () => 51820,
+    now: () => now,
+    log: { warn: (_o: object, msg: string) => void warnings.push(msg) },
+    // What the hub then records for plain clients' configs: the view as it is at that moment.
+    mappingDistrusted: (k) => void distrusted.push(nat.view(k).mapped?.toString() ?? null),
+  });
+  const ifs = [Prefixed.parse('192.168.1.2/24')];
+  const map = (external: string, changed = false) => nat.reported('m', ifs, 51820, changed, { protocol: 'natpmp', external: Endpoint.parse(external), expiresInMs: 7200_000 });
+  map('203.0.113.10:51820');
+  nat.sighted('m', Endpoint.parse('203.0.113.10:40001'));
+  nat.reported('p', ifs, 51820, false);
+  nat.sighted('p', Endpoint.parse('203.0.113.20:40002'));
+  const candidate = () => gather(nat.view('p'), nat.view('m')).find((c) => c.kind.id === 'mapped');
+  const ready = { a: true, b: true };
+  // x = p (initiates), y = m (the mapped side, b).
+  const fail = (o: { ready?: { a: boolean; b: boolean }; heard?: { a: boolean; b: boolean } } = {}) => nat.candidateFailed('p', 'm', candidate()!, { ready: o.ready ?? ready, heard: o.heard ?? { a: false, b: false } });
+  assert.ok(candidate(), 'a mapping makes the pair a candidate');
+
+  fail({ heard: { a: false, b: true } });
+  fail({ heard: { a: false, b: true } });
+  assert.ok(candidate(), "the mapped side heard the peer: the mapping forwarded, the answer got lost elsewhere; it does not count");
+  fail({ ready: { a: true, b: false } });
+  fail({ ready: { a: true, b: false } });
+  assert.ok(candidate(), 'an agent that was not ready says nothing about the router');
+  fail();
+  assert.ok(candidate(), 'one failure is not enough (an agent may have stalled)');
+  fail();
+  assert.equal(candidate(), undefined, 'two in a row: left out');
+  assert.equal(nat.view('m').mapped, null);
+  assert.match(nat.status('m')?.portMapping?.problem ?? '', /did not forward in 2 attempts/);
+  assert.equal(nat.status('m')?.portMapping?.usable, false);
+  assert.equal(warnings.length, 1);
+  assert.deepEqual(distrusted, [null], 'the hub is told, and by then the view no longer has it');
+
+  now += 10 * 60_000;
+  assert.ok(candidate(), 'back after 10 min');
+  assert.equal(nat.status('m')?.portMapping?.problem, null);
+  fail();
+  assert.equal(candidate(), undefined, 'failed again at once: left out again…');
+  now += 10 * 60_000;
+  assert.equal(candidate(), undefined, '…for twice as long');
+  now += 10 * 60_000;
+  assert.ok(candidate());
+  assert.equal(warnings.length, 1, 'logged once per mapping');
+
+  nat.candidateWorked('p', 'm', candidate()!);
+  fail();
+  assert.ok(candidate(), 'a mapping that carried a pair starts over: one failure is not enough again');
+
+  fail();
+  assert.equal(candidate(), undefined);
+  map('203.0.113.10:51820');
+  assert.equal(candidate(), undefined, 'a renewal of the same mapping keeps what was learned');
+  map('203.0.113.10:52000');
+  assert.ok(candidate(), 'another external port is another mapping: trusted afresh');
+  fail();
+  fail();
+  assert.equal(candidate(), undefined);
+  map('203.0.113.10:52000', true);
+  assert.ok(candidate(), 'a network change forgets it');
+});
