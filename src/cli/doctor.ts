@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { adminGet } from '../core/admin-socket.js';
-import { explainClientPath, explainPair } from '../core/doctor/explain-pair.js';
+import { explainClientPath, explainPair, sideFromStatus } from '../core/doctor/explain-pair.js';
 import { hubDoctorReportSchema, PROTOCOL_NAMES, type DoctorReport } from '../core/doctor/report.js';
 import { hubStatusSchema } from '../core/status.js';
 import { agentInterface, loadAgentConfig } from './node-config.js';
@@ -46,11 +46,11 @@ export function registerDoctor(program: Command): void {
       if (o.dir) {
         const s = hubStatusSchema.parse(await adminGet<unknown>(join(o.dir, 'hub.sock'), '/v1/status'));
         const byName = new Map(s.nodes.map((n) => [n.name, n]));
-        const agentPairs = s.pairs.filter((p) => p.mode !== 'direct').map((p) => ({ pair: `${p.a} <-> ${p.b}`, path: p.mode, explanation: explainPair(p, { name: p.a, nat: byName.get(p.a)?.nat }, { name: p.b, nat: byName.get(p.b)?.nat }) }));
+        const agentPairs = s.pairs.filter((p) => p.mode !== 'direct').map((p) => ({ pair: `${p.a} <-> ${p.b}`, path: p.mode, explanation: explainPair(p, sideFromStatus(p.a, byName.get(p.a)?.nat), sideFromStatus(p.b, byName.get(p.b)?.nat)) }));
         // Plain clients: each agent reports its path to them; the ones that do not work, with the agent's router.
         const clientPaths = s.nodes
           .filter((n) => n.kind === 'client')
-          .flatMap((n) => (n.paths ?? []).filter((p) => p.path === 'impossible').map((p) => ({ pair: `${n.name} <-> ${p.agent}`, path: p.path, explanation: explainClientPath(n.name, { name: p.agent, nat: byName.get(p.agent)?.nat }, p) })));
+          .flatMap((n) => (n.paths ?? []).filter((p) => p.path === 'impossible').map((p) => ({ pair: `${n.name} <-> ${p.agent}`, path: p.path, explanation: explainClientPath(n.name, sideFromStatus(p.agent, byName.get(p.agent)?.nat), p) })));
         const report = hubDoctorReportSchema.parse({ total: s.pairs.length + s.nodes.reduce((k, n) => k + (n.kind === 'client' ? (n.paths?.length ?? 0) : 0), 0), pairs: [...agentPairs, ...clientPaths] });
         if (o.json) return console.log(JSON.stringify(report, null, 2));
         if (!report.pairs.length) console.log(`every pair is direct (${report.total} pairs)`);

@@ -1,7 +1,7 @@
 import { Endpoint } from '../../core/net/endpoint.js';
 import type { AgentConfig } from '../../core/protocol.js';
 import type { NodeStatusJson } from '../../core/status.js';
-import { explainPair, type PairSide } from '../../core/doctor/explain-pair.js';
+import { explainPair, sideFromStatus, type PairSide } from '../../core/doctor/explain-pair.js';
 import { doctorReportSchema, type DoctorReport, type FamilyFacts, type HubView, type PortMappingFact } from '../../core/doctor/report.js';
 import { outlook, summary } from '../../core/doctor/verdict.js';
 import { defaultGateway4 } from './gateway.js';
@@ -100,7 +100,7 @@ function wireguardLines(w: NonNullable<DoctorReport['wireguard']>): string[] {
 /** The pairs that are not direct, each in words; this node's side adds what doctor measured here. */
 function explainPairs(h: HubView, v4: FamilyFacts, pm: readonly PortMappingFact[]) {
   const self: PairSide = { name: h.node.name, nat: h.node.nat, portMapping: pm.length ? (pm.find((m) => m.forwards !== false && m.answered)?.protocol ?? null) : undefined, leaky: v4.leaky === true };
-  const peer = (n: Omit<NodeStatusJson, 'endpoint'> | undefined, name: string): PairSide => ({ name, nat: n?.nat });
+  const peer = (n: Omit<NodeStatusJson, 'endpoint'> | undefined, name: string): PairSide => sideFromStatus(name, n?.nat);
   return h.pairs
     .filter((p) => p.mode !== 'direct')
     .map((p) => {

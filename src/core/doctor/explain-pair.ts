@@ -18,6 +18,16 @@ export interface PairSide {
   leaky?: boolean;
 }
 
+/**
+ * A peer's side as the hub knows it: the port mapping its agent reported, and whether the hub's
+ * WAN probe found its router leaky. No mapping reported is not "offers none": the agent may run
+ * with --no-port-mapping, or its router may answer only after the next try.
+ */
+export function sideFromStatus(name: string, nat: Nat | undefined): PairSide {
+  const pm = nat?.portMapping;
+  return { name, nat, portMapping: pm ? pm.protocol : undefined, leaky: nat?.leaky === 'yes' };
+}
+
 const pathWord = (p: PairStatusJson) => (p.mode === 'relay' ? 'relayed' : p.mode === 'hub' ? 'through the hub (proxied)' : p.mode === 'no-path' ? 'not connected' : p.mode === 'waiting' ? 'waiting for both agents' : 'direct');
 
 export function explainPair(p: PairStatusJson, a: PairSide, b: PairSide): string {

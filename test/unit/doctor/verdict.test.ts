@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { explainClientPath, explainPair } from '../../../src/core/doctor/explain-pair.js';
+import { explainClientPath, explainPair, sideFromStatus } from '../../../src/core/doctor/explain-pair.js';
 import type { FamilyFacts, PortMappingFact } from '../../../src/core/doctor/report.js';
 import { outlook, punchWorks, summary } from '../../../src/core/doctor/verdict.js';
 import type { PairStatusJson } from '../../../src/core/status.js';
@@ -121,4 +121,16 @@ test('a plain client that cannot go direct: the agent\'s reason, its router\'s f
     "phone <-> device not direct: direct impossible from this network (its NAT changed the port (41003 -> 1834), so it maps per destination (symmetric)); use phone.proxied.conf, and device's router filters by address and port (a symmetric peer could not reach it directly); device's router offers no port mapping (UPnP, NAT-PMP, PCP), which would let phone in directly",
   );
   assert.match(explainClientPath('phone', { name: 'device', portMapping: 'upnp' }, { path: 'impossible', reason: null }), /no reason reported; device's router answers UPnP-IGD/);
+});
+
+test("a peer's side from the hub's status: its reported mapping and a leaky router are named; no mapping reported is not called none", () => {
+  const base = { mapping: 'independent', mappingWhy: 'NAT kept port 51820', filtering: 'dependent', filteringWhy: 'a symmetric peer could not reach it directly', lan: [] };
+  const leaky = sideFromStatus('home', { ...base, leaky: 'yes', leakyWhy: 'probe', portMapping: { protocol: 'pcp', external: '192.0.3.10:51820', expiresInMs: 60_000 } });
+  assert.deepEqual([leaky.portMapping, leaky.leaky], ['pcp', true]);
+  const text = explainPair(pair(), { name: 'phone', nat: { ...base, mapping: 'dependent', mappingWhy: 'NAT changed the port' } }, leaky);
+  assert.match(text, /home's router takes a port when a peer's packet arrives first \(leaky\)/);
+  assert.match(text, /home's router answers PCP/);
+  const quiet = sideFromStatus('quiet', { ...base, portMapping: null });
+  assert.equal(quiet.portMapping, undefined);
+  assert.doesNotMatch(explainPair(pair(), { name: 'phone' }, quiet), /offers no port mapping/);
 });
