@@ -36,7 +36,10 @@ const want: Record<string, CellPath> = {
   'cone/restricted-leaky': 'direct',
   'restricted/restricted-leaky': 'direct',
   'symmetric/restricted-leaky': 'relay',
-  'restricted-leaky/restricted-leaky': 'direct',
+  // The matrix's routers share one internet link: a packet that leaves one leaky router reaches the
+  // other next, so no order or TTL can keep the first punch off it (agent/punch-ttl.ts). With a
+  // router between them (topologies.ispPair, test/lab/agent/leaky.test.ts) the pair goes direct.
+  'restricted-leaky/restricted-leaky': 'relay',
   'open/symmetric+upnp': 'direct',
   'firewall/symmetric+upnp': 'direct',
   'cone/symmetric+upnp': 'direct',
@@ -64,21 +67,11 @@ const want: Record<string, CellPath> = {
 };
 
 /**
- * Cells whose outcome waits for work on other branches of issue 11 (port mapping, leaky routers):
- * until it lands they are relayed, which is reported but does not fail the test. The integrator
- * empties this list when both have landed.
+ * A cell that is direct in some runs and relayed in others, reported instead of failed until its
+ * cause is found (issue 11 stays open for it): a leaky router's side initiating toward a peer's
+ * mapped port was relayed in 1 of 2 runs ("heard nothing on the mapped port").
  */
-const PENDING: Record<string, 'port mapping' | 'leaky routers'> = {
-  'firewall/restricted-leaky': 'leaky routers',
-  'restricted/restricted-leaky': 'leaky routers',
-  'restricted-leaky/restricted-leaky': 'leaky routers',
-  'firewall/symmetric+upnp': 'port mapping',
-  'restricted/symmetric+upnp': 'port mapping',
-  'symmetric/symmetric+upnp': 'port mapping',
-  'restricted-leaky/symmetric+upnp': 'port mapping',
-  'symmetric+upnp/symmetric+upnp': 'port mapping',
-  'symmetric+upnp/cgnat-sym': 'port mapping',
-};
+const FLAKY = new Set(['restricted-leaky/symmetric+upnp']);
 
 test('NAT matrix: every pair of profiles gets the path Table 1 predicts, and traffic flows in every connected cell', async (t) => {
   await withLab(matrixTopology(uniqueLabName('mx')), async (lab) => {
@@ -89,8 +82,8 @@ test('NAT matrix: every pair of profiles gets the path Table 1 predicts, and tra
     const failures: string[] = [];
     for (const c of cells) {
       const key = `${c.a}/${c.b}`;
-      if (c.path !== want[key] && PENDING[key] && c.path === 'relay') {
-        t.diagnostic(`${key}: relay, direct once ${PENDING[key]} lands`);
+      if (c.path !== want[key] && FLAKY.has(key) && c.path === 'relay') {
+        t.diagnostic(`${key}: relay this run, want ${want[key]} (known flaky: ${c.reason ?? ''})`);
         continue;
       }
       if (c.path !== want[key]) failures.push(`${key} (${c.nodes.join('-')}): ${c.path}, want ${want[key]}: ${c.reason ?? ''}`);
