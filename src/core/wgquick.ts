@@ -1,4 +1,4 @@
-import { IpAddress, type AddressError } from './net/address.js';
+import { IpAddress } from './net/address.js';
 import { Prefixed } from './net/cidr.js';
 import { EndpointError, HostPort } from './net/endpoint.js';
 import { isKey } from './wireguard/keys.js';
@@ -55,13 +55,7 @@ const list = (value: string): string[] =>
  * Host bits may be set: "10.0.0.2/24" is how an Address line is written.
  */
 function cidrProblem(text: string): string | undefined {
-  try {
-    if (text.includes('/')) Prefixed.parse(text);
-    else IpAddress.parse(text);
-    return undefined;
-  } catch (err) {
-    return (err as AddressError).message;
-  }
+  return text.includes('/') ? Prefixed.problem(text) : IpAddress.problem(text);
 }
 
 function isPort(text: string): boolean {

@@ -1,4 +1,5 @@
 import ipaddr from 'ipaddr.js';
+import { formatIpv4, formatIpv6, ipv6Groups, ipv6Value, readIpv4, readIpv6 } from './address-text.js';
 
 /**
  * An IP address of either family as a value: parsed once, compared and formatted canonically
@@ -43,7 +44,25 @@ const SCOPES: Record<string, Scope> = {
   broadcast: 'reserved',
 };
 
-const V4_DECIMAL = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+/** What readText() answers for an IPv6 address; its groups are then in SCRATCH. */
+const V6 = -2;
+const SCRATCH = new Uint16Array(8);
+
+/** The IPv4 value, V6 (the groups in SCRATCH), or why `text` is neither. */
+function readText(text: string): number | string {
+  if (typeof text !== 'string' || text.length === 0) return 'an address is required';
+  if (text.length > 45) return `"${text.slice(0, 45)}…" is too long to be an IP address`;
+  if (text.includes('%')) return `"${text}" has a zone index (%…): zones name an interface of one machine; give the address without it`;
+  if (text.includes(':')) {
+    if (text.startsWith('[')) return `"${text}" is bracketed: brackets go around an IPv6 address only when a port follows`;
+    if (readIpv6(text, SCRATCH) !== undefined) return V6;
+    const dot = text.includes('.') ? text.slice(text.lastIndexOf(':') + 1) : undefined;
+    if (dot !== undefined && readIpv4(dot) < 0) return `"${text}": its IPv4 part "${dot}" must be four decimal numbers 0-255`;
+    return `"${text}" is not an IPv6 address`;
+  }
+  const v4 = readIpv4(text);
+  return v4 < 0 ? `"${text}" is not an IPv4 address (four decimal numbers 0-255, like 192.0.2.1)` : v4;
+}
 
 export class IpAddress {
   private constructor(
@@ -72,9 +91,8 @@ export class IpAddress {
   static fromValue(family: Family, value: bigint): IpAddress {
     const bits = family === 4 ? 32 : 128;
     if (value < 0n || value >= 1n << BigInt(bits)) throw new AddressError(`${value} is outside the IPv${family} address space`);
-    const bytes: number[] = [];
-    for (let i = bits / 8 - 1; i >= 0; i--) bytes.push(Number((value >> BigInt(i * 8)) & 0xffn));
-    return IpAddress.fromParsed(ipaddr.fromByteArray(bytes));
+    if (family === 4) return new IpAddress(4, value, formatIpv4(Number(value)));
+    return new IpAddress(6, value, formatIpv6(ipv6Groups(value)));
   }
 
   /**
@@ -83,32 +101,20 @@ export class IpAddress {
    * entries must not cost thousands of them.
    */
   static read(text: string): IpAddress | string {
-    if (typeof text !== 'string' || text.length === 0) return 'an address is required';
-    if (text.length > 45) return `"${text.slice(0, 45)}…" is too long to be an IP address`;
-    if (text.includes('%')) return `"${text}" has a zone index (%…): zones name an interface of one machine; give the address without it`;
-    if (text.includes(':')) {
-      if (text.startsWith('[')) return `"${text}" is bracketed: brackets go around an IPv6 address only when a port follows`;
-      if (!ipaddr.IPv6.isValid(text)) return `"${text}" is not an IPv6 address`;
-      // ipaddr.js reads an embedded IPv4 part ("::ffff:0x7f.0.0.1") as leniently as a bare one.
-      const dot = text.includes('.') ? text.slice(text.lastIndexOf(':') + 1) : undefined;
-      if (dot !== undefined && !V4_DECIMAL.test(dot)) return `"${text}": its IPv4 part "${dot}" must be four decimal numbers 0-255`;
-      return IpAddress.fromParsed(ipaddr.IPv6.parse(text));
-    }
-    if (!V4_DECIMAL.test(text)) return `"${text}" is not an IPv4 address (four decimal numbers 0-255, like 192.0.2.1)`;
-    return IpAddress.fromParsed(ipaddr.IPv4.parse(text));
+    const r = readText(text);
+    if (typeof r === 'string') return r;
+    if (r === V6) return new IpAddress(6, ipv6Value(SCRATCH), formatIpv6(SCRATCH));
+    // Four decimal parts without leading zeros are already the canonical text.
+    return new IpAddress(4, BigInt(r), text);
   }
 
-  private static fromParsed(a: ipaddr.IPv4 | ipaddr.IPv6): IpAddress {
-    let value = 0n;
-    for (const b of a.toByteArray()) value = (value << 8n) | BigInt(b);
-    if (a.kind() === 'ipv6') {
-      const v6 = a as ipaddr.IPv6;
-      // RFC 5952 section 5: an IPv4-mapped address keeps its dotted quad, as Node's sockets, Go
-      // (wireguard-go) and inet_ntop print it; "::ffff:c000:201" would never match their text.
-      if (v6.isIPv4MappedAddress()) return new IpAddress(6, value, `::ffff:${v6.toIPv4Address().toString()}`);
-      return new IpAddress(6, value, v6.toRFC5952String());
-    }
-    return new IpAddress(4, value, a.toString());
+  /**
+   * Why `text` is not an address, or undefined when it is, without building one: a list of
+   * 40,000 "::" in a 128 KiB config checks in a few milliseconds this way.
+   */
+  static problem(text: string): string | undefined {
+    const r = readText(text);
+    return typeof r === 'string' ? r : undefined;
   }
 
   private parsed(): ipaddr.IPv4 | ipaddr.IPv6 {
