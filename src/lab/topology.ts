@@ -89,8 +89,10 @@ export const topologySchema = z
       .object({ subnet: subnet4('203.0.113.0/24', 'subnet6'), subnet6: subnet6(DEFAULT_INTERNET6).optional() })
       .strict()
       .default({ subnet: Cidr.parse('203.0.113.0/24') }),
-    routers: listOf(routerSchema, { max: 256 }).default([]),
-    hosts: listOf(hostSchema, { min: 1, max: 256 }),
+    // Every router is a namespace with its own nftables (and a carrier's for cgnat) on a 2-core
+    // machine; the NAT matrix, the largest lab, has 17. Checking 256 of them cost 15 ms.
+    routers: listOf(routerSchema, { max: 64 }).default([]),
+    hosts: listOf(hostSchema, { min: 1, max: 128 }),
   })
   .strict();
 
@@ -129,23 +131,32 @@ export async function loadTopology(file: string): Promise<LabPlan> {
   return parseTopologyText(text, file);
 }
 
-const MAX_TOPOLOGY_TEXT = 16 << 10;
+/**
+ * A lab topology is a page of text. The caps keep the slowest hostile file under the hardening
+ * issue's 10 ms (bench/fuzz.ts): the yaml library parses at 1-2 µs per byte even when the text is
+ * valid (the NAT matrix written as YAML, 2.7 KB, took it 5 ms), JSON.parse at a hundredth of that.
+ * The largest file in topologies/ is 1.3 KB; bigger labs are generated in code (lab/nat-matrix.ts).
+ */
+const MAX_TOPOLOGY_TEXT = { json: 16 << 10, yaml: 4 << 10 };
 const MAX_TOPOLOGY_NESTING = 64;
 
 /** A topology file's text: JSON when `file` ends in .json, else YAML. Every refusal is a TopologyError. */
 export function parseTopologyText(text: string, file: string): LabPlan {
-  // A lab topology is a page of text; the YAML parser takes seconds on some large garbage (the
-  // fuzzer found 3 s for 128 KiB), so larger text is refused before it is parsed.
-  if (text.length > MAX_TOPOLOGY_TEXT) throw new TopologyError([`${file}: ${text.length} characters; a topology file is at most ${MAX_TOPOLOGY_TEXT} (split the lab, or generate it in code)`]);
+  const json = file.endsWith('.json');
+  const max = json ? MAX_TOPOLOGY_TEXT.json : MAX_TOPOLOGY_TEXT.yaml;
+  if (text.length > max) {
+    const hint = json ? 'split the lab, or generate it in code' : `write it as JSON (up to ${MAX_TOPOLOGY_TEXT.json}), split the lab, or generate it in code`;
+    throw new TopologyError([`${file}: ${text.length} characters; a ${json ? 'JSON' : 'YAML'} topology file is at most ${max} (${hint})`]);
+  }
   // The YAML parser recurses per flow level: 2 KiB of "[" overflowed its stack and took 100 ms to
   // report. A topology nests a few levels; brackets in single-quoted YAML strings count too, hence the margin.
   const deep = nestingOver(text, MAX_TOPOLOGY_NESTING);
   if (deep > 0) throw new TopologyError([`${file}: brackets nest over ${MAX_TOPOLOGY_NESTING} deep at character ${deep}; a topology needs a few levels`]);
   let raw: unknown;
   try {
-    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    raw = json ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new TopologyError([`${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'} (${(err as Error).message})`]);
+    throw new TopologyError([`${file}: not valid ${json ? 'JSON' : 'YAML'} (${(err as Error).message})`]);
   }
   return parseTopology(raw);
 }

@@ -250,3 +250,21 @@ test('a dual-stack plan survives the lab record', () => {
   assert.ok(back.routers[0].ipv6?.prefix.equals(plan.routers[0].ipv6!.prefix));
   assert.equal(back.hosts[2].addresses[0].family, 6);
 });
+
+test('a YAML topology file over 4 KiB is refused with the JSON limit in the hint; the same lab as JSON is read', async () => {
+  const { parseTopologyText } = await import('../../../src/lab/topology.js');
+  const YAML = (await import('yaml')).default;
+  const t = matrixTopology('natmatrix');
+  // Long descriptions make a valid lab of the matrix's size cross 4 KiB without changing what it plans.
+  t.description = 'x'.repeat(3000);
+  const yaml = YAML.stringify(t);
+  assert.ok(yaml.length > 4096);
+  assert.throws(() => parseTopologyText(yaml, 'big.yaml'), (e: unknown) => e instanceof TopologyError && /at most 4096 \(write it as JSON \(up to 16384\)/.test(e.message));
+  assert.equal(parseTopologyText(JSON.stringify(t), 'big.json').routers.length, parseTopology(matrixTopology('natmatrix')).routers.length);
+});
+
+test('a topology names at most 64 routers and 128 hosts', () => {
+  const t = base();
+  t.routers = Array.from({ length: 65 }, (_, i) => ({ name: `r${i}`, profile: 'restricted' as const, wan: `203.0.113.${10 + i}`, lan: `192.168.${i}.0/24` }));
+  assert.throws(() => parseTopology(t), /routers.*64/);
+});
