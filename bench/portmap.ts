@@ -12,6 +12,9 @@
  *    config to its first ping reply from the device; the device must then talk to the client's
  *    NAT directly (its peer's endpoint), and its agent must say direct.
  *
+ *  - leakymap: the NAT matrix's restricted-leaky x symmetric+upnp cell on its own: the symmetric
+ *    router maps (PCP), the other router takes unsolicited WAN input. Timed as symmap; direct over
+ *    `mapped` is required.
  *  - home: the baseline in the same run, two agents behind home NATs (restricted) without port
  *    mapping, timed as symmap: on a shared 2-core machine the ratio of the two says more than
  *    either figure.
@@ -19,7 +22,7 @@
  * The hub's own figure for symmap (`firstPathMs`: both agents connected -> direct) is given too,
  * without the second agent's start-up.
  *
- *   nice -n 5 node dist/bench/portmap.js [--runs 5] [--only symmap,client,home]
+ *   nice -n 5 node dist/bench/portmap.js [--runs 5] [--only symmap,leakymap,client,home]
  */
 import { loadavg } from 'node:os';
 import { agentSocketPath } from '../src/agent/socket-path.js';
@@ -33,13 +36,15 @@ import { argNumber, argString, progress, summary } from './stats.js';
 
 teardownOnExit();
 const runs = argNumber('runs', 5);
-const SCENARIOS = ['symmap', 'client', 'home'] as const;
+const SCENARIOS = ['symmap', 'leakymap', 'client', 'home'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 const only = argString('only', SCENARIOS.join(',')).split(',');
 for (const o of only) if (!(SCENARIOS as readonly string[]).includes(o)) throw new Error(`--only: unknown scenario "${o}" (scenarios: ${SCENARIOS.join(', ')})`);
 
 /** miniupnpd refuses documentation ranges as its WAN address (src/lab/upnp-reserved.ts). */
-function topology(name: string, a: { profile: 'symmetric' | 'restricted'; upnp: boolean }, b: { profile: 'symmetric' | 'restricted'; upnp: boolean }): TopologyInput {
+type Side = { profile: 'symmetric' | 'restricted' | 'restricted-leaky'; upnp: boolean };
+
+function topology(name: string, a: Side, b: Side): TopologyInput {
   return {
     name,
     internet: { subnet: '192.0.3.0/24' },
@@ -77,7 +82,11 @@ async function home(i: number): Promise<Figures> {
   return twoAgents(`portmaph${i}${process.pid % 100}`, { profile: 'restricted', upnp: false }, { profile: 'restricted', upnp: false }, 'public4');
 }
 
-async function twoAgents(name: string, ra: { profile: 'symmetric' | 'restricted'; upnp: boolean }, rb: { profile: 'symmetric' | 'restricted'; upnp: boolean }, want: 'mapped' | 'public4'): Promise<Figures> {
+async function leakymap(i: number): Promise<Figures> {
+  return twoAgents(`portmapl${i}${process.pid % 100}`, { profile: 'symmetric', upnp: true }, { profile: 'restricted-leaky', upnp: false }, 'mapped');
+}
+
+async function twoAgents(name: string, ra: Side, rb: Side, want: 'mapped' | 'public4'): Promise<Figures> {
   const lab = await Lab.up(parseTopology(topology(name, ra, rb)));
   try {
     const s = new Scenario(lab);
@@ -121,6 +130,7 @@ async function client(i: number): Promise<Figures> {
 
 const NOTES: Record<ScenarioName, { key: string; extra: Record<string, unknown>; run: (i: number) => Promise<Figures> }> = {
   symmap: { key: 'symmetricPairOneSideMappedDirectMs', extra: { target: 1000, note: "symmetric x symmetric, one router maps (PCP): second agent's start -> first ping reply, direct over the mapped port" }, run: symmap },
+  leakymap: { key: 'leakyToMappedSymmetricDirectMs', extra: { note: "restricted-leaky x symmetric+upnp (the matrix's cell): second agent's start -> first ping reply, direct over the mapped port" }, run: leakymap },
   home: { key: 'homeNatsBaselineDirectMs', extra: { note: 'baseline in the same run: two agents behind home NATs (restricted), no port mapping, timed as symmap' }, run: home },
   client: { key: 'plainClientSymmetricToMappedDeviceMs', extra: { target: 1000, anchor: 'relayed (proxied config) before port mapping', note: "plain client behind symmetric, device behind restricted+upnp: client's wg-quick up -> first ping reply, direct" }, run: client },
 };

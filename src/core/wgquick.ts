@@ -40,8 +40,14 @@ export class WgQuickError extends Error {
 
 const INTERFACE_KEYS = ['PrivateKey', 'Address', 'ListenPort', 'DNS', 'MTU', 'Table', 'FwMark', 'PreUp', 'PostUp', 'PreDown', 'PostDown', 'SaveConfig'];
 const PEER_KEYS = ['PublicKey', 'PresharedKey', 'AllowedIPs', 'Endpoint', 'PersistentKeepalive'];
+const byLower = (keys: string[]) => new Map(keys.map((k) => [k.toLowerCase(), k]));
+const INTERFACE_BY_LOWER = byLower(INTERFACE_KEYS);
+const PEER_BY_LOWER = byLower(PEER_KEYS);
+/** Keys that may appear more than once in a section; their values add up. */
+const ACCUMULATES = new Set(['Address', 'DNS', 'AllowedIPs', 'PreUp', 'PostUp', 'PreDown', 'PostDown']);
 const KEY_HINT = '44 characters of base64';
 const NAME_COMMENT = /^name:\s*(.*)$/i;
+const NO_PUBLIC_KEY = '[Peer] has no PublicKey; add "PublicKey = <that peer\'s key, from wg pubkey>"';
 
 const list = (value: string): string[] =>
   value
@@ -123,9 +129,9 @@ export function parseWgQuick(text: string, source = 'config'): WgQuickConfig {
   let commentAbove: string | undefined;
 
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n|\r/);
-  for (const [index, raw] of lines.entries()) {
+  for (let index = 0; index < lines.length; index++) {
     const n = index + 1;
-    const trimmed = raw.trim();
+    const trimmed = lines[index]!.trim();
     const previousComment = commentAbove;
     commentAbove = undefined;
 
@@ -138,11 +144,14 @@ export function parseWgQuick(text: string, source = 'config'): WgQuickConfig {
       continue;
     }
     // wg-quick and wg both drop everything from "#" on, so "PostUp = x # note" runs "x".
-    const line = trimmed.split('#')[0].trim();
+    const hash = trimmed.indexOf('#');
+    const line = hash < 0 ? trimmed : trimmed.slice(0, hash).trim();
     if (line === '') continue;
 
     const header = sectionName(line);
     if (header !== undefined) {
+      // A peer without a key is refused when its section ends, not after the rest of the file.
+      if (section?.kind === 'peer' && !section.peer.publicKey) fail(section.line, NO_PUBLIC_KEY);
       const name = header.toLowerCase();
       if (name === 'interface') {
         if (iface) fail(n, `a second [Interface] section (the first is on line ${ifaceLine}); a config has exactly one, so merge them`);
@@ -171,10 +180,9 @@ export function parseWgQuick(text: string, source = 'config'): WgQuickConfig {
     const known = section.kind === 'interface' ? INTERFACE_KEYS : PEER_KEYS;
     // The longest key is 19 characters: a longer one is unknown without lowering 128 KiB of it per key.
     const lower = key.length <= 32 ? key.toLowerCase() : undefined;
-    const canonical = lower === undefined ? undefined : known.find((k) => k.toLowerCase() === lower);
+    const canonical = lower === undefined ? undefined : (section.kind === 'interface' ? INTERFACE_BY_LOWER : PEER_BY_LOWER).get(lower);
     if (!canonical) {
-      const other = section.kind === 'interface' ? PEER_KEYS : INTERFACE_KEYS;
-      const elsewhere = lower === undefined ? undefined : other.find((k) => k.toLowerCase() === lower);
+      const elsewhere = lower === undefined ? undefined : (section.kind === 'interface' ? PEER_BY_LOWER : INTERFACE_BY_LOWER).get(lower);
       if (elsewhere) fail(n, `${where} has no key ${key}; it belongs under ${section.kind === 'interface' ? '[Peer]' : '[Interface]'}`);
       // A bare WireGuard key on a line of its own splits at its trailing "=": never echo it, it may be a private key.
       const shown = /^[A-Za-z0-9+/]{40,}$/.test(key) ? 'that looks like a bare key (not shown)' : clip(key);
@@ -182,7 +190,7 @@ export function parseWgQuick(text: string, source = 'config'): WgQuickConfig {
     }
     const label = `${where} ${canonical}`;
 
-    const accumulates = /^(Address|DNS|AllowedIPs|PreUp|PostUp|PreDown|PostDown)$/.test(canonical);
+    const accumulates = ACCUMULATES.has(canonical);
     const earlier = section.seen.get(canonical);
     // wg would silently keep the last one; a second PublicKey usually means a missing [Peer] line.
     if (earlier !== undefined && !accumulates) fail(n, `${label} is set twice (also on line ${earlier}); keep one`);
@@ -292,7 +300,7 @@ export function parseWgQuick(text: string, source = 'config'): WgQuickConfig {
   if (!iface) throw new WgQuickError(`${source}: no [Interface] section; a config starts with [Interface] and its PrivateKey`);
   if (!iface.privateKey) fail(ifaceLine, '[Interface] has no PrivateKey; add "PrivateKey = <output of wg genkey>"');
   for (const { peer, line } of peers) {
-    if (!peer.publicKey) fail(line, `[Peer] has no PublicKey; add "PublicKey = <that peer's key, from wg pubkey>"`);
+    if (!peer.publicKey) fail(line, NO_PUBLIC_KEY);
   }
   return { interface: iface, peers: peers.map((p) => p.peer) };
 }
