@@ -5,7 +5,7 @@
  * added while it runs is on its interface.
  *
  *   node dist/bench/hub-scale.js [--nodes 1000] [--reads 200] [--address 10.96.0.1/17]
- *     [--proxied-subnet 10.97.0.0/17] [--agent-every 10] [--agent-groups 1] [--run-seconds 5]
+ *     [--proxied-subnet 10.97.0.0/17] [--agent-every 10] [--agent-groups 1] [--run-seconds 5] [--cpu-prof DIR]
  *
  * Every `agent-every`-th node is an agent (10 %), spread over `agent-groups` groups; clients are
  * in every group, so each client config lists every agent. With all agents in one group the pair
@@ -39,6 +39,7 @@ const proxiedSubnet = argString('proxied-subnet', '10.97.0.0/17');
 const agentEvery = argNumber('agent-every', 10);
 const agentGroups = argNumber('agent-groups', 1);
 const runSeconds = argNumber('run-seconds', 5);
+const profileDir = argString('cpu-prof', '');
 const BATCH = 1000;
 const round = (x: number) => Math.round(x * 100) / 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -113,7 +114,9 @@ try {
   const sock = join(s.dir, 'hub.sock');
   const stats = () => adminGet<Stats>(sock, '/v1/stats');
   const th = performance.now();
-  const pid = lab.spawn('hub', 'hub', process.execPath, [join(import.meta.dirname, '../src/cli/main.js'), 'hub', 'run', '--dir', s.dir, '--interface', s.hubIf], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
+  // --cpu-prof DIR: the hub writes a V8 CPU profile there when it exits, to see where idle time goes.
+  const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const pid = lab.spawn('hub', 'hub', process.execPath, [...prof, join(import.meta.dirname, '../src/cli/main.js'), 'hub', 'run', '--dir', s.dir, '--interface', s.hubIf], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
   for (;;) {
     if ((await stats().catch(() => undefined)) !== undefined) break;
     if (performance.now() - th > 600_000) throw new Error('the hub did not answer within 10 minutes');

@@ -10,11 +10,12 @@ import type { DeviceState, PeerState } from '../core/wireguard/uapi.js';
  *
  * Interval: 20 ms keeps the hub's share of a join in the tens of milliseconds; with many peers a
  * read costs more (≈10 ms at 1,000 peers with wireguard-go, ≈120 ms at 10,000), so the interval
- * stretches to 5× the last read's time, and to 50× the CPU the hub spent on it: polling then uses
- * at most 2 % of a core (issue 13's budget for an idle hub), at most 250 ms apart. Reads cost the
- * hub ≈ 0.05 ms at a few peers (kept UAPI connection, or netlink), so small hubs still poll every
+ * stretches to 5× the last read's time, and to 100× the CPU the hub spent on it: polling then
+ * uses at most 1 % of a core, half of issue 13's 2 % for the whole idle hub (its timers, sockets
+ * and store took the other 1-1.5 % at 1,000 nodes), at most 250 ms apart. Reads cost the hub
+ * ≈ 0.05 ms at a few peers (kept UAPI connection, or netlink), so small hubs still poll every
  * 20 ms; at 1,000 idle peers a read costs ≈ 0.5 ms on the kernel (netlink, unchanged peers reused)
- * and ≈ 2 ms on wireguard-go (340 KB of text), which stretches the interval to ≈ 25 and ≈ 100 ms.
+ * and ≈ 2 ms on wireguard-go (340 KB of text), which stretches the interval to ≈ 50 and ≈ 200 ms.
  */
 
 export interface DeviceWatchOptions {
@@ -33,7 +34,7 @@ export interface DeviceWatchOptions {
 
 const MAX_INTERVAL_MS = 250;
 /** Polling may use this share of a core: the interval is at least the read's CPU time divided by it. */
-const CPU_BUDGET = 0.02;
+const CPU_BUDGET = 0.01;
 
 export class DeviceWatch {
   private last: DeviceState | undefined;
