@@ -15,6 +15,7 @@ import { KernelPath } from '../relay/kernel-path.js';
 import { AdminServer } from './admin.js';
 import { BuiltinRelay, builtinRelayAddresses } from './builtin-relay.js';
 import { startHubStreamSide } from './stream-side.js';
+import { byEnrolKeyIn } from './join-stream.js';
 import type { StreamServer } from '../relay/stream-server.js';
 import { coalesced } from './coalesce.js';
 import { agentHubAllowedIps } from './configs.js';
@@ -262,7 +263,7 @@ export class Hub {
       const builtin = this.builtin;
       // A stream side that cannot start (port 443 taken, no root) costs only the nodes that need
       // it: the hub serves everyone else, and says why loudly.
-      const side = await startHubStreamSide({ dir: this.opts.dir, port: this.opts.tcpPort, byKey: (k) => this.view.byKey(k), relay: builtin && { streamSide: (id, k) => builtin.streamSide(id, k) }, listenPort: hub.listenPort, log }).catch((err: Error) => {
+      const side = await startHubStreamSide({ dir: this.opts.dir, port: this.opts.tcpPort, byKey: (k) => this.view.byKey(k), join: { hub, byEnrolKey: byEnrolKeyIn(() => this.view.all()), now: Date.now }, relay: builtin && { streamSide: (id, k) => builtin.streamSide(id, k) }, listenPort: hub.listenPort, log }).catch((err: Error) => {
         log.error({ err: err.message }, 'stream side not started: nodes on networks that block UDP cannot connect');
         return undefined;
       });

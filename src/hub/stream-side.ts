@@ -5,6 +5,7 @@ import { Endpoint } from '../core/net/endpoint.js';
 import type { StreamSide } from '../relay/relay.js';
 import { StreamServer, type StreamLimits } from '../relay/stream-server.js';
 import { hashToken } from './directory.js';
+import { joinStreamCheck, type JoinStreamDeps } from './join-stream.js';
 import { isPending, type NodeRecord } from './store/model.js';
 import { hubStreamIdentity } from './stream-identity.js';
 
@@ -31,6 +32,8 @@ export interface HubStreamSideOptions {
   /** The port from `hub init` unless given (`hub run --tcp-port`). */
   port?: number;
   byKey(publicKey: string): NodeRecord | undefined;
+  /** Devices joining with a code over the stream (join-stream.ts); absent: joins only over UDP. */
+  join?: JoinStreamDeps;
   /** The built-in relay, if the hub runs one. */
   relay?: { streamSide(id: string, publicKey: string): StreamSide };
   /** The hub's WireGuard listen port: hub peers on a stream reach it on loopback. */
@@ -47,6 +50,7 @@ export async function startHubStreamSide(opts: HubStreamSideOptions): Promise<{ 
   const server = new StreamServer({
     tls: found.identity,
     authenticate: agentTokenCheck(opts.byKey),
+    authenticateJoin: opts.join && joinStreamCheck(opts.join),
     streamSide: (id, k) => (relay ? relay.streamSide(id, k) : { kind: 'unknown' }),
     hub: { endpoint: Endpoint.of(IpAddress.parse('127.0.0.1'), opts.listenPort), source: IpAddress.parse('127.0.0.1') },
     limits: opts.limits,

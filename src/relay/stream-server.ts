@@ -11,7 +11,7 @@ import { STREAM_WS_PATH } from '../core/stream/messages.js';
 import { socketPipe, webSocketPipe, type Pipe } from '../core/stream/pipe.js';
 import type { StreamSide } from './relay.js';
 import { StreamPorts } from './stream-ports.js';
-import { StreamSession, type CloseReason, type SessionCounters } from './stream-session.js';
+import { StreamSession, type CloseReason, type JoinVerdict, type SessionCounters } from './stream-session.js';
 
 /**
  * The relay's stream side (issue 12): WireGuard datagrams of nodes whose networks pass only
@@ -50,6 +50,8 @@ export interface StreamServerOptions {
   /** PEM: the relay's certificate (self-signed and pinned, or the operator's) and key. */
   tls: { cert: string | Buffer; key: string | Buffer };
   authenticate(publicKey: string, token: string): boolean;
+  /** Joins over the stream (the hub's side only): see SessionDeps. */
+  authenticateJoin?(enrolKey: string, proof: string): JoinVerdict;
   streamSide(id: string, publicKey: string): StreamSide;
   /** The hub's WireGuard endpoint, for the relay inside the hub: nodes' hub peers ride the stream too. */
   hub?: { endpoint: Endpoint; source: IpAddress };
@@ -90,7 +92,7 @@ export class StreamServer {
   private readonly bySource = new Map<string, number>();
   private readonly nodes = new Map<string, StreamSession>();
   private readonly sessions = new Set<StreamSession>();
-  private readonly closes: StreamCloseCounts = { 'auth-timeout': 0, 'bad-auth': 0, garbage: 0, oversized: 0, 'not-owned': 0, replaced: 0, stalled: 0, channels: 0, ended: 0, 'source-limit': 0, 'total-limit': 0, 'tls-failed': 0 };
+  private readonly closes: StreamCloseCounts = { 'auth-timeout': 0, 'bad-auth': 0, garbage: 0, oversized: 0, 'not-owned': 0, replaced: 0, stalled: 0, channels: 0, lifetime: 0, ended: 0, 'source-limit': 0, 'total-limit': 0, 'tls-failed': 0 };
   /** Counters of sessions that are gone, so totals never go down. */
   private readonly gone: SessionCounters = { up: { packets: 0, bytes: 0 }, down: { packets: 0, bytes: 0 }, dropped: 0 };
   private readonly sweeper: NodeJS.Timeout;
@@ -220,6 +222,7 @@ export class StreamServer {
     const left = Math.max(0, this.limits.helloDeadlineMs - (this.clock.now() - a.at));
     const session = new StreamSession(pipe, {
       authenticate: (k, t) => this.opts.authenticate(k, t),
+      authenticateJoin: this.opts.authenticateJoin,
       streamSide: (id, k) => this.opts.streamSide(id, k),
       hub: this.opts.hub,
       ports: this.ports,

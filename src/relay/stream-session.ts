@@ -40,28 +40,41 @@ export type CloseReason =
   | 'stalled'
   /** Too many channels on one stream. */
   | 'channels'
+  /** A join stream outlived the join it carries (JoinVerdict.lifetimeMs). */
+  | 'lifetime'
   /** The peer closed, or the relay shut down. */
   | 'ended';
 
+/**
+ * Who a stream speaks for: a node (hello: its key and token), or a device joining with a code
+ * (join: the code's one-time key and its proof), which may open its hub peer and nothing else.
+ */
+export type StreamScope = 'node' | 'join';
+
+/** The hub's word on a join stream's credential: how long the stream may live, or why not, in words for the device. */
+export type JoinVerdict = { readonly ok: true; readonly lifetimeMs: number } | { readonly ok: false; readonly reason: string };
+
 export type SessionPhase =
   | { readonly kind: 'hello-wait' }
-  | { readonly kind: 'open'; readonly publicKey: string }
+  | { readonly kind: 'open'; readonly publicKey: string; readonly scope: StreamScope }
   | { readonly kind: 'closed'; readonly reason: CloseReason };
 
 export type SessionEvent =
-  | { readonly kind: 'authenticated'; readonly publicKey: string }
+  | { readonly kind: 'authenticated'; readonly publicKey: string; readonly scope: StreamScope }
   | { readonly kind: 'close'; readonly reason: CloseReason };
 
 /** The phase after `e`: a closed session stays closed with its first reason; only hello-wait can authenticate. */
 export function sessionStep(p: SessionPhase, e: SessionEvent): SessionPhase {
   if (p.kind === 'closed') return p;
   if (e.kind === 'close') return { kind: 'closed', reason: e.reason };
-  return p.kind === 'hello-wait' ? { kind: 'open', publicKey: e.publicKey } : p;
+  return p.kind === 'hello-wait' ? { kind: 'open', publicKey: e.publicKey, scope: e.scope } : p;
 }
 
 export interface SessionDeps {
   /** Whether `token` is the token of the node with `publicKey` (constant time is the implementation's duty). */
   authenticate(publicKey: string, token: string): boolean;
+  /** Whether a join code's one-time key and proof may carry a join now; absent: this relay takes no joins (only the hub does). */
+  authenticateJoin?(enrolKey: string, proof: string): JoinVerdict;
   /** Where the node's side of allocation `id` sends (Relay#streamSide). */
   streamSide(id: string, publicKey: string): StreamSide;
   /** The hub's WireGuard endpoint and the loopback address to send to it from; absent on a relay outside the hub. */
@@ -208,21 +221,20 @@ export class StreamSession {
       return this.close(phase.kind === 'open' ? 'garbage' : 'bad-auth', (err as Error).message);
     }
     if (phase.kind === 'hello-wait') {
+      if (m.type === 'join') return this.join(phase, m.enrolKey, m.proof);
       if (m.type !== 'hello') return this.close('bad-auth', 'the first message must be hello');
       if (!this.deps.authenticate(m.publicKey, m.token)) return this.close('bad-auth', 'no node has this public key and token; check NAME.agent.json, or run "wgp2p node add" again');
       this.deadline?.();
       this.deadline = undefined;
-      this.phase = sessionStep(phase, { kind: 'authenticated', publicKey: m.publicKey });
-      this.node = m.publicKey;
-      this.deps.opened(this);
-      this.send({ type: 'welcome' });
+      this.welcome(phase, m.publicKey, 'node');
       return;
     }
     switch (m.type) {
       case 'hello':
-        return this.close('garbage', 'hello twice');
+      case 'join':
+        return this.close('garbage', `${m.type} after the stream was opened`);
       case 'open':
-        return this.open(phase.publicKey, m.channel, m.to);
+        return this.open(phase, m.channel, m.to);
       case 'close': {
         const ch = this.channels.get(m.channel);
         if (ch) this.dropChannel(ch);
@@ -232,7 +244,25 @@ export class StreamSession {
     }
   }
 
-  private open(publicKey: string, id: number, to: StreamTarget): void {
+  private welcome(phase: SessionPhase, publicKey: string, scope: StreamScope): void {
+    this.phase = sessionStep(phase, { kind: 'authenticated', publicKey, scope });
+    this.node = publicKey;
+    this.deps.opened(this);
+    this.send({ type: 'welcome' });
+  }
+
+  /** A join stream lives for the join only: the hub's verdict bounds it, whatever the device does. */
+  private join(phase: SessionPhase, enrolKey: string, proof: string): void {
+    const v: JoinVerdict = this.deps.authenticateJoin?.(enrolKey, proof) ?? { ok: false, reason: 'this relay takes no joins; a join goes to the hub\'s own stream side (the join code names it)' };
+    if (!v.ok) return this.close('bad-auth', v.reason);
+    this.deadline?.();
+    this.deadline = this.deps.clock.after(v.lifetimeMs, () => this.close('lifetime', 'the join this stream carried is over (the code is used or expired); the agent connects with its own key and token'));
+    this.welcome(phase, enrolKey, 'join');
+  }
+
+  private open(phase: Extract<SessionPhase, { kind: 'open' }>, id: number, to: StreamTarget): void {
+    const publicKey = phase.publicKey;
+    if (phase.scope === 'join' && to.kind !== 'hub') return this.close('not-owned', 'a join stream carries only the join tunnel to the hub, no relay allocation');
     if (this.channels.has(id)) return this.close('garbage', `channel ${id} is already open`);
     if (this.channels.size >= this.deps.maxChannels) return this.close('channels', `at most ${this.deps.maxChannels} channels on one stream`);
     let dest: Endpoint;

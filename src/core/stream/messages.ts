@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { decode } from '../protocol.js';
 import { publicKeySchema } from '../protocol.js';
+import { JOIN_PROOF } from './join-proof.js';
 
 /**
  * The control messages of the stream transport (CONTROL frames of framing.ts), checked on both
@@ -34,6 +35,18 @@ export const shimMessageSchema = z.discriminatedUnion('type', [
       publicKey: publicKeySchema,
       /** The node's token (NAME.agent.json); the TLS certificate is pinned, so only the relay reads it. */
       token: z.string().min(32).max(200),
+    })
+    .strict(),
+  /**
+   * Instead of hello, from a device that is joining (join-proof.ts): the join code's one-time
+   * public key and the proof that it holds the code. Such a stream carries only its hub peer.
+   */
+  z
+    .object({
+      type: z.literal('join'),
+      v: z.literal(STREAM_VERSION),
+      enrolKey: publicKeySchema,
+      proof: z.string().regex(JOIN_PROOF, 'must be 43 characters of base64url (the proof made from the join code)'),
     })
     .strict(),
   z.object({ type: z.literal('open'), channel: channelSchema, to: streamTargetSchema }).strict(),

@@ -64,3 +64,17 @@ export function isLowOrder(publicKeyBase64: string): boolean {
     return true;
   }
 }
+
+/**
+ * X25519 of a private and a public key, both WireGuard base64: the secret the two key pairs
+ * share. Throws for a public key of small order (OpenSSL refuses the all-zero result).
+ */
+export function sharedSecret(privateKeyBase64: string, publicKeyBase64: string): Buffer {
+  const d = Buffer.from(privateKeyBase64, 'base64');
+  const p = Buffer.from(publicKeyBase64, 'base64');
+  if (d.length !== 32 || p.length !== 32) throw new Error('WireGuard keys are 32 bytes of base64');
+  return diffieHellman({
+    privateKey: createPrivateKey({ key: Buffer.concat([PKCS8_X25519, d]), format: 'der', type: 'pkcs8' }),
+    publicKey: createPublicKey({ key: Buffer.concat([SPKI_X25519, p]), format: 'der', type: 'spki' }),
+  });
+}

@@ -326,11 +326,11 @@ describe('relay stream side: bad input and abuse', () => {
 
 describe('stream session phases', () => {
   test('only hello-wait authenticates; a closed session keeps its first reason', () => {
-    const open = sessionStep({ kind: 'hello-wait' }, { kind: 'authenticated', publicKey: A.publicKey });
-    assert.deepEqual(open, { kind: 'open', publicKey: A.publicKey });
-    assert.deepEqual(sessionStep(open, { kind: 'authenticated', publicKey: B.publicKey }), open);
+    const open = sessionStep({ kind: 'hello-wait' }, { kind: 'authenticated', publicKey: A.publicKey, scope: 'node' });
+    assert.deepEqual(open, { kind: 'open', publicKey: A.publicKey, scope: 'node' });
+    assert.deepEqual(sessionStep(open, { kind: 'authenticated', publicKey: B.publicKey, scope: 'node' }), open);
     const closed = sessionStep(open, { kind: 'close', reason: 'garbage' });
     assert.deepEqual(sessionStep(closed, { kind: 'close', reason: 'ended' }), { kind: 'closed', reason: 'garbage' });
-    assert.deepEqual(sessionStep(closed, { kind: 'authenticated', publicKey: A.publicKey }), closed);
+    assert.deepEqual(sessionStep(closed, { kind: 'authenticated', publicKey: A.publicKey, scope: 'node' }), closed);
   });
 });
