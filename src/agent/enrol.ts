@@ -10,6 +10,8 @@ import { writeSecret } from '../core/secret-file.js';
 import { formatWgQuick } from '../core/wgquick.js';
 import { generateKeyPair } from '../core/wireguard/keys.js';
 import { removeJoinNote, removeLeftoverJoin, tmpPrefix, writeJoinNote } from './join-leftover.js';
+import { describeAttempt, JoinStream, joinPlan, proxyShown, type JoinAttempt, type JoinTransport } from './join-transport.js';
+import { createLogger } from '../core/log.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -17,6 +19,11 @@ export interface Enrolled {
   conf: string;
   agentJson: string;
   config: AgentConfig;
+}
+
+export interface EnrolResult extends Enrolled {
+  /** How the join reached the hub (UDP, or the stream when UDP gave no handshake). */
+  transport: JoinTransport;
 }
 
 /**
@@ -77,6 +84,31 @@ export function writeEnrolment(raw: unknown, opts: { dir: string; ifname: string
 }
 
 /**
+ * How long the first handshake of `ifname`'s one peer took, if it came within `ms`; stops early
+ * when `refused` says the stream was refused for good (the words are the stream's).
+ */
+async function handshakeWithin(ifname: string, ms: number, refused: () => string | undefined): Promise<number | 'refused' | undefined> {
+  const start = performance.now();
+  const deadline = start + ms;
+  while (performance.now() < deadline) {
+    const hs = (await run('wg', ['show', ifname, 'latest-handshakes'], { allowFail: true })).stdout.trim().split(/\s+/)[1];
+    if (hs && hs !== '0') return Math.round(performance.now() - start);
+    if (refused()) return 'refused';
+    await sleep(50);
+  }
+  return undefined;
+}
+
+/** Why the join found no hub, with what was tried. */
+function noHandshake(code: JoinCode, endpoints: readonly string[], plan: readonly JoinAttempt[], stream: JoinStream | undefined): string {
+  const udp = `no WireGuard handshake with the hub at ${endpoints.join(' or ')}: it is not the hub this code names (public key ${code.hubPublicKey}), it is unreachable, or it no longer accepts this code`;
+  if (!plan.some((a) => a.kind === 'stream')) return `${udp}; nothing was changed (the code names no stream side, so a network that blocks UDP cannot join: get a code from a hub of this release)`;
+  if (stream?.refusal) return `${udp}; over TLS on TCP ${code.stream!.port} ${stream.refusal}; nothing was changed`;
+  const failure = stream?.lastFailure;
+  return `${udp}; over TLS on TCP ${code.stream!.port} ${failure ? `the stream failed (${failure})` : stream?.up ? 'the stream was up but no handshake came through it' : 'nothing answered'}; nothing was changed. If this network allows only a web proxy, set HTTPS_PROXY=http://PROXY:PORT`;
+}
+
+/**
  * Takes the one-time tunnel down and its key file away on SIGINT and SIGTERM as well as at the
  * end; the note (join-leftover.ts) covers what a signal cannot (SIGKILL). The exit codes are the
  * shell's for a death by that signal, so a script still sees that the join was interrupted.
@@ -99,7 +131,7 @@ function cleanupOnSignal(cleanup: () => Promise<void>): () => void {
  * names), registers its public key, then writes and brings up its real config. On any failure
  * nothing is left behind.
  */
-export async function enrol(code: JoinCode, opts: { dir: string; ifname: string; handshakeTimeoutMs?: number }): Promise<Enrolled> {
+export async function enrol(code: JoinCode, opts: { dir: string; ifname: string; handshakeTimeoutMs?: number; progress?: (line: string) => void }): Promise<EnrolResult> {
   const left = await removeLeftoverJoin(opts.dir, dropTunnel);
   if (left) process.stderr.write(`wgp2p: removed what an interrupted join left behind (interface ${left.ifname} and its one-time key)\n`);
   const keys = generateKeyPair();
@@ -111,6 +143,7 @@ export async function enrol(code: JoinCode, opts: { dir: string; ifname: string;
   const cleanup = async () => {
     if (cleaned) return;
     cleaned = true;
+    joinStream?.stop();
     await dropTunnel(tmpIf);
     rmSync(tmp, { recursive: true, force: true });
     removeJoinNote(opts.dir);
@@ -118,6 +151,8 @@ export async function enrol(code: JoinCode, opts: { dir: string; ifname: string;
   const release = cleanupOnSignal(cleanup);
   let raw: unknown;
   let joinedVia: string | undefined;
+  let transport: JoinTransport | undefined;
+  let joinStream: JoinStream | undefined;
   try {
     writeJoinNote(opts.dir, { pid: process.pid, ifname: tmpIf, tmp });
     const tmpConf = join(tmp, `${tmpIf}.conf`);
@@ -129,30 +164,31 @@ export async function enrol(code: JoinCode, opts: { dir: string; ifname: string;
       }),
     );
     await wgQuick('up', tmpConf);
-    // Each endpoint gets an equal share of the time; the next one gets a fresh peer entry, because
-    // wireguard-go sends at most one handshake initiation per 5 s to a peer it already tried.
-    const share = (opts.handshakeTimeoutMs ?? 8000) / endpoints.length;
-    for (const [i, endpoint] of endpoints.entries()) {
+    const plan = joinPlan(endpoints, code.stream, { udpMs: opts.handshakeTimeoutMs });
+    for (const [i, attempt] of plan.entries()) {
+      if (i > 0) opts.progress?.(`no handshake by ${describeAttempt(plan[i - 1])} within ${(plan[i - 1].waitMs / 1000).toFixed(1)} s; trying ${describeAttempt(attempt)}`);
+      // A fresh peer entry for each attempt after the first: wireguard-go sends at most one
+      // handshake initiation per 5 s to a peer it already tried.
+      let endpoint = attempt.kind === 'udp' ? attempt.endpoint : '';
+      if (attempt.kind === 'stream') {
+        joinStream?.stop();
+        const port = Number((await run('wg', ['show', tmpIf, 'listen-port'])).stdout.trim());
+        joinStream = new JoinStream(code, code.stream!, attempt.relay, port, createLogger('join'));
+        endpoint = (await joinStream.start()).toString();
+      }
       if (i > 0) {
         await run('wg', ['set', tmpIf, 'peer', code.hubPublicKey, 'remove']);
         await run('wg', ['set', tmpIf, 'peer', code.hubPublicKey, 'endpoint', endpoint, 'allowed-ips', hubRoute.join(','), 'persistent-keepalive', '1']);
       }
-      const deadline = Date.now() + share;
-      while (Date.now() < deadline) {
-        const hs = (await run('wg', ['show', tmpIf, 'latest-handshakes'], { allowFail: true })).stdout.trim().split(/\s+/)[1];
-        if (hs && hs !== '0') {
-          joinedVia = endpoint;
-          break;
-        }
-        await sleep(50);
+      const ms = await handshakeWithin(tmpIf, attempt.waitMs, () => joinStream?.refusal);
+      if (ms === 'refused') break;
+      if (ms !== undefined) {
+        joinedVia = attempt.kind === 'udp' ? attempt.endpoint : endpoints[0];
+        transport = attempt.kind === 'udp' ? { kind: 'udp', endpoint: attempt.endpoint, handshakeMs: ms } : { kind: 'stream', relay: attempt.relay.toString(), proxy: proxyShown(attempt.relay), handshakeMs: ms };
+        break;
       }
-      if (joinedVia) break;
     }
-    if (!joinedVia) {
-      throw new Error(
-        `no WireGuard handshake with the hub at ${endpoints.join(' or ')}: it is not the hub this code names (public key ${code.hubPublicKey}), it is unreachable, or it no longer accepts this code; nothing was changed`,
-      );
-    }
+    if (!joinedVia) throw new Error(noHandshake(code, endpoints, plan, joinStream));
     const res = await fetch(`http://${code.hubAddress}:${code.apiPort}/v1/enrol`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -173,5 +209,5 @@ export async function enrol(code: JoinCode, opts: { dir: string; ifname: string;
   }
   const done = writeEnrolment(raw, { dir: opts.dir, ifname: opts.ifname, privateKey: keys.privateKey, joinedVia: joinedVia!, codeName: code.name, stream: code.stream });
   await wgQuick('up', done.conf);
-  return done;
+  return { ...done, transport: transport! };
 }

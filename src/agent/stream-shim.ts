@@ -28,7 +28,7 @@ export type ShimPhase =
   | { readonly kind: 'connecting'; readonly attempt: number }
   | { readonly kind: 'hello'; readonly attempt: number }
   | { readonly kind: 'up'; readonly since: number }
-  | { readonly kind: 'backoff'; readonly attempt: number; readonly reason: string; readonly retryInMs: number }
+  | { readonly kind: 'backoff'; readonly attempt: number; readonly reason: string; readonly retryInMs: number; readonly permanent: boolean }
   | { readonly kind: 'stopped' };
 
 export type ShimEvent =
@@ -59,7 +59,7 @@ export function shimStep(p: ShimPhase, e: ShimEvent): ShimPhase {
       // A connection that was up starts the backoff afresh: one drop is not a pattern.
       const attempt = p.kind === 'up' ? 0 : p.attempt;
       const retryInMs = e.permanent ? BACKOFF_MAX_MS : Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt);
-      return { kind: 'backoff', attempt: attempt + 1, reason: e.reason, retryInMs };
+      return { kind: 'backoff', attempt: attempt + 1, reason: e.reason, retryInMs, permanent: e.permanent };
     }
     case 'retry':
       return p.kind === 'backoff' ? { kind: 'connecting', attempt: p.attempt } : p;
@@ -72,8 +72,11 @@ export interface StreamShimOptions {
   transport: StreamTransport;
   /** The proxy to CONNECT through; default: from the environment (proxyFor), `null` for none. */
   proxy?: URL | null;
-  /** The node's credentials: its WireGuard public key and its token (NAME.agent.json). */
-  credentials: { publicKey: string; token: string };
+  /**
+   * The node's credentials: its WireGuard public key and its token (NAME.agent.json); or, for a
+   * device that is joining, the join code's one-time public key and its proof (join-proof.ts).
+   */
+  credentials: { publicKey: string; token: string } | JoinCredentials;
   /** Where the local WireGuard listens: the only source the shim's ports take datagrams from, and where it sends what comes back. */
   wireguard: Endpoint;
   clock?: Clock;
@@ -106,6 +109,13 @@ export interface ShimCounters {
   down: { packets: number; bytes: number };
   /** From WireGuard while the stream was not up, or its queue full. */
   dropped: number;
+}
+
+/** What `wgp2p join` presents: such a stream carries only the join tunnel's hub peer. */
+export interface JoinCredentials {
+  readonly kind: 'join';
+  readonly enrolKey: string;
+  readonly proof: string;
 }
 
 const targetKey = (t: StreamTarget) => (t.kind === 'hub' ? 'hub' : `allocation:${t.id}`);
@@ -217,7 +227,8 @@ export class StreamShim {
       },
     );
     this.move({ kind: 'connected' });
-    this.send({ type: 'hello', v: STREAM_VERSION, publicKey: this.opts.credentials.publicKey, token: this.opts.credentials.token });
+    const c = this.opts.credentials;
+    this.send('kind' in c ? { type: 'join', v: STREAM_VERSION, enrolKey: c.enrolKey, proof: c.proof } : { type: 'hello', v: STREAM_VERSION, publicKey: c.publicKey, token: c.token });
   }
 
   private fail(reason: string, permanent: boolean): void {
@@ -282,7 +293,7 @@ export class StreamShim {
       }
       case 'error':
         // The relay closes the stream after this; a refused hello will be refused again.
-        return this.fail(`the relay refused: ${m.reason}`, /hello|token|public key/.test(m.reason));
+        return this.fail(`the relay refused: ${m.reason}`, /hello|token|public key|join/.test(m.reason));
     }
   }
 

@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { Agent } from '../agent/agent.js';
 import { enrol } from '../agent/enrol.js';
+import { describeTransport } from '../agent/join-transport.js';
 import { decodeJoinCode } from '../core/join-code.js';
 import { createLogger } from '../core/log.js';
 import { keepRunning } from '../core/long-running.js';
@@ -53,8 +54,8 @@ export function registerJoin(program: Command): void {
       if (o.service) unitFor(code.name);
       mkdirSync(o.dir, { recursive: true, mode: 0o700 });
       if (existsSync(`${o.dir}/${ifname}.conf`)) throw new Error(`${o.dir}/${ifname}.conf exists already; this device seems to have joined before`);
-      const done = await enrol(code, { dir: o.dir, ifname });
-      console.log(`joined as ${done.config.name}: ${done.conf} is up, agent settings in ${done.agentJson}`);
+      const done = await enrol(code, { dir: o.dir, ifname, progress: (line) => console.log(line) });
+      console.log(`joined as ${done.config.name} ${describeTransport(done.transport)}: ${done.conf} is up, agent settings in ${done.agentJson}`);
       if (o.service) {
         const unit = unitFor(done.config.name);
         console.log(`installed ${installUnit(unit, o.systemdDir)}; it brings ${ifname} up from ${done.conf} and runs the agent. Start it now and at every boot with:\n  ${enableHint(unit)}`);
