@@ -12,6 +12,7 @@ import { preflight } from './preflight.js';
 import { LAB_STATE_DIR, listStates, readState, removeState, writeState, type LabState } from './state.js';
 import { segmentOf } from './topology.js';
 import { miniupnpdConfig } from './upnp.js';
+import { proxyUrl, tinyproxyConfig } from './http-proxy.js';
 import { removeWireGuardSockets, startWireGuard, type WireGuardStart } from './wireguard.js';
 
 export type Progress = (message: string, done: number, total: number) => void;
@@ -51,6 +52,7 @@ export class Lab {
       'sysctl',
       ...(plan.routers.some((r) => r.hairpin) ? ['conntrack'] : []),
       ...(plan.routers.some((r) => r.upnp) ? ['miniupnpd'] : []),
+      ...(plan.routers.some((r) => r.nat === 'http-proxy') ? ['tinyproxy'] : []),
       ...(needsWg ? ['wg', 'wireguard-go'] : []),
     ]);
     const prefix = labNamespace(plan.name, '');
@@ -203,6 +205,14 @@ export class Lab {
       ]);
     }
     if (r.upnp) await this.startMiniupnpd(r);
+    if (r.nat === 'http-proxy') await this.startProxy(r);
+  }
+
+  private async startProxy(r: RouterPlan): Promise<void> {
+    const conf = join(this.logDir, `${r.name}.tinyproxy.conf`);
+    await writeFile(conf, tinyproxyConfig(r), { mode: 0o600 });
+    // -d: in the foreground, so the lab owns its lifetime and `lab down` finds it in the namespace.
+    this.daemon(r.name, 'tinyproxy', 'tinyproxy', ['-d', '-c', conf]);
   }
 
   private daemon(node: string, what: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): number {
@@ -238,6 +248,18 @@ export class Lab {
     const r = this.plan.routers.find((x) => x.name === name);
     if (!r) throw new Error(`lab "${this.name}" has no router "${name}"`);
     return r;
+  }
+
+  /**
+   * The HTTPS_PROXY of a host whose network lets it out only through the lab's HTTP proxy (an
+   * `http-proxy` router on its way out), else undefined.
+   */
+  proxyOf(host: string): string | undefined {
+    for (let network = this.host(host).network; network !== INTERNET; network = this.router(network).upstream) {
+      const r = this.router(network);
+      if (r.nat === 'http-proxy') return proxyUrl(r);
+    }
+    return undefined;
   }
 
   /** A host's address of one family on its segment. */

@@ -1,3 +1,4 @@
+import { proxyInputRules, proxyOutputRules } from './http-proxy.js';
 import { ipv4Of, ipv4SubnetOf, type Firewall6, type RouterPlan } from './plan.js';
 
 /** nftables table that holds a lab router's whole behaviour; miniupnpd is pointed at it too. */
@@ -18,6 +19,7 @@ export function natRuleset(r: RouterPlan): string {
   const post: string[] = [];
   const input: string[] = [];
   const forward: string[] = ['ct state established,related accept', ...(r.ipv6 ? forward6(r.ipv6.firewall) : [])];
+  const output: string[] = [];
 
   if (r.upnp) {
     pre.push('jump prerouting_miniupnpd');
@@ -55,6 +57,12 @@ export function natRuleset(r: RouterPlan): string {
     if (r.nat === 'udp-blocked') {
       forward.push('iifname "lan" meta l4proto udp drop', 'iifname "lan" tcp dport != { 80, 443 } drop');
     }
+    if (r.nat === 'http-proxy') {
+      // Nothing of the LAN is forwarded: its one way out is the proxy on this router (http-proxy.ts).
+      forward.push('iifname "lan" drop');
+      input.push(...proxyInputRules(r));
+      output.push(...proxyOutputRules());
+    }
     forward.push('iifname "lan" accept');
   }
 
@@ -71,6 +79,7 @@ export function natRuleset(r: RouterPlan): string {
   out += chain('postrouting', 'type nat hook postrouting priority srcnat; policy accept;', post);
   out += chain('input', 'type filter hook input priority filter; policy accept;', input);
   out += chain('forward', 'type filter hook forward priority filter; policy drop;', forward);
+  if (output.length) out += chain('output', 'type filter hook output priority filter; policy accept;', output);
   out += '}\n';
   return out;
 }

@@ -12,7 +12,7 @@ import { cidrSchema, ipAddressSchema } from '../core/net/schemas.js';
  * is then more entries, not another shape.
  */
 
-export const NAT_PROFILES = ['open', 'firewall', 'cone', 'restricted', 'restricted-leaky', 'symmetric', 'udp-blocked', 'cgnat'] as const;
+export const NAT_PROFILES = ['open', 'firewall', 'cone', 'restricted', 'restricted-leaky', 'symmetric', 'udp-blocked', 'http-proxy', 'cgnat'] as const;
 export type NatProfile = (typeof NAT_PROFILES)[number];
 
 /**

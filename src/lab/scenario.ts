@@ -61,8 +61,21 @@ export class Scenario {
     return name;
   }
 
+  /**
+   * The environment of wgp2p on `host`: the log level, and HTTPS_PROXY where the host's network
+   * lets it out only through the lab's HTTP proxy, as a user there would have it set.
+   */
+  envOf(host: string): NodeJS.ProcessEnv {
+    return { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info', ...this.proxyEnv(host) };
+  }
+
+  private proxyEnv(host: string): NodeJS.ProcessEnv {
+    const proxy = this.lab.proxyOf(host);
+    return proxy ? { HTTPS_PROXY: proxy } : {};
+  }
+
   cli(host: string | undefined, args: string[], opts: { allowFail?: boolean } = {}) {
-    return host ? this.lab.exec(host, process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: 30_000 }) : run(process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: 30_000 });
+    return host ? this.lab.exec(host, process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: 30_000, env: { ...process.env, ...this.proxyEnv(host) } }) : run(process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: 30_000 });
   }
 
   /** The hub's endpoints on the lab's internet, IPv4 first: one per family its host has. */
@@ -150,7 +163,7 @@ export class Scenario {
   async startAgent(name: string, opts: { wait?: boolean; args?: string[] } = {}): Promise<void> {
     const n = this.nodes.get(name)!;
     await this.upConf(n.host, join(this.dir, 'nodes', `${name}.conf`), n.ifname);
-    n.pid = this.lab.spawn(n.host, `agent-${name}`, process.execPath, [CLI, 'agent', 'run', '--config', join(this.dir, 'nodes', `${name}.agent.json`), '--interface', n.ifname, ...(opts.args ?? [])], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
+    n.pid = this.lab.spawn(n.host, `agent-${name}`, process.execPath, [CLI, 'agent', 'run', '--config', join(this.dir, 'nodes', `${name}.agent.json`), '--interface', n.ifname, ...(opts.args ?? [])], this.envOf(n.host));
     if (opts.wait === false) return;
     await this.waitFor(async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 15_000, `agent ${name} to connect`);
   }
@@ -199,7 +212,7 @@ export class Scenario {
     const ifname = this.ifname(name.slice(0, 5));
     const dir = join(this.lab.logDir, 'device', host);
     await this.lab.recordWireGuard(host, ifname);
-    const pid = this.lab.spawn(host, `join-${name}`, process.execPath, [CLI, 'join', '--code-file', this.codeFile(name, code), '--interface', ifname, '--dir', dir], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
+    const pid = this.lab.spawn(host, `join-${name}`, process.execPath, [CLI, 'join', '--code-file', this.codeFile(name, code), '--interface', ifname, '--dir', dir], this.envOf(host));
     await this.waitFor(async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 20_000, `${name} to join`);
     const list = JSON.parse((await this.cli(undefined, ['node', 'list', '--dir', this.dir, '--json'])).stdout) as { name: string; address: string }[];
     const n: ScenarioNode = { name, host, ifname, address: list.find((x) => x.name === name)!.address, kind: 'agent', pid };

@@ -56,7 +56,7 @@ export function hubAndDevice(name: string, extraRouters: string[] = []): Topolog
 export interface HostBehind {
   host: string;
   router: string;
-  profile?: 'open' | 'firewall' | 'cone' | 'restricted' | 'restricted-leaky' | 'symmetric' | 'udp-blocked' | 'cgnat';
+  profile?: 'open' | 'firewall' | 'cone' | 'restricted' | 'restricted-leaky' | 'symmetric' | 'udp-blocked' | 'http-proxy' | 'cgnat';
 }
 
 /**

@@ -303,6 +303,9 @@ function plan(t: Topology): LabPlan {
       problems.push(`routers[${i}].upnp: miniupnpd refuses to map ports on a reserved WAN address (${r.wan}); put the internet on a public-looking subnet such as 192.0.3.0/24`);
     }
     if (r.carrier !== undefined && r.profile !== 'cgnat') problems.push(`routers[${i}].carrier: only a cgnat router has a carrier NAT; remove carrier or use profile cgnat`);
+    if (r.profile === 'http-proxy' && (r.upnp || r.hairpin || r.ipv6)) {
+      problems.push(`routers[${i}]: an http-proxy router lets its LAN out only through its HTTP proxy (CONNECT to 443); remove ${[r.upnp && 'upnp', r.hairpin && 'hairpin', r.ipv6 && 'ipv6'].filter(Boolean).join(' and ')}, or use another profile`);
+    }
     if (r.exposedHost !== undefined && r.profile !== 'cone') problems.push(`routers[${i}].exposedHost: only a cone router forwards unsolicited traffic to a host; remove it`);
   }
 
