@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { enrolReplySchema } from '../core/enrol-reply.js';
 import { run } from '../core/exec.js';
-import { HostPort } from '../core/net/endpoint.js';
+import { HostPort, type Endpoint } from '../core/net/endpoint.js';
 import type { JoinCode } from '../core/join-code.js';
 import type { AgentConfig } from '../core/protocol.js';
 import type { StreamConfig } from '../core/stream/config.js';
@@ -14,6 +14,10 @@ import { describeAttempt, JoinStream, joinPlan, proxyShown, type JoinAttempt, ty
 import { createLogger } from '../core/log.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(done: () => boolean, ms: number): Promise<void> {
+  for (const end = performance.now() + ms; !done() && performance.now() < end; ) await sleep(20);
+}
 
 export interface Enrolled {
   conf: string;
@@ -165,22 +169,52 @@ export async function enrol(code: JoinCode, opts: { dir: string; ifname: string;
     );
     await wgQuick('up', tmpConf);
     const plan = joinPlan(endpoints, code.stream, { udpMs: opts.handshakeTimeoutMs });
+    const wgPort = Number((await run('wg', ['show', tmpIf, 'listen-port'])).stdout.trim());
+    const streamFor = (relay: HostPort) => new JoinStream(code, code.stream!, relay, wgPort, createLogger('join'));
+    // The first stream is opened while UDP is tried: TCP, the proxy's CONNECT and TLS are then
+    // done by the time UDP has had its time, and a refused code is known at once.
+    const first = plan.find((a) => a.kind === 'stream');
+    let warm: { stream: JoinStream; local: Promise<Endpoint> } | undefined;
+    if (first?.kind === 'stream') {
+      const stream = streamFor(first.relay);
+      warm = { stream, local: stream.start() };
+      // Awaited only if UDP gives no handshake; a failure to bind is then reported there.
+      warm.local.catch(() => undefined);
+      joinStream = stream;
+    }
     for (const [i, attempt] of plan.entries()) {
       if (i > 0) opts.progress?.(`no handshake by ${describeAttempt(plan[i - 1])} within ${(plan[i - 1].waitMs / 1000).toFixed(1)} s; trying ${describeAttempt(attempt)}`);
       // A fresh peer entry for each attempt after the first: wireguard-go sends at most one
       // handshake initiation per 5 s to a peer it already tried.
       let endpoint = attempt.kind === 'udp' ? attempt.endpoint : '';
+      let waitMs = attempt.waitMs;
       if (attempt.kind === 'stream') {
-        joinStream?.stop();
-        const port = Number((await run('wg', ['show', tmpIf, 'listen-port'])).stdout.trim());
-        joinStream = new JoinStream(code, code.stream!, attempt.relay, port, createLogger('join'));
-        endpoint = (await joinStream.start()).toString();
+        let stream: JoinStream;
+        let local: Endpoint;
+        if (warm && warm.stream.relay === attempt.relay) {
+          stream = warm.stream;
+          local = await warm.local;
+        } else {
+          joinStream?.stop();
+          stream = streamFor(attempt.relay);
+          joinStream = stream;
+          local = await stream.start();
+        }
+        endpoint = local.toString();
+        // The shim drops what WireGuard sends before the stream is up: pointed at it earlier, the
+        // first initiation would be lost and the next one come 5 s later.
+        const t = performance.now();
+        await until(() => stream.up || stream.refusal !== undefined, attempt.waitMs);
+        if (stream.refusal) break;
+        if (!stream.up) continue;
+        waitMs = Math.max(1000, attempt.waitMs - (performance.now() - t));
       }
       if (i > 0) {
         await run('wg', ['set', tmpIf, 'peer', code.hubPublicKey, 'remove']);
         await run('wg', ['set', tmpIf, 'peer', code.hubPublicKey, 'endpoint', endpoint, 'allowed-ips', hubRoute.join(','), 'persistent-keepalive', '1']);
       }
-      const ms = await handshakeWithin(tmpIf, attempt.waitMs, () => joinStream?.refusal);
+      // A refused stream stops only a stream attempt: UDP may work where TLS is intercepted.
+      const ms = await handshakeWithin(tmpIf, waitMs, () => (attempt.kind === 'stream' ? joinStream?.refusal : undefined));
       if (ms === 'refused') break;
       if (ms !== undefined) {
         joinedVia = attempt.kind === 'udp' ? attempt.endpoint : endpoints[0];

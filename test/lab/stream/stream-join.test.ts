@@ -23,7 +23,7 @@ import { uniqueLabName, withLab } from '../helpers.js';
 const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function joinFrom(profile: 'udp-blocked' | 'http-proxy'): Promise<void> {
+async function joinFrom(profile: 'restricted' | 'udp-blocked' | 'http-proxy'): Promise<void> {
   await withLab(
     {
       name: uniqueLabName('tcpjoin'),
@@ -36,10 +36,10 @@ async function joinFrom(profile: 'udp-blocked' | 'http-proxy'): Promise<void> {
     async (lab) => {
       const s = new Scenario(lab);
       await s.initHub();
-      // What the network lets through before wgp2p is involved: udp-blocked passes TCP 443 straight;
+      // What the network lets through before wgp2p is involved: the others pass TCP 443 straight;
       // behind the proxy nothing goes straight, and the proxy is in the device's HTTPS_PROXY.
       const tcp = await lab.exec('device', 'timeout', ['3', 'bash', '-c', 'exec 3<>/dev/tcp/203.0.113.2/443'], { allowFail: true });
-      assert.equal(tcp.code === 0, profile === 'udp-blocked', `direct TCP to the hub's 443 from behind ${profile}: exit ${tcp.code}`);
+      assert.equal(tcp.code === 0, profile !== 'http-proxy', `direct TCP to the hub's 443 from behind ${profile}: exit ${tcp.code}`);
       assert.equal(s.envOf('device').HTTPS_PROXY, profile === 'http-proxy' ? 'http://192.168.10.1:3128' : undefined);
 
       const code = await s.joinCode('device');
@@ -53,6 +53,13 @@ async function joinFrom(profile: 'udp-blocked' | 'http-proxy'): Promise<void> {
       for (const end = performance.now() + 30_000; !/joined as device|Error|error:/.test(read()) && performance.now() < end; ) await sleep(100);
       const out = read();
       const joinMs = Math.round(performance.now() - t0);
+      if (profile === 'restricted') {
+        // UDP works: the stream, opened beside it, is not what the join uses.
+        assert.match(out, /joined as device over UDP \(203\.0\.113\.2:51820, handshake in \d+ ms\)/, out);
+        assert.doesNotMatch(out, /trying TLS/, out);
+        process.stderr.write(`stream-join ${profile}: joined over UDP in ${joinMs} ms\n${out}\n`);
+        return;
+      }
       assert.match(out, /joined as device over the stream \(TLS to 203\.0\.113\.2:443/, out);
       assert.match(out, /no handshake by UDP to 203\.0\.113\.2:51820 within 2\.0 s; trying TLS over TCP to 203\.0\.113\.2:443/, out);
       if (profile === 'http-proxy') assert.match(out, /through the HTTP proxy 192\.168\.10\.1:3128/, out);
@@ -72,12 +79,16 @@ async function joinFrom(profile: 'udp-blocked' | 'http-proxy'): Promise<void> {
       assert.ok(privateKey);
       const list = JSON.parse((await s.cli(undefined, ['node', 'list', '--dir', s.dir, '--json'])).stdout) as { name: string; publicKey: string }[];
       assert.equal(list.find((n) => n.name === 'device')?.publicKey, publicKeyOf(privateKey));
-      process.stderr.write(`stream-join ${profile}: joined over the stream in ${joinMs} ms (from the spawn of wgp2p join to its last line)\n`);
+      process.stderr.write(`stream-join ${profile}: joined over the stream in ${joinMs} ms (from the spawn of wgp2p join to its last line)\n${out}\n`);
     },
   );
 }
 
 describe('stream-join: wgp2p join from networks that block UDP', () => {
+  test('stream-join: behind a home router that passes UDP, the join uses UDP', async () => {
+    await joinFrom('restricted');
+  });
+
   test('stream-join: behind udp-blocked, the join completes over TLS on TCP 443', async () => {
     await joinFrom('udp-blocked');
   });
