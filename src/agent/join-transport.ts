@@ -23,9 +23,12 @@ export const UDP_ALONE_MS = 8000;
 /**
  * With a stream to fall back to, what UDP gets before it. The handshake is one round trip after
  * the first initiation, which wireguard-go sends as soon as the peer has an endpoint; measured in
- * the lab's joins it took 3-30 ms, and a long real path (satellite) takes 600 ms. If that first
- * initiation is lost, the next one goes 5 s later (REKEY_TIMEOUT): waiting for it would cost
- * more than the stream does, and the stream works wherever UDP does. So: 2 s in all.
+ * the lab's joins (stream-join and join lab tests, load average 10-11) it took 11, 34, 66 and
+ * 72 ms, and a long real path (satellite) takes 600 ms. If that first initiation is lost, the
+ * next one goes 5 s later (REKEY_TIMEOUT): waiting for it would cost more than the stream does
+ * (opened beside UDP meanwhile, its handshake took 66-80 ms in the lab). So: 2 s in all, which
+ * keeps a join from a UDP-blocked network within the issue's 5 s (4.3-4.7 s measured, from the
+ * start of `wgp2p join` to its last line).
  */
 export const UDP_BEFORE_STREAM_MS = 2000;
 
@@ -87,7 +90,7 @@ export function describeAttempt(a: JoinAttempt, env: NodeJS.ProcessEnv = process
 export function describeTransport(t: JoinTransport): string {
   return t.kind === 'udp'
     ? `over UDP (${t.endpoint}, handshake in ${t.handshakeMs} ms)`
-    : `over the stream (TLS to ${t.relay}${t.proxy ? ` through the HTTP proxy ${t.proxy}` : ''}, handshake in ${t.handshakeMs} ms): this network seems to block UDP`;
+    : `over the stream (TLS to ${t.relay}${t.proxy ? ` through the HTTP proxy ${t.proxy}` : ''}, handshake in ${t.handshakeMs} ms; UDP to the hub gave none)`;
 }
 
 /**
