@@ -164,6 +164,7 @@ const datagrams = [
 /** What a shim sends a relay, and the relay a shim, on the stream transport (issue 12). */
 const shimToRelay = [
   { type: 'hello', v: 1, publicKey: K1, token: 'Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5' },
+  { type: 'join', v: 1, enrolKey: K1, proof: 'Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx' },
   { type: 'open', channel: 0, to: { kind: 'hub' } },
   { type: 'open', channel: 7, to: { kind: 'allocation', id: '0123456789abcdef' } },
   { type: 'close', channel: 7 },

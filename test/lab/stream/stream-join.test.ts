@@ -80,6 +80,14 @@ async function joinFrom(profile: 'restricted' | 'udp-blocked' | 'http-proxy'): P
       const list = JSON.parse((await s.cli(undefined, ['node', 'list', '--dir', s.dir, '--json'])).stdout) as { name: string; publicKey: string }[];
       assert.equal(list.find((n) => n.name === 'device')?.publicKey, publicKeyOf(privateKey));
       process.stderr.write(`stream-join ${profile}: joined over the stream in ${joinMs} ms (from the spawn of wgp2p join to its last line)\n${out}\n`);
+
+      // The same code again from this network: the stream side refuses it with the words of the
+      // enrolment API, and nothing is written.
+      const again = join(lab.logDir, 'again');
+      const reused = await s.cli('device', ['join', '--code-file', s.codeFile('again', code), '--interface', 'wgjt', '--dir', again], { allowFail: true });
+      assert.notEqual(reused.code, 0);
+      assert.match(reused.stderr, /this join code was already used \(node "device" is enrolled\); ask for a new one/, reused.stderr + reused.stdout);
+      assert.ok(!existsSync(join(again, 'wgjt.conf')) && !existsSync(join(again, 'device.agent.json')));
     },
   );
 }
