@@ -26,9 +26,9 @@ export const UDP_ALONE_MS = 8000;
  * the lab's joins (stream-join and join lab tests, load average 10-11) it took 11, 34, 66 and
  * 72 ms, and a long real path (satellite) takes 600 ms. If that first initiation is lost, the
  * next one goes 5 s later (REKEY_TIMEOUT): waiting for it would cost more than the stream does
- * (opened beside UDP meanwhile, its handshake took 66-80 ms in the lab). So: 2 s in all, which
- * keeps a join from a UDP-blocked network within the issue's 5 s (4.3-4.7 s measured, from the
- * start of `wgp2p join` to its last line).
+ * (opened beside UDP meanwhile, its handshake took 8-80 ms in the lab). So: 2 s in all, which
+ * keeps a join from a UDP-blocked network within the issue's 5 s (3.5-4.8 s measured in six
+ * joins, from the start of `wgp2p join` to its last line).
  */
 export const UDP_BEFORE_STREAM_MS = 2000;
 
