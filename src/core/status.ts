@@ -117,12 +117,35 @@ export const hubStatusSchema = z.object({
 });
 export type HubStatusJson = z.infer<typeof hubStatusSchema>;
 
+/**
+ * How an agent reaches its hub (issue 12): UDP, or WireGuard over the hub's TLS stream, the
+ * state of that choice (agent/hub-transport.ts) and why.
+ */
+export const hubTransportSchema = z.object({
+  transport: z.enum(['udp', 'tcp/tls']),
+  state: z.enum(['udp', 'trying-stream', 'stream', 'probing-udp', 'returning']),
+  reason: z.string(),
+  sinceMs: z.number().nullable(),
+  /** The hub's stream side, host:port (null: the agent config has none). */
+  relay: z.string().nullable(),
+  /** The shim's connection: connecting, hello, up, down (why); null while no shim runs. */
+  stream: z.string().nullable(),
+  nextProbeInMs: z.number().nullable(),
+  /** The current interval between UDP probes while on the stream. */
+  probeEveryMs: z.number().optional(),
+  /** Relay allocations whose side of this node rides the stream (tcp-relay paths). */
+  allocations: z.number(),
+});
+export type HubTransportJson = z.infer<typeof hubTransportSchema>;
+
 export const agentStatusSchema = z.object({
   name: z.string(),
   interface: z.string(),
   hubConnected: z.boolean(),
   /** Absent from agents before port mapping. */
   portMapping: portMapperStatusSchema.optional(),
+  /** Absent from agents before the stream transport. */
+  hubTransport: hubTransportSchema.optional(),
   peers: z.array(peerReportSchema.extend({ name: z.string().optional(), peer: z.enum(['agent', 'client']).optional() })),
 });
 export type AgentStatusJson = z.output<typeof agentStatusSchema>;
