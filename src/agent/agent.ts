@@ -88,7 +88,12 @@ export class Agent {
       device: this.device,
       log: this.opts.log,
       enqueue: (fn) => this.enqueue(fn),
-      changed: () => this.scheduleTick(),
+      changed: (s) => {
+        // Proven on its new way: the control connection starts over on it, and the hub hears why.
+        if (s.kind === 'stream' || (s.kind === 'udp' && s.proven)) this.link?.retryNow();
+        if (this.link?.connected) this.enqueue(() => this.hello(false));
+        this.scheduleTick();
+      },
     });
     if (this.hubEndpointList.length > 1) this.hubEndpoints = new HubEndpoints(this.hubEndpointList, this.device, this.opts.log, Date.now());
     this.network = new NetworkWatch(this.opts.ifname, (interfaces) => this.enqueue(() => this.onNetworkChange(interfaces)));
@@ -180,7 +185,12 @@ export class Agent {
   private async hello(changed: boolean): Promise<void> {
     const d = await this.device.get();
     const interfaces = await this.network!.interfaces();
-    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, changed, network: { listenPort: d.listenPort, interfaces, portMapping: mappingFacts(this.mapper?.mapping() ?? null, d.listenPort) }, peers: this.reports(new Map(d.peers.map((p) => [p.publicKey, p]))) });
+    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, changed, network: { listenPort: d.listenPort, interfaces, portMapping: mappingFacts(this.mapper?.mapping() ?? null, d.listenPort), ...this.transportFacts() }, peers: this.reports(new Map(d.peers.map((p) => [p.publicKey, p]))) });
+  }
+
+  private transportFacts(): { hubTransport?: { transport: 'udp' | 'tcp/tls'; reason: string } } {
+    const st = this.hubStream?.status();
+    return st ? { hubTransport: { transport: st.transport, reason: st.reason.slice(0, 300) } } : {};
   }
 
   /**

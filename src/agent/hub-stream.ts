@@ -154,7 +154,7 @@ export class HubStream {
     if (!this.opts.stream) return;
     const step = transportStep(before, e);
     this.state = step.state;
-    if (step.state.kind !== before.kind || step.state.reason !== before.reason) {
+    if (notable(step.state) !== notable(before) || step.state.reason !== before.reason) {
       this.opts.log.info({ from: before.kind, to: step.state.kind, reason: step.state.reason }, 'hub transport');
       this.opts.changed?.(step.state);
     }
@@ -258,6 +258,11 @@ export class HubStream {
     this.shim.stop();
     this.shim = undefined;
   }
+}
+
+/** A probe that finds nothing returns to where it was: not worth a log line or a hello. */
+function notable(s: TransportState): string {
+  return s.kind === 'probing-udp' ? (s.onStream ? 'stream' : 'trying-stream') : s.kind;
 }
 
 function defaultShim(spec: ShimSpec): ShimLike {

@@ -217,6 +217,8 @@ export const networkFactsSchema = z
     interfaces: listOf(prefixedSchema, { max: 64 }),
     /** The port mapping this agent's router granted (agent/port-mapping/); null or absent: none. */
     portMapping: portMappingSchema.nullable().optional(),
+    /** How the agent reaches the hub (agent/hub-transport.ts) and why, for the hub's status; absent: UDP, or an agent before it. */
+    hubTransport: z.object({ transport: z.enum(['udp', 'tcp/tls']), reason: z.string().max(300) }).strict().optional(),
   })
   .superRefine((f, ctx) => {
     if (f.portMapping && typeof f.portMapping === 'object' && f.portMapping.internalPort !== f.listenPort) {

@@ -28,6 +28,8 @@ export const pairStatusSchema = z.object({
   /** On a relay with one side on IPv4 and the other on IPv6 (an IPv4-only node with an IPv6-only one). */
   bridged: z.boolean(),
   relayId: z.string().nullable(),
+  /** Relay: the sides whose half of the allocation rides the hub's TLS stream (the tcp-relay candidate). */
+  streamSides: z.array(z.string()).optional(),
   sinceMs: z.number(),
   directAfterMs: z.number().nullable(),
   firstPathMs: z.number().nullable(),
@@ -79,6 +81,8 @@ export const nodeStatusSchema = z.object({
   connected: z.boolean().optional(),
   /** The path to this node as each agent that serves it reports it. */
   paths: z.array(z.object({ agent: z.string(), path: z.enum(PEER_STATES), directAfterMs: z.number().nullable(), reason: z.string().nullable(), handshakeAgeMs: z.number().nullable() })).optional(),
+  /** Agents: how the node reaches the hub, UDP or the TLS stream (the hub sees it on loopback), and its agent's reason. */
+  transport: z.object({ transport: z.enum(['udp', 'tcp/tls']), reason: z.string().nullable() }).optional(),
   nat: z.object({ mapping: z.string(), mappingWhy: z.string(), filtering: z.string(), filteringWhy: z.string(), leaky: z.string().optional(), leakyWhy: z.string().optional(), lan: z.array(z.string()), portMapping: portMappingStatusSchema.nullable().optional() }).optional(),
 });
 export type NodeStatusJson = z.infer<typeof nodeStatusSchema>;
