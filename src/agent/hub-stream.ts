@@ -68,6 +68,12 @@ export class HubStream {
   private udpEndpoint: Endpoint | undefined;
   private readonly allocations = new Set<string>();
   private probing: Cancel | undefined;
+  /**
+   * The shim's hub port, while the hub peer waits for the stream to come up: WireGuard's
+   * initiation on re-adding would be dropped by a shim that is not up yet (and the next one
+   * comes 5 s later), so the peer is re-added when it is.
+   */
+  private pendingHub: Endpoint | undefined;
   private stopped = false;
 
   constructor(private readonly opts: HubStreamOptions) {
@@ -107,7 +113,10 @@ export class HubStream {
 
   async networkChanged(hub: PeerState | undefined): Promise<void> {
     if (!this.state || this.stopped) return;
-    await this.feed({ type: 'network-changed', now: this.clock.now(), rx: hub?.rxBytes ?? 0 }, hub);
+    const now = this.clock.now();
+    await this.feed({ type: 'network-changed', now, rx: hub?.rxBytes ?? 0 }, hub);
+    // On the stream the probe is due now: send it now, not at the next tick.
+    if (hub) await this.feed({ type: 'observe', now, handshakeMs: hub.lastHandshakeMs, rx: hub.rxBytes }, hub);
   }
 
   /** A relay path of the `tcp-relay` kind: this node's side of allocation `relayId` is on the stream. */
@@ -167,10 +176,12 @@ export class HubStream {
         const shim = await this.ensureShim();
         if (!shim || !hub) return;
         const local = await shim.open({ kind: 'hub' });
-        await this.readdHub(hub, local);
+        if (shim.state.kind === 'up') await this.readdHub(hub, local);
+        else this.pendingHub = local;
         return;
       }
       case 'use-udp':
+        this.pendingHub = undefined;
         this.shim?.close({ kind: 'hub' });
         if (hub) await this.readdHub(hub, this.udpEndpoint);
         return;
@@ -198,6 +209,14 @@ export class HubStream {
         { publicKey: hub.publicKey, persistentKeepalive: hub.persistentKeepalive > 0 ? hub.persistentKeepalive : HUB_KEEPALIVE_S },
       ],
     });
+  }
+
+  private async readdPending(): Promise<void> {
+    const local = this.pendingHub;
+    this.pendingHub = undefined;
+    if (!local || !this.hubKey || !this.state || !onStream(this.state)) return;
+    const hub = (await this.opts.device.get()).peers.find((p) => p.publicKey === this.hubKey);
+    if (hub) await this.readdHub(hub, local);
   }
 
   private startProbe(): void {
@@ -244,7 +263,8 @@ export class HubStream {
       // The shim's ports take datagrams from WireGuard's port on loopback only.
       wireguard: Endpoint.of(IpAddress.parse('127.0.0.1'), dev.listenPort),
       log: this.opts.log,
-      onPhase: () => {
+      onPhase: (p) => {
+        if (p.kind === 'up' && this.pendingHub) this.opts.enqueue(() => this.readdPending());
         if (this.state) this.opts.changed?.(this.state);
       },
     });

@@ -19,9 +19,17 @@ class FakeShim implements ShimLike {
   opened: string[] = [];
   closed: string[] = [];
   private port = 40000;
-  constructor(readonly spec: ShimSpec) {}
+  constructor(
+    readonly spec: ShimSpec,
+    private readonly upAtStart = true,
+  ) {}
   start(): void {
+    this.state = this.upAtStart ? { kind: 'up', since: 0 } : { kind: 'connecting', attempt: 0 };
+  }
+  /** The stream comes up (the relay's welcome). */
+  up(): void {
     this.state = { kind: 'up', since: 0 };
+    this.spec.onPhase(this.state);
   }
   stop(): void {
     this.state = { kind: 'stopped' };
@@ -54,7 +62,7 @@ class HubDevice implements WireGuardDevice {
   }
 }
 
-function setup(probeAnswers: () => boolean) {
+function setup(probeAnswers: () => boolean, upAtStart = true) {
   const clock = new FakeClock();
   const device = new HubDevice();
   const shims: FakeShim[] = [];
@@ -68,7 +76,7 @@ function setup(probeAnswers: () => boolean) {
     clock,
     enqueue: (fn) => queue.push(fn),
     makeShim: (spec) => {
-      const s = new FakeShim(spec);
+      const s = new FakeShim(spec, upAtStart);
       shims.push(s);
       return s;
     },
@@ -106,6 +114,16 @@ describe('hub stream (the transport choice carried out)', () => {
     assert.equal(st.transport, 'tcp/tls');
     assert.equal(st.relay, '203.0.113.1:443');
     assert.match(st.reason, /no UDP handshake/);
+  });
+
+  test('a shim that is not up yet: the hub peer is re-added when it comes up, so its first initiation is not dropped', async () => {
+    const r = setup(() => false, false);
+    await r.tick(4000);
+    assert.deepEqual(r.shims[0].opened, ['hub']);
+    assert.deepEqual(r.device.readds(), [], 'not while the stream is connecting');
+    r.shims[0].up();
+    await r.tick(1000);
+    assert.deepEqual(r.device.readds(), ['127.0.0.1:40000']);
   });
 
   test('UDP that works never starts a shim', async () => {
