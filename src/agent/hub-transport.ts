@@ -18,12 +18,13 @@
  * REKEY_TIMEOUT), or, on UDP, the hub peer's received bytes growing (the control connection's
  * TCP acknowledgements and 10 s heartbeat come back through the tunnel).
  *
- * UDP_DEADLINE_MS: a handshake with the hub takes a round trip plus the hub's WireGuard (measured in
- * the lab: see NOTES-tcp.md; well under 100 ms, under 1 s on this loaded 2-core VM). 3 s leaves
- * real-world round trips (300 ms on a satellite link) ten times over, and still leaves 2 s of the
- * issue's 5 s target from both joins to the first ping for the stream, the hub's relay allocation
- * and the peer's handshake through it. A lost first initiation on a network that does pass UDP
- * (WireGuard retries after 5 s) costs a detour over the stream until the first probe, 1 s later.
+ * UDP_DEADLINE_MS: a handshake with the hub takes a round trip plus the hub's WireGuard. Measured
+ * in the lab (bench/stream-choice.ts, 2-core VM at load average 6-8 from other lab runs): 37-117
+ * ms from `wg-quick up` to the handshake, median 112 ms. 2 s is 17 times that and leaves round
+ * trips up to a second (a satellite link is 600 ms); with 3 s the issue's 5 s from both agents up
+ * to the first ping was missed (median 5.3 s: the agent's own start, ~1.5 s on this VM, comes
+ * first). A lost first initiation on a network that does pass UDP (WireGuard retries after 5 s)
+ * costs a detour over the stream until the first probe, 1 s later.
  *
  * Probes: the hub's STUN responder (UDP 3478) answers a Binding request only if UDP passes both
  * ways, without touching WireGuard's session. 1 s doubling to 15 s: a router that starts passing
@@ -31,11 +32,17 @@
  * a network change (the laptop leaving the hotel) at once; a probe is one 100-byte datagram.
  */
 
-export const UDP_DEADLINE_MS = 3000;
+export const UDP_DEADLINE_MS = 2000;
 /** The heartbeat (core/heartbeat.ts) answers every 10 s: two missed and a bit. */
 export const UDP_SILENT_MS = 25_000;
 export const PROBE_MIN_MS = 1000;
 export const PROBE_MAX_MS = 15_000;
+/**
+ * After a network change the first probe goes at once, and often finds the new network not ready
+ * (measured in the lab: the address is there before the route and the neighbour entry, and the
+ * probe's three tries in 750 ms went unanswered): the next ones follow 250 ms doubling.
+ */
+export const NETWORK_PROBE_MS = 250;
 
 export type TransportState =
   /** The hub peer sends over UDP; `proven` once the hub was heard after `since`. */
@@ -94,10 +101,10 @@ export function transportStep(s: TransportState, e: TransportEvent): TransportSt
         return same({ kind: 'udp', since: e.now, proven: false, heardAt: e.now, hs: Math.max(s.hs, e.now), rx: e.rx, reason: 'network changed' });
       case 'trying-stream':
       case 'stream':
-        return same({ ...s, probeAt: e.now, probeMs: PROBE_MIN_MS });
+        return same({ ...s, probeAt: e.now, probeMs: NETWORK_PROBE_MS });
       case 'probing-udp':
       case 'returning':
-        return same({ ...s, probeMs: PROBE_MIN_MS });
+        return same({ ...s, probeMs: NETWORK_PROBE_MS });
     }
   }
   if (e.type === 'probed') {

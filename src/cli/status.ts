@@ -61,7 +61,7 @@ export function portMappingText(p: PortMapperStatusJson | undefined): string {
 
 /**
  * How the agent reaches its hub, in one line: `hub: udp (…)`, or `hub: tcp/tls HOST:443 (no UDP
- * handshake within 3 s; probing UDP every 4 s, next in 2 s)` and the stream's state when not up.
+ * handshake within 2 s; probing UDP every 4 s, next in 2 s)` and the stream's state when not up.
  */
 export function hubTransportText(t: HubTransportJson | undefined): string {
   if (!t) return 'hub transport: not reported by this agent';
