@@ -103,8 +103,12 @@ export class HubStream {
     if (hub.endpoint && hub.endpoint.address.scope() !== 'loopback') this.udpEndpoint = hub.endpoint;
     if (!this.state) {
       this.state = initialTransport(now, hub.rxBytes, hub.endpoint?.address.scope() === 'loopback' ? 0 : hub.lastHandshakeMs);
-      // A restarted agent finds the hub peer still on a shim port of its previous run: back to UDP first.
-      if (hub.endpoint?.address.scope() === 'loopback') await this.readdHub(hub, this.udpEndpoint);
+      // A restarted agent finds the hub peer still on a shim port of its previous run: back to UDP
+      // first. And without a live session, WireGuard's initiation from `wg-quick up` may have been
+      // lost (measured in the lab: a hub that had not yet added the new node's peer dropped it), and
+      // its retry comes only 5 s later, after the deadline: initiate now, so the deadline measures
+      // this network and not that one lost packet.
+      if (this.opts.stream && (hub.endpoint?.address.scope() === 'loopback' || (this.state.kind === 'udp' && !this.state.proven))) await this.readdHub(hub, this.udpEndpoint);
       this.opts.changed?.(this.state);
       return;
     }

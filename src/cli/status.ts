@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { agentSocketPath } from '../agent/socket-path.js';
 import { KINDS, type KindId } from '../core/candidates/index.js';
 import { adminGet } from '../core/admin-socket.js';
-import { agentStatusSchema, hubStatusSchema, type HubStatusJson, type HubTransportJson, type NodeStatusJson, type PortMapperStatusJson, type StoreHealthJson } from '../core/status.js';
+import { hubTransportText } from '../core/hub-transport-text.js';
+import { agentStatusSchema, hubStatusSchema, type HubStatusJson, type NodeStatusJson, type PortMapperStatusJson, type StoreHealthJson } from '../core/status.js';
 import { agentInterface, loadAgentConfig } from './node-config.js';
 import { renderTable } from './table.js';
 
@@ -59,22 +60,6 @@ export function portMappingText(p: PortMapperStatusJson | undefined): string {
   return `port mapping: none${p.problem ? ` (${p.problem})` : ''}${p.nextTryInMs !== null ? `; next try in ${age(p.nextTryInMs)}` : ''}`;
 }
 
-/**
- * How the agent reaches its hub, in one line: `hub: udp (…)`, or `hub: tcp/tls HOST:443 (no UDP
- * handshake within 2 s; probing UDP every 4 s, next in 2 s)` and the stream's state when not up.
- */
-export function hubTransportText(t: HubTransportJson | undefined): string {
-  if (!t) return 'hub transport: not reported by this agent';
-  if (t.transport === 'udp') {
-    const note = t.state === 'returning' ? '; back from the TLS stream, waiting for a handshake over UDP' : '';
-    const relays = t.allocations > 0 ? `; ${t.allocations} relay side${t.allocations === 1 ? '' : 's'} still on the TLS stream` : '';
-    return `hub: udp (${t.reason}${note}${relays})`;
-  }
-  const probe = t.probeEveryMs !== undefined ? `; probing UDP every ${age(t.probeEveryMs)}${t.nextProbeInMs !== null ? `, next in ${age(t.nextProbeInMs)}` : ''}` : '';
-  const stream = t.stream && t.stream !== 'up' ? `; stream ${t.stream}` : t.state === 'trying-stream' ? '; no handshake over it yet' : '';
-  return `hub: tcp/tls ${t.relay ?? '?'} (${t.reason}${probe}${stream})`;
-}
-
 /** Nodes that reach the hub over its TLS stream, one line each; nothing when none does. */
 export function streamNodesText(nodes: readonly NodeStatusJson[]): string[] {
   return nodes.filter((n) => n.transport?.transport === 'tcp/tls').map((n) => `${n.name}: on the TLS stream${n.transport?.reason ? ` (${n.transport.reason})` : ''}`);
@@ -94,6 +79,8 @@ function pairRow(p: HubStatusJson['pairs'][number]): string[] {
   const relayed = p.relayed ? `${bytes(p.relayed.aToB.bytes + p.relayed.bToA.bytes)} (${p.relayed.relay})` : '-';
   return [`${p.a} <-> ${p.b}`, path + (p.attempting ? ', trying direct' : ''), age(p.sinceMs), p.firstPathMs === null ? '-' : `${p.firstPathMs} ms`, relayed, p.nextRetryInMs === null ? '-' : age(p.nextRetryInMs), p.reason ?? ''];
 }
+
+export { hubTransportText };
 
 export function registerStatus(program: Command): void {
   program

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { agentSocketPath } from '../../../src/agent/socket-path.js';
 import { adminGet } from '../../../src/core/admin-socket.js';
+import { join } from 'node:path';
+import { doctorReportSchema } from '../../../src/core/doctor/report.js';
 import { agentStatusSchema } from '../../../src/core/status.js';
 import { Scenario } from '../../../src/lab/scenario.js';
 import { behindRouters } from '../../../src/lab/topologies.js';
@@ -43,7 +45,7 @@ test('stream: an agent behind udp-blocked reaches the hub over TCP/TLS, its pair
     assert.equal(row.transport?.transport, 'tcp/tls', JSON.stringify(row));
     assert.match(row.endpoint ?? '', /^127\.0\.0\.1:/);
     assert.match(row.transport?.reason ?? '', /no UDP handshake/);
-    assert.equal(hub.nodes.find((n) => n.name === 'server')!.transport?.transport, 'udp');
+    await s.waitFor(async () => (await s.hubStatus()).nodes.find((n) => n.name === 'server')!.transport?.transport === 'udp', 5000, 'the home agent on UDP');
 
     const pair = await s.waitPath('laptop', 'server', 'relay', 15_000);
     assert.deepEqual(pair.streamSides, ['laptop']);
@@ -53,6 +55,16 @@ test('stream: an agent behind udp-blocked reaches the hub over TCP/TLS, its pair
     assert.equal(st.hubTransport?.transport, 'tcp/tls');
     assert.equal(st.hubTransport?.relay, '203.0.113.2:443');
     assert.ok(st.peers.some((p) => p.name === 'server' && p.path === 'relayed' && p.endpoint?.address.toString() === '127.0.0.1'), JSON.stringify(st.peers));
+    // status and doctor on the laptop say it, with the reason.
+    const human = await s.cli('laptop', ['status', '--config', join(s.dir, 'nodes', 'laptop.agent.json'), '--interface', laptop.ifname]);
+    assert.match(human.stdout, /^hub: tcp\/tls 203\.0\.113\.2:443 \(no UDP handshake with the hub within 2 s; probing UDP every/m);
+    const doc = doctorReportSchema.parse(JSON.parse((await s.cli('laptop', ['doctor', '--config', join(s.dir, 'nodes', 'laptop.agent.json'), '--interface', laptop.ifname, '--no-port-mapping', '--json'])).stdout));
+    assert.equal(doc.hubTransport?.transport, 'tcp/tls');
+    assert.deepEqual(doc.outlook.map((o) => o.path), ['relay']);
+    assert.ok(doc.pairs.some((p) => /over TCP\/TLS \(tcp-relay\)/.test(p.explanation)), JSON.stringify(doc.pairs));
+    const hubHuman = await s.cli(undefined, ['status', '--dir', s.dir]);
+    assert.match(hubHuman.stdout, /relay over TCP\/TLS for laptop/);
+    assert.match(hubHuman.stdout, /^laptop: on the TLS stream \(no UDP handshake/m);
     // And the other way: the home agent reaches the laptop through the relay.
     await msUntilPingReply(lab.ns('server'), laptop.address, 10_000);
     t.diagnostic(`both agents started -> both connected ${connectedMs} ms; -> first ping reply ${firstPingMs} ms (ping itself ${replyMs} ms); pair: ${pair.reason}`);

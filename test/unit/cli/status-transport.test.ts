@@ -21,3 +21,9 @@ test("the hub lists the nodes on its stream with their agents' reasons", () => {
   ];
   assert.deepEqual(streamNodesText(nodes), ['hotel: on the TLS stream (no UDP handshake with the hub within 2 s)']);
 });
+
+test('doctor explains a pair relayed over the stream by the side that rides it', async () => {
+  const { explainPair } = await import('../../../src/core/doctor/explain-pair.js');
+  const pair = { a: 'hotel', b: 'home', mode: 'relay' as const, confirmed: true, attempting: false, via: '203.0.113.2', candidate: null, family: 4 as const, bridged: false, relayId: '00112233aabbccdd', streamSides: ['hotel'], sinceMs: 1, directAfterMs: null, firstPathMs: 300, failures: 0, nextRetryInMs: null, reason: 'direct impossible', history: [], relayed: null };
+  assert.match(explainPair(pair, { name: 'hotel' }, { name: 'home' }), /^hotel <-> home relayed over TCP\/TLS \(tcp-relay\): hotel reaches the hub only over its TLS stream/);
+});
