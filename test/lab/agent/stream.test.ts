@@ -83,3 +83,23 @@ test('stream: an agent behind udp-blocked reaches the hub over TCP/TLS, its pair
     t.diagnostic(`left the hotel: hub peer on UDP after ${udpMs} ms, pair direct after ${directMs} ms (${direct.reason})`);
   });
 });
+
+test("stream: the udp-blocked router starts passing UDP (its rules change, no interface of the agent does): the agent's probes find it and the pair goes direct", async (t) => {
+  await withLab(topology(), async (lab) => {
+    const s = new Scenario(lab);
+    await s.initHub();
+    const laptop = await s.addNode('laptop', 'agent', 'laptop');
+    await s.addNode('server', 'agent', 'server');
+    await s.startAgent('server');
+    await s.startAgent('laptop');
+    await s.waitPath('laptop', 'server', 'relay', 15_000);
+    assert.equal((await agentStatus(laptop.ifname)).hubTransport?.transport, 'tcp/tls');
+    const t1 = Date.now();
+    await lab.setNatProfile('hotel', 'restricted');
+    // Found by the probe backoff (1 s doubling to 15 s), not by a network change.
+    await s.waitFor(async () => (await agentStatus(laptop.ifname)).hubTransport?.transport === 'udp', 20_000, "the laptop's hub peer back on UDP");
+    const udpMs = Date.now() - t1;
+    const direct = await s.waitPath('laptop', 'server', 'direct', 15_000);
+    t.diagnostic(`router rules changed: hub peer on UDP after ${udpMs} ms, pair direct after ${Date.now() - t1} ms (${direct.reason})`);
+  });
+});
