@@ -11,6 +11,8 @@ import type { PeerState } from '../core/wireguard/uapi.js';
 import { ClientPeer } from './client-peer.js';
 import { HubEndpoints } from './hub-endpoints.js';
 import { HubKeepalive } from './hub-keepalive.js';
+import { HubStream } from './hub-stream.js';
+import { onStream } from './hub-transport.js';
 import { MeshPeer } from './mesh-peer.js';
 import { NetworkWatch } from './network-watch.js';
 import { NftPunchTtl } from './punch-ttl.js';
@@ -68,6 +70,8 @@ export class Agent {
   /** Opening packets that die before the peer's router; undefined without nftables. */
   private punchTtl?: NftPunchTtl;
   private mapper?: PortMapper;
+  /** The hub peer on UDP or on the hub's TLS stream, and relay sides on the stream (hub-stream.ts). */
+  private hubStream?: HubStream;
 
   constructor(private readonly opts: AgentOptions) {
     // Canonical text, to compare with the endpoints the device reports.
@@ -77,6 +81,20 @@ export class Agent {
   async start(): Promise<void> {
     this.device = await openDevice(this.opts.ifname);
     this.hubKeepalive = new HubKeepalive(this.device, this.opts.log);
+    this.hubStream = new HubStream({
+      stream: this.opts.config.stream,
+      hubEndpoints: this.hubEndpointList,
+      token: this.opts.config.token,
+      device: this.device,
+      log: this.opts.log,
+      enqueue: (fn) => this.enqueue(fn),
+      changed: (s) => {
+        // Proven on its new way: the control connection starts over on it, and the hub hears why.
+        if (s.kind === 'stream' || (s.kind === 'udp' && s.proven)) this.link?.retryNow();
+        if (this.link?.connected) this.enqueue(() => this.hello(false));
+        this.scheduleTick();
+      },
+    });
     if (this.hubEndpointList.length > 1) this.hubEndpoints = new HubEndpoints(this.hubEndpointList, this.device, this.opts.log, Date.now());
     this.network = new NetworkWatch(this.opts.ifname, (interfaces) => this.enqueue(() => this.onNetworkChange(interfaces)));
     await this.network.start();
@@ -122,7 +140,7 @@ export class Agent {
         (d) => {
           const dev = new Map(d.peers.map((p) => [p.publicKey, p]));
           const peers = this.reports(dev).map((r) => ({ ...r, name: this.peers.get(r.publicKey)?.info.name, peer: this.peers.get(r.publicKey)?.info.kind }));
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: this.opts.config.name, interface: this.opts.ifname, hubConnected: this.link.connected, portMapping: this.mapper?.status() ?? MAPPER_OFF, peers }));
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: this.opts.config.name, interface: this.opts.ifname, hubConnected: this.link.connected, portMapping: this.mapper?.status() ?? MAPPER_OFF, hubTransport: this.hubStream?.status(), peers }));
         },
         (err: Error) => res.writeHead(500).end(JSON.stringify({ error: err.message })),
       );
@@ -137,10 +155,12 @@ export class Agent {
   private learnPunchTtl(peers: readonly PeerState[]): void {
     if (!this.punchTtl) return;
     const hub = this.settings ? peers.find((p) => p.publicKey === this.settings!.hubPublicKey) : peers.filter((p) => p.endpoint).length === 1 ? peers.find((p) => p.endpoint) : undefined;
-    if (hub?.endpoint) this.punchTtl.learn(hub.endpoint.address);
+    // On the stream the hub peer points at the shim on loopback: no hops to learn from.
+    if (hub?.endpoint && hub.endpoint.address.scope() !== 'loopback') this.punchTtl.learn(hub.endpoint.address);
   }
 
   async stop(): Promise<void> {
+    this.hubStream?.stop();
     await this.punchTtl?.close();
     this.network?.stop();
     // A clean exit deletes the mapping at the router (the lease would otherwise outlive us by hours).
@@ -165,7 +185,12 @@ export class Agent {
   private async hello(changed: boolean): Promise<void> {
     const d = await this.device.get();
     const interfaces = await this.network!.interfaces();
-    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, changed, network: { listenPort: d.listenPort, interfaces, portMapping: mappingFacts(this.mapper?.mapping() ?? null, d.listenPort) }, peers: this.reports(new Map(d.peers.map((p) => [p.publicKey, p]))) });
+    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, changed, network: { listenPort: d.listenPort, interfaces, portMapping: mappingFacts(this.mapper?.mapping() ?? null, d.listenPort), ...this.transportFacts() }, peers: this.reports(new Map(d.peers.map((p) => [p.publicKey, p]))) });
+  }
+
+  private transportFacts(): { hubTransport?: { transport: 'udp' | 'tcp/tls'; reason: string } } {
+    const st = this.hubStream?.status();
+    return st ? { hubTransport: { transport: st.transport, reason: st.reason.slice(0, 300) } } : {};
   }
 
   /**
@@ -186,6 +211,16 @@ export class Agent {
     // Rebinding touches no peer: the reading from before it still holds for them.
     const peers = new Map(before.peers.map((p) => [p.publicKey, p]));
     for (const p of this.peers.values()) if (p instanceof ClientPeer) await p.retryNow(peers.get(p.key));
+    await this.hubStream?.networkChanged(this.hubPeer(peers));
+  }
+
+  /** The hub peer in a reading: by the hub's key once the hub said it, else the peer at one of the hub's endpoints. */
+  private hubPeer(dev: Map<string, PeerState>): PeerState | undefined {
+    if (this.settings) return dev.get(this.settings.hubPublicKey);
+    const known = this.hubStream?.hubPublicKey;
+    if (known) return dev.get(known);
+    const withEndpoint = [...dev.values()].filter((p) => p.endpoint !== undefined);
+    return withEndpoint.find((p) => this.hubEndpointList.includes(p.endpoint!.toString())) ?? (withEndpoint.length === 1 ? withEndpoint[0] : undefined);
   }
 
   /** Every message is handled with one reading of the device, taken here and passed down. */
@@ -242,7 +277,7 @@ export class Agent {
     if (!st) {
       st =
         info.kind === 'agent'
-          ? new MeshPeer(info, { device: this.device, keepalive: () => this.settings?.peerKeepalive || 25, emit: (ev) => this.emit(ev), changed: () => this.changed(), log: this.opts.log, punchTtl: this.punchTtl })
+          ? new MeshPeer(info, { device: this.device, keepalive: () => this.settings?.peerKeepalive || 25, emit: (ev) => this.emit(ev), changed: () => this.changed(), log: this.opts.log, punchTtl: this.punchTtl, stream: this.hubStream })
           : new ClientPeer(info, { device: this.device, settings: () => this.settings!, proxied: () => this.settings?.proxied ?? false, changed: () => this.changed(), log: this.opts.log, attemptMs: this.opts.attemptMs ?? 2000 });
       this.peers.set(info.publicKey, st);
     }
@@ -292,7 +327,7 @@ export class Agent {
   private scheduleTick(): void {
     if (this.tickQueued) return;
     const now = Date.now();
-    const busy = [...this.peers.values()].some((p) => p.busy);
+    const busy = [...this.peers.values()].some((p) => p.busy) || this.hubStream?.busy === true;
     if (!busy && now - this.lastSlowTick < SLOW_TICK_MS) return;
     this.tickQueued = true;
     this.enqueue(async () => {
@@ -302,7 +337,10 @@ export class Agent {
       const t = Date.now();
       for (const st of this.peers.values()) await st.tick(dev.get(st.key), t);
       if (this.settings) await this.hubKeepalive.check(dev.get(this.settings.hubPublicKey));
-      if (this.hubEndpoints) {
+      await this.hubStream?.check(this.hubPeer(dev), t);
+      const streamed = this.hubStream?.transport !== undefined && onStream(this.hubStream.transport);
+      // On the stream the hub peer points at the shim: the other UDP endpoint is no way out.
+      if (this.hubEndpoints && !streamed) {
         const hub = this.settings ? dev.get(this.settings.hubPublicKey) : [...dev.values()].find((p) => p.endpoint !== undefined && this.hubEndpointList.includes(p.endpoint.toString()));
         await this.hubEndpoints.check(hub, this.link.connected, hub?.persistentKeepalive ?? 25, t);
       }

@@ -9,6 +9,7 @@ import { Liveness } from './liveness.js';
 import { openNat } from './open-nat.js';
 import { NO_PUNCH_TTL, type PunchTtl } from './punch-ttl.js';
 import { enterPath, nonePath, point, punch, type CommittedPath, type PeerContext } from './paths/index.js';
+import type { StreamChannels } from './paths/path.js';
 
 /**
  * Carries out the hub's path decisions for one peer that is another agent, and tells the hub
@@ -31,6 +32,8 @@ export interface MeshPeerDeps {
   now?: () => number;
   /** Opening packets that die before the peer's router (punch-ttl.ts); absent: full TTL. */
   punchTtl?: PunchTtl;
+  /** This node's relay sides on the hub's stream (tcp-relay paths); absent: none. */
+  stream?: StreamChannels;
 }
 
 /** WireGuard keeps a session for 180 s (REJECT_AFTER_TIME); older than this, assume there is none. */
@@ -55,7 +58,7 @@ export class MeshPeer {
     this.now = deps.now ?? Date.now;
     this.liveness = new Liveness(this.now());
     this.path = nonePath(() => this.lastAttemptFailed);
-    this.ctx = { key: info.publicKey, info: () => this.info, device: deps.device, keepalive: deps.keepalive, emit: deps.emit, changed: deps.changed, log: deps.log };
+    this.ctx = { key: info.publicKey, info: () => this.info, device: deps.device, keepalive: deps.keepalive, emit: deps.emit, changed: deps.changed, log: deps.log, stream: deps.stream };
   }
 
   get key(): string {
@@ -130,7 +133,8 @@ export class MeshPeer {
    * about to be re-added, pointing where the peer will be.
    */
   private async prepare(cmd: PreparePathCommand, p: PeerState | undefined): Promise<void> {
-    const fallback = cmd.fallback && this.path.via === 'relay' && cmd.fallback.relayId === this.path.relayId ? cmd.fallback.endpoint : null;
+    // A tcp-relay path's endpoint is the shim's local port, not the relay's address the hub names.
+    const fallback = cmd.fallback && this.path.via === 'relay' && cmd.fallback.relayId === this.path.relayId ? (this.path.endpoint ?? cmd.fallback.endpoint) : null;
     if (!this.path.hasEntry) {
       this.path = nonePath(() => this.lastAttemptFailed);
       await this.ensure(undefined);

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { agentSocketPath } from '../agent/socket-path.js';
 import { KINDS, type KindId } from '../core/candidates/index.js';
 import { adminGet } from '../core/admin-socket.js';
+import { hubTransportText } from '../core/hub-transport-text.js';
 import { agentStatusSchema, hubStatusSchema, type HubStatusJson, type NodeStatusJson, type PortMapperStatusJson, type StoreHealthJson } from '../core/status.js';
 import { agentInterface, loadAgentConfig } from './node-config.js';
 import { renderTable } from './table.js';
@@ -59,6 +60,11 @@ export function portMappingText(p: PortMapperStatusJson | undefined): string {
   return `port mapping: none${p.problem ? ` (${p.problem})` : ''}${p.nextTryInMs !== null ? `; next try in ${age(p.nextTryInMs)}` : ''}`;
 }
 
+/** Nodes that reach the hub over its TLS stream, one line each; nothing when none does. */
+export function streamNodesText(nodes: readonly NodeStatusJson[]): string[] {
+  return nodes.filter((n) => n.transport?.transport === 'tcp/tls').map((n) => `${n.name}: on the TLS stream${n.transport?.reason ? ` (${n.transport.reason})` : ''}`);
+}
+
 /** One line while the hub's store writes fail; nothing while they work. */
 export function storeText(s: StoreHealthJson | undefined): string | undefined {
   if (!s || s.state === 'ok') return undefined;
@@ -67,11 +73,14 @@ export function storeText(s: StoreHealthJson | undefined): string | undefined {
 }
 
 function pairRow(p: HubStatusJson['pairs'][number]): string[] {
+  const overStream = p.mode === 'relay' && p.streamSides?.length ? ` over TCP/TLS for ${p.streamSides.join(' and ')}` : '';
   const path =
-    p.mode === 'relay' ? `relay${p.confirmed ? '' : ' (starting)'}${p.bridged ? ' bridging IPv4 and IPv6' : p.family === 6 ? ' over IPv6' : ''}` : p.mode === 'direct' ? `direct (${CANDIDATE_NAMES[p.candidate ?? 'public4']})` : p.mode === 'hub' ? 'via hub (proxied)' : p.mode;
+    p.mode === 'relay' ? `relay${overStream}${p.confirmed ? '' : ' (starting)'}${p.bridged ? ' bridging IPv4 and IPv6' : p.family === 6 ? ' over IPv6' : ''}` : p.mode === 'direct' ? `direct (${CANDIDATE_NAMES[p.candidate ?? 'public4']})` : p.mode === 'hub' ? 'via hub (proxied)' : p.mode;
   const relayed = p.relayed ? `${bytes(p.relayed.aToB.bytes + p.relayed.bToA.bytes)} (${p.relayed.relay})` : '-';
   return [`${p.a} <-> ${p.b}`, path + (p.attempting ? ', trying direct' : ''), age(p.sinceMs), p.firstPathMs === null ? '-' : `${p.firstPathMs} ms`, relayed, p.nextRetryInMs === null ? '-' : age(p.nextRetryInMs), p.reason ?? ''];
 }
+
+export { hubTransportText };
 
 export function registerStatus(program: Command): void {
   program
@@ -88,7 +97,7 @@ export function registerStatus(program: Command): void {
         console.log(
           renderTable(
             ['NODE', 'KIND', 'ADDRESSES', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'NAT', 'PATH'],
-            s.nodes.map((n) => [n.name, n.kind, `${n.address} ${n.address6}`, n.endpoint ?? '-', age(n.handshakeAgeMs), bytes(n.rxBytes), bytes(n.txBytes), natText(n), hubPathText(n)]),
+            s.nodes.map((n) => [n.name, n.kind, `${n.address} ${n.address6}`, n.transport?.transport === 'tcp/tls' ? `tcp/tls (${n.endpoint ?? '-'})` : (n.endpoint ?? '-'), age(n.handshakeAgeMs), bytes(n.rxBytes), bytes(n.txBytes), natText(n), hubPathText(n)]),
           ),
         );
         if (s.pairs.length) {
@@ -99,6 +108,8 @@ export function registerStatus(program: Command): void {
           console.log('');
           console.log(renderTable(['RELAY', 'ADDRESS', 'ALLOCATIONS'], s.relays.map((r) => [r.name, r.address, String(r.allocations)])));
         }
+        const streamed = streamNodesText(s.nodes);
+        if (streamed.length) console.log(`\n${streamed.join('\n')}`);
         const store = storeText(s.hub.store);
         if (store) console.log(`\n${store}`);
         if (!s.hub.groupsEnforced) console.log('\nwarning: the hub cannot use nftables: groups are not enforced for traffic it forwards');
@@ -108,6 +119,7 @@ export function registerStatus(program: Command): void {
         const s = agentStatusSchema.parse(raw);
         if (o.json) return console.log(JSON.stringify(raw, null, 2));
         console.log(`agent ${s.name}: hub ${s.hubConnected ? 'connected' : 'NOT connected (tunnels already up keep working)'}`);
+        console.log(hubTransportText(s.hubTransport));
         console.log(portMappingText(s.portMapping));
         console.log(
           renderTable(

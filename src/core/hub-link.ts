@@ -48,6 +48,26 @@ export class HubLink<In, Out> {
     this.ws?.terminate();
   }
 
+  /**
+   * The way to the hub changed (agent/hub-stream.ts moved the hub peer to or from the TLS
+   * stream): an attempt still waiting for its TCP handshake started on the old way, whose
+   * packets WireGuard dropped with the old peer entry, and would wait out its 5 s timeout and the
+   * backoff. Start over now.
+   */
+  retryNow(): void {
+    if (this.stopped || this.connected) return;
+    clearTimeout(this.timer);
+    this.backoff = RECONNECT_MIN_MS;
+    const old = this.ws;
+    this.ws = undefined;
+    if (old) {
+      old.removeAllListeners();
+      old.on('error', () => undefined);
+      old.terminate();
+    }
+    this.connect();
+  }
+
   send(m: Out): void {
     const ws = this.ws;
     if (ws && ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));

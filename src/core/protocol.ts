@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { listOf } from './schema-list.js';
 import { KIND_IDS } from './candidates/kind.js';
 import { isLanAddress } from './candidates/lan.js';
+import { TCP_RELAY_ID } from './candidates/tcp-relay.js';
 import { Cidr } from './net/cidr.js';
 import { Endpoint, HostPort } from './net/endpoint.js';
 import { endpointSchema as netEndpointSchema, prefixedSchema } from './net/schemas.js';
@@ -78,7 +79,12 @@ export const pathSchema = z
   .discriminatedUnion('via', [
     z.object({ via: z.literal('direct'), kind: kindIdSchema, endpoint: netEndpointSchema }).strict(),
     /** A relayId different from the current one is a new allocation that has to learn our port from a fresh handshake. */
-    z.object({ via: z.literal('relay'), endpoint: netEndpointSchema, relayId: relayIdSchema }).strict(),
+    /**
+     * kind 'tcp-relay' (candidates/tcp-relay.ts): this side of the allocation rides the hub's TLS
+     * stream; the agent opens the allocation on its shim and ignores `endpoint` (the relay's
+     * address, for status). Absent: plain UDP to `endpoint`.
+     */
+    z.object({ via: z.literal('relay'), endpoint: netEndpointSchema, relayId: relayIdSchema, kind: z.literal(TCP_RELAY_ID).optional() }).strict(),
     /** One side chose proxied mode: no peer entry, the peer's addresses are routed through the hub peer. */
     z.object({ via: z.literal('hub') }).strict(),
   ])
@@ -211,6 +217,8 @@ export const networkFactsSchema = z
     interfaces: listOf(prefixedSchema, { max: 64 }),
     /** The port mapping this agent's router granted (agent/port-mapping/); null or absent: none. */
     portMapping: portMappingSchema.nullable().optional(),
+    /** How the agent reaches the hub (agent/hub-transport.ts) and why, for the hub's status; absent: UDP, or an agent before it. */
+    hubTransport: z.object({ transport: z.enum(['udp', 'tcp/tls']), reason: z.string().max(300) }).strict().optional(),
   })
   .superRefine((f, ctx) => {
     if (f.portMapping && typeof f.portMapping === 'object' && f.portMapping.internalPort !== f.listenPort) {

@@ -28,6 +28,8 @@ export const pairStatusSchema = z.object({
   /** On a relay with one side on IPv4 and the other on IPv6 (an IPv4-only node with an IPv6-only one). */
   bridged: z.boolean(),
   relayId: z.string().nullable(),
+  /** Relay: the sides whose half of the allocation rides the hub's TLS stream (the tcp-relay candidate). */
+  streamSides: z.array(z.string()).optional(),
   sinceMs: z.number(),
   directAfterMs: z.number().nullable(),
   firstPathMs: z.number().nullable(),
@@ -79,6 +81,8 @@ export const nodeStatusSchema = z.object({
   connected: z.boolean().optional(),
   /** The path to this node as each agent that serves it reports it. */
   paths: z.array(z.object({ agent: z.string(), path: z.enum(PEER_STATES), directAfterMs: z.number().nullable(), reason: z.string().nullable(), handshakeAgeMs: z.number().nullable() })).optional(),
+  /** Agents: how the node reaches the hub, UDP or the TLS stream (the hub sees it on loopback), and its agent's reason. */
+  transport: z.object({ transport: z.enum(['udp', 'tcp/tls']), reason: z.string().nullable() }).optional(),
   nat: z.object({ mapping: z.string(), mappingWhy: z.string(), filtering: z.string(), filteringWhy: z.string(), leaky: z.string().optional(), leakyWhy: z.string().optional(), lan: z.array(z.string()), portMapping: portMappingStatusSchema.nullable().optional() }).optional(),
 });
 export type NodeStatusJson = z.infer<typeof nodeStatusSchema>;
@@ -117,12 +121,35 @@ export const hubStatusSchema = z.object({
 });
 export type HubStatusJson = z.infer<typeof hubStatusSchema>;
 
+/**
+ * How an agent reaches its hub (issue 12): UDP, or WireGuard over the hub's TLS stream, the
+ * state of that choice (agent/hub-transport.ts) and why.
+ */
+export const hubTransportSchema = z.object({
+  transport: z.enum(['udp', 'tcp/tls']),
+  state: z.enum(['udp', 'trying-stream', 'stream', 'probing-udp', 'returning']),
+  reason: z.string(),
+  sinceMs: z.number().nullable(),
+  /** The hub's stream side, host:port (null: the agent config has none). */
+  relay: z.string().nullable(),
+  /** The shim's connection: connecting, hello, up, down (why); null while no shim runs. */
+  stream: z.string().nullable(),
+  nextProbeInMs: z.number().nullable(),
+  /** The current interval between UDP probes while on the stream. */
+  probeEveryMs: z.number().optional(),
+  /** Relay allocations whose side of this node rides the stream (tcp-relay paths). */
+  allocations: z.number(),
+});
+export type HubTransportJson = z.infer<typeof hubTransportSchema>;
+
 export const agentStatusSchema = z.object({
   name: z.string(),
   interface: z.string(),
   hubConnected: z.boolean(),
   /** Absent from agents before port mapping. */
   portMapping: portMapperStatusSchema.optional(),
+  /** Absent from agents before the stream transport. */
+  hubTransport: hubTransportSchema.optional(),
   peers: z.array(peerReportSchema.extend({ name: z.string().optional(), peer: z.enum(['agent', 'client']).optional() })),
 });
 export type AgentStatusJson = z.output<typeof agentStatusSchema>;

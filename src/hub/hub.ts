@@ -3,6 +3,7 @@ import type { WebSocket } from 'ws';
 import { usableMapping } from '../core/candidates/mapped.js';
 import { ipv6Endpoint } from '../core/candidates/public-ipv6.js';
 import { keptReported } from '../core/candidates/reported.js';
+import { tcpRelay } from '../core/candidates/tcp-relay.js';
 import { realClock, KeyedTimers } from '../core/clock.js';
 import { LogThrottle, Spacer } from '../core/rate.js';
 import type { Logger } from '../core/log.js';
@@ -122,6 +123,8 @@ export class Hub {
   private stun?: StunResponder;
   /** Where a relay last confirmed each node's WireGuard port: the second observer doctor shows. */
   private readonly relaySeen = new Map<string, string>();
+  /** What each agent said of its way to the hub in its last hello (status only). */
+  private readonly transports = new Map<string, { transport: 'udp' | 'tcp/tls'; reason: string }>();
   private sessions!: AgentSessions;
   private api!: ControlApi;
   private admin!: AdminServer;
@@ -316,7 +319,9 @@ export class Hub {
     // Recorded for client configs by the writer, off this path: the poll never waits for the store.
     if (node.kind !== 'agent') return this.endpoints.record(key, endpoint);
     if (this.nat.sighted(key, endpoint).addressChanged) this.relays.updateIp(key, endpoint.address.toString());
-    this.endpoints.record(key, this.clientFacing(key) ?? endpoint);
+    // A node on the stream is seen on loopback: plain clients keep what was recorded before.
+    const facing = this.clientFacing(key) ?? (endpoint.address.scope() === 'loopback' ? undefined : endpoint);
+    if (facing) this.endpoints.record(key, facing);
     this.probeWan(key);
     const pending = this.settle.armed(key);
     this.settle.disarm(key);
@@ -349,8 +354,9 @@ export class Hub {
   }
 
   private async allocateRelay(a: string, b: string): Promise<RelayGrant | undefined> {
-    const ipA = this.nat.seen(a)?.address;
-    const ipB = this.nat.seen(b)?.address;
+    // A side on the stream is allocated with its loopback node IP (candidates/tcp-relay.ts).
+    const ipA = tcpRelay.relayIp(this.nat.view(a));
+    const ipB = tcpRelay.relayIp(this.nat.view(b));
     if (!ipA || !ipB) return undefined;
     const { allocation: alloc, reason } = await this.relays.tryAllocate({ publicKey: a, ip: ipA }, { publicKey: b, ip: ipB });
     const pair = [this.view.byKey(a)?.name, this.view.byKey(b)?.name];
@@ -393,6 +399,8 @@ export class Hub {
           );
         }
         const { mappingChanged } = this.nat.reported(key, kept, m.network.listenPort, m.changed, m.network.portMapping ?? null);
+        if (m.network.hubTransport) this.transports.set(key, m.network.hubTransport);
+        else this.transports.delete(key);
         // Where a plain client on an IPv6 network reaches this agent (`node config --family 6`).
         const v6 = ipv6Endpoint(this.nat.view(key));
         if (v6) this.endpoints.record(key, v6);
@@ -503,7 +511,7 @@ export class Hub {
     const counters = new Map((await this.relays.stats()).map((x) => [x.id, x]));
     return {
       hub: this.counters(),
-      nodes: nodeStatus(this.settings, this.view.all(), (k) => this.watch.peer(k), this.sessions.values(), (k) => this.nat.status(k)),
+      nodes: nodeStatus(this.settings, this.view.all(), (k) => this.watch.peer(k), this.sessions.values(), (k) => this.nat.status(k), (k) => this.transports.get(k)),
       pairs: this.pairs.status().map((p) => {
         const c = p.relayId ? counters.get(p.relayId) : undefined;
         return { ...p, relayed: c ? { aToB: c.aToB, bToA: c.bToA, dropped: c.dropped, relay: c.relay } : null };

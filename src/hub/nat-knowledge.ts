@@ -84,6 +84,8 @@ interface BySide<T> {
 
 interface Facts {
   seen: Endpoint | null;
+  /** Where the hub's device sees the node while it rides the stream (loopback): no NAT observation. */
+  stream: Endpoint | null;
   portMapping: ReportedMapping | null;
   mappingTrust: MappingTrust | null;
   interfaces: readonly Prefixed[];
@@ -186,7 +188,7 @@ export class NatKnowledge {
   private get(key: string): Facts {
     let f = this.facts.get(key);
     if (!f) {
-      f = { seen: null, portMapping: null, mappingTrust: null, interfaces: [], listenPort: this.deps.configuredListenPort(key), ...FRESH };
+      f = { seen: null, stream: null, portMapping: null, mappingTrust: null, interfaces: [], listenPort: this.deps.configuredListenPort(key), ...FRESH };
       this.facts.set(key, f);
     }
     return f;
@@ -208,6 +210,22 @@ export class NatKnowledge {
    */
   sighted(key: string, endpoint: Endpoint): { addressChanged: boolean } {
     const f = this.get(key);
+    // The node rides the hub's TLS stream (candidates/tcp-relay.ts): the endpoint is the stream
+    // side's socket on loopback, which says nothing of its NAT; what was known of its network
+    // is of the network it left (one that passed UDP).
+    if (endpoint.address.scope() === 'loopback') {
+      const was = f.seen?.address ?? f.stream?.address;
+      this.index(key, f.seen, null);
+      this.facts.set(key, { ...f, seen: null, stream: endpoint, ...FRESH });
+      return { addressChanged: was !== undefined && !was.equals(endpoint.address) };
+    }
+    if (f.stream) {
+      const was = f.stream.address;
+      this.index(key, null, endpoint);
+      this.facts.set(key, { ...f, seen: endpoint, stream: null, ...FRESH });
+      this.classify(key);
+      return { addressChanged: !was.equals(endpoint.address) };
+    }
     const before = f.seen;
     const sameAddress = before !== null && before.address.equals(endpoint.address);
     this.index(key, before, endpoint);
@@ -369,7 +387,7 @@ export class NatKnowledge {
 
   view(key: string): NodeView {
     const f = this.get(key);
-    return { name: this.deps.name(key), seen: f.seen, interfaces: f.interfaces, listenPort: f.listenPort, nat: this.behaviour(f), mapped: this.usableMapping(f) };
+    return { name: this.deps.name(key), seen: f.seen, interfaces: f.interfaces, listenPort: f.listenPort, nat: this.behaviour(f), mapped: this.usableMapping(f), stream: f.stream };
   }
 
   status(key: string): NatStatus | undefined {

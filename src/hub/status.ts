@@ -13,7 +13,15 @@ type Path = NonNullable<NodeStatusJson['paths']>[number];
  * NAT, and the paths agents report to it. One pass over the nodes and one over the reports: at
  * 10,000 nodes and 1,000 agents, not nodes × agents.
  */
-export function nodeStatus(hub: HubSettings, nodes: Iterable<NodeRecord>, seen: (publicKey: string) => PeerState | undefined, sessions: Iterable<AgentSession>, nat: (publicKey: string) => NatStatus | undefined): NodeStatusJson[] {
+export function nodeStatus(
+  hub: HubSettings,
+  nodes: Iterable<NodeRecord>,
+  seen: (publicKey: string) => PeerState | undefined,
+  sessions: Iterable<AgentSession>,
+  nat: (publicKey: string) => NatStatus | undefined,
+  /** What the agent said of its way to the hub (its hello), if anything. */
+  reported: (publicKey: string) => { transport: 'udp' | 'tcp/tls'; reason: string } | undefined = () => undefined,
+): NodeStatusJson[] {
   const now = Date.now();
   const connected = new Set<string>();
   const paths = new Map<string, Path[]>();
@@ -41,6 +49,10 @@ export function nodeStatus(hub: HubSettings, nodes: Iterable<NodeRecord>, seen: 
     if (n.kind === 'agent') {
       row.connected = connected.has(n.publicKey);
       row.nat = nat(n.publicKey);
+      // The hub's own evidence decides the transport: a node on the stream is seen on loopback.
+      const streamed = p?.endpoint?.address.scope() === 'loopback';
+      const r = reported(n.publicKey);
+      row.transport = { transport: streamed ? 'tcp/tls' : 'udp', reason: r && (r.transport === 'tcp/tls') === streamed ? r.reason : streamed ? 'seen on the hub\'s stream side' : null };
     }
     row.paths = paths.get(n.publicKey) ?? [];
     out.push(row);

@@ -387,6 +387,21 @@ export class Lab {
     return next.toString();
   }
 
+  /**
+   * The router's rules change to another profile in place (a hotel's network starts passing UDP,
+   * say): one nft transaction replaces its table, and its conntrack entries go (what the old rules
+   * let through or dropped is not what the new ones would). Nothing changes on the hosts behind it.
+   */
+  async setNatProfile(router: string, profile: RouterPlan['nat']): Promise<void> {
+    const r = this.router(router);
+    if (r.hairpin || r.upnp) throw new Error(`router "${router}" runs ${r.hairpin ? 'a hairpin' : 'a UPnP'} daemon built for its profile; changing the profile is only built for routers without one`);
+    r.nat = profile;
+    await run('nft', ['-f', '-'], { netns: this.ns(router), input: `table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n${natRuleset(r)}` });
+    await run('conntrack', ['-F'], { netns: this.ns(router), allowFail: true });
+    this.state.plan = this.plan;
+    await writeState(this.state);
+  }
+
   /** Starts a userspace WireGuard interface in a host and records it for teardown. */
   async startWireGuard(host: string, ifname: string, opts: Omit<WireGuardStart, 'logFile'> = {}): Promise<void> {
     this.host(host);

@@ -16,7 +16,8 @@ import { msUntilPingReply } from './wireguard.js';
 
 export const MATRIX_PROFILES = ['open', 'firewall', 'cone', 'restricted', 'symmetric', 'restricted-leaky', 'symmetric+upnp', 'cgnat-sym'] as const;
 export type MatrixProfile = (typeof MATRIX_PROFILES)[number] | 'udp-blocked';
-export type CellPath = 'direct' | 'relay' | 'not connected' | 'none';
+/** tcp-relay: relayed with a side's half of the allocation on the hub's TLS stream (core/candidates/tcp-relay.ts). */
+export type CellPath = 'direct' | 'relay' | 'tcp-relay' | 'not connected' | 'none';
 
 /** What one pair did, whatever the table. */
 export interface CellOutcome {
@@ -181,8 +182,9 @@ export async function runFamilyMatrix(opts: { name?: string; onProgress?: Progre
   }
 }
 
-export async function matrixIn(lab: Lab, onProgress?: Progress): Promise<MatrixCell[]> {
-  const cells = matrixCells();
+/** `only`: the cells to run (say, those with udp-blocked); the lab has every host regardless. */
+export async function matrixIn(lab: Lab, onProgress?: Progress, only: (c: { a: MatrixProfile; b: MatrixProfile }) => boolean = () => true): Promise<MatrixCell[]> {
+  const cells = matrixCells().filter(only);
   const outcomes = await runCells(lab, cells, hostFor('udp-blocked', 'a'), onProgress);
   return cells.map((c, i) => ({ a: c.a, b: c.b, ...outcomes[i] }));
 }
@@ -203,11 +205,11 @@ async function runCells(lab: Lab, cells: { nodes: [string, string] }[], blocked:
   for (const n of names) await s.addNode(n, 'agent', n, ['--groups', groups.get(n)!.join(',')]);
   let done = 0;
   for (const n of names) {
-    // An agent behind udp-blocked never reaches the hub (WireGuard is UDP): do not wait for it.
-    await s.startAgent(n, { wait: n !== blocked });
+    // An agent behind udp-blocked reaches the hub over its TLS stream (issue 12), after its UDP deadline.
+    await s.startAgent(n);
     onProgress?.(`agent ${n} up`, ++done, names.length + cells.length);
   }
-  const live = cells.filter((c) => blocked === undefined || !c.nodes.includes(blocked));
+  const live = cells;
   const pairRows = async () => (await s.hubStatus()).pairs ?? [];
   const rowOf = (rows: Awaited<ReturnType<typeof pairRows>>, [x, y]: [string, string]) => rows.find((r) => (r.a === x && r.b === y) || (r.a === y && r.b === x));
   await s
@@ -221,13 +223,14 @@ async function runCells(lab: Lab, cells: { nodes: [string, string] }[], blocked:
   for (const c of cells) {
     const row = rowOf(rows, c.nodes);
     const [x, y] = c.nodes.map((n) => s.nodes.get(n)!);
-    let path: CellPath = row?.confirmed ? (row.mode === 'relay' ? 'relay' : row.mode === 'direct' ? 'direct' : 'none') : 'none';
+    let path: CellPath = row?.confirmed ? (row.mode === 'relay' ? (row.streamSides?.length ? 'tcp-relay' : 'relay') : row.mode === 'direct' ? 'direct' : 'none') : 'none';
     if (blocked !== undefined && c.nodes.includes(blocked) && (await s.hubStatus()).nodes.find((n) => n.name === blocked)?.handshakeAgeMs === null) path = 'not connected';
     const endpoint = (await s.endpointOn(x.ifname, await s.publicKey(y.name)).catch(() => undefined)) ?? null;
     const endpointB = (await s.endpointOn(y.ifname, await s.publicKey(x.name)).catch(() => undefined)) ?? null;
     let replies = 0;
     const sent = 10;
-    if (path === 'direct' || path === 'relay') {
+    const carries = path === 'direct' || path === 'relay' || path === 'tcp-relay';
+    if (carries) {
       await msUntilPingReply(lab.ns(x.host), y.address, 5000).catch(() => undefined);
       const r = await lab.exec(x.host, 'ping', ['-n', '-q', '-c', String(sent), '-i', '0.05', '-W', '1', y.address], { allowFail: true });
       replies = Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
@@ -241,7 +244,7 @@ async function runCells(lab: Lab, cells: { nodes: [string, string] }[], blocked:
       candidate: row?.candidate ?? null,
       firstPathMs: row?.firstPathMs ?? null,
       replies,
-      sent: path === 'direct' || path === 'relay' ? sent : 0,
+      sent: carries ? sent : 0,
       reason: row?.reason ?? null,
     });
     onProgress?.(`${c.nodes.join(' x ')}: ${path}`, ++done, names.length + cells.length);

@@ -1,4 +1,8 @@
+import { adminGet } from '../../core/admin-socket.js';
+import { hubTransportText } from '../../core/hub-transport-text.js';
 import { Endpoint } from '../../core/net/endpoint.js';
+import { agentStatusSchema, type HubTransportJson } from '../../core/status.js';
+import { agentSocketPath } from '../socket-path.js';
 import type { AgentConfig } from '../../core/protocol.js';
 import type { NodeStatusJson } from '../../core/status.js';
 import { explainPair, sideFromStatus, type PairSide } from '../../core/doctor/explain-pair.js';
@@ -51,8 +55,13 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
 
   let hub: HubView | null = null;
   let wireguard: DoctorReport['wireguard'] = null;
+  let hubTransport: HubTransportJson | null = null;
   const notes: string[] = [];
   if (o.agent) {
+    // The running agent's own word on its way to the hub (not running: nothing to say).
+    hubTransport = await adminGet<unknown>(agentSocketPath(o.agent.ifname), '/v1/status')
+      .then((raw) => agentStatusSchema.parse(raw).hubTransport ?? null)
+      .catch(() => null);
     step('asking the hub what it knows of this node');
     const [v, wg] = await Promise.all([fetchHubView(o.agent.config), wireguardSelf(o.agent.ifname, hubTunnelAddress(o.agent.config))]);
     if ('view' in v) hub = v.view;
@@ -77,17 +86,18 @@ export async function runDoctor(o: DoctorOptions): Promise<DoctorReport> {
 
   const lines = summary(ipv4, ipv6, portMapping);
   if (wireguard) lines.push(...wireguardLines(wireguard));
+  if (hubTransport) lines.push(hubTransportText(hubTransport));
   if (hub?.node.nat) lines.push(`The hub's knowledge of this NAT: mapping ${hub.node.nat.mapping} (${hub.node.nat.mappingWhy}); filtering ${hub.node.nat.filtering} (${hub.node.nat.filteringWhy})`);
   lines.push(...notes);
   const pairs = hub ? explainPairs(hub, ipv4, portMapping) : [];
-  let peers = outlook(ipv4, ipv6, portMapping);
+  let peers = outlook(ipv4, ipv6, portMapping, o.agent ? (o.agent.config.stream?.port ?? null) : undefined);
   // WireGuard gets through where STUN does not: the hub runs --no-stun, or a firewall in front of it passes only WireGuard's port.
-  if (!ipv4.udp && !ipv6.udp && wireguard?.hubHandshakeAgeMs !== null && wireguard?.hubHandshakeAgeMs !== undefined && wireguard.hubHandshakeAgeMs < WIREGUARD_ALIVE_MS) {
+  if (!ipv4.udp && !ipv6.udp && hubTransport?.transport !== 'tcp/tls' && wireguard?.hubHandshakeAgeMs !== null && wireguard?.hubHandshakeAgeMs !== undefined && wireguard.hubHandshakeAgeMs < WIREGUARD_ALIVE_MS) {
     lines.push(`WireGuard reaches the hub, but the hub's STUN port (${o.stun[4] ?? o.stun[6]}) does not answer: the hub runs with --no-stun, or a firewall in front of it passes only WireGuard; doctor could measure nothing else`);
     peers = [{ peer: 'every peer', path: 'unknown', why: 'nothing about this NAT could be measured without the hub\'s STUN port' }];
   }
   phase('done');
-  return doctorReportSchema.parse({ node: o.agent?.config.name ?? null, ipv4, ipv6, portMapping, wireguard, hub, summary: lines, outlook: peers, pairs, tookMs: Date.now() - start });
+  return doctorReportSchema.parse({ node: o.agent?.config.name ?? null, ipv4, ipv6, portMapping, wireguard, hub, ...(o.agent ? { hubTransport } : {}), summary: lines, outlook: peers, pairs, tookMs: Date.now() - start });
 }
 
 function wireguardLines(w: NonNullable<DoctorReport['wireguard']>): string[] {

@@ -17,6 +17,8 @@ interface PathModule<P> {
 const MODULES: { [V in Via]: PathModule<Extract<PathCommandPath, { via: V }>> } = { direct: DirectPath, relay: RelayPath, hub: HubPath };
 
 /** Enters the path the hub committed the pair to, from `prev`. */
-export function enterPath(ctx: PeerContext, prev: CommittedPath, cmd: PathCommandPath, seq: number, peer: PeerState | undefined): Promise<CommittedPath> {
-  return (MODULES[cmd.via] as PathModule<PathCommandPath>).enter(ctx, prev, cmd, seq, peer);
+export async function enterPath(ctx: PeerContext, prev: CommittedPath, cmd: PathCommandPath, seq: number, peer: PeerState | undefined): Promise<CommittedPath> {
+  const next = await (MODULES[cmd.via] as PathModule<PathCommandPath>).enter(ctx, prev, cmd, seq, peer);
+  prev.leave?.(ctx, next);
+  return next;
 }

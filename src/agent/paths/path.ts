@@ -12,6 +12,12 @@ import type { PeerState } from '../../core/wireguard/uapi.js';
  * status shows, and what to watch on each reading of the device.
  */
 
+/** This node's relay sides on the hub's stream (agent/hub-stream.ts): where a tcp-relay path points the peer. */
+export interface StreamChannels {
+  openAllocation(relayId: string): Promise<Endpoint>;
+  closeAllocation(relayId: string): void;
+}
+
 export interface PeerContext {
   readonly key: string;
   info(): PeerInfo;
@@ -20,6 +26,8 @@ export interface PeerContext {
   emit(ev: PathEvent): void;
   changed(): void;
   readonly log: Logger;
+  /** Absent: this agent has no stream transport (a tcp-relay path is then refused). */
+  readonly stream?: StreamChannels;
 }
 
 export interface CommittedPath {
@@ -41,6 +49,8 @@ export interface CommittedPath {
   readonly reAdded: boolean;
   /** What `status` shows. */
   show(): PeerStateName;
+  /** The pair moves from this path to `next`: give back what this one holds (a stream channel). */
+  leave?(ctx: PeerContext, next: CommittedPath): void;
   /** The watch loop should read the device often. */
   busy(): boolean;
   /** A reading of the device while no attempt runs; `grew`: the peer's received bytes grew. */

@@ -1,12 +1,16 @@
 import type { Endpoint } from '../../core/net/endpoint.js';
 import type { PeerState } from '../../core/wireguard/uapi.js';
+import { TCP_RELAY_ID } from '../../core/candidates/tcp-relay.js';
 import { point, type CommittedPath, type PeerContext } from './path.js';
 
 /** The peer's packets are rarely direct while relayed; report it at most this often (each report may start an attempt). */
 const DIRECT_RX_REPORT_MS = 5000;
 
 /**
- * Both sides send to a relay allocation. The relay learns a node's port only from a handshake,
+ * Both sides send to a relay allocation. On a `tcp-relay` path (core/candidates/tcp-relay.ts)
+ * this node's side of the allocation rides the hub's TLS stream: the peer points at the shim's
+ * local port for the allocation (agent/hub-stream.ts), which carries it to the relay.
+ * The relay learns a node's port only from a handshake,
  * and WireGuard does not handshake because an endpoint changed: a new allocation starts a fresh
  * session (remove and re-add the peer). The move counts once the peer's packets come through it.
  */
@@ -23,29 +27,41 @@ export class RelayPath implements CommittedPath {
     readonly seq: number,
     readonly endpoint: Endpoint,
     readonly relayId: string,
+    /** This side rides the stream: `endpoint` is the shim's local port for the allocation. */
+    readonly overStream: boolean,
   ) {}
 
   get relay(): Endpoint {
     return this.endpoint;
   }
 
-  static async enter(ctx: PeerContext, prev: CommittedPath, cmd: { endpoint: Endpoint; relayId: string }, seq: number, peer: PeerState | undefined): Promise<RelayPath> {
-    const path = new RelayPath(seq, cmd.endpoint, cmd.relayId);
-    if (prev instanceof RelayPath && prev.relayId === cmd.relayId) {
+  static async enter(ctx: PeerContext, prev: CommittedPath, cmd: { endpoint: Endpoint; relayId: string; kind?: typeof TCP_RELAY_ID }, seq: number, peer: PeerState | undefined): Promise<RelayPath> {
+    const overStream = cmd.kind === TCP_RELAY_ID;
+    if (overStream && !ctx.stream) throw new Error(`the hub put peer ${ctx.info().name} on a relay over the TLS stream, and this agent has no stream transport`);
+    const endpoint = overStream ? await ctx.stream!.openAllocation(cmd.relayId) : cmd.endpoint;
+    const path = new RelayPath(seq, endpoint, cmd.relayId, overStream);
+    // The same allocation on the other transport is a side the relay must latch again (from a handshake).
+    if (prev instanceof RelayPath && prev.relayId === cmd.relayId && prev.overStream === overStream) {
       path.confirmed = prev.confirmed;
       path.lastDirectReport = prev.lastDirectReport;
-      if (!peer?.endpoint?.equals(cmd.endpoint)) await point(ctx, cmd.endpoint);
+      if (!peer?.endpoint?.equals(endpoint)) await point(ctx, endpoint);
       return path;
     }
     path.reAdded = true;
     await ctx.device.set({ peers: [{ publicKey: ctx.key, remove: true }] });
     await ctx.device.set({
       peers: [
-        { publicKey: ctx.key, endpoint: cmd.endpoint, allowedIps: ctx.info().allowedIps, persistentKeepalive: 0 },
+        { publicKey: ctx.key, endpoint, allowedIps: ctx.info().allowedIps, persistentKeepalive: 0 },
         { publicKey: ctx.key, persistentKeepalive: ctx.keepalive() },
       ],
     });
     return path;
+  }
+
+  leave(ctx: PeerContext, next: CommittedPath): void {
+    if (!this.overStream) return;
+    if (next instanceof RelayPath && next.overStream && next.relayId === this.relayId) return;
+    ctx.stream?.closeAllocation(this.relayId);
   }
 
   show() {

@@ -6,6 +6,7 @@ import { publicIpv6 } from './public-ipv6.js';
 
 export type { CandidateKind, EndpointPair, KindId, NodeView } from './kind.js';
 export { KIND_IDS } from './kind.js';
+export { tcpRelay, TCP_RELAY_ID } from './tcp-relay.js';
 
 /** Every kind, best first. */
 export const KINDS: readonly CandidateKind[] = [lan, mapped, publicIpv4, publicIpv6].sort((a, b) => a.priority - b.priority);

@@ -32,6 +32,12 @@ export interface NodeView {
    * (UPnP-IGD, NAT-PMP or PCP), as its agent reported it; null or absent: none.
    */
   readonly mapped?: Endpoint | null;
+  /**
+   * Where the hub's device sees the node when it rides the hub's TLS stream (a loopback endpoint:
+   * candidates/tcp-relay.ts); then `seen` is null, since the stream is no NAT observation. Null or
+   * absent: the node is on UDP.
+   */
+  readonly stream?: Endpoint | null;
 }
 
 /** Where x sends to reach y, and y to reach x. */

@@ -35,6 +35,10 @@ export function explainPair(p: PairStatusJson, a: PairSide, b: PairSide): string
   if (p.mode === 'direct') return `${head}${p.candidate ? ` (${p.candidate})` : ''}`;
   if (p.mode === 'hub') return `${head}: a node of it asked for proxied mode`;
   if (p.mode === 'waiting') return `${head}: the hub needs both agents connected to coordinate the pair`;
+  if (p.mode === 'relay' && p.streamSides?.length) {
+    const names = p.streamSides.join(' and ');
+    return `${head} over TCP/TLS (tcp-relay): ${names} ${p.streamSides.length === 1 ? 'reaches' : 'reach'} the hub only over its TLS stream (no UDP handshake there), so ${p.streamSides.length === 1 ? 'its' : 'their'} side of the relay rides the stream; direct again once UDP passes`;
+  }
   const clauses: string[] = [];
   const sym = (s: PairSide) => s.nat?.mapping === 'dependent';
   const filters = (s: PairSide) => s.nat?.filtering === 'dependent';

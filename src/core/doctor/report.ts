@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { nodeStatusSchema, pairStatusSchema } from '../status.js';
+import { hubTransportSchema, nodeStatusSchema, pairStatusSchema } from '../status.js';
 
 /**
  * What `wgp2p doctor` found, as one schema: the CLI prints it as text or `--json`, the lab test
@@ -100,6 +100,8 @@ export const doctorReportSchema = z.object({
   portMapping: z.array(portMappingFactSchema),
   wireguard: wireguardFactsSchema.nullable(),
   hub: hubViewSchema.nullable(),
+  /** On an agent: how its hub peer reaches the hub now (UDP or the TLS stream) and why, from the running agent; absent elsewhere. */
+  hubTransport: hubTransportSchema.nullable().optional(),
   /** The short answer, one line each. */
   summary: z.array(z.string()),
   outlook: z.array(peerOutlookSchema),

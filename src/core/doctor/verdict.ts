@@ -54,9 +54,18 @@ export function sideOf(v4: FamilyFacts, pm: readonly PortMappingFact[]): Side | 
   return { dependent: v4.mapping === 'dependent', portFilter: v4.filtering === 'address+port' };
 }
 
-export function outlook(v4: FamilyFacts, v6: FamilyFacts, pm: readonly PortMappingFact[]): PeerOutlook[] {
+/**
+ * `stream`: the TCP port of the hub's stream side the agent config names, null when it names none
+ * (then WireGuard, which is UDP, cannot reach the hub here), undefined when not known (doctor
+ * without --config; hubs have one on TCP 443 unless run with --no-tcp).
+ */
+export function outlook(v4: FamilyFacts, v6: FamilyFacts, pm: readonly PortMappingFact[], stream?: number | null): PeerOutlook[] {
   const out: PeerOutlook[] = [];
-  if (!v4.udp && !v6.udp) return [{ peer: 'every peer', path: 'not connected', why: 'no UDP reaches the hub, and WireGuard is UDP (there is no TCP fallback yet)' }];
+  if (!v4.udp && !v6.udp) {
+    if (stream === null) return [{ peer: 'every peer', path: 'not connected', why: 'no UDP reaches the hub, WireGuard is UDP, and the agent config names no stream side of the hub (hub run --no-tcp, or a config from before it): get a fresh agent config' }];
+    const where = stream === undefined ? "the hub's TLS stream (TCP 443 unless the hub runs --no-tcp)" : `the hub's TLS stream on TCP ${stream}`;
+    return [{ peer: 'every peer', path: 'relay', why: `no UDP reaches the hub: WireGuard rides ${where}, and every pair is relayed over it (tcp-relay) until UDP passes` }];
+  }
   const me = sideOf(v4, pm);
   const mapped = forwardingMapping(pm);
   if (v4.udp && me) {

@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { createConnection } from 'node:net';
 import { Endpoint } from '../net/endpoint.js';
-import { hexToKey, isKey, keyToHex } from './keys.js';
+import { hexToKey, isKey, keyToHex, publicKeyOf } from './keys.js';
 
 /** Where wireguard-go (and the kernel module's wg(8) compatibility) put the per-interface UAPI socket. */
 export const UAPI_DIR = process.env.WGP2P_UAPI_DIR ?? '/var/run/wireguard';
@@ -78,6 +79,24 @@ function cachedKey(hex: string): string {
   return k;
 }
 
+/**
+ * The device's public key, derived from the private key a UAPI read includes (as wg(8) and
+ * netlink report it): the stream transport authenticates a node by it. Kept: the derived key and
+ * a digest of the private key's text (to see it change), never the private key itself.
+ */
+let ownKey: { digest: string; publicKey: string } | undefined;
+function ownPublicKey(hex: string): string | undefined {
+  const digest = createHash('sha256').update(hex).digest('hex');
+  if (ownKey?.digest !== digest) {
+    try {
+      ownKey = { digest, publicKey: publicKeyOf(hexToKey(hex)) };
+    } catch {
+      return undefined;
+    }
+  }
+  return ownKey.publicKey;
+}
+
 /** The last text and state of each peer, by its hex key. Nothing mutates a PeerState once parsed, so one may be shared by reads. */
 const peerBlocks = new Map<string, { block: string; peer: PeerState }>();
 
@@ -114,6 +133,9 @@ export function parseGet(text: string): DeviceState {
         device.peers.push(peer);
         break;
       }
+      case 'private_key':
+        if (!peer) device.publicKey = ownPublicKey(value);
+        break;
       case 'listen_port':
         device.listenPort = Number(value);
         break;

@@ -1,4 +1,4 @@
-import { gather, kindOf, type Candidate, type CandidateKind, type NodeView } from '../../core/candidates/index.js';
+import { gather, kindOf, tcpRelay, TCP_RELAY_ID, type Candidate, type CandidateKind, type NodeView } from '../../core/candidates/index.js';
 import { realClock, KeyedTimers, type Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/log.js';
 import type { Endpoint } from '../../core/net/endpoint.js';
@@ -352,6 +352,7 @@ export class PairPaths {
         family: path.via === 'direct' ? path.endpoints.a.family : path.via === 'relay' && p.grant && p.grant.forA.family === p.grant.forB.family ? p.grant.forA.family : null,
         bridged: path.via === 'relay' && p.grant !== null && p.grant.forA.family !== p.grant.forB.family,
         relayId: p.grant?.relayId ?? null,
+        streamSides: path.via === 'relay' ? this.streamSides(p) : [],
         sinceMs: now - p.since,
         directAfterMs: p.directAfterMs,
         firstPathMs: p.firstPathMs,
@@ -365,6 +366,11 @@ export class PairPaths {
 
   get size(): number {
     return this.pairs.size;
+  }
+
+  private streamSides(p: Pair): string[] {
+    const v = this.views(p);
+    return [v.a, v.b].filter((n) => tcpRelay.onStream(n)).map((n) => n.name);
   }
 
   close(): void {
@@ -426,6 +432,9 @@ export class PairPaths {
    */
   private viable(p: Pair): { all: Candidate[]; viable: Candidate[]; blocked: string | null; bothSeen: boolean } {
     const v = this.views(p);
+    // A side on the hub's TLS stream has no UDP: the relay, that side over the stream (tcp-relay).
+    const onStream = tcpRelay.blocksDirect(v.a, v.b);
+    if (onStream) return { all: [], viable: [], blocked: onStream, bothSeen: (v.a.seen ?? v.a.stream) != null && (v.b.seen ?? v.b.stream) != null };
     const all = gather(v.a, v.b);
     let blocked: string | null = null;
     const viable = all.filter((c) => {
@@ -630,8 +639,11 @@ export class PairPaths {
     p.path = path;
     const seq = ++p.seq;
     path.seq = seq;
-    this.deps.send(p.a, { type: 'path', step: 'use', seq, publicKey: p.b, path: { via: 'relay', endpoint: r.forA, relayId: r.relayId } });
-    this.deps.send(p.b, { type: 'path', step: 'use', seq, publicKey: p.a, path: { via: 'relay', endpoint: r.forB, relayId: r.relayId } });
+    const v = this.views(p);
+    // A side on the stream opens its side of the allocation on its shim (agent/paths/relay.ts).
+    const over = (n: NodeView) => (tcpRelay.onStream(n) ? { kind: TCP_RELAY_ID } : {});
+    this.deps.send(p.a, { type: 'path', step: 'use', seq, publicKey: p.b, path: { via: 'relay', endpoint: r.forA, relayId: r.relayId, ...over(v.a) } });
+    this.deps.send(p.b, { type: 'path', step: 'use', seq, publicKey: p.a, path: { via: 'relay', endpoint: r.forB, relayId: r.relayId, ...over(v.b) } });
     p.timers.disarm('relay-confirm');
     if (path.ok.a && path.ok.b) return;
     p.timers.arm('relay-confirm', this.t.relayConfirmMs, () => {

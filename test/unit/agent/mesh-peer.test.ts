@@ -268,3 +268,46 @@ test('proxied: the peer entry goes and its addresses move to the hub peer; an at
   assert.equal(device.endpoint, DIRECT);
   assert.equal(peer.show(), 'trying');
 });
+
+test('a tcp-relay path points the peer at the shim port of its allocation, re-added so it handshakes through it; relay-ok counts there; leaving it for direct closes the channel', async () => {
+  const device = new FakeDevice();
+  const opened: string[] = [];
+  const closed: string[] = [];
+  const events: PathEvent[] = [];
+  const peer = new MeshPeer(
+    { publicKey: PEER, name: 'b', kind: 'agent', allowedIps: ['10.99.0.3/32'], endpoint: null, handshakeAgeMs: null, listenPort: 51820 },
+    {
+      device,
+      keepalive: () => 25,
+      emit: (ev) => events.push(ev),
+      changed: () => undefined,
+      log: createLogger('test'),
+      stream: {
+        openAllocation: async (id) => {
+          opened.push(id);
+          return E('127.0.0.1:41234');
+        },
+        closeAllocation: (id) => closed.push(id),
+      },
+    },
+  );
+  const id = '00112233aabbccdd';
+  await peer.apply({ type: 'path', step: 'use', publicKey: PEER, seq: 1, path: { via: 'relay', endpoint: E(RELAY), relayId: id, kind: 'tcp-relay' } }, device.peer);
+  assert.deepEqual(opened, [id]);
+  assert.equal(device.endpoint, '127.0.0.1:41234', 'the relay address the hub names is not where this side sends');
+  assert.deepEqual(device.sentTo, ['127.0.0.1:41234'], 're-added: the handshake goes through the stream at once');
+  device.receive('127.0.0.1:41234');
+  await peer.tick(device.peer, Date.now());
+  assert.deepEqual(summary(events), [['relay-ok', 1, null]]);
+  // The same allocation again (a resend) keeps the channel.
+  await peer.apply({ type: 'path', step: 'use', publicKey: PEER, seq: 2, path: { via: 'relay', endpoint: E(RELAY), relayId: id, kind: 'tcp-relay' } }, device.peer);
+  assert.deepEqual(closed, []);
+  await peer.apply(useDirect(3), device.peer);
+  assert.deepEqual(closed, [id]);
+});
+
+test('a tcp-relay path on an agent without a stream transport is refused with the reason', async () => {
+  const device = new FakeDevice();
+  const { peer } = meshPeer(device);
+  await assert.rejects(peer.apply({ type: 'path', step: 'use', publicKey: PEER, seq: 1, path: { via: 'relay', endpoint: E(RELAY), relayId: '00112233aabbccdd', kind: 'tcp-relay' } }, device.peer), /no stream transport/);
+});

@@ -62,9 +62,15 @@ test('a symmetric NAT is direct only with peers that let anyone in; a forwarding
   assert.equal(path(outlook(symmetric, none6, [{ ...upnp, forwards: false }]), 'home routers'), 'relay');
 });
 
-test('no UDP at all: not connected; IPv6 with a stateful firewall: direct with IPv6 peers', () => {
+test('no UDP at all: relayed over the hub\'s TLS stream, or not connected without one; IPv6 with a stateful firewall: direct with IPv6 peers', () => {
   const blocked = facts({ udp: false, mapped: null, mapping: null, filtering: null });
-  assert.deepEqual(outlook(blocked, { ...none6 }, []).map((o) => o.path), ['not connected']);
+  const viaStream = outlook(blocked, { ...none6 }, [], 443);
+  assert.deepEqual(viaStream.map((o) => o.path), ['relay']);
+  assert.match(viaStream[0].why, /TLS stream on TCP 443.*tcp-relay/);
+  assert.match(outlook(blocked, { ...none6 }, []).map((o) => o.why)[0], /TCP 443 unless the hub runs --no-tcp/);
+  const noStream = outlook(blocked, { ...none6 }, [], null);
+  assert.deepEqual(noStream.map((o) => o.path), ['not connected']);
+  assert.match(noStream[0].why, /get a fresh agent config/);
   const v6 = facts({ family: 6, addressKept: true, hairpin: null, portAfterProbe: null, leaky: null });
   const o = outlook(blocked, v6, []);
   assert.equal(path(o, 'peers with IPv6'), 'direct');
