@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { publicKeyOf } from '../../../src/core/wireguard/keys.js';
-import { Scenario } from '../../../src/lab/scenario.js';
+import { HUB_TUNNEL, Scenario } from '../../../src/lab/scenario.js';
+import { msUntilPingReply } from '../../../src/lab/wireguard.js';
 import { uniqueLabName, withLab } from '../helpers.js';
 
 /**
@@ -14,10 +15,8 @@ import { uniqueLabName, withLab } from '../helpers.js';
  * ride TLS to the hub's TCP 443, so the enrolment reply arriving is the proof that the hub peer
  * worked through the stream.
  *
- * What this does not assert yet: that the enrolled agent's own hub peer works afterwards (a ping
- * of the hub's tunnel address). That is the agent's transport choice (hub peer to the stream when
- * UDP fails), which is another branch's (TAG=tcp); once it is on this line, add
- * `await msUntilPingReply(lab.ns(host), HUB_TUNNEL, 15_000)` after the join.
+ * Then the agent that `join` runs chooses its own transport (agent/hub-transport.ts): its hub
+ * peer moves to the stream too, and the hub's tunnel address answers pings.
  */
 
 const CLI = fileURLToPath(new URL('../../../src/cli/main.js', import.meta.url));
@@ -80,6 +79,9 @@ async function joinFrom(profile: 'restricted' | 'udp-blocked' | 'http-proxy'): P
       const list = JSON.parse((await s.cli(undefined, ['node', 'list', '--dir', s.dir, '--json'])).stdout) as { name: string; publicKey: string }[];
       assert.equal(list.find((n) => n.name === 'device')?.publicKey, publicKeyOf(privateKey));
       process.stderr.write(`stream-join ${profile}: joined over the stream in ${joinMs} ms (from the spawn of wgp2p join to its last line)\n${out}\n`);
+      // The enrolled agent's own hub peer rides the stream as well: the hub answers through it.
+      const pingMs = await msUntilPingReply(lab.ns('device'), HUB_TUNNEL, 20_000);
+      process.stderr.write(`stream-join ${profile}: the hub's tunnel address answered ${pingMs} ms after the join's last line\n`);
 
       // The same code again from this network: the stream side refuses it with the words of the
       // enrolment API, and nothing is written.
