@@ -10,7 +10,7 @@ import type { NodeView } from './kind.js';
  * are of a network that passes no UDP): the pair goes to the relay, and the node's side of the
  * allocation rides the stream too.
  *
- * The relay's per-pair rules hold unchanged (design note 2 of docs/stream-in-progress.md): the
+ * The relay's per-pair rules hold unchanged (design note 2 of docs/stream.md): the
  * side is allocated with the node IP the hub sees it at, 127.0.0.1 (or ::1), which the relay
  * takes as a stream side (`Relay#streamSide` refuses any other), and nothing from outside the
  * machine can come from a loopback source. The agent opens `{kind:'allocation', id}` on its
