@@ -1,0 +1,41 @@
+import { join } from 'node:path';
+
+/**
+ * What the guest is made of. Everything here goes into the image's cache key, so a change to a
+ * list rebuilds the image instead of booting a stale one.
+ */
+
+/** Debian's meta-package; it depends on the current `linux-image-VERSION-cloud-amd64`. */
+export const KERNEL_META_PACKAGE = 'linux-image-cloud-amd64';
+
+/** Bumped when the builder changes in a way the lists below do not show. */
+export const IMAGE_FORMAT = 1;
+
+/**
+ * Debian packages whose files the guest gets (copied from this machine, with every library their
+ * executables link to): a shell and coreutils for wg-quick and /init, and the lab's tools.
+ */
+export const GUEST_PACKAGES = [
+  'bash', 'dash', 'coreutils', 'hostname', 'mawk', 'util-linux', 'mount', 'procps', 'grep', 'sed', 'findutils', 'kmod', 'netbase',
+  'iproute2', 'iputils-ping', 'wireguard-tools', 'nftables', 'iptables', 'conntrack', 'iperf3', 'miniupnpd-nftables',
+  'miniupnpc', 'natpmpc', 'netsniff-ng',
+] as const;
+
+/** Paths of those packages that a guest never reads: left out to keep the image small. */
+export const SKIPPED_PATHS = [/^\/usr\/share\/(doc|man|info|locale|lintian|bash-completion|zsh)\//, /^\/usr\/lib\/systemd\//, /^\/lib\/systemd\//, /^\/etc\/(init\.d|logrotate\.d|cron\.[a-z]+)\//];
+
+/**
+ * Module trees of the kernel package the guest gets (with whatever they depend on): networking
+ * (WireGuard, veth, bridges, nftables, conntrack, NAT), virtio for the output console and entropy.
+ */
+export const MODULE_TREES = ['kernel/net/', 'kernel/drivers/net/wireguard/', 'kernel/drivers/net/veth.ko', 'kernel/drivers/net/dummy.ko', 'kernel/drivers/virtio/', 'kernel/drivers/char/virtio_console.ko', 'kernel/drivers/char/hw_random/', 'kernel/lib/', 'kernel/crypto/', 'kernel/arch/x86/crypto/'] as const;
+
+/** Loaded by /init before anything runs (the rest load on demand, as on any Debian machine). */
+export const BOOT_MODULES = ['virtio_pci', 'virtio_console', 'virtio_rng', 'wireguard', 'veth', 'bridge', 'nf_tables'] as const;
+
+export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.WGP2P_VM_CACHE ?? '/var/cache/wgp2p/vm';
+}
+
+export const kernelDir = (cache: string) => join(cache, 'kernel');
+export const imageDir = (cache: string) => join(cache, 'image');
