@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { run } from '../core/exec.js';
 import { Endpoint } from '../core/net/endpoint.js';
 import { publicKeyOf } from '../core/wireguard/keys.js';
-import { getDevice } from '../core/wireguard/uapi.js';
+import type { WireGuardDevice } from '../core/wireguard/device.js';
 import { decode } from '../core/protocol.js';
 import { hubStatusSchema, type HubStatusJson, type PairStatusJson as PairStatus } from '../core/status.js';
 import type { Lab } from './lab.js';
@@ -118,7 +118,7 @@ export class Scenario {
     const copy = join(dir, `${ifname}.conf`);
     copyFileSync(conf, copy);
     await this.lab.recordWireGuard(host, ifname);
-    await wgQuickUp(this.lab.ns(host), copy);
+    await wgQuickUp(this.lab.ns(host), copy, this.lab.dataPlane);
   }
 
   async down(host: string, ifname: string): Promise<void> {
@@ -249,9 +249,22 @@ export class Scenario {
     return last!;
   }
 
+  /** The lab host an interface of this scenario lives on (the hub's, a node's). */
+  hostOf(ifname: string): string {
+    if (ifname === this.hubIf) return this.hubHost;
+    const n = [...this.nodes.values()].find((x) => x.ifname === ifname);
+    if (!n) throw new Error(`no node of this scenario has interface ${ifname}`);
+    return n.host;
+  }
+
+  /** A scenario interface's device, on either data plane. */
+  device(ifname: string): Promise<WireGuardDevice> {
+    return this.lab.device(this.hostOf(ifname), ifname);
+  }
+
   /** The endpoint an interface has for a peer, read from its own device. */
   async endpointOn(ifname: string, publicKey: string): Promise<string | undefined> {
-    return (await getDevice(ifname)).peers.find((p) => p.publicKey === publicKey)?.endpoint?.toString();
+    return (await (await this.device(ifname)).get()).peers.find((p) => p.publicKey === publicKey)?.endpoint?.toString();
   }
 
   /** The hub's public key, from the private key in its hub.conf (a WireGuard device reading has only the private half). */

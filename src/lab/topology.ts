@@ -5,6 +5,7 @@ import { publicEndpointProblem, type IpAddress } from '../core/net/address.js';
 import { Cidr } from '../core/net/cidr.js';
 import { cidrSchema, ipAddressSchema } from '../core/net/schemas.js';
 import { addressOf, FIREWALLS6, ipv4SubnetOf, NAT_PROFILES, subnetOf, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan } from './plan.js';
+import { DATA_PLANES } from './data-plane.js';
 import { upnpRefusesWan } from './upnp-reserved.js';
 
 export { FIREWALLS6, NAT_PROFILES, type Firewall6, type NatProfile, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan, type SubnetPlan } from './plan.js';
@@ -85,6 +86,10 @@ export const topologySchema = z
       .default({ subnet: Cidr.parse('203.0.113.0/24') }),
     routers: z.array(routerSchema).default([]),
     hosts: z.array(hostSchema).min(1, 'a topology needs at least one host'),
+    dataPlane: z
+      .enum(DATA_PLANES, { error: () => `must be ${DATA_PLANES.join(' or ')} (kernel: Linux's WireGuard module; userspace: wireguard-go)` })
+      .optional()
+      .describe('absent: WGP2P_DATA_PLANE, else userspace'),
   })
   .strict();
 
@@ -317,7 +322,7 @@ function plan(t: Topology): LabPlan {
   });
 
   if (problems.length) throw new TopologyError(problems);
-  return { name: t.name, internet, routers, hosts };
+  return { name: t.name, internet, routers, hosts, ...(t.dataPlane ? { dataPlane: t.dataPlane } : {}) };
 }
 
 function segment(name: string, subnet: Cidr, subnet6?: Cidr): SegmentPlan {

@@ -75,13 +75,18 @@ export function parseDump(text: string): DeviceState {
 
 class WgToolDevice implements WireGuardDevice {
   readonly kind = 'wg-tool';
-  constructor(readonly ifname: string) {}
+  /** `netns`: the namespace the interface lives in, for a caller outside it (the lab's tests). */
+  constructor(
+    readonly ifname: string,
+    private readonly netns?: string,
+  ) {}
   async get(): Promise<DeviceState> {
-    return parseDump((await run('wg', ['show', this.ifname, 'dump'])).stdout);
+    return parseDump((await run('wg', ['show', this.ifname, 'dump'], { netns: this.netns })).stdout);
   }
   async set(update: DeviceUpdate): Promise<void> {
-    if (update.privateKey !== undefined) throw new DeviceError('setting the private key through wg(8) is not supported here; use the config file');
     const args = ['set', this.ifname];
+    // The key goes through stdin, never argv (where ps would show it).
+    if (update.privateKey !== undefined) args.push('private-key', '/dev/stdin');
     if (update.listenPort !== undefined) args.push('listen-port', String(update.listenPort));
     for (const p of update.peers ?? []) {
       args.push('peer', p.publicKey);
@@ -93,15 +98,18 @@ class WgToolDevice implements WireGuardDevice {
       if (p.persistentKeepalive !== undefined) args.push('persistent-keepalive', String(p.persistentKeepalive));
       if (p.allowedIps !== undefined) args.push('allowed-ips', p.allowedIps.join(','));
     }
-    await run('wg', args);
+    await run('wg', args, { netns: this.netns, input: update.privateKey !== undefined ? `${update.privateKey}\n` : undefined });
   }
 }
 
-/** Finds the interface: its UAPI socket, else a kernel interface that wg(8) knows. */
-export async function openDevice(ifname: string): Promise<WireGuardDevice> {
+/**
+ * Finds the interface: its UAPI socket, else a kernel interface that wg(8) knows (in `netns`
+ * when given: kernel interfaces are per namespace, UAPI sockets are machine-wide).
+ */
+export async function openDevice(ifname: string, opts: { netns?: string } = {}): Promise<WireGuardDevice> {
   if (!/^[A-Za-z0-9_=+.-]{1,15}$/.test(ifname)) throw new DeviceError(`"${ifname}" is not a valid interface name (1-15 characters)`);
   if (existsSync(uapiSocketPath(ifname))) return new UapiDevice(ifname);
-  const r = await run('wg', ['show', ifname, 'public-key'], { allowFail: true }).catch(() => ({ code: 1 }));
-  if (r.code === 0) return new WgToolDevice(ifname);
+  const r = await run('wg', ['show', ifname, 'public-key'], { allowFail: true, netns: opts.netns }).catch(() => ({ code: 1 }));
+  if (r.code === 0) return new WgToolDevice(ifname, opts.netns);
   throw new DeviceError(`WireGuard interface "${ifname}" does not exist; bring it up first (e.g. wg-quick up ${ifname})`);
 }

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { getDevice } from '../../../src/core/wireguard/uapi.js';
 import { Scenario } from '../../../src/lab/scenario.js';
 import type { TopologyInput } from '../../../src/lab/topology.js';
 import { msUntilPingReply } from '../../../src/lab/wireguard.js';
@@ -27,7 +26,7 @@ async function ping(s: Scenario, host: string, target: string, count: number): P
 
 async function hubCounters(s: Scenario, name: string): Promise<number> {
   const key = await s.publicKey(name);
-  const p = (await getDevice(s.hubIf)).peers.find((x) => x.publicKey === key)!;
+  const p = (await (await s.device(s.hubIf)).get()).peers.find((x) => x.publicKey === key)!;
   return p.rxBytes + p.txBytes;
 }
 

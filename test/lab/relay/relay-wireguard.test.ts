@@ -4,7 +4,6 @@ import { test } from 'node:test';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setDevice } from '../../../src/core/wireguard/uapi.js';
 import type { Lab } from '../../../src/lab/lab.js';
 import { natPair } from '../../../src/lab/topologies.js';
 import { msUntilPingReply, startWireGuard, waitForHandshake, type StartedWireGuard } from '../../../src/lab/wireguard.js';
@@ -36,15 +35,16 @@ function relayLog(lab: Lab): RelayLog {
 
 /** Two WireGuards behind symmetric NATs (direct impossible), pointed at a relay pair on the public host. */
 async function relayedPair(lab: Lab, aIf: string, bIf: string, mode: string): Promise<{ a: StartedWireGuard; b: StartedWireGuard }> {
-  const a = await startWireGuard(lab.ns('a'), aIf, { listenPort: 51820, address: '10.77.0.1/24' });
+  const a = await startWireGuard(lab.ns('a'), aIf, { listenPort: 51820, address: '10.77.0.1/24', dataPlane: lab.dataPlane });
   await lab.recordWireGuard('a', aIf);
-  const b = await startWireGuard(lab.ns('b'), bIf, { listenPort: 51820, address: '10.77.0.2/24' });
+  const b = await startWireGuard(lab.ns('b'), bIf, { listenPort: 51820, address: '10.77.0.2/24', dataPlane: lab.dataPlane });
   await lab.recordWireGuard('b', bIf);
   lab.spawn('relay', 'relay', process.execPath, [RELAY_HOST, '--address', '203.0.113.2', '--ports', '47000-47010', '--allocate', `ab,${a.publicKey},203.0.113.10,${b.publicKey},203.0.113.20`, '--kernel-mode', mode]);
   await sleep(500);
-  await setDevice(aIf, { peers: [{ publicKey: b.publicKey, endpoint: Endpoint.parse('203.0.113.2:47000'), allowedIps: ['10.77.0.2/32'], persistentKeepalive: 0 }, { publicKey: b.publicKey, persistentKeepalive: 25 }] });
-  await setDevice(bIf, { peers: [{ publicKey: a.publicKey, endpoint: Endpoint.parse('203.0.113.2:47001'), allowedIps: ['10.77.0.1/32'], persistentKeepalive: 0 }, { publicKey: a.publicKey, persistentKeepalive: 25 }] });
-  await waitForHandshake(aIf, b.publicKey, 15_000);
+  const [devA, devB] = [await lab.device('a', aIf), await lab.device('b', bIf)];
+  await devA.set({ peers: [{ publicKey: b.publicKey, endpoint: Endpoint.parse('203.0.113.2:47000'), allowedIps: ['10.77.0.2/32'], persistentKeepalive: 0 }, { publicKey: b.publicKey, persistentKeepalive: 25 }] });
+  await devB.set({ peers: [{ publicKey: a.publicKey, endpoint: Endpoint.parse('203.0.113.2:47001'), allowedIps: ['10.77.0.1/32'], persistentKeepalive: 0 }, { publicKey: a.publicKey, persistentKeepalive: 25 }] });
+  await waitForHandshake(devA, b.publicKey, 15_000);
   await msUntilPingReply(lab.ns('a'), '10.77.0.2', 5000);
   // The pair moves into the kernel right after both sides are confirmed, and in nat mode the relay
   // flushes conntrack once more 1 s later; a datagram in flight during that handover may be lost
