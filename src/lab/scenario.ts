@@ -9,6 +9,7 @@ import type { WireGuardDevice } from '../core/wireguard/device.js';
 import { decode } from '../core/protocol.js';
 import { hubStatusSchema, type HubStatusJson, type PairStatusJson as PairStatus } from '../core/status.js';
 import type { Lab } from './lab.js';
+import { scaled } from './time-scale.js';
 import { msUntilPingReply, wgQuickUp } from './wireguard.js';
 
 /**
@@ -62,7 +63,7 @@ export class Scenario {
   }
 
   cli(host: string | undefined, args: string[], opts: { allowFail?: boolean } = {}) {
-    return host ? this.lab.exec(host, process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: 30_000 }) : run(process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: 30_000 });
+    return host ? this.lab.exec(host, process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: scaled(30_000) }) : run(process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: scaled(30_000) });
   }
 
   /** The hub's endpoints on the lab's internet, IPv4 first: one per family its host has. */
@@ -280,6 +281,7 @@ export class Scenario {
   }
 
   async waitFor(pred: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+    timeoutMs = scaled(timeoutMs);
     const deadline = Date.now() + timeoutMs;
     while (!(await pred().catch(() => false))) {
       if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

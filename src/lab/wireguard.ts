@@ -7,6 +7,7 @@ import { generateKeyPair, publicKeyOf } from '../core/wireguard/keys.js';
 import { getDevice, setDevice, uapiSocketPath, type DeviceState } from '../core/wireguard/uapi.js';
 import { spawnDaemon } from './daemon.js';
 import { wgQuickUserspace, type DataPlane } from './data-plane.js';
+import { scaled } from './time-scale.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -27,6 +28,7 @@ export interface StartedWireGuard {
 }
 
 async function waitFor(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  timeoutMs = scaled(timeoutMs);
   const deadline = Date.now() + timeoutMs;
   while (!(await pred())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -121,6 +123,7 @@ export async function waitForHandshake(device: string | WireGuardDevice, peerPub
  * 10 ms until the first reply (-c 1 counts replies, -w is the deadline), so the resolution is ~10 ms.
  */
 export async function msUntilPingReply(netns: string, target: string, timeoutMs = 15_000): Promise<number> {
+  timeoutMs = scaled(timeoutMs);
   const start = performance.now();
   const r = await run('ping', ['-n', '-q', '-i', '0.01', '-c', '1', '-w', String(Math.ceil(timeoutMs / 1000)), target], { netns, allowFail: true });
   if (r.code !== 0) throw new Error(`no ping reply from ${target} within ${timeoutMs} ms (from ${netns})`);

@@ -79,6 +79,8 @@ async function buildRoot(stage: string, kernel: Kernel, inputs: ImageInputs): Pr
     for (const p of list) await copier.add(p, false);
   }
   await copier.add(process.execPath, false);
+  // Debian points awk at mawk through the alternatives system, which dpkg -L does not list.
+  if (!existsSync(join(stage, 'usr/bin/awk')) && existsSync(join(stage, 'usr/bin/mawk'))) await symlink('mawk', join(stage, 'usr/bin/awk'));
   await copier.addLibraries();
 
   const release = kernel.release;

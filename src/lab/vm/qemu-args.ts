@@ -20,6 +20,8 @@ export interface QemuPlan {
   consoleLog: string;
   /** A unix socket, listened on by the caller, that QEMU connects hvc1 (the command's stderr) to. */
   stderrSocket?: string;
+  /** TCG's CPU model (default max); KVM always runs the host's. */
+  tcgCpu?: string;
   /** Kernel arguments beyond the fixed ones. */
   append?: readonly string[];
 }
@@ -34,7 +36,7 @@ export function qemuArgs(p: QemuPlan): string[] {
     // QEMU splits -chardev/-serial values at commas; a path with one would be misread.
     if (v !== undefined && /[,\s]/.test(v)) throw new Error(`the ${what} path "${v}" holds a comma or a space, which QEMU's options cannot take`);
   }
-  const accel = p.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=single', '-cpu', 'max'];
+  const accel = p.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=single', '-cpu', p.tcgCpu ?? 'max'];
   const args = [
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
     ...accel,

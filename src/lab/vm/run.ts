@@ -47,7 +47,8 @@ const RUN_PREFIX = 'wgp2p-vm-run-';
 
 /** The guest's environment: the data plane is the kernel's, and the host's WGP2P_* settings go along. */
 export function guestEnv(host: NodeJS.ProcessEnv, extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = { WGP2P_DATA_PLANE: 'kernel' };
+  // Under TCG everything runs 10-20x slower: lab deadlines stretch (src/lab/time-scale.ts).
+  const env: Record<string, string> = { WGP2P_DATA_PLANE: 'kernel', WGP2P_LAB_TIME_SCALE: '10' };
   for (const [k, v] of Object.entries(host)) if (k.startsWith('WGP2P_') && !k.startsWith('WGP2P_VM_') && v !== undefined) env[k] = v;
   return { ...env, ...extra };
 }
@@ -112,7 +113,7 @@ export async function runInVm(o: VmRunOptions): Promise<VmRunResult> {
     await rm(join(runDir, 'stage'), { recursive: true, force: true });
 
     const consoleLog = join(runDir, 'console.log');
-    const args = qemuArgs({ accel: decision.accel, kernel: kernel.vmlinuz, initrd, memoryMb: o.memoryMb ?? 3072, cpus: o.cpus ?? 2, consoleLog, stderrSocket: join(runDir, 'stderr.sock'), append: process.env.WGP2P_VM_DEBUG ? ['loglevel=7'] : [] });
+    const args = qemuArgs({ accel: decision.accel, kernel: kernel.vmlinuz, initrd, memoryMb: o.memoryMb ?? 3072, cpus: o.cpus ?? 2, consoleLog, stderrSocket: join(runDir, 'stderr.sock'), append: process.env.WGP2P_VM_DEBUG ? ['loglevel=7'] : [], tcgCpu: process.env.WGP2P_VM_CPU });
     if (process.env.WGP2P_VM_DEBUG) log(`qemu ${args.join(' ')}`);
     if (interrupted) throw classify({ phase: 'booting', ended: { by: 'signal', signal: interrupted }, qemuStderr: '', console: '' }, { bootTimeoutS, timeoutS });
 
