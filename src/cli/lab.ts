@@ -9,6 +9,7 @@ import type { Behaviour } from '../lab/truth-table.js';
 import { verifyProfiles, type VerifyResult } from '../lab/verify.js';
 import { runDemo, type DemoRow } from '../lab/demo.js';
 import { renderFamilyMatrix, renderMatrix, runFamilyMatrix, runMatrix } from '../lab/nat-matrix.js';
+import { VmError } from '../lab/vm/failure.js';
 import { runInVm } from '../lab/vm/run.js';
 import { parseVmOptions, type VmCliOptions } from '../lab/vm/options.js';
 import { age } from './status.js';
@@ -240,7 +241,11 @@ export function registerLab(program: Command): void {
     .option('--rebuild', 'rebuild the cached guest image')
     .action(async (cmd: string[], raw: VmCliOptions) => {
       const opts = parseVmOptions(raw);
-      const r = await runInVm({ argv: cmd, ...opts, log: (m) => console.error(`lab vm: ${m}`) });
+      const r = await runInVm({ argv: cmd, ...opts, log: (m) => console.error(`lab vm: ${m}`) }).catch((err: unknown) => {
+        if (!(err instanceof VmError) || err.kind !== 'interrupted') throw err;
+        console.error(`wgp2p: ${err.message}`);
+        process.exit(err.exitCode);
+      });
       console.error(`lab vm: the command exited ${r.code} after ${(r.runMs / 1000).toFixed(1)} s in the guest (boot ${(r.bootMs / 1000).toFixed(1)} s, ${r.accel}); guest stopped`);
       process.exitCode = r.code;
     });

@@ -19,6 +19,8 @@ export type VmFailure =
 
 export class VmError extends Error {
   override name = 'VmError';
+  /** What the CLI exits with: 128 + the signal's number when interrupted, else 1. */
+  exitCode = 1;
   constructor(
     readonly kind: VmFailure,
     readonly cause_: string,
@@ -54,7 +56,11 @@ export function panicLine(console: string): string | undefined {
 }
 
 export function classify(o: GuestObservation, limits: { bootTimeoutS: number; timeoutS: number }): VmError {
-  if (o.ended.by === 'signal') return new VmError('interrupted', `interrupted by ${o.ended.signal}; the guest was stopped`, 'nothing was left behind');
+  if (o.ended.by === 'signal') {
+    const e = new VmError('interrupted', `interrupted by ${o.ended.signal}; the guest was stopped`, 'nothing was left behind');
+    e.exitCode = 128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as Record<string, number>)[o.ended.signal]!;
+    return e;
+  }
   if (o.guestFailure?.what === 'wireguard') {
     return new VmError('no-wireguard', `the guest's kernel has no WireGuard module (modprobe wireguard: ${o.guestFailure.detail || 'failed'})`, 'boot a kernel built with CONFIG_WIREGUARD (Debian\'s cloud kernels since 5.6 have it): remove the cached kernel and image, or point --kernel-package at another linux-image package');
   }

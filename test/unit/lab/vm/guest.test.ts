@@ -79,6 +79,7 @@ test('each way a guest fails gives its cause and its fix', () => {
   assert.equal(kvm.kind, 'qemu-error');
   assert.match(kvm.message, /QEMU stopped: .*MSR.*--accel tcg/);
 
-  assert.equal(classify(obs({ ended: { by: 'signal', signal: 'SIGINT' } }), limits).kind, 'interrupted');
+  const int = classify(obs({ ended: { by: 'signal', signal: 'SIGINT' } }), limits);
+  assert.deepEqual([int.kind, int.exitCode], ['interrupted', 130], 'Ctrl-C exits as an interrupted command does');
   assert.equal(classify(obs({ phase: 'running' }), limits).kind, 'guest-lost');
 });
