@@ -73,7 +73,7 @@ export async function wgQuickUp(netns: string, confPath: string, dataPlane: Data
   const r = await run('wg-quick', ['up', confPath], { netns, allowFail: true, env: { ...process.env, WG_QUICK_USERSPACE_IMPLEMENTATION: wgQuickUserspace(dataPlane) } });
   if (r.code !== 0) {
     const why = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ');
-    throw new Error(`wg-quick up ${confPath} failed (exit ${r.code}): ${why}${dataPlane === 'kernel' ? "; on the kernel data plane this means the kernel could not create a WireGuard interface (is the module there? run the lab under \"wgp2p lab vm\")" : ''}`);
+    throw new Error(`wg-quick up ${confPath} failed (exit ${r.code}): ${why}${dataPlane === 'kernel' && /Unknown device type|Operation not supported|\[#\] false /.test(r.stderr) ? "; on the kernel data plane this means the kernel could not create a WireGuard interface (is the module there? run the lab under \"wgp2p lab vm\")" : ''}`);
   }
   return basename(confPath).replace(/\.conf$/, '');
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 export const KERNEL_META_PACKAGE = 'linux-image-cloud-amd64';
 
 /** Bumped when the builder changes in a way the lists below do not show. */
-export const IMAGE_FORMAT = 1;
+export const IMAGE_FORMAT = 2;
 
 /**
  * Debian packages whose files the guest gets (copied from this machine, with every library their
@@ -20,6 +20,9 @@ export const GUEST_PACKAGES = [
   'iproute2', 'iputils-ping', 'wireguard-tools', 'nftables', 'iptables', 'conntrack', 'iperf3', 'miniupnpd-nftables',
   'miniupnpc', 'natpmpc', 'netsniff-ng',
 ] as const;
+
+/** Links of the alternatives system the guest needs (each resolves through /etc/alternatives to a copied file). */
+export const ALTERNATIVES = ['/usr/bin/awk', '/usr/sbin/iptables', '/usr/sbin/ip6tables', '/usr/sbin/iptables-restore', '/usr/sbin/ip6tables-restore', '/usr/sbin/iptables-save', '/usr/sbin/ip6tables-save'] as const;
 
 /** Paths of those packages that a guest never reads: left out to keep the image small. */
 export const SKIPPED_PATHS = [/^\/usr\/share\/(doc|man|info|locale|lintian|bash-completion|zsh)\//, /^\/usr\/lib\/systemd\//, /^\/lib\/systemd\//, /^\/etc\/(init\.d|logrotate\.d|cron\.[a-z]+)\//];

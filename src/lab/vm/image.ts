@@ -3,7 +3,7 @@ import { chmod, copyFile, lstat, mkdir, open, readdir, readFile, readlink, realp
 import { basename, dirname, join, resolve } from 'node:path';
 import { run } from '../../core/exec.js';
 import { imageKey, type ImageInputs } from './cache-key.js';
-import { GUEST_PACKAGES, IMAGE_FORMAT, imageDir, MODULE_TREES, SKIPPED_PATHS } from './config.js';
+import { ALTERNATIVES, GUEST_PACKAGES, IMAGE_FORMAT, imageDir, MODULE_TREES, SKIPPED_PATHS } from './config.js';
 import { VmError } from './failure.js';
 import { initScript, shQuote } from './guest-init.js';
 import type { Kernel } from './kernel.js';
@@ -79,8 +79,9 @@ async function buildRoot(stage: string, kernel: Kernel, inputs: ImageInputs): Pr
     for (const p of list) await copier.add(p, false);
   }
   await copier.add(process.execPath, false);
-  // Debian points awk at mawk through the alternatives system, which dpkg -L does not list.
-  if (!existsSync(join(stage, 'usr/bin/awk')) && existsSync(join(stage, 'usr/bin/mawk'))) await symlink('mawk', join(stage, 'usr/bin/awk'));
+  // Commands Debian provides through the alternatives system, which dpkg -L does not list: the
+  // hub's PostUp runs iptables (measured: "iptables: command not found" in the guest without it).
+  for (const alt of ALTERNATIVES) await copier.add(alt, false);
   await copier.addLibraries();
 
   const release = kernel.release;
