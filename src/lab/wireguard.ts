@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { run } from '../core/exec.js';
-import type { WireGuardDevice } from '../core/wireguard/device.js';
+import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import { generateKeyPair, publicKeyOf } from '../core/wireguard/keys.js';
 import { getDevice, setDevice, uapiSocketPath, type DeviceState } from '../core/wireguard/uapi.js';
 import { spawnDaemon } from './daemon.js';
@@ -57,8 +57,7 @@ export async function startWireGuard(netns: string, ifname: string, opts: WireGu
 async function startKernelWireGuard(netns: string, ifname: string, opts: WireGuardStart): Promise<StartedWireGuard> {
   await run('ip', ['-n', netns, 'link', 'add', 'dev', ifname, 'type', 'wireguard']);
   const privateKey = opts.privateKey ?? generateKeyPair().privateKey;
-  // The key goes through stdin, never argv.
-  await run('wg', ['set', ifname, 'private-key', '/dev/stdin', ...(opts.listenPort !== undefined ? ['listen-port', String(opts.listenPort)] : [])], { netns, input: `${privateKey}\n` });
+  await (await openDevice(ifname, { netns })).set({ privateKey, listenPort: opts.listenPort });
   const lines = [`link set dev ${ifname} up`];
   if (opts.address) lines.unshift(`addr add ${opts.address} dev ${ifname}`);
   await run('ip', ['-n', netns, '-batch', '-'], { input: lines.join('\n') + '\n' });

@@ -85,8 +85,10 @@ class WgToolDevice implements WireGuardDevice {
   }
   async set(update: DeviceUpdate): Promise<void> {
     const args = ['set', this.ifname];
-    // The key goes through stdin, never argv (where ps would show it).
-    if (update.privateKey !== undefined) args.push('private-key', '/dev/stdin');
+    // The key never goes in argv (where ps would show it). wg(8) reads it from a file, and node's
+    // stdin is a socket, which fopen("/dev/stdin") refuses (ENXIO, measured): bash reads it from
+    // stdin and hands wg a pipe, as wg-quick does.
+    if (update.privateKey !== undefined) args.push('private-key', '/dev/fd/3');
     if (update.listenPort !== undefined) args.push('listen-port', String(update.listenPort));
     for (const p of update.peers ?? []) {
       args.push('peer', p.publicKey);
@@ -98,7 +100,8 @@ class WgToolDevice implements WireGuardDevice {
       if (p.persistentKeepalive !== undefined) args.push('persistent-keepalive', String(p.persistentKeepalive));
       if (p.allowedIps !== undefined) args.push('allowed-ips', p.allowedIps.join(','));
     }
-    await run('wg', args, { netns: this.netns, input: update.privateKey !== undefined ? `${update.privateKey}\n` : undefined });
+    if (update.privateKey === undefined) await run('wg', args, { netns: this.netns });
+    else await run('bash', ['-c', 'IFS= read -r k; exec wg "$@" 3< <(printf "%s\\n" "$k")', 'wg', ...args], { netns: this.netns, input: `${update.privateKey}\n` });
   }
 }
 
