@@ -11,6 +11,10 @@
  * in every group, so each client config lists every agent. With all agents in one group the pair
  * coordinator creates agents × (agents − 1) / 2 pairs when the hub starts: that cost is part of
  * the hub's start figure.
+ *
+ * The idle figure: the hub's CPU share (percent of one core, from /proc over the run window) with
+ * every node a peer on its device and nothing sent to it, and the share of the WireGuard process
+ * it reads (wireguard-go; the kernel module has none: its work is in the hub's system time).
  */
 import { join } from 'node:path';
 import { adminGet } from '../src/core/admin-socket.js';
@@ -25,7 +29,7 @@ import { openStore } from '../src/hub/store/store.js';
 import { Lab, teardownOnExit } from '../src/lab/lab.js';
 import { Scenario } from '../src/lab/scenario.js';
 import { parseTopology } from '../src/lab/topology.js';
-import { argNumber, argString, median, percentile, progress, rssMiB } from './stats.js';
+import { argNumber, argString, cpuSeconds, findProcess, median, percentile, progress, rssMiB } from './stats.js';
 
 teardownOnExit();
 const nodes = argNumber('nodes', 1000);
@@ -117,11 +121,17 @@ try {
   }
   const hubStartMs = performance.now() - th;
   progress(`hub answering after ${Math.round(hubStartMs)} ms; running ${runSeconds} s`);
+  // Let the start settle (the pair coordinator's first pass, the first device reads).
+  await sleep(1000);
+  const wgPid = device.kind === 'uapi' ? findProcess((argv) => argv[0].endsWith('wireguard-go') && argv.includes(s.hubIf)) : undefined;
   const a = await stats();
+  const cpu0 = { hub: cpuSeconds(pid), wg: wgPid === undefined ? 0 : cpuSeconds(wgPid) };
   const ts = performance.now();
   await sleep(runSeconds * 1000);
+  const cpu1 = { hub: cpuSeconds(pid), wg: wgPid === undefined ? 0 : cpuSeconds(wgPid) };
   const b = await stats();
   const window = (performance.now() - ts) / 1000;
+  const share = (x0: number, x1: number) => round(((x1 - x0) / window) * 100);
   const polls = b.hub.polls - a.hub.polls;
   const pollMs = polls > 0 ? (b.hub.meanPollMs * b.hub.polls - a.hub.meanPollMs * a.hub.polls) / polls : NaN;
   const rss = rssMiB(pid);
@@ -165,6 +175,8 @@ try {
           agentPairs,
           minPollIntervalMs: 20,
           effectivePollIntervalMs: round((window * 1000) / polls),
+          dataPlane: device.kind === 'uapi' ? 'wireguard-go' : `kernel (${device.kind})`,
+          idleCpuPercentOfCore: { hub: share(cpu0.hub, cpu1.hub), ...(wgPid === undefined ? {} : { wireguardGo: share(cpu0.wg, cpu1.wg) }), windowSeconds: round(window) },
           polls,
           meanPollMs: round(pollMs),
           rssMiB: rss,

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Shared by the benchmarks: figures are printed as one JSON document on stdout; progress goes to stderr. */
 
@@ -40,4 +40,27 @@ export function argString(name: string, fallback: string): string {
 export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+/** CPU time a process has used so far (user + system), in seconds, from /proc/PID/stat. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may contain spaces.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of stat(5), counted in clock ticks (USER_HZ, 100 on Linux).
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** The first process whose argv matches, by scanning /proc (for daemons whose pid nobody kept). */
+export function findProcess(match: (argv: string[]) => boolean): number | undefined {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      if (match(argv)) return Number(d);
+    } catch {
+      // The process ended while the list was read.
+    }
+  }
+  return undefined;
 }

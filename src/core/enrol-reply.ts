@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { listOf } from './schema-list.js';
 import { IpAddress } from './net/address.js';
 import { Prefixed } from './net/cidr.js';
 import { HostPort } from './net/endpoint.js';
@@ -59,7 +60,7 @@ export const enrolReplySchema = z
         endpoints: z.array(parsedText((s) => HostPort.parse(s), 300)).min(1).max(2).optional(),
         /** Hubs of the release before IPv6 name one endpoint. */
         endpoint: parsedText((s) => HostPort.parse(s), 300).optional(),
-        allowedIps: z.array(allowedIpSchema).min(1).max(1000),
+        allowedIps: listOf(allowedIpSchema, { min: 1, max: 1000 }),
         keepalive: z.number().int().min(0).max(65535),
         apiUrl: apiUrlSchema,
       })

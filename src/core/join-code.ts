@@ -5,6 +5,7 @@ import { Prefixed } from './net/cidr.js';
 import { nodeNameSchema } from './node-name.js';
 import { publicKeySchema } from './protocol.js';
 import { isKey } from './wireguard/keys.js';
+import { parseJson } from './json.js';
 
 /**
  * A join code: one line that carries what a device needs to reach the hub and prove it holds the
@@ -67,7 +68,7 @@ export function decodeJoinCode(text: string): JoinCode {
   if (!t.startsWith(PREFIX)) throw new Error(`this is not a wgp2p join code (it should start with "${PREFIX}")`);
   let raw: unknown;
   try {
-    raw = JSON.parse(Buffer.from(t.slice(PREFIX.length), 'base64url').toString('utf8'));
+    raw = parseJson(Buffer.from(t.slice(PREFIX.length), 'base64url').toString('utf8'));
   } catch {
     throw new Error('the join code is damaged (not decodable); copy it again, whole');
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { listOf } from './schema-list.js';
 import { KIND_IDS } from './candidates/kind.js';
 import { isLanAddress } from './candidates/lan.js';
 import { Cidr } from './net/cidr.js';
@@ -7,6 +8,7 @@ import { endpointSchema as netEndpointSchema, prefixedSchema } from './net/schem
 import { existingNodeNameSchema } from './node-name.js';
 import { PEER_STATES } from './paths.js';
 import { isKey } from './wireguard/keys.js';
+import { parseJson } from './json.js';
 
 /**
  * Everything that crosses the hub <-> agent boundary, checked on both ends. What the hub sends is
@@ -26,7 +28,7 @@ export const peerInfoSchema = z.object({
   /** Agents run wgp2p and can move to a relay; plain clients cannot. */
   kind: z.enum(['agent', 'client']),
   publicKey: publicKeySchema,
-  allowedIps: z.array(allowedIpSchema).max(1000),
+  allowedIps: listOf(allowedIpSchema, { max: 1000 }),
   /**
    * Plain clients: the endpoint the hub sees the client at (null: never seen). Agents: always
    * null; another agent's endpoints reach an agent only as candidates in path commands.
@@ -47,7 +49,7 @@ export const agentSettingsSchema = z.object({
   /** The hub's public key: the one peer an agent never manages (it only adds proxied routes to it). */
   hubPublicKey: publicKeySchema,
   /** What the hub peer routes when nothing is proxied (the node's config sets the same). */
-  hubAllowedIps: z.array(allowedIpSchema).max(1000),
+  hubAllowedIps: listOf(allowedIpSchema, { max: 1000 }),
   /** This node chose proxied mode: every peer is reached through the hub. */
   proxied: z.boolean(),
 }).strict();
@@ -117,7 +119,7 @@ export type PathCommand = z.output<typeof pathCommandSchema>;
 export type PreparePathCommand = Extract<PathCommand, { step: 'prepare' }>;
 
 export const hubMessageSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('snapshot'), settings: agentSettingsSchema, peers: z.array(peerInfoSchema).max(100_000) }).strict(),
+  z.object({ type: z.literal('snapshot'), settings: agentSettingsSchema, peers: listOf(peerInfoSchema, { max: 100_000 }) }).strict(),
   z.object({ type: z.literal('peer'), peer: peerInfoSchema }).strict(),
   z.object({ type: z.literal('peer-removed'), publicKey: publicKeySchema }).strict(),
   pathCommandSchema,
@@ -167,7 +169,7 @@ export type PathEvent = z.output<typeof pathEventSchema>;
  */
 export const networkFactsSchema = z.object({
   listenPort: z.number().int().min(0).max(65535),
-  interfaces: z.array(prefixedSchema).max(64),
+  interfaces: listOf(prefixedSchema, { max: 64 }),
 });
 export type NetworkFacts = z.output<typeof networkFactsSchema>;
 
@@ -175,9 +177,9 @@ export type NetworkFacts = z.output<typeof networkFactsSchema>;
 export const PROTOCOL_VERSION = 2;
 
 export const agentMessageSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('report'), peers: z.array(peerReportSchema).max(100_000) }),
+  z.object({ type: z.literal('report'), peers: listOf(peerReportSchema, { max: 100_000 }) }),
   /** First message after connecting, and again after every change of this device's network. */
-  z.object({ type: z.literal('hello'), protocol: z.literal(PROTOCOL_VERSION), network: networkFactsSchema, changed: z.boolean(), peers: z.array(peerReportSchema).max(100_000) }),
+  z.object({ type: z.literal('hello'), protocol: z.literal(PROTOCOL_VERSION), network: networkFactsSchema, changed: z.boolean(), peers: listOf(peerReportSchema, { max: 100_000 }) }),
   pathEventSchema,
 ]);
 export type AgentMessage = z.output<typeof agentMessageSchema>;
@@ -211,7 +213,7 @@ export const agentConfigSchema = z
      * Every endpoint of the hub, the one in the node's config first: when the hub goes quiet on
      * one (an IPv6-only network, an IPv4 outage), the agent points its hub peer at the next.
      */
-    hubEndpoints: z.array(hostPortText).min(1).max(2).optional(),
+    hubEndpoints: listOf(hostPortText, { min: 1, max: 2 }).optional(),
   })
   .strict();
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
@@ -219,9 +221,9 @@ export type AgentConfig = z.infer<typeof agentConfigSchema>;
 export function decode<T>(schema: z.ZodType<T>, text: string, what: string): T {
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
-  } catch {
-    throw new Error(`${what}: not JSON`);
+    raw = parseJson(text);
+  } catch (err) {
+    throw new Error(`${what}: not JSON (${(err as Error).message})`);
   }
   const r = schema.safeParse(raw);
   if (!r.success) throw new Error(`${what}: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);

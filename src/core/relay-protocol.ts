@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { listOf, recordOf } from './schema-list.js';
 import { IpAddress, publicEndpointProblem } from './net/address.js';
 import { endpointSchema, ipAddressSchema } from './net/schemas.js';
 import { publicKeySchema } from './protocol.js';
@@ -73,7 +74,7 @@ export const relayStatsSchema = z.object({
   b: z.object({ latched: latchedText }),
   aToB: counters,
   bToA: counters,
-  dropped: z.record(z.string(), z.number().nonnegative()),
+  dropped: recordOf(z.number().nonnegative(), 64),
 });
 export type RelayStats = z.output<typeof relayStatsSchema>;
 
@@ -104,7 +105,7 @@ export const relayToHubSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('allocate-failed'), id: allocationId, error: z.string().max(300) }),
   z.object({ type: z.literal('latched'), id: allocationId, publicKey: publicKeySchema, endpoint: endpointSchema }),
   z.object({ type: z.literal('released'), id: allocationId, reason: z.enum(['idle', 'released']) }),
-  z.object({ type: z.literal('stats'), allocations: z.array(relayStatsSchema).max(100_000) }),
+  z.object({ type: z.literal('stats'), allocations: listOf(relayStatsSchema, { max: 100_000 }) }),
 ]);
 export type RelayToHub = z.output<typeof relayToHubSchema>;
 export type RelayToHubWire = z.input<typeof relayToHubSchema>;

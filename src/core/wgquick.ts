@@ -103,6 +103,11 @@ function endpointProblem(text: string): string | undefined {
  * Plain string operations, not a regex: the pattern /^\[\s*([^\]]*?)\s*\]$/ backtracked
  * cubically, and "[" followed by 5,000 spaces and any other character did not finish.
  */
+/** What a message echoes of a line: enough to find it, not the 128 KiB a broken file may hold. */
+function clip(text: string): string {
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+}
+
 function sectionName(line: string): string | undefined {
   if (!line.startsWith('[') || !line.endsWith(']') || line.length < 2) return undefined;
   const inner = line.slice(1, -1);
@@ -162,21 +167,23 @@ export function parseWgQuick(text: string, source = 'config'): WgQuickConfig {
     }
 
     const eq = line.indexOf('=');
-    if (eq < 0) fail(n, `"${line}" is neither a [Section] header nor "Key = Value"`);
+    if (eq < 0) fail(n, `"${clip(line)}" is neither a [Section] header nor "Key = Value"`);
     const key = line.slice(0, eq).trim();
     const value = line.slice(eq + 1).trim();
-    if (key === '') fail(n, `"${line}" has no key before "="`);
+    if (key === '') fail(n, `"${clip(line)}" has no key before "="`);
     if (!section) fail(n, `${key} is outside any section; put it under [Interface] or [Peer]`);
 
     const where = section.kind === 'interface' ? '[Interface]' : '[Peer]';
     const known = section.kind === 'interface' ? INTERFACE_KEYS : PEER_KEYS;
-    const canonical = known.find((k) => k.toLowerCase() === key.toLowerCase());
+    // The longest key is 19 characters: a longer one is unknown without lowering 128 KiB of it per key.
+    const lower = key.length <= 32 ? key.toLowerCase() : undefined;
+    const canonical = lower === undefined ? undefined : known.find((k) => k.toLowerCase() === lower);
     if (!canonical) {
       const other = section.kind === 'interface' ? PEER_KEYS : INTERFACE_KEYS;
-      const elsewhere = other.find((k) => k.toLowerCase() === key.toLowerCase());
+      const elsewhere = lower === undefined ? undefined : other.find((k) => k.toLowerCase() === lower);
       if (elsewhere) fail(n, `${where} has no key ${key}; it belongs under ${section.kind === 'interface' ? '[Peer]' : '[Interface]'}`);
       // A bare WireGuard key on a line of its own splits at its trailing "=": never echo it, it may be a private key.
-      const shown = /^[A-Za-z0-9+/]{40,}$/.test(key) ? 'that looks like a bare key (not shown)' : key;
+      const shown = /^[A-Za-z0-9+/]{40,}$/.test(key) ? 'that looks like a bare key (not shown)' : clip(key);
       fail(n, `unknown key ${shown} in ${where}; the keys there are ${known.join(', ')}`);
     }
     const label = `${where} ${canonical}`;

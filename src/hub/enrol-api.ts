@@ -11,6 +11,7 @@ import { readBody, reply, sourceAddress } from './http.js';
 import type { HubSettings, NodeRecord } from './store/model.js';
 import { retryWhileBusy } from './store/busy.js';
 import { StoreError, type DirectoryStore } from './store/store.js';
+import { parseJson } from '../core/json.js';
 
 export interface EnrolContext {
   hub: HubSettings;
@@ -41,7 +42,7 @@ export async function handleEnrol(req: IncomingMessage, res: ServerResponse, ctx
   const body = await readBody(req, 4096).catch(() => undefined);
   let publicKey: string;
   try {
-    publicKey = publicKeySchema.parse((JSON.parse(body ?? '') as { publicKey?: unknown }).publicKey);
+    publicKey = publicKeySchema.parse((parseJson(body ?? '') as { publicKey?: unknown } | null)?.publicKey);
   } catch {
     return reply(res, 400, { error: 'body must be {"publicKey": "<the device\'s WireGuard public key>"}' });
   }

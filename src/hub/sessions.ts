@@ -7,6 +7,7 @@ import { LogThrottle, TokenBucket } from '../core/rate.js';
 import type { DirectoryView, ViewDelta } from './directory-view.js';
 import { canSee, peerInfo } from './peer-view.js';
 import { isPending, type HubSettings, type NodeRecord } from './store/model.js';
+import { parseJson } from '../core/json.js';
 
 /**
  * The agents' control connections (WebSockets inside their tunnels) and everything the hub
@@ -237,8 +238,8 @@ function sendTo(s: AgentSession, m: HubMessage): void {
 /** A hello without this protocol's version: an agent of an earlier release. */
 function isOldHello(text: string): boolean {
   try {
-    const raw = JSON.parse(text) as { type?: unknown; protocol?: unknown };
-    return raw.type === 'hello' && raw.protocol !== PROTOCOL_VERSION;
+    const raw = parseJson(text) as { type?: unknown; protocol?: unknown } | null;
+    return raw?.type === 'hello' && raw.protocol !== PROTOCOL_VERSION;
   } catch {
     return false;
   }

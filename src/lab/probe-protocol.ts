@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { endpointSchema } from '../core/net/schemas.js';
+import { parseJson } from '../core/json.js';
 
 /**
  * Datagrams of the lab's NAT probe (a tiny STUN-like protocol in JSON). They cross namespaces
@@ -20,7 +21,7 @@ export type ProbeMessage = z.output<typeof probeMessageSchema>;
 
 export function decodeProbe(buf: Buffer): ProbeMessage | undefined {
   try {
-    const r = probeMessageSchema.safeParse(JSON.parse(buf.toString('utf8')));
+    const r = probeMessageSchema.safeParse(parseJson(buf.toString('utf8')));
     return r.success ? r.data : undefined;
   } catch {
     return undefined;

@@ -1,12 +1,14 @@
 import { readFile } from 'node:fs/promises';
+import { listOf } from '../core/schema-list.js';
 import { z } from 'zod';
-import YAML from 'yaml';
 import { publicEndpointProblem, type IpAddress } from '../core/net/address.js';
 import { Cidr } from '../core/net/cidr.js';
 import { cidrSchema, ipAddressSchema } from '../core/net/schemas.js';
 import { addressOf, FIREWALLS6, ipv4SubnetOf, NAT_PROFILES, subnetOf, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan } from './plan.js';
 import { DATA_PLANES } from './data-plane.js';
 import { upnpRefusesWan } from './upnp-reserved.js';
+import { nestingOver } from '../core/json.js';
+import { parseYaml } from './topology-yaml.js';
 
 export { FIREWALLS6, NAT_PROFILES, type Firewall6, type NatProfile, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan, type SubnetPlan } from './plan.js';
 
@@ -84,8 +86,8 @@ export const topologySchema = z
       .object({ subnet: subnet4('203.0.113.0/24', 'subnet6'), subnet6: subnet6(DEFAULT_INTERNET6).optional() })
       .strict()
       .default({ subnet: Cidr.parse('203.0.113.0/24') }),
-    routers: z.array(routerSchema).default([]),
-    hosts: z.array(hostSchema).min(1, 'a topology needs at least one host'),
+    routers: listOf(routerSchema, { max: 256 }).default([]),
+    hosts: listOf(hostSchema, { min: 1, max: 256 }),
     dataPlane: z
       .enum(DATA_PLANES, { error: () => `must be ${DATA_PLANES.join(' or ')} (kernel: Linux's WireGuard module; userspace: wireguard-go)` })
       .optional()
@@ -134,17 +136,12 @@ export function parseTopologyText(text: string, file: string): LabPlan {
   // fuzzer found 3 s for 128 KiB), so larger text is refused before it is parsed.
   if (text.length > MAX_TOPOLOGY_TEXT) throw new TopologyError([`${file}: ${text.length} characters; a topology file is at most ${MAX_TOPOLOGY_TEXT} (split the lab, or generate it in code)`]);
   // The YAML parser recurses per flow level: 2 KiB of "[" overflowed its stack and took 100 ms to
-  // report. A topology nests a few levels; brackets inside strings count too, hence the margin.
-  let depth = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x5b || c === 0x7b) depth++;
-    else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
-    if (depth > MAX_TOPOLOGY_NESTING) throw new TopologyError([`${file}: brackets nest over ${MAX_TOPOLOGY_NESTING} deep at character ${i + 1}; a topology needs a few levels`]);
-  }
+  // report. A topology nests a few levels; brackets in single-quoted YAML strings count too, hence the margin.
+  const deep = nestingOver(text, MAX_TOPOLOGY_NESTING);
+  if (deep > 0) throw new TopologyError([`${file}: brackets nest over ${MAX_TOPOLOGY_NESTING} deep at character ${deep}; a topology needs a few levels`]);
   let raw: unknown;
   try {
-    raw = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
     throw new TopologyError([`${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'} (${(err as Error).message})`]);
   }

@@ -12,17 +12,11 @@ function splitPrefix(text: string): { address: IpAddress; prefix: number } | str
   if (typeof text !== 'string') return 'a subnet is required';
   const slash = text.indexOf('/');
   if (slash < 0) return `"${text}" has no prefix length (like /24)`;
-  const addr = IpAddress.tryParse(text.slice(0, slash));
-  if (!addr) {
-    try {
-      IpAddress.parse(text.slice(0, slash));
-    } catch (err) {
-      return (err as Error).message;
-    }
-  }
+  const addr = IpAddress.read(text.slice(0, slash));
+  if (typeof addr === 'string') return addr;
   const len = text.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(len) || Number(len) > maxBits(addr!.family)) return `"${text}": the prefix length must be 0-${maxBits(addr!.family)}`;
-  return { address: addr!, prefix: Number(len) };
+  if (!/^\d{1,3}$/.test(len) || Number(len) > maxBits(addr.family)) return `"${text}": the prefix length must be 0-${maxBits(addr.family)}`;
+  return { address: addr, prefix: Number(len) };
 }
 
 function mask(family: Family, prefix: number): bigint {
@@ -38,19 +32,23 @@ export class Cidr {
 
   /** A subnet whose host bits are clear ("10.0.0.1/24" is an address with a prefix, not a subnet: use Prefixed). */
   static parse(text: string): Cidr {
-    const r = splitPrefix(text);
+    const r = Cidr.read(text);
     if (typeof r === 'string') throw new AddressError(r);
-    const c = Cidr.of(r.address, r.prefix);
-    if (!c.network.equals(r.address)) throw new AddressError(`"${text}" has host bits set; the subnet is ${c.toString()}`);
-    return c;
+    return r;
   }
 
   static tryParse(text: string): Cidr | undefined {
-    try {
-      return Cidr.parse(text);
-    } catch {
-      return undefined;
-    }
+    const r = Cidr.read(text);
+    return typeof r === 'string' ? undefined : r;
+  }
+
+  /** The subnet, or why `text` is not one (no Error built: see IpAddress.read). */
+  static read(text: string): Cidr | string {
+    const r = splitPrefix(text);
+    if (typeof r === 'string') return r;
+    const c = new Cidr(IpAddress.fromValue(r.address.family, r.address.value & mask(r.address.family, r.prefix)), r.prefix);
+    if (!c.network.equals(r.address)) return `"${text}" has host bits set; the subnet is ${c.toString()}`;
+    return c;
   }
 
   /** The network `address` is in, at `prefix`. */
@@ -134,17 +132,20 @@ export class Prefixed {
   ) {}
 
   static parse(text: string): Prefixed {
-    const r = splitPrefix(text);
+    const r = Prefixed.read(text);
     if (typeof r === 'string') throw new AddressError(r);
-    return new Prefixed(r.address, r.prefix);
+    return r;
   }
 
   static tryParse(text: string): Prefixed | undefined {
-    try {
-      return Prefixed.parse(text);
-    } catch {
-      return undefined;
-    }
+    const r = Prefixed.read(text);
+    return typeof r === 'string' ? undefined : r;
+  }
+
+  /** The address and prefix, or why `text` is not one (no Error built: see IpAddress.read). */
+  static read(text: string): Prefixed | string {
+    const r = splitPrefix(text);
+    return typeof r === 'string' ? r : new Prefixed(r.address, r.prefix);
   }
 
   static of(address: IpAddress, prefix: number): Prefixed {

@@ -73,11 +73,9 @@ function split(text: string): { host: string; bracketed: boolean; port: number }
 
 /** The address of an endpoint, or why `host` (from `text`) is not one. */
 function addressOf(text: string, host: string, bracketed: boolean): IpAddress | Refusal {
-  let address: IpAddress;
-  try {
-    address = IpAddress.parse(host);
-  } catch (err) {
-    const reason = (err as AddressError).message;
+  const address = IpAddress.read(host);
+  if (typeof address === 'string') {
+    const reason = address;
     const message = `"${text}": ${reason}`;
     if (bracketed) return refuse(message, host.includes(':') ? { kind: 'address', host, reason } : { kind: 'bracketed-not-ipv6', host });
     return refuse(message, /^[\d.]*$/.test(host) ? { kind: 'address', host, reason } : { kind: 'host', host });
@@ -124,6 +122,12 @@ export class Endpoint {
     const hit = cache.get(text);
     if (hit) return hit;
     return isRefusal(Endpoint.check(text)) ? undefined : Endpoint.parse(text);
+  }
+
+  /** The endpoint, or why `text` is not one (no Error built: see IpAddress.read). */
+  static read(text: string): Endpoint | string {
+    const r = Endpoint.tryParse(text);
+    return r ?? (Endpoint.problem(text) as string);
   }
 
   /** Why `text` is not an endpoint, or null if it is one. */

@@ -8,22 +8,29 @@ import { Endpoint, HostPort } from './endpoint.js';
  * The message of a refusal is the parser's own, which names what is wrong and the fix.
  */
 
-function parsed<T>(parse: (s: string) => T, maxLength: number) {
+/** `read` gives the value or the reason it is refused; it builds no Error (see IpAddress.read). */
+function parsed<T>(read: (s: string) => T | string, maxLength: number) {
   return z
     .string()
     .max(maxLength)
     .transform((s, ctx): T => {
-      try {
-        return parse(s);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message });
-        return z.NEVER;
-      }
+      const r = read(s);
+      if (typeof r !== 'string') return r;
+      ctx.addIssue({ code: 'custom', message: r });
+      return z.NEVER;
     });
 }
 
-export const ipAddressSchema = parsed((s) => IpAddress.parse(s), 45);
-export const endpointSchema = parsed((s) => Endpoint.parse(s), 60);
-export const hostPortSchema = parsed((s) => HostPort.parse(s), 300);
-export const cidrSchema = parsed((s) => Cidr.parse(s), 60);
-export const prefixedSchema = parsed((s) => Prefixed.parse(s), 60);
+function hostPort(s: string): HostPort | string {
+  try {
+    return HostPort.parse(s);
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+export const ipAddressSchema = parsed((s) => IpAddress.read(s), 45);
+export const endpointSchema = parsed((s) => Endpoint.read(s), 60);
+export const hostPortSchema = parsed(hostPort, 300);
+export const cidrSchema = parsed((s) => Cidr.read(s), 60);
+export const prefixedSchema = parsed((s) => Prefixed.read(s), 60);

@@ -2,15 +2,20 @@ import { existsSync } from 'node:fs';
 import { run } from '../exec.js';
 import { Endpoint } from '../net/endpoint.js';
 import { isKey } from './keys.js';
-import { getDevice, setDevice, uapiSocketPath, type DeviceState, type DeviceUpdate, type PeerState } from './uapi.js';
+import { NetlinkDevice } from './netlink-device.js';
+import { netlinkUnavailable } from '../netlink/transport.js';
+import { errnoOf, formatSet, parseGet, UapiError, uapiSocketPath, type DeviceState, type DeviceUpdate, type PeerState } from './uapi.js';
+import { UapiConnection } from './uapi-connection.js';
 
 /**
  * The one way wgp2p reads and changes a WireGuard interface. Userspace implementations expose the
- * UAPI socket (one round trip, no process); the kernel module is driven through wg(8).
+ * UAPI socket (one round trip, no process); the kernel module is read over generic netlink (one
+ * round trip on a long-lived socket, no process), or through wg(8) where netlink sockets are not
+ * available to Node (the optional `netlink` package is missing).
  */
 export interface WireGuardDevice {
   readonly ifname: string;
-  readonly kind: 'uapi' | 'wg-tool';
+  readonly kind: 'uapi' | 'netlink' | 'wg-tool';
   get(): Promise<DeviceState>;
   set(update: DeviceUpdate): Promise<void>;
 }
@@ -19,14 +24,23 @@ export class DeviceError extends Error {
   override name = 'DeviceError';
 }
 
+/** Userspace WireGuard over one kept UAPI connection (see uapi-connection.ts for why it is kept). */
 class UapiDevice implements WireGuardDevice {
   readonly kind = 'uapi';
-  constructor(readonly ifname: string) {}
-  get(): Promise<DeviceState> {
-    return getDevice(this.ifname);
+  private readonly conn: UapiConnection;
+  constructor(readonly ifname: string) {
+    this.conn = new UapiConnection(ifname);
   }
-  set(update: DeviceUpdate): Promise<void> {
-    return setDevice(this.ifname, update);
+  async get(): Promise<DeviceState> {
+    const text = await this.conn.request('get=1\n\n');
+    const errno = errnoOf(text);
+    if (errno !== 0) throw new UapiError(`${this.ifname}: UAPI get failed (errno ${errno})`);
+    return parseGet(text);
+  }
+  async set(update: DeviceUpdate): Promise<void> {
+    const text = await this.conn.request(formatSet(update));
+    const errno = errnoOf(text);
+    if (errno !== 0) throw new UapiError(`${this.ifname}: UAPI set failed (errno ${errno})`);
   }
 }
 
@@ -106,12 +120,28 @@ class WgToolDevice implements WireGuardDevice {
 }
 
 /**
- * Finds the interface: its UAPI socket, else a kernel interface that wg(8) knows (in `netns`
- * when given: kernel interfaces are per namespace, UAPI sockets are machine-wide).
+ * Finds the interface: its UAPI socket, else a kernel interface over netlink, else one that wg(8)
+ * knows. WGP2P_KERNEL_BACKEND=wg-tool keeps the kernel on wg(8) (to compare the two).
+ *
+ * `netns`: the namespace the interface lives in, for a caller outside it (the lab's tests read
+ * every host's device from the root namespace). UAPI sockets are machine-wide, so they are found
+ * as before. A kernel interface in another namespace is read with wg(8) under `ip netns exec`:
+ * a netlink socket belongs to the namespace of the thread that opened it, Node cannot setns(2)
+ * one of its threads, and the WireGuard family takes no target-namespace attribute (rtnetlink's
+ * IFLA_TARGET_NETNSID has no genl counterpart). A process per read is what the lab's readers
+ * (tests, not a hub polling every 20 ms) can afford; a hub or agent runs inside its namespace
+ * and opens its netlink socket there.
  */
 export async function openDevice(ifname: string, opts: { netns?: string } = {}): Promise<WireGuardDevice> {
   if (!/^[A-Za-z0-9_=+.-]{1,15}$/.test(ifname)) throw new DeviceError(`"${ifname}" is not a valid interface name (1-15 characters)`);
   if (existsSync(uapiSocketPath(ifname))) return new UapiDevice(ifname);
+  if (opts.netns === undefined && process.env.WGP2P_KERNEL_BACKEND !== 'wg-tool' && netlinkUnavailable() === undefined) {
+    const dev = await NetlinkDevice.open(ifname);
+    if (typeof dev !== 'string') return dev;
+    if (dev === 'no-device') throw new DeviceError(`WireGuard interface "${ifname}" does not exist; bring it up first (e.g. wg-quick up ${ifname})`);
+    if (dev === 'not-wireguard') throw new DeviceError(`interface "${ifname}" exists but is not a WireGuard interface; name the WireGuard one (ip -br link show type wireguard)`);
+    // 'no-module': no kernel WireGuard here; wg(8) may still find a userspace one under another UAPI directory.
+  }
   const r = await run('wg', ['show', ifname, 'public-key'], { allowFail: true, netns: opts.netns }).catch(() => ({ code: 1 }));
   if (r.code === 0) return new WgToolDevice(ifname, opts.netns);
   throw new DeviceError(`WireGuard interface "${ifname}" does not exist; bring it up first (e.g. wg-quick up ${ifname})`);
