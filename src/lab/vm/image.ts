@@ -43,13 +43,15 @@ export async function imageInputs(kernel: Kernel): Promise<ImageInputs> {
  * The guest's root: this machine's binaries of GUEST_PACKAGES and node with the libraries they
  * link, the kernel's network modules, and /init, as an uncompressed cpio (under TCG the kernel
  * would take longer to gunzip it than QEMU takes to load it). Cached under its key; older images
- * are removed when a new one is built.
+ * of the same kernel release are removed when a new one is built.
  */
 export async function baseImage(cache: string, kernel: Kernel, opts: { rebuild?: boolean; log: (m: string) => void }): Promise<BaseImage> {
   const inputs = await imageInputs(kernel);
   const key = imageKey(inputs);
   const dir = imageDir(cache);
-  const path = join(dir, `base-${key}.cpio`);
+  // One image per kernel release: switching --kernel-package back and forth does not rebuild.
+  const prefix = `base-${kernel.release}-`;
+  const path = join(dir, `${prefix}${key}.cpio`);
   if (existsSync(path) && !opts.rebuild) return { path, key, built: false };
   opts.log(`building the guest image ${key} (${kernel.release}, node ${process.version}, ${GUEST_PACKAGES.length} packages)`);
   await mkdir(dir, { recursive: true });
@@ -63,7 +65,8 @@ export async function baseImage(cache: string, kernel: Kernel, opts: { rebuild?:
     await rm(stage, { recursive: true, force: true });
     await rm(`${path}.tmp`, { force: true });
   }
-  for (const f of await readdir(dir)) if (f.startsWith('base-') && f !== basename(path)) await rm(join(dir, f), { force: true });
+  // (base-KEY.cpio: the first format's name, one image for every kernel.)
+  for (const f of await readdir(dir)) if ((f.startsWith(prefix) || /^base-[0-9a-f]{20}\.cpio$/.test(f)) && f !== basename(path)) await rm(join(dir, f), { force: true });
   return { path, key, built: true };
 }
 
