@@ -35,6 +35,9 @@ test('seed 000, home NATs both sides: direct, roams, survives the hub, takes new
     const s = new Scenario(lab);
     const device = await s.hubDeviceAndPhone();
     const phoneKey = await s.publicKey('phone');
+    // The hub reads its device every 20-250 ms: on either data plane without a process per read
+    // (wireguard-go over its UAPI socket, the kernel module over generic netlink, not wg(8)).
+    assert.equal((await s.hubStatus()).hub.device, lab.dataPlane === 'kernel' ? 'netlink' : 'uapi', `how the hub reads its ${lab.dataPlane} device`);
 
     // 1. Direct: the device sees the client's NAT address, and the hub carries none of the pings.
     await s.startClient('phone', { pingTarget: device.address });
