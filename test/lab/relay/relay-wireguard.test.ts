@@ -9,6 +9,7 @@ import { natPair } from '../../../src/lab/topologies.js';
 import { msUntilPingReply, startWireGuard, waitForHandshake, type StartedWireGuard } from '../../../src/lab/wireguard.js';
 import { relayTable } from '../../../src/relay/kernel-path.js';
 import type { AllocationStats } from '../../../src/relay/relay.js';
+import { scaled } from '../../../src/lab/time-scale.js';
 import { uniqueIfname, uniqueLabName, withLab } from '../helpers.js';
 
 const RELAY_HOST = fileURLToPath(new URL('../../../src/lab/relay-host.js', import.meta.url));
@@ -48,9 +49,28 @@ async function relayedPair(lab: Lab, aIf: string, bIf: string, mode: string): Pr
   await msUntilPingReply(lab.ns('a'), '10.77.0.2', 5000);
   // The pair moves into the kernel right after both sides are confirmed, and in nat mode the relay
   // flushes conntrack once more 1 s later; a datagram in flight during that handover may be lost
-  // (WireGuard copes; seen once under the full suite's load). Count only after it.
+  // (WireGuard copes; seen once under the full suite's load). Count only after it: once the
+  // relay says the pair is in the kernel (later than on the host in a TCG guest), and 1.5 s on.
+  await relayLogWhen(lab, (l) => l.stats.kernel, 5000);
   await sleep(1500);
   return { a, b };
+}
+
+/** The relay's log once `done` holds for it, or as it is after `ms` (scaled), for the assertions to name what is missing. */
+async function relayLogWhen(lab: Lab, done: (l: RelayLog) => boolean, ms: number): Promise<RelayLog> {
+  const deadline = Date.now() + scaled(ms);
+  for (;;) {
+    const expired = Date.now() > deadline;
+    let log: RelayLog | undefined;
+    try {
+      log = relayLog(lab);
+    } catch (err) {
+      // Before its first counters line the log is not one yet.
+      if (expired) throw err;
+    }
+    if (log && (expired || done(log))) return log;
+    await sleep(50);
+  }
 }
 
 async function pings(lab: Lab, n: number): Promise<void> {
@@ -63,9 +83,9 @@ for (const mode of ['ingress', 'nat']) {
     await withLab(natPair(uniqueLabName('relay'), 'symmetric'), async (lab) => {
       const { a, b } = await relayedPair(lab, uniqueIfname(`wr${mode[0]}a`), uniqueIfname(`wr${mode[0]}b`), mode);
       await pings(lab, 20);
-      // The pings were forwarded by the kernel fast path, and counted per direction.
-      await sleep(600);
-      const log = relayLog(lab);
+      // The pings were forwarded by the kernel fast path, and counted per direction (the relay
+      // writes its counters every 250 ms when they changed: wait for the line with all of them).
+      const log = await relayLogWhen(lab, (l) => l.stats.aToB.packets >= 20 && l.stats.bToA.packets >= 20, 5000);
       assert.equal(log.ready.kernel, true);
       assert.equal(log.ready.kernelMode, mode);
       assert.equal(log.stats.kernel, true);
