@@ -142,7 +142,8 @@ export async function iperf3(serverNs: string, clientNs: string, serverAddress: 
   const pin = (cpu: number | undefined, argv: string[]): [string, string[]] => (cpu === undefined ? [argv[0], argv.slice(1)] : ['taskset', ['-c', String(cpu), ...argv]]);
   const server = spawnDaemon(serverNs, ...pin(cpus?.server, ['iperf3', '-s', '-1', '-B', serverAddress]), '/dev/null');
   try {
-    await sleep(300);
+    // Until the server listens (under TCG that took seconds; a client before it is refused).
+    await waitFor(async () => (await run('ss', ['-Hltn', 'src', serverAddress, 'sport', '=', ':5201'], { netns: serverNs, allowFail: true })).stdout.trim() !== '', 5000, 'iperf3 -s to listen');
     const [cmd, args] = pin(cpus?.client, ['iperf3', '-c', serverAddress, '-t', String(seconds), '-J']);
     const r = await run(cmd, args, { netns: clientNs, timeoutMs: (seconds + 10) * 1000 });
     const json = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number; seconds: number } } };
