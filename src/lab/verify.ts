@@ -6,6 +6,7 @@ import { IpAddress, type Family } from '../core/net/address.js';
 import { Endpoint } from '../core/net/endpoint.js';
 import { Lab } from './lab.js';
 import { addressOf, ipv4SubnetOf } from './plan.js';
+import { scaled } from './time-scale.js';
 import { parseTopology } from './topology.js';
 import { EXPECTED, PROBE_SERVERS, PROBE_SERVERS6, PUNCH_PEER, VERIFY_ROWS, verifyTopology, type Behaviour, type VerifyRow } from './truth-table.js';
 
@@ -25,9 +26,9 @@ const SERVERS = {
  * to exit, and a fixed 1.5 s window lost its datagrams (hairpin and open-firewall rows failed).
  * This is only the bound for a sender that never runs.
  */
-const LISTEN_MAX_MS = 15_000;
+const LISTEN_MAX_MS = scaled(15_000);
 /** The bound of an IPv6 punch that does not get through; one that does ends 0.5 s after both sides heard each other. */
-const PUNCH_MAX_MS = 5000;
+const PUNCH_MAX_MS = scaled(5000);
 
 export interface VerifyResult {
   row: string;
@@ -42,7 +43,7 @@ export interface VerifyResult {
 
 async function probe(lab: Lab, host: string, args: string[]): Promise<Record<string, unknown>> {
   // A bound, not a measurement: an observe that nothing answers takes about 3 s, plus starting Node under load.
-  const r = await lab.exec(host, process.execPath, [PROBE, ...args], { timeoutMs: 20_000 });
+  const r = await lab.exec(host, process.execPath, [PROBE, ...args], { timeoutMs: scaled(20_000) });
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
 }
 
@@ -141,10 +142,10 @@ async function measureRow(lab: Lab, v: VerifyRow, index: number): Promise<Behavi
   let natpmp: boolean | null = null;
   if (v.upnp && pub !== undefined) {
     upnp = await portMapForwards(lab, a, pub, 40005, 41005, () =>
-      lab.exec(a, 'upnpc', ['-e', 'wgp2p-verify', '-a', lab.address(a), '40005', '41005', 'UDP', '60'], { timeoutMs: 8000, allowFail: true }));
+      lab.exec(a, 'upnpc', ['-e', 'wgp2p-verify', '-a', lab.address(a), '40005', '41005', 'UDP', '60'], { timeoutMs: scaled(8000), allowFail: true }));
     const gw = ipv4SubnetOf(lab.router(router).lan).gateway;
     natpmp = await portMapForwards(lab, a, pub, 40006, 41006, () =>
-      lab.exec(a, 'natpmpc', ['-g', gw.toString(), '-a', '41006', '40006', 'udp', '60'], { timeoutMs: 8000, allowFail: true }));
+      lab.exec(a, 'natpmpc', ['-g', gw.toString(), '-a', '41006', '40006', 'udp', '60'], { timeoutMs: scaled(8000), allowFail: true }));
   }
 
   let punch: boolean | null = null;
@@ -213,7 +214,7 @@ function describe(v: VerifyRow): string {
 }
 
 async function waitForProbeServer(lab: Lab): Promise<void> {
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + scaled(5000);
   while (Date.now() < deadline) {
     const r = await run('ss', ['-Hlun'], { netns: lab.ns('s1'), allowFail: true });
     if (r.stdout.includes(':3479')) return;
