@@ -11,6 +11,7 @@ import { runDemo, type DemoRow } from '../lab/demo.js';
 import { renderFamilyMatrix, renderMatrix, runFamilyMatrix, runMatrix } from '../lab/nat-matrix.js';
 import { VmError } from '../lab/vm/failure.js';
 import { runInVm } from '../lab/vm/run.js';
+import { KERNEL_META_PACKAGE } from '../lab/vm/config.js';
 import { parseVmOptions, type VmCliOptions } from '../lab/vm/options.js';
 import { age } from './status.js';
 import { progressPrinter, renderTable } from './table.js';
@@ -237,7 +238,7 @@ export function registerLab(program: Command): void {
     .option('--boot-timeout <s>', 'seconds until the guest must be ready', '180')
     .option('--timeout <s>', 'seconds the command may run in the guest', '3600')
     .option('--env <K=V...>', 'environment for the command (WGP2P_* of this shell go along; WGP2P_DATA_PLANE=kernel is set)')
-    .option('--kernel-package <pkg>', 'Debian kernel package (or meta-package) to boot', 'linux-image-cloud-amd64')
+    .option('--kernel-package <pkg>', 'Debian kernel package or meta-package to boot, e.g. linux-image-6.12-cloud-amd64 (6.12 on Debian 12, from bookworm-security); WGP2P_VM_KERNEL_PACKAGE sets the default', process.env.WGP2P_VM_KERNEL_PACKAGE || KERNEL_META_PACKAGE)
     .option('--rebuild', 'rebuild the cached guest image')
     .action(async (cmd: string[], raw: VmCliOptions) => {
       const opts = parseVmOptions(raw);

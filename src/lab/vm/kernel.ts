@@ -33,10 +33,19 @@ export function parseShowVersion(text: string): string | undefined {
   return /^Version:\s*(\S+)\s*$/m.exec(text)?.[1];
 }
 
-/** Which kernel the guest runs: the one Debian's meta-package points at now. */
+/**
+ * A package that holds a kernel itself rather than pointing at one: its name carries the ABI
+ * (linux-image-6.1.0-57-cloud-amd64, linux-image-6.12.117+deb12-cloud-amd64), where a
+ * meta-package's has at most major.minor (linux-image-cloud-amd64, linux-image-6.12-cloud-amd64).
+ */
+export function isVersionedImage(pkg: string): boolean {
+  return /^linux-image-\d+\.\d+(\.0-\d+|\.\d+\+)/.test(pkg);
+}
+
+/** Which kernel the guest runs: the one Debian's meta-package points at now, or the versioned package named. */
 export async function resolveKernel(meta = KERNEL_META_PACKAGE): Promise<KernelPackage> {
   const deps = await run('apt-cache', ['depends', '--no-recommends', '--no-suggests', meta], { allowFail: true });
-  const pkg = deps.code === 0 ? parseMetaDepends(deps.stdout, meta) : undefined;
+  const pkg = deps.code !== 0 ? undefined : isVersionedImage(meta) ? meta : parseMetaDepends(deps.stdout, meta);
   if (!pkg) throw new VmError('kernel-package', `apt knows no ${meta} (${(deps.stderr || deps.stdout).trim().split('\n')[0] || 'no Depends line'})`, 'run scripts/install-vm.sh, which runs apt-get update');
   const show = await run('apt-cache', ['show', '--no-all-versions', pkg], { allowFail: true });
   const version = show.code === 0 ? parseShowVersion(show.stdout) : undefined;

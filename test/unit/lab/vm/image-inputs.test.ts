@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { imageKey, kernelKey, type ImageInputs } from '../../../../src/lab/vm/cache-key.js';
 import { parentsOf } from '../../../../src/lab/vm/checkout.js';
 import { cpioScript, lddPaths } from '../../../../src/lab/vm/image.js';
-import { configHasWireGuard, parseMetaDepends, parseShowVersion } from '../../../../src/lab/vm/kernel.js';
+import { configHasWireGuard, isVersionedImage, parseMetaDepends, parseShowVersion } from '../../../../src/lab/vm/kernel.js';
 import { parseModulesDep, selectModules } from '../../../../src/lab/vm/modules.js';
 
 const inputs: ImageInputs = {
@@ -30,6 +30,10 @@ test('the image key changes with every input and not with the order versions wer
 test('apt output: the versioned kernel of the meta-package, and its version', () => {
   assert.equal(parseMetaDepends('linux-image-cloud-amd64\n  Depends: linux-image-6.1.0-57-cloud-amd64\n'), 'linux-image-6.1.0-57-cloud-amd64');
   assert.equal(parseMetaDepends('linux-image-cloud-amd64\n'), undefined);
+  assert.equal(parseMetaDepends('linux-image-6.12-cloud-amd64\n  Depends: linux-image-6.12.117+deb12-cloud-amd64\n', 'linux-image-6.12-cloud-amd64'), 'linux-image-6.12.117+deb12-cloud-amd64');
+  // A versioned package is booted as named; a meta-package is followed to the one it depends on.
+  for (const p of ['linux-image-6.1.0-57-cloud-amd64', 'linux-image-6.12.117+deb12-cloud-amd64']) assert.ok(isVersionedImage(p), p);
+  for (const p of ['linux-image-cloud-amd64', 'linux-image-6.12-cloud-amd64', 'linux-image-amd64']) assert.ok(!isVersionedImage(p), p);
   assert.equal(parseShowVersion('Package: linux-image-6.1.0-57-cloud-amd64\nVersion: 6.1.192-3\nArchitecture: amd64\n'), '6.1.192-3');
   assert.ok(configHasWireGuard('CONFIG_NET=y\nCONFIG_WIREGUARD=m\n'));
   assert.ok(!configHasWireGuard('# CONFIG_WIREGUARD is not set\n'), 'a kernel without WireGuard is known before it boots');
