@@ -291,9 +291,13 @@ export class Scenario {
   async waitFor(pred: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
     timeoutMs = scaled(timeoutMs);
     const deadline = Date.now() + timeoutMs;
-    while (!(await pred().catch(() => false))) {
+    for (;;) {
+      const t0 = Date.now();
+      if (await pred().catch(() => false)) return;
       if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-      await sleep(50);
+      // Most conditions ask the hub: a poll may take at most a third of its time, or under TCG
+      // (where a status reply took seconds) the waiting would starve what it waits for.
+      await sleep(Math.max(50, 2 * (Date.now() - t0)));
     }
   }
 }
