@@ -11,6 +11,12 @@ import { parseGet, UapiError } from '../src/core/wireguard/uapi.js';
 import { behindRouters, dualStackPair, hubAndDevice, natPair } from '../src/lab/topologies.js';
 import { parseTopologyText, TopologyError } from '../src/lab/topology.js';
 import { classifyDatagram } from '../src/relay/datagram.js';
+import { encodeControl, encodeData, FrameDecoder } from '../src/core/stream/framing.js';
+import { decodeRelayStreamMessage, decodeShimMessage } from '../src/core/stream/messages.js';
+import { IpAddress } from '../src/core/net/address.js';
+import { Endpoint } from '../src/core/net/endpoint.js';
+import { decode as decodeStun, encode as encodeStun, METHOD_BINDING } from '../src/core/stun/message.js';
+import { answer as stunAnswer } from '../src/hub/stun-responder.js';
 import type { FuzzTarget, Outcome } from './fuzz-engine.js';
 
 /**
@@ -74,6 +80,8 @@ const hubToAgent = [
   { type: 'path', step: 'use', publicKey: K2, seq: 3, path: { via: 'direct', kind: 'lan', endpoint: '192.168.10.3:51820' } },
   { type: 'path', step: 'use', publicKey: K2, seq: 5, path: { via: 'relay', endpoint: '203.0.113.2:40002', relayId: 'ab12' } },
   { type: 'path', step: 'use', publicKey: K2, seq: 6, path: { via: 'hub' } },
+  { type: 'path', step: 'prepare', publicKey: K2, seq: 7, candidate: { kind: 'public4', endpoint: '203.0.113.20:51820' }, fallback: null, windowMs: 2000, holdMs: 2000, initiates: false, openFirst: true },
+  { type: 'nat-probe', port: 43602, from: 37024 },
 ];
 
 const report = { publicKey: K2, path: 'direct', kind: 'lan', endpoint: '192.168.10.3:51820', handshakeAgeMs: 100, rxBytes: 1024, txBytes: 2048, directAfterMs: 300, reason: null, relayId: null };
@@ -81,6 +89,7 @@ const agentToHub = [
   { type: 'report', peers: [report, { ...report, publicKey: K3, path: 'relayed', kind: null, endpoint: '203.0.113.2:40002', directAfterMs: null, reason: 'symmetric NAT', relayId: '00ff00ff00ff00ff' }] },
   { type: 'hello', protocol: 2, network: { listenPort: 51820, interfaces: ['192.168.10.3/24', '2001:db8:10::3/64'] }, changed: false, peers: [report] },
   { type: 'path-event', event: 'ready', publicKey: K2, seq: 3 },
+  { type: 'path-event', event: 'ready', publicKey: K2, seq: 4, opened: true },
   { type: 'path-event', event: 'heard', publicKey: K2, seq: 3, endpoint: '[2001:db8:20::2]:51820', afterMs: 120 },
   { type: 'path-event', event: 'unheard', publicKey: K2, seq: 3 },
   { type: 'path-event', event: 'relay-ok', publicKey: K2, seq: 5 },
@@ -110,6 +119,7 @@ const JOIN_PREFIX = 'wgp2p-join1.';
 const joinCodes = [
   encodeJoinCode({ name: 'laptop', hubPublicKey: K1, hubEndpoints: ['vpn.example.org:51820'], hubAddress: '10.99.0.1', apiPort: 51821, key: PRIV, address: '10.99.1.5/24', expiresAt: 1_800_000_000_000 }),
   encodeJoinCode({ name: 'phone', hubPublicKey: K1, hubEndpoints: ['203.0.113.2:51820', '[2001:db8::2]:51820'], hubAddress: 'fd99::1', apiPort: 51821, key: PRIV, address: '10.99.1.6/24', address6: 'fd3c:1a2b:3c4d:1::6/64', expiresAt: 1_800_000_000_000 }),
+  encodeJoinCode({ name: 'hotel', hubPublicKey: K1, hubEndpoints: ['203.0.113.2:51820'], hubAddress: '10.99.0.1', apiPort: 51821, key: PRIV, address: '10.99.1.7/24', expiresAt: 1_800_000_000_000, stream: { port: 443, pin: 'sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=' } }),
 ];
 
 const wgQuick = [
@@ -151,8 +161,76 @@ const datagrams = [
   Buffer.concat([Buffer.from([4, 0, 0, 0]), Buffer.alloc(1436, 5)]),
 ];
 
+/** What a shim sends a relay, and the relay a shim, on the stream transport (issue 12). */
+const shimToRelay = [
+  { type: 'hello', v: 1, publicKey: K1, token: 'Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5' },
+  { type: 'open', channel: 0, to: { kind: 'hub' } },
+  { type: 'open', channel: 7, to: { kind: 'allocation', id: '0123456789abcdef' } },
+  { type: 'close', channel: 7 },
+];
+const relayToShim = [{ type: 'welcome' }, { type: 'opened', channel: 3 }, { type: 'closed', channel: 3, reason: 'allocation 0123456789abcdef was released' }, { type: 'error', reason: 'send hello first' }];
+const streamBytes = [
+  Buffer.concat([encodeControl(JSON.stringify(shimToRelay[0])), encodeControl(JSON.stringify(shimToRelay[2])), encodeData(7, datagramsForStream()[0]), encodeData(7, datagramsForStream()[1])]),
+  Buffer.concat([encodeData(0, Buffer.alloc(1452, 4)), encodeData(65535, Buffer.alloc(32, 4))]),
+];
+function datagramsForStream(): Buffer[] {
+  return [Buffer.concat([Buffer.from([1, 0, 0, 0]), Buffer.alloc(144, 1)]), Buffer.concat([Buffer.from([4, 0, 0, 0]), Buffer.alloc(1448, 5)])];
+}
+/** STUN datagrams: RFC 5769's sample response, what doctor sends and the hub answers, and bare ones without FINGERPRINT. */
+const STUN_TID = Buffer.from('b7e7a701bc34d686fa87dfae', 'hex');
+const stunHeader = (type: number, body: Buffer) => {
+  const h = Buffer.alloc(20);
+  h.writeUInt16BE(type, 0);
+  h.writeUInt16BE(body.length, 2);
+  h.writeUInt32BE(0x2112a442, 4);
+  STUN_TID.copy(h, 8);
+  return Buffer.concat([h, body]);
+};
+const stunDatagrams = [
+  Buffer.from('0101003c2112a442b7e7a701bc34d686fa87dfae8022000b7465737420766563746f7220002000080001a147e112a64300080014' + '2b91f599fd9e90c38c7489f92af9ba53f06be7d780280004c07d4c96', 'hex'),
+  encodeStun({ cls: 'request', method: METHOD_BINDING, transactionId: STUN_TID, changePort: true, responsePort: 40000, padding: 80 }),
+  encodeStun({ cls: 'success', method: METHOD_BINDING, transactionId: STUN_TID, mapped: Endpoint.parse('[2001:db8::5]:40000'), otherAddress: Endpoint.parse('192.0.3.2:3479') }),
+  encodeStun({ cls: 'error', method: METHOD_BINDING, transactionId: STUN_TID, error: { code: 420, reason: 'Unknown Attribute' }, unknownAttributes: [3] }),
+  stunHeader(0x0001, Buffer.alloc(0)),
+  stunHeader(0x0101, Buffer.from('002000080001a147e112a643', 'hex')),
+  stunHeader(0x0001, Buffer.from('00030004000000060027000209c40000', 'hex')),
+];
+const STUN_HUB = { address: IpAddress.parse('192.0.3.2') };
+
 export function fuzzTargets(): FuzzTarget[] {
   return [
+    {
+      name: 'stream-frames',
+      samples: streamBytes,
+      maxLength: 1 << 16,
+      run(input) {
+        // Whole, then cut in three: the decoder must say the same of both (chunking is the network's choice).
+        const whole = new FrameDecoder();
+        let a = 0;
+        const p1 = whole.push(input, () => a++);
+        const cut = new FrameDecoder();
+        let b = 0;
+        const third = Math.max(1, Math.floor(input.length / 3));
+        let p2;
+        for (let i = 0; i < input.length && !p2; i += third) p2 = cut.push(input.subarray(i, i + third), () => b++);
+        if (a !== b || (p1 === undefined) !== (p2 === undefined)) throw new Error(`chunking changed the outcome: ${a} vs ${b} frames`);
+        return p1 ? 'refused' : 'accepted';
+      },
+    },
+    jsonTarget('stream shim->relay', shimToRelay, decodeShimMessage),
+    jsonTarget('stream relay->shim', relayToShim, decodeRelayStreamMessage),
+    {
+      name: 'stun',
+      samples: stunDatagrams,
+      maxLength: 2048,
+      run(input) {
+        const d = decodeStun(input);
+        if (!d.ok) return 'refused';
+        // What the hub's responder would do with it, as far as it is pure.
+        if (d.message.cls === 'request') encodeStun(stunAnswer(d.message, Endpoint.parse('198.51.100.9:40000'), STUN_HUB, 3478, 3478).message);
+        return 'accepted';
+      },
+    },
     {
       name: 'relay-datagram',
       samples: datagrams,

@@ -4,7 +4,7 @@ import { HubLink } from '../core/hub-link.js';
 import { listenPrivate } from '../core/admin-socket.js';
 import type { Logger } from '../core/log.js';
 import type { Prefixed } from '../core/net/cidr.js';
-import { HostPort } from '../core/net/endpoint.js';
+import { Endpoint, HostPort } from '../core/net/endpoint.js';
 import { hubMessageSchema, PROTOCOL_VERSION, type AgentConfig, type AgentMessage, type AgentSettings, type HubMessage, type PathEvent, type PeerInfo, type PeerReport } from '../core/protocol.js';
 import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
@@ -13,7 +13,17 @@ import { HubEndpoints } from './hub-endpoints.js';
 import { HubKeepalive } from './hub-keepalive.js';
 import { MeshPeer } from './mesh-peer.js';
 import { NetworkWatch } from './network-watch.js';
+import { NftPunchTtl } from './punch-ttl.js';
+import { answerWanProbe } from './wan-probe-answer.js';
 import { agentSocketPath } from './socket-path.js';
+import { realClock } from '../core/clock.js';
+import type { PortMapperStatusJson } from '../core/status.js';
+import { findGateway } from './port-mapping/gateway.js';
+import type { Mapping } from './port-mapping/machine.js';
+import { PortMapper } from './port-mapping/mapper.js';
+import { natpmpClient } from './port-mapping/natpmp.js';
+import { pcpClient } from './port-mapping/pcp.js';
+import { UpnpClient } from './port-mapping/upnp.js';
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -21,7 +31,11 @@ export interface AgentOptions {
   log: Logger;
   /** How long a direct attempt toward a plain client may take before it counts as failed. */
   attemptMs?: number;
+  /** Ask the router to map WireGuard's port (PCP, NAT-PMP, UPnP-IGD). Default: true (`--no-port-mapping`). */
+  portMapping?: boolean;
 }
+
+const MAPPER_OFF: PortMapperStatusJson = { state: 'off', mapping: null, gateway: null, problem: null, nextTryInMs: null };
 
 /** While an attempt runs the device is read every 50 ms; otherwise once a second is enough for liveness. */
 const FAST_TICK_MS = 50;
@@ -51,6 +65,9 @@ export class Agent {
   private hubEndpoints?: HubEndpoints;
   private readonly hubEndpointList: string[];
   private hubKeepalive!: HubKeepalive;
+  /** Opening packets that die before the peer's router; undefined without nftables. */
+  private punchTtl?: NftPunchTtl;
+  private mapper?: PortMapper;
 
   constructor(private readonly opts: AgentOptions) {
     // Canonical text, to compare with the endpoints the device reports.
@@ -63,6 +80,22 @@ export class Agent {
     if (this.hubEndpointList.length > 1) this.hubEndpoints = new HubEndpoints(this.hubEndpointList, this.device, this.opts.log, Date.now());
     this.network = new NetworkWatch(this.opts.ifname, (interfaces) => this.enqueue(() => this.onNetworkChange(interfaces)));
     await this.network.start();
+    this.punchTtl = await NftPunchTtl.create(this.opts.log);
+    this.learnPunchTtl((await this.device.get()).peers);
+    if (this.opts.portMapping !== false) {
+      this.mapper = new PortMapper({
+        clock: realClock,
+        log: this.opts.log,
+        internalPort: async () => (await this.device.get()).listenPort,
+        gateway: () => findGateway(this.opts.ifname),
+        clients: [pcpClient, natpmpClient, new UpnpClient()],
+        // The hub hears of every grant, renewal and loss in a hello: its facts are the network's.
+        report: () => {
+          if (this.link?.connected) this.enqueue(() => this.hello(false));
+        },
+      });
+      this.mapper.start();
+    }
     this.link = new HubLink<HubMessage, AgentMessage>({
       config: this.opts.config,
       path: '/v1/agent',
@@ -89,7 +122,7 @@ export class Agent {
         (d) => {
           const dev = new Map(d.peers.map((p) => [p.publicKey, p]));
           const peers = this.reports(dev).map((r) => ({ ...r, name: this.peers.get(r.publicKey)?.info.name, peer: this.peers.get(r.publicKey)?.info.kind }));
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: this.opts.config.name, interface: this.opts.ifname, hubConnected: this.link.connected, peers }));
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: this.opts.config.name, interface: this.opts.ifname, hubConnected: this.link.connected, portMapping: this.mapper?.status() ?? MAPPER_OFF, peers }));
         },
         (err: Error) => res.writeHead(500).end(JSON.stringify({ error: err.message })),
       );
@@ -97,8 +130,21 @@ export class Agent {
     await listenPrivate(this.admin, sock);
   }
 
+  /**
+   * The opening-packet TTL is learned from the hops toward the hub: the hub peer is the one with
+   * the hub's key once the hub said it, before that the only peer the config has an endpoint for.
+   */
+  private learnPunchTtl(peers: readonly PeerState[]): void {
+    if (!this.punchTtl) return;
+    const hub = this.settings ? peers.find((p) => p.publicKey === this.settings!.hubPublicKey) : peers.filter((p) => p.endpoint).length === 1 ? peers.find((p) => p.endpoint) : undefined;
+    if (hub?.endpoint) this.punchTtl.learn(hub.endpoint.address);
+  }
+
   async stop(): Promise<void> {
+    await this.punchTtl?.close();
     this.network?.stop();
+    // A clean exit deletes the mapping at the router (the lease would otherwise outlive us by hours).
+    await this.mapper?.stop();
     this.timers.forEach(clearInterval);
     clearTimeout(this.reportTimer);
     for (const p of this.peers.values()) if (p instanceof ClientPeer) p.stop();
@@ -119,7 +165,7 @@ export class Agent {
   private async hello(changed: boolean): Promise<void> {
     const d = await this.device.get();
     const interfaces = await this.network!.interfaces();
-    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, changed, network: { listenPort: d.listenPort, interfaces }, peers: this.reports(new Map(d.peers.map((p) => [p.publicKey, p]))) });
+    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, changed, network: { listenPort: d.listenPort, interfaces, portMapping: mappingFacts(this.mapper?.mapping() ?? null, d.listenPort) }, peers: this.reports(new Map(d.peers.map((p) => [p.publicKey, p]))) });
   }
 
   /**
@@ -133,6 +179,9 @@ export class Agent {
     this.opts.log.info({ interfaces: interfaces.map(String) }, 'network changed');
     const before = await this.device.get();
     await this.device.set({ listenPort: before.listenPort });
+    this.learnPunchTtl(before.peers);
+    // Another router, or the same one renumbered: map again (the hello below already goes without the old mapping).
+    this.mapper?.networkChanged();
     await this.hello(true);
     // Rebinding touches no peer: the reading from before it still holds for them.
     const peers = new Map(before.peers.map((p) => [p.publicKey, p]));
@@ -144,7 +193,9 @@ export class Agent {
     const dev = await this.devicePeers();
     switch (m.type) {
       case 'snapshot': {
+        const first = !this.settings;
         this.settings = m.settings;
+        if (first && this.punchTtl?.ttl === null) this.learnPunchTtl([...dev.values()]);
         const keep = new Set(m.peers.map((p) => p.publicKey));
         await this.removePeers([...this.peers.keys()].filter((k) => !keep.has(k)));
         for (const p of m.peers) await this.upsert(p, dev.get(p.publicKey));
@@ -156,6 +207,11 @@ export class Agent {
         await this.upsert(m.peer, dev.get(m.peer.publicKey));
         await this.syncHubRoutes(dev);
         return;
+      case 'nat-probe': {
+        const hub = this.settings ? dev.get(this.settings.hubPublicKey)?.endpoint : undefined;
+        if (hub?.family === 4) void answerWanProbe(Endpoint.of(hub.address, m.port), m.from, this.opts.log);
+        return;
+      }
       case 'peer-removed':
         await this.removePeers([m.publicKey]);
         await this.syncHubRoutes(dev);
@@ -186,7 +242,7 @@ export class Agent {
     if (!st) {
       st =
         info.kind === 'agent'
-          ? new MeshPeer(info, { device: this.device, keepalive: () => this.settings?.peerKeepalive || 25, emit: (ev) => this.emit(ev), changed: () => this.changed(), log: this.opts.log })
+          ? new MeshPeer(info, { device: this.device, keepalive: () => this.settings?.peerKeepalive || 25, emit: (ev) => this.emit(ev), changed: () => this.changed(), log: this.opts.log, punchTtl: this.punchTtl })
           : new ClientPeer(info, { device: this.device, settings: () => this.settings!, proxied: () => this.settings?.proxied ?? false, changed: () => this.changed(), log: this.opts.log, attemptMs: this.opts.attemptMs ?? 2000 });
       this.peers.set(info.publicKey, st);
     }
@@ -272,4 +328,10 @@ export class Agent {
       .then((d) => this.send({ type: 'report', peers: this.reports(d) }))
       .catch(() => undefined);
   }
+}
+
+/** The mapping as the hub is told it; none unless it forwards to the port WireGuard listens on now. */
+function mappingFacts(m: Mapping | null, listenPort: number) {
+  if (!m || m.internalPort !== listenPort) return null;
+  return { protocol: m.protocol, external: m.external, internalPort: m.internalPort, expiresInMs: Math.max(0, Math.round(m.expiresAt - Date.now())) };
 }

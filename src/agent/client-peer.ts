@@ -1,3 +1,4 @@
+import { realClock, type Cancel, type Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { Endpoint } from '../core/net/endpoint.js';
 import type { PeerStateName } from '../core/paths.js';
@@ -21,6 +22,8 @@ export interface ClientPeerDeps {
   log: Logger;
   /** How long a direct attempt may take before it counts as failed (2 s: a lab handshake takes ~20 ms). */
   attemptMs: number;
+  /** Default: the real one. */
+  clock?: Clock;
 }
 
 export class ClientPeer {
@@ -33,13 +36,16 @@ export class ClientPeer {
   directAfterMs: number | null = null;
   reason: string | null = null;
   private failures = 0;
-  private retry?: NodeJS.Timeout;
+  private retry?: Cancel;
   private hubMode = false;
+  private readonly clock: Clock;
 
   constructor(
     public info: PeerInfo,
     private readonly deps: ClientPeerDeps,
-  ) {}
+  ) {
+    this.clock = deps.clock ?? realClock;
+  }
 
   get key(): string {
     return this.info.publicKey;
@@ -58,7 +64,12 @@ export class ClientPeer {
   }
 
   stop(): void {
-    clearTimeout(this.retry);
+    this.cancelRetry();
+  }
+
+  private cancelRetry(): void {
+    this.retry?.();
+    this.retry = undefined;
   }
 
   report(p: PeerState | undefined): PeerReport {
@@ -66,7 +77,7 @@ export class ClientPeer {
       publicKey: this.key,
       path: this.state,
       endpoint: p?.endpoint ?? this.appliedEndpoint,
-      handshakeAgeMs: p && p.lastHandshakeMs > 0 ? Math.max(0, Date.now() - p.lastHandshakeMs) : null,
+      handshakeAgeMs: p && p.lastHandshakeMs > 0 ? Math.max(0, this.clock.now() - p.lastHandshakeMs) : null,
       rxBytes: p?.rxBytes ?? 0,
       txBytes: p?.txBytes ?? 0,
       directAfterMs: this.directAfterMs,
@@ -84,7 +95,7 @@ export class ClientPeer {
     if (this.deps.proxied()) {
       if (!this.hubMode) {
         this.hubMode = true;
-        clearTimeout(this.retry);
+        this.cancelRetry();
         await this.deps.device.set({ peers: [{ publicKey: this.key, remove: true }] });
         this.set('proxied', null);
       }
@@ -119,42 +130,76 @@ export class ClientPeer {
    * Points the peer at the hub-reported endpoint and makes WireGuard send at once. Measured in the
    * lab: setting an endpoint sends nothing; a keepalive interval going from 0 to non-zero sends a
    * keepalive (or a handshake initiation) within ~5 ms. So one UAPI set clears and sets it again.
+   *
+   * Unless the client got here first: a client that reaches us on its own (our router maps our
+   * port, or forwards like a full cone) often handshakes before the hub's push arrives, from the
+   * address the hub sees it at but, behind a symmetric NAT, from another port. WireGuard has then
+   * moved the peer to that port, and the hub's port (the client's mapping toward the hub, which
+   * its NAT does not open to us) would only take that away. Measured in the lab (portmap-client):
+   * overwriting it left the device sending into the client's NAT until the client's next
+   * keepalive, 25 s later, and the attempt failed meanwhile.
    */
   private async attempt(withEndpoint: boolean, before: PeerState | undefined): Promise<void> {
     const info = this.info;
     const k = this.deps.settings().peerKeepalive;
-    clearTimeout(this.retry);
+    this.cancelRetry();
+    const now = this.clock.now();
+    const heard = this.heardFromClient(before, now);
+    const setEndpoint = withEndpoint && info.endpoint !== null && !heard;
     await this.deps.device.set({
       peers: [
-        { publicKey: info.publicKey, allowedIps: info.allowedIps, ...(withEndpoint && info.endpoint ? { endpoint: info.endpoint } : {}), persistentKeepalive: 0 },
+        { publicKey: info.publicKey, allowedIps: info.allowedIps, ...(setEndpoint ? { endpoint: info.endpoint! } : {}), persistentKeepalive: 0 },
         { publicKey: info.publicKey, persistentKeepalive: k },
       ],
     });
     if (withEndpoint) this.appliedEndpoint = info.endpoint;
     this.keepalive = k;
-    this.attemptStartedAt = Date.now();
+    this.attemptStartedAt = now;
     this.rxAtAttempt = before?.rxBytes ?? 0;
-    this.set('trying', null);
+    if (heard) {
+      this.failures = 0;
+      this.directAfterMs = 0;
+      this.set('direct', null);
+    } else this.set('trying', null);
   }
 
-  /** Decides the attempt from the device: a handshake or received bytes after it means the path works. */
+  /**
+   * The client handshook with us directly within the last attempt window, from the public address
+   * the hub sees it at now: that is this network of the client's, and the path works. (A handshake
+   * from another address is from a network the client has left.)
+   */
+  private heardFromClient(p: PeerState | undefined, now: number): boolean {
+    const seen = this.info.endpoint;
+    if (!p?.endpoint || !seen || p.lastHandshakeMs <= 0) return false;
+    return p.endpoint.address.equals(seen.address) && now - p.lastHandshakeMs <= this.deps.attemptMs;
+  }
+
+  /**
+   * Decides the attempt from the device: a handshake or received bytes after it means the path
+   * works. A failed attempt goes on watching until the retry: the client's packets that prove the
+   * path often come later (a client whose config names our mapped port handshakes when it comes
+   * up, or when its user regenerates the config), and waiting for the retry's window to catch one
+   * left it "impossible" for up to a minute. Anything this peer receives came from the client
+   * directly: its traffic through the hub arrives on the hub's peer.
+   */
   tick(p: PeerState | undefined, now: number): void {
-    if (this.state !== 'trying') return;
+    if (this.state !== 'trying' && this.state !== 'impossible') return;
     if (p && (p.lastHandshakeMs >= this.attemptStartedAt || p.rxBytes > this.rxAtAttempt)) {
+      this.cancelRetry();
       this.failures = 0;
       this.directAfterMs = now - this.attemptStartedAt;
       this.set('direct', null);
-    } else if (now - this.attemptStartedAt > this.deps.attemptMs) {
+    } else if (this.state === 'trying' && now - this.attemptStartedAt > this.deps.attemptMs) {
       this.failures++;
       this.set('impossible', this.failureReason());
       // Keep trying with backoff (5 s, 10 s, … 60 s): the client's network may change.
       const delay = Math.min(60_000, 5000 * 2 ** Math.min(4, this.failures - 1));
-      this.retry = setTimeout(() => {
+      this.retry = this.clock.after(delay, () => {
         void this.deps.device
           .get()
           .then((d) => this.attempt(false, d.peers.find((x) => x.publicKey === this.key)))
           .catch(() => undefined);
-      }, delay);
+      });
     }
   }
 

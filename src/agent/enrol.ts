@@ -5,6 +5,7 @@ import { run } from '../core/exec.js';
 import { HostPort } from '../core/net/endpoint.js';
 import type { JoinCode } from '../core/join-code.js';
 import type { AgentConfig } from '../core/protocol.js';
+import type { StreamConfig } from '../core/stream/config.js';
 import { writeSecret } from '../core/secret-file.js';
 import { formatWgQuick } from '../core/wgquick.js';
 import { generateKeyPair } from '../core/wireguard/keys.js';
@@ -50,7 +51,7 @@ const dropTunnel = (ifname: string) => run('ip', ['link', 'delete', 'dev', ifnam
  * field passes (enrol-reply.ts), and the reply must be for the node the code names. Exported for
  * the tests: the rest of the join needs root.
  */
-export function writeEnrolment(raw: unknown, opts: { dir: string; ifname: string; privateKey: string; joinedVia: string; codeName: string }): Enrolled {
+export function writeEnrolment(raw: unknown, opts: { dir: string; ifname: string; privateKey: string; joinedVia: string; codeName: string; stream?: StreamConfig }): Enrolled {
   const r = enrolReplySchema.safeParse(raw);
   if (!r.success) {
     const fields = r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ');
@@ -67,7 +68,8 @@ export function writeEnrolment(raw: unknown, opts: { dir: string; ifname: string
   // The endpoint that answered goes first: the agent falls back to the others by itself.
   const all = reply.hub.endpoints ?? (reply.hub.endpoint ? [reply.hub.endpoint] : []);
   const hubEndpoints = [opts.joinedVia, ...all.filter((e) => e !== opts.joinedVia)].slice(0, 2);
-  const config: AgentConfig = { name: reply.name, hubUrl: reply.hub.apiUrl, token: reply.token, interface: opts.ifname, hubEndpoints };
+  // The stream side's pin comes from the join code, which came out of band like the hub's key.
+  const config: AgentConfig = { name: reply.name, hubUrl: reply.hub.apiUrl, token: reply.token, interface: opts.ifname, hubEndpoints, ...(opts.stream ? { stream: opts.stream } : {}) };
   const agentJson = join(opts.dir, `${reply.name}.agent.json`);
   writeSecret(conf, confText);
   writeSecret(agentJson, JSON.stringify(config, null, 2) + '\n');
@@ -169,7 +171,7 @@ export async function enrol(code: JoinCode, opts: { dir: string; ifname: string;
     await cleanup();
     release();
   }
-  const done = writeEnrolment(raw, { dir: opts.dir, ifname: opts.ifname, privateKey: keys.privateKey, joinedVia: joinedVia!, codeName: code.name });
+  const done = writeEnrolment(raw, { dir: opts.dir, ifname: opts.ifname, privateKey: keys.privateKey, joinedVia: joinedVia!, codeName: code.name, stream: code.stream });
   await wgQuick('up', done.conf);
   return done;
 }

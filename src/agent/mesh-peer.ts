@@ -7,6 +7,7 @@ import type { PeerState } from '../core/wireguard/uapi.js';
 import { keepsSilent, readyAttempt, stepAttempt, type AgentAttempt, type AttemptEffect, type AttemptInput, type AttemptRole } from './attempt.js';
 import { Liveness } from './liveness.js';
 import { openNat } from './open-nat.js';
+import { NO_PUNCH_TTL, type PunchTtl } from './punch-ttl.js';
 import { enterPath, nonePath, point, punch, type CommittedPath, type PeerContext } from './paths/index.js';
 
 /**
@@ -28,6 +29,8 @@ export interface MeshPeerDeps {
   changed(): void;
   log: Logger;
   now?: () => number;
+  /** Opening packets that die before the peer's router (punch-ttl.ts); absent: full TTL. */
+  punchTtl?: PunchTtl;
 }
 
 /** WireGuard keeps a session for 180 s (REJECT_AFTER_TIME); older than this, assume there is none. */
@@ -145,11 +148,21 @@ export class MeshPeer {
     // With a role, the re-added peer gets no addresses yet: no packet of ours can make it initiate.
     if (!fallback) await this.deps.device.set({ peers: [{ publicKey: this.key, ...(role === 'both' ? { allowedIps: this.info.allowedIps } : {}), endpoint: cmd.candidate.endpoint, persistentKeepalive: 0 }] });
     // The responder's NAT is open before it says ready, so the initiator's one initiation gets in.
-    if (role === 'responder') await openNat(this.deps.device, cmd.candidate.endpoint);
+    // Across NATs, with a TTL that dies before the peer's router, every side opens first: then no
+    // punch is the first packet at a router that takes unsolicited WAN input (punch-ttl.ts), and
+    // either order works, whichever router leaks. Without such a TTL, the hub asks the side behind
+    // a leaky router to open first (openFirst), also without a role: its packet must leave before
+    // the peer's arrives.
+    const kind = kindOf(cmd.candidate.kind);
+    const ttl = kind.crossesNat ? (this.deps.punchTtl ?? NO_PUNCH_TTL) : NO_PUNCH_TTL;
+    await ttl.settled();
+    // Never toward a mapped port's peer: the mapping is open already (candidates/mapped.ts says why a packet of ours would hurt).
+    const opened = kind.responderOpensNat !== false && (role === 'responder' || ttl.ttl !== null || cmd.openFirst === true);
+    if (opened) await openNat(this.deps.device, cmd.candidate.endpoint, ttl);
     this.attempt = readyAttempt({
       role,
       seq: cmd.seq,
-      kind: kindOf(cmd.candidate.kind),
+      kind,
       candidate: cmd.candidate.endpoint,
       fallback,
       windowMs: cmd.windowMs,
@@ -159,9 +172,9 @@ export class MeshPeer {
       // the relay nothing of ours changed, so this reading is the baseline; otherwise the next one.
       baselineRx: readd ? 0 : fallback ? (p?.rxBytes ?? 0) : null,
     });
-    this.deps.log.debug({ peer: this.info.name, seq: cmd.seq, candidate: cmd.candidate.endpoint.toString(), kind: cmd.candidate.kind, fallback: fallback?.toString() ?? null, readd, role }, 'attempt ready');
+    this.deps.log.debug({ peer: this.info.name, seq: cmd.seq, candidate: cmd.candidate.endpoint.toString(), kind: cmd.candidate.kind, fallback: fallback?.toString() ?? null, readd, role, opened, ttl: ttl.ttl }, 'attempt ready');
     this.reason = null;
-    this.deps.emit({ type: 'path-event', event: 'ready', publicKey: this.key, seq: cmd.seq });
+    this.deps.emit({ type: 'path-event', event: 'ready', publicKey: this.key, seq: cmd.seq, opened });
     this.deps.changed();
   }
 

@@ -1,6 +1,7 @@
 import type { Endpoint } from '../core/net/endpoint.js';
 import type { WireGuardDevice } from '../core/wireguard/device.js';
 import { generateKeyPair } from '../core/wireguard/keys.js';
+import { NO_PUNCH_TTL, type PunchTtl } from './punch-ttl.js';
 
 /**
  * Opens our NAT (or stateful firewall) toward `endpoint` from WireGuard's own socket with a
@@ -14,9 +15,12 @@ import { generateKeyPair } from '../core/wireguard/keys.js';
  * keepalive on (0 -> 1), before the next request removes the peer again, which also stops its
  * 5 s retries (bench/crossing.ts --mode roles: 20 of 20 handshakes behind two home NATs with
  * ~110 ms between them, where both sending at once crossed in 16 of 20).
+ *
+ * With `ttl` (punch-ttl.ts) the packet dies before the peer's router: a router that accepts
+ * unsolicited WAN input would otherwise take the packet and give its host another port.
  */
-export async function openNat(device: WireGuardDevice, endpoint: Endpoint): Promise<void> {
+export async function openNat(device: WireGuardDevice, endpoint: Endpoint, ttl: PunchTtl = NO_PUNCH_TTL): Promise<void> {
   const throwaway = generateKeyPair().publicKey;
-  await device.set({ peers: [{ publicKey: throwaway, endpoint, persistentKeepalive: 0 }, { publicKey: throwaway, persistentKeepalive: 1 }] });
+  await ttl.limited(endpoint, () => device.set({ peers: [{ publicKey: throwaway, endpoint, persistentKeepalive: 0 }, { publicKey: throwaway, persistentKeepalive: 1 }] }));
   await device.set({ peers: [{ publicKey: throwaway, remove: true }] });
 }

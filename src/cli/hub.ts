@@ -13,6 +13,7 @@ import { Hub } from '../hub/hub.js';
 import { generateKeyPair } from '../core/wireguard/keys.js';
 import type { HubSettings } from '../hub/store/model.js';
 import { createStore } from '../hub/store/store.js';
+import { DEFAULT_TCP_PORT, planHubStream, writeHubStream } from '../hub/stream-identity.js';
 import { relayAddressesProblem } from '../core/relay-protocol.js';
 import { hubUnit } from '../core/systemd/units.js';
 import { enableHint, installUnit, SYSTEMD_DIR, thisPrograms } from './service.js';
@@ -39,6 +40,10 @@ interface InitOptions {
   json?: boolean;
   service?: boolean;
   systemdDir: string;
+  /** false with --no-tcp (commander's negated option). */
+  tcp: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 function collectEndpoints(v: string, all: string[]): string[] {
@@ -88,7 +93,12 @@ export function registerHub(program: Command): void {
     .option('--json', 'print JSON')
     .option('--service', 'also install the systemd unit wgp2p-hub.service (brings hub.conf up, then "hub run")')
     .option('--systemd-dir <dir>', 'where --service installs the unit', SYSTEMD_DIR)
-    .action(async (o: InitOptions) => {
+    .option('--tcp-port <port>', 'TCP port of the stream side (WireGuard over TLS, for networks that block UDP)', portArg, DEFAULT_TCP_PORT)
+    .option('--no-tcp', 'no stream side: nodes on networks that block UDP cannot connect')
+    .option('--tls-cert <pem>', "the stream side's certificate (default: a self-signed one, pinned in join codes and agent configs)")
+    .option('--tls-key <pem>', 'the key of --tls-cert')
+    .action(async (o: InitOptions & { tcpPort?: number }) => {
+      if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new Error('--tls-cert and --tls-key go together: give both, or neither for a self-signed certificate');
       // Rendered first: a directory a unit cannot name fails before anything is created.
       const unit = hubUnit(thisPrograms(), { dir: resolve(o.dir) });
       const address = Prefixed.parse(o.address);
@@ -102,6 +112,9 @@ export function registerHub(program: Command): void {
       const endpoints = hubEndpoints(o.endpoint);
       const ula = o.address6 !== undefined ? { tunnel: Cidr.parse(o.address6), proxied: Cidr.parse(o.address6).next() } : randomUlaPrefix(randomBytes);
       const hubHost = Number(net.offsetOf(address.address));
+      // commander gives --tcp-port's value under tcpPort, and --no-tcp as tcp: false. An
+      // operator's certificate is checked here, before anything is created.
+      const streamPlan = await planHubStream({ port: o.tcp === false ? null : (o.tcpPort ?? DEFAULT_TCP_PORT), own: o.tlsCert && o.tlsKey ? { cert: o.tlsCert, key: o.tlsKey } : undefined });
       mkdirSync(o.dir, { recursive: true, mode: 0o700 });
       const keys = generateKeyPair();
       const h: HubSettings = {
@@ -121,9 +134,10 @@ export function registerHub(program: Command): void {
       };
       await (await createStore(o.dir, h)).close();
       nodesDir(o.dir);
+      const stream = writeHubStream(o.dir, streamPlan);
       const conf = writeHubConf(o.dir, h);
       const installed = o.service ? installUnit(unit, o.systemdDir) : undefined;
-      const out = { unit: installed, dir: o.dir, config: conf, publicKey: h.publicKey, endpoints: h.endpoints.map(String), address: h.address.toString(), address6: h.address6.toString(), proxiedSubnet: h.proxiedSubnet.toString(), proxiedSubnet6: h.proxiedSubnet6.toString(), listenPort: h.listenPort, api: `${h.address.address}:${h.apiPort}` };
+      const out = { unit: installed, dir: o.dir, config: conf, publicKey: h.publicKey, endpoints: h.endpoints.map(String), address: h.address.toString(), address6: h.address6.toString(), proxiedSubnet: h.proxiedSubnet.toString(), proxiedSubnet6: h.proxiedSubnet6.toString(), listenPort: h.listenPort, api: `${h.address.address}:${h.apiPort}`, stream: { port: stream.port, pin: stream.pin, certificate: stream.generated ? 'self-signed' : 'operator' } };
       if (o.json) console.log(JSON.stringify(out, null, 2));
       else {
         console.log(`hub created in ${o.dir}
@@ -131,6 +145,7 @@ export function registerHub(program: Command): void {
   endpoint        ${out.endpoints.join(' and ')} (listen port ${out.listenPort})
   tunnel address  ${out.address} and ${out.address6}, proxied clients in ${out.proxiedSubnet} and ${out.proxiedSubnet6}
   control API     ${out.api} (tunnel only)
+  stream side     ${stream.port === null ? 'off (--no-tcp)' : `TCP ${stream.port}, TLS key ${stream.pin} (${stream.generated ? 'self-signed' : 'your certificate'}, pinned in join codes)`}
 ${installed ? `installed ${installed}; start the hub now and at every boot with:\n  ${enableHint(unit)}` : `next, at every boot: wgp2p service hub --dir ${resolve(o.dir)} --install (or by hand: wg-quick up ${conf}, then wgp2p hub run --dir ${o.dir} --interface hub)`}`);
       }
     });
@@ -142,11 +157,15 @@ ${installed ? `installed ${installed}; start the hub now and at every boot with:
     .requiredOption('--interface <if>', 'the WireGuard interface brought up from hub.conf')
     .option('--poll-ms <ms>', 'shortest device read interval', millisecondsArg, 20)
     .option('--no-relay', 'no relay inside the hub: only relays that register ("wgp2p relay run")')
+    .option('--tcp-port <port>', "the stream side's TCP port (WireGuard over TLS; default: the one hub init chose, 443)", portArg)
+    .option('--no-tcp', 'no stream side: nodes on networks that block UDP cannot connect')
     .option('--relay-address <ip>', "address of the hub's own relay, where nodes send relayed traffic; give it twice for IPv4 and IPv6 (an IPv6-only node and an IPv4-only node are then bridged). Default: the hub's endpoints (hub init --endpoint) that are IP addresses, one per family", collectRelayAddresses)
-    .action(async (o: { dir: string; interface: string; pollMs: number; relay: boolean; relayAddress?: IpAddress[] }) => {
+    .option('--stun-port <port>', 'UDP port (and the next one) of the STUN responder that "wgp2p doctor" measures networks with, on the relay\'s addresses', portArg, 3478)
+    .option('--no-stun', 'no STUN responder: doctor then learns only what WireGuard and the hub see')
+    .action(async (o: { dir: string; interface: string; pollMs: number; relay: boolean; relayAddress?: IpAddress[]; stunPort: number; stun: boolean; tcp: boolean; tcpPort?: number }) => {
       const log = createLogger('hub');
       keepRunning(log);
-      const h = new Hub({ dir: o.dir, ifname: o.interface, log, pollMs: o.pollMs, noBuiltinRelay: !o.relay, relayAddresses: o.relayAddress });
+      const h = new Hub({ dir: o.dir, ifname: o.interface, log, pollMs: o.pollMs, noBuiltinRelay: !o.relay, relayAddresses: o.relayAddress, stunPort: o.stun ? o.stunPort : null, tcpPort: o.tcp === false ? false : o.tcpPort });
       await h.start();
       const stop = () => void h.stop().finally(() => process.exit(0));
       process.once('SIGINT', stop);

@@ -81,7 +81,7 @@ const fmt = (v: Behaviour[keyof Behaviour]) => (v === null ? '-' : v === true ? 
 
 /** Columns of each family's table: IPv6 has no NAT, so hairpin, port survival and port mapping do not apply there. */
 const VERIFY_COLUMNS: Record<4 | 6, [keyof Behaviour, string][]> = {
-  4: [['udp', 'UDP'], ['tcp', 'TCP'], ['mapping', 'MAPPING'], ['portPreserved', 'PORT KEPT'], ['addressKept', 'ADDRESS KEPT'], ['filtering', 'FILTERING'], ['unsolicited', 'UNSOLICITED IN'], ['hairpin', 'HAIRPIN'], ['portSurvivesProbe', 'PORT AFTER WAN PROBE'], ['upnp', 'UPNP'], ['natpmp', 'NAT-PMP']],
+  4: [['udp', 'UDP'], ['tcp', 'TCP'], ['mapping', 'MAPPING'], ['portPreserved', 'PORT KEPT'], ['addressKept', 'ADDRESS KEPT'], ['filtering', 'FILTERING'], ['unsolicited', 'UNSOLICITED IN'], ['hairpin', 'HAIRPIN'], ['portSurvivesProbe', 'PORT AFTER WAN PROBE'], ['upnp', 'UPNP'], ['natpmp', 'NAT-PMP'], ['pcp', 'PCP']],
   6: [['udp', 'UDP'], ['tcp', 'TCP'], ['mapping', 'MAPPING'], ['portPreserved', 'PORT KEPT'], ['addressKept', 'ADDRESS KEPT'], ['filtering', 'FILTERING'], ['unsolicited', 'UNSOLICITED IN'], ['punch', 'HOLE PUNCH']],
 };
 

@@ -14,6 +14,7 @@ const groups = {
   relay: async () => (await import('./relay.js')).registerRelay,
   service: async () => (await import('./service.js')).registerService,
   status: async () => (await import('./status.js')).registerStatus,
+  doctor: async () => (await import('./doctor.js')).registerDoctor,
   lab: async () => (await import('./lab.js')).registerLab,
 } as const;
 

@@ -7,6 +7,7 @@ import { hubEndpointFor, hubEndpointsFor } from '../hub/configs.js';
 import { addNode, changeNode, enrolAddress, enrolAddress6, reissueToken, type AddedNode } from '../hub/directory.js';
 import { halfMadeNode, renderNodeConf, writeNodeFiles } from '../hub/files.js';
 import { openStore, type DirectoryStore } from '../hub/store/store.js';
+import { hubStreamConfig } from '../hub/stream-identity.js';
 import { renderTable } from './table.js';
 import { durationArg, familyArg, hubEndpointArg, routesArg } from './validate.js';
 
@@ -81,6 +82,7 @@ export function registerNode(program: Command): void {
           address: `${enrolAddress(hub, added.node)}/${hub.proxiedSubnet.prefix}`,
           address6: `${enrolAddress6(hub, added.node)}/${hub.proxiedSubnet6.prefix}`,
           expiresAt: added.node.enrolExpiresAt!,
+          stream: hubStreamConfig(o.dir),
         });
         if (o.json) console.log(JSON.stringify({ name, address: added.node.address.toString(), address6: address6.toString(), code, expiresAt: new Date(added.node.enrolExpiresAt!).toISOString() }, null, 2));
         // The code is a key: the instructions keep it out of the device's argv and shell history.

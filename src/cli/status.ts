@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { agentSocketPath } from '../agent/socket-path.js';
 import { KINDS, type KindId } from '../core/candidates/index.js';
 import { adminGet } from '../core/admin-socket.js';
-import { agentStatusSchema, hubStatusSchema, type HubStatusJson, type NodeStatusJson, type StoreHealthJson } from '../core/status.js';
+import { agentStatusSchema, hubStatusSchema, type HubStatusJson, type NodeStatusJson, type PortMapperStatusJson, type StoreHealthJson } from '../core/status.js';
 import { agentInterface, loadAgentConfig } from './node-config.js';
 import { renderTable } from './table.js';
 
@@ -42,7 +42,21 @@ function natText(n: NodeStatusJson): string {
   if (!n.nat) return '-';
   const m = n.nat.mapping === 'dependent' ? 'symmetric' : n.nat.mapping === 'independent' ? 'cone' : '?';
   const f = n.nat.filtering === 'dependent' ? ', filters' : n.nat.filtering === 'independent' ? ', open' : '';
-  return `${m}${f}`;
+  // A router that takes unsolicited WAN input: its node has to send first (hub/pairs/initiator.ts).
+  const l = n.nat.leaky === 'yes' ? ', leaky' : '';
+  const pm = n.nat.portMapping;
+  return `${m}${f}${l}${pm ? `, maps ${pm.external} (${PROTOCOL_NAMES[pm.protocol]}${pm.problem ? `, not used: ${pm.problem}` : pm.usable === false ? ', not used' : ''})` : ''}`;
+}
+
+const PROTOCOL_NAMES = { pcp: 'PCP', natpmp: 'NAT-PMP', upnp: 'UPnP' } as const;
+
+/** The agent's port mapping in one line: what, by which protocol, until when; or why none. */
+export function portMappingText(p: PortMapperStatusJson | undefined): string {
+  if (!p) return 'port mapping: not reported by this agent';
+  if (p.state === 'off') return 'port mapping: off (--no-port-mapping)';
+  if (p.mapping) return `port mapping: ${p.mapping.external} -> WireGuard's port, by ${PROTOCOL_NAMES[p.mapping.protocol]}${p.gateway ? ` on ${p.gateway}` : ''}, for ${age(p.mapping.expiresInMs)} more (renewed at half-life)`;
+  if (p.state === 'requesting' || p.state === 'idle') return 'port mapping: asking the router';
+  return `port mapping: none${p.problem ? ` (${p.problem})` : ''}${p.nextTryInMs !== null ? `; next try in ${age(p.nextTryInMs)}` : ''}`;
 }
 
 /** One line while the hub's store writes fail; nothing while they work. */
@@ -94,6 +108,7 @@ export function registerStatus(program: Command): void {
         const s = agentStatusSchema.parse(raw);
         if (o.json) return console.log(JSON.stringify(raw, null, 2));
         console.log(`agent ${s.name}: hub ${s.hubConnected ? 'connected' : 'NOT connected (tunnels already up keep working)'}`);
+        console.log(portMappingText(s.portMapping));
         console.log(
           renderTable(
             ['PEER', 'PATH', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'NOTE'],

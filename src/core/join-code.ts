@@ -4,6 +4,7 @@ import { IpAddress } from './net/address.js';
 import { Prefixed } from './net/cidr.js';
 import { nodeNameSchema } from './node-name.js';
 import { publicKeySchema } from './protocol.js';
+import { streamConfigSchema } from './stream/config.js';
 import { isKey } from './wireguard/keys.js';
 import { parseJson } from './json.js';
 
@@ -54,6 +55,8 @@ export const joinCodeSchema = z.preprocess(
       address: checked((t) => Prefixed.parse(t)),
       address6: checked((t) => Prefixed.parse(t)).optional(),
       expiresAt: z.number().int(),
+      /** The hub's stream side (TCP port and TLS pin), for networks that block UDP; absent: a hub without one. */
+      stream: streamConfigSchema.optional(),
     })
     .strict(),
 );

@@ -13,12 +13,22 @@
 
 export type Knowledge = 'independent' | 'dependent' | 'unknown';
 
+/**
+ * Whether the router accepts unsolicited packets on its WAN side ("leaky", the lab's
+ * `restricted-leaky`): the first punch to reach it before the node's own packet left takes the
+ * node's port toward that peer, and the node's packets then come from a port the peer's NAT
+ * filters. Such a node must send first (hub/pairs/initiator.ts).
+ */
+export type Leaky = 'yes' | 'no' | 'unknown';
+
 export interface NatBehaviour {
   mapping: Knowledge;
   filtering: Knowledge;
   /** In words, for reasons and status ("NAT changed the port (51820 -> 40123), so it maps per destination"). */
   mappingWhy: string;
   filteringWhy: string;
+  leaky: Leaky;
+  leakyWhy: string;
 }
 
 /** Why a hole punch between x and y through their IPv4 NATs cannot work, or null if it may. */

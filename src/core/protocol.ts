@@ -8,6 +8,7 @@ import { endpointSchema as netEndpointSchema, prefixedSchema } from './net/schem
 import { existingNodeNameSchema } from './node-name.js';
 import { PEER_STATES } from './paths.js';
 import { isKey } from './wireguard/keys.js';
+import { streamConfigSchema } from './stream/config.js';
 import { parseJson } from './json.js';
 
 /**
@@ -111,6 +112,12 @@ export const pathCommandSchema = z.discriminatedUnion('step', [
      * of an earlier release): both sides punch at once, as before.
      */
     initiates: z.boolean().optional(),
+    /**
+     * Send a packet toward the candidate before saying ready, whatever the role: this side's
+     * router takes unsolicited WAN input, so its own packet must leave before the peer's arrives
+     * (hub/pairs/initiator.ts). Absent: only the responder opens first.
+     */
+    openFirst: z.boolean().optional(),
   }).strict(),
   z.object({ type: z.literal('path'), step: z.literal('punch'), publicKey: publicKeySchema, seq: seqSchema }).strict(),
   z.object({ type: z.literal('path'), step: z.literal('use'), publicKey: publicKeySchema, seq: seqSchema, path: pathSchema }).strict(),
@@ -123,6 +130,14 @@ export const hubMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('peer'), peer: peerInfoSchema }).strict(),
   z.object({ type: z.literal('peer-removed'), publicKey: publicKeySchema }).strict(),
   pathCommandSchema,
+  /**
+   * Send one datagram from a socket of our own bound to `from` to port `port` of the hub's
+   * address (the address the hub peer's endpoint has): the hub just sent an unsolicited datagram
+   * to our public address at `from`, and the port ours comes from tells whether our router took
+   * it (hub/wan-probe.ts). Never WireGuard's socket: Linux NAT reuses a socket's newest mapping
+   * for its later flows, so a port the probe moved would stay moved for every peer.
+   */
+  z.object({ type: z.literal('nat-probe'), port: z.number().int().min(1).max(65535), from: z.number().int().min(1024).max(65535) }).strict(),
 ]);
 export type HubMessage = z.output<typeof hubMessageSchema>;
 
@@ -154,7 +169,12 @@ export type PeerReport = z.output<typeof peerReportSchema>;
  * - lost: the committed path (direct or relay) carried nothing from the peer for too long.
  */
 export const pathEventSchema = z.discriminatedUnion('event', [
-  z.object({ type: z.literal('path-event'), event: z.literal('ready'), publicKey: publicKeySchema, seq: seqSchema }),
+  /**
+   * `opened`: this side sent a packet toward the candidate before saying ready (the responder's
+   * NAT opening, or a TTL-limited one), so no packet of the peer's arrived at its NAT before one
+   * of its own left. Absent (an earlier agent): not known.
+   */
+  z.object({ type: z.literal('path-event'), event: z.literal('ready'), publicKey: publicKeySchema, seq: seqSchema, opened: z.boolean().optional() }),
   z.object({ type: z.literal('path-event'), event: z.literal('heard'), publicKey: publicKeySchema, seq: seqSchema, endpoint: netEndpointSchema, afterMs: z.number().nonnegative().nullable() }),
   z.object({ type: z.literal('path-event'), event: z.literal('unheard'), publicKey: publicKeySchema, seq: seqSchema }),
   z.object({ type: z.literal('path-event'), event: z.literal('relay-ok'), publicKey: publicKeySchema, seq: seqSchema }),
@@ -162,15 +182,41 @@ export const pathEventSchema = z.discriminatedUnion('event', [
 ]);
 export type PathEvent = z.output<typeof pathEventSchema>;
 
+export const PORT_MAPPING_PROTOCOLS = ['pcp', 'natpmp', 'upnp'] as const;
+export type PortMappingProtocol = (typeof PORT_MAPPING_PROTOCOLS)[number];
+
+/**
+ * A port mapping as an agent reports it: who granted it, where the router says it forwards from,
+ * and for how much longer (an age, so clocks never need to agree). Only a public IPv4 endpoint
+ * can be a candidate (candidates/mapped.ts); the hub also checks it is where it sees the node.
+ */
+export const portMappingSchema = z
+  .object({
+    protocol: z.enum(PORT_MAPPING_PROTOCOLS),
+    external: netEndpointSchema.refine((e) => e instanceof Endpoint && e.family === 4 && e.address.isPublic(), { message: 'must be a public IPv4 endpoint: a mapping elsewhere reaches nobody outside' }),
+    internalPort: z.number().int().min(1).max(65535),
+    expiresInMs: z.number().int().min(0).max(7 * 24 * 3600_000),
+  })
+  .strict();
+export type PortMappingFacts = z.output<typeof portMappingSchema>;
+
 /**
  * Facts about the agent's own network: its interface addresses of both families with their
  * prefixes (LAN and global IPv6 candidates come from them; a public IPv4 address among them
  * means no NAT) and WireGuard's listen port.
  */
-export const networkFactsSchema = z.object({
-  listenPort: z.number().int().min(0).max(65535),
-  interfaces: listOf(prefixedSchema, { max: 64 }),
-});
+export const networkFactsSchema = z
+  .object({
+    listenPort: z.number().int().min(0).max(65535),
+    interfaces: listOf(prefixedSchema, { max: 64 }),
+    /** The port mapping this agent's router granted (agent/port-mapping/); null or absent: none. */
+    portMapping: portMappingSchema.nullable().optional(),
+  })
+  .superRefine((f, ctx) => {
+    if (f.portMapping && typeof f.portMapping === 'object' && f.portMapping.internalPort !== f.listenPort) {
+      ctx.addIssue({ code: 'custom', path: ['portMapping', 'internalPort'], message: `is ${f.portMapping.internalPort}, not the listen port ${f.listenPort}: a mapping must forward to WireGuard's port` });
+    }
+  });
 export type NetworkFacts = z.output<typeof networkFactsSchema>;
 
 /** Hub and agents of one release speak the same protocol; a hello of another version is refused with the reason. */
@@ -214,6 +260,8 @@ export const agentConfigSchema = z
      * one (an IPv6-only network, an IPv4 outage), the agent points its hub peer at the next.
      */
     hubEndpoints: listOf(hostPortText, { min: 1, max: 2 }).optional(),
+    /** The hub's stream side (TCP port on the hubEndpoints' hosts, TLS pin), for networks that block UDP. */
+    stream: streamConfigSchema.optional(),
   })
   .strict();
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { KIND_IDS } from './candidates/kind.js';
 import { PEER_STATES } from './paths.js';
-import { peerReportSchema } from './protocol.js';
+import { PORT_MAPPING_PROTOCOLS, peerReportSchema } from './protocol.js';
 
 /**
  * What `wgp2p status` reads from the hub's and an agent's admin sockets, as one schema: the CLI,
@@ -40,6 +40,32 @@ export const pairStatusSchema = z.object({
 });
 export type PairStatusJson = z.infer<typeof pairStatusSchema>;
 
+/**
+ * A port mapping as status shows it: who granted it, where outside it forwards from, for how
+ * long more. On the hub, `usable`: the external address is where the hub sees the node (a
+ * mapping on an inner router of a double NAT is not).
+ */
+export const portMappingStatusSchema = z.object({
+  protocol: z.enum(PORT_MAPPING_PROTOCOLS),
+  external: z.string(),
+  expiresInMs: z.number(),
+  usable: z.boolean().optional(),
+  /** Hub: why the hub does not use it now (it did not forward in attempts), or null. */
+  problem: z.string().nullable().optional(),
+});
+export type PortMappingStatusJson = z.infer<typeof portMappingStatusSchema>;
+
+/** The agent's port mapper: off (--no-port-mapping), looking, mapped, or why not. */
+export const portMapperStatusSchema = z.object({
+  state: z.enum(['off', 'idle', 'requesting', 'mapped', 'waiting']),
+  mapping: portMappingStatusSchema.nullable(),
+  gateway: z.string().nullable(),
+  /** Why there is no mapping (no router answers, a refusal, a reply that was not used). */
+  problem: z.string().nullable(),
+  nextTryInMs: z.number().nullable(),
+});
+export type PortMapperStatusJson = z.infer<typeof portMapperStatusSchema>;
+
 export const nodeStatusSchema = z.object({
   name: z.string(),
   kind: z.enum(['agent', 'client', 'relay']),
@@ -53,7 +79,7 @@ export const nodeStatusSchema = z.object({
   connected: z.boolean().optional(),
   /** The path to this node as each agent that serves it reports it. */
   paths: z.array(z.object({ agent: z.string(), path: z.enum(PEER_STATES), directAfterMs: z.number().nullable(), reason: z.string().nullable(), handshakeAgeMs: z.number().nullable() })).optional(),
-  nat: z.object({ mapping: z.string(), mappingWhy: z.string(), filtering: z.string(), filteringWhy: z.string(), lan: z.array(z.string()) }).optional(),
+  nat: z.object({ mapping: z.string(), mappingWhy: z.string(), filtering: z.string(), filteringWhy: z.string(), leaky: z.string().optional(), leakyWhy: z.string().optional(), lan: z.array(z.string()), portMapping: portMappingStatusSchema.nullable().optional() }).optional(),
 });
 export type NodeStatusJson = z.infer<typeof nodeStatusSchema>;
 
@@ -95,6 +121,8 @@ export const agentStatusSchema = z.object({
   name: z.string(),
   interface: z.string(),
   hubConnected: z.boolean(),
+  /** Absent from agents before port mapping. */
+  portMapping: portMapperStatusSchema.optional(),
   peers: z.array(peerReportSchema.extend({ name: z.string().optional(), peer: z.enum(['agent', 'client']).optional() })),
 });
 export type AgentStatusJson = z.output<typeof agentStatusSchema>;

@@ -1,7 +1,7 @@
 import type { IpAddress } from '../core/net/address.js';
 import type { HostPort } from '../core/net/endpoint.js';
 import { relayAddressesProblem, relayAddressProblem, toRelayStats, type RelayStats } from '../core/relay-protocol.js';
-import { Relay, type RelayOptions, type RelaySideSpec } from '../relay/relay.js';
+import { Relay, type RelayOptions, type RelaySideSpec, type StreamSide } from '../relay/relay.js';
 import { BUILTIN_RELAY, type RelayBackend } from './relay-pool.js';
 
 /**
@@ -72,6 +72,11 @@ export class BuiltinRelay implements RelayBackend {
 
   has(id: string): boolean {
     return this.relay.has(id);
+  }
+
+  /** For the hub's stream side (stream-side.ts). */
+  streamSide(id: string, publicKey: string): StreamSide {
+    return this.relay.streamSide(id, publicKey);
   }
 
   async stats(): Promise<RelayStats[]> {

@@ -16,6 +16,7 @@ import { isPending, type HubSettings, type NodeRecord } from './store/model.js';
 import type { DirectoryStore } from './store/store.js';
 import type { AgentSettings } from '../core/protocol.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
+import type { HubView } from '../core/doctor/report.js';
 
 /**
  * The control API, on the hub's tunnel address only. Inside the tunnel a packet's source address
@@ -33,6 +34,8 @@ export interface ControlApiDeps {
   seen(publicKey: string): PeerState | undefined;
   /** A relay node opened its control connection. */
   relayConnected(node: NodeRecord, ws: WebSocket): void;
+  /** What `wgp2p doctor` on this agent is told of it (doctor-view.ts); absent: 404. */
+  doctorView?(node: NodeRecord): Promise<HubView | undefined>;
   /** The device's own key is in the store: put it on the interface (before the reply goes out). */
   enrolled(node: NodeRecord): Promise<void>;
   log: Logger;
@@ -141,6 +144,10 @@ export class ControlApi {
     if (req.method === 'GET' && req.url === '/v1/peers') {
       const now = Date.now();
       return reply(res, 200, { settings: d.settingsFor(auth.node), peers: d.view.visibleTo(auth.node).map((c) => peerInfo(d.hub, c, d.seen(c.publicKey), now)) });
+    }
+    if (req.method === 'GET' && req.url === '/v1/doctor' && d.doctorView) {
+      const v = await d.doctorView(auth.node);
+      return v ? reply(res, 200, v) : reply(res, 404, { error: `the hub has no status for "${auth.node.name}" yet` });
     }
     if (req.method === 'POST' && req.url === '/v1/report') {
       const body = await readBody(req, 1 << 20).catch(() => undefined);

@@ -8,6 +8,7 @@ import { formatWgQuick } from '../core/wgquick.js';
 import { agentConfig, clientConfig, hubConfig, hubEndpointsFor, proxiedConfig } from './configs.js';
 import type { HubSettings, NodeKind, NodeRecord } from './store/model.js';
 import type { DirectoryStore } from './store/store.js';
+import { hubStreamConfig } from './stream-identity.js';
 
 /** The files the hub's directory holds besides its store. Everything with a key or token is 0600. */
 
@@ -101,7 +102,8 @@ export async function writeNodeFiles(dir: string, store: DirectoryStore, node: N
   if (node.kind !== 'client' && token) {
     files.agentJson = paths.agentJson!;
     const hub = await store.hub();
-    const cfg: AgentConfig = { name: node.name, hubUrl: hubApiUrl(hub), token, hubEndpoints: hubEndpointsFor(hub, node).map(String) };
+    const stream = hubStreamConfig(dir);
+    const cfg: AgentConfig = { name: node.name, hubUrl: hubApiUrl(hub), token, hubEndpoints: hubEndpointsFor(hub, node).map(String), ...(stream ? { stream } : {}) };
     writeSecret(files.agentJson, JSON.stringify(cfg, null, 2) + '\n');
   }
   return files;

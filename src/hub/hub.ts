@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
+import { usableMapping } from '../core/candidates/mapped.js';
 import { ipv6Endpoint } from '../core/candidates/public-ipv6.js';
 import { keptReported } from '../core/candidates/reported.js';
 import { realClock, KeyedTimers } from '../core/clock.js';
@@ -13,13 +14,18 @@ import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import { KernelPath } from '../relay/kernel-path.js';
 import { AdminServer } from './admin.js';
 import { BuiltinRelay, builtinRelayAddresses } from './builtin-relay.js';
+import { startHubStreamSide } from './stream-side.js';
+import type { StreamServer } from '../relay/stream-server.js';
 import { coalesced } from './coalesce.js';
 import { agentHubAllowedIps } from './configs.js';
 import { ControlApi } from './control-api.js';
 import { DeviceWatch } from './device-watch.js';
+import { doctorView } from './doctor-view.js';
+import { DEFAULT_STUN_PORT, StunResponder } from './stun-responder.js';
 import { DirectoryView, isEmptyDelta, type ViewDelta } from './directory-view.js';
 import { EndpointWriter } from './endpoint-writer.js';
 import { ForwardFilter } from './forward-filter.js';
+import { WanProbe } from './wan-probe.js';
 import { NatKnowledge } from './nat-knowledge.js';
 import { PairPaths, type RelayGrant } from './pairs/coordinator.js';
 import { PeerSync } from './peer-sync.js';
@@ -66,6 +72,13 @@ export interface HubOptions {
   relayPorts?: [number, number];
   /** No relay inside the hub: only relays that register (`wgp2p relay run`). */
   noBuiltinRelay?: boolean;
+  /** The stream side's TCP port instead of the one `hub init` chose, or false for none (issue 12). */
+  tcpPort?: number | false;
+  /**
+   * The STUN responder `wgp2p doctor` measures networks against (stun-responder.ts): this port
+   * and the next on the relay's addresses. Default 3478 (STUN's own); null: none.
+   */
+  stunPort?: number | null;
 }
 
 /** After a network change without a new endpoint (only the LAN changed), re-decide the node's pairs after this. */
@@ -98,8 +111,16 @@ export class Hub {
   private watch!: DeviceWatch;
   private nat!: NatKnowledge;
   private pairs!: PairPaths;
+  /** Learns whether each agent's router takes unsolicited WAN input; undefined if its socket could not be opened. */
+  private wanProbe?: WanProbe;
+  /** The endpoint each node was last probed at: a probe per public endpoint, not per sighting. */
+  private probedAt = new Map<string, Endpoint>();
   private relays!: RelayPool;
   private builtin?: BuiltinRelay;
+  private stream?: StreamServer;
+  private stun?: StunResponder;
+  /** Where a relay last confirmed each node's WireGuard port: the second observer doctor shows. */
+  private readonly relaySeen = new Map<string, string>();
   private sessions!: AgentSessions;
   private api!: ControlApi;
   private admin!: AdminServer;
@@ -130,7 +151,16 @@ export class Hub {
     this.device = await openDevice(this.opts.ifname);
     this.peerSync = new PeerSync(this.device, this.settings, log);
     this.endpoints = new EndpointWriter({ write: (batch) => this.store.recordObservations(batch), log });
-    this.nat = new NatKnowledge({ name: (k) => this.view.byKey(k)?.name ?? k.slice(0, 8), configuredListenPort: (k) => this.view.byKey(k)?.listenPort ?? null });
+    this.nat = new NatKnowledge({
+      name: (k) => this.view.byKey(k)?.name ?? k.slice(0, 8),
+      configuredListenPort: (k) => this.view.byKey(k)?.listenPort ?? null,
+      log,
+      // Plain clients' configs stop naming a mapping that did not forward.
+      mappingDistrusted: (k) => {
+        const facing = this.clientFacing(k);
+        if (facing) this.endpoints.record(k, facing);
+      },
+    });
     this.relays = new RelayPool((relayId) => this.pairs.relayGone(relayId));
     this.watch = new DeviceWatch({
       device: this.device,
@@ -152,7 +182,10 @@ export class Hub {
       settingsFor: (n) => this.settingsFor(n),
       seen: (k) => this.watch.peer(k),
       onMessage: (s, m) => this.onAgentMessage(s, m),
-      onGone: (s) => this.pairs.disconnected(s.node.publicKey),
+      onGone: (s) => {
+        this.wanProbe?.cancel(s.node.publicKey);
+        this.pairs.disconnected(s.node.publicKey);
+      },
       log,
     });
     this.pairs = new PairPaths({
@@ -166,7 +199,16 @@ export class Hub {
       allocateRelay: (a, b) => this.allocateRelay(a, b),
       relayAlive: (g) => this.relays.alive(g.relayId),
       releaseRelay: (g) => this.relays.release(g.relayId),
+      natPending: (k) => this.wanProbe?.probing(k) ?? false,
       log,
+    });
+    this.wanProbe = await WanProbe.open({
+      send: (k, m) => this.sessions.send(k, m),
+      result: (k, port, probed) => this.wanProbed(k, port, probed),
+      log,
+    }).catch((err: unknown) => {
+      log.warn({ err }, 'no WAN probe socket: the hub will not learn which routers take unsolicited packets before their first attempt');
+      return undefined;
     });
     this.forwardFilter = await ForwardFilter.create(this.opts.ifname, this.settings);
     if (!this.forwardFilter) log.warn('nftables is not usable (not root?): groups are not enforced for traffic the hub forwards');
@@ -188,6 +230,7 @@ export class Hub {
       settingsFor: (n) => this.settingsFor(n),
       seen: (k) => this.watch.peer(k),
       relayConnected: (node, ws) => this.relayConnected(node, ws),
+      doctorView: async (node) => doctorView(await this.status(), node.name, this.relaySeen.get(node.publicKey) ?? null),
       enrolled: async (node) => {
         log.info({ node: node.name }, 'node enrolled');
         await this.refresh();
@@ -208,10 +251,26 @@ export class Hub {
         kernel: kernel.kernels,
         onError: (err) => log.warn({ err }, 'relay'),
         onLatched: (_id, key, endpoint) => this.relayLatched(key, endpoint),
-        onReleased: (id, reason) => reason === 'idle' && this.relays.released(id),
+        onReleased: (id, reason) => {
+          this.stream?.released(id);
+          if (reason === 'idle') this.relays.released(id);
+        },
       });
       this.relays.add(this.builtin);
     }
+    if (this.opts.tcpPort !== false) {
+      const builtin = this.builtin;
+      // A stream side that cannot start (port 443 taken, no root) costs only the nodes that need
+      // it: the hub serves everyone else, and says why loudly.
+      const side = await startHubStreamSide({ dir: this.opts.dir, port: this.opts.tcpPort, byKey: (k) => this.view.byKey(k), relay: builtin && { streamSide: (id, k) => builtin.streamSide(id, k) }, listenPort: hub.listenPort, log }).catch((err: Error) => {
+        log.error({ err: err.message }, 'stream side not started: nodes on networks that block UDP cannot connect');
+        return undefined;
+      });
+      this.stream = side?.server;
+    }
+    const stunPort = this.opts.stunPort === undefined ? DEFAULT_STUN_PORT : this.opts.stunPort;
+    const stunAddresses = builtinRelayAddresses(this.opts.relayAddresses, hub.endpoints);
+    if (stunPort !== null && stunAddresses.length > 0) this.stun = await StunResponder.start({ addresses: stunAddresses, port: stunPort, log });
     this.admin = new AdminServer(join(this.opts.dir, 'hub.sock'), { counters: () => this.counters(), status: () => this.status() });
     await this.admin.listen();
     this.watch.start();
@@ -230,13 +289,16 @@ export class Hub {
     this.watch.stop();
     this.peerSync.close();
     this.pairs.close();
+    await this.stream?.close();
     await this.builtin?.close();
+    this.stun?.close();
     this.timers.forEach(clearInterval);
     this.settle.clear();
     this.redecide.clear();
     this.push.clear();
     this.sessions.closeAll();
     await Promise.all([this.api.close(), this.admin.close()]);
+    this.wanProbe?.close();
     await this.endpoints.close();
     await this.store.close();
   }
@@ -251,17 +313,35 @@ export class Hub {
     const node = this.view.byKey(key);
     if (!node) return;
     // Recorded for client configs by the writer, off this path: the poll never waits for the store.
-    this.endpoints.record(key, endpoint);
-    if (node.kind !== 'agent') return;
+    if (node.kind !== 'agent') return this.endpoints.record(key, endpoint);
     if (this.nat.sighted(key, endpoint).addressChanged) this.relays.updateIp(key, endpoint.address.toString());
+    this.endpoints.record(key, this.clientFacing(key) ?? endpoint);
+    this.probeWan(key);
     const pending = this.settle.armed(key);
     this.settle.disarm(key);
     const why = pending ? `${node.name} changed network` : `${node.name}'s endpoint changed`;
     this.redecide.run(key, () => this.pairs.changed(key, why));
   }
 
+  /** Probes a connected agent's router once per public endpoint (wan-probe.ts), before its pairs' first attempt. */
+  private probeWan(key: string): void {
+    const seen = this.nat.seen(key);
+    if (!this.wanProbe || !seen || !this.nat.wanProbeable(key) || !this.sessions.ready(key)) return;
+    if (this.probedAt.get(key)?.equals(seen)) return;
+    if (this.wanProbe.probe(key, seen)) this.probedAt.set(key, seen);
+  }
+
+  private wanProbed(key: string, port: number | null, probed: Endpoint): void {
+    if (port !== null && this.nat.wanProbed(key, port, probed.port).leakyChanged) {
+      const nat = this.nat.status(key);
+      this.opts.log.info({ node: this.view.byKey(key)?.name, leaky: nat?.leaky, why: nat?.leakyWhy }, 'router WAN input learned');
+    }
+    this.pairs.natSettled(key);
+  }
+
   private relayLatched(key: string, endpoint: string): void {
     const e = Endpoint.tryParse(endpoint);
+    if (e && this.view.byKey(key)) this.relaySeen.set(key, e.toString());
     if (!e || !this.nat.observedBy(key, e, { kind: 'relay' }).mappingChanged) return;
     const nat = this.nat.status(key);
     this.opts.log.info({ node: this.view.byKey(key)?.name, mapping: nat?.mapping, why: nat?.mappingWhy }, 'NAT mapping learned');
@@ -279,6 +359,16 @@ export class Hub {
     }
     this.opts.log.info({ pair, relay: alloc.relay, forA: alloc.forA.toString(), forB: alloc.forB.toString() }, 'relay allocated');
     return { relayId: alloc.relayId, forA: alloc.forA, forB: alloc.forB };
+  }
+
+  /**
+   * Where plain clients should reach an agent over IPv4: its router's port mapping while it has a
+   * usable one (a client behind a symmetric NAT reaches that, as it would a full-cone host), else
+   * where the hub sees it. `node config` writes what is recorded, so it follows the mapping's port.
+   */
+  private clientFacing(key: string): Endpoint | undefined {
+    const v = this.nat.view(key);
+    return usableMapping(v) ?? v.seen ?? undefined;
   }
 
   private relayConnected(node: NodeRecord, ws: WebSocket): void {
@@ -301,18 +391,30 @@ export class Hub {
             this.opts.log.warn({ node: s.node.name, dropped: dropped.map(String), suppressed }, 'agent reported addresses that are neither LAN nor public; they are no candidates'),
           );
         }
-        this.nat.reported(key, kept, m.network.listenPort, m.changed);
+        const { mappingChanged } = this.nat.reported(key, kept, m.network.listenPort, m.changed, m.network.portMapping ?? null);
         // Where a plain client on an IPv6 network reaches this agent (`node config --family 6`).
         const v6 = ipv6Endpoint(this.nat.view(key));
         if (v6) this.endpoints.record(key, v6);
         this.sessions.acceptReport(s, m.peers);
+        // A new network is probed afresh; the probe starts before the pairs, whose first attempt waits for it.
+        if (m.changed || !s.ready) this.probedAt.delete(key);
+        const wasReady = s.ready;
         if (!s.ready) {
           s.ready = true;
+          this.probeWan(key);
           this.pairs.connected(key, m.peers);
         } else if (m.changed) {
           // The hello itself crossed the tunnel from the new network, so the next device read
           // (≤ 20 ms) sees the new endpoint and re-decides the pairs; if only the LAN changed, do it here.
           this.settle.arm(key, NETWORK_SETTLE_MS, () => this.pairs.changed(key, `${s.node.name} changed network`));
+        }
+        if (mappingChanged) {
+          const facing = this.clientFacing(key);
+          if (facing?.family === 4) this.endpoints.record(key, facing);
+        }
+        if (wasReady && !m.changed && mappingChanged) {
+          // A router that maps (or stopped mapping) the node's port: pairs not yet direct may now be.
+          this.pairs.mappingChanged(key, `${s.node.name}'s router ${m.network.portMapping ? `maps ${m.network.portMapping.external} (${m.network.portMapping.protocol})` : 'no longer maps its port'}`);
         }
         return;
       }
@@ -349,6 +451,7 @@ export class Hub {
     if (delta.removed.length || delta.added.length) this.opts.log.info({ added: names(delta.added), removed: names(delta.removed) }, 'nodes changed');
     for (const n of delta.removed) {
       this.nat.forget(n.publicKey);
+      this.relaySeen.delete(n.publicKey);
       this.watch.forget(n.publicKey);
       this.redecide.forget(n.publicKey);
       this.push.forget(n.publicKey);

@@ -1,7 +1,7 @@
 import type { KindId } from '../core/candidates/kind.js';
 import { Lab, type Progress } from './lab.js';
 import { Scenario } from './scenario.js';
-import { parseTopology, type TopologyInput } from './topology.js';
+import { parseTopology, type NatProfile, type TopologyInput } from './topology.js';
 import { msUntilPingReply } from './wireguard.js';
 
 /**
@@ -14,7 +14,7 @@ import { msUntilPingReply } from './wireguard.js';
  * dual-stack and IPv6-only hosts against each other), in a lab of its own with a dual-stack hub.
  */
 
-export const MATRIX_PROFILES = ['open', 'firewall', 'cone', 'restricted', 'symmetric'] as const;
+export const MATRIX_PROFILES = ['open', 'firewall', 'cone', 'restricted', 'symmetric', 'restricted-leaky', 'symmetric+upnp', 'cgnat-sym'] as const;
 export type MatrixProfile = (typeof MATRIX_PROFILES)[number] | 'udp-blocked';
 export type CellPath = 'direct' | 'relay' | 'not connected' | 'none';
 
@@ -42,8 +42,27 @@ export interface MatrixCell extends CellOutcome {
   b: MatrixProfile;
 }
 
-const SHORT: Record<MatrixProfile, string> = { open: 'o', firewall: 'f', cone: 'c', restricted: 'r', symmetric: 's', 'udp-blocked': 'u' };
+const SHORT: Record<MatrixProfile, string> = { open: 'o', firewall: 'f', cone: 'c', restricted: 'r', symmetric: 's', 'restricted-leaky': 'l', 'symmetric+upnp': 'p', 'cgnat-sym': 'g', 'udp-blocked': 'u' };
 const PUBLIC_LANS: Partial<Record<MatrixProfile, number>> = { open: 0, firewall: 32 };
+/**
+ * How each row's router is built. `symmetric+upnp` maps per destination but serves UPnP-IGD, NAT-PMP
+ * and PCP; `cgnat-sym` is a home router behind a carrier NAT that maps per destination (as many
+ * mobile carriers do), where the home router's own port mapping reaches only the carrier's network.
+ */
+const ROUTER: Record<MatrixProfile, { name: string; profile: NatProfile; upnp?: boolean; carrier?: 'symmetric' }> = {
+  open: { name: 'open', profile: 'open' },
+  firewall: { name: 'firewall', profile: 'firewall' },
+  cone: { name: 'cone', profile: 'cone' },
+  restricted: { name: 'restricted', profile: 'restricted' },
+  symmetric: { name: 'symmetric', profile: 'symmetric' },
+  'restricted-leaky': { name: 'leaky', profile: 'restricted-leaky' },
+  'symmetric+upnp': { name: 'symupnp', profile: 'symmetric', upnp: true },
+  'cgnat-sym': { name: 'cgnsym', profile: 'cgnat', carrier: 'symmetric' },
+  'udp-blocked': { name: 'udp-blocked', profile: 'udp-blocked' },
+};
+/** miniupnpd refuses to map on a reserved WAN address (203.0.113.0/24 is one), so the matrix internet is public-looking. */
+export const MATRIX_INTERNET = '192.0.3.0/24';
+export const MATRIX_HUB = '192.0.3.2';
 
 /** Host (and node) name of profile p's first ("a") or second ("b") agent. */
 export function hostFor(p: MatrixProfile, which: 'a' | 'b'): string {
@@ -62,21 +81,22 @@ export function matrixCells(): { a: MatrixProfile; b: MatrixProfile; nodes: [str
 
 export function matrixTopology(name: string): TopologyInput {
   const routers: NonNullable<TopologyInput['routers']> = [];
-  const hosts: TopologyInput['hosts'] = [{ name: 'hub', network: 'internet', address: '203.0.113.2' }];
+  const hosts: TopologyInput['hosts'] = [{ name: 'hub', network: 'internet', address: MATRIX_HUB }];
   let i = 0;
   for (const p of [...MATRIX_PROFILES, 'udp-blocked'] as const) {
     for (const which of p === 'udp-blocked' ? (['a'] as const) : (['a', 'b'] as const)) {
       i++;
-      const router = `${p.slice(0, 10)}-${which}`;
+      const { name, profile, upnp, carrier } = ROUTER[p];
+      const router = `${name.slice(0, 10)}-${which}`;
       const pub = PUBLIC_LANS[p];
       // Open and firewall routers route public addresses (the internet core routes their LAN to them).
       const lan = pub !== undefined ? `198.51.100.${pub + (which === 'b' ? 16 : 0)}/28` : `192.168.${10 + i}.0/24`;
       const address = pub !== undefined ? `198.51.100.${pub + (which === 'b' ? 16 : 0) + 2}` : `192.168.${10 + i}.2`;
-      routers.push({ name: router, profile: p, wan: `203.0.113.${10 + i}`, lan });
+      routers.push({ name: router, profile, wan: `192.0.3.${10 + i}`, lan, ...(upnp ? { upnp } : {}), ...(carrier ? { carrier } : {}) });
       hosts.push({ name: hostFor(p, which), network: router, address });
     }
   }
-  return { name, routers, hosts };
+  return { name, internet: { subnet: MATRIX_INTERNET }, routers, hosts };
 }
 
 // ---- the family matrix --------------------------------------------------------------------------

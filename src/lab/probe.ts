@@ -11,6 +11,8 @@
  *   send    --port P --to IP:PORT --tag T [--count N] [--via SERVER]
  *   punch   --port P --to IP:PORT --ms MAX        both sides at once: does the other's datagram get in?
  *   tcp     --to IP:PORT                          can we open a TCP connection?
+ *   pcp     --gateway IP --client IP --port P --external P --lifetime S
+ *                                                 a PCP MAP request (RFC 6887) for UDP port P: what the router granted
  *
  * A client's socket has the family of the endpoints it is given (IPv6 written [addr]:port); a
  * server with --ipv6 listens on both families, and --peer names one peer server per family.
@@ -19,6 +21,8 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { createServer, connect } from 'node:net';
 import { IpAddress, type Family } from '../core/net/address.js';
 import { Endpoint } from '../core/net/endpoint.js';
+import { randomBytes } from 'node:crypto';
+import { decodePcpMap, encodePcpMap, PCP_NONCE_LEN, PCP_SERVER_PORT } from '../core/portmap/pcp.js';
 import { decodeProbe, encodeProbe, type ProbeMessage } from './probe-protocol.js';
 import { scaled } from './time-scale.js';
 
@@ -231,7 +235,46 @@ async function tcp(): Promise<void> {
   out({ ok });
 }
 
-const modes: Record<string, () => Promise<void>> = { server, observe, filter, listen, send: sendMode, punch, tcp };
+/**
+ * One PCP MAP request to the router, with the project's own codec (core/portmap/pcp.ts), so that
+ * `lab verify` checks the codec against miniupnpd as well as the router. Sent from the client
+ * address named in the request (the server refuses any other: ADDRESS_MISMATCH); resent at
+ * 250 ms doubling, as the agent does (agent/port-mapping/udp-exchange.ts). Prints the grant, or
+ * what was wrong with the answer.
+ */
+async function pcp(): Promise<void> {
+  const gateway = IpAddress.parse(opt('gateway'));
+  const client = IpAddress.parse(opt('client'));
+  const internalPort = Number(opt('port'));
+  const nonce = new Uint8Array(randomBytes(PCP_NONCE_LEN));
+  const request = encodePcpMap({ client, nonce, internalPort, suggestedPort: Number(opt('external')), lifetimeS: Number(opt('lifetime')) });
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind({ address: client.toString(), port: 0 }, r));
+  let problem = 'no answer';
+  const result = await new Promise<Record<string, unknown>>((resolve) => {
+    s.on('message', (buf: Buffer, rinfo: RemoteInfo) => {
+      if (rinfo.address !== gateway.toString() || rinfo.port !== PCP_SERVER_PORT) return;
+      const d = decodePcpMap(new Uint8Array(buf.buffer, buf.byteOffset, buf.length), { nonce, internalPort });
+      if (d.ok) resolve({ ok: true, external: Endpoint.of(d.value.externalAddress, d.value.externalPort).toString(), lifetimeS: d.value.lifetimeS, epochS: d.value.epochS });
+      else problem = d.problem;
+    });
+    // RFC 6887's retransmission doubling from 250 ms, stretched like the lab's other windows: a
+    // router under TCG answers in seconds.
+    let wait = scaled(250);
+    const sendOnce = () => {
+      if (wait > scaled(2000)) return resolve({ ok: false, problem });
+      s.send(request, PCP_SERVER_PORT, gateway.toString(), () => undefined);
+      setTimeout(sendOnce, wait);
+      wait *= 2;
+    };
+    sendOnce();
+  });
+  out(result);
+  s.close();
+  process.exit(0);
+}
+
+const modes: Record<string, () => Promise<void>> = { server, observe, filter, listen, send: sendMode, punch, tcp, pcp };
 const mode = modes[process.argv[2] ?? ''];
 if (!mode) {
   console.error(`probe: mode must be one of ${Object.keys(modes).join(', ')}`);

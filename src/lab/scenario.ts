@@ -149,10 +149,10 @@ export class Scenario {
   }
 
   /** Brings an agent's interface up from NAME.conf and starts `wgp2p agent run`; waits until the hub has seen it. */
-  async startAgent(name: string, opts: { wait?: boolean } = {}): Promise<void> {
+  async startAgent(name: string, opts: { wait?: boolean; args?: string[] } = {}): Promise<void> {
     const n = this.nodes.get(name)!;
     await this.upConf(n.host, join(this.dir, 'nodes', `${name}.conf`), n.ifname);
-    n.pid = this.lab.spawn(n.host, `agent-${name}`, process.execPath, [CLI, 'agent', 'run', '--config', join(this.dir, 'nodes', `${name}.agent.json`), '--interface', n.ifname], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
+    n.pid = this.lab.spawn(n.host, `agent-${name}`, process.execPath, [CLI, 'agent', 'run', '--config', join(this.dir, 'nodes', `${name}.agent.json`), '--interface', n.ifname, ...(opts.args ?? [])], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
     if (opts.wait === false) return;
     await this.waitFor(async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 15_000, `agent ${name} to connect`);
   }

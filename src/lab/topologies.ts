@@ -1,12 +1,37 @@
 import type { TopologyInput } from './topology.js';
 
 /** Two hosts "a" and "b", each behind its own router (of `profile`, and `profileB` for b), and a public host "relay". */
-export function natPair(name: string, profile: 'restricted' | 'symmetric', profileB = profile): TopologyInput {
+export type PairProfile = 'restricted' | 'restricted-leaky' | 'symmetric';
+
+export function natPair(name: string, profile: PairProfile, profileB: PairProfile = profile): TopologyInput {
   return {
     name,
     routers: [
       { name: 'home1', profile, wan: '203.0.113.10', lan: '192.168.10.0/24' },
       { name: 'home2', profile: profileB, wan: '203.0.113.20', lan: '192.168.20.0/24' },
+    ],
+    hosts: [
+      { name: 'relay', network: 'internet', address: '203.0.113.2' },
+      { name: 'a', network: 'home1', address: '192.168.10.2' },
+      { name: 'b', network: 'home2', address: '192.168.20.2' },
+    ],
+  };
+}
+
+/**
+ * `natPair` with a router between the two NATs, as on the internet: each home router (of
+ * `profile`, `profileB` for b) sits behind its own ISP router (`open`: public addresses, no
+ * filter). On `natPair`'s one link every router's next hop is the other router, so no TTL can
+ * pass one NAT and stop before the other; here a packet with TTL 2 dies at the ISP router.
+ */
+export function ispPair(name: string, profile: PairProfile, profileB: PairProfile = profile): TopologyInput {
+  return {
+    name,
+    routers: [
+      { name: 'isp1', profile: 'open', wan: '203.0.113.10', lan: '198.51.100.0/28' },
+      { name: 'isp2', profile: 'open', wan: '203.0.113.20', lan: '198.51.100.16/28' },
+      { name: 'home1', profile, upstream: 'isp1', wan: '198.51.100.2', lan: '192.168.10.0/24' },
+      { name: 'home2', profile: profileB, upstream: 'isp2', wan: '198.51.100.18', lan: '192.168.20.0/24' },
     ],
     hosts: [
       { name: 'relay', network: 'internet', address: '203.0.113.2' },
@@ -31,7 +56,7 @@ export function hubAndDevice(name: string, extraRouters: string[] = []): Topolog
 export interface HostBehind {
   host: string;
   router: string;
-  profile?: 'open' | 'firewall' | 'cone' | 'restricted' | 'symmetric' | 'udp-blocked' | 'cgnat';
+  profile?: 'open' | 'firewall' | 'cone' | 'restricted' | 'restricted-leaky' | 'symmetric' | 'udp-blocked' | 'cgnat';
 }
 
 /**

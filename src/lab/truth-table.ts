@@ -30,6 +30,8 @@ export interface Behaviour {
   upnp: boolean | null;
   /** A NAT-PMP mapping requested by the host forwards real traffic. */
   natpmp: boolean | null;
+  /** A PCP MAP (RFC 6887, the project's own codec) requested by the host forwards real traffic. */
+  pcp: boolean | null;
   /**
    * IPv6: a simultaneous send between the host and a host behind another stateful firewall gets
    * through both ways (the hole punch). IPv4 punching depends on both NATs and is measured with
@@ -80,8 +82,8 @@ export const VERIFY_ROWS: VerifyRow[] = [
 export const PUNCH_PEER = { router: 'punch6', host: 'punch6-a' } as const;
 
 /** The behaviour each profile is named for. `wgp2p lab verify` compares measurements against it. */
-const NONE = { hairpin: null, portSurvivesProbe: null, upnp: null, natpmp: null, punch: null } as const;
-const NAT = { mapping: 'independent', portPreserved: true, addressKept: false, filtering: 'address+port', unsolicited: false, hairpin: false, portSurvivesProbe: true, upnp: null, natpmp: null, punch: null } as const;
+const NONE = { hairpin: null, portSurvivesProbe: null, upnp: null, natpmp: null, pcp: null, punch: null } as const;
+const NAT = { mapping: 'independent', portPreserved: true, addressKept: false, filtering: 'address+port', unsolicited: false, hairpin: false, portSurvivesProbe: true, upnp: null, natpmp: null, pcp: null, punch: null } as const;
 const NO_PATH = { udp: false, tcp: 'none', mapping: null, portPreserved: null, addressKept: null, filtering: null, unsolicited: false, ...NONE } as const;
 const IPV6_STATEFUL = { udp: true, tcp: 'all', mapping: 'independent', portPreserved: true, addressKept: true, filtering: 'address+port', unsolicited: false, ...NONE, punch: true } as const;
 export const EXPECTED: Record<string, Behaviour> = {
@@ -94,7 +96,7 @@ export const EXPECTED: Record<string, Behaviour> = {
   udpblocked: { ...NO_PATH, tcp: '80/443' },
   cgnat: { udp: true, tcp: 'all', ...NAT },
   hairpin: { udp: true, tcp: 'all', ...NAT, hairpin: true },
-  upnp: { udp: true, tcp: 'all', ...NAT, upnp: true, natpmp: true },
+  upnp: { udp: true, tcp: 'all', ...NAT, upnp: true, natpmp: true, pcp: true },
   stateful6: IPV6_STATEFUL,
   open6: { ...IPV6_STATEFUL, filtering: 'independent', unsolicited: true },
   v6only: IPV6_STATEFUL,

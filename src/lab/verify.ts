@@ -140,12 +140,20 @@ async function measureRow(lab: Lab, v: VerifyRow, index: number): Promise<Behavi
 
   let upnp: boolean | null = null;
   let natpmp: boolean | null = null;
+  let pcp: boolean | null = null;
   if (v.upnp && pub !== undefined) {
-    upnp = await portMapForwards(lab, a, pub, 40005, 41005, () =>
-      lab.exec(a, 'upnpc', ['-e', 'wgp2p-verify', '-a', lab.address(a), '40005', '41005', 'UDP', '60'], { timeoutMs: scaled(8000), allowFail: true }));
+    const asked = async (r: Promise<{ code: number }>, port: number) => ((await r).code === 0 ? at(pub, port) : null);
+    upnp = await portMapForwards(lab, a, 40005, () =>
+      asked(lab.exec(a, 'upnpc', ['-e', 'wgp2p-verify', '-a', lab.address(a), '40005', '41005', 'UDP', '60'], { timeoutMs: scaled(8000), allowFail: true }), 41005));
     const gw = ipv4SubnetOf(lab.router(router).lan).gateway;
-    natpmp = await portMapForwards(lab, a, pub, 40006, 41006, () =>
-      lab.exec(a, 'natpmpc', ['-g', gw.toString(), '-a', '41006', '40006', 'udp', '60'], { timeoutMs: scaled(8000), allowFail: true }));
+    natpmp = await portMapForwards(lab, a, 40006, () =>
+      asked(lab.exec(a, 'natpmpc', ['-g', gw.toString(), '-a', '41006', '40006', 'udp', '60'], { timeoutMs: scaled(8000), allowFail: true }), 41006));
+    // PCP may grant another external port than the one suggested: the datagram goes where it says.
+    pcp = await portMapForwards(lab, a, 40008, async () => {
+      const r = (await probe(lab, a, ['pcp', '--gateway', gw.toString(), '--client', lab.address(a), '--port', '40008', '--external', '41008', '--lifetime', '60'])) as { ok: boolean; external?: string };
+      // Only a grant on the router's public address can be reached from the internet.
+      return r.ok && addressOfText(r.external) === pub ? r.external! : null;
+    });
   }
 
   let punch: boolean | null = null;
@@ -160,16 +168,19 @@ async function measureRow(lab: Lab, v: VerifyRow, index: number): Promise<Behavi
     punch = x.received > 0 && y.received > 0;
   }
 
-  return { udp, tcp, mapping, portPreserved, addressKept, filtering, unsolicited, hairpin, portSurvivesProbe, upnp, natpmp, punch };
+  return { udp, tcp, mapping, portPreserved, addressKept, filtering, unsolicited, hairpin, portSurvivesProbe, upnp, natpmp, pcp, punch };
 }
 
-/** Asks the router for a mapping with `request`, then checks that a datagram from the internet to it arrives. */
-async function portMapForwards(lab: Lab, host: string, pub: string, inside: number, outside: number, request: () => Promise<{ code: number }>): Promise<boolean> {
-  const r = await request();
-  if (r.code !== 0) return false;
+/**
+ * Asks the router for a mapping of `inside` with `request` (which says the external endpoint it
+ * got, or null), then checks that a datagram from the internet to that endpoint arrives.
+ */
+async function portMapForwards(lab: Lab, host: string, inside: number, request: () => Promise<string | null>): Promise<boolean> {
+  const external = await request();
+  if (external === null) return false;
   const l = listener(lab, host, ['--port', String(inside)]);
   await l.observed;
-  await sendFrom(lab, 's2', at(pub, outside), 'mapped');
+  await sendFrom(lab, 's2', external, 'mapped');
   l.stop();
   return (await l.received).includes('mapped');
 }

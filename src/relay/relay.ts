@@ -213,6 +213,16 @@ export interface RelayOptions {
   onReleased?: (id: string, reason: 'idle' | 'released') => void;
 }
 
+/** What streamSide() found. */
+export type StreamSide =
+  | { readonly kind: 'ok'; readonly source: IpAddress; readonly relay: Endpoint }
+  /** No such allocation (never made, or released). */
+  | { readonly kind: 'unknown' }
+  /** The allocation is another pair's: the node is not one of its sides. */
+  | { readonly kind: 'not-owned' }
+  /** The node's side was allocated for UDP (a node IP that is not loopback). */
+  | { readonly kind: 'not-stream' };
+
 export class RelayError extends Error {
   override name = 'RelayError';
 }
@@ -284,9 +294,12 @@ export class Relay {
     return { ip, local };
   }
 
-  /** The kernel path for a pair: both sides on one relay address of the nodes' own family (not bridged, not dual-stack). */
+  /** The kernel path for a pair: both sides on one relay address of the nodes' own family (not bridged, not dual-stack, no stream side). */
   private kernelFor(a: Side, b: Side): KernelPath | undefined {
     if (!a.local.equals(b.local) || a.ip.family !== a.local.family || b.ip.family !== b.local.family) return undefined;
+    // A stream side (stream-server.ts) sends from loopback; the kernel path NATs between the
+    // relay's public address and the nodes', which loopback sources never pass (route_localnet).
+    if (isStreamSide(a) || isStreamSide(b)) return undefined;
     return this.kernels.find((k) => k.address.equals(a.local));
   }
 
@@ -374,6 +387,23 @@ export class Relay {
 
   has(id: string): boolean {
     return this.allocations.has(id);
+  }
+
+  /**
+   * Where the stream side of a node (stream-server.ts) sends its datagrams for allocation `id`:
+   * the relay port of the node's side, reached from the side's node IP. The hub allocates a side
+   * for a node on a stream with a loopback node IP: nothing from outside the machine can have
+   * that source (Linux drops it as martian), and the side's rules (latching by handshake, only
+   * its node's IP) stay what they are for UDP.
+   */
+  streamSide(id: string, publicKey: string): StreamSide {
+    const alloc = this.allocations.get(id);
+    if (!alloc) return { kind: 'unknown' };
+    const side = [alloc.a, alloc.b].find((s) => s.publicKey === publicKey);
+    if (!side) return { kind: 'not-owned' };
+    if (!isStreamSide(side)) return { kind: 'not-stream' };
+    const to = side.local.scope() === 'unspecified' ? side.ip : side.local.family === side.ip.family ? side.local : side.ip;
+    return { kind: 'ok', source: side.ip, relay: Endpoint.of(to, side.port) };
   }
 
   release(id: string): boolean {
@@ -774,6 +804,10 @@ export class Relay {
 /** Where transport toward a side with a pending move goes: its new port for the new session's index, else the confirmed one. */
 function routeTransport(to: Side, buf: Buffer): Endpoint | undefined {
   return to.pending && buf.readUInt32LE(4) === to.pending.receives ? to.pending.endpoint : to.confirmed;
+}
+
+function isStreamSide(s: Side): boolean {
+  return s.ip.scope() === 'loopback';
 }
 
 function checkKey(publicKey: string): void {

@@ -1,5 +1,6 @@
 import type { CandidateKind, EndpointPair, KindId, NodeView } from './kind.js';
 import { lan } from './lan.js';
+import { mapped } from './mapped.js';
 import { publicIpv4 } from './public-ipv4.js';
 import { publicIpv6 } from './public-ipv6.js';
 
@@ -7,7 +8,7 @@ export type { CandidateKind, EndpointPair, KindId, NodeView } from './kind.js';
 export { KIND_IDS } from './kind.js';
 
 /** Every kind, best first. */
-export const KINDS: readonly CandidateKind[] = [lan, publicIpv4, publicIpv6].sort((a, b) => a.priority - b.priority);
+export const KINDS: readonly CandidateKind[] = [lan, mapped, publicIpv4, publicIpv6].sort((a, b) => a.priority - b.priority);
 
 const byId = new Map<KindId, CandidateKind>(KINDS.map((k) => [k.id, k]));
 

@@ -13,7 +13,7 @@ import type { Endpoint } from '../net/endpoint.js';
  */
 
 /** The wire names of the kinds, in the protocol and in `status --json`. */
-export const KIND_IDS = ['lan', 'public4', 'public6'] as const;
+export const KIND_IDS = ['lan', 'public4', 'public6', 'mapped'] as const;
 export type KindId = (typeof KIND_IDS)[number];
 
 /** What the hub knows about one node, as the kinds need it. */
@@ -27,6 +27,11 @@ export interface NodeView {
   readonly listenPort: number | null;
   /** What the hub learned about the node's IPv4 NAT. */
   readonly nat: NatBehaviour;
+  /**
+   * The public IPv4 endpoint the node's router says it forwards to the node's WireGuard port
+   * (UPnP-IGD, NAT-PMP or PCP), as its agent reported it; null or absent: none.
+   */
+  readonly mapped?: Endpoint | null;
 }
 
 /** Where x sends to reach y, and y to reach x. */
@@ -60,6 +65,22 @@ export interface CandidateKind {
    * endpoint there) proves the candidate `tried`. The executor has already ruled out the relay.
    */
   proves(from: Endpoint, tried: Endpoint): boolean;
+  /**
+   * Hub: which side must send the handshake initiation for this kind ('x' or 'y'), or null to
+   * leave it to the usual rule (hub/pairs/initiator.ts). Absent: null.
+   */
+  initiator?(x: NodeView, y: NodeView): 'x' | 'y' | null;
+  /**
+   * Agent: whether the side that only answers opens its own NAT toward the candidate before it
+   * says ready (agent/open-nat.ts). Absent: true.
+   */
+  readonly responderOpensNat?: boolean;
+  /**
+   * Hub: the side whose router's port mapping ('x' or 'y') carries this kind's packets in, or
+   * null. An attempt in which that side heard nothing counts against the mapping
+   * (hub/nat-knowledge.ts), so one that does not forward stops being tried. Absent: null.
+   */
+  reliesOnMappingOf?(x: NodeView, y: NodeView): 'x' | 'y' | null;
 }
 
 /** The usual proof: the peer's packets arrive over the family the candidate is made of. */

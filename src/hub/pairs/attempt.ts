@@ -50,6 +50,8 @@ export interface Attempt {
   /** When the current candidate's prepare went out. */
   readonly startedAt: number;
   readonly ready: Sides<boolean>;
+  /** Sides that sent toward the candidate before saying ready: no packet of the peer's reached their NAT first. */
+  readonly opened: Sides<boolean>;
   /** Where each side heard the other on the candidate. */
   readonly heard: Sides<Endpoint | null>;
   /** Sides whose window ended without hearing the other; a late answer still counts until the verdict. */
@@ -59,7 +61,7 @@ export interface Attempt {
 }
 
 export type AttemptInput =
-  | { type: 'ready'; side: Side; seq: number }
+  | { type: 'ready'; side: Side; seq: number; opened?: boolean }
   | { type: 'heard'; side: Side; seq: number; endpoint: Endpoint }
   | { type: 'unheard'; side: Side; seq: number }
   | { type: 'timer'; timer: AttemptTimer; seq: number };
@@ -67,10 +69,12 @@ export type AttemptInput =
 export type AttemptOutput =
   | { type: 'prepare'; seq: number; candidate: Candidate; windowMs: number; holdMs: number }
   | { type: 'punch'; seq: number }
+  /** One candidate failed (the attempt may go on with the next): who was ready, who heard the other. */
+  | { type: 'candidate-failed'; candidate: Candidate; ready: Sides<boolean>; heard: Sides<boolean> }
   /** Replaces any timer of the same name. */
   | { type: 'arm'; timer: AttemptTimer; ms: number; seq: number }
   | { type: 'disarm'; timer: AttemptTimer }
-  | { type: 'succeeded'; candidate: Candidate; heard: Sides<Endpoint>; afterMs: number }
+  | { type: 'succeeded'; candidate: Candidate; heard: Sides<Endpoint>; afterMs: number; opened: Sides<boolean> }
   | { type: 'exhausted'; why: string; tried: readonly Candidate[] };
 
 export interface Step {
@@ -91,8 +95,8 @@ export function windows(at: Pick<Attempt, 'candidates' | 'index' | 'fromRelay'>,
   return { windowMs, holdMs: at.fromRelay ? Math.min(t.holdMs, windowMs) : windowMs };
 }
 
-function prepare(base: Omit<Attempt, 'phase' | 'ready' | 'heard' | 'unheard' | 'lateWhy' | 'startedAt' | 'seq'>, seq: number, now: number, t: AttemptTimings): Step {
-  const at: Attempt = { ...base, phase: 'preparing', seq, startedAt: now, ready: { a: false, b: false }, heard: { a: null, b: null }, unheard: { a: false, b: false }, lateWhy: null };
+function prepare(base: Omit<Attempt, 'phase' | 'ready' | 'opened' | 'heard' | 'unheard' | 'lateWhy' | 'startedAt' | 'seq'>, seq: number, now: number, t: AttemptTimings): Step {
+  const at: Attempt = { ...base, phase: 'preparing', seq, startedAt: now, ready: { a: false, b: false }, opened: { a: false, b: false }, heard: { a: null, b: null }, unheard: { a: false, b: false }, lateWhy: null };
   const { windowMs, holdMs } = windows(at, t);
   return {
     attempt: at,
@@ -110,7 +114,12 @@ export function startAttempt(candidates: readonly Candidate[], o: { seq: number;
 
 /** The current candidate failed: the next one, or the end of the attempt. */
 function fail(at: Attempt, why: string, ctx: AttemptContext, t: AttemptTimings): Step {
-  const disarm: AttemptOutput[] = [{ type: 'disarm', timer: 'ready' }, { type: 'disarm', timer: 'verdict' }, { type: 'disarm', timer: 'late' }];
+  const disarm: AttemptOutput[] = [
+    { type: 'disarm', timer: 'ready' },
+    { type: 'disarm', timer: 'verdict' },
+    { type: 'disarm', timer: 'late' },
+    { type: 'candidate-failed', candidate: at.candidates[at.index], ready: at.ready, heard: { a: at.heard.a !== null, b: at.heard.b !== null } },
+  ];
   if (at.index + 1 < at.candidates.length) {
     const next = prepare({ ...at, index: at.index + 1 }, ctx.nextSeq, ctx.now, t);
     return { attempt: next.attempt, out: [...disarm, ...next.out] };
@@ -125,7 +134,7 @@ function weigh(at: Attempt, ctx: AttemptContext, t: AttemptTimings): Step {
   if (heard.a && heard.b) {
     return {
       attempt: null,
-      out: [{ type: 'disarm', timer: 'ready' }, { type: 'disarm', timer: 'verdict' }, { type: 'disarm', timer: 'late' }, { type: 'succeeded', candidate, heard: { a: heard.a, b: heard.b }, afterMs: ctx.now - at.startedAt }],
+      out: [{ type: 'disarm', timer: 'ready' }, { type: 'disarm', timer: 'verdict' }, { type: 'disarm', timer: 'late' }, { type: 'succeeded', candidate, heard: { a: heard.a, b: heard.b }, afterMs: ctx.now - at.startedAt, opened: at.opened }],
     };
   }
   const deaf: Side | null = unheard.a ? 'a' : unheard.b ? 'b' : null;
@@ -145,10 +154,11 @@ export function advance(at: Attempt, input: AttemptInput, ctx: AttemptContext, t
     case 'ready': {
       if (at.phase !== 'preparing' || at.ready[input.side]) return unchanged;
       const ready = { ...at.ready, [input.side]: true };
-      if (!(ready.a && ready.b)) return { attempt: { ...at, ready }, out: [] };
+      const opened = { ...at.opened, [input.side]: input.opened === true };
+      if (!(ready.a && ready.b)) return { attempt: { ...at, ready, opened }, out: [] };
       // Both at the same moment: neither side's punch should wait for the other's.
       return {
-        attempt: { ...at, ready, phase: 'punched' },
+        attempt: { ...at, ready, opened, phase: 'punched' },
         out: [
           { type: 'disarm', timer: 'ready' },
           { type: 'punch', seq: at.seq },

@@ -6,7 +6,7 @@ import type { PathCommand, PathEvent, PeerReport } from '../../core/protocol.js'
 import type { PairStatusJson } from '../../core/status.js';
 import type { Observer } from '../nat-knowledge.js';
 import { advance, startAttempt, type Attempt, type AttemptInput, type AttemptTimer, type Side, type Sides, type Step } from './attempt.js';
-import { initiatorOf } from './initiator.js';
+import { initiatorOf, opensFirst } from './initiator.js';
 
 /**
  * Chooses the path of every agent pair, continuously: direct where hole punching works, the
@@ -41,6 +41,9 @@ export interface NatLearning {
   view(key: string): NodeView;
   observedBy(key: string, endpoint: Endpoint, by: Observer): unknown;
   attemptEnded(x: string, y: string, succeeded: boolean): void;
+  /** A candidate failed or carried the pair: what it says about a port mapping it went through. */
+  candidateFailed(x: string, y: string, c: Candidate, o: { ready: Sides<boolean>; heard: Sides<boolean> }): void;
+  candidateWorked(x: string, y: string, c: Candidate): void;
 }
 
 export interface PairDeps {
@@ -54,6 +57,12 @@ export interface PairDeps {
   releaseRelay(grant: RelayGrant): void;
   log: Logger;
   clock?: Clock;
+  /**
+   * Whether what the hub learns about a node's NAT right after it connects (hub/wan-probe.ts) is
+   * still under way: its pairs' first attempt waits for it, since the order of the punch depends
+   * on it, and the owner calls `natSettled` when it is done.
+   */
+  natPending?(key: string): boolean;
 }
 
 export interface PairTimings {
@@ -69,6 +78,15 @@ export interface PairTimings {
   stableMs: number;
   /** A relay allocation that carried nothing both ways within this long is replaced (both sides handshake again). */
   relayConfirmMs: number;
+  /**
+   * Retry spacing after a failed attempt with a side whose router takes unsolicited WAN input. A
+   * punch that reached such a router first left a conntrack entry that holds the node's port
+   * toward the peer as long as packets keep coming (Linux: 30 s for unreplied UDP), and every
+   * retry sooner than that refreshes it: in the lab, no leaky pair whose first attempt failed
+   * went direct in the next 13 s of 1-8 s retries (bench/leaky.ts, before the hub knew the
+   * order). Waiting it out lets the next attempt, in the right order, find the port free.
+   */
+  leakyRetryMs: number;
 }
 
 export const DEFAULT_TIMINGS: PairTimings = {
@@ -79,6 +97,7 @@ export const DEFAULT_TIMINGS: PairTimings = {
   slowRetryMs: 300_000,
   stableMs: 60_000,
   relayConfirmMs: 5000,
+  leakyRetryMs: 35_000,
 };
 
 /** The path a pair is committed to (core/paths.ts names the vias); waiting and no-path are the hub's own. */
@@ -244,6 +263,24 @@ export class PairPaths {
     }
   }
 
+  /** What the hub learns about a node's NAT at connect is in (or gave up): pairs that waited for it start. */
+  natSettled(key: string): void {
+    for (const p of this.byNode.get(key) ?? []) if (p.path.via === 'waiting' && !p.attempt && this.bothOnline(p)) this.adopt(p);
+  }
+
+  /**
+   * A node's port mapping came, changed or went: its pairs that are not direct try again (one
+   * that is direct keeps its path; if that path ran over the old mapping and it stops forwarding,
+   * the dead-path check moves it).
+   */
+  mappingChanged(key: string, why: string): void {
+    for (const p of this.byNode.get(key) ?? []) {
+      if (p.path.via === 'direct' || p.path.via === 'hub') continue;
+      p.failures = 0;
+      this.evaluate(p, why);
+    }
+  }
+
   /** A node chose or left proxied mode, or anything else that changes every pair of it. */
   reevaluate(key: string, why: string): void {
     for (const p of this.byNode.get(key) ?? []) this.evaluate(p, why);
@@ -265,7 +302,7 @@ export class PairPaths {
     this.deps.log.debug({ pair: [this.name(p.a), this.name(p.b)], from: this.name(key), event: ev.event, seq: ev.seq, attemptSeq: at?.seq ?? null, endpoint: ev.event === 'heard' ? ev.endpoint.toString() : null }, 'path event');
     switch (ev.event) {
       case 'ready':
-        return this.input(p, { type: 'ready', side, seq: ev.seq });
+        return this.input(p, { type: 'ready', side, seq: ev.seq, opened: ev.opened });
       case 'unheard':
         return this.input(p, { type: 'unheard', side, seq: ev.seq });
       case 'heard':
@@ -406,6 +443,8 @@ export class PairPaths {
     p.retryAt = null;
     if (!this.bothOnline(p)) return;
     p.readyAt ??= this.now();
+    // Only a pair's first attempt waits (natSettled starts it); later ones use what is known.
+    if (p.path.via === 'waiting' && (this.deps.natPending?.(p.a) || this.deps.natPending?.(p.b))) return;
     const a = this.deps.node(p.a);
     const b = this.deps.node(p.b);
     if (!a || !b) return;
@@ -453,9 +492,12 @@ export class PairPaths {
           const relay = p.attempt?.fromRelay && p.grant ? p.grant : null;
           const base = { type: 'path', step: 'prepare', seq: o.seq, windowMs: o.windowMs, holdMs: o.holdMs } as const;
           const v = this.views(p);
-          const first = initiatorOf(v.a, v.b, p.failures);
-          this.deps.send(p.a, { ...base, publicKey: p.b, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forX }, fallback: relay && { endpoint: relay.forA, relayId: relay.relayId }, initiates: first === 'a' });
-          this.deps.send(p.b, { ...base, publicKey: p.a, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forY }, fallback: relay && { endpoint: relay.forB, relayId: relay.relayId }, initiates: first === 'b' });
+          // A kind may need one side to send first (a mapped port: the side that is not mapped).
+          const byKind = o.candidate.kind.initiator?.(v.a, v.b) ?? null;
+          const first = byKind === null ? initiatorOf(v.a, v.b, p.failures) : byKind === 'x' ? 'a' : 'b';
+          const open = (n: NodeView) => (o.candidate.kind.crossesNat && opensFirst(n) ? { openFirst: true } : {});
+          this.deps.send(p.a, { ...base, publicKey: p.b, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forX }, fallback: relay && { endpoint: relay.forA, relayId: relay.relayId }, initiates: first === 'a', ...open(v.a) });
+          this.deps.send(p.b, { ...base, publicKey: p.a, candidate: { kind: o.candidate.kind.id, endpoint: o.candidate.forY }, fallback: relay && { endpoint: relay.forB, relayId: relay.relayId }, initiates: first === 'b', ...open(v.b) });
           break;
         }
         case 'punch':
@@ -471,26 +513,32 @@ export class PairPaths {
           p.timers.disarm(`attempt:${o.timer}`);
           break;
         case 'succeeded':
-          this.succeeded(p, o.candidate, o.heard, o.afterMs);
+          this.succeeded(p, o.candidate, o.heard, o.afterMs, o.opened);
           break;
         case 'exhausted':
           this.failed(p, o.why, o.tried);
+          break;
+        case 'candidate-failed':
+          this.deps.nat.candidateFailed(p.a, p.b, o.candidate, o);
           break;
       }
     }
   }
 
-  private succeeded(p: Pair, c: Candidate, heard: Sides<Endpoint>, afterMs: number): void {
+  private succeeded(p: Pair, c: Candidate, heard: Sides<Endpoint>, afterMs: number, opened: Sides<boolean>): void {
     if (c.kind.crossesNat) {
       // Each side saw the other at some address: that is a second observer of its NAT's mapping.
-      this.deps.nat.observedBy(p.a, heard.b, { kind: 'peer', name: this.name(p.b) });
-      this.deps.nat.observedBy(p.b, heard.a, { kind: 'peer', name: this.name(p.a) });
+      // A side that did not open its NAT first may have had the peer's packet arrive at its
+      // router before its own left: a leaky router then gave it another port (nat-knowledge.ts).
+      this.deps.nat.observedBy(p.a, heard.b, { kind: 'peer', name: this.name(p.b), peerFirst: !opened.a });
+      this.deps.nat.observedBy(p.b, heard.a, { kind: 'peer', name: this.name(p.a), peerFirst: !opened.b });
       this.deps.nat.attemptEnded(p.a, p.b, true);
     }
     p.allocating = null;
     p.directAfterMs = afterMs;
     this.firstPath(p);
     p.directSince = this.now();
+    this.deps.nat.candidateWorked(p.a, p.b, c);
     // heard.a is where a heard b from: where a now sends.
     this.commit(p, { via: 'direct', kind: c.kind, endpoints: heard, seq: 0 }, `direct (${c.kind.name})`);
     this.sendDirect(p);
@@ -516,7 +564,10 @@ export class PairPaths {
   private scheduleRetry(p: Pair): void {
     const { viable, bothSeen } = this.viable(p);
     const hopeless = bothSeen && viable.length === 0;
-    const spacing = hopeless || p.unstable >= 2 ? this.t.slowRetryMs : Math.min(this.t.backoffCapMs, this.t.backoffBaseMs * 2 ** Math.max(0, p.failures - 1));
+    const v = this.views(p);
+    const leaky = v.a.nat.leaky === 'yes' || v.b.nat.leaky === 'yes';
+    const backoff = Math.min(this.t.backoffCapMs, this.t.backoffBaseMs * 2 ** Math.max(0, p.failures - 1));
+    const spacing = hopeless || p.unstable >= 2 ? this.t.slowRetryMs : leaky && p.path.via !== 'direct' ? Math.max(backoff, this.t.leakyRetryMs) : backoff;
     const delay = Math.max(this.t.backoffBaseMs / 4, (p.lastAttemptAt || this.now()) + spacing - this.now());
     p.retryAt = this.now() + delay;
     p.timers.arm('retry', delay, () => {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MeshPeer } from '../../../src/agent/mesh-peer.js';
+import type { PunchTtl } from '../../../src/agent/punch-ttl.js';
+import type { KindId } from '../../../src/core/candidates/index.js';
 import { createLogger } from '../../../src/core/log.js';
 import { Endpoint } from '../../../src/core/net/endpoint.js';
 import type { PathCommand, PathEvent } from '../../../src/core/protocol.js';
@@ -45,15 +47,32 @@ class KeyedDevice implements WireGuardDevice {
   }
 }
 
-function setup() {
-  const device = new KeyedDevice();
-  const events: PathEvent[] = [];
-  const info = { publicKey: PEER, name: 'b', kind: 'agent' as const, allowedIps: ['10.99.0.3/32'], endpoint: null, handshakeAgeMs: null, listenPort: 51820 };
-  const peer = new MeshPeer(info, { device, keepalive: () => 25, emit: (ev) => events.push(ev), changed: () => undefined, log: createLogger('test', 'silent') });
-  return { device, peer, events, info };
+/** Records which sends ran with the opening TTL in place, toward where. */
+class RecordingTtl implements PunchTtl {
+  limitedTo: string[] = [];
+  constructor(
+    readonly ttl: number | null,
+    private readonly device: KeyedDevice,
+  ) {}
+  async settled(): Promise<void> {}
+  async limited<T>(endpoint: Endpoint, send: () => Promise<T>): Promise<T> {
+    const before = this.device.sent.length;
+    const r = await send();
+    for (const s of this.device.sent.slice(before)) this.limitedTo.push(`${s.to}${s.to === endpoint.toString() ? '' : ' (not the endpoint limited!)'}`);
+    return r;
+  }
 }
 
-const prepare = (seq: number, initiates: boolean | undefined): PathCommand => ({ type: 'path', step: 'prepare', publicKey: PEER, seq, candidate: { kind: 'public4', endpoint: E(DIRECT) }, fallback: null, windowMs: 2000, holdMs: 2000, initiates });
+function setup(ttl?: number | null) {
+  const device = new KeyedDevice();
+  const punchTtl = ttl === undefined ? undefined : new RecordingTtl(ttl, device);
+  const events: PathEvent[] = [];
+  const info = { publicKey: PEER, name: 'b', kind: 'agent' as const, allowedIps: ['10.99.0.3/32'], endpoint: null, handshakeAgeMs: null, listenPort: 51820 };
+  const peer = new MeshPeer(info, { device, keepalive: () => 25, emit: (ev) => events.push(ev), changed: () => undefined, log: createLogger('test', 'silent'), punchTtl });
+  return { device, peer, events, info, punchTtl };
+}
+
+const prepare = (seq: number, initiates: boolean | undefined, kind: KindId = 'public4', endpoint = DIRECT): PathCommand => ({ type: 'path', step: 'prepare', publicKey: PEER, seq, candidate: { kind, endpoint: E(endpoint) }, fallback: null, windowMs: 2000, holdMs: 2000, initiates });
 const punch = (seq: number): PathCommand => ({ type: 'path', step: 'punch', publicKey: PEER, seq });
 const useDirect = (seq: number): PathCommand => ({ type: 'path', step: 'use', publicKey: PEER, seq, path: { via: 'direct', kind: 'public4', endpoint: E(DIRECT) } });
 
@@ -112,4 +131,29 @@ test('committed direct before the responder answered: it gets its addresses and 
   await peer.apply(useDirect(2), device.peer);
   assert.deepEqual(device.peer?.allowedIps, info.allowedIps);
   assert.equal(device.peer?.persistentKeepalive, 25);
+});
+
+test('with an opening TTL, both sides open their NAT across the NATs before ready (a throwaway initiation that dies on the way), and say so; the LAN is never limited', async () => {
+  const init = setup(2);
+  await init.peer.ensure(undefined);
+  await init.peer.apply(prepare(1, true), init.device.peer);
+  assert.equal(init.device.sent.length, 1, 'the initiator opens too');
+  assert.notEqual(init.device.sent[0].key, PEER, 'with the throwaway peer: the real one stays silent until the punch');
+  assert.deepEqual(init.punchTtl!.limitedTo, [DIRECT], 'and only that packet was sent with the low TTL');
+  assert.deepEqual(init.events.map((e) => [e.event, e.event === 'ready' ? e.opened : null]), [['ready', true]]);
+  await init.peer.apply(punch(1), init.device.peer);
+  assert.deepEqual(init.device.sent.slice(1), [{ key: PEER, to: DIRECT, what: 'initiation' }], 'the punch is still the one real initiation');
+  assert.deepEqual(init.punchTtl!.limitedTo, [DIRECT], 'at full TTL');
+
+  const lan = setup(2);
+  await lan.peer.ensure(undefined);
+  await lan.peer.apply(prepare(1, false, 'lan', '192.168.20.3:51820'), lan.device.peer);
+  assert.equal(lan.device.sent.length, 1, 'the responder opens on the LAN as always');
+  assert.deepEqual(lan.punchTtl!.limitedTo, [], 'at full TTL: there is no NAT between');
+
+  const none = setup(null);
+  await none.peer.ensure(undefined);
+  await none.peer.apply(prepare(1, true), none.device.peer);
+  assert.deepEqual(none.device.sent, [], 'no TTL known: the initiator sends nothing before its punch, as before');
+  assert.deepEqual(none.events.map((e) => [e.event, e.event === 'ready' ? e.opened : null]), [['ready', false]]);
 });

@@ -7,14 +7,14 @@ import type { NatBehaviour } from '../../../src/core/nat.js';
 import { Prefixed } from '../../../src/core/net/cidr.js';
 import { Endpoint } from '../../../src/core/net/endpoint.js';
 
-const cone: NatBehaviour = { mapping: 'independent', filtering: 'unknown', mappingWhy: 'NAT kept port 51820', filteringWhy: 'no attempt yet' };
-const symmetric: NatBehaviour = { mapping: 'dependent', filtering: 'unknown', mappingWhy: 'NAT changed the port', filteringWhy: 'no attempt yet' };
+const cone: NatBehaviour = { mapping: 'independent', filtering: 'unknown', mappingWhy: 'NAT kept port 51820', filteringWhy: 'no attempt yet', leaky: 'unknown', leakyWhy: 'not probed yet' };
+const symmetric: NatBehaviour = { mapping: 'dependent', filtering: 'unknown', mappingWhy: 'NAT changed the port', filteringWhy: 'no attempt yet', leaky: 'unknown', leakyWhy: 'not probed yet' };
 
 const node = (name: string, seen: string | null, interfaces: string[], nat = cone): NodeView => ({ name, seen: seen === null ? null : Endpoint.parse(seen), interfaces: interfaces.map((i) => Prefixed.parse(i)), listenPort: 51820, nat });
 const ids = (x: NodeView, y: NodeView) => gather(x, y).map((c) => `${c.kind.id} ${c.forX.toString()} ${c.forY.toString()}`);
 
 test('every kind is registered once, ranked, with a window, and found by its wire name', () => {
-  assert.deepEqual(KINDS.map((k) => k.id), ['public6', 'lan', 'public4'], 'IPv6 first (no NAT), then the LAN behind one router, then IPv4 through the NATs');
+  assert.deepEqual(KINDS.map((k) => k.id), ['public6', 'lan', 'mapped', 'public4'], 'IPv6 first (no NAT), then the LAN behind one router, then a router-mapped port, then IPv4 through the NATs');
   assert.equal(new Set(KINDS.map((k) => k.priority)).size, KINDS.length);
   assert.equal(kindOf('lan').windowMs, 600, 'a LAN answers within a millisecond or not at all');
   assert.equal(kindOf('public4').windowMs, 2000);

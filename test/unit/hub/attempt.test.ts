@@ -62,6 +62,8 @@ test('a late side still counts; only both unheard moves on at once; one heard an
   const verdict = drive(oneWay, [{ type: 'timer', timer: 'late', seq: 1 }]);
   const ex = verdict.out.find((o) => o.type === 'exhausted');
   assert.ok(ex && ex.type === 'exhausted' && /b heard nothing from a on the direct IPv4 path/.test(ex.why), JSON.stringify(ex));
+  const failed = verdict.out.find((o) => o.type === 'candidate-failed');
+  assert.ok(failed?.type === 'candidate-failed' && failed.ready.a && failed.ready.b && failed.heard.a && !failed.heard.b, 'a heard b, b heard nothing');
 });
 
 test('a failed candidate moves to the next with a new seq; timers of the old one are stale', () => {
@@ -70,7 +72,9 @@ test('a failed candidate moves to the next with a new seq; timers of the old one
   const noReady = drive(s, [{ type: 'timer', timer: 'ready', seq: 3 }]);
   assert.equal(noReady.attempt?.index, 1);
   assert.equal(noReady.attempt?.seq, 4);
-  assert.deepEqual(types(noReady), ['disarm:ready', 'disarm:verdict', 'disarm:late', 'prepare', 'arm:ready']);
+  assert.deepEqual(types(noReady), ['disarm:ready', 'disarm:verdict', 'disarm:late', 'candidate-failed', 'prepare', 'arm:ready']);
+  // Which candidate failed, and how far it got: what the hub learns about a port mapping from it.
+  assert.deepEqual(noReady.out.find((o) => o.type === 'candidate-failed'), { type: 'candidate-failed', candidate: lan, ready: { a: false, b: false }, heard: { a: false, b: false } });
   assert.deepEqual(drive(noReady, [{ type: 'timer', timer: 'ready', seq: 3 }]).out, [], 'the first candidate\'s timer no longer counts');
   const verdict = drive(noReady, [{ type: 'ready', side: 'a', seq: 4 }, { type: 'ready', side: 'b', seq: 4 }, { type: 'timer', timer: 'verdict', seq: 4 }]);
   const ex = verdict.out.find((o) => o.type === 'exhausted');

@@ -13,7 +13,7 @@ import { FakeClock } from '../fake-clock.js';
  * The hub's pair decisions on a fake clock, with fake agents, a fake relay and the real NAT
  * knowledge. The agents say `ready` to every attempt right away unless `autoReady` is false.
  */
-function harness({ autoReady = true, interfaces = ['192.168.0.2/24'] } = {}) {
+function harness({ autoReady = true, interfaces = ['192.168.0.2/24'], opened = false } = {}) {
   const [k1, k2] = [generateKeyPair().publicKey, generateKeyPair().publicKey].sort();
   const names = new Map([
     [k1, 'a'],
@@ -21,18 +21,20 @@ function harness({ autoReady = true, interfaces = ['192.168.0.2/24'] } = {}) {
   ]);
   const clock = new FakeClock();
   const sent: { to: string; cmd: PathCommand; at: number }[] = [];
-  const nat = new NatKnowledge({ name: (k) => names.get(k) ?? '?', configuredListenPort: () => 51820 });
+  const nat = new NatKnowledge({ name: (k) => names.get(k) ?? '?', configuredListenPort: () => 51820, now: () => clock.now() });
   const proxied = new Set<string>();
   const alive = new Set<string>();
   let groupsShared = true;
   let allocations = 0;
+  /** Nodes whose WAN probe (hub/wan-probe.ts) is under way. */
+  const probing = new Set<string>();
   const paths = new PairPaths({
     node: (k) => (names.has(k) ? { name: names.get(k)!, proxied: proxied.has(k) } : undefined),
     pairable: () => groupsShared,
     send: (k, cmd) => {
       sent.push({ to: names.get(k)!, cmd, at: clock.now() });
       // Later, as an agent would: the hub is still sending the attempt to the other side.
-      if (autoReady && cmd.step === 'prepare') queueMicrotask(() => paths.onEvent(k, { type: 'path-event', event: 'ready', publicKey: cmd.publicKey, seq: cmd.seq }));
+      if (autoReady && cmd.step === 'prepare') queueMicrotask(() => paths.onEvent(k, { type: 'path-event', event: 'ready', publicKey: cmd.publicKey, seq: cmd.seq, opened: opened || cmd.initiates === false }));
     },
     nat,
     allocateRelay: async () => {
@@ -44,6 +46,7 @@ function harness({ autoReady = true, interfaces = ['192.168.0.2/24'] } = {}) {
     releaseRelay: (g) => alive.delete(g.relayId),
     log: pino({ level: 'silent' }),
     clock,
+    natPending: (k) => probing.has(k),
   });
   const key = (n: 'a' | 'b') => (n === 'a' ? k1 : k2);
   const at = (n: 'a' | 'b', endpoint: string, ifs = interfaces) => {
@@ -58,6 +61,7 @@ function harness({ autoReady = true, interfaces = ['192.168.0.2/24'] } = {}) {
   return {
     paths,
     sent,
+    probing,
     key,
     at,
     alive,
@@ -413,4 +417,123 @@ test('exactly one side initiates each attempt: the one whose NAT maps per destin
   const sym = await connected('203.0.113.10:51820', '203.0.113.20:40002');
   assert.deepEqual(initiators(sym), ['a:false', 'b:true']);
   sym.paths.close();
+});
+
+test('a router known to take unsolicited WAN input opens first: its node answers, the other initiates, even on the first attempt', async () => {
+  const initiators = (h: ReturnType<typeof harness>) => h.sent.filter((s) => s.cmd.step === 'prepare').map((s) => `${s.to}:${s.cmd.step === 'prepare' && s.cmd.initiates}`);
+  // Without the fact, a initiates first (the turns start with a); a's router leaks, so b must.
+  const h = harness();
+  h.at('a', '203.0.113.10:51820');
+  h.at('b', '203.0.113.20:51820');
+  h.nat.wanProbed(h.key('a'), 31000, 30000);
+  assert.equal(h.nat.view(h.key('a')).nat.leaky, 'yes');
+  await h.connect();
+  assert.deepEqual(initiators(h), ['a:false', 'b:true']);
+  const opens = (from = 0) => h.sent.slice(from).filter((s) => s.cmd.step === 'prepare').map((s) => `${s.to}:${s.cmd.step === 'prepare' && s.cmd.openFirst === true}`);
+  assert.deepEqual(opens(), ['a:true', 'b:false'], 'and the leaky side opens first in every attempt, roles or not');
+
+  // A failed attempt: the retry waits until the router's conntrack entry of the peer's punch is gone.
+  await h.answer('unheard');
+  const before = h.sent.length;
+  await h.tick(30_000);
+  assert.equal(h.sent.slice(before).filter((s) => s.cmd.step === 'prepare').length, 0, 'no retry within 30 s: it would refresh the entry that holds the port');
+  await h.tick(6000);
+  assert.deepEqual(opens(before), ['a:true', 'b:false'], 'then one, the leaky side opening first again');
+  h.paths.close();
+
+  // A per-destination mapping still decides first: only its own initiation shows where it is.
+  const sym = harness();
+  sym.at('a', '203.0.113.10:51820');
+  sym.at('b', '203.0.113.20:40002');
+  sym.nat.wanProbed(sym.key('a'), 31000, 30000);
+  await sym.connect();
+  assert.deepEqual(initiators(sym), ['a:false', 'b:true']);
+  sym.paths.close();
+});
+
+test("a pair's first attempt waits for what the hub is still learning about either NAT, then starts; later attempts never wait", async () => {
+  const h = harness();
+  h.at('a', '203.0.113.10:51820');
+  h.at('b', '203.0.113.20:51820');
+  h.probing.add(h.key('b'));
+  await h.connect();
+  assert.equal(h.sent.length, 0, 'no attempt while b is being probed');
+  assert.equal(h.status().mode, 'waiting');
+  h.probing.delete(h.key('b'));
+  h.paths.natSettled(h.key('b'));
+  await h.answer('heard');
+  assert.equal(h.status().mode, 'direct', 'the attempt ran once the probe was done');
+  h.probing.add(h.key('a'));
+  h.paths.changed(h.key('a'), 'endpoint changed');
+  await h.tick(10);
+  assert.equal(h.lastWhat('a'), 'punch', 'a pair that had a path tries again at once, whatever is being learned');
+  h.paths.close();
+});
+
+test('a peer that saw a node at another port teaches "leaky" when its packet may have come first, and "maps per destination" when the node opened first', async () => {
+  // a initiated without opening its NAT first; b, the responder, opened first, so its packet may
+  // have reached a's router before a's own left: a changed port there is a leak.
+  const h = await connected('203.0.113.10:51820', '203.0.113.20:51820');
+  h.paths.onEvent(h.key('a'), { type: 'path-event', event: 'heard', publicKey: h.key('b'), seq: h.last('a').seq, endpoint: Endpoint.parse('203.0.113.20:51820'), afterMs: 5 });
+  h.paths.onEvent(h.key('b'), { type: 'path-event', event: 'heard', publicKey: h.key('a'), seq: h.last('b').seq, endpoint: Endpoint.parse('203.0.113.10:2027'), afterMs: 5 });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(h.status().mode, 'direct');
+  const a = h.nat.view(h.key('a')).nat;
+  assert.equal(a.leaky, 'yes');
+  assert.equal(a.mapping, 'independent', 'a kept its port toward the hub: not symmetric');
+  assert.match(a.leakyWhy, /peer b saw it at port 2027, the hub at 51820/);
+  h.paths.close();
+
+  const o = await connected('203.0.113.10:51820', '203.0.113.20:51820', { opened: true });
+  o.paths.onEvent(o.key('a'), { type: 'path-event', event: 'heard', publicKey: o.key('b'), seq: o.last('a').seq, endpoint: Endpoint.parse('203.0.113.20:51820'), afterMs: 5 });
+  o.paths.onEvent(o.key('b'), { type: 'path-event', event: 'heard', publicKey: o.key('a'), seq: o.last('b').seq, endpoint: Endpoint.parse('203.0.113.10:2027'), afterMs: 5 });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(o.nat.view(o.key('a')).nat.mapping, 'dependent', 'a opened first and still got another port: it maps per destination');
+  assert.equal(o.nat.view(o.key('a')).nat.leaky, 'unknown');
+  o.paths.close();
+});
+
+test("a router that maps but does not forward: after two failed attempts through it the mapping is left out, not retried every 8 s; it comes back after 10 min, or at once as another mapping", async () => {
+  const h = harness();
+  // Two symmetric NATs; a's router maps a port, which makes the pair possible.
+  h.at('a', '203.0.113.10:40001');
+  h.at('b', '203.0.113.20:40002');
+  const map = (external: string) => h.nat.reported(h.key('a'), [Prefixed.parse('192.168.0.2/24')], 51820, false, { protocol: 'pcp', external: Endpoint.parse(external), expiresInMs: 7200_000 });
+  map('203.0.113.10:51820');
+  await h.connect();
+  const kinds = (from: number) => h.sent.slice(from).filter((s) => s.to === 'a' && s.cmd.step === 'prepare').map((s) => (s.cmd.step === 'prepare' ? s.cmd.candidate.kind : null));
+  assert.deepEqual(kinds(0), ['mapped']);
+  // Nothing comes through the mapping: a failure of the attempt alone could be the agents' own (a stall), so one more.
+  await h.answer('unheard');
+  assert.equal(h.status().mode, 'relay');
+  await h.answer('relay-ok');
+  const second = h.sent.length;
+  while (kinds(second).length === 0) await h.tick(50);
+  assert.deepEqual(kinds(second), ['mapped'], 'the first retry tries the mapping again');
+  await h.answer('unheard'); // mapped
+  await h.answer('unheard'); // the forced retry's public4 as well
+  assert.match(h.nat.status(h.key('a'))?.portMapping?.problem ?? '', /did not forward in 2 attempts in a row; tried again in 10 min/);
+  assert.equal(h.nat.view(h.key('a')).mapped, null, "left out of a's view: of every pair's candidates and of client configs");
+
+  // For the next 10 min the pair is hopeless as far as the hub knows: slow retries, none through the mapping.
+  const third = h.sent.length;
+  const distrustedAt = h.clock.now();
+  assert.ok((h.status().nextRetryInMs ?? 0) >= 200_000, `a slow retry, not every 8 s (next in ${h.status().nextRetryInMs} ms)`);
+  for (let i = 0; i < 3600 && !kinds(third).includes('mapped'); i++) await h.tick(1000);
+  const back = h.clock.now() - distrustedAt;
+  assert.ok(back >= 10 * 60_000 && back <= 15 * 60_000 + 5000, `tried again at the first slow retry after 10 min (after ${back} ms: ${kinds(third).join(', ')})`);
+  assert.ok(kinds(third).filter((k) => k === 'public4').length <= 2, `meanwhile only the slow safety-net retries: ${kinds(third).join(', ')}`);
+
+  // Another mapping (the router gave another port) is trusted afresh, and pairs try it at once.
+  await h.answer('unheard');
+  await h.answer('unheard');
+  assert.equal(h.nat.view(h.key('a')).mapped, null, 'failed again: left out again');
+  assert.deepEqual(map('203.0.113.10:51999'), { mappingChanged: true });
+  const fourth = h.sent.length;
+  h.paths.mappingChanged(h.key('a'), 'a maps another port');
+  assert.deepEqual(kinds(fourth), ['mapped']);
+  await h.answer('heard');
+  assert.equal(h.status().mode, 'direct');
+  assert.equal(h.status().candidate, 'mapped');
+  h.paths.close();
 });

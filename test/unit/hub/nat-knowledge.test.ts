@@ -102,3 +102,120 @@ test('forgetting a node drops what is known of it, and of its port at its public
   nat.sighted('b', Endpoint.parse('203.0.113.10:40001'));
   assert.equal(nat.view('b').nat.mapping, 'dependent', 'nobody else holds 51820 there any more');
 });
+
+test('leaky: the hub\'s WAN probe says whether the router takes unsolicited input; only a NAT that keeps ports can tell, and a new network forgets it', () => {
+  const { nat, seen } = knowledge();
+  seen('l', '203.0.113.10:51820');
+  assert.equal(nat.view('l').nat.leaky, 'unknown');
+  assert.ok(nat.wanProbeable('l'));
+  assert.deepEqual(nat.wanProbed('l', 2027, 30000), { leakyChanged: true });
+  const l = nat.view('l').nat;
+  assert.equal(l.leaky, 'yes');
+  assert.match(l.leakyWhy, /unsolicited packet to port 30000, the node's packet from that port came from 2027/);
+  assert.equal(l.mapping, 'independent', 'a leak is not a per-destination mapping');
+  assert.equal(punchBlocked(l, seen('h', '203.0.113.20:51820').nat, 'l', 'h'), null, 'a leaky router never makes the hub give up on direct');
+
+  seen('r', '203.0.113.30:51820');
+  nat.wanProbed('r', 30001, 30001);
+  assert.equal(nat.view('r').nat.leaky, 'no');
+  assert.match(nat.view('r').nat.leakyWhy, /drops WAN input/);
+
+  const sym = seen('s', '203.0.113.40:40123');
+  assert.equal(nat.wanProbeable('s'), false, 'a symmetric NAT changes the port anyway: a probe says nothing');
+  assert.deepEqual(nat.wanProbed('s', 2027, 30000), { leakyChanged: false });
+  assert.equal(nat.view('s').nat.leaky, 'unknown');
+  assert.equal(sym.nat.mapping, 'dependent');
+
+  nat.reported('l', [], 51820, true);
+  assert.equal(nat.view('l').nat.leaky, 'unknown', 'a network change forgets it');
+  nat.wanProbed('l', 2027, 30000);
+  nat.sighted('l', Endpoint.parse('203.0.113.99:51820'));
+  assert.equal(nat.view('l').nat.leaky, 'unknown', 'so does a new public address');
+  assert.equal(nat.status('l')?.leaky, 'unknown');
+});
+
+test('leaky: a peer that saw another port than the hub after its own packet may have come first marks a leak, not a symmetric NAT', () => {
+  const { nat, seen } = knowledge();
+  seen('l', '203.0.113.10:51820');
+  assert.deepEqual(nat.observedBy('l', Endpoint.parse('203.0.113.10:2027'), { kind: 'peer', name: 'x', peerFirst: true }), { mappingChanged: false });
+  assert.equal(nat.view('l').nat.mapping, 'independent');
+  assert.equal(nat.view('l').nat.leaky, 'yes');
+  assert.match(nat.view('l').nat.leakyWhy, /peer x saw it at port 2027, the hub at 51820, after the peer's packet came first/);
+  // A NAT that changed the port toward the hub too is judged on its mapping as before.
+  seen('s', '203.0.113.11:40123');
+  nat.observedBy('s', Endpoint.parse('203.0.113.11:40999'), { kind: 'peer', name: 'x', peerFirst: true });
+  assert.equal(nat.view('s').nat.mapping, 'dependent');
+  assert.equal(nat.view('s').nat.leaky, 'unknown');
+  // The relay never sends first.
+  seen('r', '203.0.113.12:51820');
+  nat.observedBy('r', Endpoint.parse('203.0.113.12:2027'), { kind: 'relay' });
+  assert.equal(nat.view('r').nat.mapping, 'dependent');
+});
+
+test('a mapping that does not forward: only a failure in which the mapped side heard nothing counts; two in a row leave it out, for 10 min doubling; success, another mapping or a network change start over', () => {
+  let now = 1_000_000;
+  const warnings: string[] = [];
+  const distrusted: (string | null)[] = [];
+  const nat = new NatKnowledge({
+    name: (k) => k,
+    configuredListenPort: () => 51820,
+    now: () => now,
+    log: { warn: (_o: object, msg: string) => void warnings.push(msg) },
+    // What the hub then records for plain clients' configs: the view as it is at that moment.
+    mappingDistrusted: (k) => void distrusted.push(nat.view(k).mapped?.toString() ?? null),
+  });
+  const ifs = [Prefixed.parse('192.168.1.2/24')];
+  const map = (external: string, changed = false) => nat.reported('m', ifs, 51820, changed, { protocol: 'natpmp', external: Endpoint.parse(external), expiresInMs: 7200_000 });
+  map('203.0.113.10:51820');
+  nat.sighted('m', Endpoint.parse('203.0.113.10:40001'));
+  nat.reported('p', ifs, 51820, false);
+  nat.sighted('p', Endpoint.parse('203.0.113.20:40002'));
+  const candidate = () => gather(nat.view('p'), nat.view('m')).find((c) => c.kind.id === 'mapped');
+  const ready = { a: true, b: true };
+  // x = p (initiates), y = m (the mapped side, b).
+  const fail = (o: { ready?: { a: boolean; b: boolean }; heard?: { a: boolean; b: boolean } } = {}) => nat.candidateFailed('p', 'm', candidate()!, { ready: o.ready ?? ready, heard: o.heard ?? { a: false, b: false } });
+  assert.ok(candidate(), 'a mapping makes the pair a candidate');
+
+  fail({ heard: { a: false, b: true } });
+  fail({ heard: { a: false, b: true } });
+  assert.ok(candidate(), "the mapped side heard the peer: the mapping forwarded, the answer got lost elsewhere; it does not count");
+  fail({ ready: { a: true, b: false } });
+  fail({ ready: { a: true, b: false } });
+  assert.ok(candidate(), 'an agent that was not ready says nothing about the router');
+  fail();
+  assert.ok(candidate(), 'one failure is not enough (an agent may have stalled)');
+  fail();
+  assert.equal(candidate(), undefined, 'two in a row: left out');
+  assert.equal(nat.view('m').mapped, null);
+  assert.match(nat.status('m')?.portMapping?.problem ?? '', /did not forward in 2 attempts/);
+  assert.equal(nat.status('m')?.portMapping?.usable, false);
+  assert.equal(warnings.length, 1);
+  assert.deepEqual(distrusted, [null], 'the hub is told, and by then the view no longer has it');
+
+  now += 10 * 60_000;
+  assert.ok(candidate(), 'back after 10 min');
+  assert.equal(nat.status('m')?.portMapping?.problem, null);
+  fail();
+  assert.equal(candidate(), undefined, 'failed again at once: left out again…');
+  now += 10 * 60_000;
+  assert.equal(candidate(), undefined, '…for twice as long');
+  now += 10 * 60_000;
+  assert.ok(candidate());
+  assert.equal(warnings.length, 1, 'logged once per mapping');
+
+  nat.candidateWorked('p', 'm', candidate()!);
+  fail();
+  assert.ok(candidate(), 'a mapping that carried a pair starts over: one failure is not enough again');
+
+  fail();
+  assert.equal(candidate(), undefined);
+  map('203.0.113.10:51820');
+  assert.equal(candidate(), undefined, 'a renewal of the same mapping keeps what was learned');
+  map('203.0.113.10:52000');
+  assert.ok(candidate(), 'another external port is another mapping: trusted afresh');
+  fail();
+  fail();
+  assert.equal(candidate(), undefined);
+  map('203.0.113.10:52000', true);
+  assert.ok(candidate(), 'a network change forgets it');
+});

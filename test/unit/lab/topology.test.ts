@@ -85,6 +85,10 @@ test('cgnat expands into a carrier NAT in front of a home NAT', () => {
     ['home-cgn', 'internet', 'restricted'],
     ['home', 'home-cgn', 'restricted'],
   ]);
+  (t.routers![0] as { carrier?: string }).carrier = 'symmetric';
+  assert.deepEqual(parseTopology(t).routers.map((r) => [r.name, r.nat]), [['home-cgn', 'symmetric'], ['home', 'restricted']], 'a mobile carrier that maps per destination');
+  t.routers![0].profile = 'restricted';
+  assert.throws(() => parseTopology(t), /routers\[0\]\.carrier: only a cgnat router has a carrier NAT/);
 });
 
 test('every shipped topology and the verify topology are valid', async () => {
