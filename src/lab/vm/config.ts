@@ -19,6 +19,10 @@ export const GUEST_PACKAGES = [
   'bash', 'dash', 'coreutils', 'hostname', 'mawk', 'util-linux', 'mount', 'procps', 'grep', 'sed', 'findutils', 'kmod', 'netbase',
   'iproute2', 'iputils-ping', 'wireguard-tools', 'nftables', 'iptables', 'conntrack', 'iperf3', 'miniupnpd-nftables',
   'miniupnpc', 'natpmpc', 'netsniff-ng',
+  // `hub init` makes the stream API's TLS certificate with openssl(1) (core/stream/tls-identity.ts).
+  'openssl',
+  // The userspace plane too, so a bench can compare both planes under the same emulation (2.5 MB).
+  'wireguard-go',
 ] as const;
 
 /** Links of the alternatives system the guest needs (each resolves through /etc/alternatives to a copied file). */
@@ -31,10 +35,14 @@ export const SKIPPED_PATHS = [/^\/usr\/share\/(doc|man|info|locale|lintian|bash-
  * Module trees of the kernel package the guest gets (with whatever they depend on): networking
  * (WireGuard, veth, bridges, nftables, conntrack, NAT), virtio for the output console and entropy.
  */
-export const MODULE_TREES = ['kernel/net/', 'kernel/drivers/net/wireguard/', 'kernel/drivers/net/veth.ko', 'kernel/drivers/net/dummy.ko', 'kernel/drivers/virtio/', 'kernel/drivers/char/virtio_console.ko', 'kernel/drivers/char/hw_random/', 'kernel/lib/', 'kernel/crypto/', 'kernel/arch/x86/crypto/'] as const;
+export const MODULE_TREES = ['kernel/net/', 'kernel/drivers/net/wireguard/', 'kernel/drivers/net/veth.ko', 'kernel/drivers/net/dummy.ko', 'kernel/drivers/net/tun.ko', 'kernel/drivers/virtio/', 'kernel/drivers/char/virtio_console.ko', 'kernel/drivers/char/hw_random/', 'kernel/lib/', 'kernel/crypto/', 'kernel/arch/x86/crypto/'] as const;
 
-/** Loaded by /init before anything runs (the rest load on demand, as on any Debian machine). */
-export const BOOT_MODULES = ['virtio_pci', 'virtio_console', 'virtio_rng', 'wireguard', 'veth', 'bridge', 'nf_tables'] as const;
+/**
+ * Loaded by /init before anything runs (the rest load on demand, as on any Debian machine). tun
+ * too: opening /dev/net/tun loads nothing when the node is not there yet, and devtmpfs makes the
+ * node only once the module is in.
+ */
+export const BOOT_MODULES = ['virtio_pci', 'virtio_console', 'virtio_rng', 'wireguard', 'veth', 'bridge', 'nf_tables', 'tun'] as const;
 
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.WGP2P_VM_CACHE ?? '/var/cache/wgp2p/vm';
