@@ -145,7 +145,7 @@ export async function iperf3(serverNs: string, clientNs: string, serverAddress: 
     // Until the server listens (under TCG that took seconds; a client before it is refused).
     await waitFor(async () => (await run('ss', ['-Hltn', 'src', serverAddress, 'sport', '=', ':5201'], { netns: serverNs, allowFail: true })).stdout.trim() !== '', 5000, 'iperf3 -s to listen');
     const [cmd, args] = pin(cpus?.client, ['iperf3', '-c', serverAddress, '-t', String(seconds), '-J']);
-    const r = await run(cmd, args, { netns: clientNs, timeoutMs: (seconds + 10) * 1000 });
+    const r = await run(cmd, args, { netns: clientNs, timeoutMs: seconds * 1000 + scaled(10_000) });
     const json = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number; seconds: number } } };
     return { bitsPerSecond: json.end.sum_received.bits_per_second, seconds: json.end.sum_received.seconds };
   } finally {
