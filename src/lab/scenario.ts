@@ -19,6 +19,24 @@ import { msUntilPingReply, wgQuickUp } from './wireguard.js';
  * demo share it.
  */
 
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The last lines of a lab process's log, for an error that would otherwise only say "timed out". */
+function logTail(file: string, lines = 30): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch (err) {
+    return `(no log: ${(err as Error).message})`;
+  }
+}
+
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -202,7 +220,15 @@ export class Scenario {
     const dir = join(this.lab.logDir, 'device', host);
     await this.lab.recordWireGuard(host, ifname);
     const pid = this.lab.spawn(host, `join-${name}`, process.execPath, [CLI, 'join', '--code-file', this.codeFile(name, code), '--interface', ifname, '--dir', dir], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
-    await this.waitFor(async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 20_000, `${name} to join`);
+    // `wgp2p join` stays running as the agent: once it has exited the node will not join, and
+    // what it said is the finding (in a guest its log goes with the guest).
+    let exited = false;
+    await this.waitFor(
+      async () => (exited = !isRunning(pid)) || (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null),
+      20_000,
+      `${name} to join`,
+    );
+    if (exited) throw new Error(`wgp2p join on ${host} exited before ${name} joined; its log ends:\n${logTail(join(this.lab.logDir, `${host}.join-${name}.log`))}`);
     const list = JSON.parse((await this.cli(undefined, ['node', 'list', '--dir', this.dir, '--json'])).stdout) as { name: string; address: string }[];
     const n: ScenarioNode = { name, host, ifname, address: list.find((x) => x.name === name)!.address, kind: 'agent', pid };
     this.nodes.set(name, n);
