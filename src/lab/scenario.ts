@@ -117,7 +117,19 @@ export class Scenario {
     // A hub that was killed left its socket behind: wait for a hub that answers, not for the file.
     rmSync(join(this.dir, 'hub.sock'), { force: true });
     this.hubPid = this.lab.spawn(this.hubHost, 'hub', process.execPath, [CLI, 'hub', 'run', '--dir', this.dir, '--interface', this.hubIf, ...this.hubRunArgs], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
-    await this.waitFor(async () => (await adminGet<unknown>(join(this.dir, 'hub.sock'), '/v1/status').then(() => true, () => false)), 10_000, 'the hub to start');
+    // 20 s: under TCG on a loaded machine `wgp2p --help` alone took 40-70 s (x the lab's scale).
+    await this.waitWhileRunning(this.hubPid, `${this.hubHost}.hub`, async () => (await adminGet<unknown>(join(this.dir, 'hub.sock'), '/v1/status').then(() => true, () => false)), 20_000, 'the hub to start');
+  }
+
+  /**
+   * waitFor, for a condition only a running process can bring about: once it has exited, fails at
+   * once with the end of its log (`log`, the lab's name for it), which in a guest goes with the
+   * guest, instead of waiting out the deadline and saying only "timed out".
+   */
+  async waitWhileRunning(pid: number, log: string, pred: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+    let exited = false;
+    await this.waitFor(async () => (exited = !isRunning(pid)) || (await pred()), timeoutMs, what);
+    if (exited && !(await pred().catch(() => false))) throw new Error(`waiting for ${what}: the process (${log}) exited; its log ends:\n${logTail(join(this.lab.logDir, `${log}.log`))}`);
   }
 
   async killHub(): Promise<void> {
@@ -172,7 +184,7 @@ export class Scenario {
     await this.upConf(n.host, join(this.dir, 'nodes', `${name}.conf`), n.ifname);
     n.pid = this.lab.spawn(n.host, `agent-${name}`, process.execPath, [CLI, 'agent', 'run', '--config', join(this.dir, 'nodes', `${name}.agent.json`), '--interface', n.ifname, ...(opts.args ?? [])], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
     if (opts.wait === false) return;
-    await this.waitFor(async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 15_000, `agent ${name} to connect`);
+    await this.waitWhileRunning(n.pid, `${n.host}.agent-${name}`, async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 15_000, `agent ${name} to connect`);
   }
 
   /** A relay on its own host: `node add --relay`, its tunnel up, `wgp2p relay run`; waits until the hub has it. */
@@ -220,15 +232,8 @@ export class Scenario {
     const dir = join(this.lab.logDir, 'device', host);
     await this.lab.recordWireGuard(host, ifname);
     const pid = this.lab.spawn(host, `join-${name}`, process.execPath, [CLI, 'join', '--code-file', this.codeFile(name, code), '--interface', ifname, '--dir', dir], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
-    // `wgp2p join` stays running as the agent: once it has exited the node will not join, and
-    // what it said is the finding (in a guest its log goes with the guest).
-    let exited = false;
-    await this.waitFor(
-      async () => (exited = !isRunning(pid)) || (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null),
-      20_000,
-      `${name} to join`,
-    );
-    if (exited) throw new Error(`wgp2p join on ${host} exited before ${name} joined; its log ends:\n${logTail(join(this.lab.logDir, `${host}.join-${name}.log`))}`);
+    // `wgp2p join` stays running as the agent.
+    await this.waitWhileRunning(pid, `${host}.join-${name}`, async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 20_000, `${name} to join`);
     const list = JSON.parse((await this.cli(undefined, ['node', 'list', '--dir', this.dir, '--json'])).stdout) as { name: string; address: string }[];
     const n: ScenarioNode = { name, host, ifname, address: list.find((x) => x.name === name)!.address, kind: 'agent', pid };
     this.nodes.set(name, n);
