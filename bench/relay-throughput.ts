@@ -133,7 +133,8 @@ try {
       {
         benchmark: 'relay-throughput',
         seconds,
-        placement: pin ? 'side a (wireguard-go, iperf3 client) on core 0, side b on core 1' : 'scheduler',
+        dataPlane: lab.dataPlane === 'userspace' ? 'wireguard-go' : 'kernel',
+        placement: !pin ? 'scheduler' : lab.dataPlane === 'userspace' ? 'side a (wireguard-go, iperf3 client) on core 0, side b on core 1' : 'iperf3 client on core 0, server on core 1 (the kernel encrypts where it sends and receives)',
         directMbps: { runs: direct.map(round), median: round(median(direct)) },
         relay: modes.map((mode) => {
           const r = relayed.get(mode)!;
