@@ -9,6 +9,10 @@ import type { Behaviour } from '../lab/truth-table.js';
 import { verifyProfiles, type VerifyResult } from '../lab/verify.js';
 import { runDemo, type DemoRow } from '../lab/demo.js';
 import { renderFamilyMatrix, renderMatrix, runFamilyMatrix, runMatrix } from '../lab/nat-matrix.js';
+import { VmError } from '../lab/vm/failure.js';
+import { runInVm } from '../lab/vm/run.js';
+import { KERNEL_META_PACKAGE } from '../lab/vm/config.js';
+import { parseVmOptions, type VmCliOptions } from '../lab/vm/options.js';
 import { age } from './status.js';
 import { progressPrinter, renderTable } from './table.js';
 
@@ -222,5 +226,28 @@ export function registerLab(program: Command): void {
       if (opts.json) console.log(JSON.stringify({ nat, family }, null, 2));
       else console.log([nat && renderMatrix(nat), family && renderFamilyMatrix(family)].filter(Boolean).join('\n\n'));
       if ([...(nat ?? []), ...(family ?? [])].some((c) => (c.path === 'direct' || c.path === 'relay') && c.replies < c.sent - 1)) process.exitCode = 1;
+    });
+
+  lab
+    .command('vm')
+    .description("run a command in a QEMU guest with Debian's kernel (its WireGuard module, netfilter, veth): this checkout at the same path, node, the lab's tools, no network; torn down after")
+    .argument('<cmd...>', 'command and arguments (put them after --), e.g. -- node --test dist/test/lab/hub/p2p.test.js')
+    .option('--accel <how>', 'auto (KVM if a probe boot works, else TCG), kvm or tcg', 'auto')
+    .option('--memory <MiB>', 'guest memory', '3072')
+    .option('--cpus <n>', 'guest CPUs', '2')
+    .option('--boot-timeout <s>', 'seconds until the guest must be ready', '180')
+    .option('--timeout <s>', 'seconds the command may run in the guest', '3600')
+    .option('--env <K=V...>', 'environment for the command (WGP2P_* of this shell go along; WGP2P_DATA_PLANE=kernel is set)')
+    .option('--kernel-package <pkg>', 'Debian kernel package or meta-package to boot, e.g. linux-image-6.12-cloud-amd64 (6.12 on Debian 12, from bookworm-security); WGP2P_VM_KERNEL_PACKAGE sets the default', process.env.WGP2P_VM_KERNEL_PACKAGE || KERNEL_META_PACKAGE)
+    .option('--rebuild', 'rebuild the cached guest image')
+    .action(async (cmd: string[], raw: VmCliOptions) => {
+      const opts = parseVmOptions(raw);
+      const r = await runInVm({ argv: cmd, ...opts, log: (m) => console.error(`lab vm: ${m}`) }).catch((err: unknown) => {
+        if (!(err instanceof VmError) || err.kind !== 'interrupted') throw err;
+        console.error(`wgp2p: ${err.message}`);
+        process.exit(err.exitCode);
+      });
+      console.error(`lab vm: the command exited ${r.code} after ${(r.runMs / 1000).toFixed(1)} s in the guest (boot ${(r.bootMs / 1000).toFixed(1)} s, ${r.accel}); guest stopped`);
+      process.exitCode = r.code;
     });
 }

@@ -1,4 +1,3 @@
-import { getDevice } from '../core/wireguard/uapi.js';
 import { Lab } from './lab.js';
 import { Scenario } from './scenario.js';
 import { loadTopology } from './topology.js';
@@ -48,8 +47,8 @@ export async function runDemo(topologyFile: string, hooks: DemoHooks): Promise<D
       const phoneKey = await s.publicKey('phone');
       const deviceKey = await s.publicKey('device');
       const now = Date.now();
-      const onDevice = (await getDevice(device.ifname)).peers.find((p) => p.publicKey === phoneKey);
-      const hubDev = await getDevice(s.hubIf);
+      const onDevice = (await (await s.device(device.ifname)).get()).peers.find((p) => p.publicKey === phoneKey);
+      const hubDev = await (await s.device(s.hubIf)).get();
       const hubPeer = (k: string) => hubDev.peers.find((p) => p.publicKey === k);
       const age = (ms: number | undefined) => (ms ? now - ms : null);
       const status = (await s.hubStatus()).nodes.find((n) => n.name === 'phone');
@@ -83,7 +82,7 @@ export async function runDemo(topologyFile: string, hooks: DemoHooks): Promise<D
     const meshRows = async (timeToPath: number): Promise<DemoRow[]> => {
       const deviceKey = await s.publicKey('device');
       const pair = await s.pair('device', 'laptop');
-      const onLaptop = (await getDevice(laptop.ifname)).peers.find((p) => p.publicKey === deviceKey);
+      const onLaptop = (await (await s.device(laptop.ifname)).get()).peers.find((p) => p.publicKey === deviceKey);
       const path = pair ? (pair.mode === 'relay' ? 'relay' : pair.mode) + (pair.attempting ? ' (trying direct)' : '') : 'unknown';
       return [{ pair: 'laptop <-> device', path, timeToPathMs: timeToPath, handshakeAgeMs: onLaptop?.lastHandshakeMs ? Date.now() - onLaptop.lastHandshakeMs : null, endpoint: onLaptop?.endpoint?.toString() ?? null }];
     };

@@ -3,8 +3,10 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, type RunOptions, type RunResult } from '../core/exec.js';
 import { IpAddress, type Family } from '../core/net/address.js';
+import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import { getDevice, setDevice } from '../core/wireguard/uapi.js';
 import { spawnDaemon } from './daemon.js';
+import { defaultDataPlane, kernelWireGuardProblem, type DataPlane } from './data-plane.js';
 import { NFT_TABLE, natRuleset } from './nat-rules.js';
 import { addNamespace, deleteNamespace, ipBatch, killAllIn, listNamespaces, namespaceExists, sysctl } from './netns.js';
 import { addressOf, decodePlan, ipv4Of, ipv4SubnetOf, ipv6Of, subnetOf, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan } from './plan.js';
@@ -44,8 +46,16 @@ export class Lab {
     return join(LAB_STATE_DIR, this.name);
   }
 
-  static async up(plan: LabPlan, opts: UpOptions = {}): Promise<Lab> {
+  /** Which WireGuard this lab's tunnels run on. */
+  get dataPlane(): DataPlane {
+    return this.plan.dataPlane ?? 'userspace';
+  }
+
+  static async up(given: LabPlan, opts: UpOptions = {}): Promise<Lab> {
+    // The data plane is fixed when the lab comes up and recorded with it, so that a process attaching later agrees.
+    const plan: LabPlan = { ...given, dataPlane: given.dataPlane ?? defaultDataPlane() };
     const needsWg = plan.hosts.some((h) => h.wireguard);
+    const kernel = plan.dataPlane === 'kernel';
     preflight([
       'ip',
       'nft',
@@ -53,8 +63,12 @@ export class Lab {
       ...(plan.routers.some((r) => r.hairpin) ? ['conntrack'] : []),
       ...(plan.routers.some((r) => r.upnp) ? ['miniupnpd'] : []),
       ...(plan.routers.some((r) => r.nat === 'http-proxy') ? ['tinyproxy'] : []),
-      ...(needsWg ? ['wg', 'wireguard-go'] : []),
+      ...(needsWg ? ['wg', ...(kernel ? [] : ['wireguard-go'])] : []),
     ]);
+    if (kernel) {
+      const problem = await kernelWireGuardProblem();
+      if (problem) throw new Error(`lab "${plan.name}" asks for the kernel data plane, but ${problem}`);
+    }
     const prefix = labNamespace(plan.name, '');
     if ((await readState(plan.name)) || (await listNamespaces()).some((n) => n.startsWith(prefix))) {
       throw new Error(`a lab named "${plan.name}" is already up (or left over); run "wgp2p lab down ${plan.name}" first`);
@@ -117,7 +131,8 @@ export class Lab {
     // Kill everything first, so that no daemon is left holding a namespace while its neighbours go.
     await Promise.all([...namespaces].filter(namespaceExists).map((n) => killAllIn(n)));
     await Promise.all([...namespaces].map((n) => deleteNamespace(n)));
-    await removeWireGuardSockets((state?.wireguard ?? []).map((w) => w.interface));
+    // Kernel interfaces went with their namespaces; only wireguard-go leaves sockets (machine-wide) behind.
+    if ((state?.plan === undefined ? undefined : decodePlan(state.plan))?.dataPlane !== 'kernel') await removeWireGuardSockets((state?.wireguard ?? []).map((w) => w.interface));
     await rm(join(LAB_STATE_DIR, name), { recursive: true, force: true });
     await removeState(name);
     return [...namespaces];
@@ -232,7 +247,7 @@ export class Lab {
     await sysctl(ns, { ...IPV6_ON, 'net.ipv4.conf.all.rp_filter': 0 });
     await this.plug(h.name, 'eth0', segmentOf(this.plan, h.network)!, h.addresses);
     if (h.wireguard) {
-      await startWireGuard(ns, h.wireguard.interface, { listenPort: h.wireguard.listenPort, logFile: join(this.logDir, `${h.name}.wireguard-go.log`) });
+      await startWireGuard(ns, h.wireguard.interface, { listenPort: h.wireguard.listenPort, logFile: join(this.logDir, `${h.name}.wireguard-go.log`), dataPlane: this.dataPlane });
     }
   }
 
@@ -402,12 +417,21 @@ export class Lab {
     await writeState(this.state);
   }
 
-  /** Starts a userspace WireGuard interface in a host and records it for teardown. */
+  /** Starts a WireGuard interface on the lab's data plane in a host and records it for teardown. */
   async startWireGuard(host: string, ifname: string, opts: Omit<WireGuardStart, 'logFile'> = {}): Promise<void> {
     this.host(host);
     this.state.wireguard.push({ host, interface: ifname });
     await writeState(this.state);
-    await startWireGuard(this.ns(host), ifname, { ...opts, logFile: join(this.logDir, `${host}.${ifname}.log`) });
+    await startWireGuard(this.ns(host), ifname, { dataPlane: this.dataPlane, ...opts, logFile: join(this.logDir, `${host}.${ifname}.log`) });
+  }
+
+  /**
+   * A host's WireGuard interface, read and set from outside the host: wireguard-go's UAPI socket,
+   * or wg(8) run inside the host's namespace for a kernel interface.
+   */
+  device(host: string, ifname: string): Promise<WireGuardDevice> {
+    this.host(host);
+    return openDevice(ifname, { netns: this.ns(host) });
   }
 
   /** Records an interface that something else (wg-quick) brings up, so teardown removes its socket. */

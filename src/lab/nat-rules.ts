@@ -32,7 +32,9 @@ export function natRuleset(r: RouterPlan): string {
   }
   if (r.hairpin) {
     // Filled at run time from conntrack events by the hairpin daemon: external port -> inside host:port.
-    pre.push(`iifname "lan" ip daddr ${wan} udp dport @${HAIRPIN_MAP} dnat ip to udp dport map @${HAIRPIN_MAP}`);
+    // A port the map lacks ends the rule at the lookup, so no separate "udp dport @map" test: 6.1
+    // kernels (Debian 12's) refuse a map used as a set ("Invalid argument"; measured), 6.12 and 6.18 take both.
+    pre.push(`iifname "lan" ip daddr ${wan} dnat ip to udp dport map @${HAIRPIN_MAP}`);
     // The inside receiver must see the sender's public address, and its reply must come back through us.
     post.push(`oifname "lan" ip saddr ${lan} ip daddr ${lan} ct status dnat snat ip to ${wan}`);
   }

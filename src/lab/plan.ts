@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Family, IpAddress } from '../core/net/address.js';
 import type { Cidr } from '../core/net/cidr.js';
 import { cidrSchema, ipAddressSchema } from '../core/net/schemas.js';
+import { DATA_PLANES, type DataPlane } from './data-plane.js';
 
 /**
  * A lab as it is built: segments, routers and hosts with their addresses as values. What the
@@ -71,6 +72,8 @@ export interface LabPlan {
   /** Upstream routers come before the routers behind them. */
   routers: RouterPlan[];
   hosts: HostPlan[];
+  /** Which WireGuard the lab runs; absent: what WGP2P_DATA_PLANE says when it comes up (see Lab.dataPlane). */
+  dataPlane?: DataPlane;
 }
 
 export function subnetOf(seg: SegmentPlan, family: Family): SubnetPlan | undefined {
@@ -132,6 +135,7 @@ const labPlanSchema = z.object({
       wireguard: z.object({ interface: z.string(), listenPort: z.number().int().optional() }).optional(),
     }),
   ),
+  dataPlane: z.enum(DATA_PLANES).optional(),
 });
 
 /** The plan from a lab record, or undefined when the record does not hold one (damaged, or from an older wgp2p). */

@@ -24,12 +24,17 @@ import { Endpoint } from '../core/net/endpoint.js';
 import { randomBytes } from 'node:crypto';
 import { decodePcpMap, encodePcpMap, PCP_NONCE_LEN, PCP_SERVER_PORT } from '../core/portmap/pcp.js';
 import { decodeProbe, encodeProbe, type ProbeMessage } from './probe-protocol.js';
+import { scaled } from './time-scale.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// The windows below wait for something that may not come; they stretch with the lab's time scale
+// (WGP2P_LAB_TIME_SCALE, 10 in a TCG guest, where a process runs 10-20x slower), as its deadlines do.
 /** A datagram sent before the sender exited is in our socket's queue by then; this covers reading it on a loaded machine. */
-const IN_FLIGHT_MS = 250;
+const IN_FLIGHT_MS = scaled(250);
 /** How long a punching side keeps sending after it heard the peer: ten datagrams, for a peer that started later. */
-const LINGER_MS = 500;
+const LINGER_MS = scaled(500);
+/** How long one echo waits for its reply before it is sent again (three times in all). */
+const REPLY_MS = scaled(300);
 
 function opt(name: string, fallback?: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -115,7 +120,7 @@ async function exchange(s: Socket, to: Endpoint, m: ProbeMessage, collectMs: num
     send(s, to, m);
     // A deadline, not a count of 10 ms sleeps: at load average 19 those stretched a path that
     // answers nothing (udp-blocked, a family the host lacks) past the caller's 10 s.
-    const deadline = performance.now() + 300;
+    const deadline = performance.now() + REPLY_MS;
     while (got.length === 0 && performance.now() < deadline) await sleep(10);
   }
   if (got.length) await sleep(collectMs);
@@ -139,7 +144,7 @@ async function filter(): Promise<void> {
   const server = endpointOpt('server');
   const s = await bind(Number(opt('port')), server.family);
   // Wait long enough for the third party's datagram, which crosses two extra hops and a process.
-  const r = await exchange(s, server, { op: 'filter', id: 'f' }, Number(opt('ms', '700')));
+  const r = await exchange(s, server, { op: 'filter', id: 'f' }, Number(opt('ms', String(scaled(700)))));
   out({ observed: r.find((x) => x.tag === 'same')?.observed ?? null, tags: r.map((x) => x.tag).sort() });
   s.close();
 }
@@ -216,7 +221,7 @@ async function tcp(): Promise<void> {
   const to = endpointOpt('to');
   const ok = await new Promise<boolean>((resolve) => {
     let connected = false;
-    const c = connect({ host: to.address.toString(), port: to.port, timeout: 1000 }, () => {
+    const c = connect({ host: to.address.toString(), port: to.port, timeout: scaled(1000) }, () => {
       connected = true;
       c.destroy();
       resolve(true);
@@ -253,9 +258,11 @@ async function pcp(): Promise<void> {
       if (d.ok) resolve({ ok: true, external: Endpoint.of(d.value.externalAddress, d.value.externalPort).toString(), lifetimeS: d.value.lifetimeS, epochS: d.value.epochS });
       else problem = d.problem;
     });
-    let wait = 250;
+    // RFC 6887's retransmission doubling from 250 ms, stretched like the lab's other windows: a
+    // router under TCG answers in seconds.
+    let wait = scaled(250);
     const sendOnce = () => {
-      if (wait > 2000) return resolve({ ok: false, problem });
+      if (wait > scaled(2000)) return resolve({ ok: false, problem });
       s.send(request, PCP_SERVER_PORT, gateway.toString(), () => undefined);
       setTimeout(sendOnce, wait);
       wait *= 2;

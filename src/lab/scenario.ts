@@ -2,13 +2,15 @@ import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { adminGet } from '../core/admin-socket.js';
 import { run } from '../core/exec.js';
 import { Endpoint } from '../core/net/endpoint.js';
 import { publicKeyOf } from '../core/wireguard/keys.js';
-import { getDevice } from '../core/wireguard/uapi.js';
+import type { WireGuardDevice } from '../core/wireguard/device.js';
 import { decode } from '../core/protocol.js';
 import { hubStatusSchema, type HubStatusJson, type PairStatusJson as PairStatus } from '../core/status.js';
 import type { Lab } from './lab.js';
+import { scaled } from './time-scale.js';
 import { msUntilPingReply, wgQuickUp } from './wireguard.js';
 
 /**
@@ -16,6 +18,24 @@ import { msUntilPingReply, wgQuickUp } from './wireguard.js';
  * Every step is what a user would type, run in the node's namespace; tests, benchmarks and the
  * demo share it.
  */
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The last lines of a lab process's log, for an error that would otherwise only say "timed out". */
+function logTail(file: string, lines = 30): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch (err) {
+    return `(no log: ${(err as Error).message})`;
+  }
+}
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -75,7 +95,7 @@ export class Scenario {
   }
 
   cli(host: string | undefined, args: string[], opts: { allowFail?: boolean } = {}) {
-    return host ? this.lab.exec(host, process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: 30_000, env: { ...process.env, ...this.proxyEnv(host) } }) : run(process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: 30_000 });
+    return host ? this.lab.exec(host, process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: scaled(30_000), env: { ...process.env, ...this.proxyEnv(host) } }) : run(process.execPath, [CLI, ...args], { allowFail: opts.allowFail, timeoutMs: scaled(30_000) });
   }
 
   /** The hub's endpoints on the lab's internet, IPv4 first: one per family its host has. */
@@ -110,7 +130,19 @@ export class Scenario {
     // A hub that was killed left its socket behind: wait for a hub that answers, not for the file.
     rmSync(join(this.dir, 'hub.sock'), { force: true });
     this.hubPid = this.lab.spawn(this.hubHost, 'hub', process.execPath, [CLI, 'hub', 'run', '--dir', this.dir, '--interface', this.hubIf, ...this.hubRunArgs], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
-    await this.waitFor(async () => (await this.cli(undefined, ['status', '--dir', this.dir, '--json'], { allowFail: true })).code === 0, 10_000, 'the hub to start');
+    // 20 s: under TCG on a loaded machine `wgp2p --help` alone took 40-70 s (x the lab's scale).
+    await this.waitWhileRunning(this.hubPid, `${this.hubHost}.hub`, async () => (await adminGet<unknown>(join(this.dir, 'hub.sock'), '/v1/status').then(() => true, () => false)), 20_000, 'the hub to start');
+  }
+
+  /**
+   * waitFor, for a condition only a running process can bring about: once it has exited, fails at
+   * once with the end of its log (`log`, the lab's name for it), which in a guest goes with the
+   * guest, instead of waiting out the deadline and saying only "timed out".
+   */
+  async waitWhileRunning(pid: number, log: string, pred: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+    let exited = false;
+    await this.waitFor(async () => (exited = !isRunning(pid)) || (await pred()), timeoutMs, what);
+    if (exited && !(await pred().catch(() => false))) throw new Error(`waiting for ${what}: the process (${log}) exited; its log ends:\n${logTail(join(this.lab.logDir, `${log}.log`))}`);
   }
 
   async killHub(): Promise<void> {
@@ -131,7 +163,7 @@ export class Scenario {
     const copy = join(dir, `${ifname}.conf`);
     copyFileSync(conf, copy);
     await this.lab.recordWireGuard(host, ifname);
-    await wgQuickUp(this.lab.ns(host), copy);
+    await wgQuickUp(this.lab.ns(host), copy, this.lab.dataPlane);
   }
 
   async down(host: string, ifname: string): Promise<void> {
@@ -165,7 +197,7 @@ export class Scenario {
     await this.upConf(n.host, join(this.dir, 'nodes', `${name}.conf`), n.ifname);
     n.pid = this.lab.spawn(n.host, `agent-${name}`, process.execPath, [CLI, 'agent', 'run', '--config', join(this.dir, 'nodes', `${name}.agent.json`), '--interface', n.ifname, ...(opts.args ?? [])], this.envOf(n.host));
     if (opts.wait === false) return;
-    await this.waitFor(async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 15_000, `agent ${name} to connect`);
+    await this.waitWhileRunning(n.pid, `${n.host}.agent-${name}`, async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 15_000, `agent ${name} to connect`);
   }
 
   /** A relay on its own host: `node add --relay`, its tunnel up, `wgp2p relay run`; waits until the hub has it. */
@@ -213,7 +245,8 @@ export class Scenario {
     const dir = join(this.lab.logDir, 'device', host);
     await this.lab.recordWireGuard(host, ifname);
     const pid = this.lab.spawn(host, `join-${name}`, process.execPath, [CLI, 'join', '--code-file', this.codeFile(name, code), '--interface', ifname, '--dir', dir], this.envOf(host));
-    await this.waitFor(async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 20_000, `${name} to join`);
+    // `wgp2p join` stays running as the agent.
+    await this.waitWhileRunning(pid, `${host}.join-${name}`, async () => (await this.hubStatus()).nodes.some((x) => x.name === name && x.connected === true && x.endpoint !== null), 20_000, `${name} to join`);
     const list = JSON.parse((await this.cli(undefined, ['node', 'list', '--dir', this.dir, '--json'])).stdout) as { name: string; address: string }[];
     const n: ScenarioNode = { name, host, ifname, address: list.find((x) => x.name === name)!.address, kind: 'agent', pid };
     this.nodes.set(name, n);
@@ -238,11 +271,18 @@ export class Scenario {
     return Math.round(performance.now() - t0);
   }
 
-  /** The hub's `status --json`, decoded with the schema the CLI uses; empty while the hub does not answer. */
+  /**
+   * What `wgp2p status --dir --json` prints: the hub's /v1/status on its admin socket, decoded
+   * with the schema the CLI uses; empty while the hub does not answer. Read here rather than by
+   * running the CLI: tests poll it in every wait, and in a TCG guest each node process took
+   * 15-40 s to start (the CLI's own output is tested where it is what the test is about).
+   */
   async hubStatus(): Promise<HubStatusJson> {
-    const r = await this.cli(undefined, ['status', '--dir', this.dir, '--json'], { allowFail: true });
-    if (r.code !== 0) return { hub: { interface: '', device: '', agentsConnected: 0, polls: 0, meanPollMs: 0, pushes: 0, groupsEnforced: false }, nodes: [], pairs: [], relays: [] };
-    return decode(hubStatusSchema, r.stdout, 'wgp2p status --json');
+    const raw = await adminGet<unknown>(join(this.dir, 'hub.sock'), '/v1/status').catch(() => undefined);
+    if (raw === undefined) return { hub: { interface: '', device: '', agentsConnected: 0, polls: 0, meanPollMs: 0, pushes: 0, groupsEnforced: false }, nodes: [], pairs: [], relays: [] };
+    const r = hubStatusSchema.safeParse(raw);
+    if (!r.success) throw new Error(`the hub's /v1/status: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
+    return r.data;
   }
 
   /** The hub's view of the pair of agents x and y. */
@@ -262,9 +302,22 @@ export class Scenario {
     return last!;
   }
 
+  /** The lab host an interface of this scenario lives on (the hub's, a node's). */
+  hostOf(ifname: string): string {
+    if (ifname === this.hubIf) return this.hubHost;
+    const n = [...this.nodes.values()].find((x) => x.ifname === ifname);
+    if (!n) throw new Error(`no node of this scenario has interface ${ifname}`);
+    return n.host;
+  }
+
+  /** A scenario interface's device, on either data plane. */
+  device(ifname: string): Promise<WireGuardDevice> {
+    return this.lab.device(this.hostOf(ifname), ifname);
+  }
+
   /** The endpoint an interface has for a peer, read from its own device. */
   async endpointOn(ifname: string, publicKey: string): Promise<string | undefined> {
-    return (await getDevice(ifname)).peers.find((p) => p.publicKey === publicKey)?.endpoint?.toString();
+    return (await (await this.device(ifname)).get()).peers.find((p) => p.publicKey === publicKey)?.endpoint?.toString();
   }
 
   /** The hub's public key, from the private key in its hub.conf (a WireGuard device reading has only the private half). */
@@ -280,10 +333,15 @@ export class Scenario {
   }
 
   async waitFor(pred: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+    timeoutMs = scaled(timeoutMs);
     const deadline = Date.now() + timeoutMs;
-    while (!(await pred().catch(() => false))) {
+    for (;;) {
+      const t0 = Date.now();
+      if (await pred().catch(() => false)) return;
       if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-      await sleep(50);
+      // Most conditions ask the hub: a poll may take at most a third of its time, or under TCG
+      // (where a status reply took seconds) the waiting would starve what it waits for.
+      await sleep(Math.max(50, 2 * (Date.now() - t0)));
     }
   }
 }

@@ -5,6 +5,7 @@ import { publicEndpointProblem, type IpAddress } from '../core/net/address.js';
 import { Cidr } from '../core/net/cidr.js';
 import { cidrSchema, ipAddressSchema } from '../core/net/schemas.js';
 import { addressOf, FIREWALLS6, ipv4SubnetOf, NAT_PROFILES, subnetOf, type HostPlan, type LabPlan, type RouterPlan, type SegmentPlan } from './plan.js';
+import { DATA_PLANES } from './data-plane.js';
 import { upnpRefusesWan } from './upnp-reserved.js';
 import { nestingOver } from '../core/json.js';
 import { parseYaml } from './topology-yaml.js';
@@ -93,6 +94,10 @@ export const topologySchema = z
     // machine; the NAT matrix, the largest lab, has 17. Checking 256 of them cost 15 ms.
     routers: listOf(routerSchema, { max: 64 }).default([]),
     hosts: listOf(hostSchema, { min: 1, max: 128 }),
+    dataPlane: z
+      .enum(DATA_PLANES, { error: () => `must be ${DATA_PLANES.join(' or ')} (kernel: Linux's WireGuard module; userspace: wireguard-go)` })
+      .optional()
+      .describe('absent: WGP2P_DATA_PLANE, else userspace'),
   })
   .strict();
 
@@ -343,7 +348,7 @@ function plan(t: Topology): LabPlan {
   });
 
   if (problems.length) throw new TopologyError(problems);
-  return { name: t.name, internet, routers, hosts };
+  return { name: t.name, internet, routers, hosts, ...(t.dataPlane ? { dataPlane: t.dataPlane } : {}) };
 }
 
 function segment(name: string, subnet: Cidr, subnet6?: Cidr): SegmentPlan {

@@ -2,9 +2,12 @@ import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { run } from '../core/exec.js';
+import { openDevice, type WireGuardDevice } from '../core/wireguard/device.js';
 import { generateKeyPair, publicKeyOf } from '../core/wireguard/keys.js';
 import { getDevice, setDevice, uapiSocketPath, type DeviceState } from '../core/wireguard/uapi.js';
 import { spawnDaemon } from './daemon.js';
+import { wgQuickUserspace, type DataPlane } from './data-plane.js';
+import { scaled } from './time-scale.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -14,6 +17,8 @@ export interface WireGuardStart {
   /** Tunnel address with prefix, e.g. 10.99.0.2/24. */
   address?: string;
   logFile?: string;
+  /** kernel: a kernel interface (`ip link add … type wireguard`) configured with wg(8); default userspace (wireguard-go). */
+  dataPlane?: DataPlane;
 }
 
 export interface StartedWireGuard {
@@ -23,6 +28,7 @@ export interface StartedWireGuard {
 }
 
 async function waitFor(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  timeoutMs = scaled(timeoutMs);
   const deadline = Date.now() + timeoutMs;
   while (!(await pred())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -30,8 +36,9 @@ async function waitFor(pred: () => boolean | Promise<boolean>, timeoutMs: number
   }
 }
 
-/** Starts wireguard-go for `ifname` inside a namespace and configures key, port and address. */
+/** Starts a WireGuard interface `ifname` inside a namespace (wireguard-go, or the kernel's) and configures key, port and address. */
 export async function startWireGuard(netns: string, ifname: string, opts: WireGuardStart = {}): Promise<StartedWireGuard> {
+  if (opts.dataPlane === 'kernel') return startKernelWireGuard(netns, ifname, opts);
   if (existsSync(uapiSocketPath(ifname))) {
     throw new Error(`WireGuard interface "${ifname}" already exists somewhere on this machine (${uapiSocketPath(ifname)}); interface names must be unique across labs`);
   }
@@ -46,9 +53,27 @@ export async function startWireGuard(netns: string, ifname: string, opts: WireGu
   return { ifname, privateKey, publicKey: publicKeyOf(privateKey) };
 }
 
-/** Brings a host up from a wg-quick file (the interface is named after the file, as wg-quick does). */
-export async function wgQuickUp(netns: string, confPath: string): Promise<string> {
-  await run('wg-quick', ['up', confPath], { netns, env: { ...process.env, WG_QUICK_USERSPACE_IMPLEMENTATION: 'wireguard-go' } });
+/** A kernel interface: names are per namespace here, so no machine-wide check applies. */
+async function startKernelWireGuard(netns: string, ifname: string, opts: WireGuardStart): Promise<StartedWireGuard> {
+  await run('ip', ['-n', netns, 'link', 'add', 'dev', ifname, 'type', 'wireguard']);
+  const privateKey = opts.privateKey ?? generateKeyPair().privateKey;
+  await (await openDevice(ifname, { netns })).set({ privateKey, listenPort: opts.listenPort });
+  const lines = [`link set dev ${ifname} up`];
+  if (opts.address) lines.unshift(`addr add ${opts.address} dev ${ifname}`);
+  await run('ip', ['-n', netns, '-batch', '-'], { input: lines.join('\n') + '\n' });
+  return { ifname, privateKey, publicKey: publicKeyOf(privateKey) };
+}
+
+/**
+ * Brings a host up from a wg-quick file (the interface is named after the file, as wg-quick does).
+ * On the kernel data plane wg-quick may not fall back to wireguard-go.
+ */
+export async function wgQuickUp(netns: string, confPath: string, dataPlane: DataPlane = 'userspace'): Promise<string> {
+  const r = await run('wg-quick', ['up', confPath], { netns, allowFail: true, env: { ...process.env, WG_QUICK_USERSPACE_IMPLEMENTATION: wgQuickUserspace(dataPlane) } });
+  if (r.code !== 0) {
+    const why = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ');
+    throw new Error(`wg-quick up ${confPath} failed (exit ${r.code}): ${why}${dataPlane === 'kernel' && /Unknown device type|Operation not supported|\[#\] false /.test(r.stderr) ? "; on the kernel data plane this means the kernel could not create a WireGuard interface (is the module there? run the lab under \"wgp2p lab vm\")" : ''}`);
+  }
   return basename(confPath).replace(/\.conf$/, '');
 }
 
@@ -73,12 +98,16 @@ export function readDevice(ifname: string): Promise<DeviceState> {
   return getDevice(ifname);
 }
 
-/** Waits until the peer's last handshake is newer than `after` (ms since epoch); returns that handshake time. */
-export async function waitForHandshake(ifname: string, peerPublicKey: string, timeoutMs = 10_000, after = 0): Promise<number> {
+/**
+ * Waits until the peer's last handshake is newer than `after` (ms since epoch); returns that
+ * handshake time. `device`: an interface name (wireguard-go's UAPI socket) or an opened device.
+ */
+export async function waitForHandshake(device: string | WireGuardDevice, peerPublicKey: string, timeoutMs = 10_000, after = 0): Promise<number> {
   let seen = 0;
+  const ifname = typeof device === 'string' ? device : device.ifname;
   await waitFor(
     async () => {
-      const dev = await getDevice(ifname);
+      const dev = typeof device === 'string' ? await getDevice(device) : await device.get();
       seen = dev.peers.find((p) => p.publicKey === peerPublicKey)?.lastHandshakeMs ?? 0;
       return seen > after;
     },
@@ -93,6 +122,7 @@ export async function waitForHandshake(ifname: string, peerPublicKey: string, ti
  * 10 ms until the first reply (-c 1 counts replies, -w is the deadline), so the resolution is ~10 ms.
  */
 export async function msUntilPingReply(netns: string, target: string, timeoutMs = 15_000): Promise<number> {
+  timeoutMs = scaled(timeoutMs);
   const start = performance.now();
   const r = await run('ping', ['-n', '-q', '-i', '0.01', '-c', '1', '-w', String(Math.ceil(timeoutMs / 1000)), target], { netns, allowFail: true });
   if (r.code !== 0) throw new Error(`no ping reply from ${target} within ${timeoutMs} ms (from ${netns})`);
@@ -112,9 +142,10 @@ export async function iperf3(serverNs: string, clientNs: string, serverAddress: 
   const pin = (cpu: number | undefined, argv: string[]): [string, string[]] => (cpu === undefined ? [argv[0], argv.slice(1)] : ['taskset', ['-c', String(cpu), ...argv]]);
   const server = spawnDaemon(serverNs, ...pin(cpus?.server, ['iperf3', '-s', '-1', '-B', serverAddress]), '/dev/null');
   try {
-    await sleep(300);
+    // Until the server listens (under TCG that took seconds; a client before it is refused).
+    await waitFor(async () => (await run('ss', ['-Hltn', 'src', serverAddress, 'sport', '=', ':5201'], { netns: serverNs, allowFail: true })).stdout.trim() !== '', 5000, 'iperf3 -s to listen');
     const [cmd, args] = pin(cpus?.client, ['iperf3', '-c', serverAddress, '-t', String(seconds), '-J']);
-    const r = await run(cmd, args, { netns: clientNs, timeoutMs: (seconds + 10) * 1000 });
+    const r = await run(cmd, args, { netns: clientNs, timeoutMs: seconds * 1000 + scaled(10_000) });
     const json = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number; seconds: number } } };
     return { bitsPerSecond: json.end.sum_received.bits_per_second, seconds: json.end.sum_received.seconds };
   } finally {

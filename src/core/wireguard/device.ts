@@ -89,13 +89,20 @@ export function parseDump(text: string): DeviceState {
 
 class WgToolDevice implements WireGuardDevice {
   readonly kind = 'wg-tool';
-  constructor(readonly ifname: string) {}
+  /** `netns`: the namespace the interface lives in, for a caller outside it (the lab's tests). */
+  constructor(
+    readonly ifname: string,
+    private readonly netns?: string,
+  ) {}
   async get(): Promise<DeviceState> {
-    return parseDump((await run('wg', ['show', this.ifname, 'dump'])).stdout);
+    return parseDump((await run('wg', ['show', this.ifname, 'dump'], { netns: this.netns })).stdout);
   }
   async set(update: DeviceUpdate): Promise<void> {
-    if (update.privateKey !== undefined) throw new DeviceError('setting the private key through wg(8) is not supported here; use the config file');
     const args = ['set', this.ifname];
+    // The key never goes in argv (where ps would show it). wg(8) reads it from a file, and node's
+    // stdin is a socket, which fopen("/dev/stdin") refuses (ENXIO, measured): bash reads it from
+    // stdin and hands wg a pipe, as wg-quick does.
+    if (update.privateKey !== undefined) args.push('private-key', '/dev/fd/3');
     if (update.listenPort !== undefined) args.push('listen-port', String(update.listenPort));
     for (const p of update.peers ?? []) {
       args.push('peer', p.publicKey);
@@ -107,25 +114,35 @@ class WgToolDevice implements WireGuardDevice {
       if (p.persistentKeepalive !== undefined) args.push('persistent-keepalive', String(p.persistentKeepalive));
       if (p.allowedIps !== undefined) args.push('allowed-ips', p.allowedIps.join(','));
     }
-    await run('wg', args);
+    if (update.privateKey === undefined) await run('wg', args, { netns: this.netns });
+    else await run('bash', ['-c', 'IFS= read -r k; exec wg "$@" 3< <(printf "%s\\n" "$k")', 'wg', ...args], { netns: this.netns, input: `${update.privateKey}\n` });
   }
 }
 
 /**
  * Finds the interface: its UAPI socket, else a kernel interface over netlink, else one that wg(8)
  * knows. WGP2P_KERNEL_BACKEND=wg-tool keeps the kernel on wg(8) (to compare the two).
+ *
+ * `netns`: the namespace the interface lives in, for a caller outside it (the lab's tests read
+ * every host's device from the root namespace). UAPI sockets are machine-wide, so they are found
+ * as before. A kernel interface in another namespace is read with wg(8) under `ip netns exec`:
+ * a netlink socket belongs to the namespace of the thread that opened it, Node cannot setns(2)
+ * one of its threads, and the WireGuard family takes no target-namespace attribute (rtnetlink's
+ * IFLA_TARGET_NETNSID has no genl counterpart). A process per read is what the lab's readers
+ * (tests, not a hub polling every 20 ms) can afford; a hub or agent runs inside its namespace
+ * and opens its netlink socket there.
  */
-export async function openDevice(ifname: string): Promise<WireGuardDevice> {
+export async function openDevice(ifname: string, opts: { netns?: string } = {}): Promise<WireGuardDevice> {
   if (!/^[A-Za-z0-9_=+.-]{1,15}$/.test(ifname)) throw new DeviceError(`"${ifname}" is not a valid interface name (1-15 characters)`);
   if (existsSync(uapiSocketPath(ifname))) return new UapiDevice(ifname);
-  if (process.env.WGP2P_KERNEL_BACKEND !== 'wg-tool' && netlinkUnavailable() === undefined) {
+  if (opts.netns === undefined && process.env.WGP2P_KERNEL_BACKEND !== 'wg-tool' && netlinkUnavailable() === undefined) {
     const dev = await NetlinkDevice.open(ifname);
     if (typeof dev !== 'string') return dev;
     if (dev === 'no-device') throw new DeviceError(`WireGuard interface "${ifname}" does not exist; bring it up first (e.g. wg-quick up ${ifname})`);
     if (dev === 'not-wireguard') throw new DeviceError(`interface "${ifname}" exists but is not a WireGuard interface; name the WireGuard one (ip -br link show type wireguard)`);
     // 'no-module': no kernel WireGuard here; wg(8) may still find a userspace one under another UAPI directory.
   }
-  const r = await run('wg', ['show', ifname, 'public-key'], { allowFail: true }).catch(() => ({ code: 1 }));
-  if (r.code === 0) return new WgToolDevice(ifname);
+  const r = await run('wg', ['show', ifname, 'public-key'], { allowFail: true, netns: opts.netns }).catch(() => ({ code: 1 }));
+  if (r.code === 0) return new WgToolDevice(ifname, opts.netns);
   throw new DeviceError(`WireGuard interface "${ifname}" does not exist; bring it up first (e.g. wg-quick up ${ifname})`);
 }

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { getDevice } from '../../../src/core/wireguard/uapi.js';
 import { Scenario } from '../../../src/lab/scenario.js';
 import { behindRouters } from '../../../src/lab/topologies.js';
 import { msUntilPingReply } from '../../../src/lab/wireguard.js';
@@ -38,10 +37,10 @@ test('mesh: agents behind home NATs go direct, behind two symmetric NATs they ar
       await s.waitFor(async () => (await s.hubStatus()).nodes.find((n) => n.name === 's2')?.paths?.some((p) => p.agent === 's1' && p.path === 'relayed') === true, 5000, 'status to say relayed');
 
       // Groups: g is in another group: nobody is told about it, it is told about nobody.
-      const gPeers = (await getDevice(node('g').ifname)).peers.map((p) => p.publicKey);
+      const gPeers = (await (await s.device(node('g').ifname)).get()).peers.map((p) => p.publicKey);
       assert.equal(gPeers.length, 1, 'g has only the hub as a peer');
       const gKey = await key('g');
-      for (const n of ['a1', 'a2', 's1', 's2']) assert.ok(!(await getDevice(node(n).ifname)).peers.some((p) => p.publicKey === gKey), `${n} does not know g`);
+      for (const n of ['a1', 'a2', 's1', 's2']) assert.ok(!(await (await s.device(node(n).ifname)).get()).peers.some((p) => p.publicKey === gKey), `${n} does not know g`);
     },
   );
 });

@@ -4,12 +4,12 @@ import { test } from 'node:test';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setDevice } from '../../../src/core/wireguard/uapi.js';
 import type { Lab } from '../../../src/lab/lab.js';
 import { natPair } from '../../../src/lab/topologies.js';
 import { msUntilPingReply, startWireGuard, waitForHandshake, type StartedWireGuard } from '../../../src/lab/wireguard.js';
 import { relayTable } from '../../../src/relay/kernel-path.js';
 import type { AllocationStats } from '../../../src/relay/relay.js';
+import { scaled } from '../../../src/lab/time-scale.js';
 import { uniqueIfname, uniqueLabName, withLab } from '../helpers.js';
 
 const RELAY_HOST = fileURLToPath(new URL('../../../src/lab/relay-host.js', import.meta.url));
@@ -36,21 +36,41 @@ function relayLog(lab: Lab): RelayLog {
 
 /** Two WireGuards behind symmetric NATs (direct impossible), pointed at a relay pair on the public host. */
 async function relayedPair(lab: Lab, aIf: string, bIf: string, mode: string): Promise<{ a: StartedWireGuard; b: StartedWireGuard }> {
-  const a = await startWireGuard(lab.ns('a'), aIf, { listenPort: 51820, address: '10.77.0.1/24' });
+  const a = await startWireGuard(lab.ns('a'), aIf, { listenPort: 51820, address: '10.77.0.1/24', dataPlane: lab.dataPlane });
   await lab.recordWireGuard('a', aIf);
-  const b = await startWireGuard(lab.ns('b'), bIf, { listenPort: 51820, address: '10.77.0.2/24' });
+  const b = await startWireGuard(lab.ns('b'), bIf, { listenPort: 51820, address: '10.77.0.2/24', dataPlane: lab.dataPlane });
   await lab.recordWireGuard('b', bIf);
   lab.spawn('relay', 'relay', process.execPath, [RELAY_HOST, '--address', '203.0.113.2', '--ports', '47000-47010', '--allocate', `ab,${a.publicKey},203.0.113.10,${b.publicKey},203.0.113.20`, '--kernel-mode', mode]);
   await sleep(500);
-  await setDevice(aIf, { peers: [{ publicKey: b.publicKey, endpoint: Endpoint.parse('203.0.113.2:47000'), allowedIps: ['10.77.0.2/32'], persistentKeepalive: 0 }, { publicKey: b.publicKey, persistentKeepalive: 25 }] });
-  await setDevice(bIf, { peers: [{ publicKey: a.publicKey, endpoint: Endpoint.parse('203.0.113.2:47001'), allowedIps: ['10.77.0.1/32'], persistentKeepalive: 0 }, { publicKey: a.publicKey, persistentKeepalive: 25 }] });
-  await waitForHandshake(aIf, b.publicKey, 15_000);
+  const [devA, devB] = [await lab.device('a', aIf), await lab.device('b', bIf)];
+  await devA.set({ peers: [{ publicKey: b.publicKey, endpoint: Endpoint.parse('203.0.113.2:47000'), allowedIps: ['10.77.0.2/32'], persistentKeepalive: 0 }, { publicKey: b.publicKey, persistentKeepalive: 25 }] });
+  await devB.set({ peers: [{ publicKey: a.publicKey, endpoint: Endpoint.parse('203.0.113.2:47001'), allowedIps: ['10.77.0.1/32'], persistentKeepalive: 0 }, { publicKey: a.publicKey, persistentKeepalive: 25 }] });
+  await waitForHandshake(devA, b.publicKey, 15_000);
   await msUntilPingReply(lab.ns('a'), '10.77.0.2', 5000);
   // The pair moves into the kernel right after both sides are confirmed, and in nat mode the relay
   // flushes conntrack once more 1 s later; a datagram in flight during that handover may be lost
-  // (WireGuard copes; seen once under the full suite's load). Count only after it.
+  // (WireGuard copes; seen once under the full suite's load). Count only after it: once the
+  // relay says the pair is in the kernel (later than on the host in a TCG guest), and 1.5 s on.
+  await relayLogWhen(lab, (l) => l.stats.kernel, 5000);
   await sleep(1500);
   return { a, b };
+}
+
+/** The relay's log once `done` holds for it, or as it is after `ms` (scaled), for the assertions to name what is missing. */
+async function relayLogWhen(lab: Lab, done: (l: RelayLog) => boolean, ms: number): Promise<RelayLog> {
+  const deadline = Date.now() + scaled(ms);
+  for (;;) {
+    const expired = Date.now() > deadline;
+    let log: RelayLog | undefined;
+    try {
+      log = relayLog(lab);
+    } catch (err) {
+      // Before its first counters line the log is not one yet.
+      if (expired) throw err;
+    }
+    if (log && (expired || done(log))) return log;
+    await sleep(50);
+  }
 }
 
 async function pings(lab: Lab, n: number): Promise<void> {
@@ -63,9 +83,9 @@ for (const mode of ['ingress', 'nat']) {
     await withLab(natPair(uniqueLabName('relay'), 'symmetric'), async (lab) => {
       const { a, b } = await relayedPair(lab, uniqueIfname(`wr${mode[0]}a`), uniqueIfname(`wr${mode[0]}b`), mode);
       await pings(lab, 20);
-      // The pings were forwarded by the kernel fast path, and counted per direction.
-      await sleep(600);
-      const log = relayLog(lab);
+      // The pings were forwarded by the kernel fast path, and counted per direction (the relay
+      // writes its counters every 250 ms when they changed: wait for the line with all of them).
+      const log = await relayLogWhen(lab, (l) => l.stats.aToB.packets >= 20 && l.stats.bToA.packets >= 20, 5000);
       assert.equal(log.ready.kernel, true);
       assert.equal(log.ready.kernelMode, mode);
       assert.equal(log.stats.kernel, true);
