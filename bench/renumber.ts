@@ -13,14 +13,13 @@
  *
  *   node dist/bench/renumber.js [--runs 5] [--stay 10] [--keep-logs DIR]   (DIR: the logs of a failed run)
  */
-import { spawn } from 'node:child_process';
 import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
-import { nsArgv } from '../src/core/exec.js';
 import { Lab, teardownOnExit } from '../src/lab/lab.js';
 import { Scenario } from '../src/lab/scenario.js';
 import { natPair } from '../src/lab/topologies.js';
 import { parseTopology } from '../src/lab/topology.js';
+import { startPing } from './ping-log.js';
 import { argNumber, argString, progress, summary } from './stats.js';
 
 teardownOnExit();
@@ -28,23 +27,6 @@ const runs = argNumber('runs', 5);
 const stayS = argNumber('stay', 10);
 const keepLogs = argString('keep-logs', '');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A ping every 100 ms with a timestamp per reply; stopped by its own pid. */
-function startPing(lab: Lab, host: string, target: string): { stop(): Promise<number[]> } {
-  const argv = nsArgv(lab.ns(host), 'ping', ['-D', '-n', '-i', '0.1', target]);
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const closed = new Promise<void>((r) => child.on('close', () => r()));
-  return {
-    async stop() {
-      // `ip netns exec` execs ping: this pid is ping's.
-      child.kill('SIGINT');
-      await closed;
-      return [...out.matchAll(/^\[(\d+\.\d+)\] .*bytes from/gm)].map((m) => Math.round(Number(m[1]) * 1000));
-    },
-  };
-}
 
 interface Run {
   gapMs: number;

@@ -18,13 +18,13 @@ import { spawn } from 'node:child_process';
 import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { adminGet } from '../src/core/admin-socket.js';
-import { nsArgv } from '../src/core/exec.js';
 import { hubStatusSchema, type HubStatusJson } from '../src/core/status.js';
 import { getDevice } from '../src/core/wireguard/uapi.js';
 import { Lab, teardownOnExit } from '../src/lab/lab.js';
 import { Scenario } from '../src/lab/scenario.js';
 import { behindRouters } from '../src/lab/topologies.js';
 import { parseTopology } from '../src/lab/topology.js';
+import { startPing } from './ping-log.js';
 import { argNumber, argString, progress, summary } from './stats.js';
 
 teardownOnExit();
@@ -32,22 +32,6 @@ const runs = argNumber('runs', 5);
 const keepLogs = argString('keep-logs', '');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
-
-/** A ping every 100 ms with a timestamp per reply; stopped by its own pid. */
-function startPing(lab: Lab, host: string, target: string): { stop(): Promise<number[]> } {
-  const argv = nsArgv(lab.ns(host), 'ping', ['-D', '-n', '-i', '0.1', target]);
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const closed = new Promise<void>((r) => child.on('close', () => r()));
-  return {
-    async stop() {
-      child.kill('SIGINT');
-      await closed;
-      return [...out.matchAll(/^\[(\d+\.\d+)\] .*bytes from/gm)].map((m) => Math.round(Number(m[1]) * 1000));
-    },
-  };
-}
 
 interface Run {
   firstPingMs: number;

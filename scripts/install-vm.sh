@@ -9,15 +9,9 @@ cd "$(dirname "$0")/.."
 # qemu-system-x86 without recommends: no firmware blobs, GUI or ovmf are needed for -kernel boots;
 # its SeaBIOS and option ROMs come from seabios/ipxe-qemu, which it depends on.
 packages=(qemu-system-x86 cpio kmod zstd xz-utils dpkg apt)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "install-vm.sh: installing ${missing[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=lib/apt.sh
+. scripts/lib/apt.sh
+apt_install_missing install-vm.sh "${packages[@]}"
 # The kernel package is fetched (not installed) by the image builder; it needs the package lists.
 if ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
   apt-get update -qq

@@ -8,16 +8,9 @@ packages=(wireguard-tools wireguard-go iproute2 nftables iptables conntrack iper
           miniupnpd-nftables miniupnpc natpmpc util-linux netsniff-ng
           tinyproxy  # the lab's http-proxy network (src/lab/http-proxy.ts)
           systemd)  # systemd-analyze: the unit tests verify the units wgp2p writes (no running systemd needed)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "install.sh: installing ${missing[*]}" >&2
-  apt-get update -qq
-  # miniupnpd asks debconf questions and wants to start a service; neither applies to a lab.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=lib/apt.sh
+. scripts/lib/apt.sh
+apt_install_missing install.sh "${packages[@]}"
 # The Debian package may have started a system-wide miniupnpd; the lab runs its own per router.
 pkill -x miniupnpd 2>/dev/null || true
 # Likewise tinyproxy: the lab runs one in each http-proxy router's namespace; a system-wide one is not needed.
