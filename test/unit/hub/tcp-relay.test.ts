@@ -49,16 +49,20 @@ function harness() {
   };
   const flush = () => new Promise((r) => setImmediate(r));
   const last = (x: 'a' | 'b') => [...sent].reverse().find((s) => s.to === x)!.cmd;
-  return { paths, sent, nat, key, at, flush, last, allocatedWith, clock };
+  /** Both agents seen at these endpoints and connected, and what the hub sent in reply. */
+  const bothUp = async (a: string, b: string) => {
+    at('a', a);
+    at('b', b);
+    paths.connected(key('a'), []);
+    paths.connected(key('b'), []);
+    await flush();
+  };
+  return { paths, sent, nat, key, at, flush, last, allocatedWith, clock, bothUp };
 }
 
 test('a side on the stream: no direct attempt, the relay at once, its side allocated on loopback and told to ride the stream', async () => {
   const h = harness();
-  h.at('a', '127.0.0.1:40001');
-  h.at('b', '203.0.113.20:51820');
-  h.paths.connected(h.key('a'), []);
-  h.paths.connected(h.key('b'), []);
-  await h.flush();
+  await h.bothUp('127.0.0.1:40001', '203.0.113.20:51820');
   assert.ok(!h.sent.some((s) => s.cmd.step === 'prepare'), 'nothing is punched toward a node whose UDP is blocked');
   assert.deepEqual(h.allocatedWith, [['127.0.0.1', '203.0.113.20']]);
   const a = h.last('a');
@@ -75,11 +79,7 @@ test('a side on the stream: no direct attempt, the relay at once, its side alloc
 
 test('both sides on the stream: both ride it', async () => {
   const h = harness();
-  h.at('a', '127.0.0.1:40001');
-  h.at('b', '127.0.0.1:40002');
-  h.paths.connected(h.key('a'), []);
-  h.paths.connected(h.key('b'), []);
-  await h.flush();
+  await h.bothUp('127.0.0.1:40001', '127.0.0.1:40002');
   assert.deepEqual(h.allocatedWith, [['127.0.0.1', '127.0.0.1']]);
   for (const x of ['a', 'b'] as const) {
     const c = h.last(x);
@@ -90,11 +90,7 @@ test('both sides on the stream: both ride it', async () => {
 
 test('the stream side back on UDP (it left the hotel): its pair tries direct at once, and the relay fallback it gets names no stream', async () => {
   const h = harness();
-  h.at('a', '127.0.0.1:40001');
-  h.at('b', '203.0.113.20:51820');
-  h.paths.connected(h.key('a'), []);
-  h.paths.connected(h.key('b'), []);
-  await h.flush();
+  await h.bothUp('127.0.0.1:40001', '203.0.113.20:51820');
   h.at('a', '198.51.100.7:51820');
   h.paths.changed(h.key('a'), "a's endpoint changed");
   await h.flush();
