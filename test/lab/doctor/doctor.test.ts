@@ -68,7 +68,10 @@ test('doctor behind every truth-table profile gives the verdict the truth table 
     const upnp = reports.get('upnp')!;
     assert.ok(upnp.portMapping.find((m) => m.protocol === 'pcp')?.answered, 'the upnp router answers PCP too');
     assert.equal(upnp.outlook.find((o) => o.peer.startsWith('symmetric NATs (many'))?.path, 'direct', 'a router that maps a port takes symmetric peers directly');
-    assert.equal(reports.get('udpblocked')!.outlook[0].path, 'not connected');
+    // No UDP at all: WireGuard rides the hub's TLS stream, so every pair is relayed over it (issue 12).
+    const blocked = reports.get('udpblocked')!.outlook[0];
+    assert.equal(blocked.path, 'relay');
+    assert.match(blocked.why, /TLS stream .*tcp-relay/);
 
     // On an agent: the hub's knowledge explains why its pair is relayed.
     await s.addNode('sy', 'agent', 'symmetric-b');
