@@ -39,7 +39,13 @@ test('stream: an agent behind udp-blocked reaches the hub over TCP/TLS, its pair
     await s.waitFor(async () => (await s.hubStatus()).nodes.filter((n) => n.connected).length === 2, 20_000, 'both agents to connect');
     const connectedMs = Date.now() - t0;
 
-    // The hub sees the laptop on its stream side, and says why (the agent's reason).
+    // The hub sees the laptop on its stream side, and says why (the agent's reason). The control
+    // connection may open while the stream is still being proven: until the agent's next hello
+    // the hub shows its own inference ("seen on the hub's stream side").
+    await s.waitFor(async () => {
+      const r = (await s.hubStatus()).nodes.find((n) => n.name === 'laptop');
+      return r?.transport?.transport === 'tcp/tls' && /^127\.0\.0\.1:/.test(r.endpoint ?? '') && /no UDP handshake/.test(r.transport.reason ?? '');
+    }, 5000, 'the hub to see the laptop on its stream').catch(() => undefined);
     const hub = await s.hubStatus();
     const row = hub.nodes.find((n) => n.name === 'laptop')!;
     assert.equal(row.transport?.transport, 'tcp/tls', JSON.stringify(row));
