@@ -33,7 +33,7 @@ import { Lab, teardownOnExit } from '../src/lab/lab.js';
 import { Scenario } from '../src/lab/scenario.js';
 import { scaled } from '../src/lab/time-scale.js';
 import { parseTopology } from '../src/lab/topology.js';
-import { argNumber, argString, cpuSeconds, findProcess, median, percentile, progress, rssMiB } from './stats.js';
+import { argNumber, argString, cpuSeconds, cpuSplit, findProcess, median, percentile, progress, rssMiB } from './stats.js';
 
 teardownOnExit();
 const nodes = argNumber('nodes', 1000);
@@ -132,9 +132,11 @@ try {
   await sleep(scaled(1000));
   const wgPid = device.kind === 'uapi' ? findProcess((argv) => argv[0].endsWith('wireguard-go') && argv.includes(s.hubIf)) : undefined;
   const a = await stats();
+  const split0 = cpuSplit(pid);
   const cpu0 = { hub: cpuSeconds(pid), wg: wgPid === undefined ? 0 : cpuSeconds(wgPid) };
   const ts = performance.now();
   await sleep(runSeconds * 1000);
+  const split1 = cpuSplit(pid);
   const cpu1 = { hub: cpuSeconds(pid), wg: wgPid === undefined ? 0 : cpuSeconds(wgPid) };
   const b = await stats();
   const window = (performance.now() - ts) / 1000;
@@ -185,7 +187,7 @@ try {
           effectivePollIntervalMs: round((window * 1000) / polls),
           dataPlane: lab.dataPlane === 'userspace' ? 'wireguard-go' : 'kernel',
           hubDeviceReader: b.hub.device,
-          idleCpuPercentOfCore: { hub: share(cpu0.hub, cpu1.hub), ...(wgPid === undefined ? {} : { wireguardGo: share(cpu0.wg, cpu1.wg) }), windowSeconds: round(window) },
+          idleCpuPercentOfCore: { hub: share(cpu0.hub, cpu1.hub), hubUser: share(split0.user, split1.user), hubSystem: share(split0.system, split1.system), ...(wgPid === undefined ? {} : { wireguardGo: share(cpu0.wg, cpu1.wg) }), windowSeconds: round(window) },
           polls,
           meanPollMs: round(pollMs),
           rssMiB: rss,

@@ -44,11 +44,17 @@ export function percentile(xs: number[], p: number): number {
 
 /** CPU time a process has used so far (user + system), in seconds, from /proc/PID/stat. */
 export function cpuSeconds(pid: number): number {
+  const { user, system } = cpuSplit(pid);
+  return user + system;
+}
+
+/** A process's user and system CPU seconds so far: a device read's cost is partly the kernel's (socket copies). */
+export function cpuSplit(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name, which is in parentheses and may contain spaces.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime and stime are fields 14 and 15 of stat(5), counted in clock ticks (USER_HZ, 100 on Linux).
-  return (Number(f[11]) + Number(f[12])) / 100;
+  return { user: Number(f[11]) / 100, system: Number(f[12]) / 100 };
 }
 
 /** The first process whose argv matches, by scanning /proc (for daemons whose pid nobody kept). */

@@ -4,7 +4,7 @@ import { Endpoint } from '../net/endpoint.js';
 import { isKey } from './keys.js';
 import { NetlinkDevice } from './netlink-device.js';
 import { netlinkUnavailable } from '../netlink/transport.js';
-import { errnoOf, formatSet, parseGet, UapiError, uapiSocketPath, type DeviceState, type DeviceUpdate, type PeerState } from './uapi.js';
+import { errnoOf, formatSet, parseGetBytes, UapiError, uapiSocketPath, type DeviceState, type DeviceUpdate, type PeerState } from './uapi.js';
 import { UapiConnection } from './uapi-connection.js';
 
 /**
@@ -32,10 +32,10 @@ class UapiDevice implements WireGuardDevice {
     this.conn = new UapiConnection(ifname);
   }
   async get(): Promise<DeviceState> {
-    const text = await this.conn.request('get=1\n\n');
-    const errno = errnoOf(text);
+    const response = await this.conn.requestBytes('get=1\n\n');
+    const errno = errnoOf(response);
     if (errno !== 0) throw new UapiError(`${this.ifname}: UAPI get failed (errno ${errno})`);
-    return parseGet(text);
+    return parseGetBytes(response);
   }
   async set(update: DeviceUpdate): Promise<void> {
     const text = await this.conn.request(formatSet(update));

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DeviceError, parseDump } from '../../../src/core/wireguard/device.js';
 import { generateKeyPair, hexToKey, keyToHex, publicKeyOf } from '../../../src/core/wireguard/keys.js';
-import { formatSet, parseGet } from '../../../src/core/wireguard/uapi.js';
+import { errnoOf, formatSet, parseGet, parseGetBytes } from '../../../src/core/wireguard/uapi.js';
 
 test('key conversions and public key derivation agree with each other', () => {
   const k = generateKeyPair();
@@ -66,4 +66,25 @@ test('wg show dump: short or garbage lines are refused with the line and what is
   }
   // Blank lines between peers are what a trailing newline leaves; they are not peers.
   assert.equal(parseDump(`${head}\n${k}\t(none)\t(none)\t(none)\t0\t0\t0\toff\n\n`).peers.length, 1);
+});
+
+test('UAPI get read again: unchanged peers keep their parsed state in any order, a changed line is read anew, the errno line is found at the end', () => {
+  const keys = [0, 1, 2].map(() => generateKeyPair().publicKey);
+  const block = (i: number, rx: number, endpoint: string) =>
+    `public_key=${keyToHex(keys[i])}\nendpoint=${endpoint}\nlast_handshake_time_sec=0\nlast_handshake_time_nsec=0\nrx_bytes=${rx}\ntx_bytes=0\npersistent_keepalive_interval=0\nallowed_ip=10.99.0.${i + 2}/32\n`;
+  const response = (blocks: string[], errno = 0) => Buffer.from(`private_key=${'b'.repeat(64)}\nlisten_port=51820\n${blocks.join('')}errno=${errno}\n\n`, 'latin1');
+  const first = parseGetBytes(response([block(0, 10, '203.0.113.1:1000'), block(1, 10, '203.0.113.2:2000'), block(2, 10, '203.0.113.3:3000')]));
+  // wireguard-go lists its peers in a different order each read (a Go map).
+  const second = parseGetBytes(response([block(2, 10, '203.0.113.3:3000'), block(0, 99, '203.0.113.1:1000'), block(1, 10, '198.51.100.7:4000')]));
+  const byKey = (d: typeof first, i: number) => d.peers.find((p) => p.publicKey === keys[i])!;
+  assert.equal(byKey(second, 2), byKey(first, 2), 'an idle peer is the same object');
+  assert.equal(byKey(second, 0).rxBytes, 99);
+  assert.equal(byKey(second, 1).endpoint?.toString(), '198.51.100.7:4000');
+  assert.equal(byKey(first, 1).endpoint?.toString(), '203.0.113.2:2000', 'a state once returned never changes');
+  assert.deepEqual(second.peers.map((p) => p.publicKey), [keys[2], keys[0], keys[1]]);
+  assert.equal(errnoOf(response([block(0, 1, '203.0.113.1:1000')])), 0);
+  assert.equal(errnoOf(response([], 22)), 22);
+  assert.equal(errnoOf('errno=-5\n\n'), -5);
+  assert.equal(errnoOf('listen_port=1\n\n'), -1);
+  assert.equal(errnoOf('errno=x\n\n'), -1);
 });
