@@ -111,6 +111,10 @@ export class Agent {
         report: () => {
           if (this.link?.connected) this.enqueue(() => this.hello(false));
         },
+        // Without a mapping the hub must still hear that there is nothing more to wait for.
+        firstAnswer: () => {
+          if (this.link?.connected && !this.mapper?.mapping()) this.enqueue(() => this.hello(false));
+        },
       });
       this.mapper.start();
     }
@@ -185,7 +189,7 @@ export class Agent {
   private async hello(changed: boolean): Promise<void> {
     const d = await this.device.get();
     const interfaces = await this.network!.interfaces();
-    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, changed, network: { listenPort: d.listenPort, interfaces, portMapping: mappingFacts(this.mapper?.mapping() ?? null, d.listenPort), ...this.transportFacts() }, peers: this.reports(new Map(d.peers.map((p) => [p.publicKey, p]))) });
+    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, changed, network: { listenPort: d.listenPort, interfaces, portMapping: mappingFacts(this.mapper?.mapping() ?? null, d.listenPort), portMappingPending: this.mapper?.firstAnswerPending() ?? false, ...this.transportFacts() }, peers: this.reports(new Map(d.peers.map((p) => [p.publicKey, p]))) });
   }
 
   private transportFacts(): { hubTransport?: { transport: 'udp' | 'tcp/tls'; reason: string } } {

@@ -217,6 +217,11 @@ export const networkFactsSchema = z
     interfaces: listOf(prefixedSchema, { max: 64 }),
     /** The port mapping this agent's router granted (agent/port-mapping/); null or absent: none. */
     portMapping: portMappingSchema.nullable().optional(),
+    /**
+     * The agent is still waiting for its router's first answer (PCP, NAT-PMP, UPnP): the hub holds
+     * the node's first attempts for it, briefly (hub/mapping-wait.ts says why). Absent: false.
+     */
+    portMappingPending: z.boolean().optional(),
     /** How the agent reaches the hub (agent/hub-transport.ts) and why, for the hub's status; absent: UDP, or an agent before it. */
     hubTransport: z.object({ transport: z.enum(['udp', 'tcp/tls']), reason: z.string().max(300) }).strict().optional(),
   })

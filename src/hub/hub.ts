@@ -22,6 +22,7 @@ import { coalesced } from './coalesce.js';
 import { agentHubAllowedIps } from './configs.js';
 import { ControlApi } from './control-api.js';
 import { DeviceWatch } from './device-watch.js';
+import { MappingWait } from './mapping-wait.js';
 import { doctorView } from './doctor-view.js';
 import { DEFAULT_STUN_PORT, StunResponder } from './stun-responder.js';
 import { DirectoryView, isEmptyDelta, type ViewDelta } from './directory-view.js';
@@ -134,6 +135,8 @@ export class Hub {
   /** Set by the safety net: the next refresh diffs the whole device. */
   private fullSyncNext = true;
   private readonly settle = new KeyedTimers(realClock);
+  /** New nodes whose routers may still grant a port mapping: their first attempts wait for it. */
+  private readonly mappingWait = new MappingWait(realClock, (k) => this.pairs.natSettled(k));
   /** An agent decides how often it says hello: one line a minute, however many it sends. */
   private readonly droppedAddressLog = new LogThrottle(60_000);
   private readonly redecide = new Spacer(REDECIDE_GAP_MS, realClock);
@@ -188,6 +191,7 @@ export class Hub {
       onMessage: (s, m) => this.onAgentMessage(s, m),
       onGone: (s) => {
         this.wanProbe?.cancel(s.node.publicKey);
+        this.mappingWait.forget(s.node.publicKey);
         this.pairs.disconnected(s.node.publicKey);
       },
       log,
@@ -203,7 +207,7 @@ export class Hub {
       allocateRelay: (a, b) => this.allocateRelay(a, b),
       relayAlive: (g) => this.relays.alive(g.relayId),
       releaseRelay: (g) => this.relays.release(g.relayId),
-      natPending: (k) => this.wanProbe?.probing(k) ?? false,
+      natPending: (k) => (this.wanProbe?.probing(k) ?? false) || this.mappingWait.pending(k),
       log,
     });
     this.wanProbe = await WanProbe.open({
@@ -408,6 +412,7 @@ export class Hub {
         // A new network is probed afresh; the probe starts before the pairs, whose first attempt waits for it.
         if (m.changed || !s.ready) this.probedAt.delete(key);
         const wasReady = s.ready;
+        const mappingAnswered = this.mappingWait.report(key, m.network.portMappingPending === true, !wasReady);
         if (!s.ready) {
           s.ready = true;
           this.probeWan(key);
@@ -421,7 +426,8 @@ export class Hub {
           const facing = this.clientFacing(key);
           if (facing?.family === 4) this.endpoints.record(key, facing);
         }
-        if (wasReady && !m.changed && mappingChanged) {
+        // Pairs that waited for this answer have just started with it.
+        if (wasReady && !m.changed && mappingChanged && !mappingAnswered) {
           // A router that maps (or stopped mapping) the node's port: pairs not yet direct may now be.
           this.pairs.mappingChanged(key, `${s.node.name}'s router ${m.network.portMapping ? `maps ${m.network.portMapping.external} (${m.network.portMapping.protocol})` : 'no longer maps its port'}`);
         }

@@ -26,6 +26,8 @@ export interface PortMapperDeps {
   clients: readonly PortMapClient[];
   /** The mapping the hub and status should know about (null: none). */
   report(m: Mapping | null): void;
+  /** The first round of requests ended, mapped or not (see firstAnswerPending). */
+  firstAnswer?(): void;
 }
 
 export class PortMapper {
@@ -36,8 +38,18 @@ export class PortMapper {
   private port = 0;
   private gw: GatewayInfo | null = null;
   private current: Mapping | null = null;
+  /** The router has answered (or not, for the whole first round) since start: see firstAnswerPending. */
+  private answered = false;
 
   constructor(private readonly deps: PortMapperDeps) {}
+
+  /**
+   * Whether the first round of requests is still out. The hub holds a new node's first attempts
+   * for it (briefly, hub/mapping-wait.ts): a punch made before the mapping is known breaks it.
+   */
+  firstAnswerPending(): boolean {
+    return !this.answered && this.state.phase === 'requesting';
+  }
 
   start(): void {
     this.feed({ type: 'start' });
@@ -73,8 +85,13 @@ export class PortMapper {
 
   private feed(input: MapperInput): void {
     const step = stepMapper(this.state, input, this.deps.clock.now(), this.port);
+    const wasPending = this.firstAnswerPending();
     this.state = step.state;
     for (const e of step.effects) this.effect(e);
+    if (wasPending && this.state.phase !== 'requesting') {
+      this.answered = true;
+      this.deps.firstAnswer?.();
+    }
   }
 
   private effect(e: MapperEffect): void {

@@ -68,12 +68,6 @@ const want: Record<string, CellPath> = {
   'cgnat-sym/udp-blocked': 'tcp-relay',
 };
 
-/**
- * A cell that is direct in some runs and relayed in others, reported instead of failed until its
- * cause is found (issue 11 stays open for it): a leaky router's side initiating toward a peer's
- * mapped port was relayed in 1 of 2 runs ("heard nothing on the mapped port").
- */
-const FLAKY = new Set(['restricted-leaky/symmetric+upnp']);
 
 /** WGP2P_MATRIX_ONLY=PROFILE runs only the cells with that profile on a side (the whole matrix takes long). */
 const only = process.env.WGP2P_MATRIX_ONLY;
@@ -88,10 +82,6 @@ test('NAT matrix: every pair of profiles gets the path Table 1 predicts, and tra
     const failures: string[] = [];
     for (const c of cells) {
       const key = `${c.a}/${c.b}`;
-      if (c.path !== want[key] && FLAKY.has(key) && c.path === 'relay') {
-        t.diagnostic(`${key}: relay this run, want ${want[key]} (known flaky: ${c.reason ?? ''})`);
-        continue;
-      }
       if (c.path !== want[key]) failures.push(`${key} (${c.nodes.join('-')}): ${c.path}, want ${want[key]}: ${c.reason ?? ''}`);
       if ((c.path === 'relay' || c.path === 'tcp-relay') && !relay.test(c.endpoint ?? '')) failures.push(`${key} sends to ${c.endpoint}, not to the relay on the hub`);
       // The udp-blocked side (the cell's second node) sends to its shim's port for the allocation.

@@ -29,6 +29,16 @@ test('symmetric x restricted: direct when the symmetric side maps; the mapped po
   assert.equal(mapped.crossesNat, false);
 });
 
+test('with a usable mapping no IPv4 punch is gathered, even for a retry that tries blocked kinds: the mapped side must never punch the peer', () => {
+  const unknown: NatBehaviour = { ...restricted, filtering: 'unknown', mapping: 'unknown' };
+  const home = node('h', '192.0.3.20:51820', unknown);
+  const mappedSide = node('p', '192.0.3.10:40001', unknown, '192.0.3.10:51820');
+  assert.deepEqual(gather(home, mappedSide).map((c) => c.kind.id), ['mapped']);
+  assert.deepEqual(gather(mappedSide, home).map((c) => c.kind.id), ['mapped']);
+  const unmapped = node('p', '192.0.3.10:40001', unknown);
+  assert.deepEqual(gather(home, unmapped).map((c) => c.kind.id), ['public4'], 'without the mapping the punch is back');
+});
+
 test('a mapping counts only on the router the hub sees the node behind, and only over IPv4', () => {
   const a = node('a', '192.0.3.10:40001', symmetric);
   const inner = node('b', '192.0.3.20:40002', symmetric, '198.18.0.5:51820');

@@ -49,8 +49,9 @@ function setup(clients: PortMapClient[]) {
   const reports: (string | null)[] = [];
   const lines: { level: number; msg: string }[] = [];
   const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
-  const mapper = new PortMapper({ clock, log, internalPort: async () => PORT, gateway: async () => gw, clients, report: (m: Mapping | null) => reports.push(m ? `${m.protocol} ${m.external}` : null) });
-  return { clock, reports, lines, mapper, warnings: () => lines.filter((l) => l.level === 40).map((l) => l.msg) };
+  let firstAnswers = 0;
+  const mapper = new PortMapper({ clock, log, internalPort: async () => PORT, gateway: async () => gw, clients, report: (m: Mapping | null) => reports.push(m ? `${m.protocol} ${m.external}` : null), firstAnswer: () => firstAnswers++ });
+  return { clock, reports, lines, mapper, firstAnswers: () => firstAnswers, warnings: () => lines.filter((l) => l.level === 40).map((l) => l.msg) };
 }
 
 test('PCP answers: mapped for 2 h, renewed at half-life with the same nonce, the router epoch checked every minute, deleted on a clean exit', async () => {
@@ -173,4 +174,27 @@ test('a router that answers garbage every time: nothing is used or reported, one
   assert.equal(warnings().length, 1, 'a router that speaks but says nothing usable is a warning (silence is only info), once');
   assert.match(warnings()[0], /another mapping nonce/);
   await mapper.stop();
+});
+
+test('the first answer is awaited by the hub: pending while the first round is out, and the hub hears at once when it ends, with or without a mapping', async () => {
+  const granted = setup([new FakeRouter('pcp', [{}])]);
+  assert.equal(granted.mapper.firstAnswerPending(), false, 'not started: nothing to wait for');
+  granted.mapper.start();
+  assert.equal(granted.mapper.firstAnswerPending(), true);
+  await granted.clock.advance(10);
+  assert.equal(granted.mapper.firstAnswerPending(), false);
+  assert.deepEqual(granted.reports, ['pcp 192.0.3.10:51820']);
+  assert.equal(granted.firstAnswers(), 1);
+
+  const silent = setup([new FakeRouter('pcp', [null]), new FakeRouter('natpmp', [null]), new FakeRouter('upnp', ['no IGD answered'])]);
+  silent.mapper.start();
+  assert.equal(silent.mapper.firstAnswerPending(), true);
+  await silent.clock.advance(10);
+  assert.equal(silent.mapper.firstAnswerPending(), false, 'every protocol failed: the round is over');
+  assert.deepEqual(silent.reports, [], 'no mapping to report');
+  assert.equal(silent.firstAnswers(), 1, 'but the end of the round is told, so the hub stops waiting');
+  silent.mapper.networkChanged();
+  await silent.clock.advance(RETRY_BASE_MS * 2);
+  assert.equal(silent.mapper.firstAnswerPending(), false, 'only the first round is awaited');
+  assert.equal(silent.firstAnswers(), 1);
 });
