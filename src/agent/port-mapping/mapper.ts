@@ -30,6 +30,9 @@ export interface PortMapperDeps {
   firstAnswer?(): void;
 }
 
+/** How long a new node's pairs wait for the router's first answer (see firstAnswerPending). */
+export const FIRST_ANSWER_MS = 500;
+
 export class PortMapper {
   private state: MapperState = initialMapper;
   private timer?: Cancel;
@@ -40,12 +43,18 @@ export class PortMapper {
   private current: Mapping | null = null;
   /** The router has answered (or not, for the whole first round) since start: see firstAnswerPending. */
   private answered = false;
+  private firstAnswerTimer?: Cancel;
 
   constructor(private readonly deps: PortMapperDeps) {}
 
   /**
-   * Whether the first round of requests is still out. The hub holds a new node's first attempts
-   * for it (briefly, hub/mapping-wait.ts): a punch made before the mapping is known breaks it.
+   * Whether the first answer may still come. The hub holds a new node's first attempts for it
+   * (hub/mapping-wait.ts): a punch made before the mapping is known breaks it. A router that
+   * serves PCP or NAT-PMP grants within a LAN round trip (a NAT-PMP-only one refuses PCP's
+   * version at once, and the next request is granted); one that serves neither stays silent
+   * through the retransmissions, and UPnP's discovery takes seconds. So the wait lasts until
+   * the first round ends or FIRST_ANSWER_MS, whichever comes first: a node behind a silent router
+   * starts its pairs at most that much later.
    */
   firstAnswerPending(): boolean {
     return !this.answered && this.state.phase === 'requesting';
@@ -53,6 +62,7 @@ export class PortMapper {
 
   start(): void {
     this.feed({ type: 'start' });
+    this.firstAnswerTimer = this.deps.clock.after(FIRST_ANSWER_MS, () => this.firstAnswerOver());
   }
 
   networkChanged(): void {
@@ -63,6 +73,7 @@ export class PortMapper {
   async stop(): Promise<void> {
     this.feed({ type: 'stop' });
     this.timer?.();
+    this.firstAnswerTimer?.();
     await this.queue;
   }
 
@@ -88,10 +99,7 @@ export class PortMapper {
     const wasPending = this.firstAnswerPending();
     this.state = step.state;
     for (const e of step.effects) this.effect(e);
-    if (wasPending && this.state.phase !== 'requesting') {
-      this.answered = true;
-      this.deps.firstAnswer?.();
-    }
+    if (wasPending && this.state.phase !== 'requesting') this.firstAnswerOver();
   }
 
   private effect(e: MapperEffect): void {
@@ -136,6 +144,13 @@ export class PortMapper {
         this.enqueue(() => this.release(e.grant));
         return;
     }
+  }
+
+  private firstAnswerOver(): void {
+    this.firstAnswerTimer?.();
+    if (this.answered) return;
+    this.answered = true;
+    this.deps.firstAnswer?.();
   }
 
   private enqueue(fn: () => Promise<void>): void {

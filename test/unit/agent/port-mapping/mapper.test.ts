@@ -6,7 +6,7 @@ import { Endpoint } from '../../../../src/core/net/endpoint.js';
 import type { PortMappingProtocol } from '../../../../src/core/protocol.js';
 import type { GatewayInfo } from '../../../../src/agent/port-mapping/gateway.js';
 import { CHECK_MS, LEASE_S, RETRY_BASE_MS, type Grant, type Mapping } from '../../../../src/agent/port-mapping/machine.js';
-import { PortMapper } from '../../../../src/agent/port-mapping/mapper.js';
+import { FIRST_ANSWER_MS, PortMapper } from '../../../../src/agent/port-mapping/mapper.js';
 import type { PortMapClient } from '../../../../src/agent/port-mapping/protocols.js';
 import { FakeClock } from '../../fake-clock.js';
 
@@ -197,4 +197,24 @@ test('the first answer is awaited by the hub: pending while the first round is o
   await silent.clock.advance(RETRY_BASE_MS * 2);
   assert.equal(silent.mapper.firstAnswerPending(), false, 'only the first round is awaited');
   assert.equal(silent.firstAnswers(), 1);
+
+  // A router that drops the requests: its retransmissions take seconds, which nobody waits for.
+  const slow = setup([]);
+  const dropping: PortMapClient = {
+    protocol: 'pcp',
+    map: () => new Promise((r) => slow.clock.after(3750, () => r({ ok: false, problem: 'pcp: no answer', answered: false }))),
+    unmap: async () => undefined,
+    epoch: async () => null,
+  };
+  const m = new PortMapper({ clock: slow.clock, log: pino({ level: 'silent' }), internalPort: async () => PORT, gateway: async () => gw, clients: [dropping], report: () => undefined, firstAnswer: () => fired++ });
+  let fired = 0;
+  m.start();
+  await slow.clock.advance(FIRST_ANSWER_MS - 1);
+  assert.equal(m.firstAnswerPending(), true);
+  await slow.clock.advance(1);
+  assert.equal(m.firstAnswerPending(), false, `no answer within ${FIRST_ANSWER_MS} ms: the hub stops waiting`);
+  assert.equal(fired, 1);
+  await slow.clock.advance(4000);
+  assert.equal(fired, 1, 'the end of the round is not told again');
+  await m.stop();
 });
