@@ -243,7 +243,7 @@ export class StreamSession {
       case 'join':
         return this.close('garbage', `${m.type} after the stream was opened`);
       case 'open':
-        if (phase.scope === 'ticket' && !this.ticketFor(phase.publicKey, m.to, m.ticket)) return;
+        if (phase.scope === 'ticket' && !this.ticketFor(phase.publicKey, m.channel, m.to, m.ticket)) return;
         return this.open(phase, m.channel, m.to);
       case 'close': {
         const ch = this.channels.get(m.channel);
@@ -265,6 +265,9 @@ export class StreamSession {
   private firstTicket(phase: SessionPhase, channel: number, to: StreamTarget, ticket: string | undefined): void {
     if (to.kind !== 'allocation' || ticket === undefined) return this.close('bad-ticket', 'this relay opens a channel only for an allocation, with the hub\'s ticket for it');
     const v = this.deps.tickets!(to.id, ticket);
+    // An allocation that is gone is no bad credential (the shim may not have heard yet): the
+    // channel is refused, and the hello deadline still runs for a stream that proved nothing.
+    if (!v.ok && v.reason === 'unknown') return this.refuse(channel, ticketRefusal(to.id, v.reason));
     if (!v.ok) return this.close('bad-ticket', ticketRefusal(to.id, v.reason));
     this.deadline?.();
     this.deadline = undefined;
@@ -273,14 +276,18 @@ export class StreamSession {
     if (now.kind === 'open') this.open(now, channel, to);
   }
 
-  /** A later open on a ticket stream: its own ticket, for this node's side. False: the stream is closed. */
-  private ticketFor(publicKey: string, to: StreamTarget, ticket: string | undefined): boolean {
+  /** A later open on a ticket stream: its own ticket, for this node's side. False: refused, or the stream is closed. */
+  private ticketFor(publicKey: string, channel: number, to: StreamTarget, ticket: string | undefined): boolean {
     if (to.kind !== 'allocation' || ticket === undefined) {
       this.close('bad-ticket', 'this relay opens a channel only for an allocation, with the hub\'s ticket for it');
       return false;
     }
     const v = this.deps.tickets!(to.id, ticket, publicKey);
     if (v.ok) return true;
+    if (v.reason === 'unknown') {
+      this.refuse(channel, ticketRefusal(to.id, v.reason));
+      return false;
+    }
     this.close('bad-ticket', ticketRefusal(to.id, v.reason));
     return false;
   }
