@@ -114,7 +114,7 @@ describe("a relay's stream side with tickets (no tokens)", () => {
 
   before(async () => {
     identity = await generateTlsIdentity();
-    relay = new Relay({ addresses: ['127.0.0.1'], portMin: 46400, portMax: 46460, idleMs: 60_000 });
+    relay = new Relay({ addresses: ['127.0.0.1'], portMin: 46600, portMax: 46640, idleMs: 60_000 });
     book = new TicketBook(new FakeClock());
     server = new StreamServer({ tls: identity, tickets: (id, t, k) => book.verify(id, t, k), streamSide: (id, k) => relay.streamSide(id, k), limits: { helloDeadlineMs: 400 }, log: silent });
     port = await server.listen('127.0.0.1', 0);
