@@ -75,7 +75,7 @@ export function storeText(s: StoreHealthJson | undefined): string | undefined {
 function pairRow(p: HubStatusJson['pairs'][number]): string[] {
   const overStream = p.mode === 'relay' && p.streamSides?.length ? ` over TCP/TLS for ${p.streamSides.join(' and ')}` : '';
   const path =
-    p.mode === 'relay' ? `relay${p.relay ? ` ${p.relay}` : ''}${overStream}${p.confirmed ? '' : ' (starting)'}${p.bridged ? ' bridging IPv4 and IPv6' : p.family === 6 ? ' over IPv6' : ''}` : p.mode === 'direct' ? `direct (${CANDIDATE_NAMES[p.candidate ?? 'public4']})` : p.mode === 'hub' ? 'via hub (proxied)' : p.mode;
+    p.mode === 'relay' ? `relay${overStream}${p.relay ? ` on ${p.relay}` : ''}${p.confirmed ? '' : ' (starting)'}${p.bridged ? ' bridging IPv4 and IPv6' : p.family === 6 ? ' over IPv6' : ''}` : p.mode === 'direct' ? `direct (${CANDIDATE_NAMES[p.candidate ?? 'public4']})` : p.mode === 'hub' ? 'via hub (proxied)' : p.mode;
   const relayed = p.relayed ? `${bytes(p.relayed.aToB.bytes + p.relayed.bToA.bytes)} (${p.relayed.relay})` : '-';
   return [`${p.a} <-> ${p.b}`, path + (p.attempting ? ', trying direct' : ''), age(p.sinceMs), p.firstPathMs === null ? '-' : `${p.firstPathMs} ms`, relayed, p.nextRetryInMs === null ? '-' : age(p.nextRetryInMs), p.reason ?? ''];
 }

@@ -62,7 +62,7 @@ test("relay stream side: a udp-blocked agent's pair goes tcp-relay through a rel
       const sv = agentStatusSchema.parse(await adminGet<unknown>(agentSocketPath(server.ifname), '/v1/status'));
       assert.equal(sv.peers.find((p) => p.name === 'laptop')?.endpoint?.address.toString(), relayAddress);
       const hubHuman = await s.cli(undefined, ['status', '--dir', s.dir]);
-      assert.match(hubHuman.stdout, /relay rly1 over TCP\/TLS for laptop/);
+      assert.match(hubHuman.stdout, /relay over TCP\/TLS for laptop on rly1/);
       const laptopHuman = await s.cli('laptop', ['status', '--config', join(s.dir, 'nodes', 'laptop.agent.json'), '--interface', laptop.ifname]);
       assert.match(laptopHuman.stdout, /relayed by rly1 over its stream side at /);
       t.diagnostic(`pair ${pair.reason}; ping laptop->server ${toServer} ms, server->laptop ${toLaptop} ms`);
