@@ -35,6 +35,10 @@ const STATS_MS = 5000;
  * A relay on its own machine (`wgp2p relay run`): registers with the hub over its tunnel and
  * serves the allocations the hub makes, and nobody else's. When the connection to the hub drops,
  * the hub has already moved the pairs elsewhere, so every allocation is released.
+ *
+ * Its stream side (TCP 443 unless told otherwise) serves nodes whose networks block UDP. It knows
+ * no tokens: a node opens its side of an allocation with the ticket the hub gave it, whose digest
+ * came with the `allocate` (ticket-book.ts); nothing else opens anything.
  */
 export class RelayNode {
   private relay!: Relay;
