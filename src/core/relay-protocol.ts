@@ -105,6 +105,17 @@ export function toRelayStats(s: { id: string; portA: number; portB: number; a: {
   return { id: s.id, portA: s.portA, portB: s.portB, a: { latched: s.a.latched }, b: { latched: s.b.latched }, aToB: s.aToB, bToA: s.bToA, dropped: { ...(s.dropped as Record<string, number>) } };
 }
 
+/** A relay's stream side as `status` shows it: connections and nodes now, closes by reason (bad tickets among them), totals. */
+export const relayStreamStatsSchema = z.object({
+  connections: z.number().int().nonnegative(),
+  nodes: z.number().int().nonnegative(),
+  closes: recordOf(z.number().nonnegative(), 32),
+  up: counters,
+  down: counters,
+  dropped: z.number().nonnegative(),
+});
+export type RelayStreamStats = z.output<typeof relayStreamStatsSchema>;
+
 /**
  * First message: where nodes reach this relay (one address, or one of each family), and how many
  * allocations it can hold, and its stream side (absent: it has none, so it carries no pair with
@@ -129,7 +140,7 @@ export const relayToHubSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('allocate-failed'), id: allocationId, error: z.string().max(300) }),
   z.object({ type: z.literal('latched'), id: allocationId, publicKey: publicKeySchema, endpoint: endpointSchema }),
   z.object({ type: z.literal('released'), id: allocationId, reason: z.enum(['idle', 'released']) }),
-  z.object({ type: z.literal('stats'), allocations: listOf(relayStatsSchema, { max: 100_000 }) }),
+  z.object({ type: z.literal('stats'), allocations: listOf(relayStatsSchema, { max: 100_000 }), stream: relayStreamStatsSchema.optional() }),
 ]);
 export type RelayToHub = z.output<typeof relayToHubSchema>;
 export type RelayToHubWire = z.input<typeof relayToHubSchema>;

@@ -120,7 +120,17 @@ export const hubStatusSchema = z.object({
   nodes: z.array(nodeStatusSchema),
   pairs: z.array(pairStatusSchema),
   /** `stream`: how nodes on a TLS stream reach it (null: they cannot; absent from hubs before relay stream sides). */
-  relays: z.array(z.object({ name: z.string(), address: z.string(), addresses: z.array(z.string()), allocations: z.number(), stream: z.string().nullable().optional() })),
+  relays: z.array(
+    z.object({
+      name: z.string(),
+      address: z.string(),
+      addresses: z.array(z.string()),
+      allocations: z.number(),
+      stream: z.string().nullable().optional(),
+      /** A relay on its own machine: its stream side's counters (closes by reason: bad-ticket, auth-timeout, ...). */
+      streamStats: z.object({ connections: z.number(), nodes: z.number(), closes: z.record(z.string(), z.number()), up: counters, down: counters, dropped: z.number() }).optional(),
+    }),
+  ),
 });
 export type HubStatusJson = z.infer<typeof hubStatusSchema>;
 

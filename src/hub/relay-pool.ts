@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { IpAddress } from '../core/net/address.js';
 import { Endpoint } from '../core/net/endpoint.js';
-import type { RelayStats } from '../core/relay-protocol.js';
+import type { RelayStats, RelayStreamStats } from '../core/relay-protocol.js';
 import { newTicket } from '../core/stream/ticket.js';
 import type { RelaySideSpec } from '../relay/relay.js';
 
@@ -65,6 +65,8 @@ export interface RelayBackend {
   stats(): Promise<RelayStats[]>;
   /** A newer registration of the same relay took this one's place: stop acting on what it says. */
   retire?(): void;
+  /** Its own stream side's counters, as last reported (relays on their own machines). */
+  readonly streamStats?: RelayStreamStats | null;
 }
 
 export interface Allocation {
@@ -229,8 +231,8 @@ export class RelayPool {
   }
 
   /** `address` is every address as one text (what `status` shows); `addresses` lists them. */
-  relays(): { name: string; address: string; addresses: string[]; allocations: number; stream: string | null }[] {
-    return [...this.backends.values()].map((b) => ({ name: b.name, address: b.addresses.map(String).join(', '), addresses: b.addresses.map(String), allocations: b.allocationCount, stream: streamText(b.stream) }));
+  relays(): { name: string; address: string; addresses: string[]; allocations: number; stream: string | null; streamStats?: RelayStreamStats }[] {
+    return [...this.backends.values()].map((b) => ({ name: b.name, address: b.addresses.map(String).join(', '), addresses: b.addresses.map(String), allocations: b.allocationCount, stream: streamText(b.stream), ...(b.streamStats ? { streamStats: b.streamStats } : {}) }));
   }
 
   async stats(): Promise<(RelayStats & { relay: string })[]> {

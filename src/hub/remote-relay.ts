@@ -5,7 +5,7 @@ import { HEARTBEAT, heartbeat } from '../core/heartbeat.js';
 import { IpAddress } from '../core/net/address.js';
 import { decode } from '../core/protocol.js';
 import { LogThrottle, TokenBucket } from '../core/rate.js';
-import { relayToHubSchema, type HubToRelayWire, type RelayStats, type RelayStream, type RelayToHub } from '../core/relay-protocol.js';
+import { relayToHubSchema, type HubToRelayWire, type RelayStats, type RelayStream, type RelayStreamStats, type RelayToHub } from '../core/relay-protocol.js';
 import { TICKET_FIRST_USE_MS, ticketHash } from '../core/stream/ticket.js';
 import type { RelaySideSpec } from '../relay/relay.js';
 import type { RelayBackend, RelayPool, RelayStreamReach, SideTickets } from './relay-pool.js';
@@ -59,6 +59,8 @@ export class RemoteRelay implements RelayBackend {
   private live = new Map<string, Made>();
   private pending = new Map<string, { made: Made; resolve: (p: { portA: number; portB: number }) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
   private lastStats: RelayStats[] = [];
+  /** Its stream side's counters, as last reported. */
+  streamStats: RelayStreamStats | null = null;
   private retired = false;
   private readonly clock: Clock;
   private readonly latchedBudget: TokenBucket;
@@ -179,6 +181,7 @@ export class RemoteRelay implements RelayBackend {
         return;
       case 'stats':
         this.lastStats = m.allocations;
+        this.streamStats = m.stream ?? null;
         return;
       case 'hello':
         return;

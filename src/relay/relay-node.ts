@@ -115,7 +115,8 @@ export class RelayNode {
     this.link.start();
     this.timers.push(
       setInterval(() => {
-        void this.relay.stats().then((s) => this.send({ type: 'stats', allocations: s.map(toRelayStats) }));
+        const stream = this.server?.stats();
+        void this.relay.stats().then((s) => this.send({ type: 'stats', allocations: s.map(toRelayStats), ...(stream ? { stream } : {}) }));
       }, STATS_MS),
     );
   }

@@ -65,6 +65,8 @@ test("relay stream side: a udp-blocked agent's pair goes tcp-relay through a rel
       assert.match(hubHuman.stdout, /relay over TCP\/TLS for laptop on rly1/);
       const laptopHuman = await s.cli('laptop', ['status', '--config', join(s.dir, 'nodes', 'laptop.agent.json'), '--interface', laptop.ifname]);
       assert.match(laptopHuman.stdout, /relayed by rly1 over its stream side at /);
+      // The relay's stream side counts what it carries, and the hub shows it (stats every 5 s).
+      await s.waitFor(async () => ((await s.hubStatus()).relays?.find((r) => r.name === 'rly1')?.streamStats?.nodes ?? 0) === 1, 12_000, "the relay's stream counters at the hub");
       t.diagnostic(`pair ${pair.reason}; ping laptop->server ${toServer} ms, server->laptop ${toLaptop} ms`);
     },
   );

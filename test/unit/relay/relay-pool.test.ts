@@ -377,4 +377,7 @@ test('a remote relay with a stream side gets only each ticket\'s digest, bound t
   assert.equal(ask.b.ticket, undefined);
   assert.ok(!JSON.stringify(ws.sent).includes(ticket), 'the ticket itself never reaches the relay');
   assert.equal(r.streamA!.endpoint.toString(), '203.0.113.4:443');
+  const stream = { connections: 1, nodes: 1, closes: { 'bad-ticket': 2, 'auth-timeout': 1 }, up: { packets: 3, bytes: 300 }, down: { packets: 2, bytes: 200 }, dropped: 0 };
+  say(ws, { type: 'stats', allocations: [], stream });
+  assert.deepEqual(pool.relays()[0]?.streamStats, stream, "the relay's stream counters reach the hub's status");
 });
