@@ -35,6 +35,7 @@ test("relay stream side: a udp-blocked agent's pair goes tcp-relay through a rel
       const relayAddress = lab.address('r1', 4);
       const laptop = await s.addNode('laptop', 'agent', 'laptop');
       const server = await s.addNode('server', 'agent', 'server');
+      const t0 = Date.now();
       await s.startAgent('server', { wait: false });
       await s.startAgent('laptop', { wait: false });
       await s.waitFor(async () => (await s.hubStatus()).nodes.filter((n) => n.connected).length === 2, 20_000, 'both agents to connect');
@@ -47,6 +48,7 @@ test("relay stream side: a udp-blocked agent's pair goes tcp-relay through a rel
       assert.equal(pair.relay, 'rly1', 'carried by the relay on its own machine');
       assert.equal(pair.via, relayAddress, "the remote relay's address, not the hub's");
       const toServer = await msUntilPingReply(lab.ns('laptop'), server.address, 15_000);
+      const firstPingMs = Date.now() - t0;
       const toLaptop = await msUntilPingReply(lab.ns('server'), laptop.address, 10_000);
       await s.waitFor(async () => (await s.pair('laptop', 'server'))?.confirmed === true, 10_000, 'the relay path confirmed on both sides');
 
@@ -67,7 +69,7 @@ test("relay stream side: a udp-blocked agent's pair goes tcp-relay through a rel
       assert.match(laptopHuman.stdout, /relayed by rly1 over its stream side at /);
       // The relay's stream side counts what it carries, and the hub shows it (stats every 5 s).
       await s.waitFor(async () => ((await s.hubStatus()).relays?.find((r) => r.name === 'rly1')?.streamStats?.nodes ?? 0) === 1, 12_000, "the relay's stream counters at the hub");
-      t.diagnostic(`pair ${pair.reason}; ping laptop->server ${toServer} ms, server->laptop ${toLaptop} ms`);
+      t.diagnostic(`both agents started -> first ping reply through rly1 ${firstPingMs} ms; pair ${pair.reason}; ping laptop->server ${toServer} ms, server->laptop ${toLaptop} ms`);
     },
   );
 });
