@@ -10,6 +10,7 @@ import type { WireGuardDevice } from '../core/wireguard/device.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
 import { HUB_KEEPALIVE_S } from './hub-keepalive.js';
 import { initialTransport, onStream, transportBusy, transportStep, type TransportEffect, type TransportEvent, type TransportState } from './hub-transport.js';
+import { RelayStreams, type RemoteStream, type TicketShimLike } from './relay-streams.js';
 import { StreamShim, type ShimPhase } from './stream-shim.js';
 
 /**
@@ -54,6 +55,8 @@ export interface HubStreamOptions {
   /** The transport or its reason changed (status, and a hello so the hub hears at once). */
   changed?(s: TransportState): void;
   makeShim?(spec: ShimSpec): ShimLike;
+  /** Shims to relays on their own machines (relay-streams.ts), for tests. */
+  makeTicketShim?(spec: { relay: HostPort; pin: string; wireguard: Endpoint; log: Logger }): TicketShimLike;
   /** Whether the hub's STUN responder answers at `to` (default: a Binding request, 3 tries 250 ms apart). */
   probe?(to: Endpoint): Promise<boolean>;
 }
@@ -75,9 +78,16 @@ export class HubStream {
    */
   private pendingHub: Endpoint | undefined;
   private stopped = false;
+  /** Sides on relays with a stream side of their own, which the hub's token does not open (tickets). */
+  private readonly remote: RelayStreams;
 
   constructor(private readonly opts: HubStreamOptions) {
     this.clock = opts.clock ?? realClock;
+    this.remote = new RelayStreams({
+      wireguard: async () => Endpoint.of(IpAddress.parse('127.0.0.1'), (await opts.device.get()).listenPort),
+      log: opts.log,
+      makeShim: opts.makeTicketShim,
+    });
     const first = opts.hubEndpoints[0];
     this.udpEndpoint = first ? HostPort.parse(first).endpoint : undefined;
   }
@@ -123,8 +133,14 @@ export class HubStream {
     if (hub) await this.feed({ type: 'observe', now, handshakeMs: hub.lastHandshakeMs, rx: hub.rxBytes }, hub);
   }
 
-  /** A relay path of the `tcp-relay` kind: this node's side of allocation `relayId` is on the stream. */
-  async openAllocation(relayId: string): Promise<Endpoint> {
+  /**
+   * A relay path of the `tcp-relay` kind: this node's side of allocation `relayId` is on the
+   * stream: the hub's, or with `remote` the stream side of a relay on its own machine, opened
+   * with the hub's ticket.
+   */
+  async openAllocation(relayId: string, remote?: RemoteStream): Promise<Endpoint> {
+    if (this.stopped) throw new Error('the agent is stopping');
+    if (remote) return this.remote.open(relayId, remote);
     const shim = await this.ensureShim();
     if (!shim) throw new Error('the hub put this node on a relay over the stream, and the agent config has no "stream" block (get a fresh agent config from the hub)');
     this.allocations.add(relayId);
@@ -132,6 +148,7 @@ export class HubStream {
   }
 
   closeAllocation(relayId: string): void {
+    this.remote.close(relayId);
     if (!this.allocations.delete(relayId)) return;
     this.shim?.close({ kind: 'allocation', id: relayId });
     this.maybeStopShim();
@@ -140,7 +157,8 @@ export class HubStream {
   status(now = this.clock.now()): HubTransportJson {
     const s = this.state;
     const relay = this.relay()?.toString() ?? null;
-    if (!this.opts.stream) return { transport: 'udp', state: s?.kind ?? 'udp', reason: 'the agent config has no stream block: UDP only', sinceMs: s ? now - s.since : null, relay: null, stream: null, nextProbeInMs: null, allocations: 0 };
+    const relayStreams = this.remote.status();
+    if (!this.opts.stream) return { transport: 'udp', state: s?.kind ?? 'udp', reason: 'the agent config has no stream block: UDP only', sinceMs: s ? now - s.since : null, relay: null, stream: null, nextProbeInMs: null, allocations: 0, relayStreams };
     const phase = this.shim?.state;
     return {
       transport: s && onStream(s) ? 'tcp/tls' : 'udp',
@@ -152,6 +170,7 @@ export class HubStream {
       nextProbeInMs: s && (s.kind === 'stream' || s.kind === 'trying-stream') ? Math.max(0, s.probeAt - now) : null,
       probeEveryMs: s && s.kind !== 'udp' ? s.probeMs : undefined,
       allocations: this.allocations.size,
+      relayStreams,
     };
   }
 
@@ -160,6 +179,7 @@ export class HubStream {
     this.probing?.();
     this.shim?.stop();
     this.shim = undefined;
+    this.remote.stop();
   }
 
   private async feed(e: TransportEvent, hub: PeerState | undefined): Promise<void> {

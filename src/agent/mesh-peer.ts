@@ -92,6 +92,7 @@ export class MeshPeer {
       directAfterMs: this.directAfterMs,
       reason: this.reason,
       relayId: this.path.relayId,
+      relay: this.path.carriedBy ?? null,
     };
   }
 

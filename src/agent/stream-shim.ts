@@ -76,7 +76,7 @@ export interface StreamShimOptions {
    * The node's credentials: its WireGuard public key and its token (NAME.agent.json); or, for a
    * device that is joining, the join code's one-time public key and its proof (join-proof.ts).
    */
-  credentials: { publicKey: string; token: string } | JoinCredentials;
+  credentials: { publicKey: string; token: string } | JoinCredentials | TicketCredentials;
   /** Where the local WireGuard listens: the only source the shim's ports take datagrams from, and where it sends what comes back. */
   wireguard: Endpoint;
   clock?: Clock;
@@ -101,6 +101,8 @@ interface Channel {
    * `opened` would lose a handshake initiation, and cost WireGuard's 5 s retry.
    */
   refused: boolean;
+  /** The hub's ticket for the allocation (ticket mode): a secret, sent in `open` only. */
+  readonly ticket?: string;
 }
 
 export interface ShimCounters {
@@ -118,6 +120,14 @@ export interface JoinCredentials {
   readonly proof: string;
 }
 
+/**
+ * To a relay on its own machine (relay-streams.ts): no hello; each channel is opened with the
+ * hub's ticket for this node's side of its allocation (core/stream/ticket.ts).
+ */
+export interface TicketCredentials {
+  readonly kind: 'tickets';
+}
+
 const targetKey = (t: StreamTarget) => (t.kind === 'hub' ? 'hub' : `allocation:${t.id}`);
 
 export class StreamShim {
@@ -130,11 +140,37 @@ export class StreamShim {
   private batcher?: FrameBatcher;
   private retry?: Cancel;
   private readonly wgText: string;
+  private readonly ticketMode: boolean;
+  private upWaiters: (() => void)[] = [];
   readonly counters: ShimCounters = { up: { packets: 0, bytes: 0 }, down: { packets: 0, bytes: 0 }, dropped: 0 };
 
   constructor(private readonly opts: StreamShimOptions) {
     this.clock = opts.clock ?? realClock;
     this.wgText = opts.wireguard.address.toString();
+    this.ticketMode = 'kind' in opts.credentials && opts.credentials.kind === 'tickets';
+  }
+
+  /**
+   * Resolves once the stream is up (true), or after `timeoutMs` (false). A peer pointed at a
+   * shim that is still connecting loses its handshake initiation, and WireGuard retries only
+   * after 5 s: a new relay stream is worth waiting for, briefly.
+   */
+  whenUp(timeoutMs: number): Promise<boolean> {
+    if (this.phase.kind === 'up') return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let done = false;
+      const cancel = this.clock.after(timeoutMs, () => {
+        if (done) return;
+        done = true;
+        resolve(false);
+      });
+      this.upWaiters.push(() => {
+        if (done) return;
+        done = true;
+        cancel();
+        resolve(true);
+      });
+    });
   }
 
   get state(): ShimPhase {
@@ -159,7 +195,7 @@ export class StreamShim {
    * The local endpoint for `to`: point the WireGuard peer at it. Opened on the relay now if the
    * stream is up, else once it is; the same target gives the same endpoint.
    */
-  async open(to: StreamTarget): Promise<Endpoint> {
+  async open(to: StreamTarget, ticket?: string): Promise<Endpoint> {
     const known = this.channels.get(targetKey(to));
     if (known) return known.local;
     if (this.byId.size >= 0xffff) throw new Error('no free stream channel');
@@ -176,11 +212,12 @@ export class StreamShim {
       });
     });
     socket.on('error', () => undefined);
-    const ch: Channel = { id, to, socket, local: Endpoint.of(loopback, socket.address().port), refused: false };
+    const ch: Channel = { id, to, socket, local: Endpoint.of(loopback, socket.address().port), refused: false, ...(ticket ? { ticket } : {}) };
     socket.on('message', (buf, rinfo) => this.fromWireGuard(ch, buf, rinfo));
     this.channels.set(targetKey(to), ch);
     this.byId.set(id, ch);
-    if (this.phase.kind === 'up') this.send({ type: 'open', channel: id, to });
+    // With tickets the opens go as soon as the connection is (they are its credential).
+    if (this.phase.kind === 'up' || (this.ticketMode && this.phase.kind === 'hello')) this.sendOpen(ch);
     return ch.local;
   }
 
@@ -198,6 +235,11 @@ export class StreamShim {
     const next = shimStep(this.phase, e);
     if (next === this.phase) return;
     this.phase = next;
+    if (next.kind === 'up' || next.kind === 'stopped') {
+      const waiters = this.upWaiters;
+      this.upWaiters = [];
+      for (const w of waiters) w();
+    }
     this.opts.onPhase?.(next);
   }
 
@@ -228,7 +270,9 @@ export class StreamShim {
     );
     this.move({ kind: 'connected' });
     const c = this.opts.credentials;
-    this.send('kind' in c ? { type: 'join', v: STREAM_VERSION, enrolKey: c.enrolKey, proof: c.proof } : { type: 'hello', v: STREAM_VERSION, publicKey: c.publicKey, token: c.token });
+    if (!('kind' in c)) this.send({ type: 'hello', v: STREAM_VERSION, publicKey: c.publicKey, token: c.token });
+    else if (c.kind === 'join') this.send({ type: 'join', v: STREAM_VERSION, enrolKey: c.enrolKey, proof: c.proof });
+    else for (const ch of this.byId.values()) this.sendOpen(ch);
   }
 
   private fail(reason: string, permanent: boolean): void {
@@ -256,6 +300,10 @@ export class StreamShim {
     for (const ch of this.channels.values()) ch.refused = false;
   }
 
+  private sendOpen(ch: Channel): void {
+    this.send({ type: 'open', channel: ch.id, to: ch.to, ...(ch.ticket ? { ticket: ch.ticket } : {}) });
+  }
+
   private send(m: ShimMessage): void {
     this.batcher?.control(JSON.stringify(m));
   }
@@ -279,7 +327,8 @@ export class StreamShim {
       case 'welcome':
         this.move({ kind: 'welcome', now: this.clock.now() });
         this.opts.log.info({ relay: this.opts.relay.toString(), transport: this.opts.transport }, 'stream to the relay is up');
-        for (const ch of this.byId.values()) this.send({ type: 'open', channel: ch.id, to: ch.to });
+        // With tickets every channel was opened already: its open was the credential.
+        if (!this.ticketMode) for (const ch of this.byId.values()) this.sendOpen(ch);
         return;
       case 'opened':
         return;
@@ -293,7 +342,7 @@ export class StreamShim {
       }
       case 'error':
         // The relay closes the stream after this; a refused hello will be refused again.
-        return this.fail(`the relay refused: ${m.reason}`, /hello|token|public key|join/.test(m.reason));
+        return this.fail(`the relay refused: ${m.reason}`, /hello|token|public key|join|ticket/.test(m.reason));
     }
   }
 

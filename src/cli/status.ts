@@ -75,7 +75,7 @@ export function storeText(s: StoreHealthJson | undefined): string | undefined {
 function pairRow(p: HubStatusJson['pairs'][number]): string[] {
   const overStream = p.mode === 'relay' && p.streamSides?.length ? ` over TCP/TLS for ${p.streamSides.join(' and ')}` : '';
   const path =
-    p.mode === 'relay' ? `relay${overStream}${p.confirmed ? '' : ' (starting)'}${p.bridged ? ' bridging IPv4 and IPv6' : p.family === 6 ? ' over IPv6' : ''}` : p.mode === 'direct' ? `direct (${CANDIDATE_NAMES[p.candidate ?? 'public4']})` : p.mode === 'hub' ? 'via hub (proxied)' : p.mode;
+    p.mode === 'relay' ? `relay${overStream}${p.relay ? ` on ${p.relay}` : ''}${p.confirmed ? '' : ' (starting)'}${p.bridged ? ' bridging IPv4 and IPv6' : p.family === 6 ? ' over IPv6' : ''}` : p.mode === 'direct' ? `direct (${CANDIDATE_NAMES[p.candidate ?? 'public4']})` : p.mode === 'hub' ? 'via hub (proxied)' : p.mode;
   const relayed = p.relayed ? `${bytes(p.relayed.aToB.bytes + p.relayed.bToA.bytes)} (${p.relayed.relay})` : '-';
   return [`${p.a} <-> ${p.b}`, path + (p.attempting ? ', trying direct' : ''), age(p.sinceMs), p.firstPathMs === null ? '-' : `${p.firstPathMs} ms`, relayed, p.nextRetryInMs === null ? '-' : age(p.nextRetryInMs), p.reason ?? ''];
 }
@@ -106,7 +106,7 @@ export function registerStatus(program: Command): void {
         }
         if (s.relays.length) {
           console.log('');
-          console.log(renderTable(['RELAY', 'ADDRESS', 'ALLOCATIONS'], s.relays.map((r) => [r.name, r.address, String(r.allocations)])));
+          console.log(renderTable(['RELAY', 'ADDRESS', 'ALLOCATIONS', 'STREAM SIDE'], s.relays.map((r) => [r.name, r.address, String(r.allocations), r.stream ?? 'none'])));
         }
         const streamed = streamNodesText(s.nodes);
         if (streamed.length) console.log(`\n${streamed.join('\n')}`);
@@ -124,7 +124,7 @@ export function registerStatus(program: Command): void {
         console.log(
           renderTable(
             ['PEER', 'PATH', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'NOTE'],
-            s.peers.map((p) => [p.name ?? p.publicKey.slice(0, 8), p.path + (p.kind ? ` (${CANDIDATE_NAMES[p.kind]})` : ''), p.endpoint?.toString() ?? '-', age(p.handshakeAgeMs), bytes(p.rxBytes), bytes(p.txBytes), p.reason ?? (p.directAfterMs !== null ? `direct in ${p.directAfterMs} ms` : '')]),
+            s.peers.map((p) => [p.name ?? p.publicKey.slice(0, 8), p.path + (p.kind ? ` (${CANDIDATE_NAMES[p.kind]})` : '') + (p.relay && p.path.startsWith('relay') ? ` by ${p.relay}` : ''), p.endpoint?.toString() ?? '-', age(p.handshakeAgeMs), bytes(p.rxBytes), bytes(p.txBytes), p.reason ?? (p.directAfterMs !== null ? `direct in ${p.directAfterMs} ms` : '')]),
           ),
         );
       } else throw new Error('say where: --dir DIR on the hub, or --config NAME.agent.json on an agent');

@@ -10,6 +10,8 @@ import { existingNodeNameSchema } from './node-name.js';
 import { PEER_STATES } from './paths.js';
 import { isKey } from './wireguard/keys.js';
 import { streamConfigSchema } from './stream/config.js';
+import { ticketSchema } from './stream/ticket.js';
+import { isPin } from './stream/tls-identity.js';
 import { parseJson } from './json.js';
 
 /**
@@ -84,7 +86,23 @@ export const pathSchema = z
      * stream; the agent opens the allocation on its shim and ignores `endpoint` (the relay's
      * address, for status). Absent: plain UDP to `endpoint`.
      */
-    z.object({ via: z.literal('relay'), endpoint: netEndpointSchema, relayId: relayIdSchema, kind: z.literal(TCP_RELAY_ID).optional() }).strict(),
+    z
+      .object({
+        via: z.literal('relay'),
+        endpoint: netEndpointSchema,
+        relayId: relayIdSchema,
+        kind: z.literal(TCP_RELAY_ID).optional(),
+        /** The relay's name ("builtin", or a relay node's), for status. */
+        relay: z.string().max(64).optional(),
+        /**
+         * tcp-relay on a relay on its own machine: its stream side (address and TCP port, the pin
+         * of its TLS key) and the ticket for this side of the allocation (core/stream/ticket.ts),
+         * a secret. Absent: the side rides the hub's stream (the built-in relay).
+         */
+        stream: z.object({ endpoint: netEndpointSchema, pin: z.string().max(100).refine(isPin, { message: "must be sha256/ and the base64 of 32 bytes (the pin of the relay's TLS key)" }), ticket: ticketSchema }).strict().optional(),
+      })
+      .strict()
+      .refine((p) => p.stream === undefined || p.kind === TCP_RELAY_ID, { path: ['stream'], message: 'only on a tcp-relay path (kind "tcp-relay")' }),
     /** One side chose proxied mode: no peer entry, the peer's addresses are routed through the hub peer. */
     z.object({ via: z.literal('hub') }).strict(),
   ])
@@ -161,6 +179,8 @@ export const peerReportSchema = z.object({
   reason: z.string().max(300).nullable(),
   /** Agent peers: the relay allocation this side is using, so a restarted hub can tell a dead one. */
   relayId: z.string().max(64).nullable().optional(),
+  /** Relay paths: which relay carries it, and over what ("r1 over its stream side at 192.0.2.7:443"). */
+  relay: z.string().max(200).nullable().optional(),
 });
 export type PeerReport = z.output<typeof peerReportSchema>;
 

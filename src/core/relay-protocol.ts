@@ -3,6 +3,8 @@ import { listOf, recordOf } from './schema-list.js';
 import { IpAddress, publicEndpointProblem } from './net/address.js';
 import { endpointSchema, ipAddressSchema } from './net/schemas.js';
 import { publicKeySchema } from './protocol.js';
+import { ticketHashSchema } from './stream/ticket.js';
+import { isPin } from './stream/tls-identity.js';
 
 /**
  * Between the hub and a relay running on its own (`wgp2p relay run`), over a WebSocket inside the
@@ -50,8 +52,29 @@ const relayAddresses = z
   });
 
 const allocationId = z.string().regex(/^[0-9a-f]{16}$/, 'must be 16 hex digits');
-const side = z.object({ publicKey: publicKeySchema, ip: ipAddressSchema });
-const port = z.number().int().min(1).max(65535);
+const port = z.number().int().min(1).max(65535, 'must be a TCP/UDP port (1-65535)');
+/**
+ * A side that rides a stream to this relay's own stream side: the digest of the ticket the hub
+ * gave that side's agent (core/stream/ticket.ts), and how long the relay waits for its first use.
+ */
+const sideTicket = z
+  .object({
+    hash: ticketHashSchema,
+    firstUseMs: z.number().int().min(1000, 'must be at least 1000 (ms)').max(3_600_000, 'must be at most 3600000 (an hour, in ms)'),
+  })
+  .strict();
+const side = z.object({ publicKey: publicKeySchema, ip: ipAddressSchema, ticket: sideTicket.optional() });
+/**
+ * A relay's stream side (`relay run`, TCP 443 unless --tcp-port or --no-tcp): its port on the
+ * relay's addresses, and the pin of its TLS key, which the hub hands to agents with their tickets.
+ */
+export const relayStreamSchema = z
+  .object({
+    port,
+    pin: z.string().max(100).refine(isPin, { message: "must be sha256/ and the base64 of 32 bytes (the pin of the relay's TLS key); the relay makes it at its first start" }),
+  })
+  .strict();
+export type RelayStream = z.output<typeof relayStreamSchema>;
 
 export const hubToRelaySchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('allocate'), id: allocationId, a: side, b: side }),
@@ -82,13 +105,25 @@ export function toRelayStats(s: { id: string; portA: number; portB: number; a: {
   return { id: s.id, portA: s.portA, portB: s.portB, a: { latched: s.a.latched }, b: { latched: s.b.latched }, aToB: s.aToB, bToA: s.bToA, dropped: { ...(s.dropped as Record<string, number>) } };
 }
 
+/** A relay's stream side as `status` shows it: connections and nodes now, closes by reason (bad tickets among them), totals. */
+export const relayStreamStatsSchema = z.object({
+  connections: z.number().int().nonnegative(),
+  nodes: z.number().int().nonnegative(),
+  closes: recordOf(z.number().nonnegative(), 32),
+  up: counters,
+  down: counters,
+  dropped: z.number().nonnegative(),
+});
+export type RelayStreamStats = z.output<typeof relayStreamStatsSchema>;
+
 /**
  * First message: where nodes reach this relay (one address, or one of each family), and how many
- * allocations it can hold. `address` alone is the hello of a relay from before IPv6 (one address);
+ * allocations it can hold, and its stream side (absent: it has none, so it carries no pair with
+ * a side on a stream). `address` alone is the hello of a relay from before IPv6 (one address);
  * it is read as a list of one, so such a relay keeps serving while the hub is upgraded first.
  */
 const hello = z
-  .object({ type: z.literal('hello'), addresses: relayAddresses.optional(), address: ipAddressSchema.optional(), portMin: port, portMax: port })
+  .object({ type: z.literal('hello'), addresses: relayAddresses.optional(), address: ipAddressSchema.optional(), portMin: port, portMax: port, stream: relayStreamSchema.optional() })
   .superRefine((h, ctx) => {
     if (h.addresses !== undefined) return;
     if (h.address === undefined) ctx.addIssue({ code: 'custom', path: ['addresses'], message: 'required: the relay\'s addresses (one, or one of each family)' });
@@ -97,7 +132,7 @@ const hello = z
       if (why) ctx.addIssue({ code: 'custom', path: ['address'], message: why });
     }
   })
-  .transform((h) => ({ type: h.type, addresses: h.addresses ?? (h.address ? [h.address] : []), portMin: h.portMin, portMax: h.portMax }));
+  .transform((h) => ({ type: h.type, addresses: h.addresses ?? (h.address ? [h.address] : []), portMin: h.portMin, portMax: h.portMax, stream: h.stream ?? null }));
 
 export const relayToHubSchema = z.discriminatedUnion('type', [
   hello,
@@ -105,7 +140,7 @@ export const relayToHubSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('allocate-failed'), id: allocationId, error: z.string().max(300) }),
   z.object({ type: z.literal('latched'), id: allocationId, publicKey: publicKeySchema, endpoint: endpointSchema }),
   z.object({ type: z.literal('released'), id: allocationId, reason: z.enum(['idle', 'released']) }),
-  z.object({ type: z.literal('stats'), allocations: listOf(relayStatsSchema, { max: 100_000 }) }),
+  z.object({ type: z.literal('stats'), allocations: listOf(relayStatsSchema, { max: 100_000 }), stream: relayStreamStatsSchema.optional() }),
 ]);
 export type RelayToHub = z.output<typeof relayToHubSchema>;
 export type RelayToHubWire = z.input<typeof relayToHubSchema>;

@@ -28,6 +28,8 @@ export const pairStatusSchema = z.object({
   /** On a relay with one side on IPv4 and the other on IPv6 (an IPv4-only node with an IPv6-only one). */
   bridged: z.boolean(),
   relayId: z.string().nullable(),
+  /** Relay: the name of the relay that carries the pair ("builtin", or a relay node's); absent from hubs before it. */
+  relay: z.string().nullable().optional(),
   /** Relay: the sides whose half of the allocation rides the hub's TLS stream (the tcp-relay candidate). */
   streamSides: z.array(z.string()).optional(),
   sinceMs: z.number(),
@@ -117,7 +119,18 @@ export const hubStatusSchema = z.object({
   }).passthrough(),
   nodes: z.array(nodeStatusSchema),
   pairs: z.array(pairStatusSchema),
-  relays: z.array(z.object({ name: z.string(), address: z.string(), addresses: z.array(z.string()), allocations: z.number() })),
+  /** `stream`: how nodes on a TLS stream reach it (null: they cannot; absent from hubs before relay stream sides). */
+  relays: z.array(
+    z.object({
+      name: z.string(),
+      address: z.string(),
+      addresses: z.array(z.string()),
+      allocations: z.number(),
+      stream: z.string().nullable().optional(),
+      /** A relay on its own machine: its stream side's counters (closes by reason: bad-ticket, auth-timeout, ...). */
+      streamStats: z.object({ connections: z.number(), nodes: z.number(), closes: z.record(z.string(), z.number()), up: counters, down: counters, dropped: z.number() }).optional(),
+    }),
+  ),
 });
 export type HubStatusJson = z.infer<typeof hubStatusSchema>;
 
@@ -137,8 +150,10 @@ export const hubTransportSchema = z.object({
   nextProbeInMs: z.number().nullable(),
   /** The current interval between UDP probes while on the stream. */
   probeEveryMs: z.number().optional(),
-  /** Relay allocations whose side of this node rides the stream (tcp-relay paths). */
+  /** Relay allocations whose side of this node rides the hub's stream (tcp-relay paths on the built-in relay). */
   allocations: z.number(),
+  /** Streams to relays on their own machines (tcp-relay paths there, opened with the hub's tickets). */
+  relayStreams: z.array(z.object({ relay: z.string(), stream: z.string(), allocations: z.number() })).optional(),
 });
 export type HubTransportJson = z.infer<typeof hubTransportSchema>;
 

@@ -2,7 +2,7 @@ import type { IpAddress } from '../core/net/address.js';
 import type { HostPort } from '../core/net/endpoint.js';
 import { relayAddressesProblem, relayAddressProblem, toRelayStats, type RelayStats } from '../core/relay-protocol.js';
 import { Relay, type RelayOptions, type RelaySideSpec, type StreamSide } from '../relay/relay.js';
-import { BUILTIN_RELAY, type RelayBackend } from './relay-pool.js';
+import { BUILTIN_RELAY, type RelayBackend, type RelayStreamReach } from './relay-pool.js';
 
 /**
  * The addresses of the hub's own relay: those given (`hub run --relay-address`, repeatable), or
@@ -30,6 +30,8 @@ export class BuiltinRelay implements RelayBackend {
   readonly name = BUILTIN_RELAY;
   readonly identity = BUILTIN_RELAY;
   readonly key = BUILTIN_RELAY;
+  /** Set by the hub once its stream side runs: the built-in relay's stream sides ride it. */
+  stream: RelayStreamReach | null = null;
   private readonly relay: Relay;
   private count = 0;
 

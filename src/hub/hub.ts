@@ -275,6 +275,7 @@ export class Hub {
         return undefined;
       });
       this.stream = side?.server;
+      if (side && builtin) builtin.stream = { kind: 'hub' };
     }
     const stunPort = this.opts.stunPort === undefined ? DEFAULT_STUN_PORT : this.opts.stunPort;
     const stunAddresses = builtinRelayAddresses(this.opts.relayAddresses, hub.endpoints);
@@ -369,7 +370,7 @@ export class Hub {
       return undefined;
     }
     this.opts.log.info({ pair, relay: alloc.relay, forA: alloc.forA.toString(), forB: alloc.forB.toString() }, 'relay allocated');
-    return { relayId: alloc.relayId, forA: alloc.forA, forB: alloc.forB };
+    return { relayId: alloc.relayId, relay: alloc.relay, forA: alloc.forA, forB: alloc.forB, ...(alloc.streamA ? { streamA: alloc.streamA } : {}), ...(alloc.streamB ? { streamB: alloc.streamB } : {}) };
   }
 
   /**

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { IpAddress } from '../core/net/address.js';
 import { Endpoint } from '../core/net/endpoint.js';
-import type { RelayStats } from '../core/relay-protocol.js';
+import type { RelayStats, RelayStreamStats } from '../core/relay-protocol.js';
+import { newTicket } from '../core/stream/ticket.js';
 import type { RelaySideSpec } from '../relay/relay.js';
 
 /**
@@ -10,7 +11,33 @@ import type { RelaySideSpec } from '../relay/relay.js';
  * relay that has an address of each side's family (an IPv6-only node and an IPv4-only node need a
  * relay with both, and get one side on each); an allocation id is random, so an agent can tell a
  * new allocation (a restarted hub or relay) from the one it uses.
+ *
+ * A side allocated at a loopback node IP rides a TLS stream (candidates/tcp-relay.ts): only a
+ * relay with a stream side can carry it. The hub's own relay is reached over the hub's stream
+ * side (nodes authenticate with their tokens); a relay on its own machine over its own, where
+ * the node presents a ticket the pool draws here for that side (core/stream/ticket.ts).
  */
+
+/**
+ * How nodes on a TLS stream reach a relay's allocations: over the hub's own stream side (the
+ * built-in relay), or the relay's own (its TCP port on its addresses, and its TLS key's pin).
+ */
+export type RelayStreamReach = { readonly kind: 'hub' } | { readonly kind: 'own'; readonly port: number; readonly pin: string };
+
+/** What a stream side's agent needs to open its side of an allocation on a relay's own stream side. */
+export interface StreamGrant {
+  /** The relay's stream side: its address of the side's family, and its TCP port. */
+  endpoint: Endpoint;
+  pin: string;
+  /** A secret: in the agent's path command only, never logged. */
+  ticket: string;
+}
+
+/** Tickets for the stream sides of one allocation, by side. */
+export interface SideTickets {
+  a?: string;
+  b?: string;
+}
 
 /** The name and registration key of the hub's own relay; no relay node may be called this. */
 export const BUILTIN_RELAY = 'builtin';
@@ -28,13 +55,18 @@ export interface RelayBackend {
   /** Where nodes send to: one or two addresses, at most one per family. */
   readonly addresses: readonly IpAddress[];
   readonly allocationCount: number;
-  allocate(id: string, a: RelaySideSpec, b: RelaySideSpec): Promise<{ portA: number; portB: number }>;
+  /** Its stream side, or null: it carries no pair with a side on a stream. */
+  readonly stream: RelayStreamReach | null;
+  /** `tickets`: for a relay with a stream side of its own, the stream sides' tickets (the relay gets their digests). */
+  allocate(id: string, a: RelaySideSpec, b: RelaySideSpec, tickets?: SideTickets): Promise<{ portA: number; portB: number }>;
   updateIp(id: string, publicKey: string, ip: IpAddress): void;
   release(id: string): void;
   has(id: string): boolean;
   stats(): Promise<RelayStats[]>;
   /** A newer registration of the same relay took this one's place: stop acting on what it says. */
   retire?(): void;
+  /** Its own stream side's counters, as last reported (relays on their own machines). */
+  readonly streamStats?: RelayStreamStats | null;
 }
 
 export interface Allocation {
@@ -51,6 +83,9 @@ export interface Allocation {
    */
   forA: Endpoint;
   forB: Endpoint;
+  /** Sides that ride the relay's own stream side: where, and their tickets. */
+  streamA?: StreamGrant;
+  streamB?: StreamGrant;
 }
 
 /** An allocation, or why no relay of the pool could take the pair (one clause per relay tried). */
@@ -119,6 +154,8 @@ export class RelayPool {
     if (this.backends.size === 0) return { allocation: undefined, reason: `no relay for ${pair}: the pool is empty (the hub runs with --no-relay and no relay registered)` };
     const refusals: string[] = [];
     const candidates = [...this.backends.values()].sort((x, y) => x.allocationCount - y.allocationCount);
+    const onStreamA = ipA.scope() === 'loopback';
+    const onStreamB = ipB.scope() === 'loopback';
     for (const backend of candidates) {
       const relayA = backend.addresses.find((x) => x.family === ipA.family);
       const relayB = backend.addresses.find((x) => x.family === ipB.family);
@@ -127,10 +164,20 @@ export class RelayPool {
         refusals.push(`${backend.name} has no IPv${missing.join('/IPv')} address (it has ${backend.addresses.map(String).join(', ')})`);
         continue;
       }
+      const stream = backend.stream;
+      if ((onStreamA || onStreamB) && !stream) {
+        refusals.push(`${backend.name} has no stream side (it runs with --no-tcp, or is of an older release), and ${onStreamA && onStreamB ? 'both sides ride' : 'a side rides'} a TLS stream`);
+        continue;
+      }
       const relayId = randomBytes(8).toString('hex');
+      const own = stream?.kind === 'own' ? stream : undefined;
+      const tickets: SideTickets = own ? { ...(onStreamA ? { a: newTicket() } : {}), ...(onStreamB ? { b: newTicket() } : {}) } : {};
+      const grant = (relayAddress: IpAddress, ticket: string | undefined): StreamGrant | undefined => (own && ticket ? { endpoint: Endpoint.of(relayAddress, own.port), pin: own.pin, ticket } : undefined);
       try {
-        const ports = await backend.allocate(relayId, { publicKey: a.publicKey, ip: ipA }, { publicKey: b.publicKey, ip: ipB });
-        const alloc: Allocation = { relayId, relay: backend.name, backend: backend.key, a: a.publicKey, b: b.publicKey, forA: Endpoint.of(relayA, ports.portA), forB: Endpoint.of(relayB, ports.portB) };
+        const ports = await backend.allocate(relayId, { publicKey: a.publicKey, ip: ipA }, { publicKey: b.publicKey, ip: ipB }, own ? tickets : undefined);
+        const streamA = grant(relayA, tickets.a);
+        const streamB = grant(relayB, tickets.b);
+        const alloc: Allocation = { relayId, relay: backend.name, backend: backend.key, a: a.publicKey, b: b.publicKey, forA: Endpoint.of(relayA, ports.portA), forB: Endpoint.of(relayB, ports.portB), ...(streamA ? { streamA } : {}), ...(streamB ? { streamB } : {}) };
         this.allocations.set(relayId, alloc);
         return { allocation: alloc };
       } catch (err) {
@@ -184,8 +231,8 @@ export class RelayPool {
   }
 
   /** `address` is every address as one text (what `status` shows); `addresses` lists them. */
-  relays(): { name: string; address: string; addresses: string[]; allocations: number }[] {
-    return [...this.backends.values()].map((b) => ({ name: b.name, address: b.addresses.map(String).join(', '), addresses: b.addresses.map(String), allocations: b.allocationCount }));
+  relays(): { name: string; address: string; addresses: string[]; allocations: number; stream: string | null; streamStats?: RelayStreamStats }[] {
+    return [...this.backends.values()].map((b) => ({ name: b.name, address: b.addresses.map(String).join(', '), addresses: b.addresses.map(String), allocations: b.allocationCount, stream: streamText(b.stream), ...(b.streamStats ? { streamStats: b.streamStats } : {}) }));
   }
 
   async stats(): Promise<(RelayStats & { relay: string })[]> {
@@ -193,6 +240,12 @@ export class RelayPool {
     for (const b of this.backends.values()) for (const s of await b.stats().catch(() => [])) out.push({ ...s, relay: b.name });
     return out;
   }
+}
+
+/** What `status` says of a relay's stream side. */
+function streamText(s: RelayStreamReach | null): string | null {
+  if (!s) return null;
+  return s.kind === 'hub' ? "the hub's stream side" : `TCP ${s.port}, TLS key ${s.pin}`;
 }
 
 function nodeIp(s: RelaySideSpec): IpAddress | undefined {

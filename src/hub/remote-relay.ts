@@ -5,9 +5,10 @@ import { HEARTBEAT, heartbeat } from '../core/heartbeat.js';
 import { IpAddress } from '../core/net/address.js';
 import { decode } from '../core/protocol.js';
 import { LogThrottle, TokenBucket } from '../core/rate.js';
-import { relayToHubSchema, type HubToRelayWire, type RelayStats, type RelayToHub } from '../core/relay-protocol.js';
+import { relayToHubSchema, type HubToRelayWire, type RelayStats, type RelayStream, type RelayStreamStats, type RelayToHub } from '../core/relay-protocol.js';
+import { TICKET_FIRST_USE_MS, ticketHash } from '../core/stream/ticket.js';
 import type { RelaySideSpec } from '../relay/relay.js';
-import type { RelayBackend, RelayPool } from './relay-pool.js';
+import type { RelayBackend, RelayPool, RelayStreamReach, SideTickets } from './relay-pool.js';
 
 /** An allocation request the relay did not answer within this long counts as failed (the pool tries the next relay). */
 const ALLOCATE_TIMEOUT_MS = 3000;
@@ -38,6 +39,8 @@ export interface RemoteRelayOptions {
   /** Its port range, from its hello: two ports per pair, so it holds (portMax - portMin + 1) / 2 pairs. */
   portMin: number;
   portMax: number;
+  /** Its stream side, from its hello; null: it has none. */
+  stream: RelayStream | null;
   ws: WebSocket;
   events: { latched(id: string, publicKey: string, endpoint: string): void; released(id: string): void };
   log: Logger;
@@ -52,9 +55,12 @@ export class RemoteRelay implements RelayBackend {
   readonly addresses: readonly IpAddress[];
   /** Pairs it has room for; requests beyond it are refused here, before anything is sent. */
   readonly capacity: number;
+  readonly stream: RelayStreamReach | null;
   private live = new Map<string, Made>();
   private pending = new Map<string, { made: Made; resolve: (p: { portA: number; portB: number }) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
   private lastStats: RelayStats[] = [];
+  /** Its stream side's counters, as last reported. */
+  streamStats: RelayStreamStats | null = null;
   private retired = false;
   private readonly clock: Clock;
   private readonly latchedBudget: TokenBucket;
@@ -65,6 +71,7 @@ export class RemoteRelay implements RelayBackend {
     this.identity = opts.identity;
     this.key = opts.key;
     this.addresses = opts.addresses;
+    this.stream = opts.stream && { kind: 'own', port: opts.stream.port, pin: opts.stream.pin };
     this.capacity = Math.max(0, Math.floor((opts.portMax - opts.portMin + 1) / 2));
     this.clock = opts.clock ?? realClock;
     this.latchedBudget = new TokenBucket(LATCHED_PER_S, LATCHED_BURST, this.clock.now());
@@ -84,7 +91,7 @@ export class RemoteRelay implements RelayBackend {
     this.dropLog.note(this.clock.now(), (suppressed) => this.opts.log.warn({ relay: this.name, ...fields, ...(suppressed > 0 ? { suppressed } : {}) }, `relay message dropped: ${why}`));
   }
 
-  allocate(id: string, a: RelaySideSpec, b: RelaySideSpec): Promise<{ portA: number; portB: number }> {
+  allocate(id: string, a: RelaySideSpec, b: RelaySideSpec, tickets: SideTickets = {}): Promise<{ portA: number; portB: number }> {
     // The request is counted (pending) before anything is awaited, so concurrent requests see
     // each other and a full relay is refused here instead of asked.
     if (this.retired) return Promise.reject(new Error(`relay ${this.name} reconnected; this registration is gone`));
@@ -96,8 +103,9 @@ export class RemoteRelay implements RelayBackend {
         reject(new Error(`relay ${this.name} did not answer within ${ALLOCATE_TIMEOUT_MS} ms`));
       }, ALLOCATE_TIMEOUT_MS);
       this.pending.set(id, { made, resolve, reject, timer });
-      const wire = (s: RelaySideSpec) => ({ publicKey: s.publicKey, ip: s.ip.toString() });
-      this.send({ type: 'allocate', id, a: wire(a), b: wire(b) });
+      // The relay gets a ticket's digest only, bound to this allocation and side.
+      const wire = (s: RelaySideSpec, ticket: string | undefined) => ({ publicKey: s.publicKey, ip: s.ip.toString(), ...(ticket && this.stream ? { ticket: { hash: ticketHash(id, s.publicKey, ticket), firstUseMs: TICKET_FIRST_USE_MS } } : {}) });
+      this.send({ type: 'allocate', id, a: wire(a, tickets.a), b: wire(b, tickets.b) });
     });
   }
 
@@ -173,6 +181,7 @@ export class RemoteRelay implements RelayBackend {
         return;
       case 'stats':
         this.lastStats = m.allocations;
+        this.streamStats = m.stream ?? null;
         return;
       case 'hello':
         return;
@@ -220,7 +229,7 @@ export function acceptRelay(node: { name: string; publicKey: string }, ws: WebSo
       return;
     }
     if (m.type === 'hello' && !relay) {
-      const r = new RemoteRelay({ name, identity: node.publicKey, key, addresses: m.addresses, portMin: m.portMin, portMax: m.portMax, ws, events: { latched: (_id, k, endpoint) => latched(k, endpoint), released: (id) => pool.released(id) }, log });
+      const r = new RemoteRelay({ name, identity: node.publicKey, key, addresses: m.addresses, portMin: m.portMin, portMax: m.portMax, stream: m.stream, ws, events: { latched: (_id, k, endpoint) => latched(k, endpoint), released: (id) => pool.released(id) }, log });
       try {
         pool.add(r);
       } catch (err) {
@@ -229,7 +238,7 @@ export function acceptRelay(node: { name: string; publicKey: string }, ws: WebSo
         return;
       }
       relay = r;
-      log.info({ relay: name, addresses: m.addresses.map(String), ports: [m.portMin, m.portMax] }, 'relay registered');
+      log.info({ relay: name, addresses: m.addresses.map(String), ports: [m.portMin, m.portMax], stream: m.stream }, 'relay registered');
       return;
     }
     relay?.onMessage(m);

@@ -11,6 +11,7 @@ import { STREAM_WS_PATH } from '../core/stream/messages.js';
 import { socketPipe, webSocketPipe, type Pipe } from '../core/stream/pipe.js';
 import type { StreamSide } from './relay.js';
 import { StreamPorts } from './stream-ports.js';
+import type { TicketVerdict } from './ticket-book.js';
 import { StreamSession, type CloseReason, type JoinVerdict, type SessionCounters } from './stream-session.js';
 
 /**
@@ -49,7 +50,10 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = { perSource: 8, total: 1024, 
 export interface StreamServerOptions {
   /** PEM: the relay's certificate (self-signed and pinned, or the operator's) and key. */
   tls: { cert: string | Buffer; key: string | Buffer };
-  authenticate(publicKey: string, token: string): boolean;
+  /** Nodes' tokens (the hub's stream side); absent on a relay on its own machine, which takes tickets. */
+  authenticate?(publicKey: string, token: string): boolean;
+  /** The hub's relay tickets (ticket-book.ts): a relay on its own machine. */
+  tickets?(id: string, ticket: string, publicKey?: string): TicketVerdict;
   /** Joins over the stream (the hub's side only): see SessionDeps. */
   authenticateJoin?(enrolKey: string, proof: string): JoinVerdict;
   streamSide(id: string, publicKey: string): StreamSide;
@@ -92,7 +96,7 @@ export class StreamServer {
   private readonly bySource = new Map<string, number>();
   private readonly nodes = new Map<string, StreamSession>();
   private readonly sessions = new Set<StreamSession>();
-  private readonly closes: StreamCloseCounts = { 'auth-timeout': 0, 'bad-auth': 0, garbage: 0, oversized: 0, 'not-owned': 0, replaced: 0, stalled: 0, channels: 0, lifetime: 0, ended: 0, 'source-limit': 0, 'total-limit': 0, 'tls-failed': 0 };
+  private readonly closes: StreamCloseCounts = { 'auth-timeout': 0, 'bad-auth': 0, 'bad-ticket': 0, garbage: 0, oversized: 0, 'not-owned': 0, replaced: 0, stalled: 0, channels: 0, lifetime: 0, ended: 0, 'source-limit': 0, 'total-limit': 0, 'tls-failed': 0 };
   /** Counters of sessions that are gone, so totals never go down. */
   private readonly gone: SessionCounters = { up: { packets: 0, bytes: 0 }, down: { packets: 0, bytes: 0 }, dropped: 0 };
   private readonly sweeper: NodeJS.Timeout;
@@ -221,7 +225,8 @@ export class StreamServer {
   private startSession(a: Accepted, pipe: Pipe): void {
     const left = Math.max(0, this.limits.helloDeadlineMs - (this.clock.now() - a.at));
     const session = new StreamSession(pipe, {
-      authenticate: (k, t) => this.opts.authenticate(k, t),
+      authenticate: this.opts.authenticate && ((k, t) => this.opts.authenticate!(k, t)),
+      tickets: this.opts.tickets && ((id, t, k) => this.opts.tickets!(id, t, k)),
       authenticateJoin: this.opts.authenticateJoin,
       streamSide: (id, k) => this.opts.streamSide(id, k),
       hub: this.opts.hub,

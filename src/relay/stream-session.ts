@@ -7,6 +7,7 @@ import { decodeShimMessage, type RelayStreamMessage, type ShimMessage, type Stre
 import type { Pipe } from '../core/stream/pipe.js';
 import type { StreamSide } from './relay.js';
 import type { StreamPorts } from './stream-ports.js';
+import type { TicketVerdict } from './ticket-book.js';
 
 /**
  * One stream from a node's shim, from the first byte to the close. Its phases are explicit:
@@ -34,6 +35,8 @@ export type CloseReason =
   | 'oversized'
   /** An open for an allocation the node is not a side of, or a DATA frame for a channel it never opened. */
   | 'not-owned'
+  /** A relay ticket that is wrong (another allocation's or side's, or made up), expired, or missing where one is needed. */
+  | 'bad-ticket'
   /** A newer stream of the same node took its place. */
   | 'replaced'
   /** The shim did not read for longer than the stall limit while datagrams were dropped for it. */
@@ -47,9 +50,11 @@ export type CloseReason =
 
 /**
  * Who a stream speaks for: a node (hello: its key and token), or a device joining with a code
- * (join: the code's one-time key and its proof), which may open its hub peer and nothing else.
+ * (join: the code's one-time key and its proof), which may open its hub peer and nothing else,
+ * or a node on a relay on its own machine (ticket: no hello; each open carries the hub's ticket
+ * for that allocation's side, and the first one says which node the stream speaks for).
  */
-export type StreamScope = 'node' | 'join';
+export type StreamScope = 'node' | 'join' | 'ticket';
 
 /** The hub's word on a join stream's credential: how long the stream may live, or why not, in words for the device. */
 export type JoinVerdict = { readonly ok: true; readonly lifetimeMs: number } | { readonly ok: false; readonly reason: string };
@@ -71,8 +76,10 @@ export function sessionStep(p: SessionPhase, e: SessionEvent): SessionPhase {
 }
 
 export interface SessionDeps {
-  /** Whether `token` is the token of the node with `publicKey` (constant time is the implementation's duty). */
-  authenticate(publicKey: string, token: string): boolean;
+  /** Whether `token` is the token of the node with `publicKey` (constant time is the implementation's duty); absent: no hellos (a relay on its own machine). */
+  authenticate?(publicKey: string, token: string): boolean;
+  /** Which side of allocation `id` the hub's ticket is for (relay/ticket-book.ts); absent: no tickets (the hub's own stream side). */
+  tickets?(id: string, ticket: string, publicKey?: string): TicketVerdict;
   /** Whether a join code's one-time key and proof may carry a join now; absent: this relay takes no joins (only the hub does). */
   authenticateJoin?(enrolKey: string, proof: string): JoinVerdict;
   /** Where the node's side of allocation `id` sends (Relay#streamSide). */
@@ -222,7 +229,9 @@ export class StreamSession {
     }
     if (phase.kind === 'hello-wait') {
       if (m.type === 'join') return this.join(phase, m.enrolKey, m.proof);
-      if (m.type !== 'hello') return this.close('bad-auth', 'the first message must be hello');
+      if (m.type === 'open' && this.deps.tickets) return this.firstTicket(phase, m.channel, m.to, m.ticket);
+      if (m.type !== 'hello') return this.close('bad-auth', this.deps.tickets ? 'the first message must be an open with the hub\'s ticket' : 'the first message must be hello');
+      if (!this.deps.authenticate) return this.close('bad-auth', 'this relay runs on its own and knows no node tokens: open each allocation with the ticket from the hub\'s path command');
       if (!this.deps.authenticate(m.publicKey, m.token)) return this.close('bad-auth', 'no node has this public key and token; check NAME.agent.json, or run "wgp2p node add" again');
       this.deadline?.();
       this.deadline = undefined;
@@ -234,6 +243,7 @@ export class StreamSession {
       case 'join':
         return this.close('garbage', `${m.type} after the stream was opened`);
       case 'open':
+        if (phase.scope === 'ticket' && !this.ticketFor(phase.publicKey, m.channel, m.to, m.ticket)) return;
         return this.open(phase, m.channel, m.to);
       case 'close': {
         const ch = this.channels.get(m.channel);
@@ -249,6 +259,37 @@ export class StreamSession {
     this.node = publicKey;
     this.deps.opened(this);
     this.send({ type: 'welcome' });
+  }
+
+  /** The first open on a relay with tickets: its ticket says which node this stream is. */
+  private firstTicket(phase: SessionPhase, channel: number, to: StreamTarget, ticket: string | undefined): void {
+    if (to.kind !== 'allocation' || ticket === undefined) return this.close('bad-ticket', 'this relay opens a channel only for an allocation, with the hub\'s ticket for it');
+    const v = this.deps.tickets!(to.id, ticket);
+    // An allocation that is gone is no bad credential (the shim may not have heard yet): the
+    // channel is refused, and the hello deadline still runs for a stream that proved nothing.
+    if (!v.ok && v.reason === 'unknown') return this.refuse(channel, ticketRefusal(to.id, v.reason));
+    if (!v.ok) return this.close('bad-ticket', ticketRefusal(to.id, v.reason));
+    this.deadline?.();
+    this.deadline = undefined;
+    this.welcome(phase, v.publicKey, 'ticket');
+    const now = this.phase;
+    if (now.kind === 'open') this.open(now, channel, to);
+  }
+
+  /** A later open on a ticket stream: its own ticket, for this node's side. False: refused, or the stream is closed. */
+  private ticketFor(publicKey: string, channel: number, to: StreamTarget, ticket: string | undefined): boolean {
+    if (to.kind !== 'allocation' || ticket === undefined) {
+      this.close('bad-ticket', 'this relay opens a channel only for an allocation, with the hub\'s ticket for it');
+      return false;
+    }
+    const v = this.deps.tickets!(to.id, ticket, publicKey);
+    if (v.ok) return true;
+    if (v.reason === 'unknown') {
+      this.refuse(channel, ticketRefusal(to.id, v.reason));
+      return false;
+    }
+    this.close('bad-ticket', ticketRefusal(to.id, v.reason));
+    return false;
   }
 
   /** A join stream lives for the join only: the hub's verdict bounds it, whatever the device does. */
@@ -315,6 +356,18 @@ export class StreamSession {
   private dropChannel(ch: Channel): void {
     this.channels.delete(ch.id);
     if (this.node) this.deps.ports.release(this.node, ch.to, this);
+  }
+}
+
+/** Words for the agent's log; never the ticket itself. */
+function ticketRefusal(id: string, reason: 'unknown' | 'wrong' | 'expired'): string {
+  switch (reason) {
+    case 'unknown':
+      return `no ticket for allocation ${id} on this relay (released, or never made here)`;
+    case 'wrong':
+      return `the ticket is not the hub's ticket for this node's side of allocation ${id}`;
+    case 'expired':
+      return `the ticket for allocation ${id} was not presented in time; the hub allocates anew`;
   }
 }
 

@@ -5,6 +5,7 @@ import type { PeerStateName, Via } from '../../core/paths.js';
 import type { PathEvent, PeerInfo } from '../../core/protocol.js';
 import type { WireGuardDevice } from '../../core/wireguard/device.js';
 import type { PeerState } from '../../core/wireguard/uapi.js';
+import type { RemoteStream } from '../relay-streams.js';
 
 /**
  * The path one mesh peer is committed to, on the agent's side. Each via is one module
@@ -14,7 +15,8 @@ import type { PeerState } from '../../core/wireguard/uapi.js';
 
 /** This node's relay sides on the hub's stream (agent/hub-stream.ts): where a tcp-relay path points the peer. */
 export interface StreamChannels {
-  openAllocation(relayId: string): Promise<Endpoint>;
+  /** `remote`: the side rides a relay's own stream side (with the hub's ticket), not the hub's. */
+  openAllocation(relayId: string, remote?: RemoteStream): Promise<Endpoint>;
   closeAllocation(relayId: string): void;
 }
 
@@ -39,6 +41,8 @@ export interface CommittedPath {
   /** The relay this path sends to, whose packets are never evidence of a direct path. */
   readonly relay: Endpoint | null;
   readonly relayId: string | null;
+  /** Relay paths: which relay carries it, and how, for status. */
+  readonly carriedBy?: string;
   /** Direct paths: the candidate kind it runs over. */
   readonly kind: KindId | null;
   /** A dead path is reported to the hub as lost. */

@@ -1,6 +1,7 @@
 import type { Endpoint } from '../../core/net/endpoint.js';
 import type { PeerState } from '../../core/wireguard/uapi.js';
 import { TCP_RELAY_ID } from '../../core/candidates/tcp-relay.js';
+import type { RemoteStream } from '../relay-streams.js';
 import { point, type CommittedPath, type PeerContext } from './path.js';
 
 /** The peer's packets are rarely direct while relayed; report it at most this often (each report may start an attempt). */
@@ -29,17 +30,21 @@ export class RelayPath implements CommittedPath {
     readonly relayId: string,
     /** This side rides the stream: `endpoint` is the shim's local port for the allocation. */
     readonly overStream: boolean,
+    readonly carriedBy: string,
   ) {}
 
   get relay(): Endpoint {
     return this.endpoint;
   }
 
-  static async enter(ctx: PeerContext, prev: CommittedPath, cmd: { endpoint: Endpoint; relayId: string; kind?: typeof TCP_RELAY_ID }, seq: number, peer: PeerState | undefined): Promise<RelayPath> {
+  static async enter(ctx: PeerContext, prev: CommittedPath, cmd: { endpoint: Endpoint; relayId: string; kind?: typeof TCP_RELAY_ID; relay?: string; stream?: RemoteStream }, seq: number, peer: PeerState | undefined): Promise<RelayPath> {
     const overStream = cmd.kind === TCP_RELAY_ID;
     if (overStream && !ctx.stream) throw new Error(`the hub put peer ${ctx.info().name} on a relay over the TLS stream, and this agent has no stream transport`);
-    const endpoint = overStream ? await ctx.stream!.openAllocation(cmd.relayId) : cmd.endpoint;
-    const path = new RelayPath(seq, endpoint, cmd.relayId, overStream);
+    // On a relay on its own machine, this side rides that relay's stream side, opened with the hub's ticket.
+    const endpoint = overStream ? await ctx.stream!.openAllocation(cmd.relayId, cmd.stream) : cmd.endpoint;
+    const name = cmd.relay ?? 'relay';
+    const carriedBy = !overStream ? `${name} at ${cmd.endpoint.toString()}` : cmd.stream ? `${name} over its stream side at ${cmd.stream.endpoint.toString()}` : `${name} over the hub's stream`;
+    const path = new RelayPath(seq, endpoint, cmd.relayId, overStream, carriedBy);
     // The same allocation on the other transport is a side the relay must latch again (from a handshake).
     if (prev instanceof RelayPath && prev.relayId === cmd.relayId && prev.overStream === overStream) {
       path.confirmed = prev.confirmed;

@@ -14,7 +14,10 @@ import type { NodeView } from './kind.js';
  * side is allocated with the node IP the hub sees it at, 127.0.0.1 (or ::1), which the relay
  * takes as a stream side (`Relay#streamSide` refuses any other), and nothing from outside the
  * machine can come from a loopback source. The agent opens `{kind:'allocation', id}` on its
- * shim and points the peer at the local port it gets. Stream <-> stream pairs are the same with
+ * shim and points the peer at the local port it gets: the hub's shim for the built-in relay, or,
+ * for a relay on its own machine, a shim to that relay's stream side, each open carrying the
+ * hub's ticket for this side (core/stream/ticket.ts; relay-pool.ts skips relays without a stream
+ * side). Stream <-> stream pairs are the same with
  * both sides loopback. When the node's UDP works again, the hub sees it at a public endpoint,
  * this kind stops applying, and the pair goes direct.
  *

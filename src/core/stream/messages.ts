@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { decode } from '../protocol.js';
 import { publicKeySchema } from '../protocol.js';
 import { JOIN_PROOF } from './join-proof.js';
+import { ticketSchema } from './ticket.js';
 
 /**
  * The control messages of the stream transport (CONTROL frames of framing.ts), checked on both
@@ -49,7 +50,12 @@ export const shimMessageSchema = z.discriminatedUnion('type', [
       proof: z.string().regex(JOIN_PROOF, 'must be 43 characters of base64url (the proof made from the join code)'),
     })
     .strict(),
-  z.object({ type: z.literal('open'), channel: channelSchema, to: streamTargetSchema }).strict(),
+  /**
+   * `ticket`: on a relay on its own machine (which knows no tokens), the hub's ticket for this
+   * node's side of the allocation (ticket.ts). There no hello is sent: the first open's ticket
+   * is the stream's credential, and every later open carries its own, for the same node.
+   */
+  z.object({ type: z.literal('open'), channel: channelSchema, to: streamTargetSchema, ticket: ticketSchema.optional() }).strict(),
   z.object({ type: z.literal('close'), channel: channelSchema }).strict(),
 ]);
 export type ShimMessage = z.output<typeof shimMessageSchema>;

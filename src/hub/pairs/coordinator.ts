@@ -5,6 +5,7 @@ import type { Endpoint } from '../../core/net/endpoint.js';
 import type { PathCommand, PathEvent, PeerReport } from '../../core/protocol.js';
 import type { PairStatusJson } from '../../core/status.js';
 import type { Observer } from '../nat-knowledge.js';
+import type { StreamGrant } from '../relay-pool.js';
 import { advance, startAttempt, type Attempt, type AttemptInput, type AttemptTimer, type Side, type Sides, type Step } from './attempt.js';
 import { initiatorOf, opensFirst } from './initiator.js';
 
@@ -31,9 +32,14 @@ export interface PairNode {
 
 export interface RelayGrant {
   relayId: string;
+  /** The relay's name, for status and the agents' status. */
+  relay?: string;
   /** Where side a sends to reach b through the relay, and b to reach a. */
   forA: Endpoint;
   forB: Endpoint;
+  /** A side that rides a relay's own stream side (not the hub's): where, the pin, its ticket. */
+  streamA?: StreamGrant;
+  streamB?: StreamGrant;
 }
 
 /** What the coordinator reads from, and tells, the owner of NAT knowledge. */
@@ -352,6 +358,7 @@ export class PairPaths {
         family: path.via === 'direct' ? path.endpoints.a.family : path.via === 'relay' && p.grant && p.grant.forA.family === p.grant.forB.family ? p.grant.forA.family : null,
         bridged: path.via === 'relay' && p.grant !== null && p.grant.forA.family !== p.grant.forB.family,
         relayId: p.grant?.relayId ?? null,
+        relay: path.via === 'relay' ? (p.grant?.relay ?? null) : null,
         streamSides: path.via === 'relay' ? this.streamSides(p) : [],
         sinceMs: now - p.since,
         directAfterMs: p.directAfterMs,
@@ -640,10 +647,12 @@ export class PairPaths {
     const seq = ++p.seq;
     path.seq = seq;
     const v = this.views(p);
-    // A side on the stream opens its side of the allocation on its shim (agent/paths/relay.ts).
-    const over = (n: NodeView) => (tcpRelay.onStream(n) ? { kind: TCP_RELAY_ID } : {});
-    this.deps.send(p.a, { type: 'path', step: 'use', seq, publicKey: p.b, path: { via: 'relay', endpoint: r.forA, relayId: r.relayId, ...over(v.a) } });
-    this.deps.send(p.b, { type: 'path', step: 'use', seq, publicKey: p.a, path: { via: 'relay', endpoint: r.forB, relayId: r.relayId, ...over(v.b) } });
+    // A side on the stream opens its side of the allocation on its shim (agent/paths/relay.ts):
+    // on the hub's stream, or with its ticket on the relay's own.
+    const over = (n: NodeView, stream: StreamGrant | undefined) => (tcpRelay.onStream(n) ? { kind: TCP_RELAY_ID, ...(stream ? { stream } : {}) } : {});
+    const named = r.relay ? { relay: r.relay } : {};
+    this.deps.send(p.a, { type: 'path', step: 'use', seq, publicKey: p.b, path: { via: 'relay', endpoint: r.forA, relayId: r.relayId, ...named, ...over(v.a, r.streamA) } });
+    this.deps.send(p.b, { type: 'path', step: 'use', seq, publicKey: p.a, path: { via: 'relay', endpoint: r.forB, relayId: r.relayId, ...named, ...over(v.b, r.streamB) } });
     p.timers.disarm('relay-confirm');
     if (path.ok.a && path.ok.b) return;
     p.timers.arm('relay-confirm', this.t.relayConfirmMs, () => {

@@ -11,7 +11,7 @@ import { PairPaths } from '../../../src/hub/pairs/coordinator.js';
 import { FakeClock } from '../fake-clock.js';
 
 /** The hub's pair decisions when a side rides the TLS stream (the hub's device sees it on loopback). */
-function harness() {
+function harness(grant: { relay?: string; streamA?: { endpoint: Endpoint; pin: string; ticket: string } } = {}) {
   const [ka, kb] = [generateKeyPair().publicKey, generateKeyPair().publicKey].sort();
   const names = new Map([
     [ka, 'a'],
@@ -35,7 +35,7 @@ function harness() {
       allocatedWith.push([a, b].map((k) => String(tcpRelay.relayIp(nat.view(k)))));
       const relayId = (++n).toString(16).padStart(16, '0');
       alive.add(relayId);
-      return { relayId, forA: Endpoint.parse('203.0.113.2:52000'), forB: Endpoint.parse('203.0.113.2:52001') };
+      return { relayId, forA: Endpoint.parse('203.0.113.2:52000'), forB: Endpoint.parse('203.0.113.2:52001'), ...grant };
     },
     relayAlive: (g) => alive.has(g.relayId),
     releaseRelay: (g) => alive.delete(g.relayId),
@@ -120,4 +120,21 @@ test('NAT knowledge: a loopback sighting is the stream, not a NAT observation, a
   assert.deepEqual(nat.sighted(k, Endpoint.parse('203.0.113.9:51820')), { addressChanged: true });
   assert.equal(nat.view(k).stream, null);
   assert.equal(nat.view(k).seen?.toString(), '203.0.113.9:51820');
+});
+
+test("a side on the stream of a relay on its own machine: only that side's command carries the relay's stream side and its ticket, both name the relay", async () => {
+  const grant = { endpoint: Endpoint.parse('203.0.113.5:443'), pin: 'sha256/' + Buffer.alloc(32, 3).toString('base64'), ticket: Buffer.alloc(32, 9).toString('base64url') };
+  const h = harness({ relay: 'rly1', streamA: grant });
+  await h.bothUp('127.0.0.1:40001', '203.0.113.20:51820');
+  const a = h.last('a');
+  const b = h.last('b');
+  assert.ok(a.step === 'use' && a.path.via === 'relay' && a.path.kind === 'tcp-relay');
+  assert.deepEqual(a.path.stream, grant);
+  assert.equal(a.path.relay, 'rly1');
+  assert.ok(b.step === 'use' && b.path.via === 'relay' && b.path.stream === undefined && b.path.relay === 'rly1', 'the UDP side gets no ticket');
+  const wire = JSON.parse(JSON.stringify(a));
+  assert.ok(pathCommandSchema.safeParse(wire).success, JSON.stringify(pathCommandSchema.safeParse(wire).error?.issues));
+  assert.ok(!JSON.stringify(b).includes(grant.ticket));
+  assert.equal(h.paths.status()[0]?.relay, 'rly1');
+  h.paths.close();
 });

@@ -26,3 +26,9 @@ test('hub run --relay-address: repeatable, never link-local (nor loopback or uni
   // It ends up in an nft script (the kernel path): anything but an address is refused here.
   assert.match(run('--relay-address', '203.0.113.1 } ; flush ruleset'), /must be the IPv4 or IPv6 address of the hub's relay/);
 });
+
+test('relay run --tcp-port: a port, refused before anything runs; --tls-cert needs --tls-key', () => {
+  const run = (...a: string[]) => refusal(['relay', 'run', '--config', '/nonexistent/relay.json', '--address', '203.0.113.1', ...a]);
+  assert.match(run('--tcp-port', '70000'), /"70000" must be a port from 1 to 65535/);
+  assert.match(run('--tls-cert', '/nonexistent/cert.pem'), /--tls-cert and --tls-key go together/);
+});

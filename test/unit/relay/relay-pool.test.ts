@@ -8,9 +8,10 @@ import { HostPort } from '../../../src/core/net/endpoint.js';
 import type { RelayStats } from '../../../src/core/relay-protocol.js';
 import { generateKeyPair } from '../../../src/core/wireguard/keys.js';
 import { builtinRelayAddresses } from '../../../src/hub/builtin-relay.js';
-import { RelayPool, type RelayBackend } from '../../../src/hub/relay-pool.js';
+import { RelayPool, type RelayBackend, type RelayStreamReach, type SideTickets } from '../../../src/hub/relay-pool.js';
 import { acceptRelay } from '../../../src/hub/remote-relay.js';
 import type { RelaySideSpec } from '../../../src/relay/relay.js';
+import { ticketHash } from '../../../src/core/stream/ticket.js';
 
 const A = generateKeyPair().publicKey;
 const B = generateKeyPair().publicKey;
@@ -22,6 +23,8 @@ class FakeBackend implements RelayBackend {
   readonly updates: string[] = [];
   private next = 52000;
   fail?: string;
+  stream: RelayStreamReach | null = null;
+  readonly tickets = new Map<string, SideTickets | undefined>();
 
   constructor(
     readonly name: string,
@@ -31,9 +34,10 @@ class FakeBackend implements RelayBackend {
     readonly key = `${name}#1`,
   ) {}
 
-  async allocate(id: string, a: RelaySideSpec, b: RelaySideSpec): Promise<{ portA: number; portB: number }> {
+  async allocate(id: string, a: RelaySideSpec, b: RelaySideSpec, tickets?: SideTickets): Promise<{ portA: number; portB: number }> {
     if (this.fail) throw new Error(this.fail);
     this.live.set(id, { a, b });
+    this.tickets.set(id, tickets);
     this.allocationCount++;
     const portA = this.next++;
     return { portA, portB: this.next++ };
@@ -72,7 +76,7 @@ test('a bridged pair goes to a relay with both families, one side on each: forA 
   assert.ok(sides.a.ip instanceof IpAddress && sides.a.ip.family === 6 && sides.b.ip.toString() === '198.51.100.20', 'the backend gets the node IPs as values');
   assert.deepEqual(
     pool.relays().find((x) => x.name === 'dual'),
-    { name: 'dual', address: '203.0.113.3, 2001:db8::3', addresses: ['203.0.113.3', '2001:db8::3'], allocations: 6 },
+    { name: 'dual', address: '203.0.113.3, 2001:db8::3', addresses: ['203.0.113.3', '2001:db8::3'], allocations: 6, stream: null },
   );
 });
 
@@ -172,7 +176,7 @@ test('a remote relay joins the pool with the addresses of its hello; a hello wit
   ws.emit('message', Buffer.from(JSON.stringify({ type: 'hello', addresses: ['::1'], portMin: 53000, portMax: 53999 })));
   assert.equal(pool.size, 0, 'refused: nodes could never reach ::1');
   ws.emit('message', Buffer.from(JSON.stringify({ type: 'hello', addresses: ['203.0.113.4', '2001:db8::4'], portMin: 53000, portMax: 53999 })));
-  assert.deepEqual(pool.relays(), [{ name: 'rly1', address: '203.0.113.4, 2001:db8::4', addresses: ['203.0.113.4', '2001:db8::4'], allocations: 0 }]);
+  assert.deepEqual(pool.relays(), [{ name: 'rly1', address: '203.0.113.4, 2001:db8::4', addresses: ['203.0.113.4', '2001:db8::4'], allocations: 0, stream: null }]);
   const pending = pool.tryAllocate({ publicKey: A, ip: '2001:db8:1::10' }, { publicKey: B, ip: '198.51.100.20' });
   const ask = ws.sent[0] as { type: string; id: string; a: { ip: string }; b: { ip: string } };
   assert.deepEqual([ask.type, ask.a.ip, ask.b.ip], ['allocate', '2001:db8:1::10', '198.51.100.20']);
@@ -310,4 +314,70 @@ test('a remote relay holds as many pairs as its port range has room for; concurr
   const got = await Promise.all(asks);
   assert.equal(got.filter((g) => g.allocation).length, 2);
   for (const g of got.filter((x) => !x.allocation)) assert.match(g.reason ?? '', /relay small is full \(2 pairs in ports 53000-53004\)/);
+});
+
+const PIN = 'sha256/' + Buffer.alloc(32, 7).toString('base64');
+
+test('a pair with a side on a TLS stream skips relays without a stream side, and says so when none has one', async () => {
+  const pool = new RelayPool(() => undefined);
+  const plain = new FakeBackend('plain', [ip('203.0.113.2')]);
+  pool.add(plain);
+  // A UDP pair still goes to it.
+  assert.equal((await pool.tryAllocate({ publicKey: A, ip: '198.51.100.1' }, { publicKey: B, ip: '198.51.100.2' })).allocation?.relay, 'plain');
+  const none = await pool.tryAllocate({ publicKey: A, ip: '127.0.0.1' }, { publicKey: B, ip: '198.51.100.2' });
+  assert.equal(none.allocation, undefined);
+  assert.match(none.reason ?? '', /plain has no stream side \(it runs with --no-tcp, or is of an older release\), and a side rides a TLS stream/);
+  // The least loaded relay is passed over when it cannot carry a stream side.
+  const streamed = new FakeBackend('streamed', [ip('203.0.113.3')], 5);
+  streamed.stream = { kind: 'own', port: 8443, pin: PIN };
+  pool.add(streamed);
+  const got = await pool.tryAllocate({ publicKey: A, ip: '127.0.0.1' }, { publicKey: B, ip: '198.51.100.2' });
+  assert.equal(got.allocation?.relay, 'streamed');
+  assert.equal(plain.live.size, 1, 'nothing more was allocated on the relay without a stream side');
+});
+
+test('tickets: one per stream side on a relay with its own stream side, none on the hub\'s own relay nor for UDP sides', async () => {
+  const pool = new RelayPool(() => undefined);
+  const own = new FakeBackend('own', [ip('203.0.113.3')]);
+  own.stream = { kind: 'own', port: 8443, pin: PIN };
+  pool.add(own);
+  const r = (await pool.tryAllocate({ publicKey: A, ip: '127.0.0.1' }, { publicKey: B, ip: '198.51.100.2' })).allocation!;
+  assert.ok(r.streamA, 'side A rides the stream: it gets a grant');
+  assert.equal(r.streamB, undefined, 'side B is on UDP: no ticket');
+  assert.equal(r.streamA.endpoint.toString(), '203.0.113.3:8443');
+  assert.equal(r.streamA.pin, PIN);
+  assert.match(r.streamA.ticket, /^[A-Za-z0-9_-]{43}$/);
+  assert.deepEqual(own.tickets.get(r.relayId), { a: r.streamA.ticket });
+  const both = (await pool.tryAllocate({ publicKey: A, ip: '127.0.0.1' }, { publicKey: B, ip: '127.0.0.1' })).allocation!;
+  assert.notEqual(both.streamA?.ticket, both.streamB?.ticket, 'each side its own ticket');
+  assert.notEqual(both.streamA?.ticket, r.streamA.ticket, 'each allocation its own ticket');
+
+  const hubPool = new RelayPool(() => undefined);
+  const builtin = new FakeBackend('hubs', [ip('203.0.113.4')]);
+  builtin.stream = { kind: 'hub' };
+  hubPool.add(builtin);
+  const h = (await hubPool.tryAllocate({ publicKey: A, ip: '127.0.0.1' }, { publicKey: B, ip: '198.51.100.2' })).allocation!;
+  assert.equal(h.streamA, undefined, "the hub's stream side authenticates the node's token: no ticket");
+  assert.equal(builtin.tickets.get(h.relayId), undefined);
+});
+
+test('a remote relay with a stream side gets only each ticket\'s digest, bound to the allocation and side', async () => {
+  const pool = new RelayPool(() => undefined);
+  const ws = new FakeWs();
+  acceptRelay({ name: 'rly2', publicKey: generateKeyPair().publicKey }, ws as unknown as WebSocket, pool, () => undefined, createLogger('test', 'silent'));
+  say(ws, { ...hello, stream: { port: 443, pin: PIN } });
+  assert.equal(pool.relays()[0]?.stream, `TCP 443, TLS key ${PIN}`);
+  const pending = pool.tryAllocate({ publicKey: A, ip: '127.0.0.1' }, { publicKey: B, ip: '198.51.100.20' });
+  const ask = ws.sent[0] as { id: string; a: { ticket?: { hash: string; firstUseMs: number } }; b: { ticket?: unknown } };
+  say(ws, { type: 'allocated', id: ask.id, portA: 53000, portB: 53001 });
+  const r = (await pending).allocation!;
+  const ticket = r.streamA!.ticket;
+  assert.ok(ask.a.ticket);
+  assert.equal(ask.a.ticket.hash, ticketHash(ask.id, A, ticket));
+  assert.equal(ask.b.ticket, undefined);
+  assert.ok(!JSON.stringify(ws.sent).includes(ticket), 'the ticket itself never reaches the relay');
+  assert.equal(r.streamA!.endpoint.toString(), '203.0.113.4:443');
+  const stream = { connections: 1, nodes: 1, closes: { 'bad-ticket': 2, 'auth-timeout': 1 }, up: { packets: 3, bytes: 300 }, down: { packets: 2, bytes: 200 }, dropped: 0 };
+  say(ws, { type: 'stats', allocations: [], stream });
+  assert.deepEqual(pool.relays()[0]?.streamStats, stream, "the relay's stream counters reach the hub's status");
 });
