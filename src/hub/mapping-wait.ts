@@ -9,7 +9,7 @@ import type { Cancel, Clock } from '../core/clock.js';
  * hub distrust a working mapping for ten minutes. Seen in the NAT matrix under load: three
  * cells of the symmetric+upnp node relayed at once.
  *
- * The agent says pending only until its router's first answer, or 500 ms (agent/port-mapping/
+ * The agent says pending only until its router's first answer, or 250 ms (agent/port-mapping/
  * mapper.ts, FIRST_ANSWER_MS: a router that serves PCP or NAT-PMP answers within a LAN round
  * trip; one that serves neither is not waited for). 1 s here covers that and the hello's trip.
  */
