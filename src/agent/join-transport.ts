@@ -5,6 +5,7 @@ import type { JoinCode } from '../core/join-code.js';
 import { proxyFor } from '../core/stream/connect.js';
 import type { StreamConfig } from '../core/stream/config.js';
 import { joinProof } from '../core/stream/join-proof.js';
+import { proxyEnvironment } from '../core/stream/system-proxy.js';
 import { publicKeyOf } from '../core/wireguard/keys.js';
 import { StreamShim } from './stream-shim.js';
 
@@ -72,7 +73,7 @@ export function joinPlan(endpoints: readonly string[], stream: StreamConfig | un
 }
 
 /** A proxy's address only: its URL may carry a user and password, which are never printed. */
-export function proxyShown(relay: HostPort, env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function proxyShown(relay: HostPort, env: NodeJS.ProcessEnv = proxyEnvironment()): string | undefined {
   try {
     return proxyFor(relay, env)?.host;
   } catch {

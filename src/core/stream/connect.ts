@@ -6,6 +6,7 @@ import { HostPort } from '../net/endpoint.js';
 import { STREAM_WS_PATH } from './messages.js';
 import { socketPipe, webSocketPipe, type Pipe } from './pipe.js';
 import { pinProblem } from './tls-identity.js';
+import { proxyEnvironment } from './system-proxy.js';
 
 /**
  * How a shim reaches a relay's stream side: TCP (straight, or through an HTTP proxy with
@@ -42,9 +43,10 @@ export class StreamConnectError extends Error {
 
 /**
  * The proxy for `relay` from the environment, which is where Linux keeps the system's proxy
- * settings: HTTPS_PROXY (or https_proxy, then ALL_PROXY), unless NO_PROXY names the host.
+ * settings: HTTPS_PROXY (or https_proxy, then ALL_PROXY), unless NO_PROXY names the host. By
+ * default the process's environment, else /etc/environment's (system-proxy.ts).
  */
-export function proxyFor(relay: HostPort, env: NodeJS.ProcessEnv = process.env): URL | undefined {
+export function proxyFor(relay: HostPort, env: NodeJS.ProcessEnv = proxyEnvironment()): URL | undefined {
   const text = env.HTTPS_PROXY ?? env.https_proxy ?? env.ALL_PROXY ?? env.all_proxy;
   if (!text) return undefined;
   const noProxy = (env.NO_PROXY ?? env.no_proxy ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
