@@ -192,6 +192,17 @@ export class Scenario {
   }
 
   /** Brings an agent's interface up from NAME.conf and starts `wgp2p agent run`; waits until the hub has seen it. */
+  /**
+   * Starts these agents at once, not waiting for each, then waits until all are connected to the
+   * hub: how two machines come up together. The milliseconds from the first start.
+   */
+  async startAgentsTogether(names: string[], timeoutMs = 20_000): Promise<number> {
+    const t0 = Date.now();
+    for (const n of names) await this.startAgent(n, { wait: false });
+    await this.waitFor(async () => (await this.hubStatus()).nodes.filter((n) => n.connected && names.includes(n.name)).length === names.length, timeoutMs, `${names.join(' and ')} to connect`);
+    return Date.now() - t0;
+  }
+
   async startAgent(name: string, opts: { wait?: boolean; args?: string[] } = {}): Promise<void> {
     const n = this.nodes.get(name)!;
     await this.upConf(n.host, join(this.dir, 'nodes', `${name}.conf`), n.ifname);

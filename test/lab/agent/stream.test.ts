@@ -34,9 +34,7 @@ test('stream: an agent behind udp-blocked reaches the hub over TCP/TLS, its pair
     const laptop = await s.addNode('laptop', 'agent', 'laptop');
     const server = await s.addNode('server', 'agent', 'server');
     const t0 = Date.now();
-    await s.startAgent('server', { wait: false });
-    await s.startAgent('laptop', { wait: false });
-    await s.waitFor(async () => (await s.hubStatus()).nodes.filter((n) => n.connected).length === 2, 20_000, 'both agents to connect');
+    await s.startAgentsTogether(['server', 'laptop']);
     const connectedMs = Date.now() - t0;
 
     // The hub sees the laptop on its stream side, and says why (the agent's reason). The control

@@ -36,9 +36,7 @@ test("relay stream side: a udp-blocked agent's pair goes tcp-relay through a rel
       const laptop = await s.addNode('laptop', 'agent', 'laptop');
       const server = await s.addNode('server', 'agent', 'server');
       const t0 = Date.now();
-      await s.startAgent('server', { wait: false });
-      await s.startAgent('laptop', { wait: false });
-      await s.waitFor(async () => (await s.hubStatus()).nodes.filter((n) => n.connected).length === 2, 20_000, 'both agents to connect');
+      await s.startAgentsTogether(['server', 'laptop']);
 
       const registered = (await s.hubStatus()).relays?.find((r) => r.name === 'rly1');
       assert.match(registered?.stream ?? '', /^TCP 443, TLS key sha256\//, `the relay reported its stream side: ${JSON.stringify(registered)}`);
