@@ -25,17 +25,17 @@ import { Endpoint } from '../core/net/endpoint.js';
 import { randomBytes } from 'node:crypto';
 import { decodePcpMap, encodePcpMap, PCP_NONCE_LEN, PCP_SERVER_PORT } from '../core/portmap/pcp.js';
 import { decodeProbe, encodeProbe, type ProbeMessage } from './probe-protocol.js';
-import { scaled } from './time-scale.js';
+import { windowed } from './time-scale.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-// The windows below wait for something that may not come; they stretch with the lab's time scale
-// (WGP2P_LAB_TIME_SCALE, 10 in a TCG guest, where a process runs 10-20x slower), as its deadlines do.
+// The windows below wait for something that may not come; they stretch with the lab's window
+// scale (time-scale.ts: how much slower a running process is, e.g. in a TCG guest).
 /** A datagram sent before the sender exited is in our socket's queue by then; this covers reading it on a loaded machine. */
-const IN_FLIGHT_MS = scaled(250);
+const IN_FLIGHT_MS = windowed(250);
 /** How long a punching side keeps sending after it heard the peer: ten datagrams, for a peer that started later. */
-const LINGER_MS = scaled(500);
+const LINGER_MS = windowed(500);
 /** How long one echo waits for its reply before it is sent again (three times in all). */
-const REPLY_MS = scaled(300);
+const REPLY_MS = windowed(300);
 
 /**
  * One run of a mode: its arguments (what follows the mode on a command line), where its JSON
@@ -142,10 +142,10 @@ async function observe(run: Run): Promise<void> {
   const servers = opt(run, 'servers').split(',').map((x) => Endpoint.parse(x));
   const s = await bind(Number(opt(run, 'port')), servers[0].family);
   const observed: Record<string, Endpoint | null> = {};
-  for (const srv of servers) {
-    const r = await exchange(s, srv, { op: 'echo', id: `o-${srv}` }, 0);
-    observed[srv.toString()] = r[0]?.observed ?? null;
-  }
+  // All servers at once (the first datagrams still leave in the servers' order): where nothing
+  // answers (UDP blocked, a family the host lacks) the row waits out one exchange, not one per server.
+  const replies = await Promise.all(servers.map((srv) => exchange(s, srv, { op: 'echo', id: `o-${srv}` }, 0)));
+  servers.forEach((srv, i) => (observed[srv.toString()] = replies[i][0]?.observed ?? null));
   run.out({ local: s.address().port, observed });
   s.close();
 }
@@ -154,7 +154,7 @@ async function filter(run: Run): Promise<void> {
   const server = endpointOpt(run, 'server');
   const s = await bind(Number(opt(run, 'port')), server.family);
   // Wait long enough for the third party's datagram, which crosses two extra hops and a process.
-  const r = await exchange(s, server, { op: 'filter', id: 'f' }, Number(opt(run, 'ms', String(scaled(700)))));
+  const r = await exchange(s, server, { op: 'filter', id: 'f' }, Number(opt(run, 'ms', String(windowed(700)))));
   run.out({ observed: r.find((x) => x.tag === 'same')?.observed ?? null, tags: r.map((x) => x.tag).sort() });
   s.close();
 }
@@ -232,7 +232,7 @@ async function tcp(run: Run): Promise<void> {
   const to = endpointOpt(run, 'to');
   const ok = await new Promise<boolean>((resolve) => {
     let connected = false;
-    const c = connect({ host: to.address.toString(), port: to.port, timeout: scaled(1000) }, () => {
+    const c = connect({ host: to.address.toString(), port: to.port, timeout: windowed(1000) }, () => {
       connected = true;
       c.destroy();
       resolve(true);
@@ -272,9 +272,9 @@ async function pcp(run: Run): Promise<void> {
     });
     // RFC 6887's retransmission doubling from 250 ms, stretched like the lab's other windows: a
     // router under TCG answers in seconds.
-    let wait = scaled(250);
+    let wait = windowed(250);
     const sendOnce = () => {
-      if (wait > scaled(2000)) return resolve({ ok: false, problem });
+      if (wait > windowed(2000)) return resolve({ ok: false, problem });
       s.send(request, PCP_SERVER_PORT, gateway.toString(), () => undefined);
       timer = setTimeout(sendOnce, wait);
       wait *= 2;

@@ -27,7 +27,7 @@ export const FALLBACK_SCALE = 10;
 export function commandScript(argv: readonly string[], cwd: string, scaleProbe?: string): string {
   if (argv.length === 0) throw new Error('no command to run in the guest (give it after --)');
   const probe = scaleProbe
-    ? `if [ -z "\${WGP2P_LAB_TIME_SCALE:-}" ]; then\n  WGP2P_LAB_TIME_SCALE=$(node ${shQuote(scaleProbe)}) || WGP2P_LAB_TIME_SCALE=${FALLBACK_SCALE}\n  export WGP2P_LAB_TIME_SCALE\nfi\n`
+    ? `if [ -z "\${WGP2P_LAB_TIME_SCALE:-}" ]; then\n  scales=$(node ${shQuote(scaleProbe)}) || scales='${FALLBACK_SCALE} ${FALLBACK_SCALE}'\n  export WGP2P_LAB_TIME_SCALE="\${scales% *}" WGP2P_LAB_WINDOW_SCALE="\${scales#* }"\nfi\n`
     : '';
   return `cd ${shQuote(cwd)} || exit 126\n${probe}exec ${argv.map(shQuote).join(' ')}\n`;
 }

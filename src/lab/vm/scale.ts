@@ -21,12 +21,20 @@ export const SCALE_HEADROOM = 1.5;
 /** time-scale.ts refuses anything outside 1-100. */
 export const MAX_SCALE = 100;
 
-/** The larger of the two slowdowns, with headroom, rounded up, within 1-100. Undefined when a figure is unusable. */
-export function scaleFromStartTimes(host: StartTimes, guest: StartTimes): number | undefined {
+export interface Scales {
+  /** For deadlines (WGP2P_LAB_TIME_SCALE): the larger of the two slowdowns, since most lab waits include process starts. */
+  deadline: number;
+  /** For windows (WGP2P_LAB_WINDOW_SCALE, time-scale.ts): the runtime's slowdown alone, never above `deadline`. */
+  window: number;
+}
+
+/** Both scales, with headroom, rounded up, within 1-100. Undefined when a figure is unusable. */
+export function scalesFromStartTimes(host: StartTimes, guest: StartTimes): Scales | undefined {
   const ok = (t: StartTimes) => [t.nodeMs, t.cliMs].every((v) => Number.isFinite(v) && v > 0);
   if (!ok(host) || !ok(guest)) return undefined;
-  const ratio = Math.max(guest.nodeMs / host.nodeMs, guest.cliMs / host.cliMs);
-  return Math.min(MAX_SCALE, Math.max(1, Math.ceil(ratio * SCALE_HEADROOM)));
+  const of = (ratio: number) => Math.min(MAX_SCALE, Math.max(1, Math.ceil(ratio * SCALE_HEADROOM)));
+  const deadline = of(Math.max(guest.nodeMs / host.nodeMs, guest.cliMs / host.cliMs));
+  return { deadline, window: Math.min(deadline, of(guest.nodeMs / host.nodeMs)) };
 }
 
 /** The figures travel to the guest as environment variables (digits only). */

@@ -2,23 +2,34 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { commandScript } from '../../../../src/lab/vm/guest-init.js';
 import { guestEnv } from '../../../../src/lab/vm/run.js';
-import { MAX_SCALE, median, scaleFromStartTimes, startTimesFromEnv } from '../../../../src/lab/vm/scale.js';
+import { MAX_SCALE, median, scalesFromStartTimes, startTimesFromEnv } from '../../../../src/lab/vm/scale.js';
+import { scaled, windowed, windowScale } from '../../../../src/lab/time-scale.js';
 
 const host = { nodeMs: 100, cliMs: 520 };
 
-test('the time scale follows the slower of the two start ratios, with headroom, rounded up', () => {
-  // node 25x, the CLI 40x: the CLI decides; 40 x 1.5 = 60.
-  assert.equal(scaleFromStartTimes(host, { nodeMs: 2500, cliMs: 20_800 }), 60);
-  // node 30x, the CLI 10x: node decides.
-  assert.equal(scaleFromStartTimes(host, { nodeMs: 3000, cliMs: 5200 }), 45);
-  assert.equal(scaleFromStartTimes(host, { nodeMs: 101, cliMs: 521 }), 2, 'a fraction rounds up');
+test('deadlines follow the slower of the two start ratios, windows the runtime alone; with headroom, rounded up', () => {
+  // node 25x, the CLI 40x: the CLI decides deadlines (40 x 1.5 = 60), node windows (25 x 1.5 = 37.5).
+  assert.deepEqual(scalesFromStartTimes(host, { nodeMs: 2500, cliMs: 20_800 }), { deadline: 60, window: 38 });
+  // What this machine measured: node 9.3x, the CLI 43x.
+  assert.deepEqual(scalesFromStartTimes({ nodeMs: 200, cliMs: 760 }, { nodeMs: 1860, cliMs: 32_550 }), { deadline: 65, window: 14 });
+  // node 30x, the CLI 10x: node decides both.
+  assert.deepEqual(scalesFromStartTimes(host, { nodeMs: 3000, cliMs: 5200 }), { deadline: 45, window: 45 });
+  assert.deepEqual(scalesFromStartTimes(host, { nodeMs: 101, cliMs: 521 }), { deadline: 2, window: 2 }, 'a fraction rounds up');
+});
+
+test('windows stretch by the window scale, and by the time scale where none is set', () => {
+  assert.equal(windowed(700, { WGP2P_LAB_TIME_SCALE: '65', WGP2P_LAB_WINDOW_SCALE: '14' }), 9800);
+  assert.equal(scaled(700, { WGP2P_LAB_TIME_SCALE: '65', WGP2P_LAB_WINDOW_SCALE: '14' }), 45_500);
+  assert.equal(windowScale({ WGP2P_LAB_TIME_SCALE: '10' }), 10);
+  assert.equal(windowScale({ WGP2P_LAB_TIME_SCALE: '10', WGP2P_LAB_WINDOW_SCALE: '0' }), 10, 'an unusable window scale is ignored');
+  assert.equal(windowScale({}), 1);
 });
 
 test('the time scale stays within what the lab accepts (1-100), and unusable figures give none', () => {
-  assert.equal(scaleFromStartTimes(host, { nodeMs: 50, cliMs: 200 }), 1, 'a guest faster than the host never shortens deadlines');
-  assert.equal(scaleFromStartTimes(host, { nodeMs: 10_000, cliMs: 70_000 }), MAX_SCALE);
-  assert.equal(scaleFromStartTimes({ nodeMs: 0, cliMs: 520 }, { nodeMs: 2500, cliMs: 20_000 }), undefined);
-  assert.equal(scaleFromStartTimes(host, { nodeMs: NaN, cliMs: 20_000 }), undefined);
+  assert.deepEqual(scalesFromStartTimes(host, { nodeMs: 50, cliMs: 200 }), { deadline: 1, window: 1 }, 'a guest faster than the host never shortens anything');
+  assert.deepEqual(scalesFromStartTimes(host, { nodeMs: 10_000, cliMs: 70_000 }), { deadline: MAX_SCALE, window: MAX_SCALE });
+  assert.equal(scalesFromStartTimes({ nodeMs: 0, cliMs: 520 }, { nodeMs: 2500, cliMs: 20_000 }), undefined);
+  assert.equal(scalesFromStartTimes(host, { nodeMs: NaN, cliMs: 20_000 }), undefined);
 });
 
 test('the host start times travel to the guest in its environment, and only then does it measure', () => {
@@ -30,7 +41,7 @@ test('the host start times travel to the guest in its environment, and only then
   assert.equal(guestEnv({}, {}).WGP2P_LAB_TIME_SCALE, '10', 'without host figures: the fallback');
   assert.equal(guestEnv({ WGP2P_LAB_TIME_SCALE: '30' }, {}).WGP2P_LAB_TIME_SCALE, '30', "the caller's scale wins");
   const script = commandScript(['node', '-e', '0'], '/w', '/w/dist/src/lab/vm/guest-scale.js');
-  assert.match(script, /if \[ -z "\$\{WGP2P_LAB_TIME_SCALE:-\}" \]; then\n {2}WGP2P_LAB_TIME_SCALE=\$\(node '\/w\/dist\/src\/lab\/vm\/guest-scale\.js'\) \|\| WGP2P_LAB_TIME_SCALE=10\n/);
+  assert.ok(script.includes(`if [ -z "\${WGP2P_LAB_TIME_SCALE:-}" ]; then\n  scales=$(node '/w/dist/src/lab/vm/guest-scale.js') || scales='10 10'\n  export WGP2P_LAB_TIME_SCALE="\${scales% *}" WGP2P_LAB_WINDOW_SCALE="\${scales#* }"\nfi\n`), script);
   assert.ok(script.indexOf('guest-scale') < script.indexOf("exec 'node'"), 'measured before the command');
 });
 
