@@ -19,7 +19,7 @@ try {
   if (scale === undefined) throw new Error('unusable start times');
   const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
   process.stderr.write(
-    `lab vm: time scale ${scale.deadline} for deadlines, ${scale.window} for windows (node -e 0 ${s(guest.nodeMs)} vs ${s(host.nodeMs)} on the host, wgp2p hub --help ${s(guest.cliMs)} vs ${s(host.cliMs)})\n`,
+    `lab vm: time scale ${scale.deadline} for deadlines, ${scale.window} for windows (node -e 0 ${s(guest.nodeMs)} vs ${s(host.nodeMs)} on the host, wgp2p hub --help ${s(guest.cliMs)} vs ${s(host.cliMs)}, a JS loop ${s(guest.loopMs)} vs ${s(host.loopMs)})\n`,
   );
   process.stdout.write(`${scale.deadline} ${scale.window}\n`);
 } catch (err) {

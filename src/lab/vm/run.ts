@@ -17,7 +17,7 @@ import { FALLBACK_SCALE, MarkerStream, type Marker } from './guest-init.js';
 import { baseImage } from './image.js';
 import { configHasWireGuard, fetchKernel, resolveKernel } from './kernel.js';
 import { qemuArgs, type Accel } from './qemu-args.js';
-import { HOST_CLI_MS, HOST_NODE_MS, type StartTimes } from './scale.js';
+import { startTimesToEnv, type StartTimes } from './scale.js';
 import { measureStartTimes } from './start-times.js';
 
 export interface VmRunOptions {
@@ -57,7 +57,7 @@ const GUEST_SCALE_PROBE = fileURLToPath(new URL('./guest-scale.js', import.meta.
  */
 export function guestEnv(host: NodeJS.ProcessEnv, extra: Record<string, string> = {}, hostStarts?: StartTimes): Record<string, string> {
   const env: Record<string, string> = { WGP2P_DATA_PLANE: 'kernel' };
-  if (hostStarts) Object.assign(env, { [HOST_NODE_MS]: String(Math.round(hostStarts.nodeMs)), [HOST_CLI_MS]: String(Math.round(hostStarts.cliMs)) });
+  if (hostStarts) Object.assign(env, startTimesToEnv(hostStarts));
   else env.WGP2P_LAB_TIME_SCALE = String(FALLBACK_SCALE);
   for (const [k, v] of Object.entries(host)) if (k.startsWith('WGP2P_') && !k.startsWith('WGP2P_VM_') && v !== undefined) env[k] = v;
   return { ...env, ...extra };
@@ -96,7 +96,7 @@ export async function runInVm(o: VmRunOptions): Promise<VmRunResult> {
   // Timed before anything heavy of ours runs: the guest compares its own starts with these.
   const callerScale = o.env?.WGP2P_LAB_TIME_SCALE ?? process.env.WGP2P_LAB_TIME_SCALE;
   const hostStarts = callerScale !== undefined ? undefined : await measureStartTimes(3).catch((err: Error) => void log(`cannot time process starts here (${err.message}): the time scale falls back to ${FALLBACK_SCALE}`));
-  if (hostStarts) log(`host start times: node -e 0 ${hostStarts.nodeMs} ms, wgp2p hub --help ${hostStarts.cliMs} ms (the guest times the same to set the lab's time scale)`);
+  if (hostStarts) log(`host start times: node -e 0 ${hostStarts.nodeMs} ms, wgp2p hub --help ${hostStarts.cliMs} ms, a JS loop ${hostStarts.loopMs.toFixed(1)} ms (the guest times the same to set the lab's time scales)`);
   const kernel = await fetchKernel(cache, await resolveKernel(o.kernelPackage ?? KERNEL_META_PACKAGE), log);
   if (!configHasWireGuard(await readFile(kernel.config, 'utf8').catch(() => ''))) {
     throw new VmError('no-wireguard', `${kernel.package} ${kernel.version} is built without WireGuard (no CONFIG_WIREGUARD in its config)`, 'use a kernel package that has it (--kernel-package; Debian\'s since 5.6 do)');
