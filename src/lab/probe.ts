@@ -13,6 +13,7 @@
  *   tcp     --to IP:PORT                          can we open a TCP connection?
  *   pcp     --gateway IP --client IP --port P --external P --lifetime S
  *                                                 a PCP MAP request (RFC 6887) for UDP port P: what the router granted
+ *   serve                                         any of the client modes, many at once, as requests on stdin (see serve())
  *
  * A client's socket has the family of the endpoints it is given (IPv6 written [addr]:port); a
  * server with --ipv6 listens on both families, and --peer names one peer server per family.
@@ -24,24 +25,37 @@ import { Endpoint } from '../core/net/endpoint.js';
 import { randomBytes } from 'node:crypto';
 import { decodePcpMap, encodePcpMap, PCP_NONCE_LEN, PCP_SERVER_PORT } from '../core/portmap/pcp.js';
 import { decodeProbe, encodeProbe, type ProbeMessage } from './probe-protocol.js';
-import { scaled } from './time-scale.js';
+import { windowed } from './time-scale.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-// The windows below wait for something that may not come; they stretch with the lab's time scale
-// (WGP2P_LAB_TIME_SCALE, 10 in a TCG guest, where a process runs 10-20x slower), as its deadlines do.
+// The windows below wait for something that may not come; they stretch with the lab's window
+// scale (time-scale.ts: how much slower a running process is, e.g. in a TCG guest).
 /** A datagram sent before the sender exited is in our socket's queue by then; this covers reading it on a loaded machine. */
-const IN_FLIGHT_MS = scaled(250);
+const IN_FLIGHT_MS = windowed(250);
 /** How long a punching side keeps sending after it heard the peer: ten datagrams, for a peer that started later. */
-const LINGER_MS = scaled(500);
+const LINGER_MS = windowed(500);
 /** How long one echo waits for its reply before it is sent again (three times in all). */
-const REPLY_MS = scaled(300);
+const REPLY_MS = windowed(300);
 
-function opt(name: string, fallback?: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? process.argv[i + 1] : fallback;
+/**
+ * One run of a mode: its arguments (what follows the mode on a command line), where its JSON
+ * lines go, and, for a listener, when its sender is done (stdin closing, or a `stop` request in
+ * serve mode).
+ */
+interface Run {
+  args: readonly string[];
+  out: (v: unknown) => void;
+  stopped: Promise<void>;
+}
+
+function opt(r: Run, name: string, fallback?: string): string {
+  const i = r.args.indexOf(`--${name}`);
+  const v = i >= 0 ? r.args[i + 1] : fallback;
   if (v === undefined) throw new Error(`probe: --${name} is required`);
   return v;
 }
+
+const has = (r: Run, name: string) => r.args.includes(`--${name}`);
 
 /** One family per socket (no IPv4-mapped addresses), so that what a probe measures is that family's path. */
 function bind(port: number, family: Family): Promise<Socket> {
@@ -57,28 +71,24 @@ function send(s: Socket, to: Endpoint, m: ProbeMessage): void {
   s.send(encodeProbe(m), to.port, to.address.toString(), () => undefined);
 }
 
-function familyOpt(): Family {
-  const f = opt('family', '4');
+function familyOpt(r: Run): Family {
+  const f = opt(r, 'family', '4');
   if (f !== '4' && f !== '6') throw new Error('probe: --family must be 4 or 6');
   return f === '4' ? 4 : 6;
 }
 
 /** An endpoint given on the command line; a bad one ends the probe with the reason. */
-function endpointOpt(name: string, fallback?: string): Endpoint {
-  return Endpoint.parse(opt(name, fallback));
+function endpointOpt(r: Run, name: string, fallback?: string): Endpoint {
+  return Endpoint.parse(opt(r, name, fallback));
 }
 
 /** Where a datagram came from (a dual-stack socket's IPv4-mapped source is the IPv4 address). */
 const sourceOf = (rinfo: RemoteInfo) => Endpoint.of(IpAddress.parse(rinfo.address).unmapped(), rinfo.port);
 
-function out(v: unknown): void {
-  process.stdout.write(JSON.stringify(v) + '\n');
-}
-
-async function server(): Promise<void> {
-  const ports = opt('ports').split(',').map(Number);
-  const families: Family[] = process.argv.includes('--ipv6') ? [4, 6] : [4];
-  const peers = process.argv.includes('--peer') ? opt('peer').split(',').map((x) => Endpoint.parse(x)) : [];
+async function server(run: Run): Promise<void> {
+  const ports = opt(run, 'ports').split(',').map(Number);
+  const families: Family[] = has(run, 'ipv6') ? [4, 6] : [4];
+  const peers = has(run, 'peer') ? opt(run, 'peer').split(',').map((x) => Endpoint.parse(x)) : [];
   const sockets = new Map<Family, Socket[]>();
   for (const f of families) sockets.set(f, await Promise.all(ports.map((p) => bind(p, f))));
   for (const f of families) {
@@ -100,7 +110,7 @@ async function server(): Promise<void> {
       });
     }
   }
-  for (const p of opt('tcp', '').split(',').filter(Boolean)) {
+  for (const p of opt(run, 'tcp', '').split(',').filter(Boolean)) {
     createServer((c) => {
       c.on('error', () => undefined);
       c.end('ok\n');
@@ -128,30 +138,30 @@ async function exchange(s: Socket, to: Endpoint, m: ProbeMessage, collectMs: num
   return got;
 }
 
-async function observe(): Promise<void> {
-  const servers = opt('servers').split(',').map((x) => Endpoint.parse(x));
-  const s = await bind(Number(opt('port')), servers[0].family);
+async function observe(run: Run): Promise<void> {
+  const servers = opt(run, 'servers').split(',').map((x) => Endpoint.parse(x));
+  const s = await bind(Number(opt(run, 'port')), servers[0].family);
   const observed: Record<string, Endpoint | null> = {};
-  for (const srv of servers) {
-    const r = await exchange(s, srv, { op: 'echo', id: `o-${srv}` }, 0);
-    observed[srv.toString()] = r[0]?.observed ?? null;
-  }
-  out({ local: s.address().port, observed });
+  // All servers at once (the first datagrams still leave in the servers' order): where nothing
+  // answers (UDP blocked, a family the host lacks) the row waits out one exchange, not one per server.
+  const replies = await Promise.all(servers.map((srv) => exchange(s, srv, { op: 'echo', id: `o-${srv}` }, 0)));
+  servers.forEach((srv, i) => (observed[srv.toString()] = replies[i][0]?.observed ?? null));
+  run.out({ local: s.address().port, observed });
   s.close();
 }
 
-async function filter(): Promise<void> {
-  const server = endpointOpt('server');
-  const s = await bind(Number(opt('port')), server.family);
+async function filter(run: Run): Promise<void> {
+  const server = endpointOpt(run, 'server');
+  const s = await bind(Number(opt(run, 'port')), server.family);
   // Wait long enough for the third party's datagram, which crosses two extra hops and a process.
-  const r = await exchange(s, server, { op: 'filter', id: 'f' }, Number(opt('ms', String(scaled(700)))));
-  out({ observed: r.find((x) => x.tag === 'same')?.observed ?? null, tags: r.map((x) => x.tag).sort() });
+  const r = await exchange(s, server, { op: 'filter', id: 'f' }, Number(opt(run, 'ms', String(windowed(700)))));
+  run.out({ observed: r.find((x) => x.tag === 'same')?.observed ?? null, tags: r.map((x) => x.tag).sort() });
   s.close();
 }
 
-async function listen(): Promise<void> {
-  const server = process.argv.includes('--server') ? endpointOpt('server') : undefined;
-  const s = await bind(Number(opt('port')), server?.family ?? familyOpt());
+async function listen(run: Run): Promise<void> {
+  const server = has(run, 'server') ? endpointOpt(run, 'server') : undefined;
+  const s = await bind(Number(opt(run, 'port')), server?.family ?? familyOpt(run));
   const received: { from: Endpoint; tag: string }[] = [];
   s.on('message', (buf: Buffer, rinfo: RemoteInfo) => {
     const m = decodeProbe(buf);
@@ -162,30 +172,31 @@ async function listen(): Promise<void> {
     const r = await exchange(s, server, { op: 'echo', id: 'l' }, 0);
     observed = r[0]?.observed ?? null;
   }
-  out({ observed });
-  if (process.argv.includes('--stdin')) {
-    // Until the caller closes our stdin (its sender has exited), then a moment for datagrams still being read.
-    await Promise.race([sleep(Number(opt('ms'))), new Promise((r) => process.stdin.once('close', r).once('end', r).resume())]);
+  run.out({ observed });
+  if (has(run, 'stdin')) {
+    // Until the caller says its sender has exited, then a moment for datagrams still being read.
+    await Promise.race([sleep(Number(opt(run, 'ms'))), run.stopped]);
     await sleep(IN_FLIGHT_MS);
   } else {
-    await sleep(Number(opt('ms')));
+    await sleep(Number(opt(run, 'ms')));
   }
-  out({ received });
+  run.out({ received });
   s.close();
-  process.stdin.destroy();
 }
 
-async function sendMode(): Promise<void> {
-  const count = Number(opt('count', '3'));
+async function sendMode(run: Run): Promise<void> {
+  const count = Number(opt(run, 'count', '3'));
   // --via: ask that probe server to send from its own primary port (a port we cannot bind here).
-  const via = process.argv.includes('--via') ? endpointOpt('via') : undefined;
-  const to = endpointOpt('to');
-  const s = await bind(Number(opt('port', '0')), (via ?? to).family);
+  const via = has(run, 'via') ? endpointOpt(run, 'via') : undefined;
+  const to = endpointOpt(run, 'to');
+  const s = await bind(Number(opt(run, 'port', '0')), (via ?? to).family);
   for (let i = 0; i < count; i++) {
-    if (via) send(s, via, { op: 'send-to', id: 'u', target: to, tag: opt('tag') });
-    else send(s, to, { op: 'reply', id: 'u', tag: opt('tag') });
+    if (via) send(s, via, { op: 'send-to', id: 'u', target: to, tag: opt(run, 'tag') });
+    else send(s, to, { op: 'reply', id: 'u', tag: opt(run, 'tag') });
     await sleep(50);
   }
+  // Sent: the caller's listener may stop once this answers (in serve mode nothing else says so).
+  run.out({ sent: count });
   s.close();
 }
 
@@ -196,9 +207,9 @@ async function sendMode(): Promise<void> {
  * that address and port. Sending until then makes the outcome independent of which process
  * started first: starting one took up to 1.3 s under load (measured), more than any fixed overlap.
  */
-async function punch(): Promise<void> {
-  const to = endpointOpt('to');
-  const s = await bind(Number(opt('port')), to.family);
+async function punch(run: Run): Promise<void> {
+  const to = endpointOpt(run, 'to');
+  const s = await bind(Number(opt(run, 'port')), to.family);
   const start = performance.now();
   let firstMs: number | null = null;
   let received = 0;
@@ -208,20 +219,20 @@ async function punch(): Promise<void> {
     received++;
     firstMs ??= Math.round(performance.now() - start);
   });
-  const ms = Number(opt('ms'));
+  const ms = Number(opt(run, 'ms'));
   while (performance.now() - start < ms && (firstMs === null || performance.now() - start < firstMs + LINGER_MS)) {
     send(s, to, { op: 'reply', id: 'p', tag: 'punch' });
     await sleep(50);
   }
-  out({ received, firstMs });
+  run.out({ received, firstMs });
   s.close();
 }
 
-async function tcp(): Promise<void> {
-  const to = endpointOpt('to');
+async function tcp(run: Run): Promise<void> {
+  const to = endpointOpt(run, 'to');
   const ok = await new Promise<boolean>((resolve) => {
     let connected = false;
-    const c = connect({ host: to.address.toString(), port: to.port, timeout: scaled(1000) }, () => {
+    const c = connect({ host: to.address.toString(), port: to.port, timeout: windowed(1000) }, () => {
       connected = true;
       c.destroy();
       resolve(true);
@@ -232,7 +243,7 @@ async function tcp(): Promise<void> {
     c.on('timeout', () => setImmediate(() => (c.destroy(), resolve(connected))));
     c.on('error', () => resolve(false));
   });
-  out({ ok });
+  run.out({ ok });
 }
 
 /**
@@ -242,14 +253,15 @@ async function tcp(): Promise<void> {
  * 250 ms doubling, as the agent does (agent/port-mapping/udp-exchange.ts). Prints the grant, or
  * what was wrong with the answer.
  */
-async function pcp(): Promise<void> {
-  const gateway = IpAddress.parse(opt('gateway'));
-  const client = IpAddress.parse(opt('client'));
-  const internalPort = Number(opt('port'));
+async function pcp(run: Run): Promise<void> {
+  const gateway = IpAddress.parse(opt(run, 'gateway'));
+  const client = IpAddress.parse(opt(run, 'client'));
+  const internalPort = Number(opt(run, 'port'));
   const nonce = new Uint8Array(randomBytes(PCP_NONCE_LEN));
-  const request = encodePcpMap({ client, nonce, internalPort, suggestedPort: Number(opt('external')), lifetimeS: Number(opt('lifetime')) });
+  const request = encodePcpMap({ client, nonce, internalPort, suggestedPort: Number(opt(run, 'external')), lifetimeS: Number(opt(run, 'lifetime')) });
   const s = createSocket('udp4');
   await new Promise<void>((r) => s.bind({ address: client.toString(), port: 0 }, r));
+  let timer: NodeJS.Timeout | undefined;
   let problem = 'no answer';
   const result = await new Promise<Record<string, unknown>>((resolve) => {
     s.on('message', (buf: Buffer, rinfo: RemoteInfo) => {
@@ -260,27 +272,87 @@ async function pcp(): Promise<void> {
     });
     // RFC 6887's retransmission doubling from 250 ms, stretched like the lab's other windows: a
     // router under TCG answers in seconds.
-    let wait = scaled(250);
+    let wait = windowed(250);
     const sendOnce = () => {
-      if (wait > scaled(2000)) return resolve({ ok: false, problem });
+      if (wait > windowed(2000)) return resolve({ ok: false, problem });
       s.send(request, PCP_SERVER_PORT, gateway.toString(), () => undefined);
-      setTimeout(sendOnce, wait);
+      timer = setTimeout(sendOnce, wait);
       wait *= 2;
     };
     sendOnce();
   });
-  out(result);
+  clearTimeout(timer);
+  run.out(result);
   s.close();
-  process.exit(0);
 }
 
-const modes: Record<string, () => Promise<void>> = { server, observe, filter, listen, send: sendMode, punch, tcp, pcp };
-const mode = modes[process.argv[2] ?? ''];
-if (!mode) {
-  console.error(`probe: mode must be one of ${Object.keys(modes).join(', ')}`);
-  process.exit(2);
+const modes: Record<string, (run: Run) => Promise<void>> = { server, observe, filter, listen, send: sendMode, punch, tcp, pcp };
+const line = (v: unknown): void => void process.stdout.write(JSON.stringify(v) + '\n');
+
+/**
+ * Many probes from one process: a lab's rows each ran ~10 probes per host, and in a TCG guest
+ * every node start costs seconds (2.5-7.5 s measured), which made the truth table take longer
+ * than a CI run has. Requests are JSON lines on stdin, `{"id", "args": [MODE, …]}`, run at once
+ * and side by side; each line a probe prints comes back as `{"id", "out"}`, then `{"id", "end"}`
+ * (with `error` if it failed). `{"id", "stop": true}` is a listener's --stdin signal. Bad lines
+ * are answered with an error and change nothing; the process ends when stdin closes.
+ */
+const MAX_REQUEST = 4096;
+const stops = new Map<string, () => void>();
+function serve(): void {
+  let buf = '';
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (d: string) => {
+    buf += d;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const text = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (text.trim()) request(text);
+    }
+    if (buf.length > MAX_REQUEST) {
+      line({ id: null, end: true, error: `a request line over ${MAX_REQUEST} bytes was dropped` });
+      buf = '';
+    }
+  });
+  process.stdin.on('end', () => process.exit(0));
 }
-mode().catch((err: unknown) => {
-  console.error(`probe: ${(err as Error).message}`);
-  process.exit(1);
-});
+
+function request(text: string): void {
+  let req: { id?: unknown; args?: unknown; stop?: unknown };
+  try {
+    req = JSON.parse(text) as typeof req;
+  } catch {
+    return line({ id: null, end: true, error: 'a request is one JSON object per line' });
+  }
+  const id = typeof req.id === 'string' ? req.id : undefined;
+  if (id === undefined) return line({ id: null, end: true, error: 'a request needs a string "id"' });
+  if (req.stop === true) return void stops.get(id)?.();
+  const args = Array.isArray(req.args) && req.args.every((a): a is string => typeof a === 'string') ? req.args : undefined;
+  const mode = args && args[0] !== 'server' ? modes[args[0] ?? ''] : undefined;
+  if (!args || !mode) return line({ id, end: true, error: `"args" must start with a mode (${Object.keys(modes).filter((m) => m !== 'server').join(', ')})` });
+  const stopped = new Promise<void>((r) => stops.set(id, r));
+  mode({ args: args.slice(1), out: (v) => line({ id, out: v }), stopped })
+    .then(() => line({ id, end: true }), (err: unknown) => line({ id, end: true, error: (err as Error).message }))
+    .finally(() => stops.delete(id));
+}
+
+const modeName = process.argv[2] ?? '';
+if (modeName === 'serve') serve();
+else {
+  const mode = modes[modeName];
+  if (!mode) {
+    console.error(`probe: mode must be one of serve, ${Object.keys(modes).join(', ')}`);
+    process.exit(2);
+  }
+  const stopped = new Promise<void>((r) => process.stdin.once('close', r).once('end', r));
+  if (process.argv.includes('--stdin')) process.stdin.resume();
+  mode({ args: process.argv.slice(3), out: line, stopped })
+    .then(() => {
+      // A one-shot probe ends with its mode, not with its last handle (pcp's socket, a listener's stdin).
+      if (modeName !== 'server') process.exit(0);
+    })
+    .catch((err: unknown) => {
+      console.error(`probe: ${(err as Error).message}`);
+      process.exit(1);
+    });
+}

@@ -1,4 +1,4 @@
-import { pmpNat, upnpNat, type Gateway } from '@achingbrain/nat-port-mapper';
+import type { Gateway } from '@achingbrain/nat-port-mapper';
 import type { IpAddress } from '../../core/net/address.js';
 import { Endpoint } from '../../core/net/endpoint.js';
 import { PROTOCOL_NAMES, type PortMappingFact, type PortMappingProtocol } from '../../core/doctor/report.js';
@@ -70,6 +70,8 @@ export function defaultMappers(gateway4: IpAddress | null, lanAddress: IpAddress
     gatewayMapper(
       'upnp',
       async () => {
+        // Loaded on use (see agent/port-mapping/upnp.ts).
+        const { upnpNat } = await import('@achingbrain/nat-port-mapper');
         const client = upnpNat({ autoRefresh: false });
         for await (const g of client.findGateways({ signal: abortAfter(DISCOVERY_MS), searchInterval: SSDP_REPEAT_MS })) if (g.family === 'IPv4') return g;
         return null;
@@ -79,6 +81,7 @@ export function defaultMappers(gateway4: IpAddress | null, lanAddress: IpAddress
     gatewayMapper(
       'natpmp',
       async () => {
+        const { pmpNat } = await import('@achingbrain/nat-port-mapper');
         const g = pmpNat(gateway4.toString(), { autoRefresh: false });
         // NAT-PMP has no discovery: the gateway answers an external-address request or nothing does.
         await g.externalIp({ signal: abortAfter(DISCOVERY_MS) });

@@ -1,4 +1,4 @@
-import { upnpNat, type Gateway } from '@achingbrain/nat-port-mapper';
+import type { Gateway } from '@achingbrain/nat-port-mapper';
 import { IpAddress } from '../../core/net/address.js';
 import { Endpoint } from '../../core/net/endpoint.js';
 import type { GatewayInfo } from './gateway.js';
@@ -38,6 +38,9 @@ export class UpnpClient implements PortMapClient {
   private async find(info: GatewayInfo): Promise<Gateway | undefined> {
     if (this.gw && this.gw.host === info.gateway.toString()) return this.gw;
     this.gw = undefined;
+    // Loaded here, not at startup: the library and its SSDP/XML stack are ~60 modules, which every
+    // `wgp2p agent`/`join` start paid for although only a LAN with a UPnP router uses them.
+    const { upnpNat } = await import('@achingbrain/nat-port-mapper');
     const client = upnpNat({ autoRefresh: false, description: 'wgp2p' });
     let first: Gateway | undefined;
     try {

@@ -79,9 +79,16 @@ export class GenlClient {
       return Promise.reject(err);
     }
     return new Promise((resolve, reject) => {
+      // The kernel answers at once; a deadline passes only when this process was not running (a
+      // loaded Raspberry Pi, a TCG guest: stalls of seconds were seen). After such a stall the
+      // timers run before the loop reads the socket, so the answer may already be waiting:
+      // setImmediate lets that read happen first.
       const timer = setTimeout(() => {
-        this.pending.delete(seq);
-        reject(new NetlinkError(`${what}: the kernel did not answer within ${this.timeoutMs} ms`));
+        setImmediate(() => {
+          if (this.pending.get(seq)?.timer !== timer) return;
+          this.pending.delete(seq);
+          reject(new NetlinkError(`${what}: the kernel did not answer within ${this.timeoutMs} ms`));
+        });
       }, this.timeoutMs);
       this.pending.set(seq, { mode, what, state: startExchange(), resolve: (parts, interrupted) => resolve({ parts, interrupted }), reject, timer });
       this.transport.send(datagram);

@@ -47,6 +47,8 @@ export interface RunFiles {
   argv: readonly string[];
   cwd: string;
   env: Record<string, string>;
+  /** guest-scale.js, to measure the time scale in the guest. */
+  scaleProbe?: string;
 }
 
 /** The per-run archives: the checkout, and the command with its environment under RUN_DIR. Returns their paths. */
@@ -55,7 +57,7 @@ export async function writeRunArchives(runDir: string, files: RunFiles, root: st
   const dir = join(stage, RUN_DIR.slice(1));
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'nonce'), files.nonce + '\n');
-  await writeFile(join(dir, 'command.sh'), commandScript(files.argv, files.cwd));
+  await writeFile(join(dir, 'command.sh'), commandScript(files.argv, files.cwd, files.scaleProbe));
   await writeFile(join(dir, 'env.sh'), envScript(files.env), { mode: 0o600 });
   const checkout = join(runDir, 'checkout.cpio');
   const command = join(runDir, 'command.cpio');

@@ -17,9 +17,19 @@ export function shQuote(s: string): string {
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
-export function commandScript(argv: readonly string[], cwd: string): string {
+/** The scale lab deadlines get when the guest cannot time itself (what TCG needed on a quiet machine). */
+export const FALLBACK_SCALE = 10;
+
+/**
+ * The command, in its directory. With `scaleProbe` (guest-scale.js), the time scale is measured
+ * first, unless the caller's environment already has one.
+ */
+export function commandScript(argv: readonly string[], cwd: string, scaleProbe?: string): string {
   if (argv.length === 0) throw new Error('no command to run in the guest (give it after --)');
-  return `cd ${shQuote(cwd)} || exit 126\nexec ${argv.map(shQuote).join(' ')}\n`;
+  const probe = scaleProbe
+    ? `if [ -z "\${WGP2P_LAB_TIME_SCALE:-}" ]; then\n  scales=$(node ${shQuote(scaleProbe)}) || scales='${FALLBACK_SCALE} ${FALLBACK_SCALE}'\n  export WGP2P_LAB_TIME_SCALE="\${scales% *}" WGP2P_LAB_WINDOW_SCALE="\${scales#* }"\nfi\n`
+    : '';
+  return `cd ${shQuote(cwd)} || exit 126\n${probe}exec ${argv.map(shQuote).join(' ')}\n`;
 }
 
 export function envScript(env: Record<string, string>): string {

@@ -6,16 +6,19 @@ import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
 import { run } from '../../core/exec.js';
 import { findTool } from '../preflight.js';
 import { chooseAccel, type AccelChoice } from './accel.js';
 import { checkoutRoot, writeRunArchives } from './checkout.js';
 import { cacheDir, KERNEL_META_PACKAGE } from './config.js';
 import { classify, VmError, type GuestObservation } from './failure.js';
-import { MarkerStream, type Marker } from './guest-init.js';
+import { FALLBACK_SCALE, MarkerStream, type Marker } from './guest-init.js';
 import { baseImage } from './image.js';
 import { configHasWireGuard, fetchKernel, resolveKernel } from './kernel.js';
 import { qemuArgs, type Accel } from './qemu-args.js';
+import { startTimesToEnv, type StartTimes } from './scale.js';
+import { measureStartTimes } from './start-times.js';
 
 export interface VmRunOptions {
   argv: readonly string[];
@@ -44,11 +47,18 @@ export interface VmRunResult {
 }
 
 const RUN_PREFIX = 'wgp2p-vm-run-';
+/** This checkout's guest-scale.js: the guest has the checkout at the same path. */
+const GUEST_SCALE_PROBE = fileURLToPath(new URL('./guest-scale.js', import.meta.url));
 
-/** The guest's environment: the data plane is the kernel's, and the host's WGP2P_* settings go along. */
-export function guestEnv(host: NodeJS.ProcessEnv, extra: Record<string, string> = {}): Record<string, string> {
-  // Under TCG everything runs 10-20x slower: lab deadlines stretch (src/lab/time-scale.ts).
-  const env: Record<string, string> = { WGP2P_DATA_PLANE: 'kernel', WGP2P_LAB_TIME_SCALE: '10' };
+/**
+ * The guest's environment: the data plane is the kernel's, and the host's WGP2P_* settings go
+ * along. WGP2P_LAB_TIME_SCALE only when the caller set it: otherwise the guest measures it
+ * against the host's start times (scale.ts).
+ */
+export function guestEnv(host: NodeJS.ProcessEnv, extra: Record<string, string> = {}, hostStarts?: StartTimes): Record<string, string> {
+  const env: Record<string, string> = { WGP2P_DATA_PLANE: 'kernel' };
+  if (hostStarts) Object.assign(env, startTimesToEnv(hostStarts));
+  else env.WGP2P_LAB_TIME_SCALE = String(FALLBACK_SCALE);
   for (const [k, v] of Object.entries(host)) if (k.startsWith('WGP2P_') && !k.startsWith('WGP2P_VM_') && v !== undefined) env[k] = v;
   return { ...env, ...extra };
 }
@@ -83,6 +93,10 @@ export async function runInVm(o: VmRunOptions): Promise<VmRunResult> {
   const bootTimeoutS = o.bootTimeoutS ?? 180;
   const timeoutS = o.timeoutS ?? 3600;
 
+  // Timed before anything heavy of ours runs: the guest compares its own starts with these.
+  const callerScale = o.env?.WGP2P_LAB_TIME_SCALE ?? process.env.WGP2P_LAB_TIME_SCALE;
+  const hostStarts = callerScale !== undefined ? undefined : await measureStartTimes(3).catch((err: Error) => void log(`cannot time process starts here (${err.message}): the time scale falls back to ${FALLBACK_SCALE}`));
+  if (hostStarts) log(`host start times: node -e 0 ${hostStarts.nodeMs} ms, wgp2p hub --help ${hostStarts.cliMs} ms, a JS loop ${hostStarts.loopMs.toFixed(1)} ms (the guest times the same to set the lab's time scales)`);
   const kernel = await fetchKernel(cache, await resolveKernel(o.kernelPackage ?? KERNEL_META_PACKAGE), log);
   if (!configHasWireGuard(await readFile(kernel.config, 'utf8').catch(() => ''))) {
     throw new VmError('no-wireguard', `${kernel.package} ${kernel.version} is built without WireGuard (no CONFIG_WIREGUARD in its config)`, 'use a kernel package that has it (--kernel-package; Debian\'s since 5.6 do)');
@@ -106,7 +120,7 @@ export async function runInVm(o: VmRunOptions): Promise<VmRunResult> {
     const nonce = randomBytes(12).toString('hex');
     const root = checkoutRoot();
     const cwd = process.cwd().startsWith(root) ? process.cwd() : root;
-    const archives = await writeRunArchives(runDir, { nonce, argv: o.argv, cwd, env: guestEnv(process.env, o.env) }, root);
+    const archives = await writeRunArchives(runDir, { nonce, argv: o.argv, cwd, env: guestEnv(process.env, o.env, hostStarts), scaleProbe: hostStarts ? GUEST_SCALE_PROBE : undefined }, root);
     const initrd = join(runDir, 'initrd.cpio');
     await concat([base.path, ...archives], initrd);
     await Promise.all(archives.map((a) => rm(a)));

@@ -27,7 +27,21 @@ test('mesh: agents behind home NATs go direct, behind two symmetric NATs they ar
       t.diagnostic(`a1 -> a2 first reply ${direct} ms after all agents were up`);
       assert.match((await s.endpointOn(node('a1').ifname, await key('a2'))) ?? '', /^203\.0\.113\.20:/, 'a1 talks to a2 at its NAT, not via the hub');
 
-      const relayed = await msUntilPingReply(lab.ns('s1'), node('s2').address, 20_000);
+      const relayed = await msUntilPingReply(lab.ns('s1'), node('s2').address, 20_000).catch(async (err: Error) => {
+        // The state that explains a relayed pair that does not answer, read before the lab goes.
+        const peer = async (from: string, to: string) => {
+          const p = (await (await s.device(node(from).ifname)).get()).peers.find((x) => x.publicKey === s2key(to));
+          return p && { endpoint: p.endpoint?.toString(), lastHandshakeMs: p.lastHandshakeMs, rxBytes: p.rxBytes, txBytes: p.txBytes, keepalive: p.persistentKeepalive };
+        };
+        const keys = new Map([['s1', await key('s1')], ['s2', await key('s2')]]);
+        const s2key = (n: string) => keys.get(n)!;
+        const nft = await lab.exec('hub', 'nft', ['list', 'ruleset'], { allowFail: true });
+        const st = await s.hubStatus();
+        throw new Error(
+          `${err.message}\ns1's peer s2: ${JSON.stringify(await peer('s1', 's2'))}\ns2's peer s1: ${JSON.stringify(await peer('s2', 's1'))}\n` +
+            `hub pairs: ${JSON.stringify(st.pairs)}\nhub relays: ${JSON.stringify(st.relays)}\nhub nft:\n${nft.stdout}`,
+        );
+      });
       t.diagnostic(`s1 -> s2 first reply ${relayed} ms after the direct pair answered`);
       assert.match((await s.endpointOn(node('s1').ifname, await key('s2'))) ?? '', /^203\.0\.113\.2:52\d{3}$/, 's1 reaches s2 through the relay on the hub');
       await new Promise((res) => setTimeout(res, 1000)); // past the relay's handover to the kernel

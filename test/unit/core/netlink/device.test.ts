@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { test } from 'node:test';
 import { GenlClient } from '../../../../src/core/netlink/client.js';
 import { decodeAttributes, LITTLE_ENDIAN } from '../../../../src/core/netlink/message.js';
@@ -87,5 +88,39 @@ test('this machine\'s kernel answers a family lookup on a real socket (the contr
     await assert.rejects(client.family('wgp2p-none'), (err: Error & { errno?: number }) => err.errno === 2);
   } finally {
     client.close();
+  }
+});
+
+test('an answer that arrived while the process was stalled past the deadline is read, not reported as missing', le, async () => {
+  // The fake kernel's replies travel over a loopback socket, so they are I/O the event loop must
+  // read; the process then stalls past the deadline right after the reply was sent (a loaded
+  // machine descheduling it), and the timer is due before the socket is read.
+  const k = kernelWithPeers(1);
+  const rx = createSocket('udp4');
+  const tx = createSocket('udp4');
+  await new Promise<void>((r) => rx.bind(0, '127.0.0.1', () => r()));
+  let stall = false;
+  const transport = (events: Parameters<typeof k.transport>[0]) => {
+    rx.on('message', (d) => events.onDatagram(d));
+    return k.transport({
+      onError: events.onError,
+      onDatagram: (d) =>
+        tx.send(d, rx.address().port, '127.0.0.1', () => {
+          if (!stall) return;
+          const until = performance.now() + 400;
+          while (performance.now() < until);
+        }),
+    });
+  };
+  const client = new GenlClient({ transport, timeoutMs: 100 });
+  try {
+    const dev = await NetlinkDevice.open('wg0', client);
+    assert.ok(dev instanceof NetlinkDevice);
+    stall = true;
+    assert.equal((await dev.get()).peers.length, 1);
+  } finally {
+    client.close();
+    rx.close();
+    tx.close();
   }
 });

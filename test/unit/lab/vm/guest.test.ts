@@ -36,9 +36,9 @@ test('the command and its environment are quoted for the shell', () => {
   assert.throws(() => commandScript([], '/'), /no command/);
 });
 
-test('the guest runs the kernel data plane with stretched deadlines; WGP2P_* settings go along, VM settings stay', () => {
+test('the guest runs the kernel data plane; WGP2P_* settings go along, VM settings stay', () => {
   const env = guestEnv({ WGP2P_LOG: 'debug', WGP2P_VM_CACHE: '/x', HOME: '/root' }, { EXTRA: '1' });
-  assert.deepEqual(env, { WGP2P_DATA_PLANE: 'kernel', WGP2P_LAB_TIME_SCALE: '10', WGP2P_LOG: 'debug', EXTRA: '1' });
+  assert.deepEqual(env, { WGP2P_DATA_PLANE: 'kernel', WGP2P_LAB_TIME_SCALE: '10', WGP2P_LOG: 'debug', EXTRA: '1' }, 'no host start times: the fallback scale');
   assert.equal(defaultDataPlane({}), 'userspace');
   assert.equal(defaultDataPlane({ WGP2P_DATA_PLANE: 'kernel' }), 'kernel');
   assert.throws(() => defaultDataPlane({ WGP2P_DATA_PLANE: 'kernle' }), /WGP2P_DATA_PLANE must be userspace or kernel, not "kernle"/);
