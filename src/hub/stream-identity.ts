@@ -2,9 +2,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { decode } from '../core/protocol.js';
-import { writeSecret } from '../core/secret-file.js';
 import type { StreamConfig } from '../core/stream/config.js';
-import { certificatePin, generateTlsIdentity, loadTlsIdentity, type TlsIdentity } from '../core/stream/tls-identity.js';
+import { certificatePin, generateTlsIdentity, loadTlsIdentity, writeTlsIdentity, type TlsIdentity } from '../core/stream/tls-identity.js';
 
 /**
  * The hub's stream side on disk (issue 12): its TLS certificate (tls.crt, 0644) and key
@@ -37,8 +36,7 @@ export async function planHubStream(opts: { port: number | null; own?: { cert: s
 export function writeHubStream(dir: string, plan: HubStreamPlan): { pin: string; port: number | null; generated: boolean } {
   const files = hubStreamFiles(dir);
   const id = plan.identity;
-  writeSecret(files.key, id.key);
-  writeFileSync(files.cert, id.cert, { mode: 0o644 });
+  writeTlsIdentity(files, id);
   writeFileSync(files.settings, JSON.stringify({ port: plan.port }) + '\n', { mode: 0o644 });
   return { pin: id.pin, port: plan.port, generated: plan.generated };
 }

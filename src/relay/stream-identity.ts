@@ -1,6 +1,5 @@
-import { existsSync, writeFileSync } from 'node:fs';
-import { writeSecret } from '../core/secret-file.js';
-import { generateTlsIdentity, loadTlsIdentity, type TlsIdentity } from '../core/stream/tls-identity.js';
+import { existsSync } from 'node:fs';
+import { generateTlsIdentity, loadTlsIdentity, writeTlsIdentity, type TlsIdentity } from '../core/stream/tls-identity.js';
 
 /**
  * The TLS identity of a relay's stream side (`relay run`): beside its config, NAME.relay.tls.crt
@@ -21,7 +20,6 @@ export async function relayStreamIdentity(configPath: string, own?: { cert: stri
   const files = relayStreamFiles(configPath);
   if (existsSync(files.cert) && existsSync(files.key)) return { identity: loadTlsIdentity(files.cert, files.key), generated: false, files };
   const identity = await generateTlsIdentity('wgp2p relay');
-  writeSecret(files.key, identity.key);
-  writeFileSync(files.cert, identity.cert, { mode: 0o644 });
+  writeTlsIdentity(files, identity);
   return { identity, generated: true, files };
 }

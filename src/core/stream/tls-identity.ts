@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -90,6 +90,12 @@ export function loadTlsIdentity(certPath: string, keyPath: string): TlsIdentity 
   const cert = read(certPath, 'certificate');
   const key = read(keyPath, 'key');
   return { cert, key, pin: loadPair(cert, key, certPath).pin };
+}
+
+/** Writes an identity where loadTlsIdentity() reads it: the key as a secret (0600), the certificate public (0644). */
+export function writeTlsIdentity(files: { cert: string; key: string }, identity: TlsIdentity): void {
+  writeSecret(files.key, identity.key);
+  writeFileSync(files.cert, identity.cert, { mode: 0o644 });
 }
 
 function loadPair(cert: string, key: string, what: string): { pin: string } {
