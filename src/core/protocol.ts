@@ -95,12 +95,6 @@ export const pathSchema = z
         /** The relay's name ("builtin", or a relay node's), for status. */
         relay: z.string().max(64).optional(),
         /**
-         * Which allocation of the pair this is (the hub counts them). A new one on the same relay
-         * can have the same ports, and the relay latches its sides only from a handshake: the agent
-         * starts a fresh session for it. Absent: a hub before it (only the relay id tells).
-         */
-        allocation: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-        /**
          * tcp-relay on a relay on its own machine: its stream side (address and TCP port, the pin
          * of its TLS key) and the ticket for this side of the allocation (core/stream/ticket.ts),
          * a secret. Absent: the side rides the hub's stream (the built-in relay).

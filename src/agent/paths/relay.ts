@@ -31,28 +31,22 @@ export class RelayPath implements CommittedPath {
     /** This side rides the stream: `endpoint` is the shim's local port for the allocation. */
     readonly overStream: boolean,
     readonly carriedBy: string,
-    /** The hub's number for the allocation (protocol.ts); undefined from a hub before it. */
-    readonly allocation: number | undefined,
   ) {}
 
   get relay(): Endpoint {
     return this.endpoint;
   }
 
-  static async enter(ctx: PeerContext, prev: CommittedPath, cmd: { endpoint: Endpoint; relayId: string; kind?: typeof TCP_RELAY_ID; relay?: string; stream?: RemoteStream; allocation?: number }, seq: number, peer: PeerState | undefined): Promise<RelayPath> {
+  static async enter(ctx: PeerContext, prev: CommittedPath, cmd: { endpoint: Endpoint; relayId: string; kind?: typeof TCP_RELAY_ID; relay?: string; stream?: RemoteStream }, seq: number, peer: PeerState | undefined): Promise<RelayPath> {
     const overStream = cmd.kind === TCP_RELAY_ID;
     if (overStream && !ctx.stream) throw new Error(`the hub put peer ${ctx.info().name} on a relay over the TLS stream, and this agent has no stream transport`);
     // On a relay on its own machine, this side rides that relay's stream side, opened with the hub's ticket.
     const endpoint = overStream ? await ctx.stream!.openAllocation(cmd.relayId, cmd.stream) : cmd.endpoint;
     const name = cmd.relay ?? 'relay';
     const carriedBy = !overStream ? `${name} at ${cmd.endpoint.toString()}` : cmd.stream ? `${name} over its stream side at ${cmd.stream.endpoint.toString()}` : `${name} over the hub's stream`;
-    const path = new RelayPath(seq, endpoint, cmd.relayId, overStream, carriedBy, cmd.allocation);
-    // The same allocation, resent: the session goes on. Another transport, or a new allocation on
-    // the same relay (the hub re-allocates a pair whose relay path went silent, often on the same
-    // ports), is a side the relay must latch again, from a handshake: kept, the session sent
-    // nothing the new allocation would latch, and the pair stayed silent until WireGuard's own
-    // rekey (seen in the NAT matrix: a relayed pair re-allocated twice, 0 of 10 pings).
-    if (prev instanceof RelayPath && prev.relayId === cmd.relayId && prev.overStream === overStream && prev.allocation === cmd.allocation) {
+    const path = new RelayPath(seq, endpoint, cmd.relayId, overStream, carriedBy);
+    // The same allocation on the other transport is a side the relay must latch again (from a handshake).
+    if (prev instanceof RelayPath && prev.relayId === cmd.relayId && prev.overStream === overStream) {
       path.confirmed = prev.confirmed;
       path.lastDirectReport = prev.lastDirectReport;
       if (!peer?.endpoint?.equals(endpoint)) await point(ctx, endpoint);

@@ -131,8 +131,6 @@ interface Pair {
   /** A relay allocation in flight, by token: anything that supersedes it clears this. */
   allocating: number | null;
   relayTries: number;
-  /** The pair's allocations so far: each new grant is a new number, told to the agents (protocol.ts). */
-  allocations: number;
   /** Relay allocations that failed in a row: their retries back off. */
   allocationFailures: number;
   failures: number;
@@ -229,7 +227,6 @@ export class PairPaths {
       grant: null,
       allocating: null,
       relayTries: 0,
-      allocations: 0,
       allocationFailures: 0,
       failures: 0,
       unstable: 0,
@@ -615,7 +612,6 @@ export class PairPaths {
           return;
         }
         p.allocationFailures = 0;
-        if (grant !== reuse) p.allocations++;
         const fresh = grant.relayId !== p.grant?.relayId;
         const was = p.path;
         p.grant = grant;
@@ -655,8 +651,8 @@ export class PairPaths {
     // on the hub's stream, or with its ticket on the relay's own.
     const over = (n: NodeView, stream: StreamGrant | undefined) => (tcpRelay.onStream(n) ? { kind: TCP_RELAY_ID, ...(stream ? { stream } : {}) } : {});
     const named = r.relay ? { relay: r.relay } : {};
-    this.deps.send(p.a, { type: 'path', step: 'use', seq, publicKey: p.b, path: { via: 'relay', endpoint: r.forA, relayId: r.relayId, allocation: p.allocations, ...named, ...over(v.a, r.streamA) } });
-    this.deps.send(p.b, { type: 'path', step: 'use', seq, publicKey: p.a, path: { via: 'relay', endpoint: r.forB, relayId: r.relayId, allocation: p.allocations, ...named, ...over(v.b, r.streamB) } });
+    this.deps.send(p.a, { type: 'path', step: 'use', seq, publicKey: p.b, path: { via: 'relay', endpoint: r.forA, relayId: r.relayId, ...named, ...over(v.a, r.streamA) } });
+    this.deps.send(p.b, { type: 'path', step: 'use', seq, publicKey: p.a, path: { via: 'relay', endpoint: r.forB, relayId: r.relayId, ...named, ...over(v.b, r.streamB) } });
     p.timers.disarm('relay-confirm');
     if (path.ok.a && path.ok.b) return;
     p.timers.arm('relay-confirm', this.t.relayConfirmMs, () => {

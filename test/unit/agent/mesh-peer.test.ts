@@ -70,7 +70,7 @@ function meshPeer(device: FakeDevice) {
   return { peer, events };
 }
 
-const useRelay = (seq: number, relayId = 'a1', allocation?: number): PathCommand => ({ type: 'path', step: 'use', publicKey: PEER, seq, path: { via: 'relay', endpoint: E(RELAY), relayId, ...(allocation === undefined ? {} : { allocation }) } });
+const useRelay = (seq: number, relayId = 'a1'): PathCommand => ({ type: 'path', step: 'use', publicKey: PEER, seq, path: { via: 'relay', endpoint: E(RELAY), relayId } });
 const useDirect = (seq: number, endpoint = DIRECT, kind: KindId = 'public4'): PathCommand => ({ type: 'path', step: 'use', publicKey: PEER, seq, path: { via: 'direct', kind, endpoint: E(endpoint) } });
 const prepare = (seq: number, o: { endpoint?: string; kind?: KindId; fallback?: string; relayId?: string; windowMs?: number; holdMs?: number } = {}): PathCommand => ({
   type: 'path',
@@ -235,20 +235,6 @@ test('the relay: a new allocation starts a fresh session, the same one keeps it;
   assert.equal(device.endpoint, RELAY, 'until then the data goes through the relay');
 });
 
-test('a new allocation on the same relay and the same ports (the hub re-allocated a silent relay path) starts a fresh session; a resend of it keeps the session', async () => {
-  const device = new FakeDevice();
-  const { peer } = meshPeer(device);
-  await peer.apply(useRelay(1, 'a1', 1), device.peer);
-  device.receive(RELAY);
-  await peer.tick(device.peer, Date.now());
-  device.peer.lastHandshakeMs = Date.now();
-  await peer.apply(useRelay(2, 'a1', 1), device.peer);
-  assert.ok(device.peer.lastHandshakeMs > 0, 'the same allocation resent: the session goes on');
-  await peer.apply(useRelay(3, 'a1', 2), device.peer);
-  assert.equal(device.peer.lastHandshakeMs, 0, 'allocation 2 latches our side only from a handshake: the peer was re-added');
-  assert.equal(device.endpoint, RELAY);
-});
-
 test('a dead path is reported once as lost: 2K + 5 s of nothing, or 12 s of data with nothing back', async () => {
   const device = new FakeDevice();
   const { peer, events } = meshPeer(device);
@@ -324,4 +310,18 @@ test('a tcp-relay path on an agent without a stream transport is refused with th
   const device = new FakeDevice();
   const { peer } = meshPeer(device);
   await assert.rejects(peer.apply({ type: 'path', step: 'use', publicKey: PEER, seq: 1, path: { via: 'relay', endpoint: E(RELAY), relayId: '00112233aabbccdd', kind: 'tcp-relay' } }, device.peer), /no stream transport/);
+});
+
+test('a new allocation on the same relay and the same ports (the hub re-allocated a silent relay path) starts a fresh session; a resend of it keeps the session', async () => {
+  const device = new FakeDevice();
+  const { peer } = meshPeer(device);
+  await peer.apply(useRelay(1, 'a1'), device.peer);
+  device.receive(RELAY);
+  await peer.tick(device.peer, Date.now());
+  device.peer.lastHandshakeMs = Date.now();
+  await peer.apply(useRelay(2, 'a1'), device.peer);
+  assert.ok(device.peer.lastHandshakeMs > 0, 'the same allocation resent: the session goes on');
+  await peer.apply(useRelay(3, 'a2'), device.peer);
+  assert.equal(device.peer.lastHandshakeMs, 0, 'allocation a2 latches our side only from a handshake: the peer was re-added');
+  assert.equal(device.endpoint, RELAY);
 });
