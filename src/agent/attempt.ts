@@ -31,6 +31,13 @@ import type { PeerState } from '../core/wireguard/uapi.js';
  * initiation then always meets a NAT already open and a peer with nothing outstanding. `both`
  * is the behaviour without roles: a live session (punches are keepalives) or a hub that names
  * none.
+ *
+ * Roles from the relay (a live session): only for a kind whose responder must not open its NAT
+ * (a mapped port). The responder keeps sending through the relay and answers as soon as the
+ * initiator's packet arrives directly; no handshake is under way, so nothing can cross. With both
+ * sides punching at once, the NAT matrix under load lost the race on several pairs of one run: the
+ * mapped side's keepalive left first, took the conntrack tuple the peer's packet needed, and the
+ * hub concluded that the mapping did not forward.
  */
 
 /** Extra punches after evidence, so the peer also hears from us directly (a ping-pong of keepalives). */
@@ -140,7 +147,8 @@ function evidence(at: AgentAttempt, peer: PeerState | undefined, relay: Endpoint
   }
   // A responder whose handshake is not complete yet would send an initiation of its own: wait for
   // the initiator's first packet on the new session (it comes within a round trip), then answer.
-  const waiting = at.role === 'responder' && !((peer?.lastHandshakeMs ?? 0) > (at.pointedAt ?? Infinity));
+  // From the relay the session is live: the initiator's packet is transport, and we answer at once.
+  const waiting = at.role === 'responder' && at.fallback === null && !((peer?.lastHandshakeMs ?? 0) > (at.pointedAt ?? Infinity));
   if (next.punches < MAX_PUNCHES && !waiting) {
     next = { ...next, punches: next.punches + 1 };
     // No endpoint: WireGuard already points where the peer's packet came from.

@@ -146,8 +146,13 @@ export class MeshPeer {
     // 5 s (REKEY_TIMEOUT): right after a failed LAN attempt it would send nothing toward the next
     // candidate. A re-added peer starts with a clean handshake state.
     const readd = !fallback && (p?.lastHandshakeMs ?? 0) < now - SESSION_MS;
-    // Roles matter only for a handshake (attempt.ts): with a session the punches are keepalives.
-    const role: AttemptRole = readd && cmd.initiates !== undefined ? (cmd.initiates ? 'initiator' : 'responder') : 'both';
+    const kind = kindOf(cmd.candidate.kind);
+    // Roles matter for a handshake (attempt.ts): with a session the punches are keepalives, and
+    // either side may send first. Except toward a mapped port, from the relay as much as from
+    // nothing: the mapped side's own packet toward the peer would take the conntrack tuple the
+    // peer's packet through the mapping needs (candidates/mapped.ts), so it sends only once it heard.
+    const ordered = readd || (fallback !== null && kind.responderOpensNat === false);
+    const role: AttemptRole = ordered && cmd.initiates !== undefined ? (cmd.initiates ? 'initiator' : 'responder') : 'both';
     if (readd) await this.deps.device.set({ peers: [{ publicKey: this.key, remove: true }] });
     // From the relay, the relay keeps carrying our data until the punch borrows the direct path.
     // With a role, the re-added peer gets no addresses yet: no packet of ours can make it initiate.
@@ -158,7 +163,6 @@ export class MeshPeer {
     // either order works, whichever router leaks. Without such a TTL, the hub asks the side behind
     // a leaky router to open first (openFirst), also without a role: its packet must leave before
     // the peer's arrives.
-    const kind = kindOf(cmd.candidate.kind);
     const ttl = kind.crossesNat ? (this.deps.punchTtl ?? NO_PUNCH_TTL) : NO_PUNCH_TTL;
     await ttl.settled();
     // Never toward a mapped port's peer: the mapping is open already (candidates/mapped.ts says why a packet of ours would hurt).

@@ -39,8 +39,13 @@ export const pairStatusSchema = z.object({
   nextRetryInMs: z.number().nullable(),
   reason: z.string().nullable(),
   history: z.array(z.object({ mode, agoMs: z.number(), reason: z.string().nullable() })),
-  /** The relay's counters for the pair's allocation, while it has one. */
-  relayed: z.object({ aToB: counters, bToA: counters, dropped: z.record(z.string(), z.number()), relay: z.string() }).nullable(),
+  /**
+   * The relay's counters for the pair's allocation, while it has one, and the ip:port it confirmed
+   * for each side (its NAT's mapping toward the relay; null until a handshake through it).
+   */
+  relayed: z
+    .object({ aToB: counters, bToA: counters, dropped: z.record(z.string(), z.number()), relay: z.string(), latched: z.object({ a: z.string().nullable(), b: z.string().nullable() }).optional() })
+    .nullable(),
 });
 export type PairStatusJson = z.infer<typeof pairStatusSchema>;
 

@@ -258,6 +258,7 @@ export class Hub {
         portMax,
         kernel: kernel.kernels,
         onError: (err) => log.warn({ err }, 'relay'),
+        log,
         onLatched: (_id, key, endpoint) => this.relayLatched(key, endpoint),
         onReleased: (id, reason) => {
           this.stream?.released(id);
@@ -521,7 +522,7 @@ export class Hub {
       nodes: nodeStatus(this.settings, this.view.all(), (k) => this.watch.peer(k), this.sessions.values(), (k) => this.nat.status(k), (k) => this.transports.get(k)),
       pairs: this.pairs.status().map((p) => {
         const c = p.relayId ? counters.get(p.relayId) : undefined;
-        return { ...p, relayed: c ? { aToB: c.aToB, bToA: c.bToA, dropped: c.dropped, relay: c.relay } : null };
+        return { ...p, relayed: c ? { aToB: c.aToB, bToA: c.bToA, dropped: c.dropped, relay: c.relay, latched: { a: c.a.latched, b: c.b.latched } } : null };
       }),
       relays: this.relays.relays(),
     };

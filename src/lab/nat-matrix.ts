@@ -1,4 +1,5 @@
 import type { KindId } from '../core/candidates/kind.js';
+import { diagnoseCell } from './cell-diagnosis.js';
 import { Lab, type Progress } from './lab.js';
 import { Scenario } from './scenario.js';
 import { parseTopology, type NatProfile, type TopologyInput } from './topology.js';
@@ -36,6 +37,8 @@ export interface CellOutcome {
   replies: number;
   sent: number;
   reason: string | null;
+  /** Where pings went unanswered: the state of both devices, the hub and the relay just after (cell-diagnosis.ts). */
+  diagnosis?: string;
 }
 
 export interface MatrixCell extends CellOutcome {
@@ -235,6 +238,7 @@ async function runCells(lab: Lab, cells: { nodes: [string, string] }[], blocked:
       const r = await lab.exec(x.host, 'ping', ['-n', '-q', '-c', String(sent), '-i', '0.05', '-W', '1', y.address], { allowFail: true });
       replies = Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
     }
+    const diagnosis = carries && replies < sent - 1 ? await diagnoseCell(s, lab, x, y).catch((err: Error) => `no diagnosis: ${err.message}`) : undefined;
     out.push({
       nodes: c.nodes,
       path,
@@ -246,6 +250,7 @@ async function runCells(lab: Lab, cells: { nodes: [string, string] }[], blocked:
       replies,
       sent: carries ? sent : 0,
       reason: row?.reason ?? null,
+      ...(diagnosis ? { diagnosis } : {}),
     });
     onProgress?.(`${c.nodes.join(' x ')}: ${path}`, ++done, names.length + cells.length);
   }

@@ -63,6 +63,7 @@ export class RelayNode {
       portMax: this.opts.portMax,
       kernel: kernel.kernels,
       onError: (err) => this.opts.log.warn({ err }, 'relay'),
+      log: this.opts.log,
       onLatched: (id, publicKey, endpoint) => this.send({ type: 'latched', id, publicKey, endpoint }),
       onReleased: (id, reason) => {
         this.forget(id);

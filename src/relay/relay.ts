@@ -1,6 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { IpAddress } from '../core/net/address.js';
 import { Endpoint } from '../core/net/endpoint.js';
+import type { Logger } from '../core/log.js';
 import { mac1Key } from '../core/wireguard/packet.js';
 import { classifyDatagram } from './datagram.js';
 import { KernelPath, type KernelCounters, type Leg } from './kernel-path.js';
@@ -204,6 +205,11 @@ export interface RelayOptions {
    */
   kernel?: KernelPath | readonly KernelPath[];
   onError?: (err: unknown) => void;
+  /**
+   * Debug lines for what the relay decides per allocation (a side confirmed, the pair into or out
+   * of the kernel, the allocation released): a handful per allocation, none per datagram.
+   */
+  log?: Pick<Logger, 'debug'>;
   /**
    * A side's confirmed endpoint changed (its first confirmation included): `endpoint` is the
    * node's ip:port as the relay sees it, i.e. its NAT's mapping toward the relay.
@@ -457,11 +463,19 @@ export class Relay {
     const alloc = this.allocations.get(id);
     if (!alloc) return false;
     this.allocations.delete(id);
-    this.closeSide(alloc.a);
-    this.closeSide(alloc.b);
+    // The ports stay taken until the kernel has let go of the pair: a new allocation on them
+    // (the lowest free ports come first, so often the same pair again) would otherwise have its
+    // handshake forwarded by the old pair's entries, never see it, and never confirm its sides.
+    this.closeSide(alloc.a, alloc.kernel !== undefined);
+    this.closeSide(alloc.b, alloc.kernel !== undefined);
+    this.opts.log?.debug({ allocation: id, reason, ports: [alloc.a.port, alloc.b.port], out: { a: alloc.a.out, b: alloc.b.out }, dropped: alloc.dropped, inKernel: alloc.kernelLegs !== undefined }, 'relay allocation released');
     // Without its map entries the kernel would still forward the pair's live conntrack entries
     // (NAT is decided once per flow) until they time out: flush them too.
-    void this.kernelSync(alloc);
+    void this.kernelSync(alloc).finally(() => {
+      if (!alloc.kernel) return;
+      this.usedPorts.delete(alloc.a.port);
+      this.usedPorts.delete(alloc.b.port);
+    });
     this.opts.onReleased?.(id, reason);
     return true;
   }
@@ -506,10 +520,12 @@ export class Relay {
         alloc.b.kernelSeen = 0;
         alloc.kernelEpoch++;
         await k.flush(have.a, have.b);
+        this.opts.log?.debug({ allocation: alloc.id, forwarded: counted }, 'relay pair out of the kernel');
       }
       if (want) {
         await k.install(alloc.id, want.a, want.b);
         alloc.kernelLegs = want;
+        this.opts.log?.debug({ allocation: alloc.id, a: legText(want.a), b: legText(want.b) }, 'relay pair in the kernel');
         await k.flush(want.a, want.b);
         // Datagrams still queued on our sockets during the handover are forwarded here as usual
         // (losing one cost a 5 s WireGuard handshake retry in the lab); their sends may leave an
@@ -664,6 +680,7 @@ export class Relay {
     // A new port carries nothing yet: it is not "carrying" until it does.
     side.heardAt = -Infinity;
     side.heardSeen = side.transportIn + side.kernelSeen;
+    this.opts.log?.debug({ allocation: alloc.id, port: side.port, endpoint: ep.toString() }, 'relay side confirmed');
     this.opts.onLatched?.(alloc.id, side.publicKey, ep.toString());
   }
 
@@ -758,8 +775,9 @@ export class Relay {
     side.heardAt = now;
   }
 
-  private closeSide(s: Side): void {
-    this.usedPorts.delete(s.port);
+  /** `keepPort`: the port stays reserved (the caller frees it once the kernel is done with it). */
+  private closeSide(s: Side, keepPort = false): void {
+    if (!keepPort) this.usedPorts.delete(s.port);
     s.socket.close();
   }
 
@@ -845,6 +863,10 @@ function parseIp(text: string, what: string): IpAddress {
 function sameLegs(x: { a: Leg; b: Leg }, y: { a: Leg; b: Leg }): boolean {
   const eq = (p: Leg, q: Leg) => p.ip.equals(q.ip) && p.port === q.port && p.relayPort === q.relayPort;
   return eq(x.a, y.a) && eq(x.b, y.b);
+}
+
+function legText(l: Leg): string {
+  return `${Endpoint.of(l.ip, l.port).toString()} via ${l.relayPort}`;
 }
 
 function add(to: DirectionCounters, x: DirectionCounters): void {

@@ -89,6 +89,7 @@ test('NAT matrix: every pair of profiles gets the path Table 1 predicts, and tra
       if (c.path === 'direct' && c.endpoint?.startsWith(`${MATRIX_HUB}:`)) failures.push(`${key} goes through the hub (${c.endpoint})`);
       // One reply may be lost while a relayed pair moves into the relay's kernel path.
       if ((c.path === 'direct' || c.path === 'relay' || c.path === 'tcp-relay') && c.replies < c.sent - 1) failures.push(`${key}: ${c.replies}/${c.sent} pings answered`);
+      if (c.diagnosis) for (const line of [`${key} (${c.nodes.join('-')}) after lost pings:`, ...c.diagnosis.split('\n')]) t.diagnostic(line);
     }
     assert.deepEqual(failures, [], 'every cell as expected');
   });

@@ -72,7 +72,7 @@ function meshPeer(device: FakeDevice) {
 
 const useRelay = (seq: number, relayId = 'a1'): PathCommand => ({ type: 'path', step: 'use', publicKey: PEER, seq, path: { via: 'relay', endpoint: E(RELAY), relayId } });
 const useDirect = (seq: number, endpoint = DIRECT, kind: KindId = 'public4'): PathCommand => ({ type: 'path', step: 'use', publicKey: PEER, seq, path: { via: 'direct', kind, endpoint: E(endpoint) } });
-const prepare = (seq: number, o: { endpoint?: string; kind?: KindId; fallback?: string; relayId?: string; windowMs?: number; holdMs?: number } = {}): PathCommand => ({
+const prepare = (seq: number, o: { endpoint?: string; kind?: KindId; fallback?: string; relayId?: string; windowMs?: number; holdMs?: number; initiates?: boolean } = {}): PathCommand => ({
   type: 'path',
   step: 'prepare',
   publicKey: PEER,
@@ -81,6 +81,7 @@ const prepare = (seq: number, o: { endpoint?: string; kind?: KindId; fallback?: 
   fallback: o.fallback ? { endpoint: E(o.fallback), relayId: o.relayId ?? 'a1' } : null,
   windowMs: o.windowMs ?? 2000,
   holdMs: o.holdMs ?? 50,
+  ...(o.initiates === undefined ? {} : { initiates: o.initiates }),
 });
 const punch = (seq: number): PathCommand => ({ type: 'path', step: 'punch', publicKey: PEER, seq });
 const summary = (events: PathEvent[]) => events.map((e) => [e.event, e.seq, e.event === 'heard' ? e.endpoint.toString() : null]);
@@ -111,6 +112,44 @@ test("a retry from the relay gets ready without touching the path, punches the c
   await peer.tick(device.peer, t0 + 300);
   assert.deepEqual(summary(events), [['ready', 2, null], ['heard', 2, DIRECT]]);
   assert.equal(device.sentTo.at(-1), DIRECT, 'and we answer on the direct path');
+});
+
+test("toward a mapped port from the relay, the mapped side sends nothing until the peer's packet arrives directly, then answers at once; the other side punches", async () => {
+  // The mapped side (initiates: false): its own keepalive toward the peer would take the conntrack
+  // tuple the peer's packet through the mapping needs.
+  const device = new FakeDevice();
+  const { peer, events } = meshPeer(device);
+  await peer.apply(useRelay(1), device.peer);
+  device.sentTo = [];
+  await peer.apply(prepare(2, { kind: 'mapped', fallback: RELAY, initiates: false }), device.peer);
+  const t0 = Date.now();
+  await peer.apply(punch(2), device.peer);
+  await peer.tick(device.peer, t0 + 20);
+  assert.deepEqual(device.sentTo, [], 'no punch toward the peer');
+  assert.equal(device.endpoint, RELAY, 'the data keeps going through the relay');
+  device.receive(DIRECT);
+  await peer.tick(device.peer, t0 + 120);
+  assert.deepEqual(summary(events), [['ready', 2, null], ['heard', 2, DIRECT]]);
+  assert.deepEqual(device.sentTo, [DIRECT], 'answered on the direct path as soon as the peer was heard there');
+
+  // The side that sends to the mapping (initiates: true) punches on the hub's word, as before.
+  const other = new FakeDevice();
+  const b = meshPeer(other);
+  await b.peer.apply(useRelay(1), other.peer);
+  other.sentTo = [];
+  await b.peer.apply(prepare(2, { kind: 'mapped', fallback: RELAY, initiates: true }), other.peer);
+  await b.peer.apply(punch(2), other.peer);
+  assert.deepEqual(other.sentTo, [DIRECT]);
+});
+
+test('from the relay, a punched kind keeps both sides sending whatever the hub names as initiator (a live session has no handshake to cross)', async () => {
+  const device = new FakeDevice();
+  const { peer } = meshPeer(device);
+  await peer.apply(useRelay(1), device.peer);
+  device.sentTo = [];
+  await peer.apply(prepare(2, { kind: 'public4', fallback: RELAY, initiates: false }), device.peer);
+  await peer.apply(punch(2), device.peer);
+  assert.deepEqual(device.sentTo, [DIRECT]);
 });
 
 test('relayed packets that arrive while the punch goes out are never evidence; a relayed packet is never evidence at all', async () => {
