@@ -15,6 +15,7 @@ import { HubStream } from './hub-stream.js';
 import { onStream } from './hub-transport.js';
 import { MeshPeer } from './mesh-peer.js';
 import { NetworkWatch } from './network-watch.js';
+import { LivenessProbe } from './liveness-probe.js';
 import { NftPunchTtl } from './punch-ttl.js';
 import { answerWanProbe } from './wan-probe-answer.js';
 import { agentSocketPath } from './socket-path.js';
@@ -69,6 +70,7 @@ export class Agent {
   private hubKeepalive!: HubKeepalive;
   /** Opening packets that die before the peer's router; undefined without nftables. */
   private punchTtl?: NftPunchTtl;
+  private readonly probe = new LivenessProbe();
   private mapper?: PortMapper;
   /** The hub peer on UDP or on the hub's TLS stream, and relay sides on the stream (hub-stream.ts). */
   private hubStream?: HubStream;
@@ -166,6 +168,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.hubStream?.stop();
     await this.punchTtl?.close();
+    this.probe.close();
     this.network?.stop();
     // A clean exit deletes the mapping at the router (the lease would otherwise outlive us by hours).
     await this.mapper?.stop();
@@ -281,7 +284,7 @@ export class Agent {
     if (!st) {
       st =
         info.kind === 'agent'
-          ? new MeshPeer(info, { device: this.device, keepalive: () => this.settings?.peerKeepalive || 25, emit: (ev) => this.emit(ev), changed: () => this.changed(), log: this.opts.log, punchTtl: this.punchTtl, stream: this.hubStream })
+          ? new MeshPeer(info, { device: this.device, keepalive: () => this.settings?.peerKeepalive || 25, emit: (ev) => this.emit(ev), changed: () => this.changed(), log: this.opts.log, punchTtl: this.punchTtl, stream: this.hubStream, probe: (to) => this.probe.send(to) })
           : new ClientPeer(info, { device: this.device, settings: () => this.settings!, proxied: () => this.settings?.proxied ?? false, changed: () => this.changed(), log: this.opts.log, attemptMs: this.opts.attemptMs ?? 2000 });
       this.peers.set(info.publicKey, st);
     }

@@ -1,11 +1,13 @@
 import { kindOf } from '../core/candidates/index.js';
 import type { Logger } from '../core/log.js';
+import type { IpAddress } from '../core/net/address.js';
 import type { PeerStateName } from '../core/paths.js';
 import type { PathCommand, PathEvent, PeerInfo, PeerReport, PreparePathCommand } from '../core/protocol.js';
 import type { WireGuardDevice } from '../core/wireguard/device.js';
 import type { PeerState } from '../core/wireguard/uapi.js';
 import { keepsSilent, readyAttempt, stepAttempt, type AgentAttempt, type AttemptEffect, type AttemptInput, type AttemptRole } from './attempt.js';
 import { Liveness } from './liveness.js';
+import { LivenessProbe } from './liveness-probe.js';
 import { openNat } from './open-nat.js';
 import { NO_PUNCH_TTL, type PunchTtl } from './punch-ttl.js';
 import { enterPath, nonePath, point, punch, type CommittedPath, type PeerContext } from './paths/index.js';
@@ -34,6 +36,8 @@ export interface MeshPeerDeps {
   punchTtl?: PunchTtl;
   /** This node's relay sides on the hub's stream (tcp-relay paths); absent: none. */
   stream?: StreamChannels;
+  /** Sends a datagram of data to the peer's tunnel address (liveness.ts); absent: quiet peers are never probed. */
+  probe?: (to: IpAddress) => void;
 }
 
 /** WireGuard keeps a session for 180 s (REJECT_AFTER_TIME); older than this, assume there is none. */
@@ -193,8 +197,13 @@ export class MeshPeer {
     if (this.attempt) return this.feed({ type: 'observe', peer: p, relay: this.path.relay }, now);
     await this.path.tick(this.ctx, p, grew, now);
     if (!this.path.watched) return;
-    const dead = this.liveness.dead(now, p?.txBytes ?? 0, this.deps.keepalive());
-    if (dead) {
+    const verdict = this.liveness.check(now, p?.txBytes ?? 0, this.deps.keepalive());
+    if (verdict?.type === 'probe') {
+      const to = LivenessProbe.target(this.info.allowedIps);
+      if (to) this.deps.probe?.(to);
+    }
+    if (verdict?.type === 'dead') {
+      const dead = verdict.reason;
       this.reason = dead;
       this.deps.emit({ type: 'path-event', event: 'lost', publicKey: this.key, seq: this.path.seq });
       this.deps.changed();

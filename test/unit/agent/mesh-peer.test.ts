@@ -63,11 +63,12 @@ function neverContacted(): FakeDevice {
 
 function meshPeer(device: FakeDevice) {
   const events: PathEvent[] = [];
+  const probes: string[] = [];
   const peer = new MeshPeer(
     { publicKey: PEER, name: 'b', kind: 'agent', allowedIps: ['10.99.0.3/32'], endpoint: null, handshakeAgeMs: null, listenPort: 51820 },
-    { device, keepalive: () => 25, emit: (ev) => events.push(ev), changed: () => undefined, log: createLogger('test') },
+    { device, keepalive: () => 25, emit: (ev) => events.push(ev), changed: () => undefined, log: createLogger('test'), probe: (to) => probes.push(to.toString()) },
   );
-  return { peer, events };
+  return { peer, events, probes };
 }
 
 const useRelay = (seq: number, relayId = 'a1'): PathCommand => ({ type: 'path', step: 'use', publicKey: PEER, seq, path: { via: 'relay', endpoint: E(RELAY), relayId } });
@@ -274,15 +275,19 @@ test('the relay: a new allocation starts a fresh session, the same one keeps it;
   assert.equal(device.endpoint, RELAY, 'until then the data goes through the relay');
 });
 
-test('a dead path is reported once as lost: 2K + 5 s of nothing, or 12 s of data with nothing back', async () => {
+test('a dead path is reported once as lost: unanswered 12 s after the probe that K + 5 s of nothing sends, or 12 s of data with nothing back', async () => {
   const device = new FakeDevice();
-  const { peer, events } = meshPeer(device);
+  const { peer, events, probes } = meshPeer(device);
   const t0 = Date.now();
   await peer.apply(useDirect(4), device.peer);
   await peer.tick(device.peer, t0 + 1000); // the first reading: the peer's bytes so far count as heard now
-  await peer.tick(device.peer, t0 + 55_000);
+  await peer.tick(device.peer, t0 + 29_000);
+  assert.deepEqual(probes, []);
+  await peer.tick(device.peer, t0 + 31_500);
+  assert.deepEqual(probes, ['10.99.0.3']);
+  await peer.tick(device.peer, t0 + 43_000);
   assert.deepEqual(events, []);
-  await peer.tick(device.peer, t0 + 57_000);
+  await peer.tick(device.peer, t0 + 43_600);
   assert.deepEqual(summary(events), [['lost', 4, null]], 'named by the command that committed the path');
   await peer.tick(device.peer, t0 + 60_000);
   assert.equal(events.length, 1, 'once');
@@ -363,4 +368,25 @@ test('a new allocation on the same relay and the same ports (the hub re-allocate
   await peer.apply(useRelay(3, 'a2'), device.peer);
   assert.equal(device.peer.lastHandshakeMs, 0, 'allocation a2 latches our side only from a handshake: the peer was re-added');
   assert.equal(device.endpoint, RELAY);
+});
+
+test("an idle relayed path whose peer stays quiet is probed at its tunnel address, not torn down; one that stays silent after the probe is reported lost", async () => {
+  const device = new FakeDevice();
+  const { peer, events, probes } = meshPeer(device);
+  await peer.apply(useRelay(1), device.peer);
+  const t0 = Date.now();
+  device.receive(RELAY);
+  await peer.tick(device.peer, t0 + 1000);
+  // Only our keepalives go out (each one restarts the peer's own keepalive timer): nothing comes in.
+  for (let s = 2; s <= 40; s++) await peer.tick(device.peer, t0 + s * 1000);
+  assert.deepEqual(probes, ['10.99.0.3'], 'probed once, at the peer\'s tunnel address');
+  assert.ok(!events.some((e) => e.event === 'lost'), 'not lost while the probe may still be answered');
+  // The peer's WireGuard answers the probe's data with a keepalive.
+  device.receive(RELAY);
+  for (let s = 41; s <= 60; s++) await peer.tick(device.peer, t0 + s * 1000);
+  assert.ok(!events.some((e) => e.event === 'lost'));
+  // Then nothing at all: probed again after K + 5 s, lost 12 s after that.
+  for (let s = 61; s <= 110; s++) await peer.tick(device.peer, t0 + s * 1000);
+  assert.deepEqual(probes, ['10.99.0.3', '10.99.0.3']);
+  assert.deepEqual(events.filter((e) => e.event === 'lost').map((e) => e.seq), [1]);
 });
