@@ -12,10 +12,10 @@ import type { Scenario } from './scenario.js';
 export async function diagnoseCell(s: Scenario, lab: Lab, x: { name: string; host: string; ifname: string }, y: { name: string; host: string; ifname: string }): Promise<string> {
   const lines: string[] = [];
   const now = Date.now();
-  const peerOn = async (self: typeof x, other: typeof x): Promise<PeerState | undefined> =>
-    (await (await s.device(self.ifname)).get().catch(() => ({ peers: [] as PeerState[] }))).peers.find((p) => p.publicKey === keys.get(other.name));
   const keys = new Map<string, string>();
   for (const n of [x, y]) keys.set(n.name, await s.publicKey(n.name).catch(() => ''));
+  const peerOn = async (self: typeof x, other: typeof x): Promise<PeerState | undefined> =>
+    (await (await s.device(self.ifname)).get().catch(() => ({ peers: [] as PeerState[] }))).peers.find((p) => p.publicKey === keys.get(other.name));
   const relayPorts = new Set<string>();
   for (const [self, other] of [
     [x, y],
