@@ -150,10 +150,11 @@ for (const setup of SETUPS) {
       const [a] = await peers(1, fa.ip);
       const [b] = await peers(1, fb.ip);
       a.send(fakeInitiation(B), portA, toA);
-      await sleep(30);
+      // B's initiation goes to A's candidate port: A's must have been read first (a fixed sleep was
+      // not always enough on a loaded runner, when both datagrams were read in one turn, B's first).
+      await until(async () => (await statOf(r, id)).a.candidates.length > 0, "A's initiation at the relay", 3000);
       const ib = fakeInitiation(A);
       b.send(ib, portB, toB);
-      await sleep(30);
       await until(() => a.got.length >= 1, 'the datagrams to arrive', 3000);
       assert.deepEqual(a.got, [ib], "B's initiation went to A's candidate port");
       a.send(fakeResponse(B, senderIndex(ib)), portA, toA);

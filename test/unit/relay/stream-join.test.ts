@@ -32,7 +32,7 @@ async function server(authenticateJoin?: (k: string, p: string) => JoinVerdict):
     authenticateJoin,
     streamSide: (id, k) => relay.streamSide(id, k),
     hub: { endpoint: hub.endpoint, source: IpAddress.parse('127.0.0.1') },
-    limits: { helloDeadlineMs: 400 },
+    limits: { helloDeadlineMs: 1500 },
     log: silent,
   });
   servers.push(s);

@@ -33,7 +33,7 @@ async function server(limits: Partial<StreamLimits> = {}): Promise<{ s: StreamSe
     authenticate: (k, t) => tokens.get(k) === t,
     streamSide: (id, k) => relay.streamSide(id, k),
     hub: { endpoint: hub.endpoint, source: IpAddress.parse('127.0.0.1') },
-    limits: { helloDeadlineMs: 400, ...limits },
+    limits: { helloDeadlineMs: 1500, ...limits },
     log: silent,
   });
   servers.push(s);

@@ -102,6 +102,12 @@ describe('schemas: what carries tickets and stream sides', () => {
   });
 });
 
+/**
+ * Long enough for a TLS handshake on a loaded 2-core runner (400 ms was not: a connect failed with
+ * ECONNRESET when the deadline closed it mid-handshake), short enough to wait out in a test.
+ */
+const HELLO_DEADLINE_MS = 1500;
+
 describe("a relay's stream side with tickets (no tokens)", () => {
   let identity: TlsIdentity;
   let relay: Relay;
@@ -116,7 +122,7 @@ describe("a relay's stream side with tickets (no tokens)", () => {
     identity = await generateTlsIdentity();
     relay = new Relay({ addresses: ['127.0.0.1'], portMin: 46600, portMax: 46640, idleMs: 60_000 });
     book = new TicketBook(new FakeClock());
-    server = new StreamServer({ tls: identity, tickets: (id, t, k) => book.verify(id, t, k), streamSide: (id, k) => relay.streamSide(id, k), limits: { helloDeadlineMs: 400 }, log: silent });
+    server = new StreamServer({ tls: identity, tickets: (id, t, k) => book.verify(id, t, k), streamSide: (id, k) => relay.streamSide(id, k), limits: { helloDeadlineMs: HELLO_DEADLINE_MS }, log: silent });
     port = await server.listen('127.0.0.1', 0);
   });
   after(async () => {
@@ -188,7 +194,7 @@ describe("a relay's stream side with tickets (no tokens)", () => {
     await until(() => hello.ended, 'a hello closed');
     assert.match(JSON.stringify(hello.controls()), /knows no node tokens: open each allocation with the ticket from the hub's path command/);
     const idle = await connect();
-    await until(() => idle.ended, 'a silent connection closed', 2000);
+    await until(() => idle.ended, 'a silent connection closed', HELLO_DEADLINE_MS + 4000);
     const after = server.stats().closes;
     assert.equal(after['bad-auth'], before['bad-auth'] + 1);
     assert.equal(after['auth-timeout'], before['auth-timeout'] + 1);
@@ -199,6 +205,6 @@ describe("a relay's stream side with tickets (no tokens)", () => {
     c.send({ type: 'open', channel: 5, to: { kind: 'allocation', id: nextId() }, ticket: newTicket() });
     const closed = await c.waitControl('closed');
     assert.match(JSON.stringify(closed), /no ticket for allocation/);
-    await until(() => c.ended, 'closed at the hello deadline', 2000);
+    await until(() => c.ended, 'closed at the hello deadline', HELLO_DEADLINE_MS + 4000);
   });
 });
