@@ -12,6 +12,7 @@ import { generateKeyPair } from '../core/wireguard/keys.js';
 import { removeJoinNote, removeLeftoverJoin, tmpPrefix, writeJoinNote } from './join-leftover.js';
 import { describeAttempt, JoinStream, joinPlan, proxyShown, type JoinAttempt, type JoinTransport } from './join-transport.js';
 import { createLogger } from '../core/log.js';
+import { postJson } from '../core/http-post.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -223,13 +224,8 @@ export async function enrol(code: JoinCode, opts: { dir: string; ifname: string;
       }
     }
     if (!joinedVia) throw new Error(noHandshake(code, endpoints, plan, joinStream));
-    const res = await fetch(`http://${code.hubAddress}:${code.apiPort}/v1/enrol`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ publicKey: keys.publicKey }),
-      signal: AbortSignal.timeout(10_000),
-    });
-    const body: unknown = await res.json().catch(() => undefined);
+    const res = await postJson(`http://${code.hubAddress}:${code.apiPort}/v1/enrol`, { publicKey: keys.publicKey }, { timeoutMs: 10_000, what: 'the enrol request' });
+    const body = res.body;
     if (res.status !== 200) {
       const error = (body as { error?: unknown } | undefined)?.error;
       // The hub's words go to a terminal: one line, no control characters, bounded.

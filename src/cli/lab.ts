@@ -11,6 +11,7 @@ import { runDemo, type DemoRow } from '../lab/demo.js';
 import { renderFamilyMatrix, renderMatrix, runFamilyMatrix, runMatrix } from '../lab/nat-matrix.js';
 import { VmError } from '../lab/vm/failure.js';
 import { runInVm } from '../lab/vm/run.js';
+import { runInVmParallel } from '../lab/vm/parallel.js';
 import { KERNEL_META_PACKAGE } from '../lab/vm/config.js';
 import { parseVmOptions, type VmCliOptions } from '../lab/vm/options.js';
 import { age } from './status.js';
@@ -240,8 +241,20 @@ export function registerLab(program: Command): void {
     .option('--env <K=V...>', 'environment for the command (WGP2P_* of this shell go along; WGP2P_DATA_PLANE=kernel is set)')
     .option('--kernel-package <pkg>', 'Debian kernel package or meta-package to boot, e.g. linux-image-6.12-cloud-amd64 (6.12 on Debian 12, from bookworm-security); WGP2P_VM_KERNEL_PACKAGE sets the default', process.env.WGP2P_VM_KERNEL_PACKAGE || KERNEL_META_PACKAGE)
     .option('--rebuild', 'rebuild the cached guest image')
+    .option('--parallel <n>', 'split the files of `node --test … FILES` over n guests booted at once (one host core each under TCG); one summary at the end', '1')
     .action(async (cmd: string[], raw: VmCliOptions) => {
-      const opts = parseVmOptions(raw);
+      const { parallel, ...opts } = parseVmOptions(raw);
+      if (parallel > 1) {
+        const t0 = performance.now();
+        const r = await runInVmParallel({ argv: cmd, ...opts, log: (m) => console.error(`lab vm: ${m}`) }, parallel).catch((err: unknown) => {
+          if (!(err instanceof VmError) || err.kind !== 'interrupted') throw err;
+          console.error(`wgp2p: ${err.message}`);
+          process.exit(err.exitCode);
+        });
+        console.error(`lab vm: ${r.groups.length} guests (${r.accel}) done after ${((performance.now() - t0) / 1000).toFixed(1)} s wall; exit ${r.code}; guests stopped`);
+        process.exitCode = r.code;
+        return;
+      }
       const r = await runInVm({ argv: cmd, ...opts, log: (m) => console.error(`lab vm: ${m}`) }).catch((err: unknown) => {
         if (!(err instanceof VmError) || err.kind !== 'interrupted') throw err;
         console.error(`wgp2p: ${err.message}`);

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { traceExec } from './exec-trace.js';
 
 export interface RunOptions {
   /** Run inside this network namespace (via `ip netns exec`). */
@@ -34,6 +35,7 @@ export function nsArgv(netns: string | undefined, cmd: string, args: readonly st
 /** Runs a command to completion, capturing its output. No shell is involved. */
 export function run(cmd: string, args: readonly string[] = [], opts: RunOptions = {}): Promise<RunResult> {
   const argv = nsArgv(opts.netns, cmd, args);
+  const t0 = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0], argv.slice(1), {
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -57,6 +59,7 @@ export function run(cmd: string, args: readonly string[] = [], opts: RunOptions 
     });
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);
+      traceExec(argv, performance.now() - t0);
       const result: RunResult = {
         code: code ?? (signal ? 128 : 1),
         stdout,

@@ -29,6 +29,9 @@ const active = new Set<Lab>();
 
 /** A running lab: namespaces named `<lab>-<node>`, a record in /run, and helpers to drive it. */
 export class Lab {
+  /** Device readers already opened, by host and interface (only those that stay good by name). */
+  private readonly devices = new Map<string, WireGuardDevice>();
+
   private constructor(
     readonly plan: LabPlan,
     private state: LabState,
@@ -429,9 +432,17 @@ export class Lab {
    * A host's WireGuard interface, read and set from outside the host: wireguard-go's UAPI socket,
    * or wg(8) run inside the host's namespace for a kernel interface.
    */
-  device(host: string, ifname: string): Promise<WireGuardDevice> {
+  async device(host: string, ifname: string): Promise<WireGuardDevice> {
     this.host(host);
-    return openDevice(ifname, { netns: this.ns(host) });
+    const key = `${host}/${ifname}`;
+    const known = this.devices.get(key);
+    if (known) return known;
+    const dev = await openDevice(ifname, { netns: this.ns(host) });
+    // A kernel interface in another namespace is read with wg(8) by its name, so the reader stays
+    // good across a wg-quick down and up; opening it costs a `wg show` of its own (2.9 s each in a
+    // TCG guest, where the mesh test read devices 7 times).
+    if (dev.kind === 'wg-tool') this.devices.set(key, dev);
+    return dev;
   }
 
   /** Records an interface that something else (wg-quick) brings up, so teardown removes its socket. */

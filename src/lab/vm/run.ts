@@ -84,14 +84,31 @@ async function concat(parts: readonly string[], out: string): Promise<void> {
  * signal), the run directory is removed.
  */
 export async function runInVm(o: VmRunOptions): Promise<VmRunResult> {
+  return bootGuest(await prepareVm(o), o);
+}
+
+/** What every guest of a run shares: the tools, the kernel, the cached image, the accelerator, the host's start times. */
+export interface PreparedVm {
+  qemu: string;
+  cache: string;
+  kernel: Awaited<ReturnType<typeof fetchKernel>>;
+  base: Awaited<ReturnType<typeof baseImage>>;
+  decision: Awaited<ReturnType<typeof chooseAccel>>;
+  hostStarts?: StartTimes;
+}
+
+/**
+ * Everything before a boot, done once however many guests run: the image build and the KVM
+ * probe write the cache, and the host's start times are the baseline every guest's scale is
+ * measured against (timed before any guest loads the machine).
+ */
+export async function prepareVm(o: VmRunOptions): Promise<PreparedVm> {
   const log = o.log ?? (() => undefined);
   const qemu = findTool('qemu-system-x86_64');
   const missing = [['qemu-system-x86_64', qemu], ['cpio', findTool('cpio')], ['depmod', findTool('depmod')], ['setpriv', findTool('setpriv')]].filter(([, p]) => !p).map(([t]) => t);
   if (!qemu || missing.length) throw new VmError('no-qemu', `missing ${missing.join(', ')}`, 'run scripts/install-vm.sh (it installs qemu-system-x86, cpio and kmod)');
   const cache = cacheDir();
   await mkdir(cache, { recursive: true });
-  const bootTimeoutS = o.bootTimeoutS ?? 180;
-  const timeoutS = o.timeoutS ?? 3600;
 
   // Timed before anything heavy of ours runs: the guest compares its own starts with these.
   const callerScale = o.env?.WGP2P_LAB_TIME_SCALE ?? process.env.WGP2P_LAB_TIME_SCALE;
@@ -105,7 +122,15 @@ export async function runInVm(o: VmRunOptions): Promise<VmRunResult> {
   const qemuVersion = (await run(qemu, ['--version'])).stdout.split('\n')[0];
   const decision = await chooseAccel(o.accel ?? 'auto', { qemu, qemuVersion, vmlinuz: kernel.vmlinuz, guestKernel: `${kernel.package} ${kernel.version}`, cache });
   log(`accel ${decision.accel}: ${decision.why}`);
+  return { qemu, cache, kernel, base, decision, hostStarts };
+}
 
+/** One guest: boots it, runs `o.argv`, tears it down. `consoleName` names the kernel console kept in the cache. */
+export async function bootGuest(p: PreparedVm, o: VmRunOptions, consoleName = 'last-console.log'): Promise<VmRunResult> {
+  const log = o.log ?? (() => undefined);
+  const { qemu, cache, kernel, base, decision, hostStarts } = p;
+  const bootTimeoutS = o.bootTimeoutS ?? 180;
+  const timeoutS = o.timeoutS ?? 3600;
   await removeStaleRuns();
   const runDir = await mkdtemp(join(tmpdir(), `${RUN_PREFIX}${process.pid}-`));
   let child: ChildProcess | undefined;
@@ -172,7 +197,7 @@ export async function runInVm(o: VmRunOptions): Promise<VmRunResult> {
     child = undefined;
     const end = performance.now();
     // The kernel's console of the last run stays in the cache (a few KB): the first thing to read when a guest misbehaves.
-    await copyFile(consoleLog, join(cache, 'last-console.log')).catch(() => undefined);
+    await copyFile(consoleLog, join(cache, consoleName)).catch(() => undefined);
     if (exitCode !== undefined && !interrupted) {
       return { code: exitCode, accel: decision.accel, bootMs: Math.round(ready - t0), runMs: Math.round(end - ready) };
     }

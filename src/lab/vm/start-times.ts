@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { cpuLoopMs, median, type StartTimes } from './scale.js';
+import { cpuLoopMs, type StartTimes } from './scale.js';
 
 /** This checkout's CLI (dist/src/lab/vm/ -> dist/src/cli/main.js). */
 export const CLI_MAIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
@@ -15,7 +15,13 @@ function timeOne(cmd: string, args: readonly string[]): Promise<number> {
   });
 }
 
-/** Median of `runs` starts of `node -e 0` and of `wgp2p hub --help`, one at a time, and this process's loop. */
+/**
+ * The fastest of `runs` starts of `node -e 0` and of `wgp2p hub --help`, one at a time, and this
+ * process's loop. The fastest, not the median: the host's figures are the baseline of what the
+ * lab's deadlines were written for, and a start that waited for a core held by other work (the
+ * shared runner, or a second guest already booting) would make the guest look faster than it is.
+ * The guest times one run of each (a start there costs seconds).
+ */
 export async function measureStartTimes(runs = 1, node = process.execPath): Promise<StartTimes> {
   const nodes: number[] = [];
   const clis: number[] = [];
@@ -23,5 +29,5 @@ export async function measureStartTimes(runs = 1, node = process.execPath): Prom
     nodes.push(await timeOne(node, ['-e', '0']));
     clis.push(await timeOne(node, [CLI_MAIN, 'hub', '--help']));
   }
-  return { nodeMs: Math.round(median(nodes)), cliMs: Math.round(median(clis)), loopMs: cpuLoopMs() };
+  return { nodeMs: Math.round(Math.min(...nodes)), cliMs: Math.round(Math.min(...clis)), loopMs: cpuLoopMs() };
 }

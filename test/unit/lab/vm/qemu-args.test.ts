@@ -40,4 +40,7 @@ test('lab vm options: numbers, accel and --env are checked and named', () => {
   assert.throws(() => parseVmOptions({ ...base, timeout: '1h' }), /--timeout must be a whole number/);
   assert.throws(() => parseVmOptions({ ...base, env: ['1A=x'] }), /--env takes NAME=VALUE/);
   assert.throws(() => parseVmOptions({ ...base, kernelPackage: 'bash; rm' }), /--kernel-package/);
+  assert.equal(o.parallel, 1, 'one guest unless asked');
+  assert.equal(parseVmOptions({ ...base, parallel: '2' }).parallel, 2);
+  assert.throws(() => parseVmOptions({ ...base, parallel: '0' }), /--parallel must be from 1 to 8/);
 });
