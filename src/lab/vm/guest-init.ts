@@ -57,7 +57,9 @@ mkdir -p /dev/pts /dev/shm /run /tmp /var/tmp
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs -o mode=0755 tmpfs /run
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+# No tmpfs over /tmp: the initramfs is already RAM, and a checkout under /tmp (a CI clone) is
+# unpacked there; a mount would hide it ("cd: /tmp/ci-clone: No such file or directory").
+chmod 1777 /tmp /var/tmp
 ln -sfn /proc/self/fd /dev/fd
 ln -sfn /proc/self/fd/0 /dev/stdin
 ln -sfn /proc/self/fd/1 /dev/stdout
