@@ -35,7 +35,6 @@ import { msUntilPingReply } from '../src/lab/wireguard.js';
 import { argNumber, argString, progress, summary } from './stats.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 teardownOnExit();
 const runs = argNumber('runs', 5);
@@ -52,21 +51,6 @@ async function keepIfSlow(lab: Lab, ms: number, startedAt: number): Promise<void
   const dir = join(keepLogs, `${lab.name}-${ms}ms`);
   await cp(lab.logDir, dir, { recursive: true, filter: (src) => !src.endsWith('.sock') }).catch(() => undefined);
   await writeFile(join(dir, 'bench.json'), JSON.stringify({ startedAt, replyAt: startedAt + ms, ms }) + '\n').catch(() => undefined);
-}
-
-/**
- * Milliseconds from `t0` to the first reply from `target`, pinging from `host` every 10 ms. While
- * the interface is still coming up (its address is added before the link is up) a send fails
- * and ping counts it as its one packet: start again until the deadline.
- */
-async function firstReplyMs(lab: Lab, host: string, target: string, t0: number, timeoutMs = 20_000): Promise<number> {
-  for (;;) {
-    const left = t0 + timeoutMs - performance.now();
-    if (left <= 0) throw new Error(`no ping reply from ${target} within ${timeoutMs} ms (from ${host})`);
-    const r = await lab.exec(host, 'ping', ['-n', '-q', '-i', '0.01', '-c', '1', '-w', String(Math.ceil(left / 1000)), target], { allowFail: true });
-    if (r.code === 0) return Math.round(performance.now() - t0);
-    await sleep(10);
-  }
 }
 
 async function joined(i: number): Promise<number> {
@@ -102,7 +86,7 @@ async function joinedTogether(i: number): Promise<number> {
     const startedAt = Date.now();
     const t0 = performance.now();
     for (const [h, n] of [['a', a], ['b', b]] as const) lab.spawn(h, `join-${h}`, process.execPath, [CLI, 'join', '--code-file', s.codeFile(h, n.code), '--interface', s.ifname(h), '--dir', `${lab.logDir}/device-${h}`], { WGP2P_LOG: process.env.WGP2P_LOG ?? 'info' });
-    const ms = await firstReplyMs(lab, 'a', b.address, t0);
+    const ms = await msUntilPingReply(lab.ns('a'), b.address, 20_000, t0);
     await keepIfSlow(lab, ms, startedAt);
     return ms;
   } finally {

@@ -118,15 +118,23 @@ export async function waitForHandshake(device: string | WireGuardDevice, peerPub
 }
 
 /**
- * Milliseconds from now until `target` first answers a ping from inside `netns`. ping sends every
- * 10 ms until the first reply (-c 1 counts replies, -w is the deadline), so the resolution is ~10 ms.
+ * Milliseconds from `since` (default now) until `target` first answers a ping from inside `netns`.
+ * ping sends every 10 ms until the first reply (-c 1 counts replies, -w is the deadline), so the
+ * resolution is ~10 ms. A send error also counts toward -c and ends ping early: the kernel's
+ * WireGuard refuses a packet for an address no peer has yet (ENOKEY), where wireguard-go drops it
+ * silently, and an interface still coming up has no route. So ping again until the deadline.
  */
-export async function msUntilPingReply(netns: string, target: string, timeoutMs = 15_000): Promise<number> {
+export async function msUntilPingReply(netns: string, target: string, timeoutMs = 15_000, since = performance.now()): Promise<number> {
   timeoutMs = scaled(timeoutMs);
-  const start = performance.now();
-  const r = await run('ping', ['-n', '-q', '-i', '0.01', '-c', '1', '-w', String(Math.ceil(timeoutMs / 1000)), target], { netns, allowFail: true });
-  if (r.code !== 0) throw new Error(`no ping reply from ${target} within ${timeoutMs} ms (from ${netns})`);
-  return Math.round(performance.now() - start);
+  let said = '';
+  for (;;) {
+    const left = since + timeoutMs - performance.now();
+    if (left <= 0) throw new Error(`no ping reply from ${target} within ${timeoutMs} ms (from ${netns})${said ? `; ping's last words: ${said}` : ''}`);
+    const r = await run('ping', ['-n', '-q', '-i', '0.01', '-c', '1', '-w', String(Math.ceil(left / 1000)), target], { netns, allowFail: true });
+    if (r.code === 0) return Math.round(performance.now() - since);
+    said = r.stderr.trim().split('\n').pop() ?? '';
+    await sleep(10);
+  }
 }
 
 export interface IperfResult {
