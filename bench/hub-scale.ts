@@ -185,7 +185,8 @@ try {
           agentPairs,
           minPollIntervalMs: 20,
           effectivePollIntervalMs: round((window * 1000) / polls),
-          dataPlane: lab.dataPlane === 'userspace' ? 'wireguard-go' : 'kernel',
+          // From the interface itself: where the module loads, wg-quick makes a kernel interface whatever the lab's plane.
+          dataPlane: device.kind === 'uapi' ? 'wireguard-go' : 'kernel',
           hubDeviceReader: b.hub.device,
           idleCpuPercentOfCore: { hub: share(cpu0.hub, cpu1.hub), hubUser: share(split0.user, split1.user), hubSystem: share(split0.system, split1.system), ...(wgPid === undefined ? {} : { wireguardGo: share(cpu0.wg, cpu1.wg) }), windowSeconds: round(window) },
           polls,
