@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import { median } from './scale.js';
 
 /**
  * Splitting one `node --test … FILES` into groups, one per guest, and merging what the groups
@@ -29,11 +30,6 @@ export interface TestSplit {
 
 const isTestFile = (a: string) => !a.startsWith('-') && /\.(c|m)?js$/.test(a);
 
-function weightOf(file: string, weights: Readonly<Record<string, number>>): number {
-  const known = Object.values(weights).sort((x, y) => x - y);
-  return weights[basename(file)] ?? known[Math.floor(known.length / 2)] ?? 1;
-}
-
 /**
  * `argv` must be `node --test [options] FILE…` with the files last (options as --name=value).
  * Largest file first into the lightest group (LPT): with the files of test:kernel the two groups
@@ -47,11 +43,14 @@ export function splitTestArgv(argv: readonly string[], n: number, weights: Reado
   const files = argv.slice(first);
   const stray = files.find((a) => !isTestFile(a));
   if (stray) throw new Error(`--parallel: put every option before the test files (found ${stray} after them)`);
+  const known = Object.values(weights);
+  const unknown = known.length ? median(known) : 1;
+  const weightOf = (file: string) => weights[basename(file)] ?? unknown;
   const groups = Array.from({ length: Math.min(n, files.length) }, () => ({ files: [] as string[], load: 0 }));
-  for (const f of [...files].sort((x, y) => weightOf(y, weights) - weightOf(x, weights))) {
+  for (const f of [...files].sort((x, y) => weightOf(y) - weightOf(x))) {
     const g = groups.reduce((lightest, x) => (x.load < lightest.load ? x : lightest));
     g.files.push(f);
-    g.load += weightOf(f, weights);
+    g.load += weightOf(f);
   }
   return { head, groups: groups.map((g) => files.filter((f) => g.files.includes(f))) };
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LinePrefixer, mergeSummaries, parseSummary, renderSummary, splitTestArgv } from '../../../../src/lab/vm/split.js';
+import { GUEST_SECONDS, LinePrefixer, mergeSummaries, parseSummary, renderSummary, splitTestArgv } from '../../../../src/lab/vm/split.js';
 
 const head = ['node', '--test', '--test-concurrency=1', "--test-name-pattern=seed 000"];
 
@@ -17,8 +17,7 @@ test('the files of node --test split into balanced groups, each in the given ord
 test("test:kernel's files split within 10 % of each other by the measured guest times", () => {
   const files = ['netlink-device', 'truth-table', 'p2p', 'mesh', 'relay-wireguard', 'mesh-hub-failure', 'join'].map((f) => `dist/test/lab/x/${f}.test.js`);
   const s = splitTestArgv([...head, ...files], 2);
-  const w: Record<string, number> = { 'mesh.test.js': 738, 'mesh-hub-failure.test.js': 519, 'truth-table.test.js': 508, 'p2p.test.js': 508, 'join.test.js': 496, 'relay-wireguard.test.js': 113, 'netlink-device.test.js': 18 };
-  const loads = s.groups.map((g) => g.reduce((sum, f) => sum + w[f.split('/').pop()!], 0));
+  const loads = s.groups.map((g) => g.reduce((sum, f) => sum + GUEST_SECONDS[f.split('/').pop()!], 0));
   assert.equal(s.groups.length, 2);
   assert.ok(Math.abs(loads[0] - loads[1]) / Math.max(...loads) < 0.1, `loads ${loads.join(' / ')}`);
 });
