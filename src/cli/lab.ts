@@ -107,6 +107,13 @@ export function printVerify(results: VerifyResult[]): void {
   });
 }
 
+/** Ctrl-C in a guest is the command's own end (exit 130), not a crash: every other error goes on up. */
+function exitIfInterrupted(err: unknown): never {
+  if (!(err instanceof VmError) || err.kind !== 'interrupted') throw err;
+  console.error(`wgp2p: ${err.message}`);
+  process.exit(err.exitCode);
+}
+
 export function registerLab(program: Command): void {
   const lab = program.command('lab').description('a virtual internet of namespaces with real NATs and real WireGuard');
 
@@ -244,22 +251,15 @@ export function registerLab(program: Command): void {
     .option('--parallel <n>', 'split the files of `node --test … FILES` over n guests booted at once (one host core each under TCG); one summary at the end', '1')
     .action(async (cmd: string[], raw: VmCliOptions) => {
       const { parallel, ...opts } = parseVmOptions(raw);
+      const log = (m: string) => console.error(`lab vm: ${m}`);
       if (parallel > 1) {
         const t0 = performance.now();
-        const r = await runInVmParallel({ argv: cmd, ...opts, log: (m) => console.error(`lab vm: ${m}`) }, parallel).catch((err: unknown) => {
-          if (!(err instanceof VmError) || err.kind !== 'interrupted') throw err;
-          console.error(`wgp2p: ${err.message}`);
-          process.exit(err.exitCode);
-        });
+        const r = await runInVmParallel({ argv: cmd, ...opts, log }, parallel).catch(exitIfInterrupted);
         console.error(`lab vm: ${r.groups.length} guests (${r.accel}) done after ${((performance.now() - t0) / 1000).toFixed(1)} s wall; exit ${r.code}; guests stopped`);
         process.exitCode = r.code;
         return;
       }
-      const r = await runInVm({ argv: cmd, ...opts, log: (m) => console.error(`lab vm: ${m}`) }).catch((err: unknown) => {
-        if (!(err instanceof VmError) || err.kind !== 'interrupted') throw err;
-        console.error(`wgp2p: ${err.message}`);
-        process.exit(err.exitCode);
-      });
+      const r = await runInVm({ argv: cmd, ...opts, log }).catch(exitIfInterrupted);
       console.error(`lab vm: the command exited ${r.code} after ${(r.runMs / 1000).toFixed(1)} s in the guest (boot ${(r.bootMs / 1000).toFixed(1)} s, ${r.accel}); guest stopped`);
       process.exitCode = r.code;
     });
